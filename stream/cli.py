@@ -1,0 +1,129 @@
+"""`recstream` command line. Exit code 0 on success, non-zero with a one-line reason on failure."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from stream.settings import Settings
+
+
+def _cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.broker import start_broker
+
+    broker = start_broker(args.port)
+    print(f"broker listening on {broker.bootstrap} (pid {broker.process.pid}); Ctrl-C stops it",
+          flush=True)
+    try:
+        return broker.process.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        broker.stop()
+
+
+def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.worker import run_worker
+
+    if args.web_port:
+        settings = settings.with_(web_port=args.web_port)
+    run_worker(settings, loglevel=args.loglevel)
+    return 0
+
+
+def _cmd_recs(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.tools import latest_recommendations
+
+    found = asyncio.run(latest_recommendations(settings, args.user, args.feed, args.timeout))
+    if found is None:
+        print(f"no recommendations for {args.user!r} (feed {args.feed}) on "
+              f"{settings.topic('recommendations')}", file=sys.stderr)
+        return 1
+    print(f"{found['user_id']}  feed={found['feed']}  profile={found['profile']}  "
+          f"trigger={found['trigger']['topic']}:{found['trigger']['event_id']}")
+    for rank, item in enumerate(found["items"], 1):
+        print(f"{rank:3d}. {item['item_id']:<24} {item['score']:8.3f}")
+        if args.explain:
+            for reason in item["reasons"]:
+                print(f"       - {reason}")
+    return 0
+
+
+def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.tools import replay_dataset
+
+    stats = asyncio.run(replay_dataset(settings, args.dataset, speed=args.speed, rate=args.rate,
+                                       limit=args.limit, max_users=args.max_users))
+    print(f"replayed {stats.sent} messages: {stats.per_topic}"
+          + (" (interrupted)" if stats.interrupted else ""))
+    return 130 if stats.interrupted else 0
+
+
+def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.demo import run_demo
+
+    return run_demo(settings, seconds=args.seconds, households=args.households,
+                    speed=args.speed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="recstream", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("broker", help="run the bundled local Kafka-protocol broker (Tansu)")
+    p.add_argument("--port", type=int, default=9092)
+    p.set_defaults(func=_cmd_broker)
+
+    p = sub.add_parser("worker", help="run a Faust worker")
+    p.add_argument("--web-port", type=int, default=0, help="Faust web port (one per worker)")
+    p.add_argument("--loglevel", default="info")
+    p.set_defaults(func=_cmd_worker)
+
+    p = sub.add_parser("recs", help="show a user's latest recommendations")
+    p.add_argument("user")
+    p.add_argument("--feed", default="for_you")
+    p.add_argument("--explain", action="store_true", help="print the reasons per item")
+    p.add_argument("--timeout", type=float, default=5.0)
+    p.set_defaults(func=_cmd_recs)
+
+    p = sub.add_parser("replay", help="send a dataset to the input topics")
+    p.add_argument("dataset", help="completejourney | movielens | a generic dataset folder")
+    p.add_argument("--speed", type=float, default=None, help="time compression (3600 = 1 h/s)")
+    p.add_argument("--rate", type=float, default=None, help="messages per second cap")
+    p.add_argument("--limit", type=int, default=None, help="at most this many events")
+    p.add_argument("--max-users", type=int, default=None, help="subset of users (adapters)")
+    p.set_defaults(func=_cmd_replay)
+
+    p = sub.add_parser("demo", help="broker + embedded Qdrant + worker + real data, live view")
+    p.add_argument("--seconds", type=float, default=None, help="stop after N seconds")
+    p.add_argument("--households", type=int, default=200, help="completejourney households")
+    p.add_argument("--speed", type=float, default=6 * 3600.0,
+                   help="time compression of the replay (default: 6 h of shopping per second)")
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        settings = Settings.from_env(os.environ)
+        return int(args.func(args, settings) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # one-line reason, non-zero exit
+        logging.getLogger("recstream").debug("failure", exc_info=True)
+        print(f"recstream {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

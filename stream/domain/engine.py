@@ -1,0 +1,137 @@
+"""The engine step: ``step(state, events) -> (state, recommendations)`` with no I/O.
+
+Workers, the offline evaluator and the benchmarks all call this, so what is measured offline is
+what runs online. Read models (catalog, relations) are worker-local and updated here too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from stream.domain.catalog import Catalog
+from stream.domain.events import UserEvent
+from stream.domain.profile import DEFAULT_PROFILE_CONFIG, ProfileConfig, UserProfile, apply_event
+from stream.domain.ranking import RankedItem, RankingProfile, rank
+from stream.domain.relations import CoOccurrence, RelatedItems
+
+#: Popularity credit per event type (cold-start ranking).
+POPULARITY_WEIGHT = {"clicks": 1.0, "dwell": 0.5, "carts": 2.0, "orders": 3.0}
+#: Recent views within this window co-occur with a new interaction.
+SESSION_WINDOW_MS = 60 * 60 * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """The event a list answers to; lets consumers de-duplicate repeats after a crash."""
+
+    event_id: str
+    topic: str
+    ts: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"event_id": self.event_id, "topic": self.topic, "ts": self.ts}
+
+
+@dataclass(slots=True)
+class Recommendation:
+    user_id: str
+    feed: str
+    items: list[RankedItem]
+    profile: str
+    variant: str
+    trigger: Trigger
+    state_version: int
+
+    def to_message(self, emitted_at_ms: int) -> dict[str, Any]:
+        """The `recommendations` topic message (schemas/recommendations.schema.json)."""
+        return {
+            "user_id": self.user_id,
+            "feed": self.feed,
+            "items": [item.to_dict() for item in self.items],
+            "profile": self.profile,
+            "variant": self.variant,
+            "trigger": self.trigger.to_dict(),
+            "emitted_at": emitted_at_ms,
+            "state_version": self.state_version,
+            "latency_ms": max(0, emitted_at_ms - self.trigger.ts),
+        }
+
+
+@dataclass
+class StepResult:
+    state: UserProfile
+    recommendations: list[Recommendation]
+    applied: int
+    replayed: int
+
+
+@dataclass
+class Engine:
+    """Pure domain logic around worker-local read models."""
+
+    catalog: Catalog = field(default_factory=Catalog)
+    relations: RelatedItems = field(default_factory=CoOccurrence)
+    ranking: RankingProfile = field(default_factory=RankingProfile)
+    profile_config: ProfileConfig = DEFAULT_PROFILE_CONFIG
+    variant: str = "A"
+    feeds: tuple[str, ...] = ("for_you",)
+
+    def _features_of(self, item_id: str) -> Iterable[str]:
+        idx = self.catalog.index.get(item_id)
+        return () if idx is None else self.catalog.features_of(idx)
+
+    def learn(self, profile: UserProfile, event: UserEvent) -> None:
+        """Update shared read models (popularity, co-occurrence) from one applied event."""
+        weight = POPULARITY_WEIGHT.get(event.topic, 0.0)
+        if event.topic == "carts" and event.action not in ("add", "favorite"):
+            weight = 0.0
+        if weight <= 0 or not event.item_ids:
+            return
+        index = self.catalog.index
+        items = [index[i] for i in event.item_ids if i in index]
+        self.catalog.record_interaction(items, weight)
+        if isinstance(self.relations, CoOccurrence):
+            recent = [
+                index[q[0]] for q in profile.queries[:10]
+                if q[0] in index and event.ts - q[2] <= SESSION_WINDOW_MS and q[0] not in event.item_ids
+            ]
+            self.relations.observe(items, recent, weight)
+
+    def apply(self, state: UserProfile | None, user_id: str, events: list[UserEvent]) -> tuple[UserProfile, int, int]:
+        """Fold events into the profile; returns (profile, applied, skipped replays)."""
+        profile = state if state is not None else UserProfile(user_id=user_id)
+        applied = replayed = 0
+        for event in events:
+            self.learn(profile, event)  # before apply: relate to the queries *before* this event
+            if apply_event(profile, event, self._features_of, self.profile_config):
+                applied += 1
+            else:
+                replayed += 1
+        if applied:
+            profile.version += 1
+        return profile, applied, replayed
+
+    def recommend(self, profile: UserProfile, trigger: Trigger, now_ms: float | None = None) -> list[Recommendation]:
+        """Rank every configured feed for this user; remembers the for_you list in the profile."""
+        now = float(trigger.ts if now_ms is None else now_ms)
+        out = []
+        for feed in self.feeds:
+            items = rank(profile, self.catalog, self.relations, self.ranking, now, feed,
+                         self.profile_config)
+            if feed == "for_you":
+                profile.last_items = [item.item_id for item in items]
+            out.append(Recommendation(profile.user_id, feed, items, self.ranking.label,
+                                      self.variant, trigger, profile.version))
+        return out
+
+    def step(self, state: UserProfile | None, user_id: str, events: list[UserEvent]) -> StepResult:
+        """Apply a burst of one user's events, then rank once (coalescing)."""
+        profile, applied, replayed = self.apply(state, user_id, events)
+        recs: list[Recommendation] = []
+        if applied:
+            last = events[-1]
+            recs = self.recommend(profile, Trigger(last.event_id, last.topic, last.ts),
+                                  now_ms=max(profile.last_ts, last.ts))
+        return StepResult(profile, recs, applied, replayed)

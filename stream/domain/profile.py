@@ -1,0 +1,206 @@
+"""Per-user state and its pure update rules: sparse time-decayed affinities + Pfeed query set.
+
+``w_f ← w_f · exp(-(t − t_f)/τ) + weight(event) · value_f(item)``, decayed lazily (each
+feature keeps the time it was last touched), on two horizons: session (minutes) and long-term
+(weeks). Every collection is bounded, so a profile stays small whatever the user does.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from stream.domain.events import UserEvent
+from stream.domain.features import filter_features
+
+
+@dataclass(frozen=True)
+class ProfileConfig:
+    """Signal weights, horizons and bounds. Signs: positive = interest, negative = rejection."""
+
+    session_tau_ms: float = 30 * 60 * 1000.0
+    long_tau_ms: float = 21 * 24 * 3600 * 1000.0
+    click: float = 1.0
+    dwell_per_10s: float = 0.5
+    dwell_cap: float = 3.0
+    cart_add: float = 3.0
+    cart_remove: float = -2.0
+    favorite: float = 2.0
+    unfavorite: float = -1.5
+    purchase: float = 5.0
+    return_: float = -6.0
+    search_filter: float = 5.0
+    max_session_features: int = 64
+    max_long_features: int = 256
+    max_query_items: int = 100
+    max_returned: int = 200
+    max_offsets: int = 512
+
+
+DEFAULT_PROFILE_CONFIG = ProfileConfig()
+
+
+def event_weight(event: UserEvent, cfg: ProfileConfig = DEFAULT_PROFILE_CONFIG) -> float:
+    """Signed strength of one event per item it touches."""
+    topic = event.topic
+    if topic == "clicks":
+        return cfg.click
+    if topic == "dwell":
+        return min(cfg.dwell_cap, cfg.dwell_per_10s * event.dwell_ms / 10_000.0)
+    if topic == "carts":
+        return {
+            "add": cfg.cart_add,
+            "remove": cfg.cart_remove,
+            "favorite": cfg.favorite,
+            "unfavorite": cfg.unfavorite,
+        }.get(event.action or "", 0.0)
+    if topic == "orders":
+        return cfg.purchase
+    if topic == "returns":
+        return cfg.return_
+    return 0.0
+
+
+def decayed(weight: float, since_ms: float, now_ms: float, tau_ms: float) -> float:
+    """Weight after exponential decay; events from the past (out of order) do not grow it."""
+    if now_ms <= since_ms:
+        return weight
+    return weight * math.exp(-(now_ms - since_ms) / tau_ms)
+
+
+@dataclass
+class UserProfile:
+    """Everything the engine knows about one user; serialised with orjson into RocksDB."""
+
+    user_id: str
+    session: dict[str, list[float]] = field(default_factory=dict)  # feature -> [w, t_ms]
+    long_term: dict[str, list[float]] = field(default_factory=dict)
+    queries: list[list[Any]] = field(default_factory=list)  # [item_id, role, ts], newest first
+    returned: dict[str, int] = field(default_factory=dict)  # item_id -> ts
+    just_bought: list[str] = field(default_factory=list)  # items of the latest order
+    offsets: dict[str, int] = field(default_factory=dict)  # "topic:partition" -> last offset
+    last_items: list[str] = field(default_factory=list)  # last emitted for_you list
+    version: int = 0
+    events: int = 0
+    last_ts: int = 0
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(
+            {
+                "u": self.user_id, "s": self.session, "l": self.long_term, "q": self.queries,
+                "r": self.returned, "b": self.just_bought, "o": self.offsets,
+                "li": self.last_items, "v": self.version, "n": self.events, "t": self.last_ts,
+            }
+        )
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> UserProfile:
+        d = orjson.loads(raw)
+        return cls(
+            user_id=d["u"], session=d["s"], long_term=d["l"], queries=d["q"], returned=d["r"],
+            just_bought=d["b"], offsets=d["o"], last_items=d.get("li", []), version=d["v"],
+            events=d["n"], last_ts=d["t"],
+        )
+
+    def affinities(self, now_ms: float, cfg: ProfileConfig = DEFAULT_PROFILE_CONFIG,
+                   session_weight: float = 1.0, long_weight: float = 1.0) -> dict[str, float]:
+        """Current combined affinity per feature (decay applied at read time)."""
+        out: dict[str, float] = {}
+        for f, (w, t) in self.long_term.items():
+            out[f] = long_weight * decayed(w, t, now_ms, cfg.long_tau_ms)
+        for f, (w, t) in self.session.items():
+            out[f] = out.get(f, 0.0) + session_weight * decayed(w, t, now_ms, cfg.session_tau_ms)
+        return out
+
+
+def _bump(table: dict[str, list[float]], feature: str, delta: float, ts: int, tau: float) -> None:
+    slot = table.get(feature)
+    if slot is None:
+        table[feature] = [delta, float(ts)]
+        return
+    w, t = slot
+    if ts >= t:
+        slot[0] = decayed(w, t, ts, tau) + delta
+        slot[1] = float(ts)
+    else:  # a late event counts as much as it would have decayed to by now
+        slot[0] = w + decayed(delta, ts, t, tau)
+
+
+def _prune(table: dict[str, list[float]], limit: int, now_ms: float, tau: float) -> None:
+    """Keep the ``limit`` features with the largest current |weight|."""
+    if len(table) <= limit:
+        return
+    ranked = sorted(table.items(), key=lambda kv: -abs(decayed(kv[1][0], kv[1][1], now_ms, tau)))
+    for feature, _ in ranked[limit:]:
+        del table[feature]
+
+
+def _touch_query(profile: UserProfile, item_id: str, role: str, ts: int, limit: int) -> None:
+    queries = [q for q in profile.queries if not (q[0] == item_id and q[1] == role)]
+    queries.insert(0, [item_id, role, ts])
+    queries.sort(key=lambda q: -q[2])  # newest first even when events arrive late
+    del queries[limit:]
+    profile.queries = queries
+
+
+def _drop_query(profile: UserProfile, item_id: str, role: str | None = None) -> None:
+    profile.queries = [
+        q for q in profile.queries if not (q[0] == item_id and (role is None or q[1] == role))
+    ]
+
+
+FeaturesOf = Callable[[str], Iterable[str]]
+
+
+def apply_event(
+    profile: UserProfile,
+    event: UserEvent,
+    features_of: FeaturesOf,
+    cfg: ProfileConfig = DEFAULT_PROFILE_CONFIG,
+) -> bool:
+    """Fold one event into the profile (in place). Returns False for a replay already applied."""
+    if event.source is not None:
+        topic, partition, offset = event.source
+        key = f"{topic}:{partition}"
+        if offset <= profile.offsets.get(key, -1):
+            return False
+        profile.offsets[key] = offset
+        if len(profile.offsets) > cfg.max_offsets:  # only a misconfigured deployment gets here
+            for stale in list(profile.offsets)[: len(profile.offsets) - cfg.max_offsets]:
+                del profile.offsets[stale]
+    ts = event.ts
+    weight = event_weight(event, cfg)
+    if event.topic == "searches":
+        for feature in filter_features(event.filters):
+            _bump(profile.session, feature, cfg.search_filter, ts, cfg.session_tau_ms)
+    for item_id, qty in zip(event.item_ids, event.quantities or (1,) * len(event.item_ids),
+                            strict=False):
+        scale = weight * (1.0 + math.log(qty)) if event.topic == "orders" and qty > 1 else weight
+        if scale:
+            for feature in features_of(item_id):
+                _bump(profile.session, feature, scale, ts, cfg.session_tau_ms)
+                _bump(profile.long_term, feature, scale, ts, cfg.long_tau_ms)
+        if event.topic == "orders":
+            _touch_query(profile, item_id, "buy", ts, cfg.max_query_items)
+        elif event.topic == "returns":
+            _drop_query(profile, item_id)
+            profile.returned[item_id] = ts
+            if len(profile.returned) > cfg.max_returned:
+                oldest = sorted(profile.returned, key=profile.returned.__getitem__)
+                for stale in oldest[: len(profile.returned) - cfg.max_returned]:
+                    del profile.returned[stale]
+        elif event.topic == "carts" and event.action in ("remove", "unfavorite"):
+            _drop_query(profile, item_id, "view")
+        elif event.topic in ("clicks", "dwell", "carts"):
+            _touch_query(profile, item_id, "view", ts, cfg.max_query_items)
+    if event.topic == "orders":
+        profile.just_bought = list(dict.fromkeys(event.item_ids))[: cfg.max_query_items]
+    _prune(profile.session, cfg.max_session_features, ts, cfg.session_tau_ms)
+    _prune(profile.long_term, cfg.max_long_features, ts, cfg.long_tau_ms)
+    profile.events += 1
+    profile.last_ts = max(profile.last_ts, ts)
+    return True

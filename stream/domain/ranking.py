@@ -1,0 +1,222 @@
+"""Candidates and ranking: a pure function of (profile, read models, ranking profile, time).
+
+score = w_aff · (sparse affinity · item features) + w_rel · (relation strength × query recency)
+        + w_pop · popularity, then business filters (stock, returned, just bought, feed) and a
+per-category diversity cap. Every returned item carries human-readable reasons.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from stream.domain.catalog import PAD, Catalog
+from stream.domain.profile import DEFAULT_PROFILE_CONFIG, ProfileConfig, UserProfile
+from stream.domain.relations import RelatedItems
+
+FEEDS = ("for_you", "deals_for_you", "new_for_you")
+
+
+@dataclass(frozen=True)
+class RankingProfile:
+    """Declarative ranking configuration (the body of a `ranking-profiles` message)."""
+
+    name: str = "default"
+    version: int = 1
+    w_affinity: float = 1.0
+    w_relation: float = 2.0
+    w_popularity: float = 0.3
+    w_session: float = 2.0
+    w_long_term: float = 1.0
+    size: int = 20
+    max_per_category: int = 4
+    query_items: int = 20
+    query_tau_ms: float = 24 * 3600 * 1000.0
+    buy_query_weight: float = 0.7
+    affinity_features: int = 6
+    per_feature_candidates: int = 40
+    popular_candidates: int = 60
+    filter_returned: bool = True
+    filter_just_bought: bool = True
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    @classmethod
+    def from_dict(cls, body: Mapping[str, Any]) -> RankingProfile:
+        """Build from a message body; ``weights``/``filters``/``diversity`` sections map onto fields."""
+        known = {f.name for f in fields(cls)}
+        values: dict[str, Any] = {k: v for k, v in body.items() if k in known}
+        weights = body.get("weights") or {}
+        for key, attr in (("affinity", "w_affinity"), ("relation", "w_relation"),
+                          ("popularity", "w_popularity"), ("session", "w_session"),
+                          ("long_term", "w_long_term")):
+            if key in weights:
+                values[attr] = float(weights[key])
+        filters = body.get("filters") or {}
+        if "returned" in filters:
+            values["filter_returned"] = bool(filters["returned"])
+        if "just_bought" in filters:
+            values["filter_just_bought"] = bool(filters["just_bought"])
+        diversity = body.get("diversity") or {}
+        if "max_per_category" in diversity:
+            values["max_per_category"] = int(diversity["max_per_category"])
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class RankedItem:
+    item_id: str
+    score: float
+    reasons: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"item_id": self.item_id, "score": round(self.score, 6), "reasons": self.reasons}
+
+
+def _ago(ms: float) -> str:
+    minutes = ms / 60_000
+    if minutes < 1:
+        return "just now"
+    if minutes < 90:
+        return f"{int(minutes)} min ago"
+    if minutes < 48 * 60:
+        return f"{int(minutes / 60)} h ago"
+    return f"{int(minutes / 1440)} days ago"
+
+
+def rank(
+    profile: UserProfile,
+    catalog: Catalog,
+    relations: RelatedItems,
+    rp: RankingProfile,
+    now_ms: float,
+    feed: str = "for_you",
+    cfg: ProfileConfig = DEFAULT_PROFILE_CONFIG,
+) -> list[RankedItem]:
+    """Rank candidates for one user and feed; never returns an ineligible item."""
+    n_items = len(catalog)
+    if n_items == 0:
+        return []
+    # 1. relation candidates from the query set (Pfeed-style), weighted by query recency
+    rel_scores: dict[int, float] = {}
+    rel_source: dict[int, tuple[float, int]] = {}
+    for item_id, role, ts in profile.queries[: rp.query_items]:
+        q = catalog.index.get(item_id)
+        if q is None:
+            continue
+        recency = math.exp(-max(0.0, now_ms - ts) / rp.query_tau_ms)
+        if role == "buy":
+            recency *= rp.buy_query_weight
+        targets, strengths = relations.related(q, role)
+        for j, s in zip(targets.tolist(), strengths.tolist(), strict=True):
+            contribution = s * recency
+            rel_scores[j] = rel_scores.get(j, 0.0) + contribution
+            if contribution > rel_source.get(j, (0.0, -1))[0]:
+                rel_source[j] = (contribution, q)
+    # 2. affinity candidates: popular items carrying the user's strongest positive features
+    aff = profile.affinities(now_ms, cfg, rp.w_session, rp.w_long_term)
+    weights = np.zeros(len(catalog.vocab_names), dtype=np.float64)
+    for name, w in aff.items():
+        fid = catalog.vocab.get(name)
+        if fid is not None:
+            weights[fid] = w
+    weights[PAD] = 0.0
+    top_features = sorted((kv for kv in aff.items() if kv[1] > 0), key=lambda kv: -kv[1])
+    pools = [np.fromiter(rel_scores.keys(), dtype=np.int64, count=len(rel_scores))]
+    for name, _ in top_features[: rp.affinity_features]:
+        fid = catalog.vocab.get(name)
+        if fid is not None:
+            pools.append(catalog.top_for_feature(fid, rp.per_feature_candidates))
+    # 3. popular items: cold start and filler
+    pools.append(catalog.popular(rp.popular_candidates))
+    cands = np.unique(np.concatenate(pools))
+    # business filters
+    keep = catalog.eligible(cands)
+    if feed == "deals_for_you":
+        keep &= catalog.deal[cands]
+    elif feed == "new_for_you":
+        keep &= catalog.new[cands]
+    banned = set()
+    if rp.filter_returned:
+        banned.update(profile.returned)
+    if rp.filter_just_bought:
+        banned.update(profile.just_bought)
+    if banned:
+        banned_idx = [catalog.index[i] for i in banned if i in catalog.index]
+        keep &= ~np.isin(cands, banned_idx)
+    cands = cands[keep]
+    if cands.size == 0:
+        return []
+    # scoring, vectorised
+    feat = catalog.feature_ids[cands]
+    aff_raw = weights[feat].sum(axis=1)
+    scale = max(1.0, float(np.abs(weights).max()))
+    aff_term = rp.w_affinity * aff_raw / scale
+    rel = np.fromiter((rel_scores.get(int(c), 0.0) for c in cands), dtype=np.float64,
+                      count=cands.size)
+    rel_term = rp.w_relation * rel / max(1e-9, float(rel.max())) if rel.any() else rel
+    pop = catalog.popularity[cands]
+    pop_max = float(pop.max())
+    pop_term = rp.w_popularity * np.log1p(pop) / math.log1p(pop_max) if pop_max > 0 else pop * 0
+    score = aff_term + rel_term + pop_term
+    order = np.argsort(-score, kind="stable")
+    # diversity: cap items per top-level category; fill up from the overflow if the cap
+    # would leave the list short (a one-category shop still gets a full list)
+    chosen: list[int] = []
+    overflow: list[int] = []
+    per_cat: dict[int, int] = {}
+    for pos in order.tolist():
+        cat = int(catalog.category[int(cands[pos])])
+        if cat != PAD and per_cat.get(cat, 0) >= rp.max_per_category:
+            overflow.append(pos)
+            continue
+        per_cat[cat] = per_cat.get(cat, 0) + 1
+        chosen.append(pos)
+        if len(chosen) >= rp.size:
+            break
+    chosen.extend(overflow[: rp.size - len(chosen)])
+    picked = []
+    for pos in chosen:
+        idx = int(cands[pos])
+        picked.append(RankedItem(
+            catalog.ids[idx], float(score[pos]),
+            _reasons(idx, float(aff_term[pos]), float(rel_term[pos]), float(pop_term[pos]),
+                     weights, catalog, profile, rel_source, now_ms, feed),
+        ))
+    return picked
+
+
+def _reasons(idx: int, aff: float, rel: float, pop: float, weights: np.ndarray, catalog: Catalog,
+             profile: UserProfile, rel_source: dict[int, tuple[float, int]], now_ms: float,
+             feed: str) -> list[str]:
+    """Why this item is here, strongest signal first (what support staff and users read)."""
+    reasons: list[tuple[float, str]] = []
+    if rel > 0 and idx in rel_source:
+        q = rel_source[idx][1]
+        qid = catalog.ids[q]
+        role, ts = next(((r, t) for i, r, t in profile.queries if i == qid), ("view", now_ms))
+        verb = "bought" if role == "buy" else "viewed"
+        reasons.append((rel, f"related to '{catalog.titles[q]}' you {verb} {_ago(now_ms - ts)}"))
+    if aff > 0:
+        fids = [f for f in catalog.feature_ids[idx] if f != PAD and weights[f] > 0]
+        fids.sort(key=lambda f: -weights[f])
+        names = ", ".join(catalog.vocab_names[f] for f in fids[:3])
+        reasons.append((aff, f"matches your interest in {names}"))
+    elif aff < 0:
+        reasons.append((0.0, "partly matches features you turned away from"))
+    if pop > 0:
+        reasons.append((pop, "popular with shoppers right now"))
+    if feed == "deals_for_you":
+        reasons.append((0.0, "on deal"))
+    elif feed == "new_for_you":
+        reasons.append((0.0, "new in the catalog"))
+    if not reasons:
+        reasons.append((0.0, "in stock and not yet seen by you"))
+    reasons.sort(key=lambda r: -r[0])
+    return [text for _, text in reasons]

@@ -1,0 +1,186 @@
+"""The worker's event handling: decode → coalesce per user → engine step → outputs.
+
+Agents stay thin and call ``Pipeline.handle_user_batch``; everything that talks to the outside
+(table, topics, Qdrant, metrics) is passed in by the composition root (``stream.app``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import orjson
+from faust.streams import _current_event
+
+from stream.adapters.codec import DeadLetter, Decoder, Envelope
+from stream.adapters.metrics import Metrics
+from stream.adapters.qdrant_sink import CoalescingWriter, UserPoint
+from stream.adapters.state_store import StateStore
+from stream.domain.catalog import StockChange
+from stream.domain.dense import user_vector
+from stream.domain.engine import Engine, Recommendation, Trigger
+from stream.domain.events import UserEvent
+from stream.domain.profile import UserProfile
+
+log = logging.getLogger(__name__)
+
+Send = Callable[[str, bytes, bytes], Awaitable[Any]]  # (logical topic, key, value)
+
+
+class Holders:
+    """Which local users currently hold which item: the users to refresh on a stock-out."""
+
+    def __init__(self) -> None:
+        self.by_item: dict[str, set[str]] = {}
+        self.by_user: dict[str, tuple[str, ...]] = {}
+
+    def update(self, user_id: str, items: Sequence[str]) -> None:
+        for item in self.by_user.get(user_id, ()):
+            users = self.by_item.get(item)
+            if users is not None:
+                users.discard(user_id)
+                if not users:
+                    del self.by_item[item]
+        self.by_user[user_id] = tuple(items)
+        for item in items:
+            self.by_item.setdefault(item, set()).add(user_id)
+
+    def holding(self, item_id: str) -> list[str]:
+        return sorted(self.by_item.get(item_id, ()))
+
+
+class Pipeline:
+    """Runtime glue for one worker. Owns no I/O clients; gets send/store/writer injected."""
+
+    def __init__(self, engine: Engine, decoder: Decoder, store: StateStore, send: Send,
+                 writer: CoalescingWriter | None, metrics: Metrics,
+                 caught_up: Callable[[], Awaitable[bool]]) -> None:
+        self.engine = engine
+        self.decoder = decoder
+        self.store = store
+        self.send = send
+        self.writer = writer
+        self.metrics = metrics
+        self.caught_up = caught_up
+        self.holders = Holders()
+        self.ready = asyncio.Event()
+
+    # -- user events --------------------------------------------------------------------------
+    async def handle_user_batch(self, topic: str, events: Sequence[Any]) -> None:
+        """A burst of Faust events from one user topic: one profile write + one ranking per user."""
+        await self.ready.wait()
+        self.metrics.consumed.labels(topic).inc(len(events))
+        self.metrics.batch_size.observe(len(events))
+        catalog_index = self.engine.catalog.index
+        decoded: list[tuple[Any, UserEvent | DeadLetter]] = []
+        needs_catalog = False
+        for fev in events:
+            msg = fev.message
+            env = Envelope(topic, msg.partition, msg.offset, msg.key, msg.value,
+                           int(msg.timestamp * 1000) if msg.timestamp else None)
+            result = self.decoder.decode_user_event(env, catalog_index.__contains__)
+            if isinstance(result, DeadLetter) and result.reason == "unknown_item":
+                needs_catalog = True
+            decoded.append((fev, result))
+        if needs_catalog and await self.caught_up():  # the catalog may just be behind: re-check
+            decoded = [
+                (fev, self.decoder.decode_user_event(
+                    Envelope(topic, fev.message.partition, fev.message.offset, fev.message.key,
+                             fev.message.value), catalog_index.__contains__))
+                if isinstance(res, DeadLetter) and res.reason == "unknown_item" else (fev, res)
+                for fev, res in decoded
+            ]
+        by_user: dict[str, tuple[Any, list[UserEvent]]] = {}
+        for fev, result in decoded:
+            if isinstance(result, DeadLetter):
+                await self.dead_letter(result)
+                continue
+            entry = by_user.get(result.user_id)
+            if entry is None:
+                by_user[result.user_id] = (fev, [result])
+            else:
+                entry[1].append(result)
+                by_user[result.user_id] = (fev, entry[1])
+        for user_id, (last_fev, user_events) in by_user.items():
+            await self._step_user(topic, user_id, last_fev, user_events)
+
+    async def _step_user(self, topic: str, user_id: str, fev: Any, events: list[UserEvent]) -> None:
+        started = time.perf_counter()
+        # Faust tables pick the RocksDB partition and changelog partition from the *current
+        # event*; inside a take_events() batch that is the last event of the batch, which may
+        # belong to another partition. Point it at this user's own last event while we write.
+        token = _current_event.set(weakref.ref(fev))
+        try:
+            raw = self.store.get(user_id)
+            state = UserProfile.from_bytes(raw) if raw is not None else None
+            result = self.engine.step(state, user_id, events)
+            if result.applied:
+                self.store.set(user_id, result.state.to_bytes())
+        finally:
+            _current_event.reset(token)
+        self.metrics.step_seconds.observe(time.perf_counter() - started)
+        self.metrics.processed.labels(topic).inc(len(events))
+        if result.replayed:
+            self.metrics.replayed.labels(topic).inc(result.replayed)
+        produced_ms = int(fev.message.timestamp * 1000) if fev.message.timestamp else None
+        await self._emit(result.state, result.recommendations, produced_ms)
+
+    async def _emit(self, profile: UserProfile, recs: list[Recommendation],
+                    produced_ms: int | None) -> None:
+        for rec in recs:
+            now_ms = int(time.time() * 1000)
+            message = rec.to_message(now_ms)
+            await self.send("recommendations", rec.user_id.encode(), orjson.dumps(message))
+            self.metrics.recommendations.labels(rec.feed, rec.trigger.topic).inc()
+            if produced_ms is not None:
+                self.metrics.latency.observe(max(0.0, (now_ms - produced_ms) / 1000.0))
+            if rec.feed == "for_you":
+                self.holders.update(rec.user_id, [item.item_id for item in rec.items])
+                if self.writer is not None:
+                    self.writer.submit(UserPoint(
+                        rec.user_id, user_vector(profile, rec.trigger.ts),
+                        {"feed": rec.feed, "items": message["items"], "profile": rec.profile,
+                         "variant": rec.variant, "trigger": message["trigger"],
+                         "emitted_at": now_ms, "state_version": rec.state_version},
+                    ))
+        self.metrics.users_holding.set(len(self.holders.by_user))
+
+    async def dead_letter(self, dead: DeadLetter) -> None:
+        self.metrics.dead_lettered.labels(dead.topic, dead.reason).inc()
+        log.warning("dead letter %s[%d]@%d: %s: %s", dead.topic, dead.partition, dead.offset,
+                    dead.reason, dead.error)
+        await self.send("dead-letters", dead.key or b"", orjson.dumps(dead.to_message()))
+
+    # -- item topics (validation + accounting; the replica applies them) ----------------------
+    async def handle_item_batch(self, topic: str, events: Sequence[Any]) -> None:
+        self.metrics.consumed.labels(topic).inc(len(events))
+        for fev in events:
+            msg = fev.message
+            result = self.decoder.decode(Envelope(topic, msg.partition, msg.offset, msg.key,
+                                                  msg.value))
+            if isinstance(result, DeadLetter):
+                await self.dead_letter(result)
+            else:
+                self.metrics.processed.labels(topic).inc()
+
+    # -- stock --------------------------------------------------------------------------------
+    async def on_stock_change(self, change: StockChange, ts: int) -> None:
+        """Out of stock: every local user holding the item gets a fresh list now."""
+        catalog = self.engine.catalog
+        self.metrics.catalog_out_of_stock.set(int((catalog.available[: len(catalog)] <= 0).sum()))
+        if not change.went_out:
+            return
+        item_id = catalog.ids[change.index]
+        for user_id in self.holders.holding(item_id):
+            raw = self.store.get(user_id)
+            if raw is None:
+                continue
+            profile = UserProfile.from_bytes(raw)
+            trigger = Trigger(f"stock:{item_id}:{ts}", "stock", ts)
+            recs = self.engine.recommend(profile, trigger, now_ms=max(profile.last_ts, 0))
+            self.metrics.stock_refreshes.inc()
+            await self._emit(profile, recs, None)

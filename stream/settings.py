@@ -1,0 +1,122 @@
+"""Typed settings: one object, read once from the environment (names fixed by DESIGN.md)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+
+#: Input topics keyed by user_id (co-partitioned: same partition count, default partitioner).
+USER_TOPICS: tuple[str, ...] = ("clicks", "dwell", "carts", "orders", "returns", "searches")
+#: Input topics keyed by item_id, replicated to every worker.
+ITEM_TOPICS: tuple[str, ...] = ("stock", "catalog")
+OUTPUT_TOPICS: tuple[str, ...] = ("recommendations", "dead-letters", "ranking-profiles")
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
+    """Client-side Kafka security; PLAINTEXT unless the environment says otherwise."""
+
+    protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    ssl_cafile: str | None = None
+
+    def aiokafka_kwargs(self) -> dict[str, object]:
+        """Keyword arguments for aiokafka clients (producer, consumer, admin)."""
+        kwargs: dict[str, object] = {"security_protocol": self.protocol}
+        if self.sasl_mechanism:
+            kwargs["sasl_mechanism"] = self.sasl_mechanism
+            kwargs["sasl_plain_username"] = self.sasl_username
+            kwargs["sasl_plain_password"] = self.sasl_password
+        if self.ssl_cafile:
+            import ssl
+
+            kwargs["ssl_context"] = ssl.create_default_context(cafile=self.ssl_cafile)
+        return kwargs
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a worker, the CLI and the tests need to know about their surroundings."""
+
+    kafka_bootstrap: str = DEFAULT_BOOTSTRAP
+    kafka_bootstrap_explicit: bool = False
+    #: "auto" probes the broker; "tansu" forces the bundled-broker workarounds; "kafka" disables them.
+    kafka_flavour: str = "auto"
+    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
+    qdrant_url: str | None = None
+    qdrant_api_key: str | None = None
+    data_dir: Path = Path("data")
+    metrics_port: int = 0
+    topic_prefix: str = ""
+    partitions: int = 4
+    app_id: str = "recstream"
+    web_port: int = 6066
+    max_message_bytes: int = 64 * 1024
+    #: Burst coalescing: at most this many events, waiting at most this long, per ranking pass.
+    batch_max: int = 256
+    batch_within_ms: int = 5
+    qdrant_flush_ms: int = 5
+    fetch_max_wait_ms: int = 20
+    feeds: tuple[str, ...] = ("for_you",)
+    rebalance_timeout_s: float = 6.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read RECSTREAM_* variables; unset ones keep the embedded defaults."""
+        env = os.environ if env is None else env
+        bootstrap = env.get("RECSTREAM_KAFKA_BOOTSTRAP") or ""
+        flavour = env.get("RECSTREAM_KAFKA_FLAVOUR", "auto")
+        if flavour not in ("auto", "tansu", "kafka"):
+            raise ValueError(f"RECSTREAM_KAFKA_FLAVOUR must be auto, tansu or kafka, got {flavour!r}")
+        feeds = tuple(f for f in env.get("RECSTREAM_FEEDS", "for_you").split(",") if f)
+        return cls(
+            kafka_bootstrap=bootstrap or DEFAULT_BOOTSTRAP,
+            kafka_bootstrap_explicit=bool(bootstrap),
+            kafka_flavour=flavour,
+            kafka_security=KafkaSecurity(
+                protocol=env.get("RECSTREAM_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT"),
+                sasl_mechanism=env.get("RECSTREAM_KAFKA_SASL_MECHANISM") or None,
+                sasl_username=env.get("RECSTREAM_KAFKA_SASL_USERNAME") or None,
+                sasl_password=env.get("RECSTREAM_KAFKA_SASL_PASSWORD") or None,
+                ssl_cafile=env.get("RECSTREAM_KAFKA_SSL_CAFILE") or None,
+            ),
+            qdrant_url=env.get("RECSTREAM_QDRANT_URL") or None,
+            qdrant_api_key=env.get("RECSTREAM_QDRANT_API_KEY") or None,
+            data_dir=Path(env.get("RECSTREAM_DATA_DIR") or "data"),
+            metrics_port=_int(env, "RECSTREAM_METRICS_PORT", 0),
+            topic_prefix=env.get("RECSTREAM_TOPIC_PREFIX", ""),
+            partitions=_int(env, "RECSTREAM_PARTITIONS", 4),
+            app_id=env.get("RECSTREAM_APP_ID", "recstream"),
+            web_port=_int(env, "RECSTREAM_WEB_PORT", 6066),
+            max_message_bytes=_int(env, "RECSTREAM_MAX_MESSAGE_BYTES", 64 * 1024),
+            batch_max=_int(env, "RECSTREAM_BATCH_MAX", 256),
+            batch_within_ms=_int(env, "RECSTREAM_BATCH_WITHIN_MS", 5),
+            qdrant_flush_ms=_int(env, "RECSTREAM_QDRANT_FLUSH_MS", 5),
+            fetch_max_wait_ms=_int(env, "RECSTREAM_FETCH_MAX_WAIT_MS", 20),
+            feeds=feeds or ("for_you",),
+            rebalance_timeout_s=float(env.get("RECSTREAM_REBALANCE_TIMEOUT_S") or 6.0),
+        )
+
+    def topic(self, name: str) -> str:
+        """Full topic name with the deployment prefix (several deployments can share a broker)."""
+        return f"{self.topic_prefix}{name}"
+
+    def with_(self, **changes: object) -> Settings:
+        """A copy with some fields changed (tests, CLI overrides)."""
+        return replace(self, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,137 @@
+"""Small Kafka client helpers shared by the CLI, the demo and the tests."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from stream.settings import ITEM_TOPICS, Settings
+
+
+def message_key(topic: str, message: Mapping[str, Any]) -> bytes | None:
+    """Partition key per DESIGN: user_id for user events, item_id for stock and catalog."""
+    field = "item_id" if topic in ITEM_TOPICS else "user_id"
+    value = message.get(field)
+    return None if value is None else str(value).encode()
+
+
+async def produce(settings: Settings, messages: Iterable[tuple[str, Any]],
+                  raw: bool = False) -> int:
+    """Send (logical topic, message) pairs and wait for all acks. ``raw`` sends bytes as given."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=2,
+                                **settings.kafka_security.aiokafka_kwargs())
+    await producer.start()
+    try:
+        futures = []
+        for topic, message in messages:
+            if raw:
+                key, value = message
+            else:
+                key, value = message_key(topic, message), orjson.dumps(message)
+            futures.append(await producer.send(settings.topic(topic), value=value, key=key))
+        await asyncio.gather(*futures)
+        return len(futures)
+    finally:
+        await producer.stop()
+
+
+class TopicReader:
+    """Follows one topic from the beginning (all partitions, no group) for tests and tools."""
+
+    def __init__(self, settings: Settings, topic: str) -> None:
+        self.settings = settings
+        self.topic = settings.topic(topic)
+        self.messages: list[dict[str, Any]] = []
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def __aenter__(self) -> TopicReader:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap,
+                                    group_id=None, enable_auto_commit=False,
+                                    auto_offset_reset="earliest", fetch_max_wait_ms=20,
+                                    **self.settings.kafka_security.aiokafka_kwargs())
+        await consumer.start()
+        parts = consumer.partitions_for_topic(self.topic) or set()
+        if not parts:
+            await consumer.client.force_metadata_update()
+            parts = consumer.partitions_for_topic(self.topic) or set()
+        tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        self._consumer = consumer
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def poll(self, timeout_ms: int = 50) -> list[dict[str, Any]]:
+        assert self._consumer is not None
+        batches = await self._consumer.getmany(timeout_ms=timeout_ms)
+        new = []
+        for records in batches.values():
+            for record in records:
+                message = orjson.loads(record.value)
+                message["_received_at"] = time.time()
+                new.append(message)
+        self.messages.extend(new)
+        return new
+
+    async def wait_for(self, predicate: Callable[[dict[str, Any]], bool],
+                       timeout: float = 20.0) -> dict[str, Any]:
+        """First message (already read or new) matching ``predicate``; TimeoutError otherwise."""
+        for message in self.messages:
+            if predicate(message):
+                return message
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for message in await self.poll():
+                if predicate(message):
+                    return message
+        raise TimeoutError(f"no matching message on {self.topic} within {timeout:.0f}s")
+
+
+async def latest_recommendations(settings: Settings, user_id: str, feed: str = "for_you",
+                                 timeout: float = 5.0) -> dict[str, Any] | None:
+    """Latest list for a user as read back from the `recommendations` topic."""
+    latest = None
+    async with TopicReader(settings, "recommendations") as reader:
+        deadline = time.monotonic() + timeout
+        idle = 0
+        while time.monotonic() < deadline and idle < 3:
+            new = await reader.poll(100)
+            idle = 0 if new else idle + 1
+            for message in new:
+                if message["user_id"] == user_id and message["feed"] == feed:
+                    latest = message
+    return latest
+
+
+async def replay_dataset(settings: Settings, dataset: str, *, speed: float | None = None,
+                         rate: float | None = None, limit: int | None = None,
+                         max_users: int | None = None) -> Any:
+    """Catalog first (so events reference known items), then events in time order."""
+    import itertools
+
+    from stream.datasets import load_dataset
+    from stream.replay import replay
+    from stream.worker import prepare
+
+    await prepare(settings)
+    kwargs: dict[str, Any] = {}
+    if max_users is not None:
+        kwargs["max_users"] = max_users
+    data = load_dataset(dataset, **kwargs)
+    catalog = [{**m, "topic": "catalog"} for m in data.catalog]
+    events: Iterable[dict[str, Any]] = data.events
+    if limit is not None:
+        events = itertools.islice(events, limit)
+    common: dict[str, Any] = {"bootstrap": settings.kafka_bootstrap,
+                              "topic_prefix": settings.topic_prefix,
+                              "security_kwargs": settings.kafka_security.aiokafka_kwargs()}
+    await replay(catalog, total=len(catalog), **common)
+    return await replay(events, speed=speed, rate=rate, **common)
