@@ -123,6 +123,7 @@ def create_app(settings: Settings, flavour: str = "kafka", engine: Engine | None
     """
     _patch_faust_fetch_wait()
     tansu = flavour == "tansu"
+    (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     app = faust.App(
         f"{settings.topic_prefix}{settings.app_id}",
         broker=f"kafka://{settings.kafka_bootstrap}",

@@ -168,7 +168,7 @@ class Pipeline:
                 self.metrics.processed.labels(topic).inc()
 
     # -- stock --------------------------------------------------------------------------------
-    async def on_stock_change(self, change: StockChange, ts: int) -> None:
+    async def on_stock_change(self, change: StockChange, message: dict[str, Any]) -> None:
         """Out of stock: every local user holding the item gets a fresh list now."""
         catalog = self.engine.catalog
         self.metrics.catalog_out_of_stock.set(int((catalog.available[: len(catalog)] <= 0).sum()))
@@ -180,7 +180,7 @@ class Pipeline:
             if raw is None:
                 continue
             profile = UserProfile.from_bytes(raw)
-            trigger = Trigger(f"stock:{item_id}:{ts}", "stock", ts)
+            trigger = Trigger(str(message["event_id"]), "stock", int(message["ts"]))
             recs = self.engine.recommend(profile, trigger, now_ms=max(profile.last_ts, 0))
             self.metrics.stock_refreshes.inc()
             await self._emit(profile, recs, None)

@@ -124,13 +124,23 @@ def stored_payload(point: UserPoint) -> dict[str, Any]:
 def make_user_sink(
     qdrant_url: str | None, api_key: str | None, data_dir: Path, dim: int = DEFAULT_DIM
 ) -> UserSink:
-    """Edge shard under ``data_dir/qdrant-edge/users`` by default; a server when a URL is set."""
+    """Edge shard under ``data_dir/qdrant-edge/users`` by default; a server when a URL is set;
+    ``local://PATH`` selects qdrant-client's local mode."""
     if qdrant_url is None:
         from stream.adapters.qdrant_edge_sink import EdgeUserSink
 
         return EdgeUserSink(Path(data_dir) / "qdrant-edge" / "users", dim=dim)
     from stream.adapters.qdrant_client_sink import ClientUserSink
 
+    if qdrant_url.startswith("local://"):
+        # qdrant-client's local mode (same API as a server): the stand-in used by tests here,
+        # since no Qdrant server runs on these machines. The writer calls from a thread.
+        from qdrant_client import QdrantClient
+
+        path = qdrant_url.removeprefix("local://")
+        client = (QdrantClient(location=":memory:") if path in ("", ":memory:")
+                  else QdrantClient(path=path, force_disable_check_same_thread=True))
+        return ClientUserSink(client, dim=dim, owns_client=True)
     return ClientUserSink.from_url(qdrant_url, api_key, dim=dim)
 
 

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -22,7 +23,7 @@ from stream.settings import Settings
 
 log = logging.getLogger(__name__)
 
-OnStockChange = Callable[[StockChange, int], Awaitable[None]]
+OnStockChange = Callable[[StockChange, dict[str, Any]], Awaitable[None]]
 
 
 class CatalogReplica:
@@ -34,7 +35,7 @@ class CatalogReplica:
         self.catalog = catalog
         self.validators = validators
         self.on_stock_change = on_stock_change
-        self.pending_stock: dict[str, tuple[int, int]] = {}  # stock seen before its catalog entry
+        self.pending_stock: dict[str, dict[str, Any]] = {}  # stock seen before its catalog entry
         self.applied = 0
         self.skipped = 0
         self._consumer: AIOKafkaConsumer | None = None
@@ -110,18 +111,18 @@ class CatalogReplica:
             self.catalog.upsert(message)
             pending = self.pending_stock.pop(str(message["item_id"]), None)
             if pending is not None:
-                await self._stock(str(message["item_id"]), *pending)
+                await self._stock(pending)
         else:
-            await self._stock(str(message["item_id"]), int(message["available"]),
-                              int(message["ts"]))
+            await self._stock(message)
 
-    async def _stock(self, item_id: str, available: int, ts: int) -> None:
-        change = self.catalog.set_stock(item_id, available)
+    async def _stock(self, message: dict[str, Any]) -> None:
+        item_id = str(message["item_id"])
+        change = self.catalog.set_stock(item_id, int(message["available"]))
         if change is None:
-            self.pending_stock[item_id] = (available, ts)
+            self.pending_stock[item_id] = message
             return
         if (change.went_out or change.came_back) and self.on_stock_change is not None:
-            await self.on_stock_change(change, ts)
+            await self.on_stock_change(change, message)
 
     async def caught_up(self, timeout: float = 5.0) -> bool:
         """True once a fetch round that began after this call found nothing new.

