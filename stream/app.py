@@ -46,8 +46,8 @@ def _patch_faust_fetch_wait() -> None:
             consumer._fetch_max_wait_ms = wait_ms
         return consumer
 
-    driver.AIOKafkaConsumerThread._create_worker_consumer = create
-    driver.AIOKafkaConsumerThread._recstream_patched = True
+    driver.AIOKafkaConsumerThread._create_worker_consumer = create  # type: ignore[method-assign]
+    driver.AIOKafkaConsumerThread._recstream_patched = True  # type: ignore[attr-defined]
 
 
 def _tansu_workarounds(settings: Settings) -> dict[str, Any]:
@@ -115,7 +115,9 @@ class _Lifecycle(mode.Service):
             await self.sleep(1.0)
 
 
-def create_app(settings: Settings, flavour: str = "kafka", engine: Engine | None = None) -> RecstreamApp:
+def create_app(
+    settings: Settings, flavour: str = "kafka", engine: Engine | None = None
+) -> RecstreamApp:
     """Build the Faust app, tables, agents and adapters for one worker.
 
     ``flavour`` is "tansu" when the bundled broker is in use (see ``topics.detect_flavour``);
@@ -146,11 +148,16 @@ def create_app(settings: Settings, flavour: str = "kafka", engine: Engine | None
     engine = engine or Engine(feeds=settings.feeds)
     validators = get_validators()
     decoder = Decoder(validators, settings.max_message_bytes)
-    table = app.Table("profiles", default=None, partitions=settings.partitions,
-                      key_type=bytes, value_type=bytes)  # raw bytes both ways
+    table = app.Table(
+        "profiles", default=None, partitions=settings.partitions, key_type=bytes, value_type=bytes
+    )  # raw bytes both ways
     out_topics = {
-        name: app.topic(settings.topic(name), key_serializer="raw", value_serializer="raw",
-                        partitions=settings.partitions)
+        name: app.topic(
+            settings.topic(name),
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=settings.partitions,
+        )
         for name in ("recommendations", "dead-letters")
     }
 
@@ -158,8 +165,9 @@ def create_app(settings: Settings, flavour: str = "kafka", engine: Engine | None
         return await out_topics[name].send(key=key, value=value)
 
     sink = make_user_sink(settings.qdrant_url, settings.qdrant_api_key, settings.data_dir)
-    writer = CoalescingWriter(sink, flush_ms=settings.qdrant_flush_ms,
-                              on_flush=metrics.on_qdrant_flush)
+    writer = CoalescingWriter(
+        sink, flush_ms=settings.qdrant_flush_ms, on_flush=metrics.on_qdrant_flush
+    )
     replica_holder: dict[str, CatalogReplica] = {}
 
     async def caught_up() -> bool:
@@ -171,10 +179,16 @@ def create_app(settings: Settings, flavour: str = "kafka", engine: Engine | None
     within = settings.batch_within_ms / 1000.0
 
     for name in USER_TOPICS + ITEM_TOPICS:
-        topic = app.topic(settings.topic(name), key_serializer="raw", value_serializer="raw",
-                          partitions=settings.partitions)
+        topic = app.topic(
+            settings.topic(name),
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=settings.partitions,
+        )
         handler = pipeline.handle_user_batch if name in USER_TOPICS else pipeline.handle_item_batch
-        app.agent(topic, name=f"recstream.{name}")(_make_agent(name, handler, settings.batch_max, within))
+        app.agent(topic, name=f"recstream.{name}")(
+            _make_agent(name, handler, settings.batch_max, within)
+        )
 
     rapp = RecstreamApp(settings, app, pipeline, engine, metrics, replica, writer, sink, flavour)
     app.add_dependency(_Lifecycle(rapp))

@@ -60,8 +60,9 @@ class LocalBroker:
             self.process.wait(timeout)
 
 
-def start_broker(port: int | None = None, log_path: Path | None = None,
-                 timeout: float = 15.0) -> LocalBroker:
+def start_broker(
+    port: int | None = None, log_path: Path | None = None, timeout: float = 15.0
+) -> LocalBroker:
     """Start Tansu on 127.0.0.1:port and wait until it accepts connections."""
     port = port or free_port()
     if _port_open(port):
@@ -70,7 +71,9 @@ def start_broker(port: int | None = None, log_path: Path | None = None,
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
     process = subprocess.Popen(
         [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url],
-        stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -16,8 +16,10 @@ def _cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
     from stream.broker import start_broker
 
     broker = start_broker(args.port)
-    print(f"broker listening on {broker.bootstrap} (pid {broker.process.pid}); Ctrl-C stops it",
-          flush=True)
+    print(
+        f"broker listening on {broker.bootstrap} (pid {broker.process.pid}); Ctrl-C stops it",
+        flush=True,
+    )
     try:
         return broker.process.wait()
     except KeyboardInterrupt:
@@ -40,11 +42,16 @@ def _cmd_recs(args: argparse.Namespace, settings: Settings) -> int:
 
     found = asyncio.run(latest_recommendations(settings, args.user, args.feed, args.timeout))
     if found is None:
-        print(f"no recommendations for {args.user!r} (feed {args.feed}) on "
-              f"{settings.topic('recommendations')}", file=sys.stderr)
+        print(
+            f"no recommendations for {args.user!r} (feed {args.feed}) on "
+            f"{settings.topic('recommendations')}",
+            file=sys.stderr,
+        )
         return 1
-    print(f"{found['user_id']}  feed={found['feed']}  profile={found['profile']}  "
-          f"trigger={found['trigger']['topic']}:{found['trigger']['event_id']}")
+    print(
+        f"{found['user_id']}  feed={found['feed']}  profile={found['profile']}  "
+        f"trigger={found['trigger']['topic']}:{found['trigger']['event_id']}"
+    )
     for rank, item in enumerate(found["items"], 1):
         print(f"{rank:3d}. {item['item_id']:<24} {item['score']:8.3f}")
         if args.explain:
@@ -56,18 +63,27 @@ def _cmd_recs(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     from stream.tools import replay_dataset
 
-    stats = asyncio.run(replay_dataset(settings, args.dataset, speed=args.speed, rate=args.rate,
-                                       limit=args.limit, max_users=args.max_users))
-    print(f"replayed {stats.sent} messages: {stats.per_topic}"
-          + (" (interrupted)" if stats.interrupted else ""))
+    stats = asyncio.run(
+        replay_dataset(
+            settings,
+            args.dataset,
+            speed=args.speed,
+            rate=args.rate,
+            limit=args.limit,
+            max_users=args.max_users,
+        )
+    )
+    print(
+        f"replayed {stats.sent} messages: {stats.per_topic}"
+        + (" (interrupted)" if stats.interrupted else "")
+    )
     return 130 if stats.interrupted else 0
 
 
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from stream.demo import run_demo
 
-    return run_demo(settings, seconds=args.seconds, households=args.households,
-                    speed=args.speed)
+    return run_demo(settings, seconds=args.seconds, households=args.households, speed=args.speed)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,8 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="broker + embedded Qdrant + worker + real data, live view")
     p.add_argument("--seconds", type=float, default=None, help="stop after N seconds")
     p.add_argument("--households", type=int, default=200, help="completejourney households")
-    p.add_argument("--speed", type=float, default=6 * 3600.0,
-                   help="time compression of the replay (default: 6 h of shopping per second)")
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=86400.0,
+        help="time compression of the replay (default: a day of shopping per second)",
+    )
     p.set_defaults(func=_cmd_demo)
     return parser
 
@@ -114,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:  # client chatter would drown the one-line answers of the tools
+        logging.getLogger("aiokafka").setLevel(logging.WARNING)
     try:
         settings = Settings.from_env(os.environ)
         return int(args.func(args, settings) or 0)

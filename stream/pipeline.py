@@ -56,9 +56,16 @@ class Holders:
 class Pipeline:
     """Runtime glue for one worker. Owns no I/O clients; gets send/store/writer injected."""
 
-    def __init__(self, engine: Engine, decoder: Decoder, store: StateStore, send: Send,
-                 writer: CoalescingWriter | None, metrics: Metrics,
-                 caught_up: Callable[[], Awaitable[bool]]) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        decoder: Decoder,
+        store: StateStore,
+        send: Send,
+        writer: CoalescingWriter | None,
+        metrics: Metrics,
+        caught_up: Callable[[], Awaitable[bool]],
+    ) -> None:
         self.engine = engine
         self.decoder = decoder
         self.store = store
@@ -80,18 +87,35 @@ class Pipeline:
         needs_catalog = False
         for fev in events:
             msg = fev.message
-            env = Envelope(topic, msg.partition, msg.offset, msg.key, msg.value,
-                           int(msg.timestamp * 1000) if msg.timestamp else None)
+            env = Envelope(
+                topic,
+                msg.partition,
+                msg.offset,
+                msg.key,
+                msg.value,
+                int(msg.timestamp * 1000) if msg.timestamp else None,
+            )
             result = self.decoder.decode_user_event(env, catalog_index.__contains__)
             if isinstance(result, DeadLetter) and result.reason == "unknown_item":
                 needs_catalog = True
             decoded.append((fev, result))
         if needs_catalog and await self.caught_up():  # the catalog may just be behind: re-check
             decoded = [
-                (fev, self.decoder.decode_user_event(
-                    Envelope(topic, fev.message.partition, fev.message.offset, fev.message.key,
-                             fev.message.value), catalog_index.__contains__))
-                if isinstance(res, DeadLetter) and res.reason == "unknown_item" else (fev, res)
+                (
+                    fev,
+                    self.decoder.decode_user_event(
+                        Envelope(
+                            topic,
+                            fev.message.partition,
+                            fev.message.offset,
+                            fev.message.key,
+                            fev.message.value,
+                        ),
+                        catalog_index.__contains__,
+                    ),
+                )
+                if isinstance(res, DeadLetter) and res.reason == "unknown_item"
+                else (fev, res)
                 for fev, res in decoded
             ]
         by_user: dict[str, tuple[Any, list[UserEvent]]] = {}
@@ -129,11 +153,12 @@ class Pipeline:
         produced_ms = int(fev.message.timestamp * 1000) if fev.message.timestamp else None
         await self._emit(result.state, result.recommendations, produced_ms)
 
-    async def _emit(self, profile: UserProfile, recs: list[Recommendation],
-                    produced_ms: int | None) -> None:
+    async def _emit(
+        self, profile: UserProfile, recs: list[Recommendation], produced_ms: int | None
+    ) -> None:
         for rec in recs:
             now_ms = int(time.time() * 1000)
-            message = rec.to_message(now_ms)
+            message = rec.to_message(now_ms, produced_ms)
             await self.send("recommendations", rec.user_id.encode(), orjson.dumps(message))
             self.metrics.recommendations.labels(rec.feed, rec.trigger.topic).inc()
             if produced_ms is not None:
@@ -141,18 +166,33 @@ class Pipeline:
             if rec.feed == "for_you":
                 self.holders.update(rec.user_id, [item.item_id for item in rec.items])
                 if self.writer is not None:
-                    self.writer.submit(UserPoint(
-                        rec.user_id, user_vector(profile, rec.trigger.ts),
-                        {"feed": rec.feed, "items": message["items"], "profile": rec.profile,
-                         "variant": rec.variant, "trigger": message["trigger"],
-                         "emitted_at": now_ms, "state_version": rec.state_version},
-                    ))
+                    self.writer.submit(
+                        UserPoint(
+                            rec.user_id,
+                            user_vector(profile, rec.trigger.ts),
+                            {
+                                "feed": rec.feed,
+                                "items": message["items"],
+                                "profile": rec.profile,
+                                "variant": rec.variant,
+                                "trigger": message["trigger"],
+                                "emitted_at": now_ms,
+                                "state_version": rec.state_version,
+                            },
+                        )
+                    )
         self.metrics.users_holding.set(len(self.holders.by_user))
 
     async def dead_letter(self, dead: DeadLetter) -> None:
         self.metrics.dead_lettered.labels(dead.topic, dead.reason).inc()
-        log.warning("dead letter %s[%d]@%d: %s: %s", dead.topic, dead.partition, dead.offset,
-                    dead.reason, dead.error)
+        log.warning(
+            "dead letter %s[%d]@%d: %s: %s",
+            dead.topic,
+            dead.partition,
+            dead.offset,
+            dead.reason,
+            dead.error,
+        )
         await self.send("dead-letters", dead.key or b"", orjson.dumps(dead.to_message()))
 
     # -- item topics (validation + accounting; the replica applies them) ----------------------
@@ -160,8 +200,9 @@ class Pipeline:
         self.metrics.consumed.labels(topic).inc(len(events))
         for fev in events:
             msg = fev.message
-            result = self.decoder.decode(Envelope(topic, msg.partition, msg.offset, msg.key,
-                                                  msg.value))
+            result = self.decoder.decode(
+                Envelope(topic, msg.partition, msg.offset, msg.key, msg.value)
+            )
             if isinstance(result, DeadLetter):
                 await self.dead_letter(result)
             else:

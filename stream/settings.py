@@ -56,7 +56,7 @@ class Settings:
 
     kafka_bootstrap: str = DEFAULT_BOOTSTRAP
     kafka_bootstrap_explicit: bool = False
-    #: "auto" probes the broker; "tansu" forces the bundled-broker workarounds; "kafka" disables them.
+    #: "auto" probes the broker; "tansu" forces the bundled-broker workarounds; "kafka" = none.
     kafka_flavour: str = "auto"
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
     qdrant_url: str | None = None
@@ -83,7 +83,9 @@ class Settings:
         bootstrap = env.get("RECSTREAM_KAFKA_BOOTSTRAP") or ""
         flavour = env.get("RECSTREAM_KAFKA_FLAVOUR", "auto")
         if flavour not in ("auto", "tansu", "kafka"):
-            raise ValueError(f"RECSTREAM_KAFKA_FLAVOUR must be auto, tansu or kafka, got {flavour!r}")
+            raise ValueError(
+                f"RECSTREAM_KAFKA_FLAVOUR must be auto, tansu or kafka, got {flavour!r}"
+            )
         feeds = tuple(f for f in env.get("RECSTREAM_FEEDS", "for_you").split(",") if f)
         return cls(
             kafka_bootstrap=bootstrap or DEFAULT_BOOTSTRAP,

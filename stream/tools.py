@@ -20,11 +20,15 @@ def message_key(topic: str, message: Mapping[str, Any]) -> bytes | None:
     return None if value is None else str(value).encode()
 
 
-async def produce(settings: Settings, messages: Iterable[tuple[str, Any]],
-                  raw: bool = False) -> int:
+async def produce(
+    settings: Settings, messages: Iterable[tuple[str, Any]], raw: bool = False
+) -> int:
     """Send (logical topic, message) pairs and wait for all acks. ``raw`` sends bytes as given."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=2,
-                                **settings.kafka_security.aiokafka_kwargs())
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        linger_ms=2,
+        **settings.kafka_security.aiokafka_kwargs(),
+    )
     await producer.start()
     try:
         futures = []
@@ -50,10 +54,14 @@ class TopicReader:
         self._consumer: AIOKafkaConsumer | None = None
 
     async def __aenter__(self) -> TopicReader:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap,
-                                    group_id=None, enable_auto_commit=False,
-                                    auto_offset_reset="earliest", fetch_max_wait_ms=20,
-                                    **self.settings.kafka_security.aiokafka_kwargs())
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=20,
+            **self.settings.kafka_security.aiokafka_kwargs(),
+        )
         await consumer.start()
         parts = consumer.partitions_for_topic(self.topic) or set()
         if not parts:
@@ -81,8 +89,9 @@ class TopicReader:
         self.messages.extend(new)
         return new
 
-    async def wait_for(self, predicate: Callable[[dict[str, Any]], bool],
-                       timeout: float = 20.0) -> dict[str, Any]:
+    async def wait_for(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 20.0
+    ) -> dict[str, Any]:
         """First message (already read or new) matching ``predicate``; TimeoutError otherwise."""
         for message in self.messages:
             if predicate(message):
@@ -95,8 +104,9 @@ class TopicReader:
         raise TimeoutError(f"no matching message on {self.topic} within {timeout:.0f}s")
 
 
-async def latest_recommendations(settings: Settings, user_id: str, feed: str = "for_you",
-                                 timeout: float = 5.0) -> dict[str, Any] | None:
+async def latest_recommendations(
+    settings: Settings, user_id: str, feed: str = "for_you", timeout: float = 5.0
+) -> dict[str, Any] | None:
     """Latest list for a user as read back from the `recommendations` topic."""
     latest = None
     async with TopicReader(settings, "recommendations") as reader:
@@ -111,9 +121,15 @@ async def latest_recommendations(settings: Settings, user_id: str, feed: str = "
     return latest
 
 
-async def replay_dataset(settings: Settings, dataset: str, *, speed: float | None = None,
-                         rate: float | None = None, limit: int | None = None,
-                         max_users: int | None = None) -> Any:
+async def replay_dataset(
+    settings: Settings,
+    dataset: str,
+    *,
+    speed: float | None = None,
+    rate: float | None = None,
+    limit: int | None = None,
+    max_users: int | None = None,
+) -> Any:
     """Catalog first (so events reference known items), then events in time order."""
     import itertools
 
@@ -130,8 +146,10 @@ async def replay_dataset(settings: Settings, dataset: str, *, speed: float | Non
     events: Iterable[dict[str, Any]] = data.events
     if limit is not None:
         events = itertools.islice(events, limit)
-    common: dict[str, Any] = {"bootstrap": settings.kafka_bootstrap,
-                              "topic_prefix": settings.topic_prefix,
-                              "security_kwargs": settings.kafka_security.aiokafka_kwargs()}
+    common: dict[str, Any] = {
+        "bootstrap": settings.kafka_bootstrap,
+        "topic_prefix": settings.topic_prefix,
+        "security_kwargs": settings.kafka_security.aiokafka_kwargs(),
+    }
     await replay(catalog, total=len(catalog), **common)
     return await replay(events, speed=speed, rate=rate, **common)

@@ -24,9 +24,14 @@ async def prepare(settings: Settings) -> str:
 def run_worker(settings: Settings, loglevel: str = "info") -> None:
     """Blocks until the worker stops; exits non-zero if an agent cannot proceed."""
     flavour = asyncio.run(prepare(settings))
-    log.info("broker %s is %s; bundled-broker workarounds %s", settings.kafka_bootstrap, flavour,
-             "ON" if flavour == "tansu" else "off")
+    log.info(
+        "broker %s is %s; bundled-broker workarounds %s",
+        settings.kafka_bootstrap,
+        flavour,
+        "ON" if flavour == "tansu" else "off",
+    )
     rapp = create_app(settings, flavour)
-    worker = faust.Worker(rapp.faust_app, loglevel=loglevel, quiet=True,
-                          loop=asyncio.new_event_loop())
+    worker = faust.Worker(
+        rapp.faust_app, loglevel=loglevel, quiet=True, loop=asyncio.new_event_loop()
+    )
     worker.execute_from_commandline()

@@ -49,22 +49,33 @@ class WorkerProcess:
     def start(self) -> WorkerProcess:
         self.log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "stream.cli", "worker", "--web-port", str(free_port()),
-             *self.extra_args],
-            env=self.env, stdout=open(self.log_path, "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
+            [
+                sys.executable,
+                "-m",
+                "stream.cli",
+                "worker",
+                "--web-port",
+                str(free_port()),
+                *self.extra_args,
+            ],
+            env=self.env,
+            stdout=open(self.log_path, "ab"),  # noqa: SIM115
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         return self
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[self.log_offset:]
+        return self.log_path.read_text(errors="replace")[self.log_offset :]
 
     def wait_ready(self, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.process is not None
             if self.process.poll() is not None:
-                raise RuntimeError(f"worker exited ({self.process.returncode}):\n{self.log()[-4000:]}")
+                raise RuntimeError(
+                    f"worker exited ({self.process.returncode}):\n{self.log()[-4000:]}"
+                )
             if "[^Worker]: Ready" in self.log():
                 return
             time.sleep(0.1)
@@ -82,8 +93,11 @@ class WorkerProcess:
 
     def metrics(self) -> dict[str, float]:
         """Scrape /metrics into {'name{labels}': value}."""
-        text = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics",
-                                      timeout=5).read().decode()
+        text = (
+            urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5)
+            .read()
+            .decode()
+        )
         out: dict[str, float] = {}
         for line in text.splitlines():
             if line and not line.startswith("#"):
@@ -105,8 +119,12 @@ class Deployment:
         asyncio.run(produce(self.settings, messages, raw=raw))
 
     def worker(self, name: str = "w", **env: str) -> WorkerProcess:
-        wenv = dict(self.env, RECSTREAM_DATA_DIR=str(self.data_dir / name),
-                    RECSTREAM_METRICS_PORT=str(free_port()), **env)
+        wenv = dict(
+            self.env,
+            RECSTREAM_DATA_DIR=str(self.data_dir / name),
+            RECSTREAM_METRICS_PORT=str(free_port()),
+            **env,
+        )
         w = WorkerProcess(wenv, self.data_dir / f"{name}.log", int(wenv["RECSTREAM_METRICS_PORT"]))
         self.workers.append(w)
         return w
@@ -114,8 +132,13 @@ class Deployment:
 
 def new_deployment(broker: LocalBroker, base: Path, **env: str) -> Deployment:
     prefix = f"t{os.getpid()}x{next(_prefixes)}-"
-    full_env = dict(os.environ, RECSTREAM_KAFKA_BOOTSTRAP=broker.bootstrap,
-                    RECSTREAM_TOPIC_PREFIX=prefix, RECSTREAM_DATA_DIR=str(base), **env)
+    full_env = dict(
+        os.environ,
+        RECSTREAM_KAFKA_BOOTSTRAP=broker.bootstrap,
+        RECSTREAM_TOPIC_PREFIX=prefix,
+        RECSTREAM_DATA_DIR=str(base),
+        **env,
+    )
     full_env.pop("RECSTREAM_QDRANT_URL", None)
     full_env.update(env)
     settings = Settings.from_env(full_env)
@@ -124,7 +147,9 @@ def new_deployment(broker: LocalBroker, base: Path, **env: str) -> Deployment:
 
 
 @pytest.fixture(scope="module")
-def deployment(broker: LocalBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+def deployment(
+    broker: LocalBroker, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Deployment]:
     d = new_deployment(broker, tmp_path_factory.mktemp("deploy"))
     try:
         yield d

@@ -16,8 +16,15 @@ import orjson
 from stream.adapters.validation import SchemaError, Validators
 from stream.domain.events import UserEvent, event_from_message
 
-_TYPE_WORDS = ("must be integer", "must be string", "must be number", "must be object",
-               "must be array", "must be boolean", "must be null")
+_TYPE_WORDS = (
+    "must be integer",
+    "must be string",
+    "must be number",
+    "must be object",
+    "must be array",
+    "must be boolean",
+    "must be null",
+)
 
 
 @dataclass(slots=True)
@@ -42,9 +49,15 @@ class DeadLetter:
         if self.key is not None:
             key = self.key.decode("utf-8", errors="replace")
         return {
-            "topic": self.topic, "partition": self.partition, "offset": self.offset,
-            "reason": self.reason, "error": self.error, "raw": raw, "raw_encoding": encoding,
-            "key": key, "ts": self.ts,
+            "topic": self.topic,
+            "partition": self.partition,
+            "offset": self.offset,
+            "reason": self.reason,
+            "error": self.error,
+            "raw": raw,
+            "raw_encoding": encoding,
+            "key": key,
+            "ts": self.ts,
         }
 
 
@@ -60,8 +73,16 @@ class Envelope:
     ts: int | None = None
 
     def dead(self, reason: str, error: str) -> DeadLetter:
-        return DeadLetter(self.topic, self.partition, self.offset, reason, error,
-                          self.value or b"", self.key, self.ts)
+        return DeadLetter(
+            self.topic,
+            self.partition,
+            self.offset,
+            reason,
+            error,
+            self.value or b"",
+            self.key,
+            self.ts,
+        )
 
 
 class Decoder:

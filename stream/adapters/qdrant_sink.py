@@ -138,8 +138,11 @@ def make_user_sink(
         from qdrant_client import QdrantClient
 
         path = qdrant_url.removeprefix("local://")
-        client = (QdrantClient(location=":memory:") if path in ("", ":memory:")
-                  else QdrantClient(path=path, force_disable_check_same_thread=True))
+        client = (
+            QdrantClient(location=":memory:")
+            if path in ("", ":memory:")
+            else QdrantClient(path=path, force_disable_check_same_thread=True)
+        )
         return ClientUserSink(client, dim=dim, owns_client=True)
     return ClientUserSink.from_url(qdrant_url, api_key, dim=dim)
 

@@ -29,8 +29,13 @@ OnStockChange = Callable[[StockChange, dict[str, Any]], Awaitable[None]]
 class CatalogReplica:
     """Follows `catalog` + `stock` into a Catalog; knows when it has caught up."""
 
-    def __init__(self, settings: Settings, catalog: Catalog, validators: Validators,
-                 on_stock_change: OnStockChange | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        validators: Validators,
+        on_stock_change: OnStockChange | None = None,
+    ) -> None:
         self.settings = settings
         self.catalog = catalog
         self.validators = validators
@@ -54,7 +59,7 @@ class CatalogReplica:
             **self.settings.kafka_security.aiokafka_kwargs(),
         )
         await consumer.start()
-        partitions = []
+        partitions: list[TopicPartition] = []
         for topic in self._topics:
             ids = consumer.partitions_for_topic(topic)
             if not ids:

@@ -7,6 +7,7 @@ CreatePartitions, and user topics must be co-partitioned so one user's state liv
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from aiokafka import AIOKafkaProducer
@@ -27,21 +28,22 @@ def all_topics() -> tuple[str, ...]:
 
 async def ensure_topics(settings: Settings, names: tuple[str, ...] | None = None) -> None:
     """Create missing topics (prefixed) with ``settings.partitions`` partitions."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap,
-                                **settings.kafka_security.aiokafka_kwargs())
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap, **settings.kafka_security.aiokafka_kwargs()
+    )
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         wanted = [settings.topic(n) for n in (names or all_topics())]
         missing = [t for t in wanted if t not in existing]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another worker won the race
                 await admin.create_topics(
-                    [NewTopic(t, num_partitions=settings.partitions, replication_factor=1)
-                     for t in missing]
+                    [
+                        NewTopic(t, num_partitions=settings.partitions, replication_factor=1)
+                        for t in missing
+                    ]
                 )
-            except TopicAlreadyExistsError:  # another worker won the race
-                pass
             log.info("created topics %s", ", ".join(missing))
     finally:
         await admin.close()
@@ -51,8 +53,9 @@ async def detect_flavour(settings: Settings) -> str:
     """'tansu' when the bundled broker answers (its workarounds switch on), else 'kafka'."""
     if settings.kafka_flavour != "auto":
         return settings.kafka_flavour
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap,
-                                **settings.kafka_security.aiokafka_kwargs())
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap, **settings.kafka_security.aiokafka_kwargs()
+    )
     await producer.start()
     try:
         # aiokafka does not expose the cluster id; Tansu always reports node id 111.
@@ -68,7 +71,7 @@ async def wait_for_broker(bootstrap: str, timeout: float = 20.0, **kwargs: objec
     deadline = loop.time() + timeout
     last: Exception | None = None
     while loop.time() < deadline:
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **kwargs)  # type: ignore[arg-type]
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **kwargs)
         try:
             await producer.start()
             await producer.stop()

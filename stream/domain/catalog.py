@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stream.domain.features import MAX_FEATURES_PER_ITEM, item_features, top_category
+from stream.domain.features import MAX_FEATURES_PER_ITEM, item_features, leaf_category
 
 PAD = 0  # feature id 0 is padding: its weight is always 0
 
@@ -57,7 +57,15 @@ class Catalog:
     # -- updates -------------------------------------------------------------------------------
     def _grow(self) -> None:
         cap = self.available.shape[0] * 2
-        for name in ("feature_ids", "category", "available", "deal", "new", "deleted", "popularity"):
+        for name in (
+            "feature_ids",
+            "category",
+            "available",
+            "deal",
+            "new",
+            "deleted",
+            "popularity",
+        ):
             old = getattr(self, name)
             shape = (cap, *old.shape[1:])
             fill = 1 if name == "available" else 0
@@ -96,7 +104,7 @@ class Catalog:
         self.feature_ids[idx, : len(row)] = row
         for fid in row:
             self.items_by_feature.setdefault(fid, []).append(idx)
-        cat = top_category(features)
+        cat = leaf_category(features)
         self.category[idx] = self.vocab[cat] if cat else PAD
         title = message.get("title")
         self.titles[idx] = str(title) if title else item_id

@@ -16,7 +16,6 @@ from stream.domain.profile import UserProfile
 DIM = 64
 
 
-
 def user_vector(profile: UserProfile, now_ms: float, dim: int = DIM) -> list[float]:
     """Hash current affinities into ``dim`` slots; never the zero vector (cosine needs a norm)."""
     vec = np.zeros(dim, dtype=np.float64)

@@ -44,9 +44,13 @@ class Recommendation:
     trigger: Trigger
     state_version: int
 
-    def to_message(self, emitted_at_ms: int) -> dict[str, Any]:
-        """The `recommendations` topic message (schemas/recommendations.schema.json)."""
-        return {
+    def to_message(self, emitted_at_ms: int, received_ms: int | None = None) -> dict[str, Any]:
+        """The `recommendations` topic message (schemas/recommendations.schema.json).
+
+        ``latency_ms`` is measured from when the broker received the triggering event (its
+        record timestamp), not from the event's ``ts``, which for replayed data lies years back.
+        """
+        message = {
             "user_id": self.user_id,
             "feed": self.feed,
             "items": [item.to_dict() for item in self.items],
@@ -55,8 +59,10 @@ class Recommendation:
             "trigger": self.trigger.to_dict(),
             "emitted_at": emitted_at_ms,
             "state_version": self.state_version,
-            "latency_ms": max(0, emitted_at_ms - self.trigger.ts),
         }
+        if received_ms is not None:
+            message["latency_ms"] = max(0, emitted_at_ms - received_ms)
+        return message
 
 
 @dataclass
@@ -94,12 +100,17 @@ class Engine:
         self.catalog.record_interaction(items, weight)
         if isinstance(self.relations, CoOccurrence):
             recent = [
-                index[q[0]] for q in profile.queries[:10]
-                if q[0] in index and event.ts - q[2] <= SESSION_WINDOW_MS and q[0] not in event.item_ids
+                index[q[0]]
+                for q in profile.queries[:10]
+                if q[0] in index
+                and event.ts - q[2] <= SESSION_WINDOW_MS
+                and q[0] not in event.item_ids
             ]
             self.relations.observe(items, recent, weight)
 
-    def apply(self, state: UserProfile | None, user_id: str, events: list[UserEvent]) -> tuple[UserProfile, int, int]:
+    def apply(
+        self, state: UserProfile | None, user_id: str, events: list[UserEvent]
+    ) -> tuple[UserProfile, int, int]:
         """Fold events into the profile; returns (profile, applied, skipped replays)."""
         profile = state if state is not None else UserProfile(user_id=user_id)
         applied = replayed = 0
@@ -113,17 +124,29 @@ class Engine:
             profile.version += 1
         return profile, applied, replayed
 
-    def recommend(self, profile: UserProfile, trigger: Trigger, now_ms: float | None = None) -> list[Recommendation]:
+    def recommend(
+        self, profile: UserProfile, trigger: Trigger, now_ms: float | None = None
+    ) -> list[Recommendation]:
         """Rank every configured feed for this user; remembers the for_you list in the profile."""
         now = float(trigger.ts if now_ms is None else now_ms)
         out = []
         for feed in self.feeds:
-            items = rank(profile, self.catalog, self.relations, self.ranking, now, feed,
-                         self.profile_config)
+            items = rank(
+                profile, self.catalog, self.relations, self.ranking, now, feed, self.profile_config
+            )
             if feed == "for_you":
                 profile.last_items = [item.item_id for item in items]
-            out.append(Recommendation(profile.user_id, feed, items, self.ranking.label,
-                                      self.variant, trigger, profile.version))
+            out.append(
+                Recommendation(
+                    profile.user_id,
+                    feed,
+                    items,
+                    self.ranking.label,
+                    self.variant,
+                    trigger,
+                    profile.version,
+                )
+            )
         return out
 
     def step(self, state: UserProfile | None, user_id: str, events: list[UserEvent]) -> StepResult:
@@ -132,6 +155,9 @@ class Engine:
         recs: list[Recommendation] = []
         if applied:
             last = events[-1]
-            recs = self.recommend(profile, Trigger(last.event_id, last.topic, last.ts),
-                                  now_ms=max(profile.last_ts, last.ts))
+            recs = self.recommend(
+                profile,
+                Trigger(last.event_id, last.topic, last.ts),
+                now_ms=max(profile.last_ts, last.ts),
+            )
         return StepResult(profile, recs, applied, replayed)

@@ -27,7 +27,7 @@ def price_band(price: float) -> int:
     """Log-scale band (×2 per band) so "cheap" vs "premium" is one feature, not a number."""
     if price <= 0:
         return 0
-    return max(0, min(15, int(math.floor(math.log2(price))) + 3))
+    return max(0, min(15, math.floor(math.log2(price)) + 3))
 
 
 def attribute_features(name: str, value: object) -> list[str]:
@@ -70,9 +70,11 @@ def filter_features(filters: Mapping[str, object] | None) -> list[str]:
     return out
 
 
-def top_category(features: Iterable[str]) -> str | None:
-    """First category feature (the top of the path), used by diversity caps."""
+def leaf_category(features: Iterable[str]) -> str | None:
+    """Most specific category feature (the end of the path), used by diversity caps: a list of
+    twenty groceries is diverse only if it is not three kinds of string cheese."""
+    leaf = None
     for feature in features:
         if feature.startswith("category:"):
-            return feature
-    return None
+            leaf = feature
+    return leaf

@@ -91,9 +91,17 @@ class UserProfile:
     def to_bytes(self) -> bytes:
         return orjson.dumps(
             {
-                "u": self.user_id, "s": self.session, "l": self.long_term, "q": self.queries,
-                "r": self.returned, "b": self.just_bought, "o": self.offsets,
-                "li": self.last_items, "v": self.version, "n": self.events, "t": self.last_ts,
+                "u": self.user_id,
+                "s": self.session,
+                "l": self.long_term,
+                "q": self.queries,
+                "r": self.returned,
+                "b": self.just_bought,
+                "o": self.offsets,
+                "li": self.last_items,
+                "v": self.version,
+                "n": self.events,
+                "t": self.last_ts,
             }
         )
 
@@ -101,13 +109,26 @@ class UserProfile:
     def from_bytes(cls, raw: bytes) -> UserProfile:
         d = orjson.loads(raw)
         return cls(
-            user_id=d["u"], session=d["s"], long_term=d["l"], queries=d["q"], returned=d["r"],
-            just_bought=d["b"], offsets=d["o"], last_items=d.get("li", []), version=d["v"],
-            events=d["n"], last_ts=d["t"],
+            user_id=d["u"],
+            session=d["s"],
+            long_term=d["l"],
+            queries=d["q"],
+            returned=d["r"],
+            just_bought=d["b"],
+            offsets=d["o"],
+            last_items=d.get("li", []),
+            version=d["v"],
+            events=d["n"],
+            last_ts=d["t"],
         )
 
-    def affinities(self, now_ms: float, cfg: ProfileConfig = DEFAULT_PROFILE_CONFIG,
-                   session_weight: float = 1.0, long_weight: float = 1.0) -> dict[str, float]:
+    def affinities(
+        self,
+        now_ms: float,
+        cfg: ProfileConfig = DEFAULT_PROFILE_CONFIG,
+        session_weight: float = 1.0,
+        long_weight: float = 1.0,
+    ) -> dict[str, float]:
         """Current combined affinity per feature (decay applied at read time)."""
         out: dict[str, float] = {}
         for f, (w, t) in self.long_term.items():
@@ -177,8 +198,9 @@ def apply_event(
     if event.topic == "searches":
         for feature in filter_features(event.filters):
             _bump(profile.session, feature, cfg.search_filter, ts, cfg.session_tau_ms)
-    for item_id, qty in zip(event.item_ids, event.quantities or (1,) * len(event.item_ids),
-                            strict=False):
+    for item_id, qty in zip(
+        event.item_ids, event.quantities or (1,) * len(event.item_ids), strict=False
+    ):
         scale = weight * (1.0 + math.log(qty)) if event.topic == "orders" and qty > 1 else weight
         if scale:
             for feature in features_of(item_id):

@@ -33,7 +33,7 @@ class RankingProfile:
     w_session: float = 2.0
     w_long_term: float = 1.0
     size: int = 20
-    max_per_category: int = 4
+    max_per_category: int = 3
     query_items: int = 20
     query_tau_ms: float = 24 * 3600 * 1000.0
     buy_query_weight: float = 0.7
@@ -49,13 +49,17 @@ class RankingProfile:
 
     @classmethod
     def from_dict(cls, body: Mapping[str, Any]) -> RankingProfile:
-        """Build from a message body; ``weights``/``filters``/``diversity`` sections map onto fields."""
+        """Build from a message body; ``weights``/``filters``/``diversity`` map onto fields."""
         known = {f.name for f in fields(cls)}
         values: dict[str, Any] = {k: v for k, v in body.items() if k in known}
         weights = body.get("weights") or {}
-        for key, attr in (("affinity", "w_affinity"), ("relation", "w_relation"),
-                          ("popularity", "w_popularity"), ("session", "w_session"),
-                          ("long_term", "w_long_term")):
+        for key, attr in (
+            ("affinity", "w_affinity"),
+            ("relation", "w_relation"),
+            ("popularity", "w_popularity"),
+            ("session", "w_session"),
+            ("long_term", "w_long_term"),
+        ):
             if key in weights:
                 values[attr] = float(weights[key])
         filters = body.get("filters") or {}
@@ -142,7 +146,7 @@ def rank(
         keep &= catalog.deal[cands]
     elif feed == "new_for_you":
         keep &= catalog.new[cands]
-    banned = set()
+    banned: set[str] = set()
     if rp.filter_returned:
         banned.update(profile.returned)
     if rp.filter_just_bought:
@@ -158,15 +162,16 @@ def rank(
     aff_raw = weights[feat].sum(axis=1)
     scale = max(1.0, float(np.abs(weights).max()))
     aff_term = rp.w_affinity * aff_raw / scale
-    rel = np.fromiter((rel_scores.get(int(c), 0.0) for c in cands), dtype=np.float64,
-                      count=cands.size)
+    rel = np.fromiter(
+        (rel_scores.get(int(c), 0.0) for c in cands), dtype=np.float64, count=cands.size
+    )
     rel_term = rp.w_relation * rel / max(1e-9, float(rel.max())) if rel.any() else rel
     pop = catalog.popularity[cands]
     pop_max = float(pop.max())
     pop_term = rp.w_popularity * np.log1p(pop) / math.log1p(pop_max) if pop_max > 0 else pop * 0
     score = aff_term + rel_term + pop_term
     order = np.argsort(-score, kind="stable")
-    # diversity: cap items per top-level category; fill up from the overflow if the cap
+    # diversity: cap items per leaf category; fill up from the overflow if the cap
     # would leave the list short (a one-category shop still gets a full list)
     chosen: list[int] = []
     overflow: list[int] = []
@@ -184,17 +189,39 @@ def rank(
     picked = []
     for pos in chosen:
         idx = int(cands[pos])
-        picked.append(RankedItem(
-            catalog.ids[idx], float(score[pos]),
-            _reasons(idx, float(aff_term[pos]), float(rel_term[pos]), float(pop_term[pos]),
-                     weights, catalog, profile, rel_source, now_ms, feed),
-        ))
+        picked.append(
+            RankedItem(
+                catalog.ids[idx],
+                float(score[pos]),
+                _reasons(
+                    idx,
+                    float(aff_term[pos]),
+                    float(rel_term[pos]),
+                    float(pop_term[pos]),
+                    weights,
+                    catalog,
+                    profile,
+                    rel_source,
+                    now_ms,
+                    feed,
+                ),
+            )
+        )
     return picked
 
 
-def _reasons(idx: int, aff: float, rel: float, pop: float, weights: np.ndarray, catalog: Catalog,
-             profile: UserProfile, rel_source: dict[int, tuple[float, int]], now_ms: float,
-             feed: str) -> list[str]:
+def _reasons(
+    idx: int,
+    aff: float,
+    rel: float,
+    pop: float,
+    weights: np.ndarray,
+    catalog: Catalog,
+    profile: UserProfile,
+    rel_source: dict[int, tuple[float, int]],
+    now_ms: float,
+    feed: str,
+) -> list[str]:
     """Why this item is here, strongest signal first (what support staff and users read)."""
     reasons: list[tuple[float, str]] = []
     if rel > 0 and idx in rel_source:

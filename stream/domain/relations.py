@@ -36,7 +36,9 @@ class CoOccurrence:
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.frozen = False
 
-    def observe(self, items: Sequence[int], context: Sequence[int] = (), weight: float = 1.0) -> None:
+    def observe(
+        self, items: Sequence[int], context: Sequence[int] = (), weight: float = 1.0
+    ) -> None:
         """Count pairs inside ``items`` and between ``items`` and recent ``context`` items."""
         if self.frozen:
             return
@@ -68,7 +70,9 @@ class CoOccurrence:
         if not row:
             return _EMPTY
         ci = self.counts.get(idx, 1.0)
-        scored = [(j, c / math.sqrt(ci * max(self.counts.get(j, 1.0), 1.0))) for j, c in row.items()]
+        scored = [
+            (j, c / math.sqrt(ci * max(self.counts.get(j, 1.0), 1.0))) for j, c in row.items()
+        ]
         scored.sort(key=lambda kv: -kv[1])
         top = scored[: self.top_k]
         out = (

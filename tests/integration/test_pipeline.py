@@ -16,8 +16,13 @@ from stream.tools import TopicReader
 
 pytestmark = pytest.mark.integration
 
-CATEGORIES = [["clothing", "trousers"], ["clothing", "shirts"], ["shoes", "sneakers"],
-              ["shoes", "boots"], ["home", "lamps"]]
+CATEGORIES = [
+    ["clothing", "trousers"],
+    ["clothing", "shirts"],
+    ["shoes", "sneakers"],
+    ["shoes", "boots"],
+    ["home", "lamps"],
+]
 BRANDS = ["acme", "zenith", "nova", "orbit"]
 COLOURS = ["navy", "red", "black"]
 SIZES = ["S", "M", "L"]
@@ -26,11 +31,19 @@ _ids = itertools.count()
 
 def make_catalog(n: int = 120) -> list[dict[str, Any]]:
     return [
-        {"item_id": f"sku-{i}", "ts": 1, "title": f"Item {i}",
-         "attributes": {"category": CATEGORIES[i % 5], "brand": BRANDS[(i // 5) % 4],
-                        "colour": COLOURS[i % 3], "size": SIZES[(i // 3) % 3],
-                        "price": 10 + (i % 40) * 3},
-         "flags": {"deal": i % 7 == 0, "new": i % 11 == 0}}
+        {
+            "item_id": f"sku-{i}",
+            "ts": 1,
+            "title": f"Item {i}",
+            "attributes": {
+                "category": CATEGORIES[i % 5],
+                "brand": BRANDS[(i // 5) % 4],
+                "colour": COLOURS[i % 3],
+                "size": SIZES[(i // 3) % 3],
+                "price": 10 + (i % 40) * 3,
+            },
+            "flags": {"deal": i % 7 == 0, "new": i % 11 == 0},
+        }
         for i in range(n)
     ]
 
@@ -55,9 +68,13 @@ def live(deployment: Any) -> Iterator[Any]:
     yield deployment, worker
 
 
-def send_and_wait(dep: Any, events: list[tuple[str, Any]], raw: bool = False,
-                  match: Callable[[dict[str, Any]], bool] | None = None,
-                  timeout: float = 30.0) -> dict[str, Any]:
+def send_and_wait(
+    dep: Any,
+    events: list[tuple[str, Any]],
+    raw: bool = False,
+    match: Callable[[dict[str, Any]], bool] | None = None,
+    timeout: float = 30.0,
+) -> dict[str, Any]:
     """Produce events, return the first recommendation answering the last one (or ``match``)."""
     last_id = events[-1][1]["event_id"] if not raw else None
     predicate = match or (lambda m: m["trigger"]["event_id"] == last_id)
@@ -79,8 +96,11 @@ def attr(item_id: str, name: str) -> Any:
 
 def test_clicks_give_a_schema_valid_list_reflecting_clicked_brand_and_category(live: Any) -> None:
     dep, _ = live
-    clicked = [i for i in ITEMS if attr(i, "brand") == "zenith"
-               and attr(i, "category") == ["shoes", "boots"]][:3]
+    clicked = [
+        i
+        for i in ITEMS
+        if attr(i, "brand") == "zenith" and attr(i, "category") == ["shoes", "boots"]
+    ][:3]
     assert len(clicked) == 3
     rec = send_and_wait(dep, [event("clicks", "u-brand", item_id=i) for i in clicked])
     msg = {k: v for k, v in rec.items() if not k.startswith("_")}
@@ -99,9 +119,15 @@ def test_out_of_stock_item_leaves_the_list_without_a_user_event(live: Any) -> No
     clicked = [i for i in ITEMS if attr(i, "brand") == "nova"][:3]
     rec = send_and_wait(dep, [event("clicks", "u-stock", item_id=i) for i in clicked])
     victim = rec["items"][0]["item_id"]
-    stock_event = {"event_id": f"st-{next(_ids)}", "item_id": victim, "ts": now_ms(), "available": 0}
+    stock_event = {
+        "event_id": f"st-{next(_ids)}",
+        "item_id": victim,
+        "ts": now_ms(),
+        "available": 0,
+    }
     refreshed = send_and_wait(
-        dep, [("stock", stock_event)],
+        dep,
+        [("stock", stock_event)],
         match=lambda m: m["user_id"] == "u-stock" and m["trigger"]["topic"] == "stock",
     )
     assert victim not in [it["item_id"] for it in refreshed["items"]]
@@ -136,7 +162,10 @@ def test_returned_item_never_returns_and_its_features_drop(live: Any) -> None:
     after_buy = send_and_wait(dep, [event("clicks", user, item_id=acme[0])])
     returned = send_and_wait(dep, [event("returns", user, item_id=bought, reason="did not fit")])
     assert bought not in [it["item_id"] for it in returned["items"]]
-    assert orbit_share(returned) < orbit_share(after_buy), (orbit_share(before), orbit_share(returned))
+    assert orbit_share(returned) < orbit_share(after_buy), (
+        orbit_share(before),
+        orbit_share(returned),
+    )
     # more interest in that brand later: the returned item itself still never comes back
     later = send_and_wait(dep, [event("clicks", user, item_id=i) for i in orbit[3:6]])
     assert bought not in [it["item_id"] for it in later["items"]]
@@ -147,8 +176,9 @@ def test_search_filters_shift_the_next_list(live: Any) -> None:
     user = "u-search"
     mixed = [i for i in ITEMS if attr(i, "category") == ["clothing", "trousers"]][:6]
     before = send_and_wait(dep, [event("clicks", user, item_id=i) for i in mixed])
-    after = send_and_wait(dep, [event("searches", user, query="trousers",
-                                      filters={"colour": "navy", "size": "M"})])
+    after = send_and_wait(
+        dep, [event("searches", user, query="trousers", filters={"colour": "navy", "size": "M"})]
+    )
 
     def share(rec: dict[str, Any]) -> float:
         top = [it["item_id"] for it in rec["items"][:10]]
@@ -160,20 +190,51 @@ def test_search_filters_shift_the_next_list(live: Any) -> None:
 
 BAD_INPUTS: list[tuple[str, bytes | None, bytes, str]] = [
     ("clicks", b"u-bad", b"{not json", "malformed_json"),
-    ("clicks", b"u-bad", orjson.dumps({"event_id": "x1", "item_id": "sku-1", "ts": 1}), "schema_violation"),
-    ("clicks", b"u-bad", orjson.dumps({"event_id": "x2", "user_id": "u-bad", "item_id": "sku-1",
-                                       "ts": "yesterday"}), "wrong_type"),
+    (
+        "clicks",
+        b"u-bad",
+        orjson.dumps({"event_id": "x1", "item_id": "sku-1", "ts": 1}),
+        "schema_violation",
+    ),
+    (
+        "clicks",
+        b"u-bad",
+        orjson.dumps({"event_id": "x2", "user_id": "u-bad", "item_id": "sku-1", "ts": "yesterday"}),
+        "wrong_type",
+    ),
     ("clicks", b"u-bad", orjson.dumps([1, 2, 3]), "wrong_type"),
-    ("clicks", b"u-bad", orjson.dumps({"event_id": "x3", "user_id": "u-bad", "item_id": "nope",
-                                       "ts": 1}), "unknown_item"),
-    ("orders", b"u-bad", orjson.dumps({"event_id": "x4", "user_id": "u-bad", "ts": 1,
-                                       "items": [{"item_id": "sku-1"}, {"item_id": "ghost"}]}),
-     "unknown_item"),
+    (
+        "clicks",
+        b"u-bad",
+        orjson.dumps({"event_id": "x3", "user_id": "u-bad", "item_id": "nope", "ts": 1}),
+        "unknown_item",
+    ),
+    (
+        "orders",
+        b"u-bad",
+        orjson.dumps(
+            {
+                "event_id": "x4",
+                "user_id": "u-bad",
+                "ts": 1,
+                "items": [{"item_id": "sku-1"}, {"item_id": "ghost"}],
+            }
+        ),
+        "unknown_item",
+    ),
     ("clicks", b"u-bad", b'{"pad": "' + b"x" * 70_000 + b'"}', "oversize"),
-    ("clicks", b"someone-else", orjson.dumps({"event_id": "x5", "user_id": "u-bad",
-                                              "item_id": "sku-1", "ts": 1}), "key_mismatch"),
-    ("stock", b"sku-1", orjson.dumps({"event_id": "x6", "item_id": "sku-1", "ts": 1,
-                                      "available": -3}), "schema_violation"),
+    (
+        "clicks",
+        b"someone-else",
+        orjson.dumps({"event_id": "x5", "user_id": "u-bad", "item_id": "sku-1", "ts": 1}),
+        "key_mismatch",
+    ),
+    (
+        "stock",
+        b"sku-1",
+        orjson.dumps({"event_id": "x6", "item_id": "sku-1", "ts": 1, "available": -3}),
+        "schema_violation",
+    ),
     ("catalog", b"sku-x", b"\xff\xfe binary", "malformed_json"),
 ]
 
@@ -209,7 +270,10 @@ def test_bad_input_goes_to_dead_letters_and_the_worker_survives(live: Any) -> No
     for topic in ("clicks", "orders", "stock", "catalog"):
         consumed = metrics.get(f'recstream_events_consumed_total{{topic="{topic}"}}', 0.0)
         processed = metrics.get(f'recstream_events_processed_total{{topic="{topic}"}}', 0.0)
-        dead_n = sum(v for k, v in metrics.items()
-                     if k.startswith("recstream_dead_letters_total{") and f'topic="{topic}"' in k)
+        dead_n = sum(
+            v
+            for k, v in metrics.items()
+            if k.startswith("recstream_dead_letters_total{") and f'topic="{topic}"' in k
+        )
         assert consumed == processed + dead_n, (topic, consumed, processed, dead_n)
         assert consumed > 0

@@ -30,8 +30,10 @@ def test_users_point_holds_the_latest_list(adapter: str, broker: Any, tmp_path: 
         users = [f"u-q{i}" for i in range(3)]
         last_ids = {}
         for round_ in range(3):
-            batch = [event("clicks", u, item_id=f"sku-{(i * 7 + round_ * 13) % 120}")
-                     for i, u in enumerate(users)]
+            batch = [
+                event("clicks", u, item_id=f"sku-{(i * 7 + round_ * 13) % 120}")
+                for i, u in enumerate(users)
+            ]
             dep.produce(batch)
             last_ids.update({m["user_id"]: m["event_id"] for _, m in batch})
 

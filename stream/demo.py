@@ -1,0 +1,252 @@
+"""`recstream demo`: everything on embedded defaults, real data, live recommendations.
+
+Starts what is missing (the bundled broker unless RECSTREAM_KAFKA_BOOTSTRAP is set; Qdrant Edge
+unless RECSTREAM_QDRANT_URL is set; one worker), loads the 84.51° Complete Journey data
+(simulated from real shopping patterns, per its authors), replays baskets as `orders` with
+time compression and prints live lists with their latency. Every 15 s it also takes the item
+most often shown out of stock (a derived event, marked as such) to show the stock logic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from stream.broker import LocalBroker, free_port, start_broker
+from stream.settings import Settings
+
+STOCK_DEMO_EVERY_S = 15.0
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _wait_ready(process: subprocess.Popen[bytes], log_path: Path, timeout: float = 120.0) -> None:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if process.poll() is not None:
+            tail = log_path.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"worker exited with {process.returncode}; log tail:\n{tail}")
+        if "[^Worker]: Ready" in log_path.read_text(errors="replace"):
+            return
+        print(
+            f"\r  waiting for the worker to join its group ... {time.monotonic() - start:4.0f}s",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+        time.sleep(0.25)
+    raise TimeoutError(f"worker not ready after {timeout:.0f}s (see {log_path})")
+
+
+class LiveView:
+    """Prints a sample of lists as they arrive and a rolling summary line."""
+
+    def __init__(self, titles: dict[str, str]) -> None:
+        self.titles = titles
+        self.received = 0
+        self.latencies: collections.deque[float] = collections.deque(maxlen=2000)
+        self.shown_items: collections.Counter[str] = collections.Counter()
+        self.last_print = 0.0
+        self.stock_refreshes = 0
+
+    def on_message(self, message: dict[str, Any]) -> None:
+        self.received += 1
+        if "latency_ms" in message:
+            self.latencies.append(float(message["latency_ms"]))
+        items = message["items"]
+        for item in items[:5]:
+            self.shown_items[item["item_id"]] += 1
+        trigger = message["trigger"]
+        if trigger["topic"] == "stock":
+            self.stock_refreshes += 1
+        now = time.monotonic()
+        if now - self.last_print < 0.4 and trigger["topic"] != "stock":
+            return
+        self.last_print = now
+        top = " · ".join(self.titles.get(i["item_id"], i["item_id"]) for i in items[:3])
+        why = items[0]["reasons"][0] if items and items[0]["reasons"] else ""
+        lat = f"{message['latency_ms']:>4} ms" if "latency_ms" in message else "   -   "
+        _say(
+            f"  {message['user_id']:<10} ← {trigger['topic']:<7} {lat} │ {top}\n"
+            f"  {'':<10}   why #1: {why}"
+        )
+
+    def summary(self, sent: int) -> str:
+        lat = sorted(self.latencies)
+        if lat:
+            p50, p95 = lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.95))]
+            lat_text = f"latency p50 {p50:.0f} ms p95 {p95:.0f} ms"
+        else:
+            lat_text = "latency -"
+        return (
+            f"── events sent {sent:,} · lists received {self.received:,} · {lat_text} · "
+            f"stock refreshes {self.stock_refreshes}"
+        )
+
+
+async def _live(
+    settings: Settings, dataset: Any, titles: dict[str, str], speed: float, seconds: float | None
+) -> LiveView:
+    from stream.replay import replay
+    from stream.tools import TopicReader, produce
+
+    view = LiveView(titles)
+    progress = {"sent": 0}
+
+    def counted() -> Any:
+        for message in dataset.events:
+            progress["sent"] += 1
+            yield message
+
+    replay_task = asyncio.create_task(
+        replay(
+            counted(),
+            bootstrap=settings.kafka_bootstrap,
+            topic_prefix=settings.topic_prefix,
+            speed=speed,
+            progress=False,
+            security_kwargs=settings.kafka_security.aiokafka_kwargs(),
+        )
+    )
+    started = time.monotonic()
+    last_summary = last_stock = started
+    stocked_out: set[str] = set()
+    async with TopicReader(settings, "recommendations") as reader:
+        while seconds is None or time.monotonic() - started < seconds:
+            for message in await reader.poll(100):
+                view.on_message(message)
+            reader.messages.clear()
+            now = time.monotonic()
+            if now - last_summary > 5:
+                _say(view.summary(progress["sent"]))
+                last_summary = now
+            if now - last_stock > STOCK_DEMO_EVERY_S and view.shown_items:
+                item = next(
+                    (i for i, _ in view.shown_items.most_common() if i not in stocked_out), None
+                )
+                if item is not None:
+                    stocked_out.add(item)
+                    _say(
+                        f"** demo: '{titles.get(item, item)}' ({item}) goes out of stock "
+                        "(derived event) → lists holding it are re-pushed now"
+                    )
+                    await produce(
+                        settings,
+                        [
+                            (
+                                "stock",
+                                {
+                                    "event_id": f"demo-stock-{item}-{int(now)}",
+                                    "item_id": item,
+                                    "ts": int(time.time() * 1000),
+                                    "available": 0,
+                                },
+                            )
+                        ],
+                    )
+                last_stock = now
+            if replay_task.done() and not reader.messages:
+                exc = replay_task.exception()
+                if exc is not None:
+                    raise exc
+    replay_task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await replay_task
+    _say(view.summary(progress["sent"]))
+    return view
+
+
+def run_demo(
+    settings: Settings, seconds: float | None = None, households: int = 200, speed: float = 86400.0
+) -> int:
+    from stream.datasets import load_dataset
+    from stream.tools import produce
+    from stream.worker import prepare
+
+    demo_dir = settings.data_dir / "demo"
+    broker: LocalBroker | None = None
+    worker: subprocess.Popen[bytes] | None = None
+    if settings.kafka_bootstrap_explicit:
+        # someone else's broker: never reuse old topics/offsets with a fresh state dir
+        settings = settings.with_(topic_prefix=f"{settings.topic_prefix}demo{int(time.time())}-")
+    try:
+        shutil.rmtree(demo_dir, ignore_errors=True)
+        demo_dir.mkdir(parents=True)
+        if not settings.kafka_bootstrap_explicit:
+            port = 9092 if _port_free(9092) else free_port()
+            _say(f"[1/5] starting the bundled broker (Tansu) on 127.0.0.1:{port}")
+            broker = start_broker(port, log_path=demo_dir / "broker.log")
+            settings = settings.with_(kafka_bootstrap=broker.bootstrap)
+        else:
+            _say(f"[1/5] using the broker at {settings.kafka_bootstrap}")
+        _say(
+            f"[2/5] loading Complete Journey ({households} households; simulated from real "
+            "shopping patterns by 84.51°)"
+        )
+        dataset = load_dataset("completejourney", max_households=households, deal_updates=False)
+        # Complete Journey titles are product types, shared by many products: add the id
+        titles = {
+            m["item_id"]: f"{str(m.get('title') or '')[:18].title()}#{m['item_id'][-4:]}"
+            for m in dataset.catalog
+        }
+        asyncio.run(prepare(settings))
+        _say(f"[3/5] publishing the catalog: {len(dataset.catalog):,} items")
+        asyncio.run(produce(settings, [("catalog", m) for m in dataset.catalog]))
+        qdrant = settings.qdrant_url or f"Qdrant Edge under {demo_dir / 'worker'}"
+        _say(f"[4/5] starting a worker (state in RocksDB, lists to {qdrant})")
+        env = dict(
+            os.environ,
+            RECSTREAM_KAFKA_BOOTSTRAP=settings.kafka_bootstrap,
+            RECSTREAM_TOPIC_PREFIX=settings.topic_prefix,
+            RECSTREAM_DATA_DIR=str(demo_dir / "worker"),
+        )
+        log_path = demo_dir / "worker.log"
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "stream.cli", "worker", "--web-port", str(free_port())],
+            env=env,
+            stdout=open(log_path, "ab"),  # noqa: SIM115 (the child owns it)
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        _wait_ready(worker, log_path)
+        print(file=sys.stderr)
+        _say(
+            f"[5/5] replaying baskets at {speed:,.0f}x real time; live lists below "
+            f"({'Ctrl-C stops' if seconds is None else f'{seconds:.0f} s'})"
+        )
+        view = asyncio.run(_live(settings, dataset, titles, speed, seconds))
+        if view.received == 0:
+            _say("no recommendations arrived: see " + str(log_path))
+            return 1
+        return 0
+    except KeyboardInterrupt:
+        _say("\nstopping ...")
+        return 0
+    finally:
+        if worker is not None and worker.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(worker.pid, signal.SIGTERM)
+            try:
+                worker.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
+        if broker is not None:
+            broker.stop()
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0

@@ -1,0 +1,119 @@
+"""The same contract for every StateStore: in-memory and RocksDB (rocksdict)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stream.adapters.state_store import MemoryStore, RocksStore
+from stream.domain.profile import UserProfile
+
+
+@pytest.fixture(params=["memory", "rocks"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MemoryStore | RocksStore]:
+    instance = MemoryStore() if request.param == "memory" else RocksStore(tmp_path / "db")
+    yield instance
+    instance.close()
+
+
+def test_missing_key_is_none(store: MemoryStore | RocksStore) -> None:
+    assert store.get("nobody") is None
+    assert list(store.keys()) == []
+
+
+def test_set_get_overwrite_delete(store: MemoryStore | RocksStore) -> None:
+    store.set("u1", b"one")
+    store.set("u2", b"two")
+    assert store.get("u1") == b"one"
+    assert store.get("u2") == b"two"
+    store.set("u1", b"uno")
+    assert store.get("u1") == b"uno"
+    store.delete("u1")
+    assert store.get("u1") is None
+    assert store.get("u2") == b"two"
+    store.delete("u1")  # deleting a missing key is a no-op
+    store.delete("never")
+    assert store.get("u2") == b"two"
+
+
+def test_get_returns_bytes(store: MemoryStore | RocksStore) -> None:
+    store.set("k", b"v")
+    value = store.get("k")
+    assert type(value) is bytes
+
+
+def test_keys_lists_keys(store: MemoryStore | RocksStore) -> None:
+    expected = {"u1", "u-2", "user:ü", "a" * 200}
+    for key in expected:
+        store.set(key, key.encode())
+    store.set("gone", b"x")
+    store.delete("gone")
+    assert sorted(store.keys()) == sorted(expected)
+    for key in expected:
+        assert store.get(key) == key.encode()
+
+
+def test_keys_can_be_iterated_while_deleting(store: MemoryStore | RocksStore) -> None:
+    for i in range(5):
+        store.set(f"k{i}", b"x")
+    for key in list(store.keys()):
+        store.delete(key)
+    assert list(store.keys()) == []
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"", b"\x00", bytes(range(256)), b"\xff\xfe\x00\x01" * 1000, "naïve ✓".encode()],
+    ids=["empty", "nul", "all-bytes", "large-binary", "utf8"],
+)
+def test_binary_values_roundtrip(store: MemoryStore | RocksStore, value: bytes) -> None:
+    store.set("bin", value)
+    assert store.get("bin") == value
+
+
+def test_profile_roundtrip_through_store(store: MemoryStore | RocksStore) -> None:
+    profile = UserProfile(
+        user_id="u1",
+        session={"brand:acme": [1.5, 1.0]},
+        queries=[["i1", "view", 5]],
+        returned={"i9": 3},
+        version=4,
+    )
+    store.set(profile.user_id, profile.to_bytes())
+    raw = store.get("u1")
+    assert raw is not None
+    assert UserProfile.from_bytes(raw) == profile
+
+
+def test_rocks_store_persists_across_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "db"
+    first = RocksStore(path)
+    first.set("u1", b"\x00\x01keep")
+    first.set("u2", b"drop")
+    first.set("u3", b"old")
+    first.delete("u2")
+    first.set("u3", b"new")
+    first.close()
+
+    second = RocksStore(path)
+    try:
+        assert second.get("u1") == b"\x00\x01keep"
+        assert second.get("u2") is None
+        assert second.get("u3") == b"new"
+        assert sorted(second.keys()) == ["u1", "u3"]
+    finally:
+        second.close()
+
+
+def test_separate_rocks_stores_are_isolated(tmp_path: Path) -> None:
+    a = RocksStore(tmp_path / "a")
+    b = RocksStore(tmp_path / "b")
+    try:
+        a.set("k", b"a")
+        assert b.get("k") is None
+        assert list(b.keys()) == []
+    finally:
+        a.close()
+        b.close()
