@@ -181,7 +181,11 @@ class Catalog:
         """Most popular eligible items carrying feature ``fid`` (cached like ``popular``)."""
         stamp = self._stamp()
         cached = self._feature_cache.get(fid)
-        if cached is None or cached[0] != stamp:
+        if (
+            cached is None
+            or cached[0] != stamp
+            or (cached[1].size < k and cached[1].size < len(self.items_by_feature.get(fid, ())))
+        ):
             members = np.asarray(self.items_by_feature.get(fid, ()), dtype=np.int64)
             cached = (stamp, self._top_by_popularity(members, max(k, 50)))
             self._feature_cache[fid] = cached

@@ -12,7 +12,13 @@ from typing import Any
 
 from stream.domain.catalog import Catalog
 from stream.domain.events import UserEvent
-from stream.domain.profile import DEFAULT_PROFILE_CONFIG, ProfileConfig, UserProfile, apply_event
+from stream.domain.profile import (
+    DEFAULT_PROFILE_CONFIG,
+    ProfileConfig,
+    UserProfile,
+    apply_event,
+    is_replay,
+)
 from stream.domain.ranking import RankedItem, RankingProfile, rank
 from stream.domain.relations import CoOccurrence, RelatedItems
 
@@ -115,11 +121,12 @@ class Engine:
         profile = state if state is not None else UserProfile(user_id=user_id)
         applied = replayed = 0
         for event in events:
-            self.learn(profile, event)  # before apply: relate to the queries *before* this event
-            if apply_event(profile, event, self._features_of, self.profile_config):
-                applied += 1
-            else:
+            if is_replay(profile, event):  # already applied: shared models must not count it again
                 replayed += 1
+                continue
+            self.learn(profile, event)  # before apply: relate to the queries *before* this event
+            apply_event(profile, event, self._features_of, self.profile_config)
+            applied += 1
         if applied:
             profile.version += 1
         return profile, applied, replayed

@@ -39,6 +39,7 @@ class ProfileConfig:
     max_query_items: int = 100
     max_returned: int = 200
     max_offsets: int = 512
+    repeat_tau_ms: float = 60 * 24 * 3600 * 1000.0
 
 
 DEFAULT_PROFILE_CONFIG = ProfileConfig()
@@ -79,9 +80,12 @@ class UserProfile:
     user_id: str
     session: dict[str, list[float]] = field(default_factory=dict)  # feature -> [w, t_ms]
     long_term: dict[str, list[float]] = field(default_factory=dict)
-    queries: list[list[Any]] = field(default_factory=list)  # [item_id, role, ts], newest first
+    # [item_id, role, ts, n] newest first; n = how often (item, role) happened, decayed with
+    # ``repeat_tau_ms`` as of ts (a repeat-purchase rate, not a lifetime count)
+    queries: list[list[Any]] = field(default_factory=list)
     returned: dict[str, int] = field(default_factory=dict)  # item_id -> ts
     just_bought: list[str] = field(default_factory=list)  # items of the latest order
+    just_bought_ts: int = 0
     offsets: dict[str, int] = field(default_factory=dict)  # "topic:partition" -> last offset
     last_items: list[str] = field(default_factory=list)  # last emitted for_you list
     version: int = 0
@@ -97,6 +101,7 @@ class UserProfile:
                 "q": self.queries,
                 "r": self.returned,
                 "b": self.just_bought,
+                "bt": self.just_bought_ts,
                 "o": self.offsets,
                 "li": self.last_items,
                 "v": self.version,
@@ -115,6 +120,7 @@ class UserProfile:
             queries=d["q"],
             returned=d["r"],
             just_bought=d["b"],
+            just_bought_ts=d.get("bt", 0),
             offsets=d["o"],
             last_items=d.get("li", []),
             version=d["v"],
@@ -160,9 +166,23 @@ def _prune(table: dict[str, list[float]], limit: int, now_ms: float, tau: float)
         del table[feature]
 
 
-def _touch_query(profile: UserProfile, item_id: str, role: str, ts: int, limit: int) -> None:
-    queries = [q for q in profile.queries if not (q[0] == item_id and q[1] == role)]
-    queries.insert(0, [item_id, role, ts])
+def _touch_query(
+    profile: UserProfile,
+    item_id: str,
+    role: str,
+    ts: int,
+    limit: int,
+    tau_ms: float = DEFAULT_PROFILE_CONFIG.repeat_tau_ms,
+) -> None:
+    count = 0.0
+    queries = []
+    for q in profile.queries:
+        if q[0] == item_id and q[1] == role:
+            count = decayed(q[3], q[2], ts, tau_ms) if ts >= q[2] else q[3]
+            ts = max(ts, q[2])
+        else:
+            queries.append(q)
+    queries.insert(0, [item_id, role, ts, round(count + 1.0, 4)])
     queries.sort(key=lambda q: -q[2])  # newest first even when events arrive late
     del queries[limit:]
     profile.queries = queries
@@ -175,6 +195,14 @@ def _drop_query(profile: UserProfile, item_id: str, role: str | None = None) -> 
 
 
 FeaturesOf = Callable[[str], Iterable[str]]
+
+
+def is_replay(profile: UserProfile, event: UserEvent) -> bool:
+    """True when this event's offset was already applied (at-least-once re-delivery)."""
+    if event.source is None:
+        return False
+    topic, partition, offset = event.source
+    return offset <= profile.offsets.get(f"{topic}:{partition}", -1)
 
 
 def apply_event(
@@ -207,7 +235,7 @@ def apply_event(
                 _bump(profile.session, feature, scale, ts, cfg.session_tau_ms)
                 _bump(profile.long_term, feature, scale, ts, cfg.long_tau_ms)
         if event.topic == "orders":
-            _touch_query(profile, item_id, "buy", ts, cfg.max_query_items)
+            _touch_query(profile, item_id, "buy", ts, cfg.max_query_items, cfg.repeat_tau_ms)
         elif event.topic == "returns":
             _drop_query(profile, item_id)
             profile.returned[item_id] = ts
@@ -218,9 +246,11 @@ def apply_event(
         elif event.topic == "carts" and event.action in ("remove", "unfavorite"):
             _drop_query(profile, item_id, "view")
         elif event.topic in ("clicks", "dwell", "carts"):
-            _touch_query(profile, item_id, "view", ts, cfg.max_query_items)
+            _touch_query(profile, item_id, "view", ts, cfg.max_query_items, cfg.repeat_tau_ms)
     if event.topic == "orders":
-        profile.just_bought = list(dict.fromkeys(event.item_ids))[: cfg.max_query_items]
+        if ts >= profile.just_bought_ts:
+            profile.just_bought = list(dict.fromkeys(event.item_ids))[: cfg.max_query_items]
+            profile.just_bought_ts = ts
     _prune(profile.session, cfg.max_session_features, ts, cfg.session_tau_ms)
     _prune(profile.long_term, cfg.max_long_features, ts, cfg.long_tau_ms)
     profile.events += 1

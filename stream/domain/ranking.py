@@ -1,7 +1,7 @@
 """Candidates and ranking: a pure function of (profile, read models, ranking profile, time).
 
 score = w_aff · (sparse affinity · item features) + w_rel · (relation strength × query recency)
-        + w_pop · popularity, then business filters (stock, returned, just bought, feed) and a
+        + w_pop · popularity + w_repeat · (purchase count × recency), then business filters (stock, returned, just bought, feed) and a
 per-category diversity cap. Every returned item carries human-readable reasons.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from stream.domain.catalog import PAD, Catalog
-from stream.domain.profile import DEFAULT_PROFILE_CONFIG, ProfileConfig, UserProfile
+from stream.domain.profile import DEFAULT_PROFILE_CONFIG, ProfileConfig, UserProfile, decayed
 from stream.domain.relations import RelatedItems
 
 FEEDS = ("for_you", "deals_for_you", "new_for_you")
@@ -42,6 +42,16 @@ class RankingProfile:
     popular_candidates: int = 60
     filter_returned: bool = True
     filter_just_bought: bool = True
+    #: "just bought" = in the latest order, placed less than this long ago; after that a
+    #: repeat purchase is plausible (groceries) unless ``filter_purchased`` says otherwise
+    just_bought_window_ms: float = 6 * 3600 * 1000.0
+    #: never show anything the user bought (or, for ``filter_seen``, interacted with) before:
+    #: for catalogues where repeats make no sense (films, appliances)
+    filter_purchased: bool = False
+    filter_seen: bool = False
+    #: repeat-purchase signal: bought items come back by decayed purchase count (the user's
+    #: strongest repeat item scores w_repeat)
+    w_repeat: float = 1.0
 
     @property
     def label(self) -> str:
@@ -65,8 +75,11 @@ class RankingProfile:
         filters = body.get("filters") or {}
         if "returned" in filters:
             values["filter_returned"] = bool(filters["returned"])
-        if "just_bought" in filters:
-            values["filter_just_bought"] = bool(filters["just_bought"])
+        for key in ("just_bought", "purchased", "seen"):
+            if key in filters:
+                values[f"filter_{key}"] = bool(filters[key])
+        if "repeat" in weights:
+            values["w_repeat"] = float(weights["repeat"])
         diversity = body.get("diversity") or {}
         if "max_per_category" in diversity:
             values["max_per_category"] = int(diversity["max_per_category"])
@@ -102,6 +115,7 @@ def rank(
     now_ms: float,
     feed: str = "for_you",
     cfg: ProfileConfig = DEFAULT_PROFILE_CONFIG,
+    explain: bool = True,
 ) -> list[RankedItem]:
     """Rank candidates for one user and feed; never returns an ineligible item."""
     n_items = len(catalog)
@@ -110,7 +124,15 @@ def rank(
     # 1. relation candidates from the query set (Pfeed-style), weighted by query recency
     rel_scores: dict[int, float] = {}
     rel_source: dict[int, tuple[float, int]] = {}
-    for item_id, role, ts in profile.queries[: rp.query_items]:
+    repeat: dict[int, float] = {}
+    if rp.w_repeat > 0:
+        for item_id, role, ts, n in profile.queries:
+            if role == "buy" and item_id in catalog.index:
+                repeat[catalog.index[item_id]] = decayed(n, ts, now_ms, cfg.repeat_tau_ms)
+        if repeat:
+            top = max(repeat.values())
+            repeat = {i: v / top for i, v in repeat.items()}
+    for item_id, role, ts, _n in profile.queries[: rp.query_items]:
         q = catalog.index.get(item_id)
         if q is None:
             continue
@@ -132,7 +154,10 @@ def rank(
             weights[fid] = w
     weights[PAD] = 0.0
     top_features = sorted((kv for kv in aff.items() if kv[1] > 0), key=lambda kv: -kv[1])
-    pools = [np.fromiter(rel_scores.keys(), dtype=np.int64, count=len(rel_scores))]
+    pools = [
+        np.fromiter(rel_scores.keys(), dtype=np.int64, count=len(rel_scores)),
+        np.fromiter(repeat.keys(), dtype=np.int64, count=len(repeat)),
+    ]
     for name, _ in top_features[: rp.affinity_features]:
         fid = catalog.vocab.get(name)
         if fid is not None:
@@ -149,8 +174,10 @@ def rank(
     banned: set[str] = set()
     if rp.filter_returned:
         banned.update(profile.returned)
-    if rp.filter_just_bought:
+    if rp.filter_just_bought and now_ms - profile.just_bought_ts < rp.just_bought_window_ms:
         banned.update(profile.just_bought)
+    if rp.filter_purchased or rp.filter_seen:
+        banned.update(q[0] for q in profile.queries if rp.filter_seen or q[1] == "buy")
     if banned:
         banned_idx = [catalog.index[i] for i in banned if i in catalog.index]
         keep &= ~np.isin(cands, banned_idx)
@@ -169,7 +196,13 @@ def rank(
     pop = catalog.popularity[cands]
     pop_max = float(pop.max())
     pop_term = rp.w_popularity * np.log1p(pop) / math.log1p(pop_max) if pop_max > 0 else pop * 0
-    score = aff_term + rel_term + pop_term
+    rep_term = np.zeros(cands.size)
+    if repeat:
+        rep = np.fromiter(
+            (repeat.get(int(c), 0.0) for c in cands), dtype=np.float64, count=cands.size
+        )
+        rep_term = rp.w_repeat * rep
+    score = aff_term + rel_term + pop_term + rep_term
     order = np.argsort(-score, kind="stable")
     # diversity: cap items per leaf category; fill up from the overflow if the cap
     # would leave the list short (a one-category shop still gets a full list)
@@ -186,35 +219,25 @@ def rank(
         if len(chosen) >= rp.size:
             break
     chosen.extend(overflow[: rp.size - len(chosen)])
+    if not explain:
+        return [RankedItem(catalog.ids[int(cands[p])], float(score[p]), []) for p in chosen]
     picked = []
     for pos in chosen:
         idx = int(cands[pos])
-        picked.append(
-            RankedItem(
-                catalog.ids[idx],
-                float(score[pos]),
-                _reasons(
-                    idx,
-                    float(aff_term[pos]),
-                    float(rel_term[pos]),
-                    float(pop_term[pos]),
-                    weights,
-                    catalog,
-                    profile,
-                    rel_source,
-                    now_ms,
-                    feed,
-                ),
-            )
+        terms = (
+            float(aff_term[pos]),
+            float(rel_term[pos]),
+            float(pop_term[pos]),
+            float(rep_term[pos]),
         )
+        reasons = _reasons(idx, terms, weights, catalog, profile, rel_source, now_ms, feed)
+        picked.append(RankedItem(catalog.ids[idx], float(score[pos]), reasons))
     return picked
 
 
 def _reasons(
     idx: int,
-    aff: float,
-    rel: float,
-    pop: float,
+    terms: tuple[float, float, float, float],
     weights: np.ndarray,
     catalog: Catalog,
     profile: UserProfile,
@@ -223,11 +246,19 @@ def _reasons(
     feed: str,
 ) -> list[str]:
     """Why this item is here, strongest signal first (what support staff and users read)."""
+    aff, rel, pop, rep = terms
     reasons: list[tuple[float, str]] = []
+    if rep > 0:
+        when = next(
+            (q[2] for q in profile.queries if q[0] == catalog.ids[idx] and q[1] == "buy"), now_ms
+        )
+        reasons.append((rep, f"you buy this regularly (last {_ago(now_ms - when)})"))
     if rel > 0 and idx in rel_source:
         q = rel_source[idx][1]
         qid = catalog.ids[q]
-        role, ts = next(((r, t) for i, r, t in profile.queries if i == qid), ("view", now_ms))
+        roles = {q[1]: q[2] for q in reversed(profile.queries) if q[0] == qid}
+        role = "buy" if "buy" in roles else "view"  # the stronger relation is the buy→buy one
+        ts = roles.get(role, now_ms)
         verb = "bought" if role == "buy" else "viewed"
         reasons.append((rel, f"related to '{catalog.titles[q]}' you {verb} {_ago(now_ms - ts)}"))
     if aff > 0:

@@ -67,6 +67,11 @@ def ev(
     )
 
 
+def qs(profile: UserProfile) -> list[list[Any]]:
+    """The query set as [item_id, role, ts] (entries may carry more fields after these)."""
+    return [list(q[:3]) for q in profile.queries]
+
+
 def applied(*events: UserEvent, cfg: ProfileConfig = CFG) -> UserProfile:
     profile = UserProfile(user_id="u1")
     for event in events:
@@ -214,7 +219,7 @@ def test_search_without_filters_changes_nothing_but_counters() -> None:
 def test_query_set_bounded_newest_first() -> None:
     cfg = replace(CFG, max_query_items=3)
     profile = applied(*(ev("clicks", T0 + i, (f"x{i}",)) for i in range(5)), cfg=cfg)
-    assert profile.queries == [
+    assert qs(profile) == [
         ["x4", "view", T0 + 4],
         ["x3", "view", T0 + 3],
         ["x2", "view", T0 + 2],
@@ -224,8 +229,8 @@ def test_query_set_bounded_newest_first() -> None:
 def test_query_set_default_limit_is_100() -> None:
     profile = applied(*(ev("clicks", T0 + i, (f"x{i}",)) for i in range(150)))
     assert len(profile.queries) == 100
-    assert profile.queries[0] == ["x149", "view", T0 + 149]
-    assert profile.queries[-1] == ["x50", "view", T0 + 50]
+    assert qs(profile)[0] == ["x149", "view", T0 + 149]
+    assert qs(profile)[-1] == ["x50", "view", T0 + 50]
 
 
 def test_query_set_newest_first_for_out_of_order_events() -> None:
@@ -234,7 +239,7 @@ def test_query_set_newest_first_for_out_of_order_events() -> None:
         ev("clicks", T0 + 1000, ("b",)),
         ev("clicks", T0 + 2000, ("c",)),
     )
-    assert profile.queries == [
+    assert qs(profile) == [
         ["a", "view", T0 + 3000],
         ["c", "view", T0 + 2000],
         ["b", "view", T0 + 1000],
@@ -248,7 +253,7 @@ def test_query_set_late_duplicate_keeps_newest_timestamp() -> None:
         ev("clicks", T0 + 2000, ("b",)),
         ev("clicks", T0 + 1000, ("a",)),  # arrives late
     )
-    assert profile.queries == [["a", "view", T0 + 3000], ["b", "view", T0 + 2000]]
+    assert qs(profile) == [["a", "view", T0 + 3000], ["b", "view", T0 + 2000]]
 
 
 def test_query_roles_and_dedupe_per_item_and_role() -> None:
@@ -260,10 +265,10 @@ def test_query_roles_and_dedupe_per_item_and_role() -> None:
         ev("clicks", T0 + 4, ("a",)),
     )
     assert len(profile.queries) == 4
-    assert profile.queries[0] == ["a", "view", T0 + 4]  # click + dwell + click: one entry
+    assert qs(profile)[0] == ["a", "view", T0 + 4]  # click + dwell + click: one entry
     # the two lines of one order share a timestamp; their relative order is unspecified
-    assert sorted(profile.queries[1:3]) == [["a", "buy", T0 + 3], ["c", "buy", T0 + 3]]
-    assert profile.queries[3] == ["b", "view", T0 + 2]
+    assert sorted(qs(profile)[1:3]) == [["a", "buy", T0 + 3], ["c", "buy", T0 + 3]]
+    assert qs(profile)[3] == ["b", "view", T0 + 2]
 
 
 def test_return_removes_item_from_query_set_and_records_it() -> None:
@@ -284,7 +289,7 @@ def test_cart_remove_and_unfavorite_drop_view_role_only() -> None:
         ev("carts", T0 + 3, ("a",), action="remove"),
         ev("carts", T0 + 4, ("b",), action="unfavorite"),
     )
-    assert profile.queries == [["a", "buy", T0]]
+    assert qs(profile) == [["a", "buy", T0]]
 
 
 def test_returned_is_bounded_oldest_dropped() -> None:

@@ -1,0 +1,1 @@
+"""Offline evaluation: ranking metrics, prequential replay and report rendering."""

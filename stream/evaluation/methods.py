@@ -1,0 +1,273 @@
+"""What the prequential evaluation compares: the engine at several refresh intervals, and baselines.
+
+Every method sees the same time-ordered stream through ``observe`` and is asked for a list
+through ``recommend`` *before* the event it is scored on is revealed to it.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from stream.domain.engine import Engine
+from stream.domain.events import UserEvent, event_from_message
+from stream.domain.profile import UserProfile
+from stream.domain.ranking import RankingProfile, rank
+from stream.domain.relations import CoOccurrence
+from stream.settings import USER_TOPICS
+
+POSITIVE = {"orders": 1.0}
+
+
+class Method(Protocol):
+    name: str
+
+    def recommend(self, user_id: str, now_ms: int, k: int) -> list[str]: ...
+
+    def observe(self, message: dict[str, Any]) -> None: ...
+
+
+def user_event(message: dict[str, Any]) -> UserEvent | None:
+    topic = message["topic"]
+    if topic not in USER_TOPICS:
+        return None
+    return event_from_message(topic, message)
+
+
+class EngineMethod:
+    """The production engine (same pure functions as the workers).
+
+    ``refresh_ms = 0`` is the real-time engine: every event is applied at once. Otherwise the
+    engine is a batch job: user events wait until the next refresh boundary (a multiple of
+    ``refresh_ms``), where everything pending is applied and lists are recomputed as of that
+    boundary — what a shopper of a batch-refreshed shop sees.
+    """
+
+    def __init__(self, name: str, ranking: RankingProfile, refresh_ms: int = 0) -> None:
+        self.name = name
+        self.refresh_ms = refresh_ms
+        self.engine = Engine(ranking=ranking)
+        self.profiles: dict[str, UserProfile] = {}
+        self.pending: list[UserEvent] = []
+        self.epoch = -1
+        self.lists: dict[str, list[str]] = {}
+        self.skipped_unknown = 0
+
+    def _apply(self, event: UserEvent) -> None:
+        if any(i not in self.engine.catalog.index for i in event.item_ids):
+            self.skipped_unknown += 1  # the worker would dead-letter it
+            return
+        profile, _, _ = self.engine.apply(self.profiles.get(event.user_id), event.user_id, [event])
+        self.profiles[event.user_id] = profile
+
+    def advance(self, now_ms: int) -> None:
+        """Batch variants: cross refresh boundaries up to ``now_ms``."""
+        if self.refresh_ms <= 0:
+            return
+        epoch = now_ms // self.refresh_ms
+        if epoch > self.epoch:
+            for event in self.pending:
+                self._apply(event)
+            self.pending.clear()
+            self.lists.clear()
+            self.epoch = epoch
+
+    def recommend(self, user_id: str, now_ms: int, k: int) -> list[str]:
+        self.advance(now_ms)
+        if self.refresh_ms > 0:
+            cached = self.lists.get(user_id)
+            if cached is not None:
+                return cached[:k]
+            now_ms = self.epoch * self.refresh_ms
+        profile = self.profiles.get(user_id) or UserProfile(user_id=user_id)
+        items = [
+            r.item_id
+            for r in rank(
+                profile,
+                self.engine.catalog,
+                self.engine.relations,
+                self.engine.ranking,
+                now_ms,
+                explain=False,
+            )
+        ]
+        if self.refresh_ms > 0:
+            self.lists[user_id] = items
+        return items[:k]
+
+    def observe(self, message: dict[str, Any]) -> None:
+        topic = message["topic"]
+        if topic == "catalog":
+            self.engine.catalog.upsert(message)
+            return
+        if topic == "stock":
+            self.engine.catalog.set_stock(str(message["item_id"]), int(message["available"]))
+            return
+        event = user_event(message)
+        if event is None:
+            return
+        self.advance(event.ts)
+        if self.refresh_ms > 0:
+            self.pending.append(event)
+        else:
+            self._apply(event)
+
+
+class _Exclusions:
+    """The same eligibility rules the engine applies, so baselines are judged fairly."""
+
+    def __init__(self, ranking: RankingProfile) -> None:
+        self.ranking = ranking
+        self.seen: dict[str, set[str]] = {}
+        self.bought: dict[str, set[str]] = {}
+        self.returned: dict[str, set[str]] = {}
+        self.last_order: dict[str, tuple[int, set[str]]] = {}
+
+    def observe(self, event: UserEvent) -> None:
+        user = event.user_id
+        self.seen.setdefault(user, set()).update(event.item_ids)
+        if event.topic == "orders":
+            self.bought.setdefault(user, set()).update(event.item_ids)
+            self.last_order[user] = (event.ts, set(event.item_ids))
+        elif event.topic == "returns":
+            self.returned.setdefault(user, set()).update(event.item_ids)
+
+    def banned(self, user: str, now_ms: int) -> set[str]:
+        rp = self.ranking
+        out = set(self.returned.get(user, ())) if rp.filter_returned else set()
+        ts, items = self.last_order.get(user, (0, set()))
+        if rp.filter_just_bought and now_ms - ts < rp.just_bought_window_ms:
+            out |= items
+        if rp.filter_seen:
+            out |= self.seen.get(user, set())
+        elif rp.filter_purchased:
+            out |= self.bought.get(user, set())
+        return out
+
+
+class PopularityMethod:
+    """Global popularity of purchases so far (top list refreshed every 500 events)."""
+
+    def __init__(self, ranking: RankingProfile, name: str = "popularity") -> None:
+        self.name = name
+        self.counts: Counter[str] = Counter()
+        self.rules = _Exclusions(ranking)
+        self._top: list[str] = []
+        self._dirty = 0
+
+    def top(self, n: int) -> list[str]:
+        if self._dirty or len(self._top) < n:
+            if self._dirty >= 500 or len(self._top) < n:
+                self._top = [
+                    i
+                    for i, _ in heapq.nlargest(
+                        max(n, 200), self.counts.items(), key=lambda kv: kv[1]
+                    )
+                ]
+                self._dirty = 0
+        return self._top
+
+    def recommend(self, user_id: str, now_ms: int, k: int) -> list[str]:
+        banned = self.rules.banned(user_id, now_ms)
+        return [i for i in self.top(k + len(banned) + 50) if i not in banned][:k]
+
+    def observe(self, message: dict[str, Any]) -> None:
+        event = user_event(message)
+        if event is None:
+            return
+        self.rules.observe(event)
+        if event.topic == "orders":
+            self.counts.update(event.item_ids)
+            self._dirty += 1
+
+
+class BuyAgainMethod(PopularityMethod):
+    """The user's most frequently bought items (ties: most recent), padded with popular ones."""
+
+    def __init__(self, ranking: RankingProfile) -> None:
+        super().__init__(ranking, name="buy_again")
+        self.history: dict[str, dict[str, tuple[int, int]]] = {}
+
+    def recommend(self, user_id: str, now_ms: int, k: int) -> list[str]:
+        banned = self.rules.banned(user_id, now_ms)
+        mine = self.history.get(user_id, {})
+        ordered = sorted(mine, key=lambda i: (-mine[i][0], -mine[i][1]))
+        picks = [i for i in ordered if i not in banned][:k]
+        for item in self.top(k + len(banned) + len(picks) + 50):
+            if len(picks) >= k:
+                break
+            if item not in banned and item not in picks:
+                picks.append(item)
+        return picks
+
+    def observe(self, message: dict[str, Any]) -> None:
+        super().observe(message)
+        event = user_event(message)
+        if event is not None and event.topic == "orders":
+            mine = self.history.setdefault(event.user_id, {})
+            for item in event.item_ids:
+                n, _ = mine.get(item, (0, 0))
+                mine[item] = (n + 1, event.ts)
+
+
+class FrozenCoOccurrenceMethod(PopularityMethod):
+    """Item co-occurrence learned on the warm-up period only, then frozen (no real-time model
+    updates); a user's list sums the frozen relations of their 10 most recent items."""
+
+    def __init__(self, ranking: RankingProfile, train_until_ms: int) -> None:
+        super().__init__(ranking, name="cooccurrence_frozen")
+        self.train_until_ms = train_until_ms
+        self.cooc = CoOccurrence(max_neighbours=64, top_k=30)
+        self.ids: dict[str, int] = {}
+        self.names: list[str] = []
+        self.recent: dict[str, list[str]] = {}
+
+    def _idx(self, item: str) -> int:
+        idx = self.ids.get(item)
+        if idx is None:
+            idx = self.ids[item] = len(self.names)
+            self.names.append(item)
+        return idx
+
+    def recommend(self, user_id: str, now_ms: int, k: int) -> list[str]:
+        banned = self.rules.banned(user_id, now_ms)
+        scores: Counter[str] = Counter()
+        for item in self.recent.get(user_id, [])[:10]:
+            if item in self.ids:
+                targets, strengths = self.cooc.related(self.ids[item])
+                for j, s in zip(targets.tolist(), strengths.tolist(), strict=True):
+                    scores[self.names[j]] += s
+        picks = [i for i, _ in scores.most_common() if i not in banned][:k]
+        for item in self.top(k + len(banned) + len(picks) + 50):
+            if len(picks) >= k:
+                break
+            if item not in banned and item not in picks:
+                picks.append(item)
+        return picks
+
+    def observe(self, message: dict[str, Any]) -> None:
+        super().observe(message)
+        event = user_event(message)
+        if event is None or not event.item_ids or event.topic == "returns":
+            return
+        if event.topic == "orders" and event.ts < self.train_until_ms:
+            context = [self._idx(i) for i in self.recent.get(event.user_id, [])[:10]]
+            self.cooc.observe([self._idx(i) for i in event.item_ids], context)
+        mine = self.recent.setdefault(event.user_id, [])
+        fresh = list(dict.fromkeys(event.item_ids))
+        mine[:] = (fresh + [i for i in mine if i not in fresh])[:50]
+
+
+def all_methods(
+    ranking: RankingProfile, train_until_ms: int, intervals_ms: Iterable[tuple[str, int]]
+) -> list[Method]:
+    methods: list[Method] = [
+        PopularityMethod(ranking),
+        BuyAgainMethod(ranking),
+        FrozenCoOccurrenceMethod(ranking, train_until_ms),
+    ]
+    for label, interval in intervals_ms:
+        methods.append(EngineMethod(f"engine_{label}", ranking, interval))
+    return methods
