@@ -247,10 +247,9 @@ def apply_event(
             _drop_query(profile, item_id, "view")
         elif event.topic in ("clicks", "dwell", "carts"):
             _touch_query(profile, item_id, "view", ts, cfg.max_query_items, cfg.repeat_tau_ms)
-    if event.topic == "orders":
-        if ts >= profile.just_bought_ts:
-            profile.just_bought = list(dict.fromkeys(event.item_ids))[: cfg.max_query_items]
-            profile.just_bought_ts = ts
+    if event.topic == "orders" and ts >= profile.just_bought_ts:
+        profile.just_bought = list(dict.fromkeys(event.item_ids))[: cfg.max_query_items]
+        profile.just_bought_ts = ts
     _prune(profile.session, cfg.max_session_features, ts, cfg.session_tau_ms)
     _prune(profile.long_term, cfg.max_long_features, ts, cfg.long_tau_ms)
     profile.events += 1

@@ -1,8 +1,9 @@
 """Candidates and ranking: a pure function of (profile, read models, ranking profile, time).
 
 score = w_aff · (sparse affinity · item features) + w_rel · (relation strength × query recency)
-        + w_pop · popularity + w_repeat · (purchase count × recency), then business filters (stock, returned, just bought, feed) and a
-per-category diversity cap. Every returned item carries human-readable reasons.
+        + w_pop · popularity + w_repeat · (decayed purchase count),
+then business filters (stock, returned, just bought, feed) and a per-category diversity cap.
+Every returned item carries human-readable reasons.
 """
 
 from __future__ import annotations

@@ -158,15 +158,11 @@ class PopularityMethod:
         self._dirty = 0
 
     def top(self, n: int) -> list[str]:
-        if self._dirty or len(self._top) < n:
-            if self._dirty >= 500 or len(self._top) < n:
-                self._top = [
-                    i
-                    for i, _ in heapq.nlargest(
-                        max(n, 200), self.counts.items(), key=lambda kv: kv[1]
-                    )
-                ]
-                self._dirty = 0
+        if self._dirty >= 500 or len(self._top) < n:
+            self._top = [
+                i for i, _ in heapq.nlargest(max(n, 200), self.counts.items(), key=lambda kv: kv[1])
+            ]
+            self._dirty = 0
         return self._top
 
     def recommend(self, user_id: str, now_ms: int, k: int) -> list[str]:
