@@ -20,6 +20,7 @@ from stream.adapters.replica import CatalogReplica
 from stream.adapters.state_store import FaustTableStore
 from stream.adapters.validation import get_validators
 from stream.domain.engine import Engine
+from stream.domain.ranking import load_ranking_profile
 from stream.pipeline import Pipeline
 from stream.settings import ITEM_TOPICS, USER_TOPICS, Settings
 
@@ -145,7 +146,9 @@ def create_app(
     )
     app.recstream_fetch_max_wait_ms = settings.fetch_max_wait_ms  # type: ignore[attr-defined]
     metrics = Metrics()
-    engine = engine or Engine(feeds=settings.feeds)
+    engine = engine or Engine(
+        feeds=settings.feeds, ranking=load_ranking_profile(settings.ranking_profile)
+    )
     validators = get_validators()
     decoder = Decoder(validators, settings.max_message_bytes)
     table = app.Table(

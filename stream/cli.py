@@ -86,6 +86,37 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(settings, seconds=args.seconds, households=args.households, speed=args.speed)
 
 
+def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from stream.evaluation.prequential import EvalConfig, evaluate, load_for_eval
+    from stream.evaluation.report import write_report
+
+    command = "recstream " + " ".join(sys.argv[1:]) if sys.argv[1:] else "recstream eval"
+    data = load_for_eval(args.dataset, args.max_users, args.seed)
+    events = list(data.events)
+    cfg = EvalConfig(args.dataset, k=args.k, warmup=args.warmup, seed=args.seed, command=command)
+    report = evaluate(data.catalog, events, cfg)
+    if args.live:
+        from stream.evaluation.live import evaluate_live
+
+        report["live"] = evaluate_live(
+            settings, data.catalog, events, cfg, report, rate=args.live_rate
+        )
+    paths = write_report(report, Path(args.out))
+    print(f"wrote {', '.join(str(p) for p in paths)}")
+    for name, segments in report["methods"].items():
+        overall = segments["all"]
+        print(
+            f"  {name:<22} recall@{args.k} {overall[f'recall@{args.k}']:.4f}  "
+            f"ndcg@{args.k} {overall[f'ndcg@{args.k}']:.4f}"
+        )
+    if args.live:
+        print(f"  live pipeline check: {report['live']['verdict']}")
+        return 0 if report["live"]["agrees"] else 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="recstream", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -114,6 +145,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="at most this many events")
     p.add_argument("--max-users", type=int, default=None, help="subset of users (adapters)")
     p.set_defaults(func=_cmd_replay)
+
+    p = sub.add_parser("eval", help="prequential evaluation: real-time vs batch vs baselines")
+    p.add_argument(
+        "--dataset",
+        default="completejourney",
+        help="completejourney | movielens | a generic dataset folder",
+    )
+    p.add_argument("--max-users", type=int, default=None, help="seeded subset of users")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--warmup", type=float, default=0.5, help="share of events before scoring")
+    p.add_argument("--out", default="reports/eval.json", help="JSON report (+ .md and plots)")
+    p.add_argument(
+        "--live",
+        action="store_true",
+        help="also replay through broker + worker and score the emitted lists",
+    )
+    p.add_argument("--live-rate", type=float, default=150.0, help="live replay, messages/s")
+    p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("demo", help="broker + embedded Qdrant + worker + real data, live view")
     p.add_argument("--seconds", type=float, default=None, help="stop after N seconds")

@@ -75,6 +75,7 @@ class Settings:
     fetch_max_wait_ms: int = 20
     feeds: tuple[str, ...] = ("for_you",)
     rebalance_timeout_s: float = 6.0
+    ranking_profile: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -113,6 +114,7 @@ class Settings:
             fetch_max_wait_ms=_int(env, "RECSTREAM_FETCH_MAX_WAIT_MS", 20),
             feeds=feeds or ("for_you",),
             rebalance_timeout_s=float(env.get("RECSTREAM_REBALANCE_TIMEOUT_S") or 6.0),
+            ranking_profile=env.get("RECSTREAM_RANKING_PROFILE") or None,
         )
 
     def topic(self, name: str) -> str:

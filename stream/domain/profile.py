@@ -40,6 +40,7 @@ class ProfileConfig:
     max_returned: int = 200
     max_offsets: int = 512
     repeat_tau_ms: float = 60 * 24 * 3600 * 1000.0
+    max_purchases: int = 300
 
 
 DEFAULT_PROFILE_CONFIG = ProfileConfig()
@@ -80,9 +81,10 @@ class UserProfile:
     user_id: str
     session: dict[str, list[float]] = field(default_factory=dict)  # feature -> [w, t_ms]
     long_term: dict[str, list[float]] = field(default_factory=dict)
-    # [item_id, role, ts, n] newest first; n = how often (item, role) happened, decayed with
-    # ``repeat_tau_ms`` as of ts (a repeat-purchase rate, not a lifetime count)
-    queries: list[list[Any]] = field(default_factory=list)
+    queries: list[list[Any]] = field(default_factory=list)  # [item_id, role, ts], newest first
+    # item_id -> [purchase count decayed with repeat_tau_ms as of t, t]: the repeat-purchase
+    # memory, longer than the query set because staples matter even when not bought lately
+    purchases: dict[str, list[float]] = field(default_factory=dict)
     returned: dict[str, int] = field(default_factory=dict)  # item_id -> ts
     just_bought: list[str] = field(default_factory=list)  # items of the latest order
     just_bought_ts: int = 0
@@ -99,6 +101,7 @@ class UserProfile:
                 "s": self.session,
                 "l": self.long_term,
                 "q": self.queries,
+                "p": self.purchases,
                 "r": self.returned,
                 "b": self.just_bought,
                 "bt": self.just_bought_ts,
@@ -118,6 +121,7 @@ class UserProfile:
             session=d["s"],
             long_term=d["l"],
             queries=d["q"],
+            purchases=d.get("p", {}),
             returned=d["r"],
             just_bought=d["b"],
             just_bought_ts=d.get("bt", 0),
@@ -166,23 +170,14 @@ def _prune(table: dict[str, list[float]], limit: int, now_ms: float, tau: float)
         del table[feature]
 
 
-def _touch_query(
-    profile: UserProfile,
-    item_id: str,
-    role: str,
-    ts: int,
-    limit: int,
-    tau_ms: float = DEFAULT_PROFILE_CONFIG.repeat_tau_ms,
-) -> None:
-    count = 0.0
+def _touch_query(profile: UserProfile, item_id: str, role: str, ts: int, limit: int) -> None:
     queries = []
     for q in profile.queries:
         if q[0] == item_id and q[1] == role:
-            count = decayed(q[3], q[2], ts, tau_ms) if ts >= q[2] else q[3]
-            ts = max(ts, q[2])
+            ts = max(ts, q[2])  # a late duplicate must not make the entry older
         else:
             queries.append(q)
-    queries.insert(0, [item_id, role, ts, round(count + 1.0, 4)])
+    queries.insert(0, [item_id, role, ts])
     queries.sort(key=lambda q: -q[2])  # newest first even when events arrive late
     del queries[limit:]
     profile.queries = queries
@@ -235,7 +230,8 @@ def apply_event(
                 _bump(profile.session, feature, scale, ts, cfg.session_tau_ms)
                 _bump(profile.long_term, feature, scale, ts, cfg.long_tau_ms)
         if event.topic == "orders":
-            _touch_query(profile, item_id, "buy", ts, cfg.max_query_items, cfg.repeat_tau_ms)
+            _touch_query(profile, item_id, "buy", ts, cfg.max_query_items)
+            _bump(profile.purchases, item_id, 1.0, ts, cfg.repeat_tau_ms)
         elif event.topic == "returns":
             _drop_query(profile, item_id)
             profile.returned[item_id] = ts
@@ -246,12 +242,13 @@ def apply_event(
         elif event.topic == "carts" and event.action in ("remove", "unfavorite"):
             _drop_query(profile, item_id, "view")
         elif event.topic in ("clicks", "dwell", "carts"):
-            _touch_query(profile, item_id, "view", ts, cfg.max_query_items, cfg.repeat_tau_ms)
+            _touch_query(profile, item_id, "view", ts, cfg.max_query_items)
     if event.topic == "orders" and ts >= profile.just_bought_ts:
         profile.just_bought = list(dict.fromkeys(event.item_ids))[: cfg.max_query_items]
         profile.just_bought_ts = ts
     _prune(profile.session, cfg.max_session_features, ts, cfg.session_tau_ms)
     _prune(profile.long_term, cfg.max_long_features, ts, cfg.long_tau_ms)
+    _prune(profile.purchases, cfg.max_purchases, ts, cfg.repeat_tau_ms)
     profile.events += 1
     profile.last_ts = max(profile.last_ts, ts)
     return True

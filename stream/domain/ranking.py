@@ -127,13 +127,14 @@ def rank(
     rel_source: dict[int, tuple[float, int]] = {}
     repeat: dict[int, float] = {}
     if rp.w_repeat > 0:
-        for item_id, role, ts, n in profile.queries:
-            if role == "buy" and item_id in catalog.index:
-                repeat[catalog.index[item_id]] = decayed(n, ts, now_ms, cfg.repeat_tau_ms)
+        for item_id, (n, ts) in profile.purchases.items():
+            idx = catalog.index.get(item_id)
+            if idx is not None:
+                repeat[idx] = decayed(n, ts, now_ms, cfg.repeat_tau_ms)
         if repeat:
             top = max(repeat.values())
             repeat = {i: v / top for i, v in repeat.items()}
-    for item_id, role, ts, _n in profile.queries[: rp.query_items]:
+    for item_id, role, ts in profile.queries[: rp.query_items]:
         q = catalog.index.get(item_id)
         if q is None:
             continue
@@ -250,10 +251,9 @@ def _reasons(
     aff, rel, pop, rep = terms
     reasons: list[tuple[float, str]] = []
     if rep > 0:
-        when = next(
-            (q[2] for q in profile.queries if q[0] == catalog.ids[idx] and q[1] == "buy"), now_ms
-        )
-        reasons.append((rep, f"you buy this regularly (last {_ago(now_ms - when)})"))
+        n, when = profile.purchases.get(catalog.ids[idx], (1.0, now_ms))
+        often = "regularly" if n >= 1.5 else "before"
+        reasons.append((rep, f"you bought this {often} (last {_ago(now_ms - when)})"))
     if rel > 0 and idx in rel_source:
         q = rel_source[idx][1]
         qid = catalog.ids[q]
@@ -279,3 +279,30 @@ def _reasons(
         reasons.append((0.0, "in stock and not yet seen by you"))
     reasons.sort(key=lambda r: -r[0])
     return [text for _, text in reasons]
+
+
+#: Built-in profiles a worker can start with (``RECSTREAM_RANKING_PROFILE``): a grocery shop
+#: wants staples back, a film shop never shows a film twice.
+BUILTIN_PROFILES: dict[str, RankingProfile] = {
+    "default": RankingProfile(),
+    # weights chosen on a Complete Journey slice disjoint from the reported one (reports/)
+    "grocery": RankingProfile(name="grocery", w_repeat=20.0, max_per_category=10),
+    "films": RankingProfile(name="films", filter_seen=True, w_repeat=0.0),
+}
+
+
+def load_ranking_profile(spec: str | None) -> RankingProfile:
+    """A built-in profile by name, or a JSON file holding a `ranking-profiles` body."""
+    if not spec:
+        return BUILTIN_PROFILES["default"]
+    if spec in BUILTIN_PROFILES:
+        return BUILTIN_PROFILES[spec]
+    from pathlib import Path
+
+    import orjson
+
+    path = Path(spec)
+    if not path.is_file():
+        names = ", ".join(BUILTIN_PROFILES)
+        raise ValueError(f"ranking profile {spec!r} is neither a built-in ({names}) nor a file")
+    return RankingProfile.from_dict(orjson.loads(path.read_bytes()))

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from stream.domain.engine import Engine
 from stream.domain.events import UserEvent, event_from_message
-from stream.domain.profile import UserProfile
+from stream.domain.profile import DEFAULT_PROFILE_CONFIG, ProfileConfig, UserProfile
 from stream.domain.ranking import RankingProfile, rank
 from stream.domain.relations import CoOccurrence
 from stream.settings import USER_TOPICS
@@ -45,10 +45,16 @@ class EngineMethod:
     boundary — what a shopper of a batch-refreshed shop sees.
     """
 
-    def __init__(self, name: str, ranking: RankingProfile, refresh_ms: int = 0) -> None:
+    def __init__(
+        self,
+        name: str,
+        ranking: RankingProfile,
+        refresh_ms: int = 0,
+        profile_config: ProfileConfig = DEFAULT_PROFILE_CONFIG,
+    ) -> None:
         self.name = name
         self.refresh_ms = refresh_ms
-        self.engine = Engine(ranking=ranking)
+        self.engine = Engine(ranking=ranking, profile_config=profile_config)
         self.profiles: dict[str, UserProfile] = {}
         self.pending: list[UserEvent] = []
         self.epoch = -1
@@ -90,6 +96,7 @@ class EngineMethod:
                 self.engine.relations,
                 self.engine.ranking,
                 now_ms,
+                cfg=self.engine.profile_config,
                 explain=False,
             )
         ]
@@ -257,7 +264,10 @@ class FrozenCoOccurrenceMethod(PopularityMethod):
 
 
 def all_methods(
-    ranking: RankingProfile, train_until_ms: int, intervals_ms: Iterable[tuple[str, int]]
+    ranking: RankingProfile,
+    train_until_ms: int,
+    intervals_ms: Iterable[tuple[str, int]],
+    profile_config: ProfileConfig = DEFAULT_PROFILE_CONFIG,
 ) -> list[Method]:
     methods: list[Method] = [
         PopularityMethod(ranking),
@@ -265,5 +275,5 @@ def all_methods(
         FrozenCoOccurrenceMethod(ranking, train_until_ms),
     ]
     for label, interval in intervals_ms:
-        methods.append(EngineMethod(f"engine_{label}", ranking, interval))
+        methods.append(EngineMethod(f"engine_{label}", ranking, interval, profile_config))
     return methods

@@ -18,7 +18,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from stream.domain.ranking import RankingProfile
+from stream.domain.profile import DEFAULT_PROFILE_CONFIG, ProfileConfig
+from stream.domain.ranking import BUILTIN_PROFILES, RankingProfile
 from stream.evaluation.methods import all_methods
 from stream.evaluation.metrics import MetricAccumulator, segment_for
 
@@ -31,9 +32,12 @@ DEFAULT_INTERVALS: tuple[tuple[str, int], ...] = (
 
 def ranking_for(dataset: str) -> RankingProfile:
     """The ranking profile a shop of this kind would run: films are not bought twice."""
-    if dataset.lower() in ("movielens", "ml-100k", "movielens100k"):
-        return RankingProfile(name="films", filter_seen=True, w_repeat=0.0)
-    return RankingProfile(name="grocery")
+    name = dataset.lower()
+    if name in ("movielens", "ml-100k", "movielens100k"):
+        return BUILTIN_PROFILES["films"]
+    if name in ("completejourney", "cj", "complete-journey"):
+        return BUILTIN_PROFILES["grocery"]
+    return BUILTIN_PROFILES["default"]
 
 
 @dataclass
@@ -44,6 +48,7 @@ class EvalConfig:
     seed: int = 0
     intervals: Sequence[tuple[str, int]] = DEFAULT_INTERVALS
     ranking: RankingProfile | None = None
+    profile_config: ProfileConfig = DEFAULT_PROFILE_CONFIG
     command: str = ""
     progress: bool = True
     notes: list[str] = field(default_factory=list)
@@ -63,7 +68,7 @@ def evaluate(
         raise ValueError("the dataset holds no user events")
     warm_index = int(len(events) * cfg.warmup)
     test_start = int(events[min(warm_index, len(events) - 1)]["ts"])
-    methods = all_methods(ranking, test_start, cfg.intervals)
+    methods = all_methods(ranking, test_start, cfg.intervals, cfg.profile_config)
     acc = MetricAccumulator(k=cfg.k)
     items = 0
     for message in catalog:
@@ -151,3 +156,16 @@ def evaluate(
         "refresh_curve": curve,
         "notes": list(cfg.notes),
     }
+
+
+def load_for_eval(dataset: str, max_users: int | None = None, seed: int = 0) -> Any:
+    """Load a dataset with the subset argument its adapter understands."""
+    from stream.datasets import DATASET_NAMES, load_dataset
+
+    kind = DATASET_NAMES.get(dataset.lower())
+    if kind == "completejourney":
+        # deal flags do not enter the for_you ranking: weekly deal updates would only add volume
+        return load_dataset(dataset, max_households=max_users, seed=seed, deal_updates=False)
+    if kind == "movielens":
+        return load_dataset(dataset, max_users=max_users, seed=seed)
+    return load_dataset(dataset)

@@ -43,8 +43,8 @@ def add(
 
 
 def query(item_id: str, role: str, ts: int) -> list[object]:
-    """One query-set entry: [item_id, role, ts, times seen]."""
-    return [item_id, role, ts, 1]
+    """One query-set entry: [item_id, role, ts]."""
+    return [item_id, role, ts]
 
 
 def ids(items: Iterable[RankedItem]) -> list[str]:

@@ -1,0 +1,237 @@
+"""`recstream eval --live`: the same scoring, but on lists the real pipeline emitted.
+
+Replays the dataset into a broker (paced, so each event is ranked on its own), lets a real
+worker process produce `recommendations`, reads them back, and scores, for each purchase, the
+last list the user received before it. The in-process reference replays the same events
+through the same engine and takes the list computed right after the user's previous event —
+exactly what a worker emits — so the two should agree. They can differ because (a) a worker
+coalesces a user's events arriving within a few ms into one ranking, (b) popularity and
+co-occurrence are updated in per-batch rather than strict event order, and (c) a list that has
+not arrived before the next event is produced counts as missing. The agreement tolerance is
+an absolute 0.02 on Recall@k and NDCG@k (documented in the report).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from stream.domain.engine import Engine
+from stream.domain.events import event_from_message
+from stream.domain.profile import UserProfile
+from stream.domain.ranking import rank
+from stream.evaluation.metrics import MetricAccumulator, segment_for
+from stream.evaluation.prequential import EvalConfig, ranking_for
+from stream.settings import USER_TOPICS, Settings
+
+TOLERANCE = 0.02
+
+
+def emitted_lists_in_process(
+    catalog: Sequence[dict[str, Any]], events: Sequence[dict[str, Any]], cfg: EvalConfig
+) -> dict[str, list[str]]:
+    """event_id -> the list a worker emits right after applying that event (no coalescing)."""
+    engine = Engine(
+        ranking=cfg.ranking or ranking_for(cfg.dataset), profile_config=cfg.profile_config
+    )
+    for message in catalog:
+        engine.catalog.upsert(message)
+    profiles: dict[str, UserProfile] = {}
+    out: dict[str, list[str]] = {}
+    for message in events:
+        topic = message["topic"]
+        if topic == "catalog":
+            engine.catalog.upsert(message)
+            continue
+        if topic == "stock":
+            engine.catalog.set_stock(str(message["item_id"]), int(message["available"]))
+            continue
+        if topic not in USER_TOPICS:
+            continue
+        event = event_from_message(topic, message)
+        if any(i not in engine.catalog.index for i in event.item_ids):
+            continue  # dead-lettered by a worker
+        profile, _, _ = engine.apply(profiles.get(event.user_id), event.user_id, [event])
+        profiles[event.user_id] = profile
+        ranked = rank(
+            profile,
+            engine.catalog,
+            engine.relations,
+            engine.ranking,
+            event.ts,
+            cfg=engine.profile_config,
+            explain=False,
+        )
+        out[event.event_id] = [r.item_id for r in ranked]
+    return out
+
+
+def score_lists(
+    events: Sequence[dict[str, Any]],
+    lists: dict[str, list[str]],
+    cfg: EvalConfig,
+    method: str,
+    acc: MetricAccumulator,
+    only: set[int] | None = None,
+) -> set[int]:
+    """Score each purchase after warm-up against the list answering the user's previous event.
+
+    Returns the indexes of the purchases that had such a list (the comparable set).
+    """
+    warm_index = int(len(events) * cfg.warmup)
+    positions: dict[str, list[tuple[int, str]]] = {}
+    prior: dict[str, int] = {}
+    scored: set[int] = set()
+    for index, message in enumerate(events):
+        user = message.get("user_id")
+        if user is None:
+            continue
+        if message["topic"] == "orders" and index >= warm_index and (only is None or index in only):
+            history = positions.get(user, [])
+            cut = bisect.bisect_left(history, (index, ""))
+            shown = next((lists[eid] for _, eid in reversed(history[:cut]) if eid in lists), None)
+            if shown is not None:
+                targets = {str(line["item_id"]) for line in message["items"]}
+                acc.add(method, segment_for(prior.get(user, 0)), shown[: cfg.k], targets)
+                scored.add(index)
+        positions.setdefault(user, []).append((index, str(message["event_id"])))
+        prior[user] = prior.get(user, 0) + 1
+    return scored
+
+
+async def _collect(
+    settings: Settings,
+    catalog: Sequence[dict[str, Any]],
+    events: Sequence[dict[str, Any]],
+    rate: float,
+) -> dict[str, list[str]]:
+    from stream.replay import replay
+    from stream.tools import TopicReader
+
+    wanted = {str(m["event_id"]) for m in events if m["topic"] in USER_TOPICS}
+    lists: dict[str, list[str]] = {}
+    async with TopicReader(settings, "recommendations") as reader:
+        task = asyncio.create_task(
+            replay(
+                [dict(m) for m in events],
+                bootstrap=settings.kafka_bootstrap,
+                topic_prefix=settings.topic_prefix,
+                rate=rate,
+                progress=True,
+                security_kwargs=settings.kafka_security.aiokafka_kwargs(),
+            )
+        )
+        idle_since = time.monotonic()
+        while True:
+            new = await reader.poll(200)
+            reader.messages.clear()
+            for message in new:
+                if message["feed"] == "for_you":
+                    lists[message["trigger"]["event_id"]] = [i["item_id"] for i in message["items"]]
+            if new:
+                idle_since = time.monotonic()
+            if task.done() and (wanted <= lists.keys() or time.monotonic() - idle_since > 10):
+                break
+        await task
+    return lists
+
+
+def evaluate_live(
+    settings: Settings,
+    catalog: Sequence[dict[str, Any]],
+    events: Sequence[dict[str, Any]],
+    cfg: EvalConfig,
+    report: dict[str, Any],
+    rate: float = 150.0,
+) -> dict[str, Any]:
+    """Run broker (unless configured) + one worker, replay, score; compare with in-process."""
+    from stream.broker import free_port, start_broker
+    from stream.tools import produce
+    from stream.worker import prepare
+
+    broker = None
+    workdir = Path(tempfile.mkdtemp(prefix="recstream-live-"))
+    worker = None
+    profile = (cfg.ranking or ranking_for(cfg.dataset)).name
+    try:
+        if not settings.kafka_bootstrap_explicit:
+            broker = start_broker(log_path=workdir / "broker.log")
+            settings = settings.with_(kafka_bootstrap=broker.bootstrap)
+        settings = settings.with_(topic_prefix=f"{settings.topic_prefix}live{int(time.time())}-")
+        asyncio.run(prepare(settings))
+        asyncio.run(
+            produce(
+                settings,
+                [("catalog", {k: v for k, v in m.items() if k != "topic"}) for m in catalog],
+            )
+        )
+        env = dict(
+            os.environ,
+            RECSTREAM_KAFKA_BOOTSTRAP=settings.kafka_bootstrap,
+            RECSTREAM_TOPIC_PREFIX=settings.topic_prefix,
+            RECSTREAM_DATA_DIR=str(workdir / "worker"),
+            RECSTREAM_RANKING_PROFILE=profile,
+        )
+        env.pop("RECSTREAM_QDRANT_URL", None)
+        log_path = workdir / "worker.log"
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "stream.cli", "worker", "--web-port", str(free_port())],
+            env=env,
+            stdout=open(log_path, "ab"),  # noqa: SIM115
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 120
+        while "[^Worker]: Ready" not in log_path.read_text(errors="replace"):
+            if worker.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"live worker did not start; see {log_path}")
+            time.sleep(0.2)
+        started = time.monotonic()
+        live_lists = asyncio.run(_collect(settings, catalog, events, rate))
+        elapsed = time.monotonic() - started
+    finally:
+        if worker is not None and worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGTERM)
+            worker.wait(30)
+        if broker is not None:
+            broker.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    reference = emitted_lists_in_process(catalog, events, cfg)
+    acc = MetricAccumulator(k=cfg.k)
+    comparable = score_lists(events, live_lists, cfg, "live_pipeline", acc)
+    score_lists(events, reference, cfg, "in_process_emitted", acc, only=comparable)
+    popularity: dict[str, float] = {}
+    summary = acc.summary(catalog_size=max(1, len(catalog)), popularity=popularity)
+    k = cfg.k
+    live_all = summary.get("live_pipeline", {}).get("all", {})
+    ref_all = summary.get("in_process_emitted", {}).get("all", {})
+    diffs = {
+        m: abs(live_all.get(m, 0.0) - ref_all.get(m, 0.0)) for m in (f"recall@{k}", f"ndcg@{k}")
+    }
+    same = sum(1 for eid, items in live_lists.items() if reference.get(eid, [])[:k] == items[:k])
+    agrees = bool(comparable) and all(d <= TOLERANCE for d in diffs.values())
+    return {
+        "rate_msgs_per_s": rate,
+        "elapsed_s": round(elapsed, 1),
+        "lists_received": len(live_lists),
+        "purchases_compared": len(comparable),
+        "identical_top_k_share": round(same / max(1, len(live_lists)), 4),
+        "live": live_all,
+        "in_process": ref_all,
+        "abs_diff": diffs,
+        "tolerance": TOLERANCE,
+        "agrees": agrees,
+        "verdict": ("agrees" if agrees else "DISAGREES")
+        + f" within ±{TOLERANCE} (recall diff {diffs[f'recall@{k}']:.4f}, "
+        f"ndcg diff {diffs[f'ndcg@{k}']:.4f}, {len(comparable)} purchases)",
+    }
