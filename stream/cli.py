@@ -162,7 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also replay through broker + worker and score the emitted lists",
     )
-    p.add_argument("--live-rate", type=float, default=150.0, help="live replay, messages/s")
+    p.add_argument(
+        "--live-rate",
+        type=float,
+        default=60.0,
+        help="live replay, messages/s (paced: one list per event)",
+    )
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("demo", help="broker + embedded Qdrant + worker + real data, live view")

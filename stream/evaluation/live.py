@@ -152,7 +152,7 @@ def evaluate_live(
     events: Sequence[dict[str, Any]],
     cfg: EvalConfig,
     report: dict[str, Any],
-    rate: float = 150.0,
+    rate: float = 60.0,
 ) -> dict[str, Any]:
     """Run broker (unless configured) + one worker, replay, score; compare with in-process."""
     from stream.broker import free_port, start_broker
