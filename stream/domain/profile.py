@@ -162,11 +162,13 @@ def _bump(table: dict[str, list[float]], feature: str, delta: float, ts: int, ta
 
 
 def _prune(table: dict[str, list[float]], limit: int, now_ms: float, tau: float) -> None:
-    """Keep the ``limit`` features with the largest current |weight|."""
+    """Over ``limit``: keep the strongest entries by current |weight|, leaving 1/8 headroom so
+    a full profile is sorted once per ``limit/8`` new entries, not on every event."""
     if len(table) <= limit:
         return
+    keep = limit - limit // 8
     ranked = sorted(table.items(), key=lambda kv: -abs(decayed(kv[1][0], kv[1][1], now_ms, tau)))
-    for feature, _ in ranked[limit:]:
+    for feature, _ in ranked[keep:]:
         del table[feature]
 
 

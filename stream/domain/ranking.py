@@ -191,19 +191,14 @@ def rank(
     aff_raw = weights[feat].sum(axis=1)
     scale = max(1.0, float(np.abs(weights).max()))
     aff_term = rp.w_affinity * aff_raw / scale
-    rel = np.fromiter(
-        (rel_scores.get(int(c), 0.0) for c in cands), dtype=np.float64, count=cands.size
-    )
+    rel = _lookup(rel_scores, cands)
     rel_term = rp.w_relation * rel / max(1e-9, float(rel.max())) if rel.any() else rel
     pop = catalog.popularity[cands]
     pop_max = float(pop.max())
     pop_term = rp.w_popularity * np.log1p(pop) / math.log1p(pop_max) if pop_max > 0 else pop * 0
     rep_term = np.zeros(cands.size)
     if repeat:
-        rep = np.fromiter(
-            (repeat.get(int(c), 0.0) for c in cands), dtype=np.float64, count=cands.size
-        )
-        rep_term = rp.w_repeat * rep
+        rep_term = rp.w_repeat * _lookup(repeat, cands)
     score = aff_term + rel_term + pop_term + rep_term
     order = np.argsort(-score, kind="stable")
     # diversity: cap items per leaf category; fill up from the overflow if the cap
@@ -235,6 +230,18 @@ def rank(
         reasons = _reasons(idx, terms, weights, catalog, profile, rel_source, now_ms, feed)
         picked.append(RankedItem(catalog.ids[idx], float(score[pos]), reasons))
     return picked
+
+
+def _lookup(scores: dict[int, float], cands: np.ndarray) -> np.ndarray:
+    """Scores of sorted candidate indexes from a sparse dict, without a Python loop per item."""
+    out = np.zeros(cands.size, dtype=np.float64)
+    if scores:
+        keys = np.fromiter(scores.keys(), dtype=np.int64, count=len(scores))
+        vals = np.fromiter(scores.values(), dtype=np.float64, count=len(scores))
+        pos = np.searchsorted(cands, keys)
+        hit = (pos < cands.size) & (cands[np.minimum(pos, cands.size - 1)] == keys)
+        out[pos[hit]] = vals[hit]
+    return out
 
 
 def _reasons(

