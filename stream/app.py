@@ -193,6 +193,10 @@ def create_app(
             _make_agent(name, handler, settings.batch_max, within)
         )
 
+    async def on_rebalance(*_: Any, **__: Any) -> None:
+        pipeline.holders_stale = True  # users moved between workers
+
+    app.on_rebalance_complete.connect(on_rebalance)
     rapp = RecstreamApp(settings, app, pipeline, engine, metrics, replica, writer, sink, flavour)
     app.add_dependency(_Lifecycle(rapp))
     return rapp

@@ -74,6 +74,9 @@ class Pipeline:
         self.metrics = metrics
         self.caught_up = caught_up
         self.holders = Holders()
+        #: after a (re)start or rebalance the index no longer matches the local users; it is
+        #: rebuilt from the stored profiles' last lists before the next stock-out refresh
+        self.holders_stale = True
         self.ready = asyncio.Event()
 
     # -- user events --------------------------------------------------------------------------
@@ -209,6 +212,17 @@ class Pipeline:
                 self.metrics.processed.labels(topic).inc()
 
     # -- stock --------------------------------------------------------------------------------
+    def rebuild_holders(self) -> None:
+        """Index the last list of every user whose state this worker currently holds."""
+        holders = Holders()
+        for user_id in self.store.keys():  # noqa: SIM118 (a StateStore)
+            raw = self.store.get(user_id)
+            if raw is not None:
+                holders.update(user_id, UserProfile.from_bytes(raw).last_items)
+        self.holders = holders
+        self.holders_stale = False
+        log.info("stock index rebuilt: %d users hold lists", len(holders.by_user))
+
     async def on_stock_change(self, change: StockChange, message: dict[str, Any]) -> None:
         """Out of stock: every local user holding the item gets a fresh list now."""
         catalog = self.engine.catalog
@@ -216,6 +230,8 @@ class Pipeline:
         if not change.went_out:
             return
         item_id = catalog.ids[change.index]
+        if self.holders_stale:
+            self.rebuild_holders()
         for user_id in self.holders.holding(item_id):
             raw = self.store.get(user_id)
             if raw is None:
