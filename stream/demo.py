@@ -14,14 +14,12 @@ import collections
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from stream.broker import LocalBroker, free_port, start_broker
+from stream.local_worker import spawn_worker, stop_worker, wait_ready
 from stream.settings import Settings
 
 STOCK_DEMO_EVERY_S = 15.0
@@ -29,24 +27,6 @@ STOCK_DEMO_EVERY_S = 15.0
 
 def _say(text: str) -> None:
     print(text, flush=True)
-
-
-def _wait_ready(process: subprocess.Popen[bytes], log_path: Path, timeout: float = 120.0) -> None:
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if process.poll() is not None:
-            tail = log_path.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"worker exited with {process.returncode}; log tail:\n{tail}")
-        if "[^Worker]: Ready" in log_path.read_text(errors="replace"):
-            return
-        print(
-            f"\r  waiting for the worker to join its group ... {time.monotonic() - start:4.0f}s",
-            end="",
-            file=sys.stderr,
-            flush=True,
-        )
-        time.sleep(0.25)
-    raise TimeoutError(f"worker not ready after {timeout:.0f}s (see {log_path})")
 
 
 class LiveView:
@@ -212,15 +192,8 @@ def run_demo(
             RECSTREAM_DATA_DIR=str(demo_dir / "worker"),
         )
         log_path = demo_dir / "worker.log"
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "stream.cli", "worker", "--web-port", str(free_port())],
-            env=env,
-            stdout=open(log_path, "ab"),  # noqa: SIM115 (the child owns it)
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        _wait_ready(worker, log_path)
-        print(file=sys.stderr)
+        worker = spawn_worker(env, log_path)
+        wait_ready(worker, log_path, progress=True)
         _say(
             f"[5/5] replaying baskets at {speed:,.0f}x real time; live lists below "
             f"({'Ctrl-C stops' if seconds is None else f'{seconds:.0f} s'})"
@@ -234,13 +207,8 @@ def run_demo(
         _say("\nstopping ...")
         return 0
     finally:
-        if worker is not None and worker.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(worker.pid, signal.SIGTERM)
-            try:
-                worker.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
+        if worker is not None:
+            stop_worker(worker)
         if broker is not None:
             broker.stop()
 

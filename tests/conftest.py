@@ -7,8 +7,6 @@ import itertools
 import os
 import signal
 import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,6 +16,7 @@ from typing import Any
 import pytest
 
 from stream.broker import LocalBroker, free_port, start_broker
+from stream.local_worker import spawn_worker, stop_worker, wait_ready
 from stream.settings import Settings
 from stream.tools import produce
 from stream.worker import prepare
@@ -48,48 +47,18 @@ class WorkerProcess:
 
     def start(self) -> WorkerProcess:
         self.log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "stream.cli",
-                "worker",
-                "--web-port",
-                str(free_port()),
-                *self.extra_args,
-            ],
-            env=self.env,
-            stdout=open(self.log_path, "ab"),  # noqa: SIM115
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        self.process = spawn_worker(self.env, self.log_path, *self.extra_args)
         return self
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[self.log_offset :]
 
     def wait_ready(self, timeout: float = 90.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"worker exited ({self.process.returncode}):\n{self.log()[-4000:]}"
-                )
-            if "[^Worker]: Ready" in self.log():
-                return
-            time.sleep(0.1)
-        raise TimeoutError(f"worker not ready in {timeout}s:\n{self.log()[-4000:]}")
+        assert self.process is not None
+        wait_ready(self.process, self.log_path, timeout, since=self.log_offset)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
-        if self.process is None or self.process.poll() is not None:
-            return self.process.returncode if self.process else 0
-        os.killpg(self.process.pid, sig)
-        try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            return self.process.wait(timeout)
+        return 0 if self.process is None else stop_worker(self.process, sig, timeout)
 
     def metrics(self) -> dict[str, float]:
         """Scrape /metrics into {'name{labels}': value}."""

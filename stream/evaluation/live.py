@@ -17,9 +17,6 @@ import asyncio
 import bisect
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -155,7 +152,8 @@ def evaluate_live(
     rate: float = 60.0,
 ) -> dict[str, Any]:
     """Run broker (unless configured) + one worker, replay, score; compare with in-process."""
-    from stream.broker import free_port, start_broker
+    from stream.broker import start_broker
+    from stream.local_worker import spawn_worker, stop_worker, wait_ready
     from stream.tools import produce
     from stream.worker import prepare
 
@@ -184,25 +182,14 @@ def evaluate_live(
         )
         env.pop("RECSTREAM_QDRANT_URL", None)
         log_path = workdir / "worker.log"
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "stream.cli", "worker", "--web-port", str(free_port())],
-            env=env,
-            stdout=open(log_path, "ab"),  # noqa: SIM115
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 120
-        while "[^Worker]: Ready" not in log_path.read_text(errors="replace"):
-            if worker.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"live worker did not start; see {log_path}")
-            time.sleep(0.2)
+        worker = spawn_worker(env, log_path)
+        wait_ready(worker, log_path)
         started = time.monotonic()
         live_lists = asyncio.run(_collect(settings, catalog, events, rate))
         elapsed = time.monotonic() - started
     finally:
-        if worker is not None and worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGTERM)
-            worker.wait(30)
+        if worker is not None:
+            stop_worker(worker)
         if broker is not None:
             broker.stop()
         shutil.rmtree(workdir, ignore_errors=True)

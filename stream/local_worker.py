@@ -1,0 +1,73 @@
+"""Run `recstream worker` as a child process (demo, `eval --live`, tests) and know when it is up."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from stream.broker import free_port
+
+READY_MARK = "[^Worker]: Ready"
+
+
+def spawn_worker(env: Mapping[str, str], log_path: Path, *extra: str) -> subprocess.Popen[bytes]:
+    """Start a worker in its own process group, output appended to ``log_path``."""
+    with open(log_path, "ab") as log:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "stream.cli", "worker", "--web-port", str(free_port()), *extra],
+            env=dict(env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def wait_ready(
+    process: subprocess.Popen[bytes],
+    log_path: Path,
+    timeout: float = 120.0,
+    since: int = 0,
+    progress: bool = False,
+) -> None:
+    """Block until the worker logs readiness (after group join and table recovery)."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        text = log_path.read_text(errors="replace")[since:]
+        if process.poll() is not None:
+            raise RuntimeError(f"worker exited with {process.returncode}:\n{text[-4000:]}")
+        if READY_MARK in text:
+            if progress:
+                print(file=sys.stderr)
+            return
+        if progress:
+            print(
+                f"\r  waiting for the worker to join its group ... "
+                f"{time.monotonic() - start:4.0f}s",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
+        time.sleep(0.1)
+    raise TimeoutError(f"worker not ready after {timeout:.0f}s (see {log_path})")
+
+
+def stop_worker(
+    process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 30.0
+) -> int:
+    """Signal the worker's process group; SIGKILL if it does not stop in time."""
+    if process.poll() is not None:
+        return process.returncode
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)
+    try:
+        return process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        return process.wait(timeout)
