@@ -73,11 +73,22 @@ def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
             max_users=args.max_users,
         )
     )
-    print(
-        f"replayed {stats.sent} messages: {stats.per_topic}"
-        + (" (interrupted)" if stats.interrupted else "")
-    )
+    print(stats.summary())
     return 130 if stats.interrupted else 0
+
+
+def _cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.datasets import load_subset, write_dataset
+
+    data = load_subset(args.dataset, args.max_users, args.seed)
+    meta = write_dataset(
+        args.out,
+        data.catalog,
+        data.events,
+        meta={"source": args.dataset, "max_users": args.max_users, "seed": args.seed},
+    )
+    print(f"wrote {args.out}: {meta}")
+    return 0
 
 
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -145,6 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="at most this many events")
     p.add_argument("--max-users", type=int, default=None, help="subset of users (adapters)")
     p.set_defaults(func=_cmd_replay)
+
+    p = sub.add_parser("export", help="write a dataset in the generic folder format")
+    p.add_argument("dataset", help="completejourney | movielens | a generic dataset folder")
+    p.add_argument("out", help="folder to write catalog.jsonl + events.jsonl into")
+    p.add_argument("--max-users", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("eval", help="prequential evaluation: real-time vs batch vs baselines")
     p.add_argument(

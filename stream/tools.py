@@ -133,15 +133,12 @@ async def replay_dataset(
     """Catalog first (so events reference known items), then events in time order."""
     import itertools
 
-    from stream.datasets import load_dataset
+    from stream.datasets import load_subset
     from stream.replay import replay
     from stream.worker import prepare
 
     await prepare(settings)
-    kwargs: dict[str, Any] = {}
-    if max_users is not None:
-        kwargs["max_users"] = max_users
-    data = load_dataset(dataset, **kwargs)
+    data = load_subset(dataset, max_users)
     catalog = [{**m, "topic": "catalog"} for m in data.catalog]
     events: Iterable[dict[str, Any]] = data.events
     if limit is not None:

@@ -29,6 +29,7 @@ __all__ = [
     "event_count",
     "load_dataset",
     "load_dir",
+    "load_subset",
     "read_catalog",
     "read_events",
     "without_topic",
@@ -69,3 +70,17 @@ def load_dataset(name_or_dir: str, **kw: Any) -> Dataset:
         f"unknown dataset {name_or_dir!r}: use completejourney, movielens or a folder with "
         "catalog.jsonl and events.jsonl"
     )
+
+
+def load_subset(
+    name_or_dir: str, max_users: int | None = None, seed: int = 0, **kw: Any
+) -> Dataset:
+    """Like ``load_dataset``, with one name for "a seeded subset of users" across adapters."""
+    kind = DATASET_NAMES.get(name_or_dir.lower())
+    if kind == "completejourney":
+        return load_dataset(name_or_dir, max_households=max_users, seed=seed, **kw)
+    if kind == "movielens":
+        return load_dataset(name_or_dir, max_users=max_users, seed=seed, **kw)
+    if max_users is not None:
+        raise ValueError("--max-users applies to the bundled datasets, not to a folder")
+    return load_dataset(name_or_dir)

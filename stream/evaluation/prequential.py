@@ -168,16 +168,13 @@ def _evaluate(
 
 
 def load_for_eval(dataset: str, max_users: int | None = None, seed: int = 0) -> Any:
-    """Load a dataset with the subset argument its adapter understands."""
-    from stream.datasets import DATASET_NAMES, load_dataset
+    """The dataset as evaluated: Complete Journey without weekly deal-flag updates, which do
+    not enter the for_you ranking and would only triple the stream."""
+    from stream.datasets import DATASET_NAMES, load_subset
 
-    kind = DATASET_NAMES.get(dataset.lower())
-    if kind == "completejourney":
-        # deal flags do not enter the for_you ranking: weekly deal updates would only add volume
-        return load_dataset(dataset, max_households=max_users, seed=seed, deal_updates=False)
-    if kind == "movielens":
-        return load_dataset(dataset, max_users=max_users, seed=seed)
-    return load_dataset(dataset)
+    if DATASET_NAMES.get(dataset.lower()) == "completejourney":
+        return load_subset(dataset, max_users, seed, deal_updates=False)
+    return load_subset(dataset, max_users, seed)
 
 
 DATASET_NOTES: dict[str, list[str]] = {
