@@ -85,53 +85,29 @@ class Pipeline:
         await self.ready.wait()
         self.metrics.consumed.labels(topic).inc(len(events))
         self.metrics.batch_size.observe(len(events))
-        catalog_index = self.engine.catalog.index
-        decoded: list[tuple[Any, UserEvent | DeadLetter]] = []
-        needs_catalog = False
-        for fev in events:
-            msg = fev.message
-            env = Envelope(
-                topic,
-                msg.partition,
-                msg.offset,
-                msg.key,
-                msg.value,
-                int(msg.timestamp * 1000) if msg.timestamp else None,
-            )
-            result = self.decoder.decode_user_event(env, catalog_index.__contains__)
-            if isinstance(result, DeadLetter) and result.reason == "unknown_item":
-                needs_catalog = True
-            decoded.append((fev, result))
-        if needs_catalog and await self.caught_up():  # the catalog may just be behind: re-check
-            decoded = [
-                (
-                    fev,
-                    self.decoder.decode_user_event(
-                        Envelope(
-                            topic,
-                            fev.message.partition,
-                            fev.message.offset,
-                            fev.message.key,
-                            fev.message.value,
-                        ),
-                        catalog_index.__contains__,
-                    ),
-                )
-                if isinstance(res, DeadLetter) and res.reason == "unknown_item"
-                else (fev, res)
-                for fev, res in decoded
-            ]
-        by_user: dict[str, tuple[Any, list[UserEvent]]] = {}
+        known = self.engine.catalog.index.__contains__
+
+        def decode(fev: Any) -> UserEvent | DeadLetter:
+            m = fev.message
+            received = int(m.timestamp * 1000) if m.timestamp else None
+            env = Envelope(topic, m.partition, m.offset, m.key, m.value, received)
+            return self.decoder.decode_user_event(env, known)
+
+        def unknown_item(result: UserEvent | DeadLetter) -> bool:
+            return isinstance(result, DeadLetter) and result.reason == "unknown_item"
+
+        decoded = [(fev, decode(fev)) for fev in events]
+        # an unknown item may only mean the catalog replica is behind: catch up, decode again
+        if any(unknown_item(r) for _, r in decoded) and await self.caught_up():
+            decoded = [(fev, decode(fev) if unknown_item(r) else r) for fev, r in decoded]
+        by_user: dict[str, list[Any]] = {}  # user -> [last Faust event, [events in order]]
         for fev, result in decoded:
             if isinstance(result, DeadLetter):
                 await self.dead_letter(result)
                 continue
-            entry = by_user.get(result.user_id)
-            if entry is None:
-                by_user[result.user_id] = (fev, [result])
-            else:
-                entry[1].append(result)
-                by_user[result.user_id] = (fev, entry[1])
+            entry = by_user.setdefault(result.user_id, [fev, []])
+            entry[0] = fev
+            entry[1].append(result)
         for user_id, (last_fev, user_events) in by_user.items():
             await self._step_user(topic, user_id, last_fev, user_events)
 
