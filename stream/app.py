@@ -171,14 +171,13 @@ def create_app(
     writer = CoalescingWriter(
         sink, flush_ms=settings.qdrant_flush_ms, on_flush=metrics.on_qdrant_flush
     )
-    replica_holder: dict[str, CatalogReplica] = {}
+    replica = CatalogReplica(settings, engine.catalog, validators)
 
     async def caught_up() -> bool:
-        return await replica_holder["replica"].caught_up(timeout=5.0)
+        return await replica.caught_up(timeout=5.0)
 
     pipeline = Pipeline(engine, decoder, FaustTableStore(table), send, writer, metrics, caught_up)
-    replica = CatalogReplica(settings, engine.catalog, validators, pipeline.on_stock_change)
-    replica_holder["replica"] = replica
+    replica.on_stock_change = pipeline.on_stock_change
     within = settings.batch_within_ms / 1000.0
 
     for name in USER_TOPICS + ITEM_TOPICS:

@@ -30,7 +30,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _port_open(port: int) -> bool:
+def port_open(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)
         return s.connect_ex(("127.0.0.1", port)) == 0
@@ -65,7 +65,7 @@ def start_broker(
 ) -> LocalBroker:
     """Start Tansu on 127.0.0.1:port and wait until it accepts connections."""
     port = port or free_port()
-    if _port_open(port):
+    if port_open(port):
         raise RuntimeError(f"port {port} is already in use; is a broker already running?")
     url = f"tcp://127.0.0.1:{port}"
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
@@ -79,7 +79,7 @@ def start_broker(
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"broker exited with code {process.returncode} at start")
-        if _port_open(port):
+        if port_open(port):
             return LocalBroker(port, process)
         time.sleep(0.05)
     LocalBroker(port, process).stop()

@@ -18,7 +18,7 @@ import subprocess
 import time
 from typing import Any
 
-from stream.broker import LocalBroker, free_port, start_broker
+from stream.broker import LocalBroker, free_port, port_open, start_broker
 from stream.local_worker import spawn_worker, stop_worker, wait_ready
 from stream.settings import Settings
 
@@ -164,7 +164,7 @@ def run_demo(
         shutil.rmtree(demo_dir, ignore_errors=True)
         demo_dir.mkdir(parents=True)
         if not settings.kafka_bootstrap_explicit:
-            port = 9092 if _port_free(9092) else free_port()
+            port = free_port() if port_open(9092) else 9092
             _say(f"[1/5] starting the bundled broker (Tansu) on 127.0.0.1:{port}")
             broker = start_broker(port, log_path=demo_dir / "broker.log")
             settings = settings.with_(kafka_bootstrap=broker.bootstrap)
@@ -211,10 +211,3 @@ def run_demo(
             stop_worker(worker)
         if broker is not None:
             broker.stop()
-
-
-def _port_free(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) != 0
