@@ -18,18 +18,11 @@ from typing import Any
 
 import fastjsonschema
 
+from stream.settings import ITEM_TOPICS, USER_TOPICS
+
 SCHEMAS_ENV = "RECSTREAM_SCHEMAS_DIR"
 
-INPUT_SCHEMAS: tuple[str, ...] = (
-    "clicks",
-    "dwell",
-    "carts",
-    "orders",
-    "returns",
-    "searches",
-    "stock",
-    "catalog",
-)
+INPUT_SCHEMAS: tuple[str, ...] = USER_TOPICS + ITEM_TOPICS
 SCHEMA_NAMES: tuple[str, ...] = (
     *INPUT_SCHEMAS,
     "recommendations",

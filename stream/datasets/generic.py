@@ -17,17 +17,10 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from stream.settings import ITEM_TOPICS, USER_TOPICS
+
 #: Topics a dataset may put messages on (the engine's input topics, DESIGN.md).
-INPUT_TOPICS: tuple[str, ...] = (
-    "clicks",
-    "dwell",
-    "carts",
-    "orders",
-    "returns",
-    "searches",
-    "stock",
-    "catalog",
-)
+INPUT_TOPICS: tuple[str, ...] = USER_TOPICS + ITEM_TOPICS
 CATALOG_FILE = "catalog.jsonl"
 EVENTS_FILE = "events.jsonl"
 META_FILE = "meta.json"

@@ -173,8 +173,16 @@ class PopularityMethod:
         return self._top
 
     def recommend(self, user_id: str, now_ms: int, k: int) -> list[str]:
-        banned = self.rules.banned(user_id, now_ms)
-        return [i for i in self.top(k + len(banned) + 50) if i not in banned][:k]
+        return self.pad([], self.rules.banned(user_id, now_ms), k)
+
+    def pad(self, picks: list[str], banned: set[str], k: int) -> list[str]:
+        """Fill a personal list up to k with eligible popular items."""
+        for item in self.top(k + len(banned) + len(picks) + 50):
+            if len(picks) >= k:
+                break
+            if item not in banned and item not in picks:
+                picks.append(item)
+        return picks
 
     def observe(self, message: dict[str, Any]) -> None:
         event = user_event(message)
@@ -198,12 +206,7 @@ class BuyAgainMethod(PopularityMethod):
         mine = self.history.get(user_id, {})
         ordered = sorted(mine, key=lambda i: (-mine[i][0], -mine[i][1]))
         picks = [i for i in ordered if i not in banned][:k]
-        for item in self.top(k + len(banned) + len(picks) + 50):
-            if len(picks) >= k:
-                break
-            if item not in banned and item not in picks:
-                picks.append(item)
-        return picks
+        return self.pad(picks, banned, k)
 
     def observe(self, message: dict[str, Any]) -> None:
         super().observe(message)
@@ -243,12 +246,7 @@ class FrozenCoOccurrenceMethod(PopularityMethod):
                 for j, s in zip(targets.tolist(), strengths.tolist(), strict=True):
                     scores[self.names[j]] += s
         picks = [i for i, _ in scores.most_common() if i not in banned][:k]
-        for item in self.top(k + len(banned) + len(picks) + 50):
-            if len(picks) >= k:
-                break
-            if item not in banned and item not in picks:
-                picks.append(item)
-        return picks
+        return self.pad(picks, banned, k)
 
     def observe(self, message: dict[str, Any]) -> None:
         super().observe(message)
