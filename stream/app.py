@@ -13,9 +13,10 @@ from typing import Any
 import faust
 import mode
 
+from stream.adapters.coalescing_writer import CoalescingWriter
 from stream.adapters.codec import Decoder
 from stream.adapters.metrics import Metrics
-from stream.adapters.qdrant_sink import CoalescingWriter, UserSink, make_user_sink
+from stream.adapters.qdrant_sink import UserSink, make_user_sink
 from stream.adapters.replica import CatalogReplica
 from stream.adapters.state_store import FaustTableStore
 from stream.adapters.validation import get_validators

@@ -16,9 +16,10 @@ from typing import Any
 import orjson
 from faust.streams import _current_event
 
+from stream.adapters.coalescing_writer import CoalescingWriter
 from stream.adapters.codec import DeadLetter, Decoder, Envelope
 from stream.adapters.metrics import Metrics
-from stream.adapters.qdrant_sink import CoalescingWriter, UserPoint
+from stream.adapters.qdrant_sink import UserPoint
 from stream.adapters.state_store import StateStore
 from stream.domain.catalog import StockChange
 from stream.domain.dense import user_vector

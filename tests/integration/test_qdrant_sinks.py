@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from qdrant_client import QdrantClient
 
+from stream.adapters.coalescing_writer import CoalescingWriter
 from stream.adapters.qdrant_client_sink import ClientUserSink
 from stream.adapters.qdrant_edge_sink import EdgeUserSink
 from stream.adapters.qdrant_sink import (
-    CoalescingWriter,
     RejectedPoints,
     UserPoint,
     UserSink,
