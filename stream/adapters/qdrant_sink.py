@@ -2,8 +2,9 @@
 
 Two adapters implement :class:`UserSink` — an embedded Qdrant Edge shard (the default, see
 ``qdrant_edge_sink``) and qdrant-client against a server (``qdrant_client_sink``). Workers never
-call a sink per event: they hand points to :class:`stream.adapters.coalescing_writer.CoalescingWriter`, which keeps only the newest
-list per user and flushes batches from a thread every few milliseconds, measuring the lag.
+call a sink per event: they hand points to the ``CoalescingWriter`` (``coalescing_writer``),
+which keeps only the newest list per user and flushes batches from a thread every few
+milliseconds, measuring the lag.
 """
 
 from __future__ import annotations
