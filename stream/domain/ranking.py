@@ -123,8 +123,7 @@ def rank(
     if n_items == 0:
         return []
     # 1. relation candidates from the query set (Pfeed-style), weighted by query recency
-    rel_scores: dict[int, float] = {}
-    rel_source: dict[int, tuple[float, int]] = {}
+    rel_scores, rel_source = _relation_scores(profile, catalog, relations, rp, now_ms)
     repeat: dict[int, float] = {}
     if rp.w_repeat > 0:
         for item_id, (n, ts) in profile.purchases.items():
@@ -134,27 +133,16 @@ def rank(
         if repeat:
             top = max(repeat.values())
             repeat = {i: v / top for i, v in repeat.items()}
-    for item_id, role, ts in profile.queries[: rp.query_items]:
-        q = catalog.index.get(item_id)
-        if q is None:
-            continue
-        recency = math.exp(-max(0.0, now_ms - ts) / rp.query_tau_ms)
-        if role == "buy":
-            recency *= rp.buy_query_weight
-        targets, strengths = relations.related(q, role)
-        for j, s in zip(targets.tolist(), strengths.tolist(), strict=True):
-            contribution = s * recency
-            rel_scores[j] = rel_scores.get(j, 0.0) + contribution
-            if contribution > rel_source.get(j, (0.0, -1))[0]:
-                rel_source[j] = (contribution, q)
     # 2. affinity candidates: popular items carrying the user's strongest positive features
     aff = profile.affinities(now_ms, cfg, rp.w_session, rp.w_long_term)
     weights = np.zeros(len(catalog.vocab_names), dtype=np.float64)
+    liked: dict[int, float] = {}  # feature id -> positive weight, for the reasons
     for name, w in aff.items():
         fid = catalog.vocab.get(name)
-        if fid is not None:
+        if fid is not None and fid != PAD:
             weights[fid] = w
-    weights[PAD] = 0.0
+            if w > 0:
+                liked[fid] = w
     top_features = sorted((kv for kv in aff.items() if kv[1] > 0), key=lambda kv: -kv[1])
     pools = [
         np.fromiter(rel_scores.keys(), dtype=np.int64, count=len(rel_scores)),
@@ -200,14 +188,20 @@ def rank(
     if repeat:
         rep_term = rp.w_repeat * _lookup(repeat, cands)
     score = aff_term + rel_term + pop_term + rep_term
-    order = np.argsort(-score, kind="stable")
+    # only the best few hundred can make the list, even with the diversity cap skipping some
+    head = min(cands.size, max(4 * rp.size * rp.max_per_category, 200))
+    if head < cands.size:
+        head_idx = np.argpartition(-score, head - 1)[:head]
+        order = head_idx[np.argsort(-score[head_idx], kind="stable")]
+    else:
+        order = np.argsort(-score, kind="stable")
+    categories = catalog.category[cands[order]].tolist()
     # diversity: cap items per leaf category; fill up from the overflow if the cap
     # would leave the list short (a one-category shop still gets a full list)
     chosen: list[int] = []
     overflow: list[int] = []
     per_cat: dict[int, int] = {}
-    for pos in order.tolist():
-        cat = int(catalog.category[int(cands[pos])])
+    for pos, cat in zip(order.tolist(), categories, strict=True):
         if cat != PAD and per_cat.get(cat, 0) >= rp.max_per_category:
             overflow.append(pos)
             continue
@@ -227,9 +221,38 @@ def rank(
             float(pop_term[pos]),
             float(rep_term[pos]),
         )
-        reasons = _reasons(idx, terms, weights, catalog, profile, rel_source, now_ms, feed)
+        reasons = _reasons(idx, terms, liked, catalog, profile, rel_source, now_ms, feed)
         picked.append(RankedItem(catalog.ids[idx], float(score[pos]), reasons))
     return picked
+
+
+def _relation_scores(
+    profile: UserProfile,
+    catalog: Catalog,
+    relations: RelatedItems,
+    rp: RankingProfile,
+    now_ms: float,
+) -> tuple[dict[int, float], dict[int, tuple[float, int, str, float]]]:
+    """Relation strength × query recency summed over the query set, and for each target the
+    query that contributed most (what its reason names). Plain dicts: at a few hundred
+    (query, target) pairs they beat numpy's per-call overhead."""
+    scores: dict[int, float] = {}
+    source: dict[int, tuple[float, int, str, float]] = {}
+    for item_id, role, ts in profile.queries[: rp.query_items]:
+        q = catalog.index.get(item_id)
+        if q is None:
+            continue
+        recency = math.exp(-max(0.0, now_ms - ts) / rp.query_tau_ms)
+        if role == "buy":
+            recency *= rp.buy_query_weight
+        targets, strengths = relations.related(q, role)
+        for j, strength in zip(targets.tolist(), strengths.tolist(), strict=True):
+            contribution = strength * recency
+            scores[j] = scores.get(j, 0.0) + contribution
+            best = source.get(j)
+            if best is None or contribution > best[0]:
+                source[j] = (contribution, q, role, ts)
+    return scores, source
 
 
 def _lookup(scores: dict[int, float], cands: np.ndarray) -> np.ndarray:
@@ -247,10 +270,10 @@ def _lookup(scores: dict[int, float], cands: np.ndarray) -> np.ndarray:
 def _reasons(
     idx: int,
     terms: tuple[float, float, float, float],
-    weights: np.ndarray,
+    liked: dict[int, float],
     catalog: Catalog,
     profile: UserProfile,
-    rel_source: dict[int, tuple[float, int]],
+    rel_source: dict[int, tuple[float, int, str, float]],
     now_ms: float,
     feed: str,
 ) -> list[str]:
@@ -262,16 +285,13 @@ def _reasons(
         often = "regularly" if n >= 1.5 else "before"
         reasons.append((rep, f"you bought this {often} (last {_ago(now_ms - when)})"))
     if rel > 0 and idx in rel_source:
-        q = rel_source[idx][1]
-        qid = catalog.ids[q]
-        roles = {q[1]: q[2] for q in reversed(profile.queries) if q[0] == qid}
-        role = "buy" if "buy" in roles else "view"  # the stronger relation is the buy→buy one
-        ts = roles.get(role, now_ms)
+        _, q, role, ts = rel_source[idx]
         verb = "bought" if role == "buy" else "viewed"
         reasons.append((rel, f"related to '{catalog.titles[q]}' you {verb} {_ago(now_ms - ts)}"))
     if aff > 0:
-        fids = [f for f in catalog.feature_ids[idx] if f != PAD and weights[f] > 0]
-        fids.sort(key=lambda f: -weights[f])
+        fids = sorted(
+            (f for f in catalog.feature_ids[idx].tolist() if f in liked), key=lambda f: -liked[f]
+        )
         names = ", ".join(catalog.vocab_names[f] for f in fids[:3])
         reasons.append((aff, f"matches your interest in {names}"))
     elif aff < 0:
