@@ -82,8 +82,7 @@ async def _live(
     speed: float,
     seconds: float | None,
 ) -> LiveView:
-    from stream.replay import replay
-    from stream.tools import TopicReader, produce
+    from stream.tools import TopicReader, produce, replay_to
 
     view = LiveView(titles)
     progress = {"sent": 0}
@@ -93,16 +92,7 @@ async def _live(
             progress["sent"] += 1
             yield message
 
-    replay_task = asyncio.create_task(
-        replay(
-            counted(),
-            bootstrap=settings.kafka_bootstrap,
-            topic_prefix=settings.topic_prefix,
-            speed=speed,
-            progress=False,
-            security_kwargs=settings.kafka_security.aiokafka_kwargs(),
-        )
-    )
+    replay_task = asyncio.create_task(replay_to(settings, counted(), speed=speed, progress=False))
     started = time.monotonic()
     last_summary = last_stock = started
     stocked_out: set[str] = set()

@@ -121,6 +121,19 @@ async def latest_recommendations(
     return latest
 
 
+async def replay_to(settings: Settings, events: Iterable[dict[str, Any]], **kwargs: Any) -> Any:
+    """``stream.replay.replay`` against this deployment's broker, prefix and credentials."""
+    from stream.replay import replay
+
+    return await replay(
+        events,
+        bootstrap=settings.kafka_bootstrap,
+        topic_prefix=settings.topic_prefix,
+        security_kwargs=settings.kafka_security.aiokafka_kwargs(),
+        **kwargs,
+    )
+
+
 async def replay_dataset(
     settings: Settings,
     dataset: str,
@@ -134,7 +147,6 @@ async def replay_dataset(
     import itertools
 
     from stream.datasets import load_subset
-    from stream.replay import replay
     from stream.worker import prepare
 
     await prepare(settings)
@@ -143,10 +155,5 @@ async def replay_dataset(
     events: Iterable[dict[str, Any]] = data.events
     if limit is not None:
         events = itertools.islice(events, limit)
-    common: dict[str, Any] = {
-        "bootstrap": settings.kafka_bootstrap,
-        "topic_prefix": settings.topic_prefix,
-        "security_kwargs": settings.kafka_security.aiokafka_kwargs(),
-    }
-    await replay(catalog, total=len(catalog), **common)
-    return await replay(events, speed=speed, rate=rate, **common)
+    await replay_to(settings, catalog, total=len(catalog))
+    return await replay_to(settings, events, speed=speed, rate=rate)

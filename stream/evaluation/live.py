@@ -112,21 +112,13 @@ async def _collect(
     events: Sequence[dict[str, Any]],
     rate: float,
 ) -> dict[str, list[str]]:
-    from stream.replay import replay
-    from stream.tools import TopicReader
+    from stream.tools import TopicReader, replay_to
 
     wanted = {str(m["event_id"]) for m in events if m["topic"] in USER_TOPICS}
     lists: dict[str, list[str]] = {}
     async with TopicReader(settings, "recommendations") as reader:
         task = asyncio.create_task(
-            replay(
-                [dict(m) for m in events],
-                bootstrap=settings.kafka_bootstrap,
-                topic_prefix=settings.topic_prefix,
-                rate=rate,
-                progress=True,
-                security_kwargs=settings.kafka_security.aiokafka_kwargs(),
-            )
+            replay_to(settings, [dict(m) for m in events], rate=rate, progress=True)
         )
         idle_since = time.monotonic()
         while True:
