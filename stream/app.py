@@ -16,6 +16,7 @@ import mode
 from stream.adapters.coalescing_writer import CoalescingWriter
 from stream.adapters.codec import Decoder
 from stream.adapters.metrics import Metrics
+from stream.adapters.outputs import OutputProducer
 from stream.adapters.qdrant_sink import UserSink, make_user_sink
 from stream.adapters.replica import CatalogReplica
 from stream.adapters.state_store import FaustTableStore
@@ -78,6 +79,7 @@ class RecstreamApp:
     replica: CatalogReplica
     writer: CoalescingWriter
     sink: UserSink
+    outputs: OutputProducer
     flavour: str
 
 
@@ -91,6 +93,7 @@ class _Lifecycle(mode.Service):
     async def on_start(self) -> None:
         r = self.rapp
         r.metrics.serve(r.settings.metrics_port)
+        await r.outputs.start()
         await r.replica.start()
         await r.writer.start()
         if not await r.replica.caught_up(timeout=60.0):
@@ -103,6 +106,7 @@ class _Lifecycle(mode.Service):
         r = self.rapp
         await r.writer.stop()
         await r.replica.stop()
+        await r.outputs.stop()
         r.sink.close()
 
     @mode.Service.task
@@ -155,19 +159,7 @@ def create_app(
     table = app.Table(
         "profiles", default=None, partitions=settings.partitions, key_type=bytes, value_type=bytes
     )  # raw bytes both ways
-    out_topics = {
-        name: app.topic(
-            settings.topic(name),
-            key_serializer="raw",
-            value_serializer="raw",
-            partitions=settings.partitions,
-        )
-        for name in ("recommendations", "dead-letters")
-    }
-
-    async def send(name: str, key: bytes, value: bytes) -> Any:
-        return await out_topics[name].send(key=key, value=value)
-
+    outputs = OutputProducer(settings)
     sink = make_user_sink(settings.qdrant_url, settings.qdrant_api_key, settings.data_dir)
     writer = CoalescingWriter(
         sink, flush_ms=settings.qdrant_flush_ms, on_flush=metrics.on_qdrant_flush
@@ -177,7 +169,9 @@ def create_app(
     async def caught_up() -> bool:
         return await replica.caught_up(timeout=5.0)
 
-    pipeline = Pipeline(engine, decoder, FaustTableStore(table), send, writer, metrics, caught_up)
+    pipeline = Pipeline(
+        engine, decoder, FaustTableStore(table), outputs.send, writer, metrics, caught_up
+    )
     replica.on_stock_change = pipeline.on_stock_change
     within = settings.batch_within_ms / 1000.0
 
@@ -197,7 +191,9 @@ def create_app(
         pipeline.holders_stale = True  # users moved between workers
 
     app.on_rebalance_complete.connect(on_rebalance)
-    rapp = RecstreamApp(settings, app, pipeline, engine, metrics, replica, writer, sink, flavour)
+    rapp = RecstreamApp(
+        settings, app, pipeline, engine, metrics, replica, writer, sink, outputs, flavour
+    )
     app.add_dependency(_Lifecycle(rapp))
     return rapp
 

@@ -29,7 +29,8 @@ from stream.domain.profile import UserProfile
 
 log = logging.getLogger(__name__)
 
-Send = Callable[[str, bytes, bytes], Awaitable[Any]]  # (logical topic, key, value)
+#: (logical topic, key, value) -> delivery future; awaited per batch by ``flush_outputs``
+Send = Callable[[str, bytes, bytes], Awaitable["asyncio.Future[Any]"]]
 
 
 class Holders:
@@ -71,6 +72,7 @@ class Pipeline:
         self.decoder = decoder
         self.store = store
         self.send = send
+        self.in_flight: list[asyncio.Future[Any]] = []
         self.writer = writer
         self.metrics = metrics
         self.caught_up = caught_up
@@ -111,6 +113,7 @@ class Pipeline:
             entry[1].append(result)
         for user_id, (last_fev, user_events) in by_user.items():
             await self._step_user(topic, user_id, last_fev, user_events)
+        await self.flush_outputs()
 
     async def _step_user(self, topic: str, user_id: str, fev: Any, events: list[UserEvent]) -> None:
         started = time.perf_counter()
@@ -139,7 +142,7 @@ class Pipeline:
         for rec in recs:
             now_ms = int(time.time() * 1000)
             message = rec.to_message(now_ms, produced_ms)
-            await self.send("recommendations", rec.user_id.encode(), orjson.dumps(message))
+            await self._output("recommendations", rec.user_id.encode(), orjson.dumps(message))
             self.metrics.recommendations.labels(rec.feed, rec.trigger.topic).inc()
             if produced_ms is not None:
                 self.metrics.latency.observe(max(0.0, (now_ms - produced_ms) / 1000.0))
@@ -173,7 +176,20 @@ class Pipeline:
             dead.reason,
             dead.error,
         )
-        await self.send("dead-letters", dead.key or b"", orjson.dumps(dead.to_message()))
+        await self._output("dead-letters", dead.key or b"", orjson.dumps(dead.to_message()))
+
+    async def _output(self, topic: str, key: bytes, value: bytes) -> None:
+        self.in_flight.append(await self.send(topic, key, value))
+
+    async def flush_outputs(self) -> None:
+        """Wait until the broker has every output of this batch: only then may Faust ack the
+        batch's input offsets (at-least-once). A delivery failure propagates and stops the
+        worker, so the batch is re-delivered after restart."""
+        if self.in_flight:
+            # several agents share the list: wait for everything pending now (which includes
+            # this caller's sends), then forget what is done
+            await asyncio.gather(*self.in_flight)
+            self.in_flight = [f for f in self.in_flight if not f.done()]
 
     # -- item topics (validation + accounting; the replica applies them) ----------------------
     async def handle_item_batch(self, topic: str, events: Sequence[Any]) -> None:
@@ -187,6 +203,7 @@ class Pipeline:
                 await self.dead_letter(result)
             else:
                 self.metrics.processed.labels(topic).inc()
+        await self.flush_outputs()
 
     # -- stock --------------------------------------------------------------------------------
     def rebuild_holders(self) -> None:
@@ -218,3 +235,4 @@ class Pipeline:
             recs = self.engine.recommend(profile, trigger, now_ms=max(profile.last_ts, 0))
             self.metrics.stock_refreshes.inc()
             await self._emit(profile, recs, None)
+        await self.flush_outputs()

@@ -1,0 +1,46 @@
+"""Output topics (`recommendations`, `dead-letters`) on their own batching producer.
+
+Faust's producer must send one record per batch on the bundled broker (changelog recovery
+breaks otherwise), and each send then waits for the previous one's round trip. Outputs need no
+such workaround, so they get an aiokafka producer that batches. At-least-once still holds: the
+pipeline awaits every delivery of a batch before Faust acks that batch's input offsets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from stream.settings import Settings
+
+
+class OutputProducer:
+    def __init__(self, settings: Settings, linger_ms: int = 2) -> None:
+        self.settings = settings
+        self.linger_ms = linger_ms
+        self._producer: AIOKafkaProducer | None = None  # needs the worker's running loop
+        self._topics: dict[str, str] = {}
+
+    async def start(self) -> None:
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            linger_ms=self.linger_ms,
+            acks="all",
+            **self.settings.kafka_security.aiokafka_kwargs(),
+        )
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+
+    async def send(self, name: str, key: bytes, value: bytes) -> asyncio.Future[Any]:
+        """Enqueue; the returned future resolves once the broker has the record."""
+        if self._producer is None:
+            raise RuntimeError("output producer used before start()")
+        topic = self._topics.get(name)
+        if topic is None:
+            topic = self._topics[name] = self.settings.topic(name)
+        return await self._producer.send(topic, value=value, key=key or None)
