@@ -231,6 +231,15 @@ def verdicts(report: dict[str, Any], engine: str = "engine_realtime") -> list[st
                 f"{metric} {mine[metric]:.4f} vs {other[metric]:.4f} "
                 f"({'beats' if won else 'DOES NOT beat'})"
             )
+        losses = [
+            f"{segment} ({mine_seg[f'recall@{k}']:.4f} vs {segments[segment][f'recall@{k}']:.4f})"
+            for segment, mine_seg in methods[engine].items()
+            if segment != "all"
+            and segment in segments
+            and mine_seg[f"recall@{k}"] < segments[segment][f"recall@{k}"]
+        ]
+        if losses:
+            parts.append(f"but behind it on recall@{k} for " + ", ".join(losses))
         out.append(f"real-time engine vs `{name}`: " + "; ".join(parts))
     return out
 
