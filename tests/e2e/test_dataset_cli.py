@@ -57,3 +57,36 @@ def test_export_replay_and_eval_a_generic_folder(broker: Any, tmp_path: Path) ->
     for suffix in (".md", "-refresh.png", "-segments.png"):
         path = out.with_name(out.stem + suffix)
         assert path.stat().st_size > 0, path
+
+
+def test_replay_stops_cleanly_on_ctrl_c(broker: Any, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    dep = new_deployment(broker, tmp_path / "deploy")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "stream.cli",
+            "replay",
+            "movielens",
+            "--max-users",
+            "30",
+            "--rate",
+            "100",
+        ],
+        env=dep.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(6)  # catalog goes out first, then events at 100 msg/s
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err[-2000:]
+    assert "interrupted" in out
+    sent = int(out.split("sent ")[1].split(" ")[0].replace(",", ""))
+    assert 0 < sent < 3000  # partial: 30 users hold ~3,000 ratings
