@@ -6,13 +6,12 @@ CreatePartitions, and user topics must be co-partitioned so one user's state liv
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError
 
 from stream.settings import ITEM_TOPICS, OUTPUT_TOPICS, USER_TOPICS, Settings
 
@@ -63,20 +62,3 @@ async def detect_flavour(settings: Settings) -> str:
         return "tansu" if node_ids == {TANSU_NODE_ID} else "kafka"
     finally:
         await producer.stop()
-
-
-async def wait_for_broker(bootstrap: str, timeout: float = 20.0, **kwargs: object) -> None:
-    """Block until the broker answers metadata requests (startup of the local broker)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    last: Exception | None = None
-    while loop.time() < deadline:
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **kwargs)
-        try:
-            await producer.start()
-            await producer.stop()
-            return
-        except KafkaConnectionError as exc:
-            last = exc
-            await asyncio.sleep(0.2)
-    raise TimeoutError(f"no Kafka broker answered at {bootstrap} within {timeout:.0f}s: {last}")

@@ -147,14 +147,6 @@ class Catalog:
     def features_of(self, idx: int) -> list[str]:
         return [self.vocab_names[f] for f in self.feature_ids[idx] if f != PAD]
 
-    def feature_rows(self, item_ids: list[str]) -> list[list[int]]:
-        """Feature ids per known item id (unknown ids give an empty row)."""
-        rows = []
-        for item_id in item_ids:
-            idx = self.index.get(item_id)
-            rows.append([] if idx is None else [int(f) for f in self.feature_ids[idx] if f != PAD])
-        return rows
-
     def _top_by_popularity(self, members: np.ndarray, k: int) -> np.ndarray:
         members = members[self.eligible(members)]
         if members.size <= k:
