@@ -6,8 +6,10 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
+from types import FrameType
 
 from stream.settings import Settings
 
@@ -16,11 +18,11 @@ def _cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
     from stream.broker import start_broker
 
     broker = start_broker(args.port)
-    print(
-        f"broker listening on {broker.bootstrap} (pid {broker.process.pid}); Ctrl-C stops it",
-        flush=True,
-    )
     try:
+        print(
+            f"broker listening on {broker.bootstrap} (pid {broker.process.pid}); Ctrl-C stops it",
+            flush=True,
+        )
         return broker.process.wait()
     except KeyboardInterrupt:
         return 0
@@ -201,8 +203,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate_as_interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM (systemd, Docker, supervisors) stops a command exactly like Ctrl-C does, so the
+    ``finally`` blocks that stop brokers, workers and producers by PID run in both cases."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command != "worker":  # the Faust worker installs its own graceful SIGTERM handling
+        signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
