@@ -85,7 +85,8 @@ def _stop_and_check(process: subprocess.Popen[bytes], sig: int, log: Path) -> No
         process.wait(timeout=10)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
-        raise AssertionError(f"not stopped within 10 s by {sig}; log:\n{log.read_text()[-3000:]}")
+        tail = log.read_text()[-3000:]
+        raise AssertionError(f"not stopped within 10 s by {sig}; log:\n{tail}") from None
     left = [pid for pid in descendants if _alive(pid)]
     names = {pid: _cmdline(pid) for pid in left}
     for pid in left:  # do not leak them into the rest of the suite, then fail
