@@ -62,6 +62,29 @@ def _cmd_recs(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.tools import forget_user
+
+    event_id = asyncio.run(forget_user(settings, args.user, args.reason))
+    print(f"erasure of {args.user!r} requested ({event_id} on {settings.topic('forget')})")
+    return 0
+
+
+def _cmd_state(args: argparse.Namespace, settings: Settings) -> int:
+    import orjson
+
+    from stream.tools import dump_profiles
+
+    profiles = asyncio.run(dump_profiles(settings))
+    if args.user is not None:
+        if args.user not in profiles:
+            print(f"no stored profile for {args.user!r}", file=sys.stderr)
+            return 1
+        profiles = {args.user: profiles[args.user]}
+    sys.stdout.write(orjson.dumps(profiles, option=orjson.OPT_INDENT_2).decode() + "\n")
+    return 0
+
+
 def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     from stream.tools import replay_dataset
 
@@ -150,6 +173,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--explain", action="store_true", help="print the reasons per item")
     p.add_argument("--timeout", type=float, default=5.0)
     p.set_defaults(func=_cmd_recs)
+
+    p = sub.add_parser("forget", help="erase a user everywhere (state, Qdrant, recommendations)")
+    p.add_argument("user")
+    p.add_argument("--reason", default="", help="kept on the forget topic for the audit trail")
+    p.set_defaults(func=_cmd_forget)
+
+    p = sub.add_parser("state", help="inspect stored state (read from the changelog)")
+    state_sub = p.add_subparsers(dest="state_command", required=True)
+    d = state_sub.add_parser("dump", help="print stored profiles as JSON")
+    d.add_argument("user", nargs="?", default=None, help="one user (default: all)")
+    d.set_defaults(func=_cmd_state)
 
     p = sub.add_parser("replay", help="send a dataset to the input topics")
     p.add_argument("dataset", help="completejourney | movielens | a generic dataset folder")
