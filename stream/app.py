@@ -13,17 +13,17 @@ from typing import Any
 import faust
 import mode
 
+from stream.adapters.changelog_store import ChangelogStore, changelog_name
 from stream.adapters.coalescing_writer import CoalescingWriter
 from stream.adapters.codec import Decoder
 from stream.adapters.metrics import Metrics
 from stream.adapters.outputs import OutputProducer
 from stream.adapters.qdrant_sink import UserSink, make_user_sink
 from stream.adapters.replica import CatalogReplica
-from stream.adapters.state_store import FaustTableStore
 from stream.adapters.validation import get_validators
 from stream.domain.engine import Engine
 from stream.domain.ranking import load_ranking_profile
-from stream.pipeline import Pipeline, Record
+from stream.pipeline import Durability, Pipeline, Record
 from stream.settings import CONTROL_TOPICS, ITEM_TOPICS, USER_TOPICS, Settings
 
 log = logging.getLogger(__name__)
@@ -56,10 +56,8 @@ def _patch_faust_fetch_wait() -> None:
 def _tansu_workarounds(settings: Settings) -> dict[str, Any]:
     """Bundled-broker only (DESIGN.md "Known limits"); none of this applies to Apache Kafka."""
     return {
-        # Wrong end offsets for multi-record batches break changelog recovery; one record per
-        # batch is the workaround that passed recovery, rebalance and kill tests (~-27 %).
-        "producer_max_batch_size": 1,
-        "producer_linger_ms": 0,
+        # (No one-record-per-batch producer here: state is not a Faust Table, and our own
+        # changelog recovery reads the end from fetch responses, which are right on Tansu.)
         # Tansu holds every JoinGroup for the full rebalance timeout: 30 s+ per start otherwise.
         "broker_rebalance_timeout": settings.rebalance_timeout_s,
         "broker_session_timeout": max(10.0, settings.rebalance_timeout_s),
@@ -80,6 +78,7 @@ class RecstreamApp:
     writer: CoalescingWriter
     sink: UserSink
     outputs: OutputProducer
+    store: ChangelogStore
     flavour: str
 
 
@@ -99,7 +98,11 @@ class _Lifecycle(mode.Service):
         if not await r.replica.caught_up(timeout=60.0):
             raise RuntimeError("catalog replica did not catch up within 60 s")
         r.metrics.catalog_items.set(len(r.engine.catalog))
-        log.info("catalog replica ready: %d items", len(r.engine.catalog))
+        log.info(
+            "catalog replica ready: %d items, %d learned observations applied",
+            len(r.engine.catalog),
+            r.engine.learner.applied,
+        )
         r.pipeline.ready.set()
 
     async def on_stop(self) -> None:
@@ -108,6 +111,7 @@ class _Lifecycle(mode.Service):
         await r.replica.stop()
         await r.outputs.stop()
         r.sink.close()
+        r.store.close()
 
     @mode.Service.task
     async def _watch(self) -> None:
@@ -135,7 +139,7 @@ def create_app(
     app = faust.App(
         f"{settings.topic_prefix}{settings.app_id}",
         broker=f"kafka://{settings.kafka_bootstrap}",
-        store="rocksdb://",
+        store="memory://",  # no Faust tables: state is a ChangelogStore (see its docstring)
         datadir=str(settings.data_dir / "faust"),
         autodiscover=False,
         topic_partitions=settings.partitions,
@@ -146,7 +150,9 @@ def create_app(
         web_enabled=False,
         web_port=settings.web_port,
         web_host="127.0.0.1",
-        stream_wait_empty=False,
+        # on a rebalance, finish the batch in hand (its outputs and changelog records are
+        # delivered) before the partitions move, so the next owner recovers the latest state
+        stream_wait_empty=True,
         **(_tansu_workarounds(settings) if tansu else {"producer_linger_ms": 2}),
     )
     app.recstream_fetch_max_wait_ms = settings.fetch_max_wait_ms  # type: ignore[attr-defined]
@@ -156,9 +162,6 @@ def create_app(
     )
     validators = get_validators()
     decoder = Decoder(validators, settings.max_message_bytes)
-    table = app.Table(
-        "profiles", default=None, partitions=settings.partitions, key_type=bytes, value_type=bytes
-    )  # raw bytes both ways
     outputs = OutputProducer(settings)
     sink = make_user_sink(settings.qdrant_url, settings.qdrant_api_key, settings.data_dir)
     writer = CoalescingWriter(
@@ -169,8 +172,18 @@ def create_app(
     async def caught_up() -> bool:
         return await replica.caught_up(timeout=5.0)
 
-    store = FaustTableStore(table, settings.topic(USER_TOPICS[0]))
-    pipeline = Pipeline(engine, decoder, store, outputs.send, writer, metrics, caught_up)
+    store = ChangelogStore(settings, settings.data_dir / "state")
+    user_topics = {settings.topic(t) for t in USER_TOPICS}
+
+    def assigned() -> set[int]:
+        return {tp.partition for tp in app.consumer.assignment() if tp.topic in user_topics}
+
+    durability = Durability(
+        changelog_name(settings), store.mark_applied, store.ensure_recovered, assigned
+    )
+    pipeline = Pipeline(
+        engine, decoder, store, outputs.send, writer, metrics, caught_up, durability
+    )
     replica.on_stock_change = pipeline.on_stock_change
     within = settings.batch_within_ms / 1000.0
     # One agent for every user-keyed topic (co-partitioned): one batch at a time sees all of a
@@ -190,10 +203,11 @@ def create_app(
 
     async def on_rebalance(*_: Any, **__: Any) -> None:
         pipeline.holders_stale = True  # users moved between workers
+        store.forget_assignment()  # re-read changelog tails before serving partitions again
 
     app.on_rebalance_complete.connect(on_rebalance)
     rapp = RecstreamApp(
-        settings, app, pipeline, engine, metrics, replica, writer, sink, outputs, flavour
+        settings, app, pipeline, engine, metrics, replica, writer, sink, outputs, store, flavour
     )
     app.add_dependency(_Lifecycle(rapp))
     return rapp

@@ -39,12 +39,26 @@ from stream.domain.dense import user_vector
 from stream.domain.engine import Engine, Recommendation, Trigger
 from stream.domain.events import UserEvent
 from stream.domain.holders import Holders
+from stream.domain.learning import Observation
 from stream.domain.profile import UserProfile
 
 log = logging.getLogger(__name__)
 
-#: (logical topic, key, value or None for a tombstone) -> delivery future
-Send = Callable[[str, bytes, bytes | None], Awaitable["asyncio.Future[Any]"]]
+#: (logical topic, key, value or None for a tombstone, partition or None) -> delivery future
+Send = Callable[[str, bytes, bytes | None, int | None], Awaitable["asyncio.Future[Any]"]]
+
+
+@dataclass
+class Durability:
+    """How state becomes durable: its changelog topic (logical), what to do once a partition's
+    changelog records are delivered, and how to make sure a partition's state is recovered
+    before it is served. Absent (unit tests, tools): the store alone is the state."""
+
+    changelog: str
+    delivered: Callable[[int, int], None]
+    recover: Callable[[set[int]], Awaitable[None]]
+    #: the user partitions this worker is assigned now
+    assigned: Callable[[], set[int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +90,7 @@ class BatchPlan:
     writes: list[tuple[str, int, bytes | None]] = field(default_factory=list)  # None = delete
     lists: list[tuple[UserProfile, Recommendation, int | None]] = field(default_factory=list)
     forgotten: list[str] = field(default_factory=list)
+    observations: list[Observation] = field(default_factory=list)
 
 
 class Pipeline:
@@ -90,8 +105,10 @@ class Pipeline:
         writer: CoalescingWriter | None,
         metrics: Metrics,
         caught_up: Callable[[], Awaitable[bool]],
+        durability: Durability | None = None,
     ) -> None:
         self.engine = engine
+        self.durability = durability
         self.decoder = decoder
         self.store = store
         self.send = send
@@ -108,6 +125,8 @@ class Pipeline:
     async def handle_user_batch(self, records: Sequence[Record]) -> None:
         """A burst from the user and control topics: one profile write + one ranking per user."""
         await self.ready.wait()
+        if self.durability is not None:
+            await self.durability.recover({r.partition for r in records})
         self.metrics.batch_size.observe(len(records))
         for r in records:
             self.metrics.consumed.labels(r.topic).inc()
@@ -146,7 +165,7 @@ class Pipeline:
 
     def _plan_user(self, plan: BatchPlan, user_id: str, work: UserWork) -> None:
         started = time.perf_counter()
-        raw = self.store.get(user_id)
+        raw = self.store.get(user_id, partition=work.partition)
         state = UserProfile.from_bytes(raw) if raw is not None else None
         # a forget wipes everything before it in the batch; what follows starts a new profile
         events = work.events
@@ -164,13 +183,14 @@ class Pipeline:
         if events:
             result = self.engine.step(state, user_id, events)
             profile, recs = result.state, result.recommendations
-            if result.applied:
+            if result.applied or result.replayed:
+                # replays only come after a crash or rebalance: the local state may hold them
+                # while its changelog record was lost with the crashed producer, so write the
+                # state again (idempotent) — otherwise the durable copy stays behind for good
                 plan.writes.append((user_id, work.partition, profile.to_bytes()))
             if result.replayed:
                 self.metrics.replayed.labels(events[0].topic).inc(result.replayed)
-            for obs in result.observations:
-                key = (obs.source_key or "").encode()
-                plan.outputs.append(("learned", key, obs.to_bytes()))
+            plan.observations.extend(result.observations)
         if refreshes and not recs and profile is not None:
             last = refreshes[-1]  # the stock event that made a held item unavailable
             recs = self.engine.recommend(
@@ -209,18 +229,37 @@ class Pipeline:
         plan.outputs.append(("dead-letters", dead.key or b"", orjson.dumps(dead.to_message())))
 
     async def commit(self, plan: BatchPlan) -> None:
-        """Deliver every output, then write state, then feed Qdrant and the stock index.
+        """Deliver every output (and the changelog records of the new state), then write state
+        locally, then feed Qdrant and the stock index.
 
         A delivery failure propagates and stops the worker, so the batch is re-delivered after
         restart with its state unwritten (see the module docstring)."""
-        futures = [await self.send(topic, key, value) for topic, key, value in plan.outputs]
-        if futures:
-            await asyncio.gather(*futures)
+        futures = [await self.send(t, key, value, None) for t, key, value in plan.outputs]
+        # in source-offset order: readers of `learned` treat an older offset of a source
+        # partition as a re-published duplicate (see stream.domain.learning)
+        for obs in sorted(plan.observations, key=lambda o: o.source or ("", 0, 0)):
+            key = (obs.source_key or "").encode()
+            futures.append(await self.send("learned", key, obs.to_bytes(), None))
+        changelog: list[tuple[int, asyncio.Future[Any]]] = []
+        if self.durability is not None:
+            name = self.durability.changelog
+            for user_id, partition, value in plan.writes:
+                fut = await self.send(name, user_id.encode(), value, partition)
+                changelog.append((partition, fut))
+        if futures or changelog:
+            await asyncio.gather(*futures, *(f for _, f in changelog))
         for user_id, partition, value in plan.writes:
             if value is None:
                 self.store.delete(user_id, partition=partition)
             else:
                 self.store.set(user_id, value, partition=partition)
+        if self.durability is not None:
+            last: dict[int, int] = {}
+            for partition, fut in changelog:
+                offset = getattr(fut.result(), "offset", -1)
+                last[partition] = max(last.get(partition, -1), offset)
+            for partition, offset in last.items():
+                self.durability.delivered(partition, offset)
         for user_id in plan.forgotten:
             self.holders.drop(user_id)
             if self.writer is not None:
@@ -246,11 +285,13 @@ class Pipeline:
         await self.commit(plan)
 
     # -- stock --------------------------------------------------------------------------------
-    def rebuild_holders(self) -> None:
+    async def rebuild_holders(self) -> None:
         """Index the last list of every user whose state this worker currently holds."""
+        if self.durability is not None:
+            await self.durability.recover(self.durability.assigned())
         holders = Holders()
-        for user_id in self.store.keys():  # noqa: SIM118 (a StateStore)
-            raw = self.store.get(user_id)
+        for partition, user_id in self.store.owned():
+            raw = self.store.get(user_id, partition=partition)
             if raw is not None:
                 holders.update(user_id, UserProfile.from_bytes(raw).last_items)
         self.holders = holders
@@ -269,7 +310,7 @@ class Pipeline:
             return
         item_id = catalog.ids[change.index]
         if self.holders_stale:
-            self.rebuild_holders()
+            await self.rebuild_holders()
         futures = []
         for user_id in self.holders.holding(item_id):
             body = {
@@ -278,7 +319,7 @@ class Pipeline:
                 "ts": int(message["ts"]),
                 "item_id": item_id,
             }
-            futures.append(await self.send("refresh", user_id.encode(), orjson.dumps(body)))
+            futures.append(await self.send("refresh", user_id.encode(), orjson.dumps(body), None))
         if futures:
             await asyncio.gather(*futures)
 

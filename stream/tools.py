@@ -179,11 +179,6 @@ async def replay_dataset(
     return await replay_to(settings, events, speed=speed, rate=rate)
 
 
-def changelog_topic(settings: Settings) -> str:
-    """Logical name of the profiles table's changelog (Faust: ``<app id>-<table>-changelog``)."""
-    return f"{settings.app_id}-profiles-changelog"
-
-
 async def read_latest(settings: Settings, topic: str, idle_rounds: int = 3) -> dict[str, Any]:
     """Latest value per key of a (logical) topic, read to its end: raw bytes, None = deleted.
 
@@ -224,7 +219,9 @@ async def read_latest(settings: Settings, topic: str, idle_rounds: int = 3) -> d
 
 async def dump_profiles(settings: Settings) -> dict[str, dict[str, Any]]:
     """Every stored profile as written to the changelog (what recovery restores), by user."""
-    raw = await read_latest(settings, changelog_topic(settings))
+    from stream.adapters.changelog_store import changelog_name
+
+    raw = await read_latest(settings, changelog_name(settings))
     return {user: orjson.loads(value) for user, value in raw.items() if value is not None}
 
 

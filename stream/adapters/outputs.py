@@ -36,11 +36,13 @@ class OutputProducer:
         if self._producer is not None:
             await self._producer.stop()
 
-    async def send(self, name: str, key: bytes, value: bytes | None) -> asyncio.Future[Any]:
+    async def send(
+        self, name: str, key: bytes, value: bytes | None, partition: int | None = None
+    ) -> asyncio.Future[Any]:
         """Enqueue (``value`` None = tombstone); the future resolves once the broker has it."""
         if self._producer is None:
             raise RuntimeError("output producer used before start()")
         topic = self._topics.get(name)
         if topic is None:
             topic = self._topics[name] = self.settings.topic(name)
-        return await self._producer.send(topic, value=value, key=key or None)
+        return await self._producer.send(topic, value=value, key=key or None, partition=partition)

@@ -11,14 +11,14 @@ agents; the replica silently skips what they reject.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
 
+from stream.adapters.follower import Follower
 from stream.adapters.validation import SchemaError, Validators
 from stream.domain.catalog import Catalog, StockChange
 from stream.domain.learning import Learner, Observation
@@ -30,7 +30,10 @@ OnStockChange = Callable[[StockChange, dict[str, Any]], Awaitable[None]]
 
 
 class CatalogReplica:
-    """Follows `catalog` + `stock` into a Catalog; knows when it has caught up."""
+    """Follows `catalog` + `stock` into a Catalog, then `learned` into the Learner.
+
+    `learned` is read only once the catalog has caught up: its observations name items by id,
+    and one naming an item the replica has not read yet would be lost."""
 
     def __init__(
         self,
@@ -48,73 +51,49 @@ class CatalogReplica:
         self.pending_stock: dict[str, dict[str, Any]] = {}  # stock seen before its catalog entry
         self.applied = 0
         self.skipped = 0
-        self._consumer: AIOKafkaConsumer | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._last_empty_round_start = -1.0
-        self._topics = {settings.topic("catalog"): "catalog", settings.topic("stock"): "stock"}
+        self._kinds = {settings.topic("catalog"): "catalog", settings.topic("stock"): "stock"}
+        self.items = Follower(settings, list(self._kinds), self._on_item, "catalog-replica")
+        self.learned: Follower | None = None
         if learner is not None:
-            self._topics[settings.topic("learned")] = "learned"
+            self.learned = Follower(
+                settings, [settings.topic("learned")], self._on_learned, "learned-replica"
+            )
 
-    async def start(self) -> None:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
-            max_partition_fetch_bytes=4 * 1024 * 1024,
-            **self.settings.kafka_security.aiokafka_kwargs(),
-        )
-        await consumer.start()
-        partitions: list[TopicPartition] = []
-        for topic in self._topics:
-            ids = consumer.partitions_for_topic(topic)
-            if not ids:
-                await consumer.client.force_metadata_update()
-                ids = consumer.partitions_for_topic(topic) or set()
-            if not ids:
-                await consumer.stop()
-                raise RuntimeError(f"topic {topic} does not exist; create topics first")
-            partitions.extend(TopicPartition(topic, p) for p in sorted(ids))
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        self._consumer = consumer
-        self._task = asyncio.create_task(self._run(), name="catalog-replica")
+    @property
+    def followers(self) -> list[Follower]:
+        return [f for f in (self.items, self.learned) if f is not None]
+
+    async def start(self, timeout: float = 60.0) -> None:
+        await self.items.start()
+        if self.learned is not None:
+            if not await self.items.caught_up(timeout):
+                raise RuntimeError(f"catalog replica did not catch up within {timeout:.0f} s")
+            await self.learned.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._consumer is not None:
-            await self._consumer.stop()
+        for follower in reversed(self.followers):
+            await follower.stop()
 
     @property
     def failed(self) -> BaseException | None:
-        """The exception that killed the follower, if any (the worker must then crash)."""
-        if self._task is not None and self._task.done() and not self._task.cancelled():
-            return self._task.exception()
+        """The exception that killed a follower, if any (the worker must then crash)."""
+        for follower in self.followers:
+            if follower.failed is not None:
+                return follower.failed
         return None
 
-    async def _run(self) -> None:
-        assert self._consumer is not None
-        loop = asyncio.get_running_loop()
-        wait_ms = self.settings.fetch_max_wait_ms
-        while True:
-            started = loop.time()
-            batches = await self._consumer.getmany(timeout_ms=wait_ms, max_records=5000)
-            if not batches:
-                self._last_empty_round_start = started
-                continue
-            for tp, records in batches.items():
-                kind = self._topics[tp.topic]
-                for record in records:
-                    await self._apply(kind, record.value)
+    async def caught_up(self, timeout: float = 5.0) -> bool:
+        """Every followed topic read to its end (see ``Follower.caught_up``)."""
+        results = await asyncio.gather(*(f.caught_up(timeout) for f in self.followers))
+        return all(results)
+
+    async def _on_item(self, topic: str, record: ConsumerRecord[bytes, bytes]) -> None:
+        await self._apply(self._kinds[topic], record.value)
+
+    async def _on_learned(self, topic: str, record: ConsumerRecord[bytes, bytes]) -> None:
+        self._learn(record.value)
 
     async def _apply(self, kind: str, raw: bytes | None) -> None:
-        if kind == "learned":
-            self._learn(raw)
-            return
         try:
             message = orjson.loads(raw or b"")
             self.validators.validate(kind, message)
@@ -138,7 +117,6 @@ class CatalogReplica:
             self.skipped += 1  # only workers write this topic; never let one record stop us
             log.debug("skipped a malformed observation on learned")
             return
-        self.applied += 1
         self.learner.remote(obs)
 
     async def _stock(self, message: dict[str, Any]) -> None:
@@ -149,21 +127,3 @@ class CatalogReplica:
             return
         if (change.went_out or change.came_back) and self.on_stock_change is not None:
             await self.on_stock_change(change, message)
-
-    async def caught_up(self, timeout: float = 5.0) -> bool:
-        """True once a fetch round that began after this call found nothing new.
-
-        Uses empty fetches rather than end offsets because the bundled broker reports wrong
-        end offsets for multi-record batches; correct on Apache Kafka as well.
-        """
-        loop = asyncio.get_running_loop()
-        # an in-flight fetch may predate the call: require a round started one wait later
-        asked = loop.time() + self.settings.fetch_max_wait_ms / 1000.0
-        deadline = loop.time() + timeout
-        while self._last_empty_round_start < asked:
-            if self.failed is not None:
-                raise RuntimeError("catalog replica died") from self.failed
-            if loop.time() > deadline:
-                return False
-            await asyncio.sleep(0.005)
-        return True

@@ -33,7 +33,10 @@ async def ensure_topics(settings: Settings, names: tuple[str, ...] | None = None
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        wanted = [settings.topic(n) for n in (names or all_topics())]
+        from stream.adapters.changelog_store import changelog_name
+
+        default = (*all_topics(), changelog_name(settings))
+        wanted = [settings.topic(n) for n in (names or default)]
         missing = [t for t in wanted if t not in existing]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker won the race

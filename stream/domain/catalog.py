@@ -7,6 +7,7 @@ which is ~100x cheaper than Python dict loops over item attributes.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -26,6 +27,11 @@ class StockChange:
     came_back: bool
 
 
+def tiebreak(item_id: str) -> float:
+    """In [0, 1e-6): far below any real score difference, identical on every worker."""
+    return zlib.crc32(item_id.encode()) / 2**32 * 1e-6
+
+
 class Catalog:
     """Growable arrays indexed by a dense item index; ids map to indexes through a dict."""
 
@@ -42,6 +48,9 @@ class Catalog:
         self.new = np.zeros(capacity, dtype=bool)
         self.deleted = np.zeros(capacity, dtype=bool)
         self.popularity = np.zeros(capacity, dtype=np.float64)
+        #: a tiny per-item constant from the item id: breaks score ties the same way on every
+        #: worker, whereas dense indexes depend on the order each replica read the catalog in
+        self.tiebreak = np.zeros(capacity, dtype=np.float64)
         self.items_by_feature: dict[int, list[int]] = {}
         self.version = 0  # bumps on every change that can alter candidate sets
         self._popular_cache: tuple[int, np.ndarray] | None = None
@@ -65,6 +74,7 @@ class Catalog:
             "new",
             "deleted",
             "popularity",
+            "tiebreak",
         ):
             old = getattr(self, name)
             shape = (cap, *old.shape[1:])
@@ -91,6 +101,7 @@ class Catalog:
             self.ids.append(item_id)
             self.titles.append("")
             self.index[item_id] = idx
+            self.tiebreak[idx] = tiebreak(item_id)
         else:
             for fid in self.feature_ids[idx]:
                 if fid != PAD:
@@ -149,12 +160,11 @@ class Catalog:
 
     def _top_by_popularity(self, members: np.ndarray, k: int) -> np.ndarray:
         members = members[self.eligible(members)]
+        pop = self.popularity[members] + self.tiebreak[members]
         if members.size <= k:
-            order = np.argsort(-self.popularity[members], kind="stable")
-            return members[order]
-        part = np.argpartition(-self.popularity[members], k)[:k]
-        top = members[part]
-        return top[np.argsort(-self.popularity[top], kind="stable")]
+            return members[np.argsort(-pop, kind="stable")]
+        part = np.argpartition(-pop, k)[:k]
+        return members[part[np.argsort(-pop[part], kind="stable")]]
 
     def _stamp(self) -> int:
         # Popularity moves constantly; refresh cached top lists every 256 interactions.

@@ -187,7 +187,7 @@ def rank(
     rep_term = np.zeros(cands.size)
     if repeat:
         rep_term = rp.w_repeat * _lookup(repeat, cands)
-    score = aff_term + rel_term + pop_term + rep_term
+    score = aff_term + rel_term + pop_term + rep_term + catalog.tiebreak[cands]
     # only the best few hundred can make the list, even with the diversity cap skipping some
     head = min(cands.size, max(4 * rp.size * rp.max_per_category, 200))
     if head < cands.size:

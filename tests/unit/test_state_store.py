@@ -117,3 +117,26 @@ def test_separate_rocks_stores_are_isolated(tmp_path: Path) -> None:
     finally:
         a.close()
         b.close()
+
+
+def test_changelog_store_keeps_partitions_apart_and_tracks_offsets(tmp_path: Path) -> None:
+    from stream.adapters.changelog_store import ChangelogStore
+    from stream.settings import Settings
+
+    store = ChangelogStore(Settings(), tmp_path / "state")
+    try:
+        store.set("u1", b"a", partition=0)
+        store.set("u2", b"b", partition=1)
+        store.set("u3", b"c", partition=1)
+        assert store.get("u2", partition=1) == b"b" and store.get("u2", partition=0) is None
+        assert sorted(store.keys_of(1)) == ["u2", "u3"] and list(store.keys_of(0)) == ["u1"]
+        store.delete("u3", partition=1)
+        assert list(store.keys_of(1)) == ["u2"]
+        assert store.applied_offset(1) == -1
+        store.mark_applied(1, 41)
+        store.mark_applied(1, 7)  # never goes back
+        assert store.applied_offset(1) == 41
+        store.recovered = {1}
+        assert list(store.owned()) == [(1, "u2")]  # only partitions this worker serves
+    finally:
+        store.close()

@@ -1,0 +1,116 @@
+"""Follow topics from the beginning, on every partition, with no consumer group, forever.
+
+What each worker needs for its replicated read models (catalog, stock, learned). It knows when
+it has caught up without trusting ListOffsets (wrong on the bundled broker): a fetch round that
+began after the question found nothing new, with every partition at the high-water mark that
+fetch responses report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+from stream.settings import Settings
+
+Apply = Callable[[str, ConsumerRecord[bytes, bytes]], Awaitable[None]]
+
+
+class Follower:
+    """One consumer over ``topics`` (full names); ``apply(topic, record)`` for every record."""
+
+    def __init__(self, settings: Settings, topics: list[str], apply: Apply, name: str) -> None:
+        self.settings = settings
+        self.topics = topics
+        self.apply = apply
+        self.name = name
+        self.consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._last_empty_round_start = -1.0
+
+    async def start(self) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            **self.settings.kafka_security.aiokafka_kwargs(),
+        )
+        await consumer.start()
+        partitions: list[TopicPartition] = []
+        try:
+            for topic in self.topics:
+                ids = consumer.partitions_for_topic(topic)
+                if not ids:
+                    await consumer._client.force_metadata_update()
+                    ids = consumer.partitions_for_topic(topic) or set()
+                if not ids:
+                    raise RuntimeError(f"topic {topic} does not exist; create topics first")
+                partitions.extend(TopicPartition(topic, p) for p in sorted(ids))
+        except BaseException:
+            await consumer.stop()
+            raise
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        self.consumer = consumer
+        self._task = asyncio.create_task(self._run(), name=self.name)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self.consumer is not None:
+            await self.consumer.stop()
+
+    @property
+    def failed(self) -> BaseException | None:
+        """The exception that killed the follower, if any (the worker must then crash)."""
+        if self._task is not None and self._task.done() and not self._task.cancelled():
+            return self._task.exception()
+        return None
+
+    async def _run(self) -> None:
+        assert self.consumer is not None
+        loop = asyncio.get_running_loop()
+        wait_ms = self.settings.fetch_max_wait_ms
+        while True:
+            started = loop.time()
+            batches = await self.consumer.getmany(timeout_ms=wait_ms, max_records=5000)
+            if not batches:
+                # an empty round may only mean the next fetch is slow (a loaded machine): it
+                # counts only with every partition at its high-water mark
+                if await self._at_end():
+                    self._last_empty_round_start = started
+                continue
+            for tp, records in batches.items():
+                for record in records:
+                    await self.apply(tp.topic, record)
+
+    async def _at_end(self) -> bool:
+        assert self.consumer is not None
+        for tp in self.consumer.assignment():
+            highwater = self.consumer.highwater(tp)
+            if highwater is None or await self.consumer.position(tp) < highwater:
+                return False
+        return True
+
+    async def caught_up(self, timeout: float = 5.0) -> bool:
+        """True once a fetch round that began after this call found nothing new."""
+        loop = asyncio.get_running_loop()
+        # an in-flight fetch may predate the call: require a round started one wait later
+        asked = loop.time() + self.settings.fetch_max_wait_ms / 1000.0
+        deadline = loop.time() + timeout
+        while self._last_empty_round_start < asked:
+            if self.failed is not None:
+                raise RuntimeError(f"{self.name} died") from self.failed
+            if loop.time() > deadline:
+                return False
+            await asyncio.sleep(0.005)
+        return True
