@@ -133,6 +133,7 @@ def test_sigkill_midway_then_restart_equals_an_uninterrupted_run(
         for u in expected
     ]
     mean = sum(overlaps) / len(overlaps)
+    print(f"probe overlap@10 {mean:.3f}")
     worst = sorted(zip(overlaps, expected, strict=True))[:3]
     detail = {u: (lists["plain"][u], lists["crashed"][u]) for _, u in worst}
     assert mean >= 0.95, f"lists after a probe click overlap@10 {mean:.3f}; worst: {detail}"
