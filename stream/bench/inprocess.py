@@ -119,7 +119,9 @@ class BurstRunner:
         if reasons_probe and applied:
             e = self.engine
             t7 = time.perf_counter_ns()
-            rank(profile, e.catalog, e.relations, e.ranking, now, cfg=e.profile_config, explain=False)
+            rank(
+                profile, e.catalog, e.relations, e.ranking, now, cfg=e.profile_config, explain=False
+            )
             timing["rank_without_reasons"] = time.perf_counter_ns() - t7
         return timing
 

@@ -45,8 +45,8 @@ def answered_latencies(sent: Path, received: dict[str, float]) -> tuple[np.ndarr
         return np.zeros(0), 0
     t_first = float(rows[0][2])
     by_user: dict[str, list[tuple[str, float]]] = {}
-    for event_id, user, at in rows:
-        by_user.setdefault(user, []).append((event_id, float(at)))
+    for event_id, user, sent_at in rows:
+        by_user.setdefault(user, []).append((event_id, float(sent_at)))
     latencies: list[float] = []
     unanswered = 0
     for events in by_user.values():
@@ -99,7 +99,11 @@ class Level:
 
 
 def prepare_levels(
-    run_dir: Path, catalog: list[dict[str, Any]], cfg: WorkloadConfig, max_eps: float, seconds: float
+    run_dir: Path,
+    catalog: list[dict[str, Any]],
+    cfg: WorkloadConfig,
+    max_eps: float,
+    seconds: float,
 ) -> list[Level]:
     """One event file per load level (independent parts of the workload)."""
     levels = []

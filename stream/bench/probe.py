@@ -27,7 +27,9 @@ from stream.settings import Settings
 PROBE_FETCH_WAIT_MS = 5
 
 
-async def assigned_consumer(settings: Settings, topics: list[str], wait_ms: int) -> AIOKafkaConsumer:
+async def assigned_consumer(
+    settings: Settings, topics: list[str], wait_ms: int
+) -> AIOKafkaConsumer:
     """A started consumer assigned every partition of ``topics`` (prefixed), from the start."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,

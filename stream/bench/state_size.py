@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,8 @@ from stream.bench.workload import WorkloadConfig, load_catalog
 
 
 def profile_sizes(store: StateStore) -> dict[str, float]:
-    sizes = np.asarray([len(store.get(k) or b"") for k in store.keys()], dtype=np.float64)
+    keys = list(store.keys())
+    sizes = np.asarray([len(store.get(k) or b"") for k in keys], dtype=np.float64)
     if sizes.size == 0:
         return {"users": 0}
     p50, p95 = np.percentile(sizes, [50, 95]).tolist()
@@ -72,7 +75,7 @@ def fill_and_serve(
     item_ids = engine.catalog.ids
     started = time.perf_counter()
     for n, i in enumerate(rng.integers(users, size=sample).tolist()):
-        click = {"topic": "clicks", "event_id": f"rss{n}", "user_id": f"s{i}"}
+        click: dict[str, Any] = {"topic": "clicks", "event_id": f"rss{n}", "user_id": f"s{i}"}
         click |= {"item_id": item_ids[n % len(item_ids)], "ts": 1_767_225_600_000 + n}
         runner.run(encode([click]))
     serve_s = time.perf_counter() - started
@@ -91,6 +94,10 @@ def fill_and_serve(
     }
 
 
+def _finished(result: Path, proc: subprocess.Popen[bytes]) -> Callable[[], bool]:
+    return lambda: result.exists() or proc.poll() is not None
+
+
 def run_rss(
     ctx: BenchContext, templates: Path, sizes: tuple[int, ...], cfg: WorkloadConfig, sample: int
 ) -> list[dict[str, Any]]:
@@ -107,7 +114,7 @@ def run_rss(
         argv += ["--items", str(cfg.items), "--seed", str(cfg.seed), "--sample", str(sample)]
         proc = ctx.supervisor.spawn(argv, ctx.env("state-", "state"), ctx.log("state"))
         with ctx.supervisor.running(proc):
-            wait_for(lambda: result.exists() or proc.poll() is not None, 3600, "state child")
+            wait_for(_finished(result, proc), 3600, "state child")
         if not result.exists():
             raise RuntimeError(f"state child failed (see {ctx.log('state')})")
         body = orjson.loads(result.read_bytes())

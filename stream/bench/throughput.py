@@ -75,7 +75,9 @@ def drain_pipeline(
 ) -> Drain:
     """Start ``workers`` pipeline workers on the backlog and time them until all N are done."""
     role = f"pipeline{workers}"
-    envs = [ctx.env(prefix, f"{role}-{i}", RECSTREAM_APP_ID=f"bench-{role}") for i in range(workers)]
+    envs = [
+        ctx.env(prefix, f"{role}-{i}", RECSTREAM_APP_ID=f"bench-{role}") for i in range(workers)
+    ]
     started = time.time()
     procs = [
         ctx.supervisor.adopt(spawn_worker(env, ctx.log(f"{role}-{i}")))
@@ -185,5 +187,7 @@ def ratios(figures: dict[str, Any]) -> dict[str, float]:
             if figures.get(f"{base}_eps"):
                 out[f"{name}_vs_{base}"] = round(figures[f"{name}_eps"] / figures[f"{base}_eps"], 4)
     if figures.get("pipeline_eps"):
-        out["two_workers_vs_pipeline"] = round(figures["two_workers_eps"] / figures["pipeline_eps"], 4)
+        out["two_workers_vs_pipeline"] = round(
+            figures["two_workers_eps"] / figures["pipeline_eps"], 4
+        )
     return out
