@@ -29,13 +29,22 @@ from stream.bench.context import BenchContext, say
 from stream.bench.loadgen import write_jsonl
 from stream.bench.relay import RELAY_OUT
 from stream.bench.supervisor import wait_for
+from stream.bench.throughput import scrape_metrics
 from stream.bench.workload import WorkloadConfig, generate_events
 from stream.local_worker import spawn_worker, wait_ready
 from stream.tools import replay_to
 
 LOADS = (0.25, 0.5, 0.75)
 WARMUP_S = 0.5
-SETTLE_S = 1.5  # after the last send: lists still in flight arrive
+#: after the last send, wait until the probe has seen nothing new for QUIET_S (lists still in
+#: flight, or a backlog the worker is still draining), but at most SETTLE_MAX_S
+QUIET_S = 1.0
+SETTLE_MAX_S = 30.0
+#: worker-side view of a level, from its /metrics (a cross-check of the probe's figures)
+_WORKER_SUMS = {
+    "worker_mean_ms": "recstream_event_to_recommendation_seconds",
+    "worker_mean_batch": "recstream_batch_events",
+}
 
 
 def answered_latencies(sent: Path, received: dict[str, float]) -> tuple[np.ndarray, int]:
@@ -117,8 +126,39 @@ def prepare_levels(
     return levels
 
 
+def _settle(probe_log: Path) -> None:
+    deadline = time.monotonic() + SETTLE_MAX_S
+    size, quiet_since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        now_size = probe_log.stat().st_size if probe_log.exists() else 0
+        if now_size != size:
+            size, quiet_since = now_size, time.monotonic()
+        elif time.monotonic() - quiet_since >= QUIET_S:
+            return
+        time.sleep(0.1)
+
+
+def _worker_view(before: dict[str, float] | None, after: dict[str, float] | None) -> dict[str, Any]:
+    """Mean worker-reported latency (broker receive → emit) and batch size during a level."""
+    if before is None or after is None:
+        return {}
+    out: dict[str, Any] = {}
+    for key, metric in _WORKER_SUMS.items():
+        count = after.get(f"{metric}_count", 0.0) - before.get(f"{metric}_count", 0.0)
+        total = after.get(f"{metric}_sum", 0.0) - before.get(f"{metric}_sum", 0.0)
+        if count > 0:
+            scale = 1000.0 if key.endswith("_ms") else 1.0
+            out[key] = round(total / count * scale, 2)
+    return out
+
+
 def _run_levels(
-    ctx: BenchContext, prefix: str, name: str, levels: list[Level], sut: subprocess.Popen[bytes]
+    ctx: BenchContext,
+    prefix: str,
+    name: str,
+    levels: list[Level],
+    sut: subprocess.Popen[bytes],
+    metrics_port: int | None = None,
 ) -> list[dict[str, Any]]:
     """Probe on the output topic, then each level's load; the SUT must stay alive throughout."""
     topic = RELAY_OUT if name == "floor" else "recommendations"
@@ -135,13 +175,16 @@ def _run_levels(
             sent = ctx.run_dir / f"{name}-{label[:-1]}-sent.tsv"
             argv = ["-m", "stream.bench.loadgen", "--events", str(level.events)]
             argv += ["--rate", f"{level.rate:.3f}", "--sent", str(sent)]
+            before = scrape_metrics(metrics_port) if metrics_port else None
             gen = ctx.supervisor.spawn(argv, ctx.env(prefix, f"{name}-loadgen"), ctx.log("loadgen"))
             with ctx.supervisor.running(gen):
                 code = gen.wait(timeout=60 + 2 * level.count / level.rate)
             if code != 0 or sut.poll() is not None:
                 raise RuntimeError(f"{name} at {label}: load generator {code}, SUT {sut.poll()}")
-            time.sleep(SETTLE_S)
+            _settle(probe_log)
             stats = summarize(*answered_latencies(sent, read_probe(probe_log)))
+            if metrics_port:
+                stats |= _worker_view(before, scrape_metrics(metrics_port))
             say(f"[latency] {name} at {label}: {_line(stats)}")
             results.append({"load": level.share, "rate_eps": round(level.rate, 1), **stats})
     return results
@@ -169,7 +212,8 @@ def run_latency(
     worker = ctx.supervisor.adopt(spawn_worker(env, ctx.log("latency-worker")))
     with ctx.supervisor.running(worker):
         wait_ready(worker, ctx.log("latency-worker"), timeout=120)
-        pipeline = _run_levels(ctx, pipe_prefix, "pipeline", levels, worker)
+        port = int(env["RECSTREAM_METRICS_PORT"])
+        pipeline = _run_levels(ctx, pipe_prefix, "pipeline", levels, worker, port)
     floor_settings = ctx.settings(floor_prefix)
     asyncio.run(ensure_topics(floor_settings, (*all_topics(), RELAY_OUT)))
     ready = ctx.run_dir / "relay.ready"

@@ -28,22 +28,35 @@ def headline_latency(latency: dict[str, Any], name: str = "pipeline") -> dict[st
     return {k: row[k] for k in ("p50", "p95", "p99", "max")} | {"load": 0.5}
 
 
+_WORKER_COLUMNS = ("worker_mean_ms", "worker_mean_batch")
+
+
 def _row(cells: list[Any]) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
 def _throughput_md(r: dict[str, Any]) -> list[str]:
     lines = ["## Sustained throughput (pre-filled backlog, first → last event)", ""]
-    lines += [_row(["run", "events/s", "events", "seconds", "ready after s", "CPU cores"])]
-    lines += [_row(["---"] * 6)]
+    head = ["run", "events/s", "events", "seconds", "ready after s", "CPU cores", "load avg"]
+    lines += [_row(head), _row(["---"] * len(head))]
     for name, run in r["throughput_runs"].items():
         cpu = ", ".join(f"{k} {v:.2f}" for k, v in run["cpu_cores"].items()) or "-"
         lines.append(
-            _row([name, f"{run['eps']:,.0f}", run["events"], run["seconds"], run["startup_s"], cpu])
+            _row(
+                [
+                    name,
+                    f"{run['eps']:,.0f}",
+                    run["events"],
+                    run["seconds"],
+                    run["startup_s"],
+                    cpu,
+                    run.get("loadavg", "-"),
+                ]
+            )
         )
     lines += [
         "",
-        "Ratios (same run): " + ", ".join(f"{k} **{v:.2f}×**" for k, v in r["ratios"].items()),
+        "Ratios (same run): " + ", ".join(f"{k} **{v:.3g}×**" for k, v in r["ratios"].items()),
         "",
     ]
     return lines
@@ -51,13 +64,21 @@ def _throughput_md(r: dict[str, Any]) -> list[str]:
 
 def _latency_md(r: dict[str, Any]) -> list[str]:
     lines = ["## End-to-end latency (event produced → list consumed by a separate process)", ""]
-    lines += [_row(["what", "load", "events/s", "p50 ms", "p95", "p99", "max", "n", "unanswered"])]
-    lines += [_row(["---"] * 9)]
+    keys = ("p50", "p95", "p99", "max", "events", "unanswered", *_WORKER_COLUMNS)
+    head = ["what", "load", "events/s", "p50 ms", "p95", "p99", "max", "n", "unanswered"]
+    head += ["worker mean ms", "mean batch"]
+    lines += [_row(head), _row(["---"] * len(head))]
     for name in ("pipeline", "floor"):
         for row in r["latency"][name]:
-            values = [row.get(k, "-") for k in ("p50", "p95", "p99", "max", "events", "unanswered")]
+            values = [row.get(k, "-") for k in keys]
             lines.append(_row([name, f"{int(row['load'] * 100)} %", row["rate_eps"], *values]))
-    lines += ["", "`floor` = bare relay (consume → produce) on the same broker, same rates.", ""]
+    lines += [
+        "",
+        "`floor` = bare relay (consume → produce) on the same broker, same rates. "
+        "`worker mean ms` / `mean batch`: the worker's own /metrics over the level (broker "
+        "receive → emit; events per batch), a cross-check of the probe's figures.",
+        "",
+    ]
     return lines
 
 

@@ -23,6 +23,7 @@ from stream.bench.context import BenchContext, say
 from stream.bench.faust_baseline import NAIVE_OUT
 from stream.bench.inprocess import measure_bursts
 from stream.bench.latency import prepare_levels, run_latency
+from stream.bench.loadgen import write_jsonl
 from stream.bench.procstat import machine
 from stream.bench.report import headline_latency, write_report
 from stream.bench.scaling import measure_scaling
@@ -158,7 +159,9 @@ def run_bench(opts: BenchOptions, run_dir: Path) -> dict[str, Any]:
     supervisor.install()
     try:
         ctx0 = BenchContext(supervisor, "", 0, run_dir)
-        report["state"]["rss"] = run_rss(ctx0, templates, opts.state_sizes, cfg, 1000)
+        catalog_file = run_dir / "catalog.jsonl"
+        write_jsonl(catalog_file, catalog)
+        report["state"]["rss"] = run_rss(ctx0, templates, opts.state_sizes, catalog_file, 1000)
         say("[broker] starting the bundled broker ...")
         broker = supervisor.broker(run_dir / "broker.log")
         ctx = BenchContext(supervisor, broker.bootstrap, broker.process.pid, run_dir)

@@ -10,7 +10,8 @@ cycled — then serves ``sample`` random users (read → one click → rank → 
 would. It reports RSS before the fill, after it, and after serving, and the store's size on
 disk. Usage::
 
-    python -m stream.bench.state_size --users N --templates FILE --dir DIR --result FILE
+    python -m stream.bench.state_size --users N --templates FILE --catalog FILE --dir DIR \
+        --result FILE
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ import orjson
 from stream.adapters.state_store import RocksStore, StateStore
 from stream.bench.context import BenchContext, say
 from stream.bench.inprocess import BurstRunner, build_engine, encode
+from stream.bench.loadgen import read_jsonl
 from stream.bench.procstat import rss_bytes
 from stream.bench.supervisor import wait_for
-from stream.bench.workload import WorkloadConfig, load_catalog
 
 
 def profile_sizes(store: StateStore) -> dict[str, float]:
@@ -57,9 +58,9 @@ def write_templates(store: StateStore, path: Path, limit: int = 2000) -> int:
 
 
 def fill_and_serve(
-    users: int, templates: list[bytes], directory: Path, cfg: WorkloadConfig, sample: int
+    users: int, templates: list[bytes], directory: Path, catalog: Path, sample: int
 ) -> dict[str, Any]:
-    engine = build_engine(load_catalog(cfg))
+    engine = build_engine(read_jsonl(catalog))
     rss0 = rss_bytes()
     store = RocksStore(directory)
     started = time.perf_counter()
@@ -99,7 +100,7 @@ def _finished(result: Path, proc: subprocess.Popen[bytes]) -> Callable[[], bool]
 
 
 def run_rss(
-    ctx: BenchContext, templates: Path, sizes: tuple[int, ...], cfg: WorkloadConfig, sample: int
+    ctx: BenchContext, templates: Path, sizes: tuple[int, ...], catalog: Path, sample: int
 ) -> list[dict[str, Any]]:
     """One child process per size, one after the other; each store deleted afterwards."""
     results = []
@@ -111,7 +112,7 @@ def run_rss(
         result.unlink(missing_ok=True)
         argv = ["-m", "stream.bench.state_size", "--users", str(users)]
         argv += ["--templates", str(templates), "--dir", str(directory), "--result", str(result)]
-        argv += ["--items", str(cfg.items), "--seed", str(cfg.seed), "--sample", str(sample)]
+        argv += ["--catalog", str(catalog), "--sample", str(sample)]
         proc = ctx.supervisor.spawn(argv, ctx.env("state-", "state"), ctx.log("state"))
         with ctx.supervisor.running(proc):
             wait_for(_finished(result, proc), 3600, "state child")
@@ -133,13 +134,11 @@ def main() -> None:
     parser.add_argument("--templates", type=Path, required=True)
     parser.add_argument("--dir", type=Path, required=True)
     parser.add_argument("--result", type=Path, required=True)
-    parser.add_argument("--items", type=int, default=WorkloadConfig.items)
-    parser.add_argument("--seed", type=int, default=WorkloadConfig.seed)
+    parser.add_argument("--catalog", type=Path, required=True, help="catalog JSONL")
     parser.add_argument("--sample", type=int, default=2000)
     args = parser.parse_args()
     templates = [line for line in args.templates.read_bytes().split(b"\n") if line]
-    cfg = WorkloadConfig(items=args.items, seed=args.seed)
-    body = fill_and_serve(args.users, templates, args.dir, cfg, args.sample)
+    body = fill_and_serve(args.users, templates, args.dir, args.catalog, args.sample)
     tmp = args.result.with_suffix(".tmp")
     tmp.write_bytes(orjson.dumps(body))
     tmp.replace(args.result)

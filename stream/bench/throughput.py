@@ -14,6 +14,7 @@ cores went (``cpu_cores``: 1.0 = one core busy all the time).
 
 from __future__ import annotations
 
+import os
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -30,20 +31,34 @@ POLL_S = 0.1
 _COUNTED = tuple(f'topic="{t}"' for t in USER_TOPICS)
 
 
-def scrape_done(port: int) -> int | None:
-    """User events processed + dead-lettered by one worker, or None while /metrics is down."""
+def scrape_metrics(port: int) -> dict[str, float] | None:
+    """Every sample of one worker's /metrics as {'name{labels}': value}; None while it is down."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
             text = r.read().decode()
     except OSError:
         return None
-    total = 0.0
+    out: dict[str, float] = {}
     for line in text.splitlines():
-        if line.startswith(("recstream_events_processed_total{", "recstream_dead_letters_total{")):
+        if line and not line.startswith("#"):
             name, _, value = line.rpartition(" ")
-            if any(label in name for label in _COUNTED):
-                total += float(value)
-    return int(total)
+            out[name] = float(value)
+    return out
+
+
+def scrape_done(port: int) -> int | None:
+    """User events processed + dead-lettered by one worker, or None while /metrics is down."""
+    samples = scrape_metrics(port)
+    if samples is None:
+        return None
+    counters = ("recstream_events_processed_total{", "recstream_dead_letters_total{")
+    return int(
+        sum(
+            value
+            for name, value in samples.items()
+            if name.startswith(counters) and any(label in name for label in _COUNTED)
+        )
+    )
 
 
 @dataclass
@@ -57,6 +72,8 @@ class Drain:
     cpu_cores: dict[str, float] = field(default_factory=dict)
     per_worker: list[int] = field(default_factory=list)
     series: list[tuple[float, int]] = field(default_factory=list)
+    #: 1-minute load average at the end: how busy the shared machine was meanwhile
+    loadavg: float = field(default_factory=lambda: os.getloadavg()[0])
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -66,6 +83,7 @@ class Drain:
             "startup_s": round(self.startup_s, 1),
             "cpu_cores": {k: round(v, 2) for k, v in self.cpu_cores.items()},
             "per_worker": self.per_worker,
+            "loadavg": round(self.loadavg, 2),
             "series": [(round(t, 2), n) for t, n in self.series],
         }
 
@@ -85,6 +103,7 @@ def drain_pipeline(
     ]
     ports = [int(env["RECSTREAM_METRICS_PORT"]) for env in envs]
     pids = {"broker": ctx.broker_pid, **{f"worker{i + 1}": p.pid for i, p in enumerate(procs)}}
+    pids["harness"] = os.getpid()
     with ctx.supervisor.running(*procs):
         samples: list[tuple[float, list[int]]] = []
         cpu0: dict[str, float] = {}
