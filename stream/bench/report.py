@@ -54,6 +54,14 @@ def _throughput_md(r: dict[str, Any]) -> list[str]:
                 ]
             )
         )
+    bare = r["throughput_runs"].get("bare_consumer", {})
+    if bare and bare.get("seconds", 1.0) < 0.1:
+        lines += [
+            "",
+            f"The bare consumer read the whole backlog in {bare['seconds']} s (a few fetches): "
+            'its figure says "orders of magnitude above the rest", not more; use a larger '
+            "`--events` for a steadier value.",
+        ]
     lines += [
         "",
         "Ratios (same run): " + ", ".join(f"{k} **{v:.3g}×**" for k, v in r["ratios"].items()),
