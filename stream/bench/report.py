@@ -2,7 +2,8 @@
 
 JSON keys other tools rely on: ``pipeline_eps``, ``two_workers_eps``, ``noop_faust_eps``,
 ``naive_faust_eps``, ``bare_consumer_eps``, ``latency_ms.{p50,p95,p99}`` (pipeline, 50 % load),
-``ratios``; the rest (per-load tables, stages, scaling, state) is described in the markdown.
+``floor_latency_ms`` and ``latency_over_floor_ms`` (same load), ``ratios``; the rest (per-load
+tables, stages, scaling, state) is described in the markdown.
 """
 
 from __future__ import annotations
@@ -80,6 +81,13 @@ def _latency_md(r: dict[str, Any]) -> list[str]:
         for row in r["latency"][name]:
             values = [row.get(k, "-") for k in keys]
             lines.append(_row([name, f"{int(row['load'] * 100)} %", row["rate_eps"], *values]))
+    over = r.get("latency_over_floor_ms") or {}
+    if over:
+        lines += [
+            "",
+            "Pipeline minus floor at 50 % load: "
+            + ", ".join(f"{q} **{v:+.1f} ms**" for q, v in over.items()),
+        ]
     lines += [
         "",
         "`floor` = bare relay (consume → produce) on the same broker, same rates. "

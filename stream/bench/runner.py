@@ -126,55 +126,85 @@ def _prefill(ctx: BenchContext, prefix: str, catalog: list[Any], events: list[An
         raise RuntimeError(f"pre-fill delivered {stats.total}/{len(events)} events")
 
 
-def run_bench(opts: BenchOptions, run_dir: Path) -> dict[str, Any]:
-    started = time.time()
+def _header(opts: BenchOptions) -> dict[str, Any]:
     sha, dirty = _commit()
-    command = "recstream " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "recstream bench"
-    cfg = opts.workload()
-    report: dict[str, Any] = {
-        "header": {
-            "commit": sha,
-            "dirty": dirty,
-            "command": command,
-            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "machine": machine(),
-            "quick": opts.quick,
-            "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()},
-        }
+    return {
+        "commit": sha,
+        "dirty": dirty,
+        "command": "recstream " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "recstream bench",
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "quick": opts.quick,
+        "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()},
     }
-    say(f"[workload] {cfg.items:,} Complete Journey products, {cfg.users:,} users ...")
-    catalog = load_catalog(cfg)
-    events = list(generate_events(catalog, cfg, opts.events))
-    report["workload"] = {
+
+
+def _workload_section(
+    cfg: WorkloadConfig, catalog: list[dict[str, Any]], events: list[dict[str, Any]]
+) -> dict[str, Any]:
+    mix = topic_mix(events)
+    return {
         **cfg.describe(),
         "events": len(events),
-        "mix": topic_mix(events),
+        "mix": mix,
         "description": f"{len(catalog):,} Complete Journey products (simulated data), "
         f"{cfg.users:,} users, Zipf {cfg.zipf_items} items / {cfg.zipf_users} users, "
-        f"{cfg.concurrency} concurrent sessions; mix {topic_mix(events)}",
+        f"{cfg.concurrency} concurrent sessions; mix {mix}",
     }
-    sections, templates = _in_process(opts, catalog, events, run_dir)
-    report.update(sections)
+
+
+def _with_processes(
+    opts: BenchOptions,
+    supervisor: Supervisor,
+    run_dir: Path,
+    catalog: list[dict[str, Any]],
+    events: list[dict[str, Any]],
+    templates: Path,
+) -> dict[str, Any]:
+    """The phases that run child processes: RSS children, then everything on the broker."""
+    catalog_file = run_dir / "catalog.jsonl"
+    write_jsonl(catalog_file, catalog)
+    no_broker = BenchContext(supervisor, bootstrap="", broker_pid=0, run_dir=run_dir)
+    rss = run_rss(no_broker, templates, opts.state_sizes, catalog_file, 1000)
+    say("[broker] starting the bundled broker ...")
+    broker = supervisor.broker(run_dir / "broker.log")
+    ctx = BenchContext(supervisor, broker.bootstrap, broker.process.pid, run_dir)
+    _prefill(ctx, "tp-", catalog, events)
+    throughput = run_throughput(ctx, "tp-", len(events))
+    levels = prepare_levels(
+        run_dir, catalog, opts.workload(), throughput["pipeline_eps"], opts.latency_seconds
+    )
+    latency = run_latency(ctx, catalog, levels)
+    out = {k: v for k, v in throughput.items() if k != "runs"}
+    return out | {"throughput_runs": throughput["runs"], "latency": latency, "rss": rss}
+
+
+def run_bench(opts: BenchOptions, run_dir: Path) -> dict[str, Any]:
+    """Every phase; child processes are stopped by the supervisor however this ends."""
+    started = time.time()
     supervisor = Supervisor()
     supervisor.install()
     try:
-        ctx0 = BenchContext(supervisor, "", 0, run_dir)
-        catalog_file = run_dir / "catalog.jsonl"
-        write_jsonl(catalog_file, catalog)
-        report["state"]["rss"] = run_rss(ctx0, templates, opts.state_sizes, catalog_file, 1000)
-        say("[broker] starting the bundled broker ...")
-        broker = supervisor.broker(run_dir / "broker.log")
-        ctx = BenchContext(supervisor, broker.bootstrap, broker.process.pid, run_dir)
-        _prefill(ctx, "tp-", catalog, events)
-        throughput = run_throughput(ctx, "tp-", len(events))
-        report.update({k: v for k, v in throughput.items() if k != "runs"})
-        report["throughput_runs"] = throughput["runs"]
-        levels = prepare_levels(run_dir, catalog, cfg, report["pipeline_eps"], opts.latency_seconds)
-        report["latency"] = run_latency(ctx, catalog, levels)
+        report: dict[str, Any] = {"header": _header(opts)}
+        cfg = opts.workload()
+        say(f"[workload] {cfg.items:,} Complete Journey products, {cfg.users:,} users ...")
+        catalog = load_catalog(cfg)
+        events = list(generate_events(catalog, cfg, opts.events))
+        report["workload"] = _workload_section(cfg, catalog, events)
+        sections, templates = _in_process(opts, catalog, events, run_dir)
+        report.update(sections)
+        measured = _with_processes(opts, supervisor, run_dir, catalog, events, templates)
     finally:
         supervisor.close()
+    report["state"]["rss"] = measured.pop("rss")
+    report.update(measured)
     report["latency_ms"] = headline_latency(report["latency"])
     report["floor_latency_ms"] = headline_latency(report["latency"], "floor")
+    report["latency_over_floor_ms"] = {
+        q: round(report["latency_ms"][q] - report["floor_latency_ms"][q], 2)
+        for q in ("p50", "p95", "p99")
+        if q in report["latency_ms"] and q in report["floor_latency_ms"]
+    }
     report["header"]["duration_s"] = round(time.time() - started, 1)
     return report
 

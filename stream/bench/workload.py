@@ -23,8 +23,9 @@ dwell, some cart actions, few orders — arriving in bursts per user. So:
 - **time**: event time advances by an exponential gap (mean 100 ms) per event from a fixed
   start, so a run is reproducible byte for byte for a given configuration.
 
-``generate_events`` yields generic-format records (the message plus ``"topic"``), catalog first
-is the caller's job (``catalog`` then events), as ``recstream replay`` does.
+``load_catalog`` and ``generate_events`` give generic-format records (the message plus
+``"topic"``); whoever produces them sends the catalog first, then the events, as ``recstream
+replay`` does, so no event names an item a worker has not seen.
 """
 
 from __future__ import annotations
