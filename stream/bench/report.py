@@ -116,6 +116,25 @@ def _burst_md(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _hotspots_md(r: dict[str, Any]) -> list[str]:
+    h = r["hotspots"]
+    lines = [f"## Hot spots (cProfile over {h['bursts']} bursts, self time; shares only)", ""]
+    lines += [_row(["function", "self share", "cumulative share", "calls/burst"])]
+    lines += [_row(["---"] * 4)]
+    for f in h["functions"]:
+        lines.append(
+            _row(
+                [
+                    f"`{f['function']}`",
+                    f"{f['self_share']:.1%}",
+                    f"{f['cumulative_share']:.1%}",
+                    f["calls_per_burst"],
+                ]
+            )
+        )
+    return [*lines, ""]
+
+
 def _scaling_md(r: dict[str, Any]) -> list[str]:
     s = r["scaling"]
     lines = [f"## Per-event cost vs candidates and query set ({s['repeats']} clicks per point)", ""]
@@ -173,6 +192,7 @@ def markdown(r: dict[str, Any], pngs: list[Path]) -> str:
         ("pipeline_eps", _throughput_md),
         ("latency", _latency_md),
         ("burst", _burst_md),
+        ("hotspots", _hotspots_md),
         ("scaling", _scaling_md),
         ("state", _state_md),
     ):

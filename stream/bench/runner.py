@@ -21,7 +21,8 @@ from typing import Any
 from stream.adapters.topics import all_topics, ensure_topics
 from stream.bench.context import BenchContext, say
 from stream.bench.faust_baseline import NAIVE_OUT
-from stream.bench.inprocess import measure_bursts
+from stream.bench.hotspots import profile_bursts
+from stream.bench.inprocess import bursts, encode, measure_bursts
 from stream.bench.latency import prepare_levels, run_latency
 from stream.bench.loadgen import write_jsonl
 from stream.bench.procstat import machine
@@ -103,6 +104,9 @@ def _in_process(
         f"[in-process] burst p50 {burst['total_us']['p50']:.0f} µs, "
         f"p99 {burst['total_us']['p99']:.0f} µs ({burst['events_per_burst']} events/burst)"
     )
+    cut = bursts(encode(events), opts.batch_max)
+    say("[in-process] profiling the hot path (cProfile) ...")
+    hot = profile_bursts(runner, cut[len(cut) // 2 :][:400])
     sizes = profile_sizes(runner.store)
     templates = run_dir / "profiles.jsonl"
     write_templates(runner.store, templates)
@@ -113,7 +117,7 @@ def _in_process(
         f"[in-process] state: mean {sizes.get('mean')} B/user, heavy user "
         f"{scaling['heavy_profile_bytes']} B"
     )
-    return {"burst": burst, "scaling": scaling, "state": state}, templates
+    return {"burst": burst, "hotspots": hot, "scaling": scaling, "state": state}, templates
 
 
 def _prefill(ctx: BenchContext, prefix: str, catalog: list[Any], events: list[Any]) -> None:

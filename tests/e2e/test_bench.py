@@ -68,7 +68,7 @@ def test_bench_quick_writes_positive_figures(tmp_path: Path) -> None:
         timeout=420,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
-    for phase in ("[workload]", "[in-process]", "[state]", "[throughput]", "[latency]"):
+    for phase in ("[workload]", "[in-process]", "[state]", "[broker]", "[throughput]", "[latency]"):
         assert phase in done.stderr, phase
     r = orjson.loads((out / "bench.json").read_bytes())
     for key in ("pipeline", "two_workers", "noop_faust", "naive_faust", "bare_consumer"):
@@ -90,6 +90,9 @@ def test_bench_quick_writes_positive_figures(tmp_path: Path) -> None:
     assert set(burst["stages_us"]) >= {"decode", "state_read", "apply", "rank", "serialise"}
     for stage, q in burst["stages_us"].items():
         _positive(q["p50"], f"stage {stage}")
+    assert r["hotspots"]["functions"], "no profile of the hot path"
+    for f in r["hotspots"]["functions"]:
+        _positive(f["self_share"], f["function"])
     assert len(r["scaling"]["candidates"]) >= 5 and len(r["scaling"]["queries"]) >= 5
     for row in r["scaling"]["candidates"] + r["scaling"]["queries"]:
         _positive(row["p50"], f"scaling {row}")
