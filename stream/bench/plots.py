@@ -45,6 +45,20 @@ def throughput(report: dict[str, Any], path: Path) -> Path:
     return _save(fig, path)
 
 
+def drains(report: dict[str, Any], path: Path) -> Path:
+    """Events done vs time for the pipeline drains: a straight line = a sustained rate."""
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for name in ("pipeline", "two_workers"):
+        series = report["throughput_runs"].get(name, {}).get("series") or []
+        if series:
+            ax.plot([t for t, _ in series], [n for _, n in series], label=name.replace("_", " "))
+    ax.set_xlabel("seconds since the first processed event")
+    ax.set_ylabel("user events processed")
+    ax.set_title("Pipeline drains of the pre-filled backlog (from /metrics)")
+    ax.legend()
+    return _save(fig, path)
+
+
 def latency(report: dict[str, Any], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(8, 4))
     for name, style in (("pipeline", "-"), ("floor", "--")):
@@ -120,6 +134,7 @@ def write_all(report: dict[str, Any], out_dir: Path) -> list[Path]:
     done = []
     if "pipeline_eps" in report:
         done.append(throughput(report, out_dir / "throughput.png"))
+        done.append(drains(report, out_dir / "drains.png"))
     if "latency" in report:
         done.append(latency(report, out_dir / "latency.png"))
     if "burst" in report:

@@ -107,7 +107,7 @@ def test_bench_quick_writes_positive_figures(tmp_path: Path) -> None:
     assert r["workload"]["mix"].get("clicks") and r["workload"]["mix"].get("orders")
     md = (out / "bench.md").read_text()
     assert "pipeline" in md and "floor" in md
-    for png in ("throughput", "latency", "burst_stages", "scaling", "state_rss"):
+    for png in ("throughput", "drains", "latency", "burst_stages", "scaling", "state_rss"):
         assert (out / f"{png}.png").stat().st_size > 1000, png
     assert _survivors(tmp_path) == []
 
