@@ -153,6 +153,27 @@ def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from stream.bench.runner import BenchOptions, main
+
+    sizes = tuple(int(x) for x in args.state_sizes.split(",")) if args.state_sizes else None
+    return main(
+        BenchOptions.build(
+            args.quick,
+            events=args.events,
+            users=args.users,
+            items=args.items,
+            latency_seconds=args.latency_seconds,
+            state_sizes=sizes,
+            repeats=args.repeats,
+            out_dir=Path(args.out),
+            json_path=Path(args.json) if args.json else None,
+        )
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="recstream", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -234,6 +255,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="time compression of the replay (default: a day of shopping per second)",
     )
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("bench", help="throughput, latency, per-burst cost and state size")
+    p.add_argument("--quick", action="store_true", help="smaller sizes (under ~2 minutes)")
+    p.add_argument("--json", default=None, help="JSON report path (default OUT/bench.json)")
+    p.add_argument("--out", default="reports/bench", help="folder for markdown + PNG plots")
+    p.add_argument("--events", type=int, default=None, help="throughput backlog size")
+    p.add_argument("--users", type=int, default=None, help="workload users")
+    p.add_argument("--items", type=int, default=None, help="catalog products")
+    p.add_argument("--latency-seconds", type=float, default=None, help="per load level")
+    p.add_argument("--state-sizes", default=None, help="users in state, e.g. 10000,100000")
+    p.add_argument("--repeats", type=int, default=None, help="clicks per scaling point")
+    p.set_defaults(func=_cmd_bench)
     return parser
 
 

@@ -286,3 +286,16 @@ def load_completejourney(
     return cached_dataset(
         key, lambda: _build(max_households, max_baskets, seed, deal_updates), cache
     )
+
+
+def sample_products(n: int, seed: int = 0, ts: int = 0) -> list[Message]:
+    """Catalog messages for ``n`` products drawn (seeded) from the full product table.
+
+    For synthetic workloads (``recstream bench``) that want real item attributes without the
+    transactions: only products with a department are drawn; deal flags are all off.
+    """
+    products = _table("products", ["product_id", "department"])
+    ids = _np(products, "product_id")[pc.is_valid(products["department"]).to_numpy()]
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.choice(ids, size=min(n, len(ids)), replace=False))
+    return _catalog_messages(chosen, np.zeros(len(chosen), dtype=bool), ts)

@@ -1,0 +1,52 @@
+"""Where the benchmark's children run: one broker, one run folder, one environment per role.
+
+Each measurement gets its own consumer group and state (``RECSTREAM_APP_ID``, data dir) while
+reading the same pre-filled topics (``RECSTREAM_TOPIC_PREFIX``), so every figure of a run is
+taken on the same broker and the same backlog.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from stream.bench.supervisor import Supervisor
+from stream.broker import free_port
+from stream.settings import Settings
+
+
+def say(text: str) -> None:
+    """One progress line per step (stderr, so ``--json -`` style pipes stay clean)."""
+    print(text, file=sys.stderr, flush=True)
+
+
+@dataclass
+class BenchContext:
+    supervisor: Supervisor
+    bootstrap: str
+    broker_pid: int
+    run_dir: Path
+
+    def env(self, prefix: str, role: str, **extra: str) -> dict[str, str]:
+        """Environment of one child: this broker, a topic prefix, its own data dir and port."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RECSTREAM_")}
+        env.update(
+            RECSTREAM_KAFKA_BOOTSTRAP=self.bootstrap,
+            RECSTREAM_TOPIC_PREFIX=prefix,
+            RECSTREAM_DATA_DIR=str(self.run_dir / "data" / role),
+            RECSTREAM_METRICS_PORT=str(free_port()),
+            RECSTREAM_APP_ID=f"bench-{role}",
+            PYTHONUNBUFFERED="1",
+        )
+        env.update(extra)
+        return env
+
+    def settings(self, prefix: str) -> Settings:
+        return Settings.from_env(self.env(prefix, "harness"))
+
+    def log(self, role: str) -> Path:
+        path = self.run_dir / "logs" / f"{role}.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path

@@ -1,0 +1,107 @@
+"""Faust baselines, run as their own process on the same broker and backlog as the pipeline.
+
+- ``noop``: one agent over the user topics that does nothing per event — Faust's own floor.
+- ``naive``: the same agent doing one Table update and one send per event: what a first Faust
+  version of this product would do.
+
+Both get the pipeline's broker settings (``stream.app._tansu_workarounds`` on the bundled broker:
+one record per produced batch, short rebalance; ``_patch_faust_fetch_wait``) so the ratios
+compare code, not configuration. Usage (environment as for ``recstream worker``)::
+
+    python -m stream.bench.faust_baseline noop|naive --expect N --result FILE
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+import faust
+
+from stream.app import _patch_faust_fetch_wait, _tansu_workarounds
+from stream.bench.rate import RateCounter
+from stream.broker import free_port
+from stream.settings import USER_TOPICS, Settings
+from stream.worker import prepare
+
+#: output topic of the naive agent (created by the harness with the input topics' partitions)
+NAIVE_OUT = "bench-naive-out"
+
+
+def build_app(kind: str, settings: Settings, flavour: str, counter: RateCounter) -> faust.App:
+    """The Faust app of one baseline, configured like ``stream.app.create_app``."""
+    _patch_faust_fetch_wait()
+    (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
+    tuning: dict[str, Any] = (
+        _tansu_workarounds(settings) if flavour == "tansu" else {"producer_linger_ms": 2}
+    )
+    app = faust.App(
+        f"{settings.topic_prefix}{settings.app_id}",
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store="rocksdb://",
+        datadir=str(settings.data_dir / "faust"),
+        autodiscover=False,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        processing_guarantee="at_least_once",
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=0.5,
+        web_enabled=False,
+        web_port=free_port(),
+        web_host="127.0.0.1",
+        stream_wait_empty=False,
+        **tuning,
+    )
+    app.recstream_fetch_max_wait_ms = settings.fetch_max_wait_ms  # type: ignore[attr-defined]
+    topics = app.topic(
+        *(settings.topic(t) for t in USER_TOPICS),
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.partitions,
+    )
+    if kind == "noop":
+
+        async def noop(stream: Any) -> None:
+            async for _value in stream:
+                counter.tick()
+
+        app.agent(topics, name="bench.noop")(noop)
+        return app
+    table = app.Table("bench-naive", default=int, partitions=settings.partitions)
+    out = app.topic(
+        settings.topic(NAIVE_OUT),
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.partitions,
+    )
+
+    async def naive(stream: Any) -> None:
+        async for event in stream.events():
+            key = event.key.decode() if event.key else ""
+            table[key] += 1
+            await out.send(key=event.key, value=event.value)
+            counter.tick()
+
+    app.agent(topics, name="bench.naive")(naive)
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("kind", choices=("noop", "naive"))
+    parser.add_argument("--expect", type=int, required=True)
+    parser.add_argument("--result", type=Path, required=True)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO)
+    settings = Settings.from_env()
+    flavour = asyncio.run(prepare(settings))
+    app = build_app(args.kind, settings, flavour, RateCounter(args.expect, args.result))
+    worker = faust.Worker(app, loglevel="info", quiet=True, loop=asyncio.new_event_loop())
+    worker.execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""In-worker time per user burst, stage by stage, measured in-process through the public API.
+
+What a worker does for one user's burst, minus Kafka and Faust: decode and validate the raw
+messages (``Decoder``), read the profile (in-memory ``StateStore`` + ``UserProfile.from_bytes``),
+fold the events in (``Engine.apply``: profile + shared popularity / co-occurrence), rank every
+feed (``Engine.recommend``: candidates, scoring, filters, diversity and reasons — the public
+API does not split candidates from scoring), serialise the output messages (orjson) and write
+the profile back (``to_bytes`` + ``set``). ``rank_without_reasons`` is measured beside it (same
+profile, ``rank(explain=False)``, not part of the total) to show what the reasons cost.
+
+Bursts are cut as the pipeline cuts them: windows of ``batch_max`` consecutive events, split by
+topic (one Faust agent per topic), then by user. The first half of the workload only warms the
+engine (popularity, co-occurrence, profiles with a history); the second half is timed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+
+from stream.adapters.codec import DeadLetter, Decoder, Envelope
+from stream.adapters.state_store import MemoryStore, StateStore
+from stream.adapters.validation import get_validators
+from stream.domain.engine import Engine, Trigger
+from stream.domain.events import UserEvent
+from stream.domain.profile import UserProfile
+from stream.domain.ranking import rank
+from stream.replay import KEY_FIELD
+
+STAGES = ("decode", "state_read", "apply", "rank", "serialise", "state_write")
+#: a raw message as the worker sees it: (topic, key, value)
+Raw = tuple[str, bytes, bytes]
+
+
+def build_engine(catalog: Iterable[dict[str, Any]], engine: Engine | None = None) -> Engine:
+    engine = engine or Engine()
+    for message in catalog:
+        engine.catalog.upsert(message)
+    return engine
+
+
+def encode(events: Iterable[dict[str, Any]]) -> list[Raw]:
+    """Workload records as the bytes on their topics (key = user id)."""
+    return [
+        (
+            e["topic"],
+            str(e[KEY_FIELD[e["topic"]]]).encode(),
+            orjson.dumps({k: v for k, v in e.items() if k != "topic"}),
+        )
+        for e in events
+    ]
+
+
+def bursts(raw: Sequence[Raw], batch_max: int) -> list[list[Raw]]:
+    """Windows of ``batch_max`` events → per topic → per user, in arrival order."""
+    out: list[list[Raw]] = []
+    for start in range(0, len(raw), batch_max):
+        groups: dict[tuple[str, bytes], list[Raw]] = {}
+        for message in raw[start : start + batch_max]:
+            groups.setdefault((message[0], message[1]), []).append(message)
+        out.extend(groups.values())
+    return out
+
+
+@dataclass
+class BurstRunner:
+    """The worker's per-burst work on an in-memory store, timed per stage (ns)."""
+
+    engine: Engine
+    store: StateStore = field(default_factory=MemoryStore)
+    decoder: Decoder = field(default_factory=lambda: Decoder(get_validators(), 64 * 1024))
+    offsets: dict[str, int] = field(default_factory=dict)
+
+    def run(self, burst: Sequence[Raw], reasons_probe: bool = False) -> dict[str, int]:
+        t0 = time.perf_counter_ns()
+        known = self.engine.catalog.index.__contains__
+        events: list[UserEvent] = []
+        for topic, key, value in burst:
+            offset = self.offsets[topic] = self.offsets.get(topic, -1) + 1
+            result = self.decoder.decode_user_event(Envelope(topic, 0, offset, key, value), known)
+            if not isinstance(result, DeadLetter):
+                events.append(result)
+        t1 = time.perf_counter_ns()
+        if not events:
+            return dict.fromkeys(STAGES, 0) | {"decode": t1 - t0, "events": len(burst)}
+        user_id = events[0].user_id
+        raw = self.store.get(user_id)
+        state = UserProfile.from_bytes(raw) if raw is not None else None
+        t2 = time.perf_counter_ns()
+        profile, applied, _ = self.engine.apply(state, user_id, events)
+        t3 = time.perf_counter_ns()
+        last = events[-1]
+        now = max(profile.last_ts, last.ts)
+        recs = []
+        if applied:
+            recs = self.engine.recommend(profile, Trigger(last.event_id, last.topic, last.ts), now)
+        t4 = time.perf_counter_ns()
+        emitted = int(time.time() * 1000)
+        outputs = [orjson.dumps(rec.to_message(emitted, emitted)) for rec in recs]
+        t5 = time.perf_counter_ns()
+        if applied:
+            self.store.set(user_id, profile.to_bytes())
+        t6 = time.perf_counter_ns()
+        timing = {
+            "decode": t1 - t0,
+            "state_read": t2 - t1,
+            "apply": t3 - t2,
+            "rank": t4 - t3,
+            "serialise": t5 - t4,
+            "state_write": t6 - t5,
+            "events": len(burst),
+            "output_bytes": sum(len(o) for o in outputs),
+        }
+        if reasons_probe and applied:
+            e = self.engine
+            t7 = time.perf_counter_ns()
+            rank(
+                profile, e.catalog, e.relations, e.ranking, now, cfg=e.profile_config, explain=False
+            )
+            timing["rank_without_reasons"] = time.perf_counter_ns() - t7
+        return timing
+
+
+def quantiles_us(values: Sequence[int]) -> dict[str, float]:
+    a = np.asarray(values, dtype=np.float64) / 1000.0
+    if a.size == 0:
+        return {"p50": 0.0, "p99": 0.0, "mean": 0.0}
+    p50, p99 = np.percentile(a, [50, 99]).tolist()
+    return {"p50": round(p50, 1), "p99": round(p99, 1), "mean": round(float(a.mean()), 1)}
+
+
+def measure_bursts(
+    catalog: list[dict[str, Any]], events: list[dict[str, Any]], batch_max: int
+) -> tuple[dict[str, Any], BurstRunner]:
+    """Warm on the first half, time every burst of the second half; the runner stays warm."""
+    runner = BurstRunner(build_engine(catalog))
+    all_bursts = bursts(encode(events), batch_max)
+    half = len(all_bursts) // 2
+    for burst in all_bursts[:half]:
+        runner.run(burst)
+    timings = [runner.run(burst, reasons_probe=True) for burst in all_bursts[half:]]
+    totals = [sum(t[s] for s in STAGES) for t in timings]
+    n_events = sum(t["events"] for t in timings)
+    result = {
+        "bursts": len(timings),
+        "events": n_events,
+        "events_per_burst": round(n_events / max(1, len(timings)), 2),
+        "batch_max": batch_max,
+        "total_us": quantiles_us(totals),
+        "per_event_us": round(sum(totals) / max(1, n_events) / 1000.0, 1),
+        "stages_us": {s: quantiles_us([t[s] for t in timings]) for s in STAGES},
+        "rank_without_reasons_us": quantiles_us(
+            [t["rank_without_reasons"] for t in timings if "rank_without_reasons" in t]
+        ),
+        "output_bytes_mean": round(
+            float(np.mean([t.get("output_bytes", 0) for t in timings])) if timings else 0.0, 1
+        ),
+    }
+    return result, runner

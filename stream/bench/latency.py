@@ -1,0 +1,226 @@
+"""End-to-end latency under load: event produced → its recommendation consumed downstream.
+
+Three processes besides the broker: the rate-controlled load generator (``loadgen``), the
+system under test (a pipeline worker, or for the floor a bare ``relay``) and a downstream
+consumer (``probe``). Loads are 25 / 50 / 75 % of the maximum rate measured by the throughput
+phase; the floor runs at the same absolute rates on its own topics.
+
+Which answer belongs to an event: the worker coalesces a user's burst into one ranking that
+answers the burst's last event, so an event's answer is the first list for that user whose
+trigger is this event or a later one of the same user (same level). Its latency is that list's
+arrival at the probe minus the event's send time (both wall clock, same machine). Events with
+no such list within the level are counted as ``unanswered``; the first ``WARMUP_S`` of a level
+are not counted (a fresh worker's first lists build caches).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stream.adapters.topics import all_topics, ensure_topics
+from stream.bench.context import BenchContext, say
+from stream.bench.loadgen import write_jsonl
+from stream.bench.relay import RELAY_OUT
+from stream.bench.supervisor import wait_for
+from stream.bench.throughput import scrape_metrics
+from stream.bench.workload import WorkloadConfig, generate_events
+from stream.local_worker import spawn_worker, wait_ready
+from stream.tools import replay_to
+
+LOADS = (0.25, 0.5, 0.75)
+WARMUP_S = 0.5
+#: after the last send, wait until the probe has seen nothing new for QUIET_S (lists still in
+#: flight, or a backlog the worker is still draining), but at most SETTLE_MAX_S
+QUIET_S = 1.0
+SETTLE_MAX_S = 30.0
+#: worker-side view of a level, from its /metrics (a cross-check of the probe's figures)
+_WORKER_SUMS = {
+    "worker_mean_ms": "recstream_event_to_recommendation_seconds",
+    "worker_mean_batch": "recstream_batch_events",
+}
+
+
+def answered_latencies(sent: Path, received: dict[str, float]) -> tuple[np.ndarray, int]:
+    """Latency (ms) of every event after warm-up, and how many got no answer."""
+    rows = [line.split("\t") for line in sent.read_text().splitlines() if line]
+    if not rows:
+        return np.zeros(0), 0
+    t_first = float(rows[0][2])
+    by_user: dict[str, list[tuple[str, float]]] = {}
+    for event_id, user, sent_at in rows:
+        by_user.setdefault(user, []).append((event_id, float(sent_at)))
+    latencies: list[float] = []
+    unanswered = 0
+    for events in by_user.values():
+        answer: float | None = None
+        for event_id, at in reversed(events):  # newest first: carry the nearest later answer
+            got = received.get(event_id)
+            if got is not None:
+                answer = got if answer is None else min(answer, got)
+            if at - t_first < WARMUP_S:
+                continue
+            if answer is None:
+                unanswered += 1
+            else:
+                latencies.append((answer - at) * 1000.0)
+    return np.asarray(latencies), unanswered
+
+
+def read_probe(log: Path) -> dict[str, float]:
+    """trigger event id → first arrival at the probe."""
+    received: dict[str, float] = {}
+    if log.is_file():
+        for line in log.read_text().splitlines():
+            parts = line.split("\t")
+            if len(parts) == 3:
+                received.setdefault(parts[0], float(parts[2]))
+    return received
+
+
+def summarize(latencies: np.ndarray, unanswered: int) -> dict[str, Any]:
+    if latencies.size == 0:
+        return {"events": 0, "unanswered": unanswered}
+    p50, p95, p99 = np.percentile(latencies, [50, 95, 99]).tolist()
+    return {
+        "events": int(latencies.size),
+        "unanswered": unanswered,
+        "p50": round(p50, 2),
+        "p95": round(p95, 2),
+        "p99": round(p99, 2),
+        "max": round(float(latencies.max()), 2),
+        "mean": round(float(latencies.mean()), 2),
+    }
+
+
+@dataclass
+class Level:
+    share: float
+    rate: float
+    events: Path
+    count: int
+
+
+def prepare_levels(
+    run_dir: Path,
+    catalog: list[dict[str, Any]],
+    cfg: WorkloadConfig,
+    max_eps: float,
+    seconds: float,
+) -> list[Level]:
+    """One event file per load level (independent parts of the workload)."""
+    levels = []
+    for part, share in enumerate(LOADS, start=1):
+        rate = max(1.0, max_eps * share)
+        path = run_dir / f"latency-{int(share * 100)}.jsonl"
+        count = write_jsonl(
+            path, generate_events(catalog, cfg, max(20, int(rate * seconds)), part=part)
+        )
+        levels.append(Level(share, rate, path, count))
+    return levels
+
+
+def _settle(probe_log: Path) -> None:
+    deadline = time.monotonic() + SETTLE_MAX_S
+    size, quiet_since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        now_size = probe_log.stat().st_size if probe_log.exists() else 0
+        if now_size != size:
+            size, quiet_since = now_size, time.monotonic()
+        elif time.monotonic() - quiet_since >= QUIET_S:
+            return
+        time.sleep(0.1)
+
+
+def _worker_view(before: dict[str, float] | None, after: dict[str, float] | None) -> dict[str, Any]:
+    """Mean worker-reported latency (broker receive → emit) and batch size during a level."""
+    if before is None or after is None:
+        return {}
+    out: dict[str, Any] = {}
+    for key, metric in _WORKER_SUMS.items():
+        count = after.get(f"{metric}_count", 0.0) - before.get(f"{metric}_count", 0.0)
+        total = after.get(f"{metric}_sum", 0.0) - before.get(f"{metric}_sum", 0.0)
+        if count > 0:
+            scale = 1000.0 if key.endswith("_ms") else 1.0
+            out[key] = round(total / count * scale, 2)
+    return out
+
+
+def _run_levels(
+    ctx: BenchContext,
+    prefix: str,
+    name: str,
+    levels: list[Level],
+    sut: subprocess.Popen[bytes],
+    metrics_port: int | None = None,
+) -> list[dict[str, Any]]:
+    """Probe on the output topic, then each level's load; the SUT must stay alive throughout."""
+    topic = RELAY_OUT if name == "floor" else "recommendations"
+    probe_log = ctx.run_dir / f"{name}-probe.tsv"
+    probe_log.unlink(missing_ok=True)
+    argv = ["-m", "stream.bench.probe", "--topic", topic, "--log", str(probe_log)]
+    probe = ctx.supervisor.spawn(argv, ctx.env(prefix, f"{name}-probe"), ctx.log(f"{name}-probe"))
+    results = []
+    with ctx.supervisor.running(probe):
+        wait_for(lambda: Path(f"{probe_log}.ready").exists(), 30, f"{name} probe")
+        for level in levels:
+            label = f"{int(level.share * 100)}%"
+            say(f"[latency] {name} at {label} load ({level.rate:,.0f} events/s) ...")
+            sent = ctx.run_dir / f"{name}-{label[:-1]}-sent.tsv"
+            argv = ["-m", "stream.bench.loadgen", "--events", str(level.events)]
+            argv += ["--rate", f"{level.rate:.3f}", "--sent", str(sent)]
+            before = scrape_metrics(metrics_port) if metrics_port else None
+            gen = ctx.supervisor.spawn(argv, ctx.env(prefix, f"{name}-loadgen"), ctx.log("loadgen"))
+            with ctx.supervisor.running(gen):
+                code = gen.wait(timeout=60 + 2 * level.count / level.rate)
+            if code != 0 or sut.poll() is not None:
+                raise RuntimeError(f"{name} at {label}: load generator {code}, SUT {sut.poll()}")
+            _settle(probe_log)
+            stats = summarize(*answered_latencies(sent, read_probe(probe_log)))
+            if metrics_port:
+                stats |= _worker_view(before, scrape_metrics(metrics_port))
+            say(f"[latency] {name} at {label}: {_line(stats)}")
+            results.append({"load": level.share, "rate_eps": round(level.rate, 1), **stats})
+    return results
+
+
+def _line(stats: dict[str, Any]) -> str:
+    if not stats.get("events"):
+        return f"no answers ({stats.get('unanswered', 0)} unanswered)"
+    return (
+        f"p50 {stats['p50']:.1f} ms, p95 {stats['p95']:.1f}, p99 {stats['p99']:.1f}, "
+        f"max {stats['max']:.1f} ({stats['events']} events, {stats['unanswered']} unanswered)"
+    )
+
+
+def run_latency(
+    ctx: BenchContext, catalog: list[dict[str, Any]], levels: list[Level]
+) -> dict[str, Any]:
+    """Pipeline latency per load level, then the relay floor at the same rates."""
+    pipe_prefix, floor_prefix = "lat-", "floor-"
+    settings = ctx.settings(pipe_prefix)
+    asyncio.run(ensure_topics(settings))
+    asyncio.run(replay_to(settings, catalog, total=len(catalog), progress=False))
+    env = ctx.env(pipe_prefix, "latency-worker")
+    say("[latency] starting a pipeline worker ...")
+    worker = ctx.supervisor.adopt(spawn_worker(env, ctx.log("latency-worker")))
+    with ctx.supervisor.running(worker):
+        wait_ready(worker, ctx.log("latency-worker"), timeout=120)
+        port = int(env["RECSTREAM_METRICS_PORT"])
+        pipeline = _run_levels(ctx, pipe_prefix, "pipeline", levels, worker, port)
+    floor_settings = ctx.settings(floor_prefix)
+    asyncio.run(ensure_topics(floor_settings, (*all_topics(), RELAY_OUT)))
+    ready = ctx.run_dir / "relay.ready"
+    ready.unlink(missing_ok=True)
+    argv = ["-m", "stream.bench.relay", "--out", RELAY_OUT, "--ready", str(ready)]
+    relay = ctx.supervisor.spawn(argv, ctx.env(floor_prefix, "relay"), ctx.log("relay"))
+    with ctx.supervisor.running(relay):
+        wait_for(ready.exists, 30, "relay")
+        floor = _run_levels(ctx, floor_prefix, "floor", levels, relay)
+    return {"pipeline": pipeline, "floor": floor}

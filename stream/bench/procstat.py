@@ -1,0 +1,51 @@
+"""CPU time and resident memory of a process from /proc (Linux), without extra dependencies.
+
+Used to show where the cores went during a throughput run (broker, workers, harness) and the
+RSS of a process holding many users' state.
+"""
+
+from __future__ import annotations
+
+import os
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` (all its threads); 0.0 if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    # after the command name: state is fields[0]; utime, stime are fields 14, 15 of stat(5)
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def rss_bytes(pid: int | None = None) -> int:
+    """Resident set size of ``pid`` (default: this process) in bytes; 0 if it is gone."""
+    try:
+        with open(f"/proc/{pid or 'self'}/statm") as f:
+            return int(f.read().split()[1]) * _PAGE
+    except OSError:
+        return 0
+
+
+def machine() -> dict[str, object]:
+    """What the figures were measured on."""
+    import platform
+
+    info: dict[str, object] = {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if "model name" in line), "")
+        info["cpu_model"] = model
+        info["loadavg_at_start"] = list(os.getloadavg())
+    except OSError:
+        pass
+    return info

@@ -1,0 +1,214 @@
+"""A bench run as JSON (what other tools read), a markdown summary and PNG plots.
+
+JSON keys other tools rely on: ``pipeline_eps``, ``two_workers_eps``, ``noop_faust_eps``,
+``naive_faust_eps``, ``bare_consumer_eps``, ``latency_ms.{p50,p95,p99}`` (pipeline, 50 % load),
+``floor_latency_ms`` and ``latency_over_floor_ms`` (same load), ``ratios``; the rest (per-load
+tables, stages, scaling, state) is described in the markdown.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from stream.bench import plots
+
+NOISE_NOTE = (
+    "Measured on a shared 2-core machine while other jobs ran: figures are noisy "
+    "(expect ±20 % or more between runs); compare ratios from the same run."
+)
+
+
+def headline_latency(latency: dict[str, Any], name: str = "pipeline") -> dict[str, Any]:
+    """The 50 %-load row of a latency table (what ``latency_ms`` holds)."""
+    row = next((r for r in latency[name] if r["load"] == 0.5), None)
+    if row is None or not row.get("events"):
+        return {}
+    return {k: row[k] for k in ("p50", "p95", "p99", "max")} | {"load": 0.5}
+
+
+_WORKER_COLUMNS = ("worker_mean_ms", "worker_mean_batch")
+
+
+def _row(cells: list[Any]) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def _throughput_md(r: dict[str, Any]) -> list[str]:
+    lines = ["## Sustained throughput (pre-filled backlog, first → last event)", ""]
+    head = ["run", "events/s", "events", "seconds", "ready after s", "CPU cores", "load avg"]
+    lines += [_row(head), _row(["---"] * len(head))]
+    for name, run in r["throughput_runs"].items():
+        cpu = ", ".join(f"{k} {v:.2f}" for k, v in run["cpu_cores"].items()) or "-"
+        lines.append(
+            _row(
+                [
+                    name,
+                    f"{run['eps']:,.0f}",
+                    run["events"],
+                    run["seconds"],
+                    run["startup_s"],
+                    cpu,
+                    run.get("loadavg", "-"),
+                ]
+            )
+        )
+    bare = r["throughput_runs"].get("bare_consumer", {})
+    if bare and bare.get("seconds", 1.0) < 0.1:
+        lines += [
+            "",
+            f"The bare consumer read the whole backlog in {bare['seconds']} s (a few fetches): "
+            'its figure says "orders of magnitude above the rest", not more; use a larger '
+            "`--events` for a steadier value.",
+        ]
+    lines += [
+        "",
+        "Ratios (same run): " + ", ".join(f"{k} **{v:.3g}×**" for k, v in r["ratios"].items()),
+        "",
+    ]
+    return lines
+
+
+def _latency_md(r: dict[str, Any]) -> list[str]:
+    lines = ["## End-to-end latency (event produced → list consumed by a separate process)", ""]
+    keys = ("p50", "p95", "p99", "max", "events", "unanswered", *_WORKER_COLUMNS)
+    head = ["what", "load", "events/s", "p50 ms", "p95", "p99", "max", "n", "unanswered"]
+    head += ["worker mean ms", "mean batch"]
+    lines += [_row(head), _row(["---"] * len(head))]
+    for name in ("pipeline", "floor"):
+        for row in r["latency"][name]:
+            values = [row.get(k, "-") for k in keys]
+            lines.append(_row([name, f"{int(row['load'] * 100)} %", row["rate_eps"], *values]))
+    over = r.get("latency_over_floor_ms") or {}
+    if over:
+        lines += [
+            "",
+            "Pipeline minus floor at 50 % load: "
+            + ", ".join(f"{q} **{v:+.1f} ms**" for q, v in over.items()),
+        ]
+    lines += [
+        "",
+        "`floor` = bare relay (consume → produce) on the same broker, same rates. "
+        "`worker mean ms` / `mean batch`: the worker's own /metrics over the level (broker "
+        "receive → emit; events per batch), a cross-check of the probe's figures.",
+        "",
+    ]
+    return lines
+
+
+def _burst_md(r: dict[str, Any]) -> list[str]:
+    b = r["burst"]
+    lines = ["## In-worker time per user burst (in-process, in-memory state)", ""]
+    lines += [
+        f"{b['bursts']} bursts, {b['events']} events ({b['events_per_burst']} per burst, "
+        f"windows of {b['batch_max']}): total p50 **{b['total_us']['p50']} µs**, p99 "
+        f"**{b['total_us']['p99']} µs**, {b['per_event_us']} µs per event.",
+        "",
+        _row(["stage", "p50 µs", "p99 µs", "mean µs"]),
+        _row(["---"] * 4),
+    ]
+    for stage, q in b["stages_us"].items():
+        lines.append(_row([stage, q["p50"], q["p99"], q["mean"]]))
+    q = b["rank_without_reasons_us"]
+    lines += [_row(["(rank without reasons)", q["p50"], q["p99"], q["mean"]]), ""]
+    return lines
+
+
+def _hotspots_md(r: dict[str, Any]) -> list[str]:
+    h = r["hotspots"]
+    lines = [f"## Hot spots (cProfile over {h['bursts']} bursts, self time; shares only)", ""]
+    lines += [_row(["function", "self share", "cumulative share", "calls/burst"])]
+    lines += [_row(["---"] * 4)]
+    for f in h["functions"]:
+        lines.append(
+            _row(
+                [
+                    f"`{f['function']}`",
+                    f"{f['self_share']:.1%}",
+                    f"{f['cumulative_share']:.1%}",
+                    f["calls_per_burst"],
+                ]
+            )
+        )
+    return [*lines, ""]
+
+
+def _scaling_md(r: dict[str, Any]) -> list[str]:
+    s = r["scaling"]
+    lines = [f"## Per-event cost vs candidates and query set ({s['repeats']} clicks per point)", ""]
+    lines += [_row(["candidates", "p50 µs", "p99 µs"]), _row(["---"] * 3)]
+    lines += [_row([x["candidates"], x["p50"], x["p99"]]) for x in s["candidates"]]
+    lines += ["", _row(["query items", "p50 µs", "p99 µs"]), _row(["---"] * 3)]
+    lines += [_row([x["query_items"], x["p50"], x["p99"]]) for x in s["queries"]]
+    return [*lines, ""]
+
+
+def _state_md(r: dict[str, Any]) -> list[str]:
+    st = r["state"]
+    b = st["bytes_per_user"]
+    lines = ["## State per user", ""]
+    lines += [
+        f"Serialized profile after the workload ({b['users']} users): mean {b['mean']} B, "
+        f"p50 {b['p50']} B, p95 {b['p95']} B, max {b['max']} B; a heavy user with every "
+        f"default bound filled: **{st['heavy_profile_bytes']} B**.",
+        "",
+        _row(["users", "RSS MB before", "after fill", "after serving", "disk MB", "fill s"]),
+        _row(["---"] * 6),
+    ]
+    for x in st["rss"]:
+        lines.append(
+            _row(
+                [
+                    f"{x['users']:,}",
+                    x["rss_mb_before_fill"],
+                    x["rss_mb_after_fill"],
+                    x["rss_mb_after_serving"],
+                    x["disk_mb"],
+                    x["fill_s"],
+                ]
+            )
+        )
+    return [*lines, ""]
+
+
+def markdown(r: dict[str, Any], pngs: list[Path]) -> str:
+    h = r["header"]
+    lines = [
+        "# recstream bench",
+        "",
+        f"`{h['command']}` · commit `{h['commit']}`{' (dirty)' if h['dirty'] else ''} · "
+        f"{h['started_at']} · {h['duration_s']:.0f} s · {h['machine'].get('cpus')} CPUs "
+        f"({h['machine'].get('cpu_model', '?')}), load average at start "
+        f"{h['machine'].get('loadavg_at_start')}",
+        "",
+        f"> {NOISE_NOTE}",
+        "",
+        f"Workload: {r['workload']['description']}",
+        "",
+    ]
+    for section, render in (
+        ("pipeline_eps", _throughput_md),
+        ("latency", _latency_md),
+        ("burst", _burst_md),
+        ("hotspots", _hotspots_md),
+        ("scaling", _scaling_md),
+        ("state", _state_md),
+    ):
+        if section in r:
+            lines += render(r)
+    lines += [f"![{p.stem}]({p.name})" for p in pngs]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(report: dict[str, Any], out_dir: Path, json_path: Path | None) -> list[Path]:
+    """bench.json (or ``json_path``), bench.md and the PNGs in ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = json_path or out_dir / "bench.json"
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    pngs = plots.write_all(report, out_dir)
+    md = out_dir / "bench.md"
+    md.write_text(markdown(report, pngs))
+    return [json_path, md, *pngs]

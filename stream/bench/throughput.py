@@ -1,0 +1,212 @@
+"""Sustained throughput: a pre-filled backlog drained by one process, first to last event.
+
+The backlog (N user events, catalog before it) is produced before anything consumes it, so a
+measurement never competes with its load generator for the two cores. Then, one after the
+other and each in its own consumer group: the full pipeline with one worker, with two workers
+(same topics, same partitions), the no-op and naive Faust agents and a bare aiokafka consumer.
+
+The pipeline is a black box: its rate comes from polling ``recstream_events_processed_total``
+on each worker's /metrics every ``POLL_S`` (rate between the first poll that saw progress and
+the poll that saw all N, so the poll period does not bias it). Baselines time themselves
+(``stream.bench.rate``). CPU seconds of the broker and each worker over the drain show where the
+cores went (``cpu_cores``: 1.0 = one core busy all the time).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stream.bench.context import BenchContext, say
+from stream.bench.procstat import cpu_seconds
+from stream.bench.rate import read_result
+from stream.local_worker import spawn_worker
+from stream.settings import USER_TOPICS
+
+POLL_S = 0.1
+_COUNTED = tuple(f'topic="{t}"' for t in USER_TOPICS)
+
+
+def scrape_metrics(port: int) -> dict[str, float] | None:
+    """Every sample of one worker's /metrics as {'name{labels}': value}; None while it is down."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+            text = r.read().decode()
+    except OSError:
+        return None
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
+def scrape_done(port: int) -> int | None:
+    """User events processed + dead-lettered by one worker, or None while /metrics is down."""
+    samples = scrape_metrics(port)
+    if samples is None:
+        return None
+    counters = ("recstream_events_processed_total{", "recstream_dead_letters_total{")
+    return int(
+        sum(
+            value
+            for name, value in samples.items()
+            if name.startswith(counters) and any(label in name for label in _COUNTED)
+        )
+    )
+
+
+@dataclass
+class Drain:
+    """What one drain measured."""
+
+    eps: float
+    events: int
+    seconds: float
+    startup_s: float
+    cpu_cores: dict[str, float] = field(default_factory=dict)
+    per_worker: list[int] = field(default_factory=list)
+    series: list[tuple[float, int]] = field(default_factory=list)
+    #: 1-minute load average at the end: how busy the shared machine was meanwhile
+    loadavg: float = field(default_factory=lambda: os.getloadavg()[0])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "eps": round(self.eps, 1),
+            "events": self.events,
+            "seconds": round(self.seconds, 3),
+            "startup_s": round(self.startup_s, 1),
+            "cpu_cores": {k: round(v, 2) for k, v in self.cpu_cores.items()},
+            "per_worker": self.per_worker,
+            "loadavg": round(self.loadavg, 2),
+            "series": [(round(t, 2), n) for t, n in self.series],
+        }
+
+
+def drain_pipeline(
+    ctx: BenchContext, prefix: str, n_events: int, workers: int, timeout: float
+) -> Drain:
+    """Start ``workers`` pipeline workers on the backlog and time them until all N are done."""
+    role = f"pipeline{workers}"
+    envs = [
+        ctx.env(prefix, f"{role}-{i}", RECSTREAM_APP_ID=f"bench-{role}") for i in range(workers)
+    ]
+    started = time.time()
+    procs = [
+        ctx.supervisor.adopt(spawn_worker(env, ctx.log(f"{role}-{i}")))
+        for i, env in enumerate(envs)
+    ]
+    ports = [int(env["RECSTREAM_METRICS_PORT"]) for env in envs]
+    pids = {"broker": ctx.broker_pid, **{f"worker{i + 1}": p.pid for i, p in enumerate(procs)}}
+    pids["harness"] = os.getpid()
+    with ctx.supervisor.running(*procs):
+        samples: list[tuple[float, list[int]]] = []
+        cpu0: dict[str, float] = {}
+        deadline = started + timeout
+        while True:
+            for i, p in enumerate(procs):
+                if p.poll() is not None:
+                    raise RuntimeError(f"{role} worker {i} exited ({ctx.log(f'{role}-{i}')})")
+            counts = [scrape_done(port) or 0 for port in ports]
+            now = time.time()
+            samples.append((now, counts))
+            if not cpu0 and sum(counts) > 0:
+                cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            if sum(counts) >= n_events:
+                break
+            if now > deadline:
+                raise TimeoutError(f"{role}: {sum(counts)}/{n_events} events after {timeout:.0f}s")
+            time.sleep(POLL_S)
+        cpu1 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    first = next(i for i, (_, c) in enumerate(samples) if sum(c) > 0)
+    (t0, c0), (t1, c1) = samples[first], samples[-1]
+    seconds = t1 - t0
+    done = sum(c1) - sum(c0)
+    return Drain(
+        eps=done / seconds if seconds > 0 else float(done),
+        events=sum(c1),
+        seconds=seconds,
+        startup_s=t0 - started,
+        cpu_cores={k: (cpu1[k] - cpu0.get(k, 0.0)) / seconds for k in cpu1} if seconds else {},
+        per_worker=c1,
+        series=[(t - t0, sum(c)) for t, c in samples[first:]],
+    )
+
+
+def drain_baseline(
+    ctx: BenchContext, prefix: str, n_events: int, kind: str, timeout: float
+) -> Drain:
+    """Run one baseline process (``noop`` / ``naive`` Faust agent, ``bare`` consumer)."""
+    result = ctx.run_dir / f"{kind}.result.json"
+    result.unlink(missing_ok=True)
+    module = "stream.bench.bare_consumer" if kind == "bare" else "stream.bench.faust_baseline"
+    argv = ["-m", module, *([] if kind == "bare" else [kind])]
+    argv += ["--expect", str(n_events), "--result", str(result)]
+    started = time.time()
+    proc = ctx.supervisor.spawn(argv, ctx.env(prefix, kind), ctx.log(kind))
+    with ctx.supervisor.running(proc):
+        body = _wait_result(result, proc, started + timeout, ctx.log(kind))
+    return Drain(
+        eps=float(body["eps"]),
+        events=int(body["count"]),
+        seconds=float(body["last"] - body["first"]),
+        startup_s=float(body["first"] - started),
+    )
+
+
+def _wait_result(path: Path, proc: Any, deadline: float, log: Path) -> dict[str, float]:
+    while time.time() < deadline:
+        body = read_result(path)
+        if body is not None:
+            return body
+        if proc.poll() is not None:
+            raise RuntimeError(f"baseline exited with {proc.returncode} (see {log})")
+        time.sleep(0.1)
+    raise TimeoutError(f"baseline gave no result in time (see {log})")
+
+
+#: name in the report -> how to measure it
+RUNS = ("pipeline", "two_workers", "noop_faust", "naive_faust", "bare_consumer")
+
+
+def run_throughput(ctx: BenchContext, prefix: str, n_events: int) -> dict[str, Any]:
+    """Every drain of the same backlog, one after the other; figures and ratios."""
+    timeout = 120.0 + n_events / 50.0
+    drains: dict[str, Drain] = {}
+    for name in RUNS:
+        say(f"[throughput] {name}: draining {n_events:,} events ...")
+        if name == "pipeline":
+            drains[name] = drain_pipeline(ctx, prefix, n_events, 1, timeout)
+        elif name == "two_workers":
+            drains[name] = drain_pipeline(ctx, prefix, n_events, 2, timeout)
+        else:
+            kind = {"noop_faust": "noop", "naive_faust": "naive", "bare_consumer": "bare"}[name]
+            drains[name] = drain_baseline(ctx, prefix, n_events, kind, timeout)
+        d = drains[name]
+        say(
+            f"[throughput] {name}: {d.eps:,.0f} events/s "
+            f"({d.events:,} in {d.seconds:.2f}s, ready after {d.startup_s:.1f}s)"
+        )
+    out: dict[str, Any] = {f"{name}_eps": round(d.eps, 1) for name, d in drains.items()}
+    out["ratios"] = ratios(out)
+    out["runs"] = {name: d.to_dict() for name, d in drains.items()}
+    return out
+
+
+def ratios(figures: dict[str, Any]) -> dict[str, float]:
+    """Every figure over every baseline of the same run (e.g. ``pipeline_vs_naive_faust``)."""
+    out: dict[str, float] = {}
+    for name in ("pipeline", "two_workers"):
+        for base in ("naive_faust", "noop_faust", "bare_consumer"):
+            if figures.get(f"{base}_eps"):
+                out[f"{name}_vs_{base}"] = round(figures[f"{name}_eps"] / figures[f"{base}_eps"], 4)
+    if figures.get("pipeline_eps"):
+        out["two_workers_vs_pipeline"] = round(
+            figures["two_workers_eps"] / figures["pipeline_eps"], 4
+        )
+    return out

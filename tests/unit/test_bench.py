@@ -1,0 +1,105 @@
+"""The bench harness's own logic, without a broker: workload, burst cutting, latency matching."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stream.bench.inprocess import bursts, encode
+from stream.bench.latency import WARMUP_S, answered_latencies, summarize
+from stream.bench.throughput import ratios
+from stream.bench.workload import WorkloadConfig, generate_events, topic_mix
+
+CATALOG = [
+    {"item_id": f"i{n}", "ts": 0, "attributes": {"category": [f"dep{n % 3}", f"cat{n % 7}"]}}
+    for n in range(200)
+]
+
+
+def test_workload_is_seeded_mixed_and_time_ordered() -> None:
+    cfg = WorkloadConfig(items=200, users=50, seed=3)
+    events = list(generate_events(CATALOG, cfg, 3000))
+    assert events == list(generate_events(CATALOG, cfg, 3000))
+    assert events != list(generate_events(CATALOG, cfg, 3000, part=1))
+    assert len(events) == 3000
+    assert [e["ts"] for e in events] == sorted(e["ts"] for e in events)
+    mix = topic_mix(events)
+    assert {"clicks", "dwell", "carts:add", "orders"} <= set(mix)
+    assert mix["clicks"] > mix["dwell"] > mix["orders"]
+    known = {m["item_id"] for m in CATALOG}
+    for e in events:
+        ids = [line["item_id"] for line in e["items"]] if e["topic"] == "orders" else [e["item_id"]]
+        assert set(ids) <= known
+    # Zipf: the most clicked item is clicked far more often than the median one
+    counts: dict[str, int] = {}
+    for e in events:
+        if e["topic"] == "clicks":
+            counts[e["item_id"]] = counts.get(e["item_id"], 0) + 1
+    ranked = sorted(counts.values(), reverse=True)
+    assert ranked[0] >= 10 * ranked[len(ranked) // 2]
+
+
+def test_bursts_split_windows_by_topic_then_user_in_order() -> None:
+    raw = encode(
+        [
+            {"topic": "clicks", "event_id": "1", "user_id": "a", "item_id": "x", "ts": 1},
+            {"topic": "dwell", "event_id": "2", "user_id": "a", "item_id": "x", "ts": 2,
+             "dwell_ms": 5},
+            {"topic": "clicks", "event_id": "3", "user_id": "b", "item_id": "x", "ts": 3},
+            {"topic": "clicks", "event_id": "4", "user_id": "a", "item_id": "y", "ts": 4},
+            {"topic": "clicks", "event_id": "5", "user_id": "a", "item_id": "z", "ts": 5},
+        ]
+    )  # fmt: skip
+    cut = bursts(raw, batch_max=4)
+    ids = [[m[2].split(b'"event_id":"')[1][:1].decode() for m in b] for b in cut]
+    assert ids == [["1", "4"], ["2"], ["3"], ["5"]]
+
+
+def _write(path: Path, rows: list[tuple[str, str, float]]) -> Path:
+    path.write_text("".join(f"{e}\t{u}\t{t:.6f}\n" for e, u, t in rows))
+    return path
+
+
+def test_a_coalesced_event_is_answered_by_the_next_list_of_its_user(tmp_path: Path) -> None:
+    t0 = 1000.0
+    late = t0 + WARMUP_S + 1.0
+    sent = _write(
+        tmp_path / "sent.tsv",
+        [
+            ("warm", "w", t0),  # inside the warm-up: not counted
+            ("a1", "a", late),
+            ("a2", "a", late + 0.010),  # coalesced with a1: the list answers a2
+            ("b1", "b", late + 0.020),
+            ("c1", "c", late + 0.030),  # never answered
+        ],
+    )
+    received = {"warm": t0 + 0.001, "a2": late + 0.050, "b1": late + 0.025}
+    latencies, unanswered = answered_latencies(sent, received)
+    assert sorted(latencies.round(3).tolist()) == [5.0, 40.0, 50.0]
+    assert unanswered == 1
+    stats = summarize(latencies, unanswered)
+    assert stats["max"] == 50.0 and stats["events"] == 3 and stats["unanswered"] == 1
+
+
+def test_an_answer_to_an_earlier_event_does_not_count_for_a_later_one(tmp_path: Path) -> None:
+    t = 2000.0 + WARMUP_S
+    sent = _write(tmp_path / "sent.tsv", [("x", "a", 2000.0), ("a1", "a", t), ("a2", "a", t + 1)])
+    latencies, unanswered = answered_latencies(sent, {"a1": t + 0.002})
+    assert latencies.round(3).tolist() == [2.0]
+    assert unanswered == 1  # a2 came after the only list
+
+
+def test_ratios_compare_each_figure_with_each_baseline() -> None:
+    figures = {
+        "pipeline_eps": 500.0,
+        "two_workers_eps": 900.0,
+        "naive_faust_eps": 250.0,
+        "noop_faust_eps": 5000.0,
+        "bare_consumer_eps": 100000.0,
+    }
+    r = ratios(figures)
+    assert r["pipeline_vs_naive_faust"] == pytest.approx(2.0)
+    assert r["two_workers_vs_pipeline"] == pytest.approx(1.8)
+    assert r["pipeline_vs_bare_consumer"] == pytest.approx(0.005)
+    assert len(r) == 7
