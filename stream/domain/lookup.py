@@ -1,0 +1,184 @@
+"""Pfeed's precomputed query→target lookup: for every item and query role, its top-K targets.
+
+Built from the encoder's embeddings with chunked matrix products (one ``chunk × items`` product
+per block of queries, never a per-item search), then read by ranking through the
+``RelatedItems`` protocol in microseconds: ``related`` returns two preallocated row slices.
+
+Kept fresh incrementally: ``upsert`` gives new or changed items their own rows and merges them
+into every other row where they beat the current K-th target (one ``items × new`` product);
+rows that held a changed or removed item are recomputed. Stock and feed restrictions are *not*
+baked in: ranking applies eligibility at read time, so a stock flip needs no lookup change.
+Strength = cosine similarity clipped to [0, 1].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+ROLES = ("view", "buy")
+_EMPTY = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64))
+
+
+def _top_k(sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise top-k columns (descending) of ``sims``; -inf entries come back as index -1."""
+    k_eff = min(k, sims.shape[1])
+    part = np.argpartition(-sims, k_eff - 1, axis=1)[:, :k_eff] if k_eff else sims[:, :0]
+    vals = np.take_along_axis(sims, part, axis=1)
+    order = np.argsort(-vals, axis=1, kind="stable")
+    idx = np.take_along_axis(part, order, axis=1).astype(np.int64)
+    vals = np.take_along_axis(vals, order, axis=1)
+    idx[~np.isfinite(vals)] = -1
+    out_i = np.full((sims.shape[0], k), -1, dtype=np.int64)
+    out_v = np.full((sims.shape[0], k), -np.inf, dtype=np.float32)
+    out_i[:, :k_eff], out_v[:, :k_eff] = idx, vals
+    return out_i, out_v
+
+
+class QueryTargetLookup:
+    """Rows ``targets[role][i]`` / ``strengths[role][i]``: item i's top-K targets for a query of
+    ``role``, strongest first, padded with -1 / 0. Item positions follow ``ids``."""
+
+    def __init__(self, ids: Sequence[str], embeddings: np.ndarray, k: int = 20) -> None:
+        if embeddings.shape[:2] != (3, len(ids)):
+            raise ValueError(f"embeddings {embeddings.shape} do not match {len(ids)} ids")
+        self.k = k
+        self.ids = list(ids)
+        self.index = {item_id: i for i, item_id in enumerate(self.ids)}
+        self.embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
+        self.active = np.ones(len(ids), dtype=bool)  # may be a target
+        n = len(ids)
+        self.rows = {r: np.full((n, k), -1, dtype=np.int64) for r in ROLES}
+        self.sims = {r: np.full((n, k), -np.inf, dtype=np.float32) for r in ROLES}
+        self.strengths = {r: np.zeros((n, k), dtype=np.float64) for r in ROLES}
+        self.lengths = {r: np.zeros(n, dtype=np.int64) for r in ROLES}
+        self.version = 0
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    # -- reads -----------------------------------------------------------------------------------
+    def related(self, idx: int, role: str = "view") -> tuple[np.ndarray, np.ndarray]:
+        if idx >= len(self.ids) or idx < 0:
+            return _EMPTY
+        role = "buy" if role == "buy" else "view"
+        n = self.lengths[role][idx]
+        return self.rows[role][idx, :n], self.strengths[role][idx, :n]
+
+    # -- builds ----------------------------------------------------------------------------------
+    def build(self, chunk: int = 2048) -> QueryTargetLookup:
+        """Every row of both roles from scratch; returns self."""
+        self.recompute(np.arange(len(self.ids)), chunk)
+        return self
+
+    def recompute(self, queries: np.ndarray, chunk: int = 2048) -> None:
+        """Rows of ``queries`` against every active target, ``chunk`` queries per product."""
+        targets = self.embeddings[2]
+        for ri, role in enumerate(ROLES):
+            q_emb = self.embeddings[ri]
+            for start in range(0, queries.size, chunk):
+                block = queries[start : start + chunk]
+                sims = q_emb[block] @ targets.T
+                sims[:, ~self.active] = -np.inf
+                sims[np.arange(block.size), block] = -np.inf  # never its own target
+                idx, vals = _top_k(sims, self.k)
+                self._store(role, block, idx, vals)
+        self.version += 1
+
+    def _store(self, role: str, block: np.ndarray, idx: np.ndarray, vals: np.ndarray) -> None:
+        self.rows[role][block] = idx
+        self.sims[role][block] = vals
+        self.strengths[role][block] = np.clip(np.where(idx >= 0, vals, 0.0), 0.0, 1.0)
+        self.lengths[role][block] = (idx >= 0).sum(axis=1)
+
+    # -- incremental -----------------------------------------------------------------------------
+    def _grow(self, n: int) -> None:
+        extra = n - len(self.ids)
+        if extra <= 0:
+            return
+        pad = np.zeros((3, extra, self.embeddings.shape[2]), dtype=np.float32)
+        self.embeddings = np.concatenate([self.embeddings, pad], axis=1)
+        self.active = np.concatenate([self.active, np.zeros(extra, dtype=bool)])
+        for role in ROLES:
+            self.rows[role] = np.vstack([self.rows[role], np.full((extra, self.k), -1)])
+            self.sims[role] = np.vstack(
+                [self.sims[role], np.full((extra, self.k), -np.inf, dtype=np.float32)]
+            )
+            self.strengths[role] = np.vstack([self.strengths[role], np.zeros((extra, self.k))])
+            self.lengths[role] = np.concatenate([self.lengths[role], np.zeros(extra, np.int64)])
+
+    def upsert(self, ids: Sequence[str], embeddings: np.ndarray, chunk: int = 2048) -> np.ndarray:
+        """New or changed items (``embeddings`` (3, m, d)); returns their positions."""
+        pos = np.empty(len(ids), dtype=np.int64)
+        new_ids: list[str] = []
+        for j, item_id in enumerate(ids):
+            p = self.index.get(item_id)
+            if p is None:
+                p = self.index[item_id] = len(self.ids) + len(new_ids)
+                new_ids.append(item_id)
+            pos[j] = p
+        self._grow(len(self.ids) + len(new_ids))
+        self.ids.extend(new_ids)
+        stale = self._rows_holding(pos)
+        self.embeddings[:, pos] = embeddings
+        self.active[pos] = True
+        self._merge(pos, chunk)
+        self.recompute(np.union1d(pos, stale), chunk)
+        return pos
+
+    def remove(self, ids: Sequence[str], chunk: int = 2048) -> None:
+        """Deleted items stop being targets (their own rows stay: a past buy still relates)."""
+        pos = np.asarray([self.index[i] for i in ids if i in self.index], dtype=np.int64)
+        if pos.size:
+            self.active[pos] = False
+            self.recompute(self._rows_holding(pos), chunk)
+
+    def _rows_holding(self, pos: np.ndarray) -> np.ndarray:
+        held = [np.flatnonzero(np.isin(self.rows[r], pos).any(axis=1)) for r in ROLES]
+        return np.union1d(*held)
+
+    def _merge(self, pos: np.ndarray, chunk: int) -> None:
+        """Enter the items ``pos`` into every row where they beat the current K-th target."""
+        t_new = self.embeddings[2, pos]
+        for ri, role in enumerate(ROLES):
+            q_emb = self.embeddings[ri]
+            for start in range(0, len(self.ids), chunk):
+                block = np.arange(start, min(start + chunk, len(self.ids)))
+                sims = q_emb[block] @ t_new.T
+                sims[block[:, None] == pos[None, :]] = -np.inf
+                beats = (sims > self.sims[role][block, -1:]).any(axis=1)
+                if not beats.any():
+                    continue
+                rows = block[beats]
+                new_cols = np.broadcast_to(pos, (rows.size, pos.size))
+                both_i = np.hstack([self.rows[role][rows], new_cols])
+                both_v = np.hstack([self.sims[role][rows], sims[beats]])
+                top, vals = _top_k(both_v, self.k)
+                idx = np.where(top >= 0, np.take_along_axis(both_i, np.maximum(top, 0), 1), -1)
+                self._store(role, rows, idx, vals)
+
+    # -- alignment with a worker's catalog -------------------------------------------------------
+    def aligned_to(self, catalog_ids: Sequence[str]) -> QueryTargetLookup:
+        """The same lookup with positions = ``catalog_ids`` positions (a worker's Catalog index).
+        Items unknown to the lookup get empty rows and are no targets until upserted."""
+        mapping = np.full(len(self.ids) + 1, -1, dtype=np.int64)  # last slot maps -1 → -1
+        src = np.full(len(catalog_ids), -1, dtype=np.int64)
+        for new, item_id in enumerate(catalog_ids):
+            old = self.index.get(item_id)
+            if old is not None:
+                mapping[old] = new
+                src[new] = old
+        known = src >= 0
+        emb = np.zeros((3, len(catalog_ids), self.embeddings.shape[2]), dtype=np.float32)
+        emb[:, known] = self.embeddings[:, src[known]]
+        out = QueryTargetLookup(catalog_ids, emb, self.k)
+        out.active = np.zeros(len(catalog_ids), dtype=bool)
+        out.active[known] = self.active[src[known]]
+        for role in ROLES:
+            idx = mapping[self.rows[role][src[known]]]
+            vals = np.where(idx >= 0, self.sims[role][src[known]], -np.inf).astype(np.float32)
+            top, vals = _top_k(vals, self.k)
+            rows = np.where(top >= 0, np.take_along_axis(idx, np.maximum(top, 0), 1), -1)
+            out._store(role, np.flatnonzero(known), rows, vals)
+        return out
