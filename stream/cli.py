@@ -198,6 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="time compression of the replay (default: a day of shopping per second)",
     )
     p.set_defaults(func=_cmd_demo)
+
+    from stream.model_cli import register as register_model
+
+    register_model(sub)
     return parser
 
 

@@ -26,9 +26,9 @@ from models.pfeed.model import EncoderConfig, ItemEncoder
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = 800
+    steps: int = 500
     batch: int = 512
-    lr: float = 1e-3
+    lr: float = 3e-3
     warmup: int = 50
     #: initial softmax temperature; learned (CLIP-style log scale) and floored at ``min_tau``.
     #: A low fixed temperature collapsed every embedding onto one point in the first ~20 steps
@@ -109,9 +109,10 @@ def train(
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
         if step % 25 == 0:
-            bar.set_postfix(loss=f"{np.mean(losses[-25:]):.3f}", tau=f"{1 / log_scale.exp():.3f}")
+            tau = 1.0 / log_scale.exp().item()
+            bar.set_postfix(loss=f"{np.mean(losses[-25:]):.3f}", tau=f"{tau:.3f}")
     seconds = time.perf_counter() - started
     model.eval()
     summary: dict[str, object] = {
