@@ -166,7 +166,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     embed.add_argument("--out", default=None, help="default data/embeddings/<dataset>.npz")
     index.add_argument("--embeddings", default=None, help="file written by `model embed`")
     index.add_argument("--k", type=int, default=20, help="targets per item and role (>= 10)")
-    index.add_argument("--chunk", type=int, default=2048, help="queries per matrix product")
+    index.add_argument("--chunk", type=int, default=256, help="queries per matrix product")
     index.add_argument("--root", default=None, help="lookup folder (default data/lookup)")
     p = group.add_parser("protocol", help="Pfeed's offline protocol → model card tables/plots")
     p.add_argument("--steps", type=int, default=500, help="training steps per compared model")

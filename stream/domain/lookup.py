@@ -67,12 +67,12 @@ class QueryTargetLookup:
         return self.rows[role][idx, :n], self.strengths[role][idx, :n]
 
     # -- builds ----------------------------------------------------------------------------------
-    def build(self, chunk: int = 2048) -> QueryTargetLookup:
+    def build(self, chunk: int = 256) -> QueryTargetLookup:
         """Every row of both roles from scratch; returns self."""
         self.recompute(np.arange(len(self.ids)), chunk)
         return self
 
-    def recompute(self, queries: np.ndarray, chunk: int = 2048) -> None:
+    def recompute(self, queries: np.ndarray, chunk: int = 256) -> None:
         """Rows of ``queries`` against every active target, ``chunk`` queries per product."""
         targets = self.embeddings[2]
         for ri, role in enumerate(ROLES):
@@ -108,7 +108,7 @@ class QueryTargetLookup:
             self.strengths[role] = np.vstack([self.strengths[role], np.zeros((extra, self.k))])
             self.lengths[role] = np.concatenate([self.lengths[role], np.zeros(extra, np.int64)])
 
-    def upsert(self, ids: Sequence[str], embeddings: np.ndarray, chunk: int = 2048) -> np.ndarray:
+    def upsert(self, ids: Sequence[str], embeddings: np.ndarray, chunk: int = 256) -> np.ndarray:
         """New or changed items (``embeddings`` (3, m, d)); returns their positions."""
         pos = np.empty(len(ids), dtype=np.int64)
         new_ids: list[str] = []
@@ -127,7 +127,7 @@ class QueryTargetLookup:
         self.recompute(np.union1d(pos, stale), chunk)
         return pos
 
-    def remove(self, ids: Sequence[str], chunk: int = 2048) -> None:
+    def remove(self, ids: Sequence[str], chunk: int = 256) -> None:
         """Deleted items stop being targets (their own rows stay: a past buy still relates)."""
         pos = np.asarray([self.index[i] for i in ids if i in self.index], dtype=np.int64)
         if pos.size:
@@ -141,10 +141,11 @@ class QueryTargetLookup:
     def _merge(self, pos: np.ndarray, chunk: int) -> None:
         """Enter the items ``pos`` into every row where they beat the current K-th target."""
         t_new = self.embeddings[2, pos]
+        step = max(chunk, (1 << 22) // max(1, pos.size))  # rows per product: ≤ 4M similarities
         for ri, role in enumerate(ROLES):
             q_emb = self.embeddings[ri]
-            for start in range(0, len(self.ids), chunk):
-                block = np.arange(start, min(start + chunk, len(self.ids)))
+            for start in range(0, len(self.ids), step):
+                block = np.arange(start, min(start + step, len(self.ids)))
                 sims = q_emb[block] @ t_new.T
                 sims[block[:, None] == pos[None, :]] = -np.inf
                 beats = (sims > self.sims[role][block, -1:]).any(axis=1)
