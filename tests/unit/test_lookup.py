@@ -108,3 +108,15 @@ def test_aligned_to_a_catalog_order() -> None:
         assert aligned.related(new, "view")[0].tolist() == expect
     aligned.upsert(["new"], unit(rng, 1))
     assert aligned.related(0, "buy")[0].size == 5
+
+
+def test_large_catalog_takes_the_sampled_threshold_path_and_stays_exact() -> None:
+    rng = np.random.default_rng(7)
+    emb = unit(rng, 1500, d=16)
+    lookup = QueryTargetLookup(ids(1500), emb, k=12).build(chunk=100)  # 1500 >= 64 * 12
+    lookup.remove(["i10"])
+    active = np.ones(1500, dtype=bool)
+    active[10] = False
+    for q in (0, 10, 777, 1499):
+        for ri, role in enumerate(("view", "buy")):
+            assert lookup.related(q, role)[0].tolist() == brute(emb, ri, q, 12, active)
