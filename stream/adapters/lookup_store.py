@@ -51,7 +51,7 @@ def load(path: Path) -> QueryTargetLookup:
         if int(data["format"]) != FORMAT:
             raise ValueError(f"{path}: lookup format {int(data['format'])}, expected {FORMAT}")
         lookup = QueryTargetLookup(data["ids"].tolist(), data["embeddings"], int(data["k"]))
-        lookup.active = data["active"].copy()
+        lookup.active[:] = data["active"]
         for role in ROLES:
             rows, sims = data[f"rows_{role}"], data[f"sims_{role}"]
             lookup._store(role, np.arange(len(lookup)), rows.copy(), sims.copy())

@@ -57,20 +57,39 @@ class QueryTargetLookup:
     """Rows ``targets[role][i]`` / ``strengths[role][i]``: item i's top-K targets for a query of
     ``role``, strongest first, padded with -1 / 0. Item positions follow ``ids``."""
 
+    #: rows recomputed exactly when an item changes or goes; beyond, the item is cut out of them
+    max_recompute = 2048
+
     def __init__(self, ids: Sequence[str], embeddings: np.ndarray, k: int = 20) -> None:
         if embeddings.shape[:2] != (3, len(ids)):
             raise ValueError(f"embeddings {embeddings.shape} do not match {len(ids)} ids")
         self.k = k
         self.ids = list(ids)
         self.index = {item_id: i for i, item_id in enumerate(self.ids)}
-        self.embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
-        self.active = np.ones(len(ids), dtype=bool)  # may be a target
         n = len(ids)
-        self.rows = {r: np.full((n, k), -1, dtype=np.int64) for r in ROLES}
-        self.sims = {r: np.full((n, k), -np.inf, dtype=np.float32) for r in ROLES}
-        self.strengths = {r: np.zeros((n, k), dtype=np.float64) for r in ROLES}
-        self.lengths = {r: np.zeros(n, dtype=np.int64) for r in ROLES}
+        # Preallocated buffers with spare capacity (doubling): adding one item to a 68k-item
+        # lookup must not copy ~100 MB. The public arrays below are views of their first n rows.
+        self._capacity = n
+        self._buffers: dict[str, np.ndarray] = {
+            "embeddings": np.array(embeddings, dtype=np.float32, order="C", copy=True),
+            "active": np.ones(n, dtype=bool),  # may be a target
+        }
+        for r in ROLES:
+            self._buffers[f"rows_{r}"] = np.full((n, k), -1, dtype=np.int64)
+            self._buffers[f"sims_{r}"] = np.full((n, k), -np.inf, dtype=np.float32)
+            self._buffers[f"strengths_{r}"] = np.zeros((n, k), dtype=np.float64)
+            self._buffers[f"lengths_{r}"] = np.zeros(n, dtype=np.int64)
         self.version = 0
+        self._bind(n)
+
+    def _bind(self, n: int) -> None:
+        b = self._buffers
+        self.embeddings = b["embeddings"][:, :n]
+        self.active = b["active"][:n]
+        self.rows = {r: b[f"rows_{r}"][:n] for r in ROLES}
+        self.sims = {r: b[f"sims_{r}"][:n] for r in ROLES}
+        self.strengths = {r: b[f"strengths_{r}"][:n] for r in ROLES}
+        self.lengths = {r: b[f"lengths_{r}"][:n] for r in ROLES}
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -111,19 +130,20 @@ class QueryTargetLookup:
 
     # -- incremental -----------------------------------------------------------------------------
     def _grow(self, n: int) -> None:
-        extra = n - len(self.ids)
-        if extra <= 0:
+        if n <= len(self.ids):
             return
-        pad = np.zeros((3, extra, self.embeddings.shape[2]), dtype=np.float32)
-        self.embeddings = np.concatenate([self.embeddings, pad], axis=1)
-        self.active = np.concatenate([self.active, np.zeros(extra, dtype=bool)])
-        for role in ROLES:
-            self.rows[role] = np.vstack([self.rows[role], np.full((extra, self.k), -1)])
-            self.sims[role] = np.vstack(
-                [self.sims[role], np.full((extra, self.k), -np.inf, dtype=np.float32)]
-            )
-            self.strengths[role] = np.vstack([self.strengths[role], np.zeros((extra, self.k))])
-            self.lengths[role] = np.concatenate([self.lengths[role], np.zeros(extra, np.int64)])
+        if n > self._capacity:
+            cap = max(n, 2 * self._capacity, 64)
+            fills = {"rows": -1, "sims": -np.inf, "active": False}
+            for name, old in list(self._buffers.items()):
+                axis = 1 if name == "embeddings" else 0
+                shape = list(old.shape)
+                shape[axis] = cap
+                new = np.full(shape, fills.get(name.split("_")[0], 0), dtype=old.dtype)
+                new[(slice(None),) * axis + (slice(0, old.shape[axis]),)] = old
+                self._buffers[name] = new
+            self._capacity = cap
+        self._bind(n)
 
     def upsert(self, ids: Sequence[str], embeddings: np.ndarray, chunk: int = 256) -> np.ndarray:
         """New or changed items (``embeddings`` (3, m, d)); returns their positions."""
@@ -137,7 +157,7 @@ class QueryTargetLookup:
             pos[j] = p
         self._grow(len(self.ids) + len(new_ids))
         self.ids.extend(new_ids)
-        stale = self._rows_holding(pos)
+        stale = self._release(pos, chunk)
         self.embeddings[:, pos] = embeddings
         self.active[pos] = True
         self._merge(pos, chunk)
@@ -149,7 +169,24 @@ class QueryTargetLookup:
         pos = np.asarray([self.index[i] for i in ids if i in self.index], dtype=np.int64)
         if pos.size:
             self.active[pos] = False
-            self.recompute(self._rows_holding(pos), chunk)
+            self.recompute(self._release(pos, chunk), chunk)
+
+    def _release(self, pos: np.ndarray, chunk: int) -> np.ndarray:
+        """Rows holding ``pos`` that must be recomputed exactly. A hub target sits in tens of
+        thousands of rows; past ``max_recompute`` rows it is only cut out of them (they keep
+        their other targets, strongest first, one short until the next full build)."""
+        held = self._rows_holding(pos)
+        if held.size <= self.max_recompute:
+            return held
+        for role in ROLES:
+            ids, sims = self.rows[role][held], self.sims[role][held].copy()
+            sims[np.isin(ids, pos)] = -np.inf
+            order = np.argsort(-sims, axis=1, kind="stable")
+            ids = np.take_along_axis(ids, order, axis=1)
+            sims = np.take_along_axis(sims, order, axis=1)
+            ids[~np.isfinite(sims)] = -1
+            self._store(role, held, ids, sims)
+        return held[:0]
 
     def _rows_holding(self, pos: np.ndarray) -> np.ndarray:
         held = [np.flatnonzero(np.isin(self.rows[r], pos).any(axis=1)) for r in ROLES]
@@ -191,7 +228,7 @@ class QueryTargetLookup:
         emb = np.zeros((3, len(catalog_ids), self.embeddings.shape[2]), dtype=np.float32)
         emb[:, known] = self.embeddings[:, src[known]]
         out = QueryTargetLookup(catalog_ids, emb, self.k)
-        out.active = np.zeros(len(catalog_ids), dtype=bool)
+        out.active[:] = False
         out.active[known] = self.active[src[known]]
         for role in ROLES:
             idx = mapping[self.rows[role][src[known]]]

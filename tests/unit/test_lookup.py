@@ -120,3 +120,17 @@ def test_large_catalog_takes_the_sampled_threshold_path_and_stays_exact() -> Non
     for q in (0, 10, 777, 1499):
         for ri, role in enumerate(("view", "buy")):
             assert lookup.related(q, role)[0].tolist() == brute(emb, ri, q, 12, active)
+
+
+def test_a_hub_is_cut_out_of_its_rows_past_the_recompute_limit() -> None:
+    rng = np.random.default_rng(8)
+    emb = unit(rng, 40)
+    lookup = QueryTargetLookup(ids(40), emb, k=5).build()
+    lookup.max_recompute = 0  # every holding row takes the cheap path
+    holders = [q for q in range(40) if 4 in lookup.related(q, "buy")[0].tolist()]
+    before = {q: lookup.related(q, "buy")[0].tolist() for q in holders}
+    lookup.remove(["i4"])
+    for q in holders:
+        after = lookup.related(q, "buy")[0].tolist()
+        assert after == [t for t in before[q] if t != 4] and len(after) == 4
+        assert (np.diff(lookup.related(q, "buy")[1]) <= 1e-9).all()
