@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ def _tables(report: dict[str, Any]) -> str:
     res = report["results"]
     relations = list(report["tasks"])
     head = " | ".join(f"{r} R@10 | R@50" for r in relations)
-    sep = "|".join("---" for _ in range(2 * len(relations) + 4))
+    sep = "|".join("---" for _ in range(2 * len(relations) + 3))
     title = "**SIMO vs SISO vs co-occurrence** (Recall@K, all held-out pairs of each relation)"
     lines = [title, ""]
     lines += [f"| method | {head} | µs/item (onnxruntime) | parameters |", f"|{sep}|"]
@@ -95,11 +96,31 @@ def _plots(report: dict[str, Any], card: Path) -> None:
     fig.tight_layout()
     fig.savefig(card / "recall_by_size.png", dpi=110)
     plt.close(fig)
-    timed = [m for m in res if "us_per_item" in m or "us_per_item" in res[m]]
+    fig, axes = plt.subplots(1, len(relations), figsize=(4.2 * len(relations), 3.8))
+    segs = [*KINDS, "cold target"]
+    for ax, relation in zip(axes, relations, strict=True):
+        width = 0.8 / len(methods)
+        for i, name in enumerate(methods):
+            m = res[name]["metrics"][relation]
+            vals = [m[s]["recall@10"] if s in m else 0.0 for s in segs]
+            ax.bar([x + i * width for x in range(len(segs))], vals, width, label=name)
+        ax.set_xticks([x + 0.4 - width / 2 for x in range(len(segs))], segs, fontsize=8)
+        ax.set_title(f"{relation}: Recall@10 by relation kind", fontsize=9)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(card / "recall_by_relation_kind.png", dpi=110)
+    plt.close(fig)
+    cost_file = card / "cost.json"
+    if cost_file.is_file():  # interleaved timings (models/pfeed/cost.py) are the less noisy ones
+        costs = json.loads(cost_file.read_text())["us_per_item_median"]
+        title = "Inference cost (interleaved rounds, median)"
+    else:
+        costs = {m: res[m]["us_per_item"] for m in res if "us_per_item" in res[m]}
+        title = "Inference cost (timed after each training)"
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.bar(timed, [res[m]["us_per_item"] for m in timed], color="tab:gray")
+    ax.bar(list(costs), list(costs.values()), color="tab:gray")
     ax.set_ylabel("µs per item (onnxruntime, 1 thread)")
-    ax.set_title("Inference cost")
+    ax.set_title(title)
     fig.tight_layout()
     fig.savefig(card / "inference_cost.png", dpi=110)
     plt.close(fig)
