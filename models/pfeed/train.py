@@ -123,7 +123,7 @@ def train(
         "seconds": round(seconds, 1),
         "loss_first_50": round(float(np.mean(losses[:50])), 4),
         "loss_last_50": round(float(np.mean(losses[-50:])), 4),
-        "final_tau": round(float(1.0 / log_scale.exp().clamp(max=1.0 / cfg.min_tau)), 4),
+        "final_tau": round(1.0 / log_scale.exp().clamp(max=1.0 / cfg.min_tau).item(), 4),
     }
     return model, summary
 
