@@ -133,6 +133,9 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_protocol(args: argparse.Namespace, settings: Settings) -> int:
     protocol = _training("protocol")
     out = Path(args.out)
+    if args.log_q_weight is not None:
+        label = f"SIMO-64 logQ×{args.log_q_weight:g}"
+        return int(protocol.run_extra(out, label, args.log_q_weight))
     return int(protocol.run(out, checkpoint_dir(settings), steps=args.steps, quick=args.quick))
 
 
@@ -172,4 +175,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=500, help="training steps per compared model")
     p.add_argument("--out", default=str(REPO / "models"))
     p.add_argument("--quick", action="store_true", help="tiny run (tests)")
+    p.add_argument(
+        "--log-q-weight",
+        type=float,
+        default=None,
+        help="only add one SIMO-64 variant with this logQ share to the existing results",
+    )
     p.set_defaults(func=cmd_protocol)

@@ -51,14 +51,36 @@ def _evaluate(tasks: list[offline.Task], scorer_for: Any) -> dict[str, Any]:
     }
 
 
-def run(out: Path, checkpoint: Path, steps: int = 500, quick: bool = False) -> int:
-    data: TrainingData = load_training_data(max_households=200 if quick else None)
-    n_items = len(data.tokens)
+def _tasks(data: TrainingData, quick: bool) -> list[offline.Task]:
     sample, distractors = (2000, 2000) if quick else (20_000, 10_000)
-    tasks = [
+    return [
         offline.make_task(te, tr, data.items_of(data.source_of(te)), sample, distractors)
         for tr, te in zip(data.train, data.test, strict=True)
     ]
+
+
+def run_extra(out: Path, label: str, log_q_weight: float) -> int:
+    """One more SIMO-64 variant (a different logQ share) added to an existing protocol.json."""
+    card = out / "card"
+    report = json.loads((card / "protocol.json").read_text())
+    data = load_training_data()
+    tasks = _tasks(data, quick=False)
+    enc = EncoderConfig(vocab_size=data.tokenizer.vocab_size)
+    cfg = TrainConfig(steps=int(report["steps"]), log_q_weight=log_q_weight)
+    model, summary = train(data, enc, cfg, label=label)
+    emb = embed_all(model, data.tokens)
+    metrics = _evaluate(tasks, lambda t: offline.embedding_scorer(emb, t.role))
+    report["results"][label] = {"summary": summary, "metrics": metrics}
+    print(f"{label}: {json.dumps(metrics, ensure_ascii=False)}")
+    (card / "protocol.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
+    write_card(report, card, out / "README.md")
+    return 0
+
+
+def run(out: Path, checkpoint: Path, steps: int = 500, quick: bool = False) -> int:
+    data: TrainingData = load_training_data(max_households=200 if quick else None)
+    n_items = len(data.tokens)
+    tasks = _tasks(data, quick)
     print("scoring the co-occurrence baseline …", flush=True)
     by_name = {tr.name: tr for tr in data.train}
     results: dict[str, Any] = {

@@ -20,6 +20,13 @@ def _r(metrics: dict[str, Any], relation: str, segment: str, k: int) -> str:
     return f"{row[f'recall@{k}']:.4f}" if row else "–"
 
 
+def _compared(res: dict[str, Any]) -> list[str]:
+    """Baseline, SIMO-64, SISO-64, then any extra variant (not the embedding-size runs)."""
+    fixed = [m for m in ("cooccurrence", "SIMO-64", "SISO-64") if m in res]
+    sizes = {f"SIMO-{d}" for d in (32, 128, 256)}
+    return fixed + [m for m in res if m not in fixed and m not in sizes]
+
+
 def _tables(report: dict[str, Any]) -> str:
     res = report["results"]
     relations = list(report["tasks"])
@@ -28,9 +35,7 @@ def _tables(report: dict[str, Any]) -> str:
     title = "**SIMO vs SISO vs co-occurrence** (Recall@K, all held-out pairs of each relation)"
     lines = [title, ""]
     lines += [f"| method | {head} | µs/item (onnxruntime) | parameters |", f"|{sep}|"]
-    for name in ("cooccurrence", "SIMO-64", "SISO-64"):
-        if name not in res:
-            continue
+    for name in _compared(res):
         cells = " | ".join(
             f"{_r(res[name]['metrics'], r, 'all', 10)} | {_r(res[name]['metrics'], r, 'all', 50)}"
             for r in relations
@@ -57,9 +62,7 @@ def _tables(report: dict[str, Any]) -> str:
     rule = "|".join("---" for _ in range(len(segs) + 2))
     lines += [f"| relation | method | {' | '.join(segs)} |", f"|{rule}|"]
     for relation in relations:
-        for name in ("cooccurrence", "SIMO-64", "SISO-64"):
-            if name not in res:
-                continue
+        for name in _compared(res):
             m = res[name]["metrics"].get(relation, {})
             cells = " | ".join(
                 f"{m[s]['recall@10']:.4f} ({m[s]['pairs']:,})" if s in m else "–" for s in segs
@@ -70,7 +73,7 @@ def _tables(report: dict[str, Any]) -> str:
 
 def _plots(report: dict[str, Any], card: Path) -> None:
     res, relations = report["results"], list(report["tasks"])
-    methods = [m for m in ("cooccurrence", "SIMO-64", "SISO-64") if m in res]
+    methods = _compared(res)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, k in zip(axes, (10, 50), strict=True):
         width = 0.8 / len(methods)

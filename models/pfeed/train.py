@@ -40,6 +40,8 @@ class TrainConfig:
     #: share of batches per relation, in the order of TrainingData.train
     weights: tuple[float, ...] = (0.5, 0.2, 0.3)
     log_q: bool = True
+    #: share of the logQ correction (1 = full p(target | query); 0 = popularity-free PMI)
+    log_q_weight: float = 1.0
 
 
 def _lr_at(step: int, cfg: TrainConfig) -> float:
@@ -104,7 +106,7 @@ def train(
         q = model.role(tokens[q_ids], pairs.role)
         t = model.role(tokens[t_ids], "target")
         scale = log_scale.exp().clamp(max=1.0 / cfg.min_tau)
-        log_q = log_freq[int(sources[step])][t_ids] if cfg.log_q else None
+        log_q = cfg.log_q_weight * log_freq[int(sources[step])][t_ids] if cfg.log_q else None
         loss = contrastive_loss(q, t, t_ids, scale, log_q)
         opt.zero_grad()
         loss.backward()
