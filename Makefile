@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test unit integration lint typecheck eval bench clean
+.PHONY: install demo test unit integration lint typecheck eval bench model clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,14 @@ eval: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/recstream bench $(BENCH_ARGS)
+
+# Pfeed encoder: train (torch, the `train` extra), export to ONNX, embed the catalog, build the lookup.
+model: $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,train]'
+	nice -n 10 $(VENV)/bin/recstream model train $(MODEL_ARGS)
+	$(VENV)/bin/recstream model export
+	$(VENV)/bin/recstream model embed --dataset completejourney
+	$(VENV)/bin/recstream model index --dataset completejourney
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

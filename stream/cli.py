@@ -267,6 +267,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--state-sizes", default=None, help="users in state, e.g. 10000,100000")
     p.add_argument("--repeats", type=int, default=None, help="clicks per scaling point")
     p.set_defaults(func=_cmd_bench)
+
+    from stream.model_cli import register as register_model
+
+    register_model(sub)
     return parser
 
 

@@ -1,0 +1,76 @@
+"""Keeps a worker's query→target lookup fresh as `catalog` messages arrive.
+
+A batch of catalog messages is tokenised; only items whose content tokens changed (or that are
+new) are embedded, in one onnxruntime call, and upserted into the lookup: they get their own
+rows and enter every row where they now belong. A deal/new flag flip changes no token, so it
+costs no inference and no lookup work (feeds restrict targets at read time). Deleted items stop
+being targets. Positions stay aligned with the worker's ``Catalog`` index, which is what
+``ranking.rank`` passes to ``related``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from stream.adapters.encoder import OnnxItemEncoder
+from stream.domain.catalog import Catalog
+from stream.domain.lookup import QueryTargetLookup
+
+
+class LiveLookup:
+    def __init__(self, encoder: OnnxItemEncoder, lookup: QueryTargetLookup, catalog: Catalog):
+        self.encoder = encoder
+        self.catalog = catalog
+        self.lookup = lookup if lookup.ids == catalog.ids else lookup.aligned_to(catalog.ids)
+        self._content: dict[str, bytes] = {}
+
+    def related(self, idx: int, role: str = "view") -> Any:
+        """The ``RelatedItems`` protocol, so a worker can hand this object to ranking."""
+        return self.lookup.related(idx, role)
+
+    def apply(self, messages: Sequence[Mapping[str, Any]]) -> int:
+        """Apply catalog messages already upserted into ``catalog``; returns items embedded."""
+        changed: dict[str, Mapping[str, Any]] = {}
+        deleted: list[str] = []
+        tokenizer = self.encoder.tokenizer
+        for msg in messages:
+            item_id = str(msg["item_id"])
+            if msg.get("deleted"):
+                deleted.append(item_id)
+                changed.pop(item_id, None)
+                continue
+            content = tokenizer.encode(msg).tobytes()
+            if self._content.get(item_id) == content and item_id in self.lookup.index:
+                continue
+            self._content[item_id] = content
+            changed[item_id] = msg
+        n = len(self.lookup.ids)
+        if n > len(self.catalog.ids) or (n and self.lookup.ids[n - 1] != self.catalog.ids[n - 1]):
+            self.lookup = self.lookup.aligned_to(self.catalog.ids)  # append-only: cheap check
+            n = len(self.lookup.ids)
+        for item_id in self.catalog.ids[n:]:  # catalog items the lookup has never seen
+            changed.setdefault(item_id, self._from_catalog(item_id))
+        if changed:
+            order = sorted(changed, key=lambda i: self.catalog.index.get(i, len(self.catalog)))
+            self.lookup.upsert(order, self.encoder.embed([changed[i] for i in order]))
+        if deleted:
+            self.lookup.remove(deleted)
+        return len(changed)
+
+    def _from_catalog(self, item_id: str) -> dict[str, Any]:
+        """A catalog message rebuilt from the catalog's features: the original's tokens up to the
+        catalog's per-item feature cap (used for items the lookup never saw a message of)."""
+        idx = self.catalog.index[item_id]
+        attributes: dict[str, Any] = {}
+        for feature in self.catalog.features_of(idx):
+            name, _, value = feature.partition(":")
+            if name == "category":
+                attributes.setdefault("category", []).append(value)
+            elif name == "price_band" and value.isdigit():
+                attributes[name] = int(value)
+            else:
+                attributes.setdefault(name, []).append(value)
+        title = self.catalog.titles[idx]
+        return {"item_id": item_id, "title": title if title != item_id else None,
+                "attributes": attributes}

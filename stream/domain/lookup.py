@@ -1,0 +1,239 @@
+"""Pfeed's precomputed query→target lookup: for every item and query role, its top-K targets.
+
+Built from the encoder's embeddings with chunked matrix products (one ``chunk × items`` product
+per block of queries, never a per-item search), then read by ranking through the
+``RelatedItems`` protocol in microseconds: ``related`` returns two preallocated row slices.
+
+Kept fresh incrementally: ``upsert`` gives new or changed items their own rows and merges them
+into every other row where they beat the current K-th target (one ``items × new`` product);
+rows that held a changed or removed item are recomputed. Stock and feed restrictions are *not*
+baked in: ranking applies eligibility at read time, so a stock flip needs no lookup change.
+Strength = cosine similarity clipped to [0, 1].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+ROLES = ("view", "buy")
+_EMPTY = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64))
+
+
+def _top_k(sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise top-k columns (descending) of ``sims``; -inf entries come back as index -1."""
+    n_rows, n_cols = sims.shape
+    k_eff = min(k, n_cols)
+    out_i = np.full((n_rows, k), -1, dtype=np.int64)
+    out_v = np.full((n_rows, k), -np.inf, dtype=np.float32)
+    if k_eff == 0:
+        return out_i, out_v
+    if n_cols >= 64 * k_eff:
+        # The k-th largest of every 16th column is <= the true k-th largest, so the columns at
+        # or above it hold the whole top k: a ~1/16 partition plus one comparison replaces a
+        # full argpartition (3-5x faster on a 68k-item catalog).
+        sample = sims[:, ::16]
+        cut = np.partition(sample, sample.shape[1] - k_eff, axis=1)[:, sample.shape[1] - k_eff]
+        rows, cols = np.nonzero(sims >= cut[:, None])
+        vals = sims[rows, cols]
+        order = np.lexsort((cols, -vals, rows))
+        rows, cols, vals = rows[order], cols[order], vals[order]
+        rank = np.arange(rows.size) - np.searchsorted(rows, np.arange(n_rows))[rows]
+        keep = rank < k_eff
+        out_i[rows[keep], rank[keep]] = cols[keep]
+        out_v[rows[keep], rank[keep]] = vals[keep]
+    else:
+        part = np.argpartition(-sims, k_eff - 1, axis=1)[:, :k_eff]
+        vals = np.take_along_axis(sims, part, axis=1)
+        order = np.lexsort((part, -vals), axis=1)
+        out_i[:, :k_eff] = np.take_along_axis(part, order, axis=1)
+        out_v[:, :k_eff] = np.take_along_axis(vals, order, axis=1)
+    out_i[~np.isfinite(out_v)] = -1
+    return out_i, out_v
+
+
+class QueryTargetLookup:
+    """Rows ``targets[role][i]`` / ``strengths[role][i]``: item i's top-K targets for a query of
+    ``role``, strongest first, padded with -1 / 0. Item positions follow ``ids``."""
+
+    #: rows recomputed exactly when an item changes or goes; beyond, the item is cut out of them
+    max_recompute = 2048
+
+    def __init__(self, ids: Sequence[str], embeddings: np.ndarray, k: int = 20) -> None:
+        if embeddings.shape[:2] != (3, len(ids)):
+            raise ValueError(f"embeddings {embeddings.shape} do not match {len(ids)} ids")
+        self.k = k
+        self.ids = list(ids)
+        self.index = {item_id: i for i, item_id in enumerate(self.ids)}
+        n = len(ids)
+        # Preallocated buffers with spare capacity (doubling): adding one item to a 68k-item
+        # lookup must not copy ~100 MB. The public arrays below are views of their first n rows.
+        self._capacity = n
+        self._buffers: dict[str, np.ndarray] = {
+            "embeddings": np.array(embeddings, dtype=np.float32, order="C", copy=True),
+            "active": np.ones(n, dtype=bool),  # may be a target
+        }
+        for r in ROLES:
+            self._buffers[f"rows_{r}"] = np.full((n, k), -1, dtype=np.int64)
+            self._buffers[f"sims_{r}"] = np.full((n, k), -np.inf, dtype=np.float32)
+            self._buffers[f"strengths_{r}"] = np.zeros((n, k), dtype=np.float64)
+            self._buffers[f"lengths_{r}"] = np.zeros(n, dtype=np.int64)
+        self.version = 0
+        self._bind(n)
+
+    def _bind(self, n: int) -> None:
+        b = self._buffers
+        self.embeddings = b["embeddings"][:, :n]
+        self.active = b["active"][:n]
+        self.rows = {r: b[f"rows_{r}"][:n] for r in ROLES}
+        self.sims = {r: b[f"sims_{r}"][:n] for r in ROLES}
+        self.strengths = {r: b[f"strengths_{r}"][:n] for r in ROLES}
+        self.lengths = {r: b[f"lengths_{r}"][:n] for r in ROLES}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    # -- reads -----------------------------------------------------------------------------------
+    def related(self, idx: int, role: str = "view") -> tuple[np.ndarray, np.ndarray]:
+        if idx >= len(self.ids) or idx < 0:
+            return _EMPTY
+        role = "buy" if role == "buy" else "view"
+        n = self.lengths[role][idx]
+        return self.rows[role][idx, :n], self.strengths[role][idx, :n]
+
+    # -- builds ----------------------------------------------------------------------------------
+    def build(self, chunk: int = 256) -> QueryTargetLookup:
+        """Every row of both roles from scratch; returns self."""
+        self.recompute(np.arange(len(self.ids)), chunk)
+        return self
+
+    def recompute(self, queries: np.ndarray, chunk: int = 256) -> None:
+        """Rows of ``queries`` against every active target, ``chunk`` queries per product."""
+        targets = self.embeddings[2]
+        for ri, role in enumerate(ROLES):
+            q_emb = self.embeddings[ri]
+            for start in range(0, queries.size, chunk):
+                block = queries[start : start + chunk]
+                sims = q_emb[block] @ targets.T
+                sims[:, ~self.active] = -np.inf
+                sims[np.arange(block.size), block] = -np.inf  # never its own target
+                idx, vals = _top_k(sims, self.k)
+                self._store(role, block, idx, vals)
+        self.version += 1
+
+    def _store(self, role: str, block: np.ndarray, idx: np.ndarray, vals: np.ndarray) -> None:
+        self.rows[role][block] = idx
+        self.sims[role][block] = vals
+        self.strengths[role][block] = np.clip(np.where(idx >= 0, vals, 0.0), 0.0, 1.0)
+        self.lengths[role][block] = (idx >= 0).sum(axis=1)
+
+    # -- incremental -----------------------------------------------------------------------------
+    def _grow(self, n: int) -> None:
+        if n <= len(self.ids):
+            return
+        if n > self._capacity:
+            cap = max(n, 2 * self._capacity, 64)
+            fills = {"rows": -1, "sims": -np.inf, "active": False}
+            for name, old in list(self._buffers.items()):
+                axis = 1 if name == "embeddings" else 0
+                shape = list(old.shape)
+                shape[axis] = cap
+                new = np.full(shape, fills.get(name.split("_")[0], 0), dtype=old.dtype)
+                new[(slice(None),) * axis + (slice(0, old.shape[axis]),)] = old
+                self._buffers[name] = new
+            self._capacity = cap
+        self._bind(n)
+
+    def upsert(self, ids: Sequence[str], embeddings: np.ndarray, chunk: int = 256) -> np.ndarray:
+        """New or changed items (``embeddings`` (3, m, d)); returns their positions."""
+        pos = np.empty(len(ids), dtype=np.int64)
+        new_ids: list[str] = []
+        for j, item_id in enumerate(ids):
+            p = self.index.get(item_id)
+            if p is None:
+                p = self.index[item_id] = len(self.ids) + len(new_ids)
+                new_ids.append(item_id)
+            pos[j] = p
+        self._grow(len(self.ids) + len(new_ids))
+        self.ids.extend(new_ids)
+        stale = self._release(pos, chunk)
+        self.embeddings[:, pos] = embeddings
+        self.active[pos] = True
+        self._merge(pos, chunk)
+        self.recompute(np.union1d(pos, stale), chunk)
+        return pos
+
+    def remove(self, ids: Sequence[str], chunk: int = 256) -> None:
+        """Deleted items stop being targets (their own rows stay: a past buy still relates)."""
+        pos = np.asarray([self.index[i] for i in ids if i in self.index], dtype=np.int64)
+        if pos.size:
+            self.active[pos] = False
+            self.recompute(self._release(pos, chunk), chunk)
+
+    def _release(self, pos: np.ndarray, chunk: int) -> np.ndarray:
+        """Rows holding ``pos`` that must be recomputed exactly. A hub target sits in tens of
+        thousands of rows; past ``max_recompute`` rows it is only cut out of them (they keep
+        their other targets, strongest first, one short until the next full build)."""
+        held = self._rows_holding(pos)
+        if held.size <= self.max_recompute:
+            return held
+        for role in ROLES:
+            ids, sims = self.rows[role][held], self.sims[role][held].copy()
+            sims[np.isin(ids, pos)] = -np.inf
+            order = np.argsort(-sims, axis=1, kind="stable")
+            ids = np.take_along_axis(ids, order, axis=1)
+            sims = np.take_along_axis(sims, order, axis=1)
+            ids[~np.isfinite(sims)] = -1
+            self._store(role, held, ids, sims)
+        return held[:0]
+
+    def _rows_holding(self, pos: np.ndarray) -> np.ndarray:
+        held = [np.flatnonzero(np.isin(self.rows[r], pos).any(axis=1)) for r in ROLES]
+        return np.union1d(*held)
+
+    def _merge(self, pos: np.ndarray, chunk: int) -> None:
+        """Enter the items ``pos`` into every row where they beat the current K-th target."""
+        t_new = self.embeddings[2, pos]
+        step = max(chunk, (1 << 22) // max(1, pos.size))  # rows per product: ≤ 4M similarities
+        for ri, role in enumerate(ROLES):
+            q_emb = self.embeddings[ri]
+            for start in range(0, len(self.ids), step):
+                block = np.arange(start, min(start + step, len(self.ids)))
+                sims = q_emb[block] @ t_new.T
+                sims[block[:, None] == pos[None, :]] = -np.inf
+                beats = (sims > self.sims[role][block, -1:]).any(axis=1)
+                if not beats.any():
+                    continue
+                rows = block[beats]
+                new_cols = np.broadcast_to(pos, (rows.size, pos.size))
+                both_i = np.hstack([self.rows[role][rows], new_cols])
+                both_v = np.hstack([self.sims[role][rows], sims[beats]])
+                top, vals = _top_k(both_v, self.k)
+                idx = np.where(top >= 0, np.take_along_axis(both_i, np.maximum(top, 0), 1), -1)
+                self._store(role, rows, idx, vals)
+
+    # -- alignment with a worker's catalog -------------------------------------------------------
+    def aligned_to(self, catalog_ids: Sequence[str]) -> QueryTargetLookup:
+        """The same lookup with positions = ``catalog_ids`` positions (a worker's Catalog index).
+        Items unknown to the lookup get empty rows and are no targets until upserted."""
+        mapping = np.full(len(self.ids) + 1, -1, dtype=np.int64)  # last slot maps -1 → -1
+        src = np.full(len(catalog_ids), -1, dtype=np.int64)
+        for new, item_id in enumerate(catalog_ids):
+            old = self.index.get(item_id)
+            if old is not None:
+                mapping[old] = new
+                src[new] = old
+        known = src >= 0
+        emb = np.zeros((3, len(catalog_ids), self.embeddings.shape[2]), dtype=np.float32)
+        emb[:, known] = self.embeddings[:, src[known]]
+        out = QueryTargetLookup(catalog_ids, emb, self.k)
+        out.active[:] = False
+        out.active[known] = self.active[src[known]]
+        for role in ROLES:
+            idx = mapping[self.rows[role][src[known]]]
+            vals = np.where(idx >= 0, self.sims[role][src[known]], -np.inf).astype(np.float32)
+            top, vals = _top_k(vals, self.k)
+            rows = np.where(top >= 0, np.take_along_axis(idx, np.maximum(top, 0), 1), -1)
+            out._store(role, np.flatnonzero(known), rows, vals)
+        return out

@@ -1,0 +1,81 @@
+"""LiveLookup: catalog messages keep the learned lookup fresh without a rebuild."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from stream.adapters.encoder import BUNDLED_MODEL_DIR, OnnxItemEncoder
+from stream.adapters.live_lookup import LiveLookup
+from stream.domain.catalog import Catalog
+from stream.domain.lookup import QueryTargetLookup
+
+
+def item(i: int, deal: bool = False, **extra: Any) -> dict[str, Any]:
+    return {
+        "item_id": f"p{i}",
+        "title": f"Thing {i}",
+        "attributes": {"category": ["Dept", f"Cat {i % 4}"], "brand": f"b{i % 3}"},
+        "flags": {"deal": deal, "new": False},
+        **extra,
+    }
+
+
+@pytest.fixture(scope="module")
+def encoder() -> OnnxItemEncoder:
+    return OnnxItemEncoder(BUNDLED_MODEL_DIR)
+
+
+def live(encoder: OnnxItemEncoder, n: int = 30) -> LiveLookup:
+    msgs = [item(i) for i in range(n)]
+    catalog = Catalog()
+    for msg in msgs:
+        catalog.upsert(msg)
+    lookup = QueryTargetLookup([m["item_id"] for m in msgs], encoder.embed(msgs), k=10).build()
+    return LiveLookup(encoder, lookup, catalog)
+
+
+def test_flag_flip_costs_no_embedding_and_keeps_rows(encoder: OnnxItemEncoder) -> None:
+    ll = live(encoder)
+    before = ll.related(3, "buy")[0].tolist()
+    ll.catalog.upsert(item(3, deal=True))
+    assert ll.apply([item(3, deal=True)]) == 1  # first sight of p3's content in this object
+    assert ll.apply([item(3, deal=False)]) == 0
+    assert ll.related(3, "buy")[0].tolist() == before
+
+
+def test_new_item_gets_rows_and_enters_rows_like_a_rebuild(encoder: OnnxItemEncoder) -> None:
+    ll = live(encoder)
+    new = item(30)
+    ll.catalog.upsert(new)
+    assert ll.apply([new]) == 1
+    idx = ll.catalog.index["p30"]
+    assert ll.lookup.ids[idx] == "p30" and ll.related(idx, "view")[0].size == 10
+    msgs = [item(i) for i in range(31)]
+    full = QueryTargetLookup([m["item_id"] for m in msgs], encoder.embed(msgs), k=10).build()
+    for q in range(31):
+        assert ll.related(q, "buy")[0].tolist() == full.related(q, "buy")[0].tolist()
+
+
+def test_deleted_item_is_no_target_anymore(encoder: OnnxItemEncoder) -> None:
+    ll = live(encoder)
+    holders = [q for q in range(30) if 5 in ll.related(q, "view")[0].tolist()]
+    assert holders
+    gone = item(5, deleted=True)
+    ll.catalog.upsert(gone)
+    ll.apply([gone])
+    assert all(5 not in ll.related(q, "view")[0].tolist() for q in range(30))
+
+
+def test_catalog_items_unknown_to_the_lookup_are_embedded_from_the_catalog(
+    encoder: OnnxItemEncoder,
+) -> None:
+    ll = live(encoder, n=20)
+    for i in range(20, 25):  # arrived while the lookup was being built elsewhere
+        ll.catalog.upsert(item(i))
+    assert ll.apply([]) == 5
+    assert len(ll.lookup) == 25 and ll.lookup.ids == ll.catalog.ids
+    assert np.isfinite(ll.lookup.embeddings).all()
+    assert ll.related(22, "buy")[0].size == 10
