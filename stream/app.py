@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ from stream.adapters.metrics import Metrics
 from stream.adapters.outputs import OutputProducer
 from stream.adapters.qdrant_sink import UserSink, make_user_sink
 from stream.adapters.replica import CatalogReplica
+from stream.adapters.runtime_metrics import RuntimeSampler
 from stream.adapters.state_store import FaustTableStore
 from stream.adapters.validation import get_validators
 from stream.domain.engine import Engine
@@ -81,6 +83,7 @@ class RecstreamApp:
     sink: UserSink
     outputs: OutputProducer
     flavour: str
+    table: Any = None  # the Faust profiles table (sampled for metrics)
 
 
 class _Lifecycle(mode.Service):
@@ -89,6 +92,7 @@ class _Lifecycle(mode.Service):
     def __init__(self, rapp: RecstreamApp, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.rapp = rapp
+        self.sampler = RuntimeSampler(rapp.metrics, rapp)
 
     async def on_start(self) -> None:
         r = self.rapp
@@ -116,8 +120,7 @@ class _Lifecycle(mode.Service):
             failure = self.rapp.replica.failed
             if failure is not None:
                 die("catalog replica died", failure)
-            self.rapp.metrics.catalog_items.set(len(self.rapp.engine.catalog))
-            self.rapp.metrics.qdrant_pending.set(self.rapp.writer.pending)
+            await self.sampler.sample()
             await self.sleep(1.0)
 
 
@@ -162,7 +165,10 @@ def create_app(
     outputs = OutputProducer(settings)
     sink = make_user_sink(settings.qdrant_url, settings.qdrant_api_key, settings.data_dir)
     writer = CoalescingWriter(
-        sink, flush_ms=settings.qdrant_flush_ms, on_flush=metrics.on_qdrant_flush
+        sink,
+        flush_ms=settings.qdrant_flush_ms,
+        on_flush=metrics.on_qdrant_flush,
+        on_call=metrics.on_qdrant_call,
     )
     replica = CatalogReplica(settings, engine.catalog, validators)
 
@@ -184,7 +190,7 @@ def create_app(
         )
         handler = pipeline.handle_user_batch if name in USER_TOPICS else pipeline.handle_item_batch
         app.agent(topic, name=f"recstream.{name}")(
-            _make_agent(name, handler, settings.batch_max, within)
+            _make_agent(name, handler, settings.batch_max, within, metrics)
         )
 
     async def on_rebalance(*_: Any, **__: Any) -> None:
@@ -192,23 +198,25 @@ def create_app(
 
     app.on_rebalance_complete.connect(on_rebalance)
     rapp = RecstreamApp(
-        settings, app, pipeline, engine, metrics, replica, writer, sink, outputs, flavour
+        settings, app, pipeline, engine, metrics, replica, writer, sink, outputs, flavour, table
     )
     app.add_dependency(_Lifecycle(rapp))
     return rapp
 
 
-def _make_agent(name: str, handler: Any, batch_max: int, within: float) -> Any:
+def _make_agent(name: str, handler: Any, batch_max: int, within: float, metrics: Metrics) -> Any:
     """One agent per input topic. An agent that cannot proceed takes the worker down with a
     non-zero exit: the un-acked batch is re-delivered after restart (idempotent state), whereas
     Faust's in-process actor restart would skip it silently."""
 
     async def agent(stream: Any) -> None:
         async for events in stream.take_events(batch_max, within):
+            started = time.perf_counter()
             try:
                 await handler(name, events)
             except Exception as exc:
                 die(f"agent {name} cannot proceed: {exc!r}", exc)
+            metrics.batch_seconds.labels(name).observe(time.perf_counter() - started)
 
     agent.__name__ = f"{name.replace('-', '_')}_agent"
     return agent

@@ -99,7 +99,9 @@ class Pipeline:
         def unknown_item(result: UserEvent | DeadLetter) -> bool:
             return isinstance(result, DeadLetter) and result.reason == "unknown_item"
 
+        started = time.perf_counter()
         decoded = [(fev, decode(fev)) for fev in events]
+        self.metrics.observe_stage("decode", time.perf_counter() - started)
         # an unknown item may only mean the catalog replica is behind: catch up, decode again
         if any(unknown_item(r) for _, r in decoded) and await self.caught_up():
             decoded = [(fev, decode(fev) if unknown_item(r) else r) for fev, r in decoded]
@@ -124,12 +126,17 @@ class Pipeline:
         try:
             raw = self.store.get(user_id)
             state = UserProfile.from_bytes(raw) if raw is not None else None
+            stepping = time.perf_counter()
             result = self.engine.step(state, user_id, events)
+            stepped = time.perf_counter()
             if result.applied:
                 self.store.set(user_id, result.state.to_bytes())
         finally:
             _current_event.reset(token)
-        self.metrics.step_seconds.observe(time.perf_counter() - started)
+        done = time.perf_counter()
+        self.metrics.observe_stage("state", (stepping - started) + (done - stepped))
+        self.metrics.observe_stage("engine", stepped - stepping)
+        self.metrics.step_seconds.observe(done - started)
         self.metrics.processed.labels(topic).inc(len(events))
         if result.replayed:
             self.metrics.replayed.labels(topic).inc(result.replayed)
@@ -144,6 +151,7 @@ class Pipeline:
             message = rec.to_message(now_ms, produced_ms)
             await self._output("recommendations", rec.user_id.encode(), orjson.dumps(message))
             self.metrics.recommendations.labels(rec.feed, rec.trigger.topic).inc()
+            self.metrics.on_list(rec.feed, rec.profile, rec.variant, len(rec.items))
             if produced_ms is not None:
                 self.metrics.latency.observe(max(0.0, (now_ms - produced_ms) / 1000.0))
             if rec.feed == "for_you":
@@ -186,10 +194,12 @@ class Pipeline:
         batch's input offsets (at-least-once). A delivery failure propagates and stops the
         worker, so the batch is re-delivered after restart."""
         if self.in_flight:
+            started = time.perf_counter()
             # several agents share the list: wait for everything pending now (which includes
             # this caller's sends), then forget what is done
             await asyncio.gather(*self.in_flight)
             self.in_flight = [f for f in self.in_flight if not f.done()]
+            self.metrics.observe_stage("send", time.perf_counter() - started)
 
     # -- item topics (validation + accounting; the replica applies them) ----------------------
     async def handle_item_batch(self, topic: str, events: Sequence[Any]) -> None:

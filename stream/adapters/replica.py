@@ -129,6 +129,20 @@ class CatalogReplica:
         if (change.went_out or change.came_back) and self.on_stock_change is not None:
             await self.on_stock_change(change, message)
 
+    async def lag(self) -> dict[tuple[str, str, int], int]:
+        """Messages behind the high-water mark per partition (for metrics). The high-water mark
+        comes from fetch responses, which are right on the bundled broker too."""
+        consumer = self._consumer
+        if consumer is None:
+            return {}
+        out: dict[tuple[str, str, int], int] = {}
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            if high is not None:
+                position = await consumer.position(tp)
+                out[("replica", tp.topic, tp.partition)] = max(0, high - position)
+        return out
+
     async def caught_up(self, timeout: float = 5.0) -> bool:
         """True once a fetch round that began after this call found nothing new.
 
