@@ -53,7 +53,7 @@ class Metrics:
         self._declare_lists()
         self._declare_qdrant()
         self._declare_runtime()
-        self._stage_children = {s: self.stage_seconds.labels(s) for s in STAGES}
+        self._stage_children: dict[str, Histogram] = {}  # created on first use: no empty series
         self._list_children: dict[tuple[str, str, str], tuple[Counter, Histogram, Gauge]] = {}
 
     # -- declarations -------------------------------------------------------------------------
@@ -255,8 +255,13 @@ class Metrics:
             start_http_server(port, addr="0.0.0.0", registry=self.registry)
 
     def observe_stage(self, stage: str, seconds: float) -> None:
-        """``stage`` must be one of STAGES (a KeyError is a programming error, not data)."""
-        self._stage_children[stage].observe(seconds)
+        """``stage`` must be one of STAGES (anything else is a programming error, not data)."""
+        child = self._stage_children.get(stage)
+        if child is None:
+            if stage not in STAGES:
+                raise ValueError(f"unknown stage {stage!r}; one of {STAGES}")
+            child = self._stage_children[stage] = self.stage_seconds.labels(stage)
+        child.observe(seconds)
 
     def on_list(self, feed: str, profile: str, variant: str, size: int) -> None:
         """One emitted list: counts, size and freshness."""
@@ -281,7 +286,7 @@ class Metrics:
     def on_qdrant_call(self, points: int, seconds: float, failed: bool, rejected: int) -> None:
         """One sink call of the coalescing writer (successful or not)."""
         self.qdrant_batch.observe(points)
-        self._stage_children["qdrant"].observe(seconds)
+        self.observe_stage("qdrant", seconds)
         if failed:
             self.qdrant_errors.inc()
         if rejected:
