@@ -21,6 +21,8 @@ from importlib import metadata
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from stream.settings import ITEM_TOPICS, USER_TOPICS
+
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 #: Stage and batch timings: tens of microseconds (a state read) up to a second (a stalled send).
 _STAGE_BUCKETS = (
@@ -53,6 +55,9 @@ class Metrics:
         self._declare_lists()
         self._declare_qdrant()
         self._declare_runtime()
+        for topic in USER_TOPICS + ITEM_TOPICS:  # zero, not absent, until the first event
+            for counter in (self.consumed, self.processed, self.replayed):
+                counter.labels(topic)
         self._stage_children: dict[str, Histogram] = {}  # created on first use: no empty series
         self._list_children: dict[tuple[str, str, str], tuple[Counter, Histogram, Gauge]] = {}
 
