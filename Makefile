@@ -35,6 +35,10 @@ unit: $(STAMP) prometheus
 integration: $(STAMP) prometheus
 	$(PY) -m pytest -q tests/integration tests/e2e
 
+# Re-render deploy/grafana/png/*.png from a live run: broker + worker + Prometheus + replay.
+dashboards: $(STAMP) prometheus
+	$(PY) -m stream.dashboards_live --out deploy/grafana/png $(DASHBOARDS_ARGS)
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check stream tests
 	$(VENV)/bin/mypy

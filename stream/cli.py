@@ -128,6 +128,12 @@ def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_dashboards(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.dashboards import main_render
+
+    return main_render(args.prometheus, args.out, args.minutes)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="recstream", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -198,6 +204,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="time compression of the replay (default: a day of shopping per second)",
     )
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("dashboards", help="Grafana dashboards without Grafana")
+    dsub = p.add_subparsers(dest="action", required=True)
+    r = dsub.add_parser("render", help="draw each dashboard's panels from a Prometheus into PNGs")
+    r.add_argument("--prometheus", required=True, help="base URL, e.g. http://127.0.0.1:9090")
+    r.add_argument("--out", default="deploy/grafana/png")
+    r.add_argument("--minutes", type=float, default=15.0, help="time range to draw")
+    r.set_defaults(func=_cmd_dashboards)
     return parser
 
 

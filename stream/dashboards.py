@@ -42,6 +42,7 @@ class Panel:
     description: str
     kind: str  # "timeseries" or "stat"
     unit: str
+    decimals: int  # for stat values
     grid: tuple[int, int, int, int]  # x, y, w, h on Grafana's 24-column grid
     targets: tuple[Target, ...]
 
@@ -63,13 +64,15 @@ def _parse(path: Path) -> Dashboard:
     panels = []
     for p in raw["panels"]:
         grid = p["gridPos"]
+        defaults = p.get("fieldConfig", {}).get("defaults", {})
         targets = tuple(Target(t["expr"], t.get("legendFormat", "")) for t in p.get("targets", ()))
         panels.append(
             Panel(
                 p["title"],
                 p.get("description", ""),
                 p["type"],
-                p.get("fieldConfig", {}).get("defaults", {}).get("unit", "short"),
+                defaults.get("unit", "short"),
+                int(defaults.get("decimals", 2)),
                 (grid["x"], grid["y"], grid["w"], grid["h"]),
                 targets,
             )
@@ -121,19 +124,24 @@ def _draw_panel(ax: Any, panel: Panel, series: Series, end: float) -> None:
         lines = []
         for name, _, vals in finite:
             last = next((v for v in reversed(vals) if not math.isnan(v)), math.nan)
-            lines.append(f"{name}: {last:,.4g}{suffix}")
+            lines.append(f"{name}: {last:,.{panel.decimals}f}{suffix}")
         ax.text(0.5, 0.5, "\n".join(lines), ha="center", va="center", fontsize=12,
                 transform=ax.transAxes)  # fmt: skip
         ax.set_xticks([])
         ax.set_yticks([])
         return
-    for name, times, vals in finite[:12]:
-        ax.plot([t - end for t in times], vals, label=name, linewidth=1.2)
+    for n, (name, times, vals) in enumerate(finite[:12]):
+        style = ("-", "--", ":", "-.")[n // 4 % 4]  # overlapping lines stay distinguishable
+        ax.plot([t - end for t in times], vals, style, label=name, linewidth=1.3)
     ax.set_xlabel("seconds before render", fontsize=7)
     if suffix:
         ax.set_ylabel(suffix, fontsize=7)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6, loc="upper left")
+
+
+#: Inches per Grafana grid row, and padding inside a panel's cell for its title and ticks.
+_ROW_IN, _PAD_TOP_IN, _PAD_BOTTOM_IN, _PAD_LEFT, _PAD_RIGHT = 0.42, 0.32, 0.42, 0.035, 0.008
 
 
 def render_dashboard(
@@ -146,17 +154,22 @@ def render_dashboard(
     import matplotlib.pyplot as plt
 
     rows = max(p.grid[1] + p.grid[3] for p in dashboard.panels)
-    fig = plt.figure(figsize=(18, rows * 0.42))
-    grid = fig.add_gridspec(rows, 24, hspace=2.5, wspace=1.5)
+    height = rows * _ROW_IN + 0.6  # + the dashboard title
+    fig = plt.figure(figsize=(18, height))
+    row = _ROW_IN / height
     for panel in dashboard.panels:
         x, y, w, h = panel.grid
-        ax = fig.add_subplot(grid[y : y + h, x : x + w])
+        bottom = 1 - (0.6 / height) - (y + h) * row + _PAD_BOTTOM_IN / height
+        top = 1 - (0.6 / height) - y * row - _PAD_TOP_IN / height
+        left, right = x / 24 + _PAD_LEFT, (x + w) / 24 - _PAD_RIGHT
+        ax = fig.add_axes((left, bottom, right - left, top - bottom))
         _draw_panel(ax, panel, fetch_panel(api, panel, start, end, step), end)
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(end))
-    fig.suptitle(f"{dashboard.title}  —  last {int(end - start)} s, {stamp}", fontsize=13)
+    fig.suptitle(f"{dashboard.title}  —  last {int(end - start)} s, {stamp}", fontsize=13,
+                 y=1 - 0.15 / height)  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{dashboard.name}.png"
-    fig.savefig(path, dpi=80, bbox_inches="tight")
+    fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
 

@@ -8,6 +8,7 @@ once a second costs nothing on the per-event path and never races a scrape.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -17,6 +18,10 @@ from stream.settings import ITEM_TOPICS, USER_TOPICS
 
 log = logging.getLogger(__name__)
 
+#: Counting users iterates the state's keys on the event loop (~0.6 s per million): the pause
+#: between counts is 100x the last count's duration (<= 1 % of the loop), at least 5 s.
+USERS_COUNT_MIN_INTERVAL_S = 5.0
+USERS_COUNT_COST_FACTOR = 100.0
 #: (consumer, topic, partition) -> messages behind
 Lag = dict[tuple[str, str, int], int]
 
@@ -51,26 +56,37 @@ def group_lag(faust_app: Any, topics: Iterable[str]) -> Lag:
     return lag
 
 
-def rocksdb_stats(table: Any) -> tuple[int, int] | None:
-    """(estimated keys, bytes) over the table's active partitions, or None if unavailable.
-
-    Faust's RocksDB store counts keys by iterating them; the RocksDB estimate is O(1). One key
-    per partition database is Faust's offset bookkeeping, not a user.
-    """
+def _active_dbs(table: Any) -> list[Any] | None:
+    """The RocksDB databases (rocksdict) of the table's active partitions, or None."""
     store = getattr(table, "data", None)
     actives = getattr(store, "_dbs_for_actives", None)
     if actives is None:
         return None
-    users = size = 0
-    for db in actives():
-        prop = getattr(db, "property_int_value", None)
-        if prop is None:
-            return None
-        users += max(0, (prop("rocksdb.estimate-num-keys") or 0) - 1)
-        size += (prop("rocksdb.total-sst-files-size") or 0) + (
-            prop("rocksdb.cur-size-all-mem-tables") or 0
-        )
-    return users, size
+    dbs = list(actives())
+    return dbs if all(hasattr(db, "property_int_value") for db in dbs) else None
+
+
+def rocksdb_bytes(table: Any) -> int | None:
+    """SST files + memtables over the active partitions (O(1) RocksDB properties)."""
+    dbs = _active_dbs(table)
+    if dbs is None:
+        return None
+    props = ("rocksdb.total-sst-files-size", "rocksdb.cur-size-all-mem-tables")
+    return sum(db.property_int_value(p) or 0 for db in dbs for p in props)
+
+
+def rocksdb_users(table: Any) -> int | None:
+    """Exact number of users over the active partitions, by iterating keys (~0.6 µs a key).
+
+    RocksDB's ``estimate-num-keys`` counts every overwrite still in a memtable or an uncompacted
+    file (it read 19k for 400 users in a live run), so the count is exact and taken rarely.
+    Faust keeps one bookkeeping key (its offset) per partition database.
+    """
+    dbs = _active_dbs(table)
+    if dbs is None:
+        return None
+    offset_key = getattr(table.data, "offset_key", b"__faust\0offset__")
+    return sum(1 for db in dbs for key in db.keys() if key != offset_key)  # noqa: SIM118
 
 
 class RuntimeSampler:
@@ -85,6 +101,7 @@ class RuntimeSampler:
         self._lag_keys: set[tuple[str, str, int]] = set()
         self._profile: tuple[str, str] | None = None
         self._model: tuple[str, str] | None = None
+        self._next_users_count = -math.inf
 
     async def sample(self) -> None:
         """One refresh; a failing source is logged at debug and skipped, never fatal."""
@@ -99,10 +116,17 @@ class RuntimeSampler:
         except Exception:
             log.debug("replica lag unavailable", exc_info=True)
         self._set_lag(lag)
-        stats = rocksdb_stats(r.table)
-        if stats is not None:
-            m.state_users.set(stats[0])
-            m.state_bytes.set(stats[1])
+        size = rocksdb_bytes(r.table)
+        if size is not None:
+            m.state_bytes.set(size)
+        started = time.monotonic()
+        if started >= self._next_users_count:
+            users = rocksdb_users(r.table)
+            if users is not None:
+                m.state_users.set(users)
+            took = time.monotonic() - started
+            pause = max(USERS_COUNT_MIN_INTERVAL_S, USERS_COUNT_COST_FACTOR * took)
+            self._next_users_count = started + pause
         self._set_profile(r.engine.ranking.label, r.engine.variant)
         self._set_model(r.engine.relations)
 
