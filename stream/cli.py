@@ -128,6 +128,14 @@ def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_init(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.provision import provision
+
+    for line in provision(settings):
+        print(line, flush=True)
+    return 0
+
+
 def _cmd_dashboards(args: argparse.Namespace, settings: Settings) -> int:
     from stream.dashboards import main_render
 
@@ -204,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="time compression of the replay (default: a day of shopping per second)",
     )
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("init", help="create topics (final partition counts) + Qdrant collection")
+    p.set_defaults(func=_cmd_init)
 
     p = sub.add_parser("dashboards", help="Grafana dashboards without Grafana")
     dsub = p.add_subparsers(dest="action", required=True)

@@ -63,7 +63,7 @@ class CatalogReplica:
         for topic in self._topics:
             ids = consumer.partitions_for_topic(topic)
             if not ids:
-                await consumer.client.force_metadata_update()
+                await consumer._client.force_metadata_update()  # no public API
                 ids = consumer.partitions_for_topic(topic) or set()
             if not ids:
                 await consumer.stop()
