@@ -16,6 +16,7 @@ import mode
 
 from stream.adapters.coalescing_writer import CoalescingWriter
 from stream.adapters.codec import Decoder
+from stream.adapters.faust_security import faust_credentials
 from stream.adapters.metrics import Metrics
 from stream.adapters.outputs import OutputProducer
 from stream.adapters.qdrant_sink import UserSink, make_user_sink
@@ -138,6 +139,7 @@ def create_app(
     app = faust.App(
         f"{settings.topic_prefix}{settings.app_id}",
         broker=f"kafka://{settings.kafka_bootstrap}",
+        broker_credentials=faust_credentials(settings.kafka_security),
         store="rocksdb://",
         datadir=str(settings.data_dir / "faust"),
         autodiscover=False,
