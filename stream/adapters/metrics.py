@@ -203,7 +203,7 @@ class Metrics:
         )
         self.state_users = Gauge(
             "recstream_state_users",
-            "Users in this worker's state (RocksDB estimate, active partitions)",
+            "Users in this worker's state (active partitions; counted every >= 5 s)",
             registry=r,
         )
         self.state_bytes = Gauge(

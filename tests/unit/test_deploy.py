@@ -121,6 +121,10 @@ def test_ports_agree_across_workers_prometheus_grafana_and_dependencies() -> Non
     settings = Settings.from_env(env_of(next(iter(workers().values()))))
     kafka = services()["kafka"]["environment"]
     assert f"PLAINTEXT://:{port_of(settings.kafka_bootstrap)}" in kafka["KAFKA_LISTENERS"]
+    for published in services()["kafka"]["ports"]:  # host clients: the advertised listener
+        host_port, container_port = published.split(":")
+        assert f"://:{container_port}" in kafka["KAFKA_LISTENERS"]
+        assert f"localhost:{host_port}" in kafka["KAFKA_ADVERTISED_LISTENERS"]
     assert settings.qdrant_url is not None
     assert f"{port_of(settings.qdrant_url)}:" in services()["qdrant"]["ports"][0]
     datasource = yaml.safe_load(

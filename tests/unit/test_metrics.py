@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from prometheus_client import generate_latest
+from prometheus_client import Counter, generate_latest
+from prometheus_client.metrics import MetricWrapperBase
 
 from stream.adapters.metrics import STAGES, Metrics
 from stream.adapters.runtime_metrics import RuntimeSampler, group_lag
@@ -129,3 +132,16 @@ def test_sampler_retires_revoked_partitions_and_replaced_profiles() -> None:
     assert (
         sample(m, "recstream_ranking_profile_info", {"profile": "default@2", "variant": "A"}) == 1
     )
+
+
+def test_readme_documents_every_metric_with_its_labels() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = [line.split("|") for line in readme.splitlines() if line.startswith("| `recstream_")]
+    m = Metrics()
+    declared = [v for v in vars(m).values() if isinstance(v, MetricWrapperBase)]
+    assert len(declared) == len(list(m.registry.collect()))
+    for metric in declared:
+        name = metric._name + ("_total" if isinstance(metric, Counter) else "")
+        rows = [cells for cells in table if f"`{name}`" in cells[1]]
+        assert rows, f"{name} is not in the README's metric list"
+        assert set(metric._labelnames) == set(re.findall(r"\w+", rows[0][3])), name
