@@ -21,6 +21,7 @@ from importlib import metadata
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from stream.adapters.loop_histogram import LoopHistogram, LoopHistogramChild
 from stream.settings import ITEM_TOPICS, USER_TOPICS
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -58,8 +59,9 @@ class Metrics:
         for topic in USER_TOPICS + ITEM_TOPICS:  # zero, not absent, until the first event
             for counter in (self.consumed, self.processed, self.replayed):
                 counter.labels(topic)
-        self._stage_children: dict[str, Histogram] = {}  # created on first use: no empty series
-        self._list_children: dict[tuple[str, str, str], tuple[Counter, Histogram, Gauge]] = {}
+        self._stage_children: dict[str, LoopHistogramChild] = {}  # on first use: no empty series
+        self._list_children: dict[tuple[str, str, str], tuple[Counter, LoopHistogramChild]] = {}
+        self._last_list: dict[str, float] = {}  # feed -> wall time; published by sync_sampled
 
     # -- declarations -------------------------------------------------------------------------
     def _declare_events(self) -> None:
@@ -101,13 +103,13 @@ class Metrics:
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
             registry=r,
         )
-        self.stage_seconds = Histogram(
+        self.stage_seconds = LoopHistogram(
             "recstream_stage_seconds",
             "Time per pipeline stage (decode per batch, state/engine per user burst, "
             "send per batch, qdrant per sink call)",
             ["stage"],
-            buckets=_STAGE_BUCKETS,
-            registry=r,
+            _STAGE_BUCKETS,
+            r,
         )
         self.batch_seconds = Histogram(
             "recstream_batch_processing_seconds",
@@ -131,16 +133,12 @@ class Metrics:
             ["feed", "profile", "variant"],
             registry=r,
         )
-        self.list_size = Histogram(
-            "recstream_list_size_items",
-            "Items per emitted list",
-            ["feed"],
-            buckets=_LIST_SIZE_BUCKETS,
-            registry=r,
+        self.list_size = LoopHistogram(
+            "recstream_list_size_items", "Items per emitted list", ["feed"], _LIST_SIZE_BUCKETS, r
         )
         self.last_list = Gauge(
             "recstream_last_list_timestamp_seconds",
-            "Wall-clock time of the last list emitted per feed (freshness)",
+            "Wall-clock time of the last list emitted per feed (freshness; sampled each second)",
             ["feed"],
             registry=r,
         )
@@ -269,20 +267,20 @@ class Metrics:
         child.observe(seconds)
 
     def on_list(self, feed: str, profile: str, variant: str, size: int) -> None:
-        """One emitted list: counts, size and freshness."""
+        """One emitted list: counts, size and freshness (~1.5 µs; called per list per feed)."""
         key = (feed, profile, variant)
         children = self._list_children.get(key)
         if children is None:
-            children = (
-                self.lists.labels(feed, profile, variant),
-                self.list_size.labels(feed),
-                self.last_list.labels(feed),
-            )
+            children = (self.lists.labels(feed, profile, variant), self.list_size.labels(feed))
             self._list_children[key] = children
-        count, sizes, last = children
-        count.inc()
-        sizes.observe(size)
-        last.set(time.time())
+        children[0].inc()
+        children[1].observe(size)
+        self._last_list[feed] = time.time()
+
+    def sync_sampled(self) -> None:
+        """Publish values the hot path only records in plain dicts (gauge sets take a lock)."""
+        for feed, at in list(self._last_list.items()):
+            self.last_list.labels(feed).set(at)
 
     def on_qdrant_flush(self, points: int, lag_seconds: float) -> None:
         self.qdrant_points.inc(points)

@@ -7,6 +7,7 @@ once a second costs nothing on the per-event path and never races a scrape.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 #: between counts is 100x the last count's duration (<= 1 % of the loop), at least 5 s.
 USERS_COUNT_MIN_INTERVAL_S = 5.0
 USERS_COUNT_COST_FACTOR = 100.0
+REPLICA_LAG_TIMEOUT_S = 0.5
 #: (consumer, topic, partition) -> messages behind
 Lag = dict[tuple[str, str, int], int]
 
@@ -35,7 +37,9 @@ def group_lag(faust_app: Any, topics: Iterable[str]) -> Lag:
     high-water mark) is skipped; one with nothing committed yet counts from offset 0.
     """
     wanted = set(topics)
-    consumer = faust_app.consumer
+    consumer = getattr(faust_app, "_consumer", None)  # the property would create one
+    if consumer is None:
+        return {}
     try:
         assigned = consumer.assignment()
     except Exception:  # consumer thread not started yet, or between generations
@@ -106,13 +110,15 @@ class RuntimeSampler:
     async def sample(self) -> None:
         """One refresh; a failing source is logged at debug and skipped, never fatal."""
         r, m = self.rapp, self.metrics
+        m.sync_sampled()
         m.catalog_items.set(len(r.engine.catalog))
         m.qdrant_pending.set(r.writer.pending)
         m.qdrant_oldest.set(r.writer.oldest_pending_seconds)
         m.ready.set(1 if r.pipeline.ready.is_set() else 0)
         lag = group_lag(r.faust_app, self.group_topics)
         try:
-            lag.update(await r.replica.lag())
+            # position() may wait for an offset reset: never hold up the watchdog for it
+            lag.update(await asyncio.wait_for(r.replica.lag(), REPLICA_LAG_TIMEOUT_S))
         except Exception:
             log.debug("replica lag unavailable", exc_info=True)
         self._set_lag(lag)

@@ -9,9 +9,10 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from prometheus_client import Counter, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.metrics import MetricWrapperBase
 
+from stream.adapters.loop_histogram import LoopHistogram
 from stream.adapters.metrics import STAGES, Metrics
 from stream.adapters.runtime_metrics import RuntimeSampler, group_lag
 from stream.settings import Settings
@@ -46,6 +47,8 @@ def test_stage_and_list_helpers_record_under_bounded_labels() -> None:
     lists = {"feed": "for_you", "profile": "default@1", "variant": "A"}
     assert sample(m, "recstream_lists_emitted_total", lists) == 2
     assert sample(m, "recstream_list_size_items_sum", {"feed": "for_you"}) == 23
+    assert sample(m, "recstream_last_list_timestamp_seconds", {"feed": "for_you"}) is None
+    m.sync_sampled()  # the watchdog publishes freshness once a second
     assert (sample(m, "recstream_last_list_timestamp_seconds", {"feed": "for_you"}) or 0) > 0
     assert sample(m, "recstream_qdrant_errors_total") == 1
     assert sample(m, "recstream_qdrant_rejected_points_total") == 2
@@ -75,10 +78,12 @@ class FakeConsumer:
 def test_group_lag_counts_input_partitions_only_and_skips_unknown_highwater() -> None:
     a0, a1, cl, b0 = TP("clicks", 0), TP("clicks", 1), TP("app-profiles-changelog", 0), TP("x", 0)
     consumer = FakeConsumer({a0, a1, cl, b0}, {a0: 10, a1: None, cl: 500, b0: 3}, {a0: 7})
-    lag = group_lag(SimpleNamespace(consumer=consumer), ["clicks"])
+    lag = group_lag(SimpleNamespace(_consumer=consumer), ["clicks"])
     assert lag == {("group", "clicks", 0): 3}
     consumer._committed_offset = {}
-    assert group_lag(SimpleNamespace(consumer=consumer), ["clicks"]) == {("group", "clicks", 0): 10}
+    assert group_lag(SimpleNamespace(_consumer=consumer), ["clicks"]) == {
+        ("group", "clicks", 0): 10
+    }
 
 
 class FakeReplica:
@@ -99,7 +104,7 @@ def fake_rapp(consumer: FakeConsumer) -> Any:
         engine=engine,
         writer=SimpleNamespace(pending=5, oldest_pending_seconds=0.25),
         pipeline=SimpleNamespace(ready=asyncio.Event()),
-        faust_app=SimpleNamespace(consumer=consumer),
+        faust_app=SimpleNamespace(_consumer=consumer),
         replica=FakeReplica(),
         table=None,
     )
@@ -138,10 +143,31 @@ def test_readme_documents_every_metric_with_its_labels() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     table = [line.split("|") for line in readme.splitlines() if line.startswith("| `recstream_")]
     m = Metrics()
-    declared = [v for v in vars(m).values() if isinstance(v, MetricWrapperBase)]
+    declared = {
+        (v._name + ("_total" if isinstance(v, Counter) else ""), v._labelnames)
+        for v in vars(m).values()
+        if isinstance(v, MetricWrapperBase)
+    } | {(v.name, v.labelnames) for v in vars(m).values() if isinstance(v, LoopHistogram)}
     assert len(declared) == len(list(m.registry.collect()))
-    for metric in declared:
-        name = metric._name + ("_total" if isinstance(metric, Counter) else "")
+    for name, labelnames in declared:
         rows = [cells for cells in table if f"`{name}`" in cells[1]]
         assert rows, f"{name} is not in the README's metric list"
-        assert set(metric._labelnames) == set(re.findall(r"\w+", rows[0][3])), name
+        assert set(labelnames) == set(re.findall(r"\w+", rows[0][3])), name
+
+
+def test_loop_histogram_exposes_what_prometheus_client_would() -> None:
+    """Same observations, same text: Prometheus cannot tell the lock-free one apart."""
+    buckets = (0.0001, 0.001, 0.01, 0.1, 1.0, 5.0)
+    values = [0.00005, 0.0001, 0.0007, 0.001, 0.02, 0.5, 1.0, 3.0, 7.0, 0.0]
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    fast = LoopHistogram("x_seconds", "doc", ["stage"], buckets, ours)
+    reference = Histogram("x_seconds", "doc", ["stage"], buckets=buckets, registry=theirs)
+    for v in values:
+        fast.labels("decode").observe(v)
+        reference.labels("decode").observe(v)
+
+    def lines(registry: CollectorRegistry) -> list[str]:
+        text = generate_latest(registry).decode()
+        return [line for line in text.splitlines() if "_created" not in line]
+
+    assert lines(ours) == lines(theirs)
