@@ -90,3 +90,12 @@ def test_no_panel_overlaps_another() -> None:
             mine = {(cx, cy) for cx in range(x, x + w) for cy in range(y, y + h)}
             assert not (cells & mine), panel.title
             cells |= mine
+
+
+def test_legends_follow_grafanas_format() -> None:
+    from stream.dashboards import legend
+
+    labels = {"topic": "clicks", "partition": "3", "__name__": "x"}
+    assert legend("{{topic}}/{{partition}}", labels) == "clicks/3"
+    assert legend("__auto", labels) == "partition=3,topic=clicks"
+    assert legend("", {}) == "value"
