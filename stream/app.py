@@ -26,8 +26,8 @@ from stream.adapters.state_store import FaustTableStore
 from stream.adapters.validation import get_validators
 from stream.domain.engine import Engine
 from stream.domain.ranking import load_ranking_profile
-from stream.pipeline import Pipeline
-from stream.settings import ITEM_TOPICS, USER_TOPICS, Settings
+from stream.pipeline import Pipeline, Record
+from stream.settings import CONTROL_TOPICS, ITEM_TOPICS, USER_TOPICS, Settings
 
 log = logging.getLogger(__name__)
 
@@ -172,28 +172,37 @@ def create_app(
         on_flush=metrics.on_qdrant_flush,
         on_call=metrics.on_qdrant_call,
     )
-    replica = CatalogReplica(settings, engine.catalog, validators)
+    replica = CatalogReplica(settings, engine.catalog, validators, learner=engine.learner)
 
     async def caught_up() -> bool:
         return await replica.caught_up(timeout=5.0)
 
-    pipeline = Pipeline(
-        engine, decoder, FaustTableStore(table), outputs.send, writer, metrics, caught_up
-    )
+    store = FaustTableStore(table, settings.topic(USER_TOPICS[0]))
+    pipeline = Pipeline(engine, decoder, store, outputs.send, writer, metrics, caught_up)
     replica.on_stock_change = pipeline.on_stock_change
     within = settings.batch_within_ms / 1000.0
-
-    for name in USER_TOPICS + ITEM_TOPICS:
-        topic = app.topic(
-            settings.topic(name),
-            key_serializer="raw",
-            value_serializer="raw",
-            partitions=settings.partitions,
-        )
-        handler = pipeline.handle_user_batch if name in USER_TOPICS else pipeline.handle_item_batch
-        app.agent(topic, name=f"recstream.{name}")(
-            _make_agent(name, handler, settings.batch_max, within, metrics)
-        )
+    # One agent for every user-keyed topic (co-partitioned): one batch at a time sees all of a
+    # user's events, so a profile is read, updated and written by one step with no interleaving.
+    _add_agent(
+        app,
+        settings,
+        "users",
+        USER_TOPICS + CONTROL_TOPICS,
+        pipeline.handle_user_batch,
+        settings.batch_max,
+        within,
+        metrics,
+    )
+    _add_agent(
+        app,
+        settings,
+        "items",
+        ITEM_TOPICS,
+        pipeline.handle_item_batch,
+        settings.batch_max,
+        within,
+        metrics,
+    )
 
     async def on_rebalance(*_: Any, **__: Any) -> None:
         pipeline.holders_stale = True  # users moved between workers
@@ -206,10 +215,28 @@ def create_app(
     return rapp
 
 
-def _make_agent(name: str, handler: Any, batch_max: int, within: float, metrics: Metrics) -> Any:
-    """One agent per input topic. An agent that cannot proceed takes the worker down with a
+def _add_agent(
+    app: faust.App,
+    settings: Settings,
+    name: str,
+    topics: tuple[str, ...],
+    handler: Any,
+    batch_max: int,
+    within: float,
+    metrics: Metrics,
+) -> None:
+    """One agent over ``topics``. An agent that cannot proceed takes the worker down with a
     non-zero exit: the un-acked batch is re-delivered after restart (idempotent state), whereas
     Faust's in-process actor restart would skip it silently."""
+    logical = {settings.topic(t): t for t in topics}
+    channel = app.topic(
+        *logical, key_serializer="raw", value_serializer="raw", partitions=settings.partitions
+    )
+
+    def record(fev: Any) -> Record:
+        m = fev.message
+        stamp = int(m.timestamp * 1000) if m.timestamp else None
+        return Record(logical[m.topic], m.partition, m.offset, m.key, m.value, stamp)
 
     batch_seconds = metrics.batch_seconds.labels(name)
 
@@ -217,13 +244,13 @@ def _make_agent(name: str, handler: Any, batch_max: int, within: float, metrics:
         async for events in stream.take_events(batch_max, within):
             started = time.perf_counter()
             try:
-                await handler(name, events)
+                await handler([record(fev) for fev in events])
             except Exception as exc:
                 die(f"agent {name} cannot proceed: {exc!r}", exc)
             batch_seconds.observe(time.perf_counter() - started)
 
-    agent.__name__ = f"{name.replace('-', '_')}_agent"
-    return agent
+    agent.__name__ = f"{name}_agent"
+    app.agent(channel, name=f"recstream.{name}")(agent)
 
 
 EXIT_AGENT_FAILED = 70

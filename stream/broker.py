@@ -75,14 +75,19 @@ def start_broker(
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+    broker = LocalBroker(port, process)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"broker exited with code {process.returncode} at start")
-        if port_open(port):
-            return LocalBroker(port, process)
-        time.sleep(0.05)
-    LocalBroker(port, process).stop()
+    try:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"broker exited with code {process.returncode} at start")
+            if port_open(port):
+                return broker
+            time.sleep(0.05)
+    except BaseException:  # Ctrl-C or SIGTERM while starting: the caller never gets the handle
+        broker.stop()
+        raise
+    broker.stop()
     raise TimeoutError(f"broker did not listen on port {port} within {timeout:.0f}s")
 
 

@@ -6,8 +6,10 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
+from types import FrameType
 
 from stream.settings import Settings
 
@@ -16,11 +18,11 @@ def _cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
     from stream.broker import start_broker
 
     broker = start_broker(args.port)
-    print(
-        f"broker listening on {broker.bootstrap} (pid {broker.process.pid}); Ctrl-C stops it",
-        flush=True,
-    )
     try:
+        print(
+            f"broker listening on {broker.bootstrap} (pid {broker.process.pid}); Ctrl-C stops it",
+            flush=True,
+        )
         return broker.process.wait()
     except KeyboardInterrupt:
         return 0
@@ -57,6 +59,29 @@ def _cmd_recs(args: argparse.Namespace, settings: Settings) -> int:
         if args.explain:
             for reason in item["reasons"]:
                 print(f"       - {reason}")
+    return 0
+
+
+def _cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.tools import forget_user
+
+    event_id = asyncio.run(forget_user(settings, args.user, args.reason))
+    print(f"erasure of {args.user!r} requested ({event_id} on {settings.topic('forget')})")
+    return 0
+
+
+def _cmd_state(args: argparse.Namespace, settings: Settings) -> int:
+    import orjson
+
+    from stream.tools import dump_profiles
+
+    profiles = asyncio.run(dump_profiles(settings))
+    if args.user is not None:
+        if args.user not in profiles:
+            print(f"no stored profile for {args.user!r}", file=sys.stderr)
+            return 1
+        profiles = {args.user: profiles[args.user]}
+    sys.stdout.write(orjson.dumps(profiles, option=orjson.OPT_INDENT_2).decode() + "\n")
     return 0
 
 
@@ -163,6 +188,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=5.0)
     p.set_defaults(func=_cmd_recs)
 
+    p = sub.add_parser("forget", help="erase a user everywhere (state, Qdrant, recommendations)")
+    p.add_argument("user")
+    p.add_argument("--reason", default="", help="kept on the forget topic for the audit trail")
+    p.set_defaults(func=_cmd_forget)
+
+    p = sub.add_parser("state", help="inspect stored state (read from the changelog)")
+    state_sub = p.add_subparsers(dest="state_command", required=True)
+    d = state_sub.add_parser("dump", help="print stored profiles as JSON")
+    d.add_argument("user", nargs="?", default=None, help="one user (default: all)")
+    d.set_defaults(func=_cmd_state)
+
     p = sub.add_parser("replay", help="send a dataset to the input topics")
     p.add_argument("dataset", help="completejourney | movielens | a generic dataset folder")
     p.add_argument("--speed", type=float, default=None, help="time compression (3600 = 1 h/s)")
@@ -226,8 +262,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate_as_interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM (systemd, Docker, supervisors) stops a command exactly like Ctrl-C does, so the
+    ``finally`` blocks that stop brokers, workers and producers by PID run in both cases."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command != "worker":  # the Faust worker installs its own graceful SIGTERM handling
+        signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -1,7 +1,21 @@
-"""The worker's event handling: decode → coalesce per user → engine step → outputs.
+"""The worker's service layer: a batch of messages in → (state writes, outputs, Qdrant work) out.
 
 Agents stay thin and call ``Pipeline.handle_user_batch``; everything that talks to the outside
-(table, topics, Qdrant, metrics) is passed in by the composition root (``stream.app``).
+(state store, topics, Qdrant, metrics) is passed in by the composition root (``stream.app``), and
+nothing here knows Faust: a message is a ``Record`` (topic, partition, offset, key, value, broker
+timestamp), which the Faust adapter builds from its events.
+
+Order of effects per batch, which is what makes at-least-once safe (README "Guarantees"):
+
+1. decode + validate every message (bad ones become dead letters: data, not exceptions);
+2. per user: read the profile once, fold all of the user's events in, rank once (coalescing);
+3. send every output of the batch — lists, dead letters, observations for `learned`, erasure
+   tombstones — and wait until the broker has all of them;
+4. only then write the profiles (RocksDB + changelog) and hand the lists to the Qdrant writer.
+
+A crash before 4 re-delivers the batch: the profiles were not written, so it is applied again and
+its outputs repeat (identifiable by ``(user_id, trigger.event_id, state_version)``; observations
+are de-duplicated by source offset). A crash after 4 loses nothing: all had been delivered.
 """
 
 from __future__ import annotations
@@ -9,12 +23,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from faust.streams import _current_event
 
 from stream.adapters.coalescing_writer import CoalescingWriter
 from stream.adapters.codec import DeadLetter, Decoder, Envelope
@@ -25,34 +38,44 @@ from stream.domain.catalog import StockChange
 from stream.domain.dense import user_vector
 from stream.domain.engine import Engine, Recommendation, Trigger
 from stream.domain.events import UserEvent
+from stream.domain.holders import Holders
 from stream.domain.profile import UserProfile
 
 log = logging.getLogger(__name__)
 
-#: (logical topic, key, value) -> delivery future; awaited per batch by ``flush_outputs``
-Send = Callable[[str, bytes, bytes], Awaitable["asyncio.Future[Any]"]]
+#: (logical topic, key, value or None for a tombstone) -> delivery future
+Send = Callable[[str, bytes, bytes | None], Awaitable["asyncio.Future[Any]"]]
 
 
-class Holders:
-    """Which local users currently hold which item: the users to refresh on a stock-out."""
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One consumed message, framework-free. ``topic`` is logical (no deployment prefix)."""
 
-    def __init__(self) -> None:
-        self.by_item: dict[str, set[str]] = {}
-        self.by_user: dict[str, tuple[str, ...]] = {}
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int | None = None
 
-    def update(self, user_id: str, items: Sequence[str]) -> None:
-        for item in self.by_user.get(user_id, ()):
-            users = self.by_item.get(item)
-            if users is not None:
-                users.discard(user_id)
-                if not users:
-                    del self.by_item[item]
-        self.by_user[user_id] = tuple(items)
-        for item in items:
-            self.by_item.setdefault(item, set()).add(user_id)
 
-    def holding(self, item_id: str) -> list[str]:
-        return sorted(self.by_item.get(item_id, ()))
+@dataclass
+class UserWork:
+    """One user's share of a batch, in arrival order."""
+
+    partition: int
+    events: list[UserEvent] = field(default_factory=list)
+    received_ms: int | None = None
+
+
+@dataclass
+class BatchPlan:
+    """What a batch must do to the outside world, in the order ``commit`` does it."""
+
+    outputs: list[tuple[str, bytes, bytes | None]] = field(default_factory=list)
+    writes: list[tuple[str, int, bytes | None]] = field(default_factory=list)  # None = delete
+    lists: list[tuple[UserProfile, Recommendation, int | None]] = field(default_factory=list)
+    forgotten: list[str] = field(default_factory=list)
 
 
 class Pipeline:
@@ -72,7 +95,6 @@ class Pipeline:
         self.decoder = decoder
         self.store = store
         self.send = send
-        self.in_flight: list[asyncio.Future[Any]] = []
         self.writer = writer
         self.metrics = metrics
         self.caught_up = caught_up
@@ -83,98 +105,104 @@ class Pipeline:
         self.ready = asyncio.Event()
 
     # -- user events --------------------------------------------------------------------------
-    async def handle_user_batch(self, topic: str, events: Sequence[Any]) -> None:
-        """A burst of Faust events from one user topic: one profile write + one ranking per user."""
+    async def handle_user_batch(self, records: Sequence[Record]) -> None:
+        """A burst from the user and control topics: one profile write + one ranking per user."""
         await self.ready.wait()
-        self.metrics.consumed.labels(topic).inc(len(events))
-        self.metrics.batch_size.observe(len(events))
+        self.metrics.batch_size.observe(len(records))
+        for r in records:
+            self.metrics.consumed.labels(r.topic).inc()
+        decoded = await self._decode_all(records)
+        plan = BatchPlan()
+        work: dict[str, UserWork] = {}
+        for record, result in decoded:
+            if isinstance(result, DeadLetter):
+                self._plan_dead_letter(plan, result)
+                continue
+            entry = work.setdefault(result.user_id, UserWork(record.partition))
+            entry.partition = record.partition
+            entry.events.append(result)
+            entry.received_ms = record.timestamp_ms
+        for user_id, entry in work.items():
+            self._plan_user(plan, user_id, entry)
+        await self.commit(plan)
+
+    async def _decode_all(
+        self, records: Sequence[Record]
+    ) -> list[tuple[Record, UserEvent | DeadLetter]]:
         known = self.engine.catalog.index.__contains__
 
-        def decode(fev: Any) -> UserEvent | DeadLetter:
-            m = fev.message
-            received = int(m.timestamp * 1000) if m.timestamp else None
-            env = Envelope(topic, m.partition, m.offset, m.key, m.value, received)
+        def decode(r: Record) -> UserEvent | DeadLetter:
+            env = Envelope(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp_ms)
             return self.decoder.decode_user_event(env, known)
 
         def unknown_item(result: UserEvent | DeadLetter) -> bool:
             return isinstance(result, DeadLetter) and result.reason == "unknown_item"
 
         started = time.perf_counter()
-        decoded = [(fev, decode(fev)) for fev in events]
+        decoded = [(r, decode(r)) for r in records]
         self.metrics.observe_stage("decode", time.perf_counter() - started)
         # an unknown item may only mean the catalog replica is behind: catch up, decode again
-        if any(unknown_item(r) for _, r in decoded) and await self.caught_up():
-            decoded = [(fev, decode(fev) if unknown_item(r) else r) for fev, r in decoded]
-        by_user: dict[str, list[Any]] = {}  # user -> [last Faust event, [events in order]]
-        for fev, result in decoded:
-            if isinstance(result, DeadLetter):
-                await self.dead_letter(result)
-                continue
-            entry = by_user.setdefault(result.user_id, [fev, []])
-            entry[0] = fev
-            entry[1].append(result)
-        for user_id, (last_fev, user_events) in by_user.items():
-            await self._step_user(topic, user_id, last_fev, user_events)
-        await self.flush_outputs()
+        if any(unknown_item(res) for _, res in decoded) and await self.caught_up():
+            decoded = [(r, decode(r) if unknown_item(res) else res) for r, res in decoded]
+        return decoded
 
-    async def _step_user(self, topic: str, user_id: str, fev: Any, events: list[UserEvent]) -> None:
+    def _plan_user(self, plan: BatchPlan, user_id: str, work: UserWork) -> None:
         started = time.perf_counter()
-        # Faust tables pick the RocksDB partition and changelog partition from the *current
-        # event*; inside a take_events() batch that is the last event of the batch, which may
-        # belong to another partition. Point it at this user's own last event while we write.
-        token = _current_event.set(weakref.ref(fev))
-        try:
-            raw = self.store.get(user_id)
-            state = UserProfile.from_bytes(raw) if raw is not None else None
+        raw = self.store.get(user_id)
+        state = UserProfile.from_bytes(raw) if raw is not None else None
+        self.metrics.observe_stage("state_read", time.perf_counter() - started)
+        # a forget wipes everything before it in the batch; what follows starts a new profile
+        events = work.events
+        last_forget = max((i for i, e in enumerate(events) if e.topic == "forget"), default=-1)
+        if last_forget >= 0:
+            state = None
+            plan.forgotten.append(user_id)
+            plan.writes.append((user_id, work.partition, None))
+            plan.outputs.append(("recommendations", user_id.encode(), None))
+            events = events[last_forget + 1 :]
+        refreshes = [e for e in events if e.topic == "refresh"]
+        events = [e for e in events if e.topic != "refresh"]
+        recs: list[Recommendation] = []
+        profile = state
+        if events:
             stepping = time.perf_counter()
             result = self.engine.step(state, user_id, events)
-            stepped = time.perf_counter()
+            self.metrics.observe_stage("engine", time.perf_counter() - stepping)
+            profile, recs = result.state, result.recommendations
             if result.applied:
-                self.store.set(user_id, result.state.to_bytes())
-        finally:
-            _current_event.reset(token)
-        done = time.perf_counter()
-        self.metrics.observe_stage("state", (stepping - started) + (done - stepped))
-        self.metrics.observe_stage("engine", stepped - stepping)
-        self.metrics.step_seconds.observe(done - started)
-        self.metrics.processed.labels(topic).inc(len(events))
-        if result.replayed:
-            self.metrics.replayed.labels(topic).inc(result.replayed)
-        produced_ms = int(fev.message.timestamp * 1000) if fev.message.timestamp else None
-        await self._emit(result.state, result.recommendations, produced_ms)
+                plan.writes.append((user_id, work.partition, profile.to_bytes()))
+            if result.replayed:
+                self.metrics.replayed.labels(events[0].topic).inc(result.replayed)
+            for obs in result.observations:
+                key = (obs.source_key or "").encode()
+                plan.outputs.append(("learned", key, obs.to_bytes()))
+        if refreshes and not recs and profile is not None:
+            last = refreshes[-1]  # the stock event that made a held item unavailable
+            recs = self.engine.recommend(
+                profile, Trigger(last.event_id, "stock", last.ts), now_ms=max(profile.last_ts, 0)
+            )
+            plan.writes.append((user_id, work.partition, profile.to_bytes()))
+            self.metrics.stock_refreshes.inc()
+        self.metrics.step_seconds.observe(time.perf_counter() - started)
+        for e in work.events:
+            self.metrics.processed.labels(e.topic).inc()
+        if profile is not None:
+            for rec in recs:
+                self._plan_list(plan, profile, rec, work.received_ms)
 
-    async def _emit(
-        self, profile: UserProfile, recs: list[Recommendation], produced_ms: int | None
+    def _plan_list(
+        self, plan: BatchPlan, profile: UserProfile, rec: Recommendation, received_ms: int | None
     ) -> None:
-        for rec in recs:
-            now_ms = int(time.time() * 1000)
-            message = rec.to_message(now_ms, produced_ms)
-            await self._output("recommendations", rec.user_id.encode(), orjson.dumps(message))
-            self.metrics.recommendations.labels(rec.feed, rec.trigger.topic).inc()
-            self.metrics.on_list(rec.feed, rec.profile, rec.variant, len(rec.items))
-            if produced_ms is not None:
-                self.metrics.latency.observe(max(0.0, (now_ms - produced_ms) / 1000.0))
-            if rec.feed == "for_you":
-                self.holders.update(rec.user_id, [item.item_id for item in rec.items])
-                if self.writer is not None:
-                    self.writer.submit(
-                        UserPoint(
-                            rec.user_id,
-                            user_vector(profile, rec.trigger.ts),
-                            {
-                                "feed": rec.feed,
-                                "items": message["items"],
-                                "profile": rec.profile,
-                                "variant": rec.variant,
-                                "trigger": message["trigger"],
-                                "emitted_at": now_ms,
-                                "state_version": rec.state_version,
-                            },
-                        )
-                    )
-        self.metrics.users_holding.set(len(self.holders.by_user))
+        now_ms = int(time.time() * 1000)
+        message = rec.to_message(now_ms, received_ms)
+        plan.outputs.append(("recommendations", rec.user_id.encode(), orjson.dumps(message)))
+        plan.lists.append((profile, rec, received_ms))
+        self.metrics.recommendations.labels(rec.feed, rec.trigger.topic).inc()
+        self.metrics.on_list(rec.feed, rec.profile, rec.variant, len(rec.items))
+        if received_ms is not None:
+            self.metrics.latency.observe(max(0.0, (now_ms - received_ms) / 1000.0))
 
-    async def dead_letter(self, dead: DeadLetter) -> None:
+    def _plan_dead_letter(self, plan: BatchPlan, dead: DeadLetter) -> None:
         self.metrics.dead_lettered.labels(dead.topic, dead.reason).inc()
         log.warning(
             "dead letter %s[%d]@%d: %s: %s",
@@ -182,38 +210,52 @@ class Pipeline:
             dead.partition,
             dead.offset,
             dead.reason,
-            dead.error,
+            dead.error[:200],
         )
-        await self._output("dead-letters", dead.key or b"", orjson.dumps(dead.to_message()))
+        plan.outputs.append(("dead-letters", dead.key or b"", orjson.dumps(dead.to_message())))
 
-    async def _output(self, topic: str, key: bytes, value: bytes) -> None:
-        self.in_flight.append(await self.send(topic, key, value))
+    async def commit(self, plan: BatchPlan) -> None:
+        """Deliver every output, then write state, then feed Qdrant and the stock index.
 
-    async def flush_outputs(self) -> None:
-        """Wait until the broker has every output of this batch: only then may Faust ack the
-        batch's input offsets (at-least-once). A delivery failure propagates and stops the
-        worker, so the batch is re-delivered after restart."""
-        if self.in_flight:
-            started = time.perf_counter()
-            # several agents share the list: wait for everything pending now (which includes
-            # this caller's sends), then forget what is done
-            await asyncio.gather(*self.in_flight)
-            self.in_flight = [f for f in self.in_flight if not f.done()]
-            self.metrics.observe_stage("send", time.perf_counter() - started)
+        A delivery failure propagates and stops the worker, so the batch is re-delivered after
+        restart with its state unwritten (see the module docstring)."""
+        started = time.perf_counter()
+        futures = [await self.send(topic, key, value) for topic, key, value in plan.outputs]
+        if futures:
+            await asyncio.gather(*futures)
+        delivered = time.perf_counter()
+        for user_id, partition, value in plan.writes:
+            if value is None:
+                self.store.delete(user_id, partition=partition)
+            else:
+                self.store.set(user_id, value, partition=partition)
+        if plan.outputs:
+            self.metrics.observe_stage("send", delivered - started)
+        if plan.writes:
+            self.metrics.observe_stage("state_write", time.perf_counter() - delivered)
+        for user_id in plan.forgotten:
+            self.holders.drop(user_id)
+            if self.writer is not None:
+                self.writer.submit_delete(user_id)
+        for profile, rec, _ in plan.lists:
+            if rec.feed != "for_you":
+                continue
+            self.holders.update(rec.user_id, [item.item_id for item in rec.items])
+            if self.writer is not None:
+                self.writer.submit(_point(profile, rec))
+        self.metrics.users_holding.set(len(self.holders.by_user))
 
     # -- item topics (validation + accounting; the replica applies them) ----------------------
-    async def handle_item_batch(self, topic: str, events: Sequence[Any]) -> None:
-        self.metrics.consumed.labels(topic).inc(len(events))
-        for fev in events:
-            msg = fev.message
-            result = self.decoder.decode(
-                Envelope(topic, msg.partition, msg.offset, msg.key, msg.value)
-            )
+    async def handle_item_batch(self, records: Sequence[Record]) -> None:
+        plan = BatchPlan()
+        for r in records:
+            self.metrics.consumed.labels(r.topic).inc()
+            result = self.decoder.decode(Envelope(r.topic, r.partition, r.offset, r.key, r.value))
             if isinstance(result, DeadLetter):
-                await self.dead_letter(result)
+                self._plan_dead_letter(plan, result)
             else:
-                self.metrics.processed.labels(topic).inc()
-        await self.flush_outputs()
+                self.metrics.processed.labels(r.topic).inc()
+        await self.commit(plan)
 
     # -- stock --------------------------------------------------------------------------------
     def rebuild_holders(self) -> None:
@@ -228,7 +270,11 @@ class Pipeline:
         log.info("stock index rebuilt: %d users hold lists", len(holders.by_user))
 
     async def on_stock_change(self, change: StockChange, message: dict[str, Any]) -> None:
-        """Out of stock: every local user holding the item gets a fresh list now."""
+        """Out of stock: every local user holding the item gets a fresh list now.
+
+        The re-ranking goes through the `refresh` control topic, keyed by user, so it runs in
+        the user agent of the partition's owner: in order with the user's own events, and its
+        new list is stored in the profile like any other (a restart indexes the right lists)."""
         catalog = self.engine.catalog
         self.metrics.catalog_out_of_stock.set(int((catalog.available[: len(catalog)] <= 0).sum()))
         if not change.went_out:
@@ -236,13 +282,36 @@ class Pipeline:
         item_id = catalog.ids[change.index]
         if self.holders_stale:
             self.rebuild_holders()
+        futures = []
         for user_id in self.holders.holding(item_id):
-            raw = self.store.get(user_id)
-            if raw is None:
-                continue
-            profile = UserProfile.from_bytes(raw)
-            trigger = Trigger(str(message["event_id"]), "stock", int(message["ts"]))
-            recs = self.engine.recommend(profile, trigger, now_ms=max(profile.last_ts, 0))
-            self.metrics.stock_refreshes.inc()
-            await self._emit(profile, recs, None)
-        await self.flush_outputs()
+            body = {
+                "event_id": str(message["event_id"]),
+                "user_id": user_id,
+                "ts": int(message["ts"]),
+                "item_id": item_id,
+            }
+            futures.append(await self.send("refresh", user_id.encode(), orjson.dumps(body)))
+        if futures:
+            await asyncio.gather(*futures)
+
+
+def _point(profile: UserProfile, rec: Recommendation) -> UserPoint:
+    """The user's Qdrant point: a compact serving copy (ids and scores; the reasons travel on
+    the `recommendations` topic), so building it stays cheap on the worker's threads."""
+    ids = [item.item_id for item in rec.items]
+    return UserPoint(
+        rec.user_id,
+        user_vector(profile, rec.trigger.ts),
+        {
+            "feed": rec.feed,
+            "item_ids": ids,
+            "items": [
+                {"item_id": i, "score": round(item.score, 4)}
+                for i, item in zip(ids, rec.items, strict=True)
+            ],
+            "profile": rec.profile,
+            "variant": rec.variant,
+            "trigger": rec.trigger.to_dict(),
+            "state_version": rec.state_version,
+        },
+    )

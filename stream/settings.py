@@ -13,7 +13,13 @@ DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 USER_TOPICS: tuple[str, ...] = ("clicks", "dwell", "carts", "orders", "returns", "searches")
 #: Input topics keyed by item_id, replicated to every worker.
 ITEM_TOPICS: tuple[str, ...] = ("stock", "catalog")
-OUTPUT_TOPICS: tuple[str, ...] = ("recommendations", "dead-letters", "ranking-profiles")
+#: Control topics keyed by user_id, co-partitioned with the user topics and consumed by the same
+#: agent, so they reach the worker that owns the user's state, in order with the user's events:
+#: ``forget`` (right to erasure) and ``refresh`` (re-rank now: an item the user holds sold out).
+CONTROL_TOPICS: tuple[str, ...] = ("forget", "refresh")
+#: ``learned``: observations from every applied event, followed by every worker (popularity and
+#: item relations survive restarts and are the same on every worker).
+OUTPUT_TOPICS: tuple[str, ...] = ("recommendations", "dead-letters", "ranking-profiles", "learned")
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

@@ -44,6 +44,19 @@ async def produce(
         await producer.stop()
 
 
+def tombstone_message(key: bytes | None) -> dict[str, Any]:
+    """How readers see a null-value record on `recommendations`: the user's list is gone."""
+    user = (key or b"").decode("utf-8", errors="replace")
+    return {
+        "user_id": user,
+        "tombstone": True,
+        "feed": None,
+        "items": [],
+        "trigger": {"event_id": None, "topic": "forget", "ts": None},
+        "state_version": None,
+    }
+
+
 class TopicReader:
     """Follows one topic from the beginning (all partitions, no group) for tests and tools."""
 
@@ -83,7 +96,10 @@ class TopicReader:
         new = []
         for records in batches.values():
             for record in records:
-                message = orjson.loads(record.value)
+                if record.value is None:  # a tombstone: the user was forgotten
+                    message = tombstone_message(record.key)
+                else:
+                    message = orjson.loads(record.value)
                 message["_received_at"] = time.time()
                 new.append(message)
         self.messages.extend(new)
@@ -116,7 +132,11 @@ async def latest_recommendations(
             new = await reader.poll(100)
             idle = 0 if new else idle + 1
             for message in new:
-                if message["user_id"] == user_id and message["feed"] == feed:
+                if message["user_id"] != user_id:
+                    continue
+                if message.get("tombstone"):
+                    latest = None  # forgotten: nothing to show until new events arrive
+                elif message["feed"] == feed:
                     latest = message
     return latest
 
@@ -157,3 +177,68 @@ async def replay_dataset(
         events = itertools.islice(events, limit)
     await replay_to(settings, catalog, total=len(catalog))
     return await replay_to(settings, events, speed=speed, rate=rate)
+
+
+def changelog_topic(settings: Settings) -> str:
+    """Logical name of the profiles table's changelog (Faust: ``<app id>-<table>-changelog``)."""
+    return f"{settings.app_id}-profiles-changelog"
+
+
+async def read_latest(settings: Settings, topic: str, idle_rounds: int = 3) -> dict[str, Any]:
+    """Latest value per key of a (logical) topic, read to its end: raw bytes, None = deleted.
+
+    The end is found by empty fetches, not end offsets (the bundled broker reports wrong end
+    offsets for multi-record batches)."""
+    name = settings.topic(topic)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=20,
+        **settings.kafka_security.aiokafka_kwargs(),
+    )
+    await consumer.start()
+    latest: dict[str, Any] = {}
+    try:
+        parts = consumer.partitions_for_topic(name) or set()
+        if not parts:
+            await consumer.client.force_metadata_update()
+            parts = consumer.partitions_for_topic(name) or set()
+        if not parts:
+            raise RuntimeError(f"topic {name} does not exist")
+        tps = [TopicPartition(name, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        idle = 0
+        while idle < idle_rounds:
+            batches = await consumer.getmany(timeout_ms=100)
+            idle = 0 if batches else idle + 1
+            for records in batches.values():
+                for record in records:
+                    latest[(record.key or b"").decode("utf-8", errors="replace")] = record.value
+    finally:
+        await consumer.stop()
+    return latest
+
+
+async def dump_profiles(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Every stored profile as written to the changelog (what recovery restores), by user."""
+    raw = await read_latest(settings, changelog_topic(settings))
+    return {user: orjson.loads(value) for user, value in raw.items() if value is not None}
+
+
+async def forget_user(settings: Settings, user_id: str, reason: str = "") -> str:
+    """Publish an erasure request on the `forget` control topic; returns its event id."""
+    import uuid
+
+    event_id = f"forget-{uuid.uuid4().hex[:12]}"
+    message: dict[str, Any] = {
+        "event_id": event_id,
+        "user_id": user_id,
+        "ts": int(time.time() * 1000),
+    }
+    if reason:
+        message["reason"] = reason
+    await produce(settings, [("forget", message)])
+    return event_id

@@ -22,7 +22,7 @@ from importlib import metadata
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from stream.adapters.loop_histogram import LoopHistogram, LoopHistogramChild
-from stream.settings import ITEM_TOPICS, USER_TOPICS
+from stream.settings import CONTROL_TOPICS, ITEM_TOPICS, USER_TOPICS
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 #: Stage and batch timings: tens of microseconds (a state read) up to a second (a stalled send).
@@ -32,10 +32,14 @@ _STAGE_BUCKETS = (
 _LIST_SIZE_BUCKETS = (0, 1, 5, 10, 20, 50, 100, 200)
 _QDRANT_BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000)
 
-#: Pipeline stages timed by ``recstream_stage_seconds``. ``engine`` is the pure engine step
-#: (profile update + candidates + ranking, one call today); ``candidates`` and ``rank`` are
-#: reserved for when the domain exposes them separately.
-STAGES = ("decode", "state", "engine", "candidates", "rank", "send", "qdrant")
+#: Pipeline stages timed by ``recstream_stage_seconds``: ``decode`` (per batch), ``state_read``
+#: and ``engine`` (per user burst; the engine step is profile update + candidates + ranking in
+#: one pure call today — ``candidates`` and ``rank`` are reserved for when the domain exposes
+#: them separately), ``send`` (outputs delivered) and ``state_write`` (per batch), ``qdrant``
+#: (per sink call, off the hot path).
+STAGES = (
+    "decode", "state_read", "engine", "candidates", "rank", "send", "state_write", "qdrant",
+)  # fmt: skip
 #: Who reads a partition: the Faust group consumer (user topics) or the per-worker replica.
 CONSUMERS = ("group", "replica")
 
@@ -56,7 +60,7 @@ class Metrics:
         self._declare_lists()
         self._declare_qdrant()
         self._declare_runtime()
-        for topic in USER_TOPICS + ITEM_TOPICS:  # zero, not absent, until the first event
+        for topic in USER_TOPICS + CONTROL_TOPICS + ITEM_TOPICS:  # zero, not absent
             for counter in (self.consumed, self.processed, self.replayed):
                 counter.labels(topic)
         self._stage_children: dict[str, LoopHistogramChild] = {}  # on first use: no empty series
@@ -105,16 +109,16 @@ class Metrics:
         )
         self.stage_seconds = LoopHistogram(
             "recstream_stage_seconds",
-            "Time per pipeline stage (decode per batch, state/engine per user burst, "
-            "send per batch, qdrant per sink call)",
+            "Time per pipeline stage (decode, send, state_write per batch; state_read, engine "
+            "per user burst; qdrant per sink call)",
             ["stage"],
             _STAGE_BUCKETS,
             r,
         )
         self.batch_seconds = Histogram(
             "recstream_batch_processing_seconds",
-            "In-worker time for one agent batch, decode to outputs delivered",
-            ["topic"],
+            "In-worker time for one agent batch (agent: users or items), decode to state written",
+            ["agent"],
             buckets=_STAGE_BUCKETS,
             registry=r,
         )

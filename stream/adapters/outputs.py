@@ -36,8 +36,8 @@ class OutputProducer:
         if self._producer is not None:
             await self._producer.stop()
 
-    async def send(self, name: str, key: bytes, value: bytes) -> asyncio.Future[Any]:
-        """Enqueue; the returned future resolves once the broker has the record."""
+    async def send(self, name: str, key: bytes, value: bytes | None) -> asyncio.Future[Any]:
+        """Enqueue (``value`` None = tombstone); the future resolves once the broker has it."""
         if self._producer is None:
             raise RuntimeError("output producer used before start()")
         topic = self._topics.get(name)

@@ -1,9 +1,11 @@
-"""Per-worker replica of `catalog` and `stock`: every partition, from the beginning, forever.
+"""Per-worker replica of `catalog`, `stock` and `learned`: every partition, from the beginning.
 
 Faust's GlobalTable does not replicate across workers (faust-streaming #283, seen here too), so
 each worker runs its own consumer with no group, assigned every partition, and folds the
-messages into the local numpy catalog. Validation and dead-lettering of these topics is done
-once, by the group-consumed agents; the replica silently skips what they reject.
+messages into its local read models: the numpy catalog, and (from `learned`) popularity and item
+relations, so what any worker learned survives restarts and is the same on every worker.
+Validation and dead-lettering of `catalog` and `stock` is done once, by the group-consumed
+agents; the replica silently skips what they reject.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from stream.adapters.validation import SchemaError, Validators
 from stream.domain.catalog import Catalog, StockChange
+from stream.domain.learning import Learner, Observation
 from stream.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,11 +38,13 @@ class CatalogReplica:
         catalog: Catalog,
         validators: Validators,
         on_stock_change: OnStockChange | None = None,
+        learner: Learner | None = None,
     ) -> None:
         self.settings = settings
         self.catalog = catalog
         self.validators = validators
         self.on_stock_change = on_stock_change
+        self.learner = learner
         self.pending_stock: dict[str, dict[str, Any]] = {}  # stock seen before its catalog entry
         self.applied = 0
         self.skipped = 0
@@ -47,6 +52,8 @@ class CatalogReplica:
         self._task: asyncio.Task[None] | None = None
         self._last_empty_round_start = -1.0
         self._topics = {settings.topic("catalog"): "catalog", settings.topic("stock"): "stock"}
+        if learner is not None:
+            self._topics[settings.topic("learned")] = "learned"
 
     async def start(self) -> None:
         consumer = AIOKafkaConsumer(
@@ -105,6 +112,9 @@ class CatalogReplica:
                     await self._apply(kind, record.value)
 
     async def _apply(self, kind: str, raw: bytes | None) -> None:
+        if kind == "learned":
+            self._learn(raw)
+            return
         try:
             message = orjson.loads(raw or b"")
             self.validators.validate(kind, message)
@@ -119,6 +129,17 @@ class CatalogReplica:
                 await self._stock(pending)
         else:
             await self._stock(message)
+
+    def _learn(self, raw: bytes | None) -> None:
+        assert self.learner is not None
+        try:
+            obs = Observation.from_bytes(raw or b"")
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError):
+            self.skipped += 1  # only workers write this topic; never let one record stop us
+            log.debug("skipped a malformed observation on learned")
+            return
+        self.applied += 1
+        self.learner.remote(obs)
 
     async def _stock(self, message: dict[str, Any]) -> None:
         item_id = str(message["item_id"])

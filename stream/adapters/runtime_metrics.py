@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from stream.adapters.metrics import Metrics
-from stream.settings import ITEM_TOPICS, USER_TOPICS
+from stream.settings import CONTROL_TOPICS, ITEM_TOPICS, USER_TOPICS
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,9 @@ class RuntimeSampler:
         self.metrics = metrics
         self.rapp = rapp
         settings = rapp.settings
-        self.group_topics = [settings.topic(name) for name in USER_TOPICS + ITEM_TOPICS]
+        self.group_topics = [
+            settings.topic(name) for name in USER_TOPICS + CONTROL_TOPICS + ITEM_TOPICS
+        ]
         self._lag_keys: set[tuple[str, str, int]] = set()
         self._profile: tuple[str, str] | None = None
         self._model: tuple[str, str] | None = None

@@ -7,17 +7,22 @@ changelog-backed) that workers use so state survives crashes and moves with part
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Protocol
 
 
 class StateStore(Protocol):
+    """``partition`` is the user's input partition: a changelog-backed store writes the key's
+    changelog record there (plain stores ignore it)."""
+
     def get(self, key: str) -> bytes | None: ...
 
-    def set(self, key: str, value: bytes) -> None: ...
+    def set(self, key: str, value: bytes, partition: int | None = None) -> None: ...
 
-    def delete(self, key: str) -> None: ...
+    def delete(self, key: str, partition: int | None = None) -> None: ...
 
     def keys(self) -> Iterator[str]: ...
 
@@ -31,10 +36,10 @@ class MemoryStore:
     def get(self, key: str) -> bytes | None:
         return self._data.get(key)
 
-    def set(self, key: str, value: bytes) -> None:
+    def set(self, key: str, value: bytes, partition: int | None = None) -> None:
         self._data[key] = value
 
-    def delete(self, key: str) -> None:
+    def delete(self, key: str, partition: int | None = None) -> None:
         self._data.pop(key, None)
 
     def keys(self) -> Iterator[str]:
@@ -59,10 +64,10 @@ class RocksStore:
         value = self._db.get(key.encode())
         return None if value is None else bytes(value)
 
-    def set(self, key: str, value: bytes) -> None:
+    def set(self, key: str, value: bytes, partition: int | None = None) -> None:
         self._db.put(key.encode(), value)
 
-    def delete(self, key: str) -> None:
+    def delete(self, key: str, partition: int | None = None) -> None:
         self._db.delete(key.encode())
 
     def keys(self) -> Iterator[str]:
@@ -73,22 +78,57 @@ class RocksStore:
         self._db.close()
 
 
-class FaustTableStore:
-    """A Faust table (raw bytes values). Writes must happen inside stream iteration with the
-    event of the key's partition as Faust's current event (see ``stream.agents``)."""
+class _PartitionEvent:
+    """The part of a Faust event a table write reads: ``message.partition`` and ``.topic``."""
 
-    def __init__(self, table: Any) -> None:
+    __slots__ = ("__weakref__", "message")
+
+    def __init__(self, message: SimpleNamespace) -> None:
+        self.message = message
+
+
+class FaustTableStore:
+    """A Faust table (raw bytes values), usable outside Faust's stream iteration.
+
+    Faust picks a table write's RocksDB partition and changelog partition from the *current
+    event* (a context variable), which inside a ``take_events`` batch is the batch's last event
+    — possibly another partition — and outside an agent does not exist at all. Writes here name
+    the user's partition explicitly and set a minimal stand-in event for the duration of the
+    write; this is the only place that knows about that Faust internal.
+    """
+
+    def __init__(self, table: Any, source_topic: str) -> None:
         self.table = table
+        #: a co-partitioned input topic: Faust checks its partition count against the changelog's
+        self.source_topic = source_topic
 
     def get(self, key: str) -> bytes | None:
         value = self.table.get(key.encode())
         return None if value is None else bytes(value)
 
-    def set(self, key: str, value: bytes) -> None:
-        self.table[key.encode()] = value
+    def _in_partition(self, partition: int | None) -> Any:
+        from faust.streams import _current_event
 
-    def delete(self, key: str) -> None:
-        self.table.pop(key.encode(), None)
+        if partition is None:
+            raise ValueError("a Faust table write needs the key's partition")
+        event = _PartitionEvent(SimpleNamespace(partition=partition, topic=self.source_topic))
+        return event, _current_event.set(weakref.ref(event)), _current_event  # type: ignore[arg-type]
+
+    def set(self, key: str, value: bytes, partition: int | None = None) -> None:
+        event, token, var = self._in_partition(partition)
+        try:
+            self.table[key.encode()] = value
+        finally:
+            var.reset(token)
+            del event
+
+    def delete(self, key: str, partition: int | None = None) -> None:
+        event, token, var = self._in_partition(partition)
+        try:
+            self.table.pop(key.encode(), None)
+        finally:
+            var.reset(token)
+            del event
 
     def keys(self) -> Iterator[str]:
         return iter([bytes(k).decode() for k in self.table.keys()])  # noqa: SIM118

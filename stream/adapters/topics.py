@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from stream.settings import ITEM_TOPICS, OUTPUT_TOPICS, USER_TOPICS, Settings
+from stream.settings import CONTROL_TOPICS, ITEM_TOPICS, OUTPUT_TOPICS, USER_TOPICS, Settings
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ TANSU_NODE_ID = 111
 
 
 def all_topics() -> tuple[str, ...]:
-    return USER_TOPICS + ITEM_TOPICS + OUTPUT_TOPICS
+    return USER_TOPICS + ITEM_TOPICS + CONTROL_TOPICS + OUTPUT_TOPICS
 
 
 async def ensure_topics(settings: Settings, names: tuple[str, ...] | None = None) -> None:

@@ -18,11 +18,11 @@ from typing import Any
 
 import fastjsonschema
 
-from stream.settings import ITEM_TOPICS, USER_TOPICS
+from stream.settings import CONTROL_TOPICS, ITEM_TOPICS, USER_TOPICS
 
 SCHEMAS_ENV = "RECSTREAM_SCHEMAS_DIR"
 
-INPUT_SCHEMAS: tuple[str, ...] = USER_TOPICS + ITEM_TOPICS
+INPUT_SCHEMAS: tuple[str, ...] = USER_TOPICS + ITEM_TOPICS + CONTROL_TOPICS
 SCHEMA_NAMES: tuple[str, ...] = (
     *INPUT_SCHEMAS,
     "recommendations",

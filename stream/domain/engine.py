@@ -12,6 +12,7 @@ from typing import Any
 
 from stream.domain.catalog import Catalog
 from stream.domain.events import UserEvent
+from stream.domain.learning import Learner, Observation, context_items, observation_weight
 from stream.domain.profile import (
     DEFAULT_PROFILE_CONFIG,
     ProfileConfig,
@@ -22,8 +23,6 @@ from stream.domain.profile import (
 from stream.domain.ranking import RankedItem, RankingProfile, rank
 from stream.domain.relations import CoOccurrence, RelatedItems
 
-#: Popularity credit per event type (cold-start ranking).
-POPULARITY_WEIGHT = {"clicks": 1.0, "dwell": 0.5, "carts": 2.0, "orders": 3.0}
 #: Recent views within this window co-occur with a new interaction.
 SESSION_WINDOW_MS = 60 * 60 * 1000
 
@@ -77,6 +76,8 @@ class StepResult:
     recommendations: list[Recommendation]
     applied: int
     replayed: int
+    #: what the applied events teach the shared read models (published on `learned`)
+    observations: list[Observation] = field(default_factory=list)
 
 
 @dataclass
@@ -89,47 +90,53 @@ class Engine:
     profile_config: ProfileConfig = DEFAULT_PROFILE_CONFIG
     variant: str = "A"
     feeds: tuple[str, ...] = ("for_you",)
+    learner: Learner = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.learner = Learner(self.catalog, self.relations)
 
     def _features_of(self, item_id: str) -> Iterable[str]:
         idx = self.catalog.index.get(item_id)
         return () if idx is None else self.catalog.features_of(idx)
 
-    def learn(self, profile: UserProfile, event: UserEvent) -> None:
-        """Update shared read models (popularity, co-occurrence) from one applied event."""
-        weight = POPULARITY_WEIGHT.get(event.topic, 0.0)
-        if event.topic == "carts" and event.action not in ("add", "favorite"):
-            weight = 0.0
+    def learn(self, profile: UserProfile, event: UserEvent) -> Observation | None:
+        """What one event teaches the shared read models (popularity, co-occurrence), given the
+        profile *before* the event; applied here at once and returned for publication."""
+        weight = observation_weight(event.topic, event.action)
         if weight <= 0 or not event.item_ids:
-            return
-        index = self.catalog.index
-        items = [index[i] for i in event.item_ids if i in index]
-        self.catalog.record_interaction(items, weight)
-        if isinstance(self.relations, CoOccurrence):
-            recent = [
-                index[q[0]]
-                for q in profile.queries[:10]
-                if q[0] in index
-                and event.ts - q[2] <= SESSION_WINDOW_MS
-                and q[0] not in event.item_ids
-            ]
-            self.relations.observe(items, recent, weight)
+            return None
+        context = context_items(profile.queries, event.ts, event.item_ids, SESSION_WINDOW_MS)
+        obs = Observation(event.source, tuple(event.item_ids), context, weight)
+        self.learner.local(obs)
+        return obs
 
     def apply(
         self, state: UserProfile | None, user_id: str, events: list[UserEvent]
     ) -> tuple[UserProfile, int, int]:
         """Fold events into the profile; returns (profile, applied, skipped replays)."""
+        profile, applied, replayed, _ = self.apply_observed(state, user_id, events)
+        return profile, applied, replayed
+
+    def apply_observed(
+        self, state: UserProfile | None, user_id: str, events: list[UserEvent]
+    ) -> tuple[UserProfile, int, int, list[Observation]]:
+        """Fold events into the profile; returns (profile, applied, skipped replays, what the
+        applied events teach the shared read models)."""
         profile = state if state is not None else UserProfile(user_id=user_id)
         applied = replayed = 0
+        observations: list[Observation] = []
         for event in events:
             if is_replay(profile, event):  # already applied: shared models must not count it again
                 replayed += 1
                 continue
-            self.learn(profile, event)  # before apply: relate to the queries *before* this event
+            obs = self.learn(profile, event)  # before apply: relate to the queries *before* it
+            if obs is not None:
+                observations.append(obs)
             apply_event(profile, event, self._features_of, self.profile_config)
             applied += 1
         if applied:
             profile.version += 1
-        return profile, applied, replayed
+        return profile, applied, replayed, observations
 
     def recommend(
         self, profile: UserProfile, trigger: Trigger, now_ms: float | None = None
@@ -158,7 +165,7 @@ class Engine:
 
     def step(self, state: UserProfile | None, user_id: str, events: list[UserEvent]) -> StepResult:
         """Apply a burst of one user's events, then rank once (coalescing)."""
-        profile, applied, replayed = self.apply(state, user_id, events)
+        profile, applied, replayed, observations = self.apply_observed(state, user_id, events)
         recs: list[Recommendation] = []
         if applied:
             last = events[-1]
@@ -167,4 +174,4 @@ class Engine:
                 Trigger(last.event_id, last.topic, last.ts),
                 now_ms=max(profile.last_ts, last.ts),
             )
-        return StepResult(profile, recs, applied, replayed)
+        return StepResult(profile, recs, applied, replayed, observations)

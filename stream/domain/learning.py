@@ -1,0 +1,145 @@
+"""What the engine learns from everyone's events (popularity, item relations), applied once.
+
+Learned read models must outlive a worker and be the same on every worker, so each applied user
+event yields an ``Observation`` (pure data) that the worker publishes on the `learned` topic; every
+worker follows that topic from the beginning and folds what it reads into its read models. The
+worker that made an observation applies it at once as well, so its next list does not wait for a
+round trip. ``Learner`` makes both paths idempotent per source event:
+
+* observations carry the (topic, partition, offset) of the event they came from; one source
+  partition is owned by one worker at a time and published in offset order to one `learned`
+  partition, so "highest offset seen on the topic" per source partition detects duplicates;
+* offsets applied locally but not yet read back are remembered until their echo arrives, so the
+  echo is skipped — while an older observation from a previous owner of that partition (after a
+  rebalance) is still applied even if it arrives later than a newer local one.
+
+The offline evaluator has no offsets (``source is None``): its observations always apply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from stream.domain.catalog import Catalog
+from stream.domain.relations import CoOccurrence, RelatedItems
+
+#: Popularity credit per event type (cold-start ranking).
+POPULARITY_WEIGHT = {"clicks": 1.0, "dwell": 0.5, "carts": 2.0, "orders": 3.0}
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One applied event as the shared read models see it (item ids, not worker-local indexes)."""
+
+    source: tuple[str, int, int] | None
+    items: tuple[str, ...]
+    context: tuple[str, ...]
+    weight: float
+
+    @property
+    def source_key(self) -> str | None:
+        """Kafka key on `learned`: one source partition's observations stay in order."""
+        return None if self.source is None else f"{self.source[0]}:{self.source[1]}"
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(
+            {
+                "s": list(self.source) if self.source else None,
+                "i": self.items,
+                "c": self.context,
+                "w": self.weight,
+            }
+        )
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Observation:
+        """Raises ValueError/KeyError/TypeError on a message that is not an observation."""
+        d: dict[str, Any] = orjson.loads(raw)
+        src = d["s"]
+        source = None if src is None else (str(src[0]), int(src[1]), int(src[2]))
+        items = tuple(str(i) for i in d["i"])
+        context = tuple(str(i) for i in d["c"])
+        return cls(source, items, context, float(d["w"]))
+
+
+def observation_weight(topic: str, action: str | None) -> float:
+    """Popularity/relation credit of an event; 0 = teaches nothing shared."""
+    if topic == "carts" and action not in ("add", "favorite"):
+        return 0.0
+    return POPULARITY_WEIGHT.get(topic, 0.0)
+
+
+class Learner:
+    """Applies observations to the catalog's popularity and the item relations, once each."""
+
+    def __init__(self, catalog: Catalog, relations: RelatedItems) -> None:
+        self.catalog = catalog
+        self.relations = relations
+        #: per source partition: highest offset read back from the `learned` topic
+        self.seen: dict[str, int] = {}
+        #: per source partition: offsets applied locally whose echo has not been read yet
+        self.pending: dict[str, set[int]] = {}
+        self.applied = 0
+        self.duplicates = 0
+
+    def local(self, obs: Observation) -> bool:
+        """The observing worker applies its own observation now; False if already applied."""
+        key = obs.source_key
+        if key is None or obs.source is None:
+            self._apply(obs)
+            return True
+        offset = obs.source[2]
+        pending = self.pending.setdefault(key, set())
+        if offset <= self.seen.get(key, -1) or offset in pending:
+            self.duplicates += 1
+            return False
+        pending.add(offset)
+        self._apply(obs)
+        return True
+
+    def remote(self, obs: Observation) -> bool:
+        """An observation read from the `learned` topic (ours or another worker's)."""
+        key = obs.source_key
+        if key is None or obs.source is None:
+            self._apply(obs)
+            return True
+        offset = obs.source[2]
+        pending = self.pending.get(key)
+        duplicate = offset <= self.seen.get(key, -1)
+        if offset > self.seen.get(key, -1):
+            self.seen[key] = offset
+        if pending is not None and offset in pending:
+            pending.discard(offset)  # our own echo: applied when it was observed
+            return False
+        if duplicate:  # re-published after a crash, already read once
+            self.duplicates += 1
+            return False
+        self._apply(obs)
+        return True
+
+    def _apply(self, obs: Observation) -> None:
+        index = self.catalog.index
+        items = [index[i] for i in obs.items if i in index]
+        if not items or obs.weight <= 0:
+            return
+        self.applied += 1
+        self.catalog.record_interaction(items, obs.weight)
+        if isinstance(self.relations, CoOccurrence):
+            context = [index[i] for i in obs.context if i in index]
+            self.relations.observe(items, context, obs.weight)
+
+
+def context_items(
+    queries: Sequence[Sequence[Any]],
+    ts: int,
+    exclude: Sequence[str],
+    window_ms: int,
+    limit: int = 10,
+) -> tuple[str, ...]:
+    """Recent views/buys (newest first) an event relates to: within ``window_ms`` before it."""
+    skip = set(exclude)
+    return tuple(str(q[0]) for q in queries[:limit] if ts - q[2] <= window_ms and q[0] not in skip)

@@ -1,0 +1,137 @@
+"""Every long-running command stops what it started on SIGTERM and on SIGINT, within 10 s.
+
+Supervisors (systemd, Docker, Kubernetes) send SIGTERM; a person presses Ctrl-C (SIGINT). Either
+way no broker, worker or helper process may be left holding ports or files.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stream.broker import free_port, port_open
+
+pytestmark = pytest.mark.e2e
+
+
+def _children(pid: int) -> set[int]:
+    """Every live descendant of ``pid`` (read from /proc, no extra dependency)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found: set[int] = set()
+    frontier = [pid]
+    while frontier:
+        parent = frontier.pop()
+        for child, ppid in parents.items():
+            if ppid == parent and child not in found:
+                found.add(child)
+                frontier.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:200]
+    except OSError:
+        return "?"
+
+
+def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "stream.cli", *args],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _wait_for(condition: Any, timeout: float, what: str, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{what} within {timeout:.0f}s; log:\n{log.read_text()[-3000:]}")
+
+
+def _stop_and_check(process: subprocess.Popen[bytes], sig: int, log: Path) -> None:
+    descendants = _children(process.pid)
+    started = time.monotonic()
+    process.send_signal(sig)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        tail = log.read_text()[-3000:]
+        raise AssertionError(f"not stopped within 10 s by {sig}; log:\n{tail}") from None
+    left = [pid for pid in descendants if _alive(pid)]
+    names = {pid: _cmdline(pid) for pid in left}
+    for pid in left:  # do not leak them into the rest of the suite, then fail
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"processes left after signal {sig}: {names}"
+    assert time.monotonic() - started < 10
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_broker_command_stops_its_broker(sig: int, tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "broker.log"
+    process = _start(["broker", "--port", str(port)], dict(os.environ), log)
+    _wait_for(lambda: port_open(port), 20, "broker listening", log)
+    assert _children(process.pid), "the broker command should run Tansu as a child"
+    _stop_and_check(process, sig, log)
+    assert not port_open(port), "the broker port is still held"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_worker_stops_cleanly(sig: int, deployment: Any, tmp_path: Path) -> None:
+    worker = deployment.worker(f"stop{sig}")
+    worker.start()
+    worker.wait_ready()
+    assert worker.process is not None
+    _stop_and_check(worker.process, sig, worker.log_path)
+    assert worker.process.returncode == 0, worker.log()[-2000:]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_demo_stops_broker_and_worker(sig: int, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECSTREAM_")}
+    env["RECSTREAM_DATA_DIR"] = str(tmp_path / "data")
+    log = tmp_path / "demo.log"
+    process = _start(["demo", "--households", "20", "--speed", "20000"], env, log)
+    _wait_for(lambda: "lists received" in log.read_text(), 120, "demo serving lists", log)
+    assert len(_children(process.pid)) >= 2, "the demo should run a broker and a worker"
+    _stop_and_check(process, sig, log)
+
+
+def test_replay_stops_on_sigterm(deployment: Any, tmp_path: Path) -> None:
+    log = tmp_path / "replay.log"
+    process = _start(
+        ["replay", "movielens", "--rate", "50", "--max-users", "20"], deployment.env, log
+    )
+    _wait_for(lambda: "msg/s" in log.read_text(), 60, "replay progress", log)
+    _stop_and_check(process, signal.SIGTERM, log)
+    assert process.returncode == 130, log.read_text()[-2000:]
