@@ -210,7 +210,7 @@ class Metrics:
         )
         self.state_bytes = Gauge(
             "recstream_state_bytes",
-            "RocksDB size of this worker's state (SST files + memtables)",
+            "RocksDB footprint of this worker's state (SST files + memtable arenas)",
             registry=r,
         )
         self.ranking_profile = Gauge(
