@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test unit integration lint typecheck eval bench model clean
+.PHONY: install demo test unit integration lint typecheck eval bench model clean prometheus dashboards
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,14 +18,26 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/recstream demo $(DEMO_ARGS)
 
-test: $(STAMP)
+# Debian's prometheus package (prometheus + promtool 2.42) for the dashboard/alert tests; ~20 s
+# once, a no-op when promtool is already on PATH. Needs root (or sudo).
+prometheus:
+	@command -v promtool >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus; }
+
+test: $(STAMP) prometheus
 	$(PY) -m pytest -q
 
-unit: $(STAMP)
+unit: $(STAMP) prometheus
 	$(PY) -m pytest -q tests/unit
 
-integration: $(STAMP)
+integration: $(STAMP) prometheus
 	$(PY) -m pytest -q tests/integration tests/e2e
+
+# Re-render deploy/grafana/png/*.png from a live run: broker + worker + Prometheus + replay.
+dashboards: $(STAMP) prometheus
+	$(PY) -m stream.dashboards_live --out deploy/grafana/png $(DASHBOARDS_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check stream tests

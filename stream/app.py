@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,10 +17,12 @@ import mode
 from stream.adapters.changelog_store import ChangelogStore, changelog_name
 from stream.adapters.coalescing_writer import CoalescingWriter
 from stream.adapters.codec import Decoder
+from stream.adapters.faust_security import faust_credentials
 from stream.adapters.metrics import Metrics
 from stream.adapters.outputs import OutputProducer
 from stream.adapters.qdrant_sink import UserSink, make_user_sink
 from stream.adapters.replica import CatalogReplica
+from stream.adapters.runtime_metrics import RuntimeSampler
 from stream.adapters.validation import get_validators
 from stream.domain.engine import Engine
 from stream.domain.ranking import load_ranking_profile
@@ -88,6 +91,7 @@ class _Lifecycle(mode.Service):
     def __init__(self, rapp: RecstreamApp, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.rapp = rapp
+        self.sampler = RuntimeSampler(rapp.metrics, rapp)
 
     async def on_start(self) -> None:
         r = self.rapp
@@ -120,8 +124,7 @@ class _Lifecycle(mode.Service):
             failure = self.rapp.replica.failed
             if failure is not None:
                 die("catalog replica died", failure)
-            self.rapp.metrics.catalog_items.set(len(self.rapp.engine.catalog))
-            self.rapp.metrics.qdrant_pending.set(self.rapp.writer.pending)
+            await self.sampler.sample()
             await self.sleep(1.0)
 
 
@@ -139,6 +142,7 @@ def create_app(
     app = faust.App(
         f"{settings.topic_prefix}{settings.app_id}",
         broker=f"kafka://{settings.kafka_bootstrap}",
+        broker_credentials=faust_credentials(settings.kafka_security),
         store="memory://",  # no Faust tables: state is a ChangelogStore (see its docstring)
         datadir=str(settings.data_dir / "faust"),
         autodiscover=False,
@@ -165,7 +169,10 @@ def create_app(
     outputs = OutputProducer(settings)
     sink = make_user_sink(settings.qdrant_url, settings.qdrant_api_key, settings.data_dir)
     writer = CoalescingWriter(
-        sink, flush_ms=settings.qdrant_flush_ms, on_flush=metrics.on_qdrant_flush
+        sink,
+        flush_ms=settings.qdrant_flush_ms,
+        on_flush=metrics.on_qdrant_flush,
+        on_call=metrics.on_qdrant_call,
     )
     replica = CatalogReplica(settings, engine.catalog, validators, learner=engine.learner)
 
@@ -196,9 +203,17 @@ def create_app(
         pipeline.handle_user_batch,
         settings.batch_max,
         within,
+        metrics,
     )
     _add_agent(
-        app, settings, "items", ITEM_TOPICS, pipeline.handle_item_batch, settings.batch_max, within
+        app,
+        settings,
+        "items",
+        ITEM_TOPICS,
+        pipeline.handle_item_batch,
+        settings.batch_max,
+        within,
+        metrics,
     )
 
     async def on_rebalance(*_: Any, **__: Any) -> None:
@@ -221,6 +236,7 @@ def _add_agent(
     handler: Any,
     batch_max: int,
     within: float,
+    metrics: Metrics,
 ) -> None:
     """One agent over ``topics``. An agent that cannot proceed takes the worker down with a
     non-zero exit: the un-acked batch is re-delivered after restart (idempotent state), whereas
@@ -235,12 +251,16 @@ def _add_agent(
         stamp = int(m.timestamp * 1000) if m.timestamp else None
         return Record(logical[m.topic], m.partition, m.offset, m.key, m.value, stamp)
 
+    batch_seconds = metrics.batch_seconds.labels(name)
+
     async def agent(stream: Any) -> None:
         async for events in stream.take_events(batch_max, within):
+            started = time.perf_counter()
             try:
                 await handler([record(fev) for fev in events])
             except Exception as exc:
                 die(f"agent {name} cannot proceed: {exc!r}", exc)
+            batch_seconds.observe(time.perf_counter() - started)
 
     agent.__name__ = f"{name}_agent"
     app.agent(channel, name=f"recstream.{name}")(agent)

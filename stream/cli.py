@@ -174,6 +174,20 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     )
 
 
+def _cmd_init(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.provision import provision
+
+    for line in provision(settings):
+        print(line, flush=True)
+    return 0
+
+
+def _cmd_dashboards(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.dashboards import main_render
+
+    return main_render(args.prometheus, args.out, args.minutes)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="recstream", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -271,6 +285,17 @@ def build_parser() -> argparse.ArgumentParser:
     from stream.model_cli import register as register_model
 
     register_model(sub)
+
+    p = sub.add_parser("init", help="create topics (final partition counts) + Qdrant collection")
+    p.set_defaults(func=_cmd_init)
+
+    p = sub.add_parser("dashboards", help="Grafana dashboards without Grafana")
+    dsub = p.add_subparsers(dest="action", required=True)
+    r = dsub.add_parser("render", help="draw each dashboard's panels from a Prometheus into PNGs")
+    r.add_argument("--prometheus", required=True, help="base URL, e.g. http://127.0.0.1:9090")
+    r.add_argument("--out", default="deploy/grafana/png")
+    r.add_argument("--minutes", type=float, default=15.0, help="time range to draw")
+    r.set_defaults(func=_cmd_dashboards)
     return parser
 
 

@@ -49,8 +49,10 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     model, summary = train_mod.train(data, enc, cfg, label=f"train {args.kind}-{args.dim}")
     out = Path(args.out) if args.out else checkpoint_dir(settings)
     train_mod.save(model, data, summary, out)
-    print(f"trained in {summary['seconds']} s, loss {summary['loss_first_50']} → "
-          f"{summary['loss_last_50']}; checkpoint in {out}")
+    print(
+        f"trained in {summary['seconds']} s, loss {summary['loss_first_50']} → "
+        f"{summary['loss_last_50']}; checkpoint in {out}"
+    )
     return 0
 
 

@@ -157,7 +157,9 @@ class Pipeline:
         def unknown_item(result: UserEvent | DeadLetter) -> bool:
             return isinstance(result, DeadLetter) and result.reason == "unknown_item"
 
+        started = time.perf_counter()
         decoded = [(r, decode(r)) for r in records]
+        self.metrics.observe_stage("decode", time.perf_counter() - started)
         # an unknown item may only mean the catalog replica is behind: catch up, decode again
         if any(unknown_item(res) for _, res in decoded) and await self.caught_up():
             decoded = [(r, decode(r) if unknown_item(res) else res) for r, res in decoded]
@@ -167,6 +169,7 @@ class Pipeline:
         started = time.perf_counter()
         raw = self.store.get(user_id, partition=work.partition)
         state = UserProfile.from_bytes(raw) if raw is not None else None
+        self.metrics.observe_stage("state_read", time.perf_counter() - started)
         # a forget wipes everything before it in the batch; what follows starts a new profile
         events = work.events
         last_forget = max((i for i, e in enumerate(events) if e.topic == "forget"), default=-1)
@@ -181,7 +184,9 @@ class Pipeline:
         recs: list[Recommendation] = []
         profile = state
         if events:
+            stepping = time.perf_counter()
             result = self.engine.step(state, user_id, events)
+            self.metrics.observe_stage("engine", time.perf_counter() - stepping)
             profile, recs = result.state, result.recommendations
             if result.applied or result.replayed:
                 # replays only come after a crash or rebalance: the local state may hold them
@@ -213,6 +218,7 @@ class Pipeline:
         plan.outputs.append(("recommendations", rec.user_id.encode(), orjson.dumps(message)))
         plan.lists.append((profile, rec, received_ms))
         self.metrics.recommendations.labels(rec.feed, rec.trigger.topic).inc()
+        self.metrics.on_list(rec.feed, rec.profile, rec.variant, len(rec.items))
         if received_ms is not None:
             self.metrics.latency.observe(max(0.0, (now_ms - received_ms) / 1000.0))
 
@@ -234,6 +240,7 @@ class Pipeline:
 
         A delivery failure propagates and stops the worker, so the batch is re-delivered after
         restart with its state unwritten (see the module docstring)."""
+        started = time.perf_counter()
         futures = [await self.send(t, key, value, None) for t, key, value in plan.outputs]
         # in source-offset order: readers of `learned` treat an older offset of a source
         # partition as a re-published duplicate (see stream.domain.learning)
@@ -248,6 +255,7 @@ class Pipeline:
                 changelog.append((partition, fut))
         if futures or changelog:
             await asyncio.gather(*futures, *(f for _, f in changelog))
+        delivered = time.perf_counter()
         for user_id, partition, value in plan.writes:
             if value is None:
                 self.store.delete(user_id, partition=partition)
@@ -260,6 +268,10 @@ class Pipeline:
                 last[partition] = max(last.get(partition, -1), offset)
             for partition, offset in last.items():
                 self.durability.delivered(partition, offset)
+        if futures or changelog:
+            self.metrics.observe_stage("send", delivered - started)
+        if plan.writes:
+            self.metrics.observe_stage("state_write", time.perf_counter() - delivered)
         for user_id in plan.forgotten:
             self.holders.drop(user_id)
             if self.writer is not None:

@@ -90,6 +90,16 @@ class ChangelogStore:
                 break
             yield raw[len(prefix) :].decode()
 
+    def user_count(self) -> int:
+        """Exact users of the served partitions, by iterating keys (~0.6 µs a key; RocksDB's
+        ``estimate-num-keys`` counts overwrites still in memtables, so it is not used)."""
+        return sum(1 for _ in self.owned())
+
+    def size_bytes(self) -> int:
+        """SST files + memtables (O(1) RocksDB properties)."""
+        props = ("rocksdb.total-sst-files-size", "rocksdb.cur-size-all-mem-tables")
+        return sum(int(self._db.property_int_value(p) or 0) for p in props)
+
     # -- changelog bookkeeping ---------------------------------------------------------------
     def applied_offset(self, partition: int) -> int:
         raw = self._db.get(_META + str(partition).encode())

@@ -62,6 +62,7 @@ class CoalescingWriter:
         retry_backoff_s: float = 0.05,
         max_backoff_s: float = 5.0,
         on_flush: Callable[[int, float], None] | None = None,
+        on_call: Callable[[int, float, bool, int], None] | None = None,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be >= 1")
@@ -71,6 +72,8 @@ class CoalescingWriter:
         self.retry_backoff_s = retry_backoff_s
         self.max_backoff_s = max_backoff_s
         self.on_flush = on_flush
+        #: after every sink call: (points, seconds, failed, rejected points) — for metrics
+        self.on_call = on_call
         self._dim: int | None = getattr(sink, "dim", None)
         self._pending: dict[str, _Entry] = {}
         self._in_flight: dict[str, _Entry] = {}
@@ -164,6 +167,15 @@ class CoalescingWriter:
         return len(self._pending) + len(self._in_flight)
 
     @property
+    def oldest_pending_seconds(self) -> float:
+        """Age of the oldest point not yet confirmed written (0 when idle): Qdrant staleness
+        while the sink is down, when no flush completes to report a lag."""
+        firsts = [t for _, t in self._in_flight.values()]
+        if self._pending:
+            firsts.append(next(iter(self._pending.values()))[1])
+        return time.monotonic() - min(firsts) if firsts else 0.0
+
+    @property
     def stats(self) -> WriterStats:
         """A snapshot of the counters (with the current pending count)."""
         snap = WriterStats(**vars(self._stats))
@@ -236,6 +248,7 @@ class CoalescingWriter:
                 self._stats.points_written += len(upserts) - len(rejected)
                 self._stats.rejected += len(rejected)
             self._remerge(batch, done_upserts)
+            self._report_call(len(batch), time.monotonic() - t0, True, 0)
             log.exception(
                 "qdrant sink write failed (%d points kept for retry, attempt %d)",
                 len(batch),
@@ -259,12 +272,20 @@ class CoalescingWriter:
         st.last_lag_seconds = lag
         st.max_lag_seconds = max(st.max_lag_seconds, lag)
         st.last_flush_seconds = now - t0
+        self._report_call(len(batch), now - t0, False, len(rejected))
         if self.on_flush is not None:
             try:
                 self.on_flush(n, lag)
             except Exception:
                 log.exception("qdrant writer on_flush callback failed")
         return True
+
+    def _report_call(self, points: int, seconds: float, failed: bool, rejected: int) -> None:
+        if self.on_call is not None:
+            try:
+                self.on_call(points, seconds, failed, rejected)
+            except Exception:
+                log.exception("qdrant writer on_call callback failed")
 
     def _remerge(self, batch: dict[str, _Entry], upserts_done: bool) -> None:
         """Put a failed batch back in front; a newer pending version of a user wins."""

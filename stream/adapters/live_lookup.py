@@ -72,5 +72,8 @@ class LiveLookup:
             else:
                 attributes.setdefault(name, []).append(value)
         title = self.catalog.titles[idx]
-        return {"item_id": item_id, "title": title if title != item_id else None,
-                "attributes": attributes}
+        return {
+            "item_id": item_id,
+            "title": title if title != item_id else None,
+            "attributes": attributes,
+        }

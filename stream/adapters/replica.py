@@ -127,3 +127,10 @@ class CatalogReplica:
             return
         if (change.went_out or change.came_back) and self.on_stock_change is not None:
             await self.on_stock_change(change, message)
+
+    async def lag(self) -> dict[tuple[str, str, int], int]:
+        """Messages behind the high-water mark per followed partition (for metrics)."""
+        out: dict[tuple[str, str, int], int] = {}
+        for follower in self.followers:
+            out.update(await follower.lag())
+        return out

@@ -11,8 +11,12 @@ CATALOG = [{"item_id": str(i)} for i in range(6)]
 
 
 def order(user: str, ts: int, *items: int) -> dict[str, object]:
-    return {"topic": "orders", "user_id": user, "ts": ts,
-            "items": [{"item_id": str(i), "quantity": 1} for i in items]}
+    return {
+        "topic": "orders",
+        "user_id": user,
+        "ts": ts,
+        "items": [{"item_id": str(i), "quantity": 1} for i in items],
+    }
 
 
 def click(user: str, ts: int, item: int) -> dict[str, object]:
@@ -54,8 +58,15 @@ def test_relation_kind_by_distinct_degrees() -> None:
 
 
 def test_hits_rank_the_true_target_among_the_pool_with_expected_ties() -> None:
-    task = offline.Task("x", "buy", np.array([0, 0]), np.array([1, 2]), np.arange(5),
-                        np.array(["1→n", "1→n"]), np.array([False, True]))
+    task = offline.Task(
+        "x",
+        "buy",
+        np.array([0, 0]),
+        np.array([1, 2]),
+        np.arange(5),
+        np.array(["1→n", "1→n"]),
+        np.array([False, True]),
+    )
     scores = np.array([9.0, 5.0, 1.0, 1.0, 1.0])  # item 1 best, items 2-4 tie
     hit = offline.hits(task, lambda q, pool: np.tile(scores[pool], (q.size, 1)), ks=(1, 2))
     assert hit[1].tolist() == [1.0, 0.0]  # the query itself (score 9) is excluded
