@@ -124,6 +124,9 @@ def drain_pipeline(
             time.sleep(POLL_S)
         cpu1 = {name: cpu_seconds(pid) for name, pid in pids.items()}
     first = next(i for i, (_, c) in enumerate(samples) if sum(c) > 0)
+    # from the last poll that saw nothing: a small backlog may be drained between two polls,
+    # so this errs towards a lower rate rather than dividing by zero time
+    first = max(0, first - 1)
     (t0, c0), (t1, c1) = samples[first], samples[-1]
     seconds = t1 - t0
     done = sum(c1) - sum(c0)

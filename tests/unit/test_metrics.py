@@ -106,7 +106,7 @@ def fake_rapp(consumer: FakeConsumer) -> Any:
         pipeline=SimpleNamespace(ready=asyncio.Event()),
         faust_app=SimpleNamespace(_consumer=consumer),
         replica=FakeReplica(),
-        table=None,
+        store=SimpleNamespace(size_bytes=lambda: 4096, user_count=lambda: 7),
     )
 
 
@@ -122,6 +122,7 @@ def test_sampler_retires_revoked_partitions_and_replaced_profiles() -> None:
     assert sample(m, lag, {"consumer": "replica", "topic": "stock", "partition": "0"}) == 4
     assert sample(m, "recstream_qdrant_pending_points") == 5
     assert sample(m, "recstream_catalog_items") == 3
+    assert sample(m, "recstream_state_users") == 7
     assert sample(m, "recstream_ranking_profile_info", {"profile": "default@1", "variant": "A"})
     assert sample(m, "recstream_model_info", {"model": "simplenamespace", "version": "online"})
 
