@@ -111,7 +111,9 @@ class _Lifecycle(mode.Service):
 
     async def on_stop(self) -> None:
         r = self.rapp
-        await r.writer.stop()
+        # bounded: a dead Qdrant must not hold up a supervisor's stop (it is a serving copy;
+        # the lists are on the topic and each user's point is rewritten at their next event)
+        await r.writer.stop(timeout=5.0)
         await r.replica.stop()
         await r.outputs.stop()
         r.sink.close()

@@ -29,6 +29,7 @@ def provision(settings: Settings) -> list[str]:
     else:
         sink = make_user_sink(settings.qdrant_url, settings.qdrant_api_key, settings.data_dir)
         try:
+            sink.count()  # creates the collection and its indexes (sinks create it on first use)
             lines.append(f"qdrant: collection 'users' ready at {settings.qdrant_url}")
         finally:
             sink.close()

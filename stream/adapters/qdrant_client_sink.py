@@ -7,8 +7,9 @@ threads unless ``force_disable_check_same_thread=True``.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -48,7 +49,9 @@ class ClientUserSink:
         self.owns_client = owns_client
         self._lock = threading.Lock()  # local mode is not thread-safe; a server does not mind
         self._closed = False
-        self._ensure_collection()
+        # created on first use, not here: a Qdrant that is down when the worker starts must
+        # not stop the worker (lists keep flowing on the topic; the writer retries)
+        self._collection_ready = False
 
     @classmethod
     def from_url(
@@ -63,7 +66,20 @@ class ClientUserSink:
         client = QdrantClient(url=url, api_key=api_key, **client_kwargs)
         return cls(client, collection, dim, owns_client=True)
 
+    @contextlib.contextmanager
+    def _use(self) -> Iterator[None]:
+        """Hold the lock, with the collection created (first use after Qdrant came up)."""
+        with self._lock:
+            self._ensure_collection()
+            yield
+
     def _ensure_collection(self) -> None:
+        if self._collection_ready:
+            return
+        self._create_collection()
+        self._collection_ready = True
+
+    def _create_collection(self) -> None:
         if not self.client.collection_exists(self.collection):
             self.client.create_collection(
                 self.collection,
@@ -106,7 +122,7 @@ class ClientUserSink:
             except (TypeError, ValueError, OverflowError) as exc:
                 rejected[p.user_id] = f"{type(exc).__name__}: {exc}"
         if batch:
-            with self._lock:
+            with self._use():
                 self.client.upsert(self.collection, points=batch, wait=True)
         if rejected:
             raise RejectedPoints(rejected)
@@ -115,13 +131,13 @@ class ClientUserSink:
         if not user_ids:
             return
         ids: list[models.ExtendedPointId] = [point_id(u) for u in user_ids]
-        with self._lock:
+        with self._use():
             self.client.delete(
                 self.collection, points_selector=models.PointIdsList(points=ids), wait=True
             )
 
     def get(self, user_id: str) -> dict[str, Any] | None:
-        with self._lock:
+        with self._use():
             records = self.client.retrieve(
                 self.collection, [point_id(user_id)], with_payload=True, with_vectors=False
             )
@@ -130,7 +146,7 @@ class ClientUserSink:
         return dict(records[0].payload or {})
 
     def count(self) -> int:
-        with self._lock:
+        with self._use():
             return int(self.client.count(self.collection, exact=True).count)
 
     def users_holding(self, item_id: str, limit: int = 10_000) -> list[str]:
@@ -141,7 +157,7 @@ class ClientUserSink:
         users: list[str] = []
         offset: models.ExtendedPointId | None = None
         while len(users) < limit:
-            with self._lock:
+            with self._use():
                 records, offset = self.client.scroll(
                     self.collection,
                     scroll_filter=flt,

@@ -51,8 +51,9 @@ json_values = st.recursive(
     | st.integers(min_value=-(2**70), max_value=2**70)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=30),
-    lambda children: st.lists(children, max_size=5)
-    | st.dictionaries(st.text(max_size=10), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5)
+    ),
     max_leaves=20,
 )
 
@@ -90,10 +91,16 @@ NASTY: list[tuple[str, bytes | None, str]] = [
     ("clicks", b"\xff\xfe\xfa not utf-8", "malformed_json"),
     ("clicks", b"[" * 10_000 + b"]" * 10_000, "malformed_json"),  # deeper than orjson allows
     ("clicks", b'{"a": ' + b"1" * (10 * 1024 * 1024) + b"}", "oversize"),  # a 10 MB value
-    ("dwell", b'{"event_id":"e","user_id":"u-1","item_id":"i-1","ts":1,"dwell_ms":NaN}',
-     "malformed_json"),
-    ("dwell", b'{"event_id":"e","user_id":"u-1","item_id":"i-1","ts":1,"dwell_ms":Infinity}',
-     "malformed_json"),
+    (
+        "dwell",
+        b'{"event_id":"e","user_id":"u-1","item_id":"i-1","ts":1,"dwell_ms":NaN}',
+        "malformed_json",
+    ),
+    (
+        "dwell",
+        b'{"event_id":"e","user_id":"u-1","item_id":"i-1","ts":1,"dwell_ms":Infinity}',
+        "malformed_json",
+    ),
     ("dwell", _example("dwell", user_id="u-1", item_id="i-1", dwell_ms=-5), "schema_violation"),
     ("clicks", _example("clicks", user_id="u-1", item_id="i-1", ts=-1), "schema_violation"),
     ("clicks", _example("clicks", user_id="u-1", item_id="nope"), "unknown_item"),
