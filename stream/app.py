@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,6 +129,20 @@ class _Lifecycle(mode.Service):
                 die("catalog replica died", failure)
             await self.sampler.sample()
             await self.sleep(1.0)
+
+    @mode.Service.task
+    async def _broker_watch(self) -> None:
+        """Kafka clients retry a lost broker forever, so a worker would hang silently; instead
+        it exits non-zero after ``broker_down_exit_s`` without an answer, and its supervisor
+        restarts it (un-acknowledged batches are re-delivered then)."""
+        limit = self.rapp.settings.broker_down_exit_s
+        last_ok = time.monotonic()
+        while not self.should_stop:
+            await self.sleep(min(2.0, limit / 4))
+            if await self.rapp.outputs.broker_reachable():
+                last_ok = time.monotonic()
+            elif time.monotonic() - last_ok > limit:
+                die(f"broker {self.rapp.settings.kafka_bootstrap} unreachable for {limit:.0f} s")
 
 
 def create_app(

@@ -81,6 +81,8 @@ class Settings:
     fetch_max_wait_ms: int = 20
     feeds: tuple[str, ...] = ("for_you",)
     rebalance_timeout_s: float = 6.0
+    #: a worker that cannot reach the broker this long exits non-zero (a supervisor restarts it)
+    broker_down_exit_s: float = 30.0
     ranking_profile: str | None = None
 
     @classmethod
@@ -120,6 +122,7 @@ class Settings:
             fetch_max_wait_ms=_int(env, "RECSTREAM_FETCH_MAX_WAIT_MS", 20),
             feeds=feeds or ("for_you",),
             rebalance_timeout_s=float(env.get("RECSTREAM_REBALANCE_TIMEOUT_S") or 6.0),
+            broker_down_exit_s=float(env.get("RECSTREAM_BROKER_DOWN_EXIT_S") or 30.0),
             ranking_profile=env.get("RECSTREAM_RANKING_PROFILE") or None,
         )
 

@@ -46,3 +46,14 @@ class OutputProducer:
         if topic is None:
             topic = self._topics[name] = self.settings.topic(name)
         return await self._producer.send(topic, value=value, key=key or None, partition=partition)
+
+    async def broker_reachable(self, timeout: float = 2.0) -> bool:
+        """One metadata round trip: is the cluster answering at all?"""
+        if self._producer is None:
+            return False
+        try:
+            return bool(
+                await asyncio.wait_for(self._producer.client.fetch_all_metadata(), timeout)
+            )
+        except Exception:
+            return False
