@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-import time
 from dataclasses import dataclass
 from typing import Any
 

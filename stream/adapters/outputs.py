@@ -52,8 +52,6 @@ class OutputProducer:
         if self._producer is None:
             return False
         try:
-            return bool(
-                await asyncio.wait_for(self._producer.client.fetch_all_metadata(), timeout)
-            )
+            return bool(await asyncio.wait_for(self._producer.client.fetch_all_metadata(), timeout))
         except Exception:
             return False
