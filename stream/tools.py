@@ -185,14 +185,9 @@ async def read_latest(settings: Settings, topic: str, idle_rounds: int = 3) -> d
     The end is found by empty fetches, not end offsets (the bundled broker reports wrong end
     offsets for multi-record batches)."""
     name = settings.topic(topic)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=20,
-        **settings.kafka_security.aiokafka_kwargs(),
-    )
+    from stream.adapters.follower import standalone_consumer
+
+    consumer = standalone_consumer(settings)
     await consumer.start()
     latest: dict[str, Any] = {}
     try:

@@ -27,6 +27,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from stream.adapters.follower import standalone_consumer
 from stream.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -125,15 +126,7 @@ class ChangelogStore:
     async def _recover(self, partition: int) -> None:
         started = time.monotonic()
         start = self.applied_offset(partition) + 1
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
-            max_partition_fetch_bytes=8 * 1024 * 1024,
-            **self.settings.kafka_security.aiokafka_kwargs(),
-        )
+        consumer = standalone_consumer(self.settings, fetch_bytes=8 * 1024 * 1024)
         await consumer.start()
         restored = 0
         try:

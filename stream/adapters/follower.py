@@ -20,6 +20,20 @@ from stream.settings import Settings
 Apply = Callable[[str, ConsumerRecord[bytes, bytes]], Awaitable[None]]
 
 
+def standalone_consumer(settings: Settings, fetch_bytes: int = 4 * 1024 * 1024) -> AIOKafkaConsumer:
+    """A consumer outside any group, reading from the earliest offset, committing nothing: what
+    every reader of whole topics here uses (replicas, state recovery, tools)."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        max_partition_fetch_bytes=fetch_bytes,
+        **settings.kafka_security.aiokafka_kwargs(),
+    )
+
+
 class Follower:
     """One consumer over ``topics`` (full names); ``apply(topic, record)`` for every record."""
 
@@ -33,15 +47,7 @@ class Follower:
         self._last_empty_round_start = -1.0
 
     async def start(self) -> None:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
-            max_partition_fetch_bytes=4 * 1024 * 1024,
-            **self.settings.kafka_security.aiokafka_kwargs(),
-        )
+        consumer = standalone_consumer(self.settings)
         await consumer.start()
         partitions: list[TopicPartition] = []
         try:
