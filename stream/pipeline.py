@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -128,8 +129,8 @@ class Pipeline:
         if self.durability is not None:
             await self.durability.recover({r.partition for r in records})
         self.metrics.batch_size.observe(len(records))
-        for r in records:
-            self.metrics.consumed.labels(r.topic).inc()
+        for topic, n in Counter(r.topic for r in records).items():
+            self.metrics.consumed.labels(topic).inc(n)
         decoded = await self._decode_all(records)
         plan = BatchPlan()
         work: dict[str, UserWork] = {}
@@ -204,8 +205,8 @@ class Pipeline:
             plan.writes.append((user_id, work.partition, profile.to_bytes()))
             self.metrics.stock_refreshes.inc()
         self.metrics.step_seconds.observe(time.perf_counter() - started)
-        for e in work.events:
-            self.metrics.processed.labels(e.topic).inc()
+        for topic, n in Counter(e.topic for e in work.events).items():
+            self.metrics.processed.labels(topic).inc(n)
         if profile is not None:
             for rec in recs:
                 self._plan_list(plan, profile, rec, work.received_ms)
