@@ -12,6 +12,7 @@ from typing import Any
 
 from stream.domain.catalog import Catalog
 from stream.domain.events import UserEvent
+from stream.domain.learned import RepeatModel
 from stream.domain.profile import (
     DEFAULT_PROFILE_CONFIG,
     ProfileConfig,
@@ -21,6 +22,7 @@ from stream.domain.profile import (
 )
 from stream.domain.ranking import RankedItem, RankingProfile, rank
 from stream.domain.relations import CoOccurrence, RelatedItems
+from stream.domain.signals import category_of
 
 #: Popularity credit per event type (cold-start ranking).
 POPULARITY_WEIGHT = {"clicks": 1.0, "dwell": 0.5, "carts": 2.0, "orders": 3.0}
@@ -89,13 +91,16 @@ class Engine:
     profile_config: ProfileConfig = DEFAULT_PROFILE_CONFIG
     variant: str = "A"
     feeds: tuple[str, ...] = ("for_you",)
+    repeats: RepeatModel = field(default_factory=RepeatModel)
 
     def _features_of(self, item_id: str) -> Iterable[str]:
         idx = self.catalog.index.get(item_id)
         return () if idx is None else self.catalog.features_of(idx)
 
     def learn(self, profile: UserProfile, event: UserEvent) -> None:
-        """Update shared read models (popularity, co-occurrence) from one applied event."""
+        """Update shared read models (popularity, co-occurrence, repeat propensities) from one
+        applied event; ``profile`` is the user's state before it."""
+        self.repeats.observe(profile, event, category_of(self.catalog))
         weight = POPULARITY_WEIGHT.get(event.topic, 0.0)
         if event.topic == "carts" and event.action not in ("add", "favorite"):
             weight = 0.0
@@ -139,7 +144,14 @@ class Engine:
         out = []
         for feed in self.feeds:
             items = rank(
-                profile, self.catalog, self.relations, self.ranking, now, feed, self.profile_config
+                profile,
+                self.catalog,
+                self.relations,
+                self.ranking,
+                now,
+                feed,
+                self.profile_config,
+                learned=self.repeats,
             )
             if feed == "for_you":
                 profile.last_items = [item.item_id for item in items]

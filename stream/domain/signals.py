@@ -1,0 +1,235 @@
+"""Candidates, eligibility and the engine's ranking signals, before any weight is applied.
+
+Ranking is ``score = weights · signals``: this module computes the candidate set and one row
+of signals per candidate (each roughly in [0, 1]); ``ranking.rank`` applies a profile's weights
+and the learning-to-rank fit (``stream.evaluation.fit_ranking``) learns those weights from the
+same rows. The eligibility rules are here too, so baselines in the evaluator ban exactly what
+the engine bans.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from stream.domain.catalog import PAD, Catalog
+from stream.domain.learned import RepeatModel
+from stream.domain.profile import DEFAULT_PROFILE_CONFIG, ProfileConfig, UserProfile, decayed
+from stream.domain.relations import RelatedItems
+
+if TYPE_CHECKING:
+    from stream.domain.ranking import RankingProfile
+
+#: Columns of ``Signals.values``; ``RankingProfile.signal_weights`` follows this order.
+SIGNALS = (
+    "affinity_session",
+    "affinity_long",
+    "relation",
+    "popularity",
+    "repeat",
+    "view_return",
+)
+CategoryOf = Callable[[str], str | None]
+
+
+def category_of(catalog: Catalog) -> CategoryOf:
+    """Leaf category name of an item id (None without attributes or when unknown)."""
+
+    def inner(item_id: str) -> str | None:
+        idx = catalog.index.get(item_id)
+        if idx is None:
+            return None
+        cat = int(catalog.category[idx])
+        return None if cat == PAD else catalog.vocab_names[cat]
+
+    return inner
+
+
+def banned_items(
+    profile: UserProfile,
+    rp: RankingProfile,
+    now_ms: float,
+    learned: RepeatModel | None,
+    category: CategoryOf,
+) -> set[str]:
+    """Items this user must not be shown. A profile's explicit ``filter_purchased`` /
+    ``filter_seen`` wins; left unset (None), an item the user bought (viewed) is banned when the
+    shop's customers re-buy it (buy what they viewed) less often than ``min_return_rate``."""
+    banned: set[str] = set(profile.returned) if rp.filter_returned else set()
+    if rp.filter_just_bought and now_ms - profile.just_bought_ts < rp.just_bought_window_ms:
+        banned.update(profile.just_bought)
+    bought = set(profile.purchases) | {q[0] for q in profile.queries if q[1] == "buy"}
+    viewed = {q[0] for q in profile.queries if q[1] == "view"} - bought
+    if rp.filter_seen:
+        return banned | bought | viewed
+    if rp.filter_purchased:
+        banned |= bought
+    elif rp.filter_purchased is None and learned is not None:
+        banned.update(i for i in bought if learned.rebuy_rate(i, category(i)) < rp.min_return_rate)
+    if rp.filter_seen is None and learned is not None:
+        banned.update(
+            i for i in viewed if learned.view_return_rate(i, category(i)) < rp.min_return_rate
+        )
+    return banned
+
+
+@dataclass
+class Signals:
+    """Eligible candidates (sorted item indexes) and their signal rows."""
+
+    cands: np.ndarray
+    values: np.ndarray  # (len(cands), len(SIGNALS))
+    rel_source: dict[int, tuple[float, int, str, float]]
+    liked: dict[int, float]  # feature id -> positive affinity, for the reasons
+
+
+def _dense(catalog: Catalog, aff: dict[str, float]) -> np.ndarray:
+    weights = np.zeros(len(catalog.vocab_names), dtype=np.float64)
+    for name, w in aff.items():
+        fid = catalog.vocab.get(name)
+        if fid is not None and fid != PAD:
+            weights[fid] = w
+    return weights
+
+
+def candidate_signals(
+    profile: UserProfile,
+    catalog: Catalog,
+    relations: RelatedItems,
+    rp: RankingProfile,
+    now_ms: float,
+    feed: str = "for_you",
+    cfg: ProfileConfig = DEFAULT_PROFILE_CONFIG,
+    learned: RepeatModel | None = None,
+) -> Signals:
+    """Candidates from relations, purchase memory, viewed items, liked features and popularity;
+    business filters; one signal row per surviving candidate."""
+    cat_of = category_of(catalog)
+    banned = banned_items(profile, rp, now_ms, learned, cat_of)
+    rel_scores, rel_source = relation_scores(profile, catalog, relations, rp, now_ms)
+    repeat = _repeat_scores(profile, catalog, now_ms, cfg, learned, banned)
+    views = _view_scores(profile, catalog, rp, now_ms, learned, banned)
+    session = _dense(catalog, profile.affinities(now_ms, cfg, 1.0, 0.0))
+    long_term = _dense(catalog, profile.affinities(now_ms, cfg, 0.0, 1.0))
+    combined = rp.w_session * session + rp.w_long_term * long_term
+    liked = {int(f): float(combined[f]) for f in np.flatnonzero(combined > 0)}
+    pools = [
+        np.fromiter(rel_scores.keys(), dtype=np.int64, count=len(rel_scores)),
+        np.fromiter(repeat.keys(), dtype=np.int64, count=len(repeat)),
+        np.fromiter(views.keys(), dtype=np.int64, count=len(views)),
+    ]
+    for fid in sorted(liked, key=lambda f: -liked[f])[: rp.affinity_features]:
+        pools.append(catalog.top_for_feature(fid, rp.per_feature_candidates))
+    pools.append(catalog.popular(rp.popular_candidates))
+    cands = np.unique(np.concatenate(pools))
+    keep = catalog.eligible(cands)
+    if feed == "deals_for_you":
+        keep &= catalog.deal[cands]
+    elif feed == "new_for_you":
+        keep &= catalog.new[cands]
+    if banned:
+        banned_idx = [catalog.index[i] for i in banned if i in catalog.index]
+        keep &= ~np.isin(cands, banned_idx)
+    cands = cands[keep]
+    values = np.zeros((cands.size, len(SIGNALS)), dtype=np.float64)
+    if cands.size:
+        feat = catalog.feature_ids[cands]
+        for col, dense in ((0, session), (1, long_term)):
+            values[:, col] = dense[feat].sum(axis=1) / max(1.0, float(np.abs(dense).max()))
+        rel = lookup(rel_scores, cands)
+        values[:, 2] = rel / max(1e-9, float(rel.max())) if rel.any() else rel
+        pop = catalog.popularity[cands]
+        pop_max = float(pop.max())
+        values[:, 3] = np.log1p(pop) / math.log1p(pop_max) if pop_max > 0 else 0.0
+        values[:, 4] = lookup(repeat, cands)
+        values[:, 5] = lookup(views, cands)
+    return Signals(cands, values, rel_source, liked)
+
+
+def _repeat_scores(
+    profile: UserProfile,
+    catalog: Catalog,
+    now_ms: float,
+    cfg: ProfileConfig,
+    learned: RepeatModel | None,
+    banned: set[str],
+) -> dict[int, float]:
+    """Re-buy propensity × the user's decayed purchase count (relative to their strongest)."""
+    cat_of = category_of(catalog)
+    memory: dict[int, float] = {}
+    for item_id, (n, ts) in profile.purchases.items():
+        idx = catalog.index.get(item_id)
+        if idx is not None and item_id not in banned:
+            rate = 1.0 if learned is None else learned.rebuy_rate(item_id, cat_of(item_id))
+            memory[idx] = rate * decayed(n, ts, now_ms, cfg.repeat_tau_ms)
+    top = max(memory.values(), default=0.0)
+    return {i: v / top for i, v in memory.items()} if top > 0 else {}
+
+
+def _view_scores(
+    profile: UserProfile,
+    catalog: Catalog,
+    rp: RankingProfile,
+    now_ms: float,
+    learned: RepeatModel | None,
+    banned: set[str],
+) -> dict[int, float]:
+    """Viewed, not bought items: view-return propensity × recency of the view."""
+    if learned is None:
+        return {}
+    cat_of = category_of(catalog)
+    out: dict[int, float] = {}
+    for item_id, role, ts in profile.queries[: rp.query_items]:
+        idx = catalog.index.get(item_id)
+        if role != "view" or idx is None or item_id in banned or item_id in profile.purchases:
+            continue
+        recency = math.exp(-max(0.0, now_ms - ts) / rp.query_tau_ms)
+        out[idx] = max(
+            out.get(idx, 0.0), learned.view_return_rate(item_id, cat_of(item_id)) * recency
+        )
+    return out
+
+
+def relation_scores(
+    profile: UserProfile,
+    catalog: Catalog,
+    relations: RelatedItems,
+    rp: RankingProfile,
+    now_ms: float,
+) -> tuple[dict[int, float], dict[int, tuple[float, int, str, float]]]:
+    """Relation strength × query recency summed over the query set, and for each target the
+    query that contributed most (what its reason names). Plain dicts: at a few hundred
+    (query, target) pairs they beat numpy's per-call overhead."""
+    scores: dict[int, float] = {}
+    source: dict[int, tuple[float, int, str, float]] = {}
+    for item_id, role, ts in profile.queries[: rp.query_items]:
+        q = catalog.index.get(item_id)
+        if q is None:
+            continue
+        recency = math.exp(-max(0.0, now_ms - ts) / rp.query_tau_ms)
+        if role == "buy":
+            recency *= rp.buy_query_weight
+        targets, strengths = relations.related(q, role)
+        for j, strength in zip(targets.tolist(), strengths.tolist(), strict=True):
+            contribution = strength * recency
+            scores[j] = scores.get(j, 0.0) + contribution
+            best = source.get(j)
+            if best is None or contribution > best[0]:
+                source[j] = (contribution, q, role, ts)
+    return scores, source
+
+
+def lookup(scores: dict[int, float], cands: np.ndarray) -> np.ndarray:
+    """Scores of sorted candidate indexes from a sparse dict, without a Python loop per item."""
+    out = np.zeros(cands.size, dtype=np.float64)
+    if scores:
+        keys = np.fromiter(scores.keys(), dtype=np.int64, count=len(scores))
+        vals = np.fromiter(scores.values(), dtype=np.float64, count=len(scores))
+        pos = np.searchsorted(cands, keys)
+        hit = (pos < cands.size) & (cands[np.minimum(pos, cands.size - 1)] == keys)
+        out[pos[hit]] = vals[hit]
+    return out
