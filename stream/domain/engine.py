@@ -23,6 +23,7 @@ from stream.domain.profile import (
 from stream.domain.ranking import RankedItem, RankingProfile, rank
 from stream.domain.relations import CoOccurrence, RelatedItems
 from stream.domain.signals import category_of
+from stream.domain.trending import Trending
 
 #: Popularity credit per event type (cold-start ranking).
 POPULARITY_WEIGHT = {"clicks": 1.0, "dwell": 0.5, "carts": 2.0, "orders": 3.0}
@@ -92,6 +93,7 @@ class Engine:
     variant: str = "A"
     feeds: tuple[str, ...] = ("for_you",)
     repeats: RepeatModel = field(default_factory=RepeatModel)
+    trending: Trending = field(default_factory=Trending)
 
     def _features_of(self, item_id: str) -> Iterable[str]:
         idx = self.catalog.index.get(item_id)
@@ -109,6 +111,7 @@ class Engine:
         index = self.catalog.index
         items = [index[i] for i in event.item_ids if i in index]
         self.catalog.record_interaction(items, weight)
+        self.trending.observe(items, weight, event.ts)
         if isinstance(self.relations, CoOccurrence):
             recent = [
                 index[q[0]]
@@ -152,6 +155,7 @@ class Engine:
                 feed,
                 self.profile_config,
                 learned=self.repeats,
+                trending=self.trending,
             )
             if feed == "for_you":
                 profile.last_items = [item.item_id for item in items]

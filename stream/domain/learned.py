@@ -17,7 +17,7 @@ needs the user's profile *before* the event (to know what they had bought or vie
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,6 +81,21 @@ class RateTable:
             parent = cat.shrunk(parent)
         item = self.items.get(item_id)
         return parent if item is None else item.shrunk(parent)
+
+    def rates(self, item_ids: Iterable[str], category_of: CategoryOf) -> dict[str, float]:
+        """``rate`` for many items at once (shop and category rates computed once each)."""
+        shop = self.shop_rate()
+        parents: dict[str | None, float] = {None: shop}
+        out: dict[str, float] = {}
+        for item_id in item_ids:
+            category = category_of(item_id)
+            parent = parents.get(category)
+            if parent is None:
+                cat = self.categories.get(category) if category else None
+                parent = parents[category] = shop if cat is None else cat.shrunk(shop)
+            item = self.items.get(item_id)
+            out[item_id] = parent if item is None else item.shrunk(parent)
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -22,6 +22,7 @@ from stream.domain.profile import DEFAULT_PROFILE_CONFIG, ProfileConfig, UserPro
 from stream.domain.reasons import reasons_for
 from stream.domain.relations import RelatedItems
 from stream.domain.signals import candidate_signals
+from stream.domain.trending import Trending
 
 FEEDS = ("for_you", "deals_for_you", "new_for_you")
 #: ``weights`` keys of a profile body, in ``signals.SIGNALS`` order after the affinity pair
@@ -33,6 +34,8 @@ WEIGHT_KEYS = {
     "long_term": "w_long_term",
     "repeat": "w_repeat",
     "view_return": "w_view_return",
+    "trend_day": "w_trend_day",
+    "trend_week": "w_trend_week",
 }
 
 
@@ -70,6 +73,9 @@ class RankingProfile:
     w_repeat: float = 4.0
     #: learned view-return propensity × recency of the view
     w_view_return: float = 1.0
+    #: interactions decayed over a day / a week, relative to the hottest item
+    w_trend_day: float = 0.0
+    w_trend_week: float = 0.0
     #: how the weights were obtained ("hand" or the fit's slice), reported by `eval`
     fitted_on: str = "hand"
 
@@ -87,6 +93,8 @@ class RankingProfile:
                 self.w_popularity,
                 self.w_repeat,
                 self.w_view_return,
+                self.w_trend_day,
+                self.w_trend_week,
             ]
         )
 
@@ -141,11 +149,12 @@ def rank(
     cfg: ProfileConfig = DEFAULT_PROFILE_CONFIG,
     explain: bool = True,
     learned: RepeatModel | None = None,
+    trending: Trending | None = None,
 ) -> list[RankedItem]:
     """Rank candidates for one user and feed; never returns an ineligible item."""
     if len(catalog) == 0:
         return []
-    sig = candidate_signals(profile, catalog, relations, rp, now_ms, feed, cfg, learned)
+    sig = candidate_signals(profile, catalog, relations, rp, now_ms, feed, cfg, learned, trending)
     cands = sig.cands
     if cands.size == 0:
         return []
@@ -165,7 +174,13 @@ def rank(
     for pos in chosen:
         idx = int(cands[pos])
         t = terms[pos]
-        parts = (float(t[0] + t[1]), float(t[2]), float(t[3]), float(t[4]), float(t[5]))
+        parts = (
+            float(t[0] + t[1]),
+            float(t[2]),
+            float(t[3] + t[6] + t[7]),
+            float(t[4]),
+            float(t[5]),
+        )
         reasons = reasons_for(idx, parts, sig.liked, catalog, profile, sig.rel_source, now_ms, feed)
         picked.append(RankedItem(catalog.ids[idx], float(score[pos]), reasons))
     return picked

@@ -20,6 +20,7 @@ from stream.domain.catalog import PAD, Catalog
 from stream.domain.learned import RepeatModel
 from stream.domain.profile import DEFAULT_PROFILE_CONFIG, ProfileConfig, UserProfile, decayed
 from stream.domain.relations import RelatedItems
+from stream.domain.trending import Trending
 
 if TYPE_CHECKING:
     from stream.domain.ranking import RankingProfile
@@ -32,6 +33,8 @@ SIGNALS = (
     "popularity",
     "repeat",
     "view_return",
+    "trend_day",
+    "trend_week",
 )
 CategoryOf = Callable[[str], str | None]
 
@@ -49,12 +52,27 @@ def category_of(catalog: Catalog) -> CategoryOf:
     return inner
 
 
+@dataclass
+class Returns:
+    """The items a user bought / only viewed, each with the learned chance that customers come
+    back to such an item (1.0 for everything when no model is given: nothing is banned)."""
+
+    bought: dict[str, float]
+    viewed: dict[str, float]
+
+
+def returns_of(profile: UserProfile, learned: RepeatModel | None, category: CategoryOf) -> Returns:
+    bought = set(profile.purchases) | {q[0] for q in profile.queries if q[1] == "buy"}
+    viewed = {q[0] for q in profile.queries if q[1] == "view"} - bought
+    if learned is None:
+        return Returns(dict.fromkeys(bought, 1.0), dict.fromkeys(viewed, 1.0))
+    return Returns(
+        learned.rebuy.rates(bought, category), learned.view_return.rates(viewed, category)
+    )
+
+
 def banned_items(
-    profile: UserProfile,
-    rp: RankingProfile,
-    now_ms: float,
-    learned: RepeatModel | None,
-    category: CategoryOf,
+    profile: UserProfile, rp: RankingProfile, now_ms: float, returns: Returns
 ) -> set[str]:
     """Items this user must not be shown. A profile's explicit ``filter_purchased`` /
     ``filter_seen`` wins; left unset (None), an item the user bought (viewed) is banned when the
@@ -62,18 +80,15 @@ def banned_items(
     banned: set[str] = set(profile.returned) if rp.filter_returned else set()
     if rp.filter_just_bought and now_ms - profile.just_bought_ts < rp.just_bought_window_ms:
         banned.update(profile.just_bought)
-    bought = set(profile.purchases) | {q[0] for q in profile.queries if q[1] == "buy"}
-    viewed = {q[0] for q in profile.queries if q[1] == "view"} - bought
     if rp.filter_seen:
-        return banned | bought | viewed
+        return banned | returns.bought.keys() | returns.viewed.keys()
+    floor = rp.min_return_rate
     if rp.filter_purchased:
-        banned |= bought
-    elif rp.filter_purchased is None and learned is not None:
-        banned.update(i for i in bought if learned.rebuy_rate(i, category(i)) < rp.min_return_rate)
-    if rp.filter_seen is None and learned is not None:
-        banned.update(
-            i for i in viewed if learned.view_return_rate(i, category(i)) < rp.min_return_rate
-        )
+        banned |= returns.bought.keys()
+    elif rp.filter_purchased is None:
+        banned.update(i for i, rate in returns.bought.items() if rate < floor)
+    if rp.filter_seen is None:
+        banned.update(i for i, rate in returns.viewed.items() if rate < floor)
     return banned
 
 
@@ -105,14 +120,15 @@ def candidate_signals(
     feed: str = "for_you",
     cfg: ProfileConfig = DEFAULT_PROFILE_CONFIG,
     learned: RepeatModel | None = None,
+    trending: Trending | None = None,
 ) -> Signals:
-    """Candidates from relations, purchase memory, viewed items, liked features and popularity;
-    business filters; one signal row per surviving candidate."""
-    cat_of = category_of(catalog)
-    banned = banned_items(profile, rp, now_ms, learned, cat_of)
+    """Candidates from relations, purchase memory, viewed items, liked features, popularity
+    (all-time and recent); business filters; one signal row per surviving candidate."""
+    returns = returns_of(profile, learned, category_of(catalog))
+    banned = banned_items(profile, rp, now_ms, returns)
     rel_scores, rel_source = relation_scores(profile, catalog, relations, rp, now_ms)
-    repeat = _repeat_scores(profile, catalog, now_ms, cfg, learned, banned)
-    views = _view_scores(profile, catalog, rp, now_ms, learned, banned)
+    repeat = _repeat_scores(profile, catalog, now_ms, cfg, returns.bought, banned)
+    views = _view_scores(profile, catalog, rp, now_ms, returns.viewed if learned else {}, banned)
     session = _dense(catalog, profile.affinities(now_ms, cfg, 1.0, 0.0))
     long_term = _dense(catalog, profile.affinities(now_ms, cfg, 0.0, 1.0))
     combined = rp.w_session * session + rp.w_long_term * long_term
@@ -125,6 +141,8 @@ def candidate_signals(
     for fid in sorted(liked, key=lambda f: -liked[f])[: rp.affinity_features]:
         pools.append(catalog.top_for_feature(fid, rp.per_feature_candidates))
     pools.append(catalog.popular(rp.popular_candidates))
+    if trending is not None:
+        pools.append(trending.top(rp.popular_candidates))
     cands = np.unique(np.concatenate(pools))
     keep = catalog.eligible(cands)
     if feed == "deals_for_you":
@@ -147,6 +165,8 @@ def candidate_signals(
         values[:, 3] = np.log1p(pop) / math.log1p(pop_max) if pop_max > 0 else 0.0
         values[:, 4] = lookup(repeat, cands)
         values[:, 5] = lookup(views, cands)
+        if trending is not None:
+            values[:, 6:8] = trending.values(cands)
     return Signals(cands, values, rel_source, liked)
 
 
@@ -155,17 +175,15 @@ def _repeat_scores(
     catalog: Catalog,
     now_ms: float,
     cfg: ProfileConfig,
-    learned: RepeatModel | None,
+    rates: dict[str, float],
     banned: set[str],
 ) -> dict[int, float]:
     """Re-buy propensity × the user's decayed purchase count (relative to their strongest)."""
-    cat_of = category_of(catalog)
     memory: dict[int, float] = {}
     for item_id, (n, ts) in profile.purchases.items():
         idx = catalog.index.get(item_id)
         if idx is not None and item_id not in banned:
-            rate = 1.0 if learned is None else learned.rebuy_rate(item_id, cat_of(item_id))
-            memory[idx] = rate * decayed(n, ts, now_ms, cfg.repeat_tau_ms)
+            memory[idx] = rates.get(item_id, 1.0) * decayed(n, ts, now_ms, cfg.repeat_tau_ms)
     top = max(memory.values(), default=0.0)
     return {i: v / top for i, v in memory.items()} if top > 0 else {}
 
@@ -175,22 +193,17 @@ def _view_scores(
     catalog: Catalog,
     rp: RankingProfile,
     now_ms: float,
-    learned: RepeatModel | None,
+    rates: dict[str, float],
     banned: set[str],
 ) -> dict[int, float]:
     """Viewed, not bought items: view-return propensity × recency of the view."""
-    if learned is None:
-        return {}
-    cat_of = category_of(catalog)
     out: dict[int, float] = {}
     for item_id, role, ts in profile.queries[: rp.query_items]:
         idx = catalog.index.get(item_id)
-        if role != "view" or idx is None or item_id in banned or item_id in profile.purchases:
+        if role != "view" or idx is None or item_id in banned or item_id not in rates:
             continue
         recency = math.exp(-max(0.0, now_ms - ts) / rp.query_tau_ms)
-        out[idx] = max(
-            out.get(idx, 0.0), learned.view_return_rate(item_id, cat_of(item_id)) * recency
-        )
+        out[idx] = max(out.get(idx, 0.0), rates[item_id] * recency)
     return out
 
 
