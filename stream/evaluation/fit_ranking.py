@@ -96,7 +96,7 @@ class RankingFitter:
         if not train or not valid or not any(log.labels.any() for log in train):
             info["outcome"] = "not enough logged purchases: hand weights kept"
             return base, info
-        w = non_negative_fit([log for log in train if log.labels.any()])
+        w = refine(train, non_negative_fit([log for log in train if log.labels.any()]))
         fitted = with_weights(base, w, _slice(train))
         base_recall = validation_recall(valid, base.signal_weights())
         fit_recall = validation_recall(valid, fitted.signal_weights())
@@ -175,13 +175,31 @@ def non_negative_fit(logs: list[LoggedList]) -> np.ndarray:
     return np.zeros(free.size)
 
 
+def refine(logs: list[LoggedList], w: np.ndarray, passes: int = 2) -> np.ndarray:
+    """Tune the fitted weights for what is reported, Recall@K of the top of each list, on the
+    *fit* slice: coordinate ascent over multiplicative steps. The likelihood fit weighs every
+    bought item, even those no ranking could place in a top ten; this puts the emphasis back
+    on the head of the list."""
+    best = validation_recall(logs, w)
+    for _ in range(passes):
+        for j in np.flatnonzero(w > 0).tolist():
+            for factor in (0.25, 0.5, 0.7, 1.4, 2.0, 4.0):
+                trial = w.copy()
+                trial[j] *= factor
+                recall = validation_recall(logs, trial)
+                if recall > best + 1e-9:
+                    best, w = recall, trial
+    return w
+
+
 def validation_recall(logs: list[LoggedList], weights: np.ndarray, k: int = K) -> float:
     """Mean Recall@k of re-ranking the logged candidates with ``weights``."""
     if not logs:
         return 0.0
     total = 0.0
     for log in logs:
-        top = np.argsort(-(log.values @ weights), kind="stable")[:k]
+        score = log.values @ weights
+        top = np.argpartition(-score, k)[:k] if score.size > k else np.arange(score.size)
         total += float(log.labels[top].sum()) / max(1, log.targets)
     return total / len(logs)
 
