@@ -36,6 +36,7 @@ WEIGHT_KEYS = {
     "view_return": "w_view_return",
     "trend_day": "w_trend_day",
     "trend_week": "w_trend_week",
+    "relation_long": "w_relation_long",
 }
 
 
@@ -76,6 +77,10 @@ class RankingProfile:
     #: interactions decayed over a day / a week, relative to the hottest item
     w_trend_day: float = 0.0
     w_trend_week: float = 0.0
+    #: relations of the whole query set (``long_query_items``), decayed over weeks
+    w_relation_long: float = 0.0
+    long_query_items: int = 100
+    long_query_tau_ms: float = 30 * 24 * 3600 * 1000.0
     #: how the weights were obtained ("hand" or the fit's slice), reported by `eval`
     fitted_on: str = "hand"
 
@@ -95,6 +100,7 @@ class RankingProfile:
                 self.w_view_return,
                 self.w_trend_day,
                 self.w_trend_week,
+                self.w_relation_long,
             ]
         )
 

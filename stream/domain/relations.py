@@ -28,7 +28,7 @@ class CoOccurrence:
     is dropped, which bounds memory at O(items × max_neighbours).
     """
 
-    def __init__(self, max_neighbours: int = 64, top_k: int = 20) -> None:
+    def __init__(self, max_neighbours: int = 256, top_k: int = 40) -> None:
         self.max_neighbours = max_neighbours
         self.top_k = top_k
         self.pairs: dict[int, dict[int, float]] = {}

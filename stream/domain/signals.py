@@ -35,6 +35,7 @@ SIGNALS = (
     "view_return",
     "trend_day",
     "trend_week",
+    "relation_long",
 )
 CategoryOf = Callable[[str], str | None]
 
@@ -126,7 +127,7 @@ def candidate_signals(
     (all-time and recent); business filters; one signal row per surviving candidate."""
     returns = returns_of(profile, learned, category_of(catalog))
     banned = banned_items(profile, rp, now_ms, returns)
-    rel_scores, rel_source = relation_scores(profile, catalog, relations, rp, now_ms)
+    rel_scores, rel_long, rel_source = relation_scores(profile, catalog, relations, rp, now_ms)
     repeat = _repeat_scores(profile, catalog, now_ms, cfg, returns.bought, banned)
     views = _view_scores(profile, catalog, rp, now_ms, returns.viewed if learned else {}, banned)
     session = _dense(catalog, profile.affinities(now_ms, cfg, 1.0, 0.0))
@@ -135,6 +136,7 @@ def candidate_signals(
     liked = {int(f): float(combined[f]) for f in np.flatnonzero(combined > 0)}
     pools = [
         np.fromiter(rel_scores.keys(), dtype=np.int64, count=len(rel_scores)),
+        np.fromiter(rel_long.keys(), dtype=np.int64, count=len(rel_long)),
         np.fromiter(repeat.keys(), dtype=np.int64, count=len(repeat)),
         np.fromiter(views.keys(), dtype=np.int64, count=len(views)),
     ]
@@ -158,8 +160,9 @@ def candidate_signals(
         feat = catalog.feature_ids[cands]
         for col, dense in ((0, session), (1, long_term)):
             values[:, col] = dense[feat].sum(axis=1) / max(1.0, float(np.abs(dense).max()))
-        rel = lookup(rel_scores, cands)
-        values[:, 2] = rel / max(1e-9, float(rel.max())) if rel.any() else rel
+        for col, scores in ((2, rel_scores), (8, rel_long)):
+            rel = lookup(scores, cands)
+            values[:, col] = rel / max(1e-9, float(rel.max())) if rel.any() else rel
         pop = catalog.popularity[cands]
         pop_max = float(pop.max())
         values[:, 3] = np.log1p(pop) / math.log1p(pop_max) if pop_max > 0 else 0.0
@@ -213,27 +216,34 @@ def relation_scores(
     relations: RelatedItems,
     rp: RankingProfile,
     now_ms: float,
-) -> tuple[dict[int, float], dict[int, tuple[float, int, str, float]]]:
-    """Relation strength × query recency summed over the query set, and for each target the
-    query that contributed most (what its reason names). Plain dicts: at a few hundred
-    (query, target) pairs they beat numpy's per-call overhead."""
+) -> tuple[dict[int, float], dict[int, float], dict[int, tuple[float, int, str, float]]]:
+    """Relation strength × query recency summed over the query set, on two horizons: the
+    latest ``query_items`` decayed with ``query_tau_ms`` (the session), and the whole query set
+    decayed with ``long_query_tau_ms`` (the user's taste); plus, for each target, the query
+    that contributed most (what its reason names). Plain dicts: at a few hundred (query,
+    target) pairs they beat numpy's per-call overhead."""
     scores: dict[int, float] = {}
+    long_scores: dict[int, float] = {}
     source: dict[int, tuple[float, int, str, float]] = {}
-    for item_id, role, ts in profile.queries[: rp.query_items]:
+    for n, (item_id, role, ts) in enumerate(profile.queries[: rp.long_query_items]):
         q = catalog.index.get(item_id)
         if q is None:
             continue
-        recency = math.exp(-max(0.0, now_ms - ts) / rp.query_tau_ms)
-        if role == "buy":
-            recency *= rp.buy_query_weight
+        age = max(0.0, now_ms - ts)
+        weight = rp.buy_query_weight if role == "buy" else 1.0
+        recency = weight * math.exp(-age / rp.query_tau_ms) if n < rp.query_items else 0.0
+        long_recency = weight * math.exp(-age / rp.long_query_tau_ms)
         targets, strengths = relations.related(q, role)
         for j, strength in zip(targets.tolist(), strengths.tolist(), strict=True):
+            long_scores[j] = long_scores.get(j, 0.0) + strength * long_recency
+            if recency <= 0.0:
+                continue
             contribution = strength * recency
             scores[j] = scores.get(j, 0.0) + contribution
             best = source.get(j)
             if best is None or contribution > best[0]:
                 source[j] = (contribution, q, role, ts)
-    return scores, source
+    return scores, long_scores, source
 
 
 def lookup(scores: dict[int, float], cands: np.ndarray) -> np.ndarray:

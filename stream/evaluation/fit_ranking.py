@@ -218,6 +218,7 @@ def with_weights(base: RankingProfile, w: np.ndarray, fitted_on: str) -> Ranking
         w_view_return=round(float(w[5]), 4),
         w_trend_day=round(float(w[6]), 4),
         w_trend_week=round(float(w[7]), 4),
+        w_relation_long=round(float(w[8]), 4),
         fitted_on=fitted_on,
     )
 

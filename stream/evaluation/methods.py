@@ -204,7 +204,7 @@ class FrozenCoOccurrenceMethod(PopularityMethod):
     def __init__(self, rules: EngineRules, train_until_ms: int) -> None:
         super().__init__(rules, name="cooccurrence_frozen")
         self.train_until_ms = train_until_ms
-        self.cooc = CoOccurrence(max_neighbours=64, top_k=30)
+        self.cooc = CoOccurrence()  # the engine's own bounds, for a like-for-like comparison
         self.ids: dict[str, int] = {}
         self.names: list[str] = []
         self.recent: dict[str, list[str]] = {}
