@@ -203,30 +203,29 @@ DATASET_NOTES: dict[str, list[str]] = {
         "simulated from real shopping patterns. One `orders` event per basket (one timestamp per "
         "basket); lines with quantity 0 (voids) are dropped; weekly deal-flag updates are not "
         "replayed here because deal flags do not enter the for_you ranking.",
-        "Ranking profile `grocery` (w_repeat 20, max 10 per leaf category) was chosen on a "
-        "120-household slice drawn with seed 1 by sweeping w_repeat in {1, 4, 8, 20} and the "
-        "category cap in {3, 10}; what lifted the engine past buy-again was a repeat-purchase "
-        "memory longer than the 100-item query set (decayed purchase counts, 300 items).",
         "Households shop days apart, so a 24 h or 2 min batch has usually seen the previous "
         "basket already: freshness can matter little here, and buy-again is a strong baseline.",
     ],
     "movielens": [
         "Data: MovieLens-100K as bundled in recbole. Mapping (derived, not observed): rating >= 4 "
         "→ `orders` (the scored purchases), 3 → `clicks`, <= 2 → `returns` (a rejection).",
-        "Ranking profile `films` never shows a film the user already rated (filter_seen) and "
-        "weighs genre affinity 0.3; the weight was chosen on the first half of the timeline "
-        "only (the scored purchases are in the second half), from {1, 0.3, 0.1} x relation "
-        "weight {2, 3, 4}.",
-        "Batch variants keep showing films rated since their last refresh (they cannot know), "
-        "which is why a 24 h batch falls below popularity: users rate in bursts of minutes.",
+        "Batch variants keep showing films rated since their last refresh (they cannot know: "
+        "the learned rules ban a film once it is rated), which is why a 24 h batch falls below "
+        "popularity: users rate in bursts of minutes.",
     ],
 }
 COMMON_NOTES = [
     "`cooccurrence_frozen`: item co-occurrence learned from purchases in the warm-up half only, "
     "never updated afterwards; a user's list sums the relations of their 10 most recent items "
     "(the user history itself is updated in real time). `popularity` refreshes its top list "
-    "every 500 purchases. All baselines apply the engine's eligibility rules (returned, just "
-    "bought, already seen where the profile says so).",
+    "every 500 purchases. All baselines apply the real-time engine's eligibility rules "
+    "(`signals.banned_items`: returned, just bought, and items bought or viewed before when the "
+    "shop's customers, as learned so far, come back to them less than 5 % of the time).",
+    "No dataset-specific configuration: unless `--profile` is given, the engine starts from the "
+    "hand `default` weights, learns re-buy and view-return propensities online from every event "
+    "(test-then-train, like popularity), and at the end of the warm-up switches every engine "
+    "variant to signal weights fitted on lists it logged during the warm-up (see 'What the "
+    "engine learned'); nothing is fitted on the scored half.",
     "Engine batch variants apply user events only at refresh boundaries (multiples of the "
     "interval) and rank as of that boundary; the real-time variant applies every event at once.",
 ]
