@@ -78,8 +78,8 @@ class RankingProfile:
     w_trend_day: float = 0.0
     w_trend_week: float = 0.0
     #: relations of the whole query set (``long_query_items``), decayed over weeks
-    w_relation_long: float = 0.0
-    long_query_items: int = 100
+    w_relation_long: float = 0.5
+    long_query_items: int = 50
     long_query_tau_ms: float = 30 * 24 * 3600 * 1000.0
     #: how the weights were obtained ("hand" or the fit's slice), reported by `eval`
     fitted_on: str = "hand"

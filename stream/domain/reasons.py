@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Container
+from typing import Protocol
+
 from stream.domain.catalog import Catalog
 from stream.domain.profile import UserProfile
+
+
+class Sources(Container[int], Protocol):
+    """Target item -> (contribution, query item, role, ts) of its strongest query."""
+
+    def __getitem__(self, idx: int) -> tuple[float, int, str, float]: ...
 
 
 def _ago(ms: float) -> str:
@@ -23,7 +32,7 @@ def reasons_for(
     liked: dict[int, float],
     catalog: Catalog,
     profile: UserProfile,
-    rel_source: dict[int, tuple[float, int, str, float]],
+    rel_source: Sources,
     now_ms: float,
     feed: str,
 ) -> list[str]:

@@ -99,7 +99,7 @@ class Signals:
 
     cands: np.ndarray
     values: np.ndarray  # (len(cands), len(SIGNALS))
-    rel_source: dict[int, tuple[float, int, str, float]]
+    rel_source: RelationSources
     liked: dict[int, float]  # feature id -> positive affinity, for the reasons
 
 
@@ -135,8 +135,7 @@ def candidate_signals(
     combined = rp.w_session * session + rp.w_long_term * long_term
     liked = {int(f): float(combined[f]) for f in np.flatnonzero(combined > 0)}
     pools = [
-        np.fromiter(rel_scores.keys(), dtype=np.int64, count=len(rel_scores)),
-        np.fromiter(rel_long.keys(), dtype=np.int64, count=len(rel_long)),
+        rel_source.targets,
         np.fromiter(repeat.keys(), dtype=np.int64, count=len(repeat)),
         np.fromiter(views.keys(), dtype=np.int64, count=len(views)),
     ]
@@ -161,7 +160,7 @@ def candidate_signals(
         for col, dense in ((0, session), (1, long_term)):
             values[:, col] = dense[feat].sum(axis=1) / max(1.0, float(np.abs(dense).max()))
         for col, scores in ((2, rel_scores), (8, rel_long)):
-            rel = lookup(scores, cands)
+            rel = lookup_sorted(rel_source.targets, scores, cands)
             values[:, col] = rel / max(1e-9, float(rel.max())) if rel.any() else rel
         pop = catalog.popularity[cands]
         pop_max = float(pop.max())
@@ -210,40 +209,91 @@ def _view_scores(
     return out
 
 
+class RelationSources:
+    """For each relation target (sorted), the query that contributed most: what its reason
+    names. Built from arrays; a dict-like view so reasons look up only the items shown."""
+
+    def __init__(
+        self, targets: np.ndarray, best: np.ndarray, queries: list[tuple[float, int, str, float]]
+    ) -> None:
+        self.targets = targets
+        self._best = best  # per target: position in ``queries``
+        self._queries = queries  # (unused contribution slot, query idx, role, ts)
+
+    def _pos(self, idx: int) -> int:
+        pos = int(np.searchsorted(self.targets, idx))
+        return pos if pos < self.targets.size and self.targets[pos] == idx else -1
+
+    def __contains__(self, idx: object) -> bool:
+        return isinstance(idx, int) and self._pos(idx) >= 0
+
+    def __getitem__(self, idx: int) -> tuple[float, int, str, float]:
+        pos = self._pos(idx)
+        if pos < 0:
+            raise KeyError(idx)
+        return self._queries[int(self._best[pos])]
+
+
+_NONE = np.zeros(0, dtype=np.int64)
+
+
 def relation_scores(
     profile: UserProfile,
     catalog: Catalog,
     relations: RelatedItems,
     rp: RankingProfile,
     now_ms: float,
-) -> tuple[dict[int, float], dict[int, float], dict[int, tuple[float, int, str, float]]]:
+) -> tuple[np.ndarray, np.ndarray, RelationSources]:
     """Relation strength × query recency summed over the query set, on two horizons: the
-    latest ``query_items`` decayed with ``query_tau_ms`` (the session), and the whole query set
-    decayed with ``long_query_tau_ms`` (the user's taste); plus, for each target, the query
-    that contributed most (what its reason names). Plain dicts: at a few hundred (query,
-    target) pairs they beat numpy's per-call overhead."""
-    scores: dict[int, float] = {}
-    long_scores: dict[int, float] = {}
-    source: dict[int, tuple[float, int, str, float]] = {}
-    for n, (item_id, role, ts) in enumerate(profile.queries[: rp.long_query_items]):
+    latest ``query_items`` decayed with ``query_tau_ms`` (the session), and, when its weight is
+    not 0, the deeper ``long_query_items`` decayed with ``long_query_tau_ms`` (the user's
+    taste). Returns both score arrays aligned with ``sources.targets`` (sorted item indexes)."""
+    long_on = rp.w_relation_long > 0  # a zero weight: no cost, no candidates
+    depth = rp.long_query_items if long_on else rp.query_items
+    parts: list[tuple[np.ndarray, np.ndarray, float, float, int]] = []
+    queries: list[tuple[float, int, str, float]] = []
+    for n, (item_id, role, ts) in enumerate(profile.queries[:depth]):
         q = catalog.index.get(item_id)
         if q is None:
             continue
         age = max(0.0, now_ms - ts)
         weight = rp.buy_query_weight if role == "buy" else 1.0
         recency = weight * math.exp(-age / rp.query_tau_ms) if n < rp.query_items else 0.0
-        long_recency = weight * math.exp(-age / rp.long_query_tau_ms)
+        long_recency = weight * math.exp(-age / rp.long_query_tau_ms) if long_on else 0.0
         targets, strengths = relations.related(q, role)
-        for j, strength in zip(targets.tolist(), strengths.tolist(), strict=True):
-            long_scores[j] = long_scores.get(j, 0.0) + strength * long_recency
-            if recency <= 0.0:
-                continue
-            contribution = strength * recency
-            scores[j] = scores.get(j, 0.0) + contribution
-            best = source.get(j)
-            if best is None or contribution > best[0]:
-                source[j] = (contribution, q, role, ts)
-    return scores, long_scores, source
+        if targets.size:
+            parts.append((targets, strengths, recency, long_recency, len(queries)))
+            queries.append((0.0, q, role, ts))
+    if not parts:
+        empty = np.zeros(0)
+        return empty, empty, RelationSources(_NONE, _NONE, queries)
+    targets = np.concatenate([p[0] for p in parts])
+    strengths = np.concatenate([p[1] for p in parts])
+    sizes = [p[0].size for p in parts]
+    short = strengths * np.repeat([p[2] for p in parts], sizes)
+    long = strengths * np.repeat([p[3] for p in parts], sizes)
+    origin = np.repeat([p[4] for p in parts], sizes)
+    keep = (short > 0) | (long > 0)
+    targets, short, long, origin = targets[keep], short[keep], long[keep], origin[keep]
+    uniq, inv = np.unique(targets, return_inverse=True)
+    short_sum = np.bincount(inv, weights=short, minlength=uniq.size)
+    long_sum = np.bincount(inv, weights=long, minlength=uniq.size)
+    # best query per target: sort by (target, -contribution), first of each group
+    order = np.lexsort((-(short + 1e-12 * long), inv))
+    first = np.ones(order.size, dtype=bool)
+    first[1:] = inv[order][1:] != inv[order][:-1]
+    best = origin[order][first]
+    return short_sum, long_sum, RelationSources(uniq, best, queries)
+
+
+def lookup_sorted(keys: np.ndarray, values: np.ndarray, cands: np.ndarray) -> np.ndarray:
+    """Values of sorted candidate indexes from sorted ``keys`` (both sorted, unique)."""
+    out = np.zeros(cands.size, dtype=np.float64)
+    if keys.size and cands.size:
+        pos = np.searchsorted(cands, keys)
+        hit = (pos < cands.size) & (cands[np.minimum(pos, cands.size - 1)] == keys)
+        out[pos[hit]] = values[hit]
+    return out
 
 
 def lookup(scores: dict[int, float], cands: np.ndarray) -> np.ndarray:
