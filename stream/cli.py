@@ -125,13 +125,15 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
+    from stream.evaluation.commands import eval_ranking
     from stream.evaluation.prequential import EvalConfig, evaluate, load_for_eval
     from stream.evaluation.report import write_report
 
     command = "recstream " + " ".join(sys.argv[1:]) if sys.argv[1:] else "recstream eval"
+    ranking = eval_ranking(args.profile)
     data = load_for_eval(args.dataset, args.max_users, args.seed)
     events = list(data.events)
-    cfg = EvalConfig(args.dataset, k=args.k, warmup=args.warmup, seed=args.seed, command=command)
+    cfg = EvalConfig(args.dataset, args.k, args.warmup, args.seed, ranking=ranking, command=command)
     report = evaluate(data.catalog, events, cfg)
     if args.live:
         from stream.evaluation.live import evaluate_live
@@ -186,6 +188,12 @@ def _cmd_dashboards(args: argparse.Namespace, settings: Settings) -> int:
     from stream.dashboards import main_render
 
     return main_render(args.prometheus, args.out, args.minutes)
+
+
+def _cmd_fit_ranking(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.evaluation.commands import fit_ranking
+
+    return fit_ranking(args.dataset, args.max_users, args.seed, args.warmup, args.out)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -247,6 +255,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=float, default=0.5, help="share of events before scoring")
     p.add_argument("--out", default="reports/eval.json", help="JSON report (+ .md and plots)")
     p.add_argument(
+        "--profile",
+        default=None,
+        help="ranking profile: a built-in name or a JSON file (default: weights fitted on the "
+        "warm-up part of the data, 'learned')",
+    )
+    p.add_argument(
         "--live",
         action="store_true",
         help="also replay through broker + worker and score the emitted lists",
@@ -284,7 +298,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     from stream.model_cli import register as register_model
 
-    register_model(sub)
+    model = register_model(sub)
+    p = model.add_parser("fit-ranking", help="fit signal weights on a dataset's warm-up part")
+    p.add_argument("--dataset", default="completejourney")
+    p.add_argument("--max-users", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--warmup", type=float, default=0.5, help="share of events used (the rest: never)"
+    )
+    p.add_argument("--out", default=None, help="write the profile body here (default: print)")
+    p.set_defaults(func=_cmd_fit_ranking)
 
     p = sub.add_parser("init", help="create topics (final partition counts) + Qdrant collection")
     p.set_defaults(func=_cmd_init)

@@ -141,8 +141,9 @@ def cmd_protocol(args: argparse.Namespace, settings: Settings) -> int:
     return int(protocol.run(out, checkpoint_dir(settings), steps=args.steps, quick=args.quick))
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    """The `model` command group (called from stream.cli.build_parser)."""
+def register(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    """The `model` command group (called from stream.cli.build_parser); returns its
+    subcommands so other `model` commands (fit-ranking) join the same group."""
     parser = sub.add_parser("model", help="Pfeed item encoder: train, export, embed, index")
     group = parser.add_subparsers(dest="model_command", required=True)
     p = group.add_parser("train", help="train the encoder (needs the `train` extra)")
@@ -184,3 +185,4 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="only add one SIMO-64 variant with this logQ share to the existing results",
     )
     p.set_defaults(func=cmd_protocol)
+    return group

@@ -12,7 +12,14 @@ from typing import Any
 
 from stream.domain.catalog import Catalog
 from stream.domain.events import UserEvent
-from stream.domain.learning import Learner, Observation, context_items, observation_weight
+from stream.domain.learned import RepeatModel
+from stream.domain.learning import (
+    Learner,
+    Observation,
+    context_items,
+    observation_weight,
+    repeat_flags,
+)
 from stream.domain.profile import (
     DEFAULT_PROFILE_CONFIG,
     ProfileConfig,
@@ -22,6 +29,7 @@ from stream.domain.profile import (
 )
 from stream.domain.ranking import RankedItem, RankingProfile, rank
 from stream.domain.relations import CoOccurrence, RelatedItems
+from stream.domain.trending import Trending
 
 #: Recent views within this window co-occur with a new interaction.
 SESSION_WINDOW_MS = 60 * 60 * 1000
@@ -90,23 +98,34 @@ class Engine:
     profile_config: ProfileConfig = DEFAULT_PROFILE_CONFIG
     variant: str = "A"
     feeds: tuple[str, ...] = ("for_you",)
+    repeats: RepeatModel = field(default_factory=RepeatModel)
+    trending: Trending = field(default_factory=Trending)
     learner: Learner = field(init=False)
 
     def __post_init__(self) -> None:
-        self.learner = Learner(self.catalog, self.relations)
+        self.learner = Learner(self.catalog, self.relations, self.repeats, self.trending)
 
     def _features_of(self, item_id: str) -> Iterable[str]:
         idx = self.catalog.index.get(item_id)
         return () if idx is None else self.catalog.features_of(idx)
 
     def learn(self, profile: UserProfile, event: UserEvent) -> Observation | None:
-        """What one event teaches the shared read models (popularity, co-occurrence), given the
-        profile *before* the event; applied here at once and returned for publication."""
+        """What one event teaches the shared read models (popularity, trending, co-occurrence,
+        repeat propensities), given the profile *before* the event; applied here at once and
+        returned for publication on `learned` (see ``stream.domain.learning``)."""
         weight = observation_weight(event.topic, event.action)
         if weight <= 0 or not event.item_ids:
             return None
         context = context_items(profile.queries, event.ts, event.item_ids, SESSION_WINDOW_MS)
-        obs = Observation(event.source, tuple(event.item_ids), context, weight)
+        obs = Observation(
+            event.source,
+            tuple(event.item_ids),
+            context,
+            weight,
+            event.topic,
+            event.ts,
+            repeat_flags(profile, event.item_ids),
+        )
         self.learner.local(obs)
         return obs
 
@@ -146,7 +165,15 @@ class Engine:
         out = []
         for feed in self.feeds:
             items = rank(
-                profile, self.catalog, self.relations, self.ranking, now, feed, self.profile_config
+                profile,
+                self.catalog,
+                self.relations,
+                self.ranking,
+                now,
+                feed,
+                self.profile_config,
+                learned=self.repeats,
+                trending=self.trending,
             )
             if feed == "for_you":
                 profile.last_items = [item.item_id for item in items]

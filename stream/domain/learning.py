@@ -25,7 +25,10 @@ from typing import Any
 import orjson
 
 from stream.domain.catalog import Catalog
+from stream.domain.learned import RepeatModel
 from stream.domain.relations import CoOccurrence, RelatedItems
+from stream.domain.signals import category_of
+from stream.domain.trending import Trending
 
 #: Popularity credit per event type (cold-start ranking).
 POPULARITY_WEIGHT = {"clicks": 1.0, "dwell": 0.5, "carts": 2.0, "orders": 3.0}
@@ -39,6 +42,11 @@ class Observation:
     items: tuple[str, ...]
     context: tuple[str, ...]
     weight: float
+    topic: str = "clicks"
+    ts: int = 0
+    #: per item, what the user had done with it before: "b" bought, "v" viewed, "q" otherwise in
+    #: the query set, "n" nothing (what the repeat propensities count; see ``repeat_flags``)
+    flags: str = ""
 
     @property
     def source_key(self) -> str | None:
@@ -63,7 +71,18 @@ class Observation:
         source = None if src is None else (str(src[0]), int(src[1]), int(src[2]))
         items = tuple(str(i) for i in d["i"])
         context = tuple(str(i) for i in d["c"])
-        return cls(source, items, context, float(d["w"]))
+        flags = str(d.get("f", ""))
+        if len(flags) not in (0, len(items)) or set(flags) - set("bvqn"):
+            raise ValueError(f"bad repeat flags {flags!r}")
+        return cls(
+            source,
+            items,
+            context,
+            float(d["w"]),
+            str(d.get("t", "clicks")),
+            int(d.get("ts", 0)),
+            flags,
+        )
 
 
 def observation_weight(topic: str, action: str | None) -> float:
@@ -76,9 +95,18 @@ def observation_weight(topic: str, action: str | None) -> float:
 class Learner:
     """Applies observations to the catalog's popularity and the item relations, once each."""
 
-    def __init__(self, catalog: Catalog, relations: RelatedItems) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        relations: RelatedItems,
+        repeats: RepeatModel | None = None,
+        trending: Trending | None = None,
+    ) -> None:
         self.catalog = catalog
         self.relations = relations
+        self.repeats = repeats
+        self.trending = trending
+        self._category_of = category_of(catalog)
         #: per source partition: highest offset read back from the `learned` topic
         self.seen: dict[str, int] = {}
         #: per source partition: offsets applied locally whose echo has not been read yet
@@ -128,6 +156,10 @@ class Learner:
             return
         self.applied += 1
         self.catalog.record_interaction(items, obs.weight)
+        if self.trending is not None:
+            self.trending.observe(items, obs.weight, obs.ts)
+        if self.repeats is not None and obs.flags:
+            self.repeats.observe_flags(obs.topic, obs.items, obs.flags, self._category_of)
         if isinstance(self.relations, CoOccurrence):
             context = [index[i] for i in obs.context if i in index]
             self.relations.observe(items, context, obs.weight)
@@ -143,3 +175,22 @@ def context_items(
     """Recent views/buys (newest first) an event relates to: within ``window_ms`` before it."""
     skip = set(exclude)
     return tuple(str(q[0]) for q in queries[:limit] if ts - q[2] <= window_ms and q[0] not in skip)
+
+
+def repeat_flags(profile: Any, item_ids: Sequence[str]) -> str:
+    """For each item: "b" if the user had bought it, "v" if viewed it (not bought), else "n" —
+    taken from the profile *before* the event, so the observation carries what the repeat
+    propensities need without the profile itself."""
+    viewed = {q[0] for q in profile.queries if q[1] == "view"}
+    queried = {q[0] for q in profile.queries}
+    out = []
+    for item_id in item_ids:
+        if item_id in profile.purchases:
+            out.append("b")
+        elif item_id in viewed:
+            out.append("v")
+        elif item_id in queried:
+            out.append("q")  # a buy-role query no longer in the purchase memory
+        else:
+            out.append("n")
+    return "".join(out)

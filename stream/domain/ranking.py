@@ -1,14 +1,15 @@
-"""Candidates and ranking: a pure function of (profile, read models, ranking profile, time).
+"""Ranking: a pure function of (profile, read models, learned propensities, profile, time).
 
-score = w_aff · (sparse affinity · item features) + w_rel · (relation strength × query recency)
-        + w_pop · popularity + w_repeat · (decayed purchase count),
-then business filters (stock, returned, just bought, feed) and a per-category diversity cap.
-Every returned item carries human-readable reasons.
+score = weights · signals, where the signals (``stream.domain.signals``) are affinity on the
+session and long-term horizons, relation strength × query recency, popularity, learned re-buy
+propensity × purchase memory and learned view-return propensity × view recency. The weights
+come from a ranking profile, by default fitted on the stream (``recstream model fit-ranking``).
+Then business filters (stock, returned, just bought, items the shop's customers do not come
+back to) and a per-category diversity cap on discoveries. Every item carries reasons.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -16,10 +17,27 @@ from typing import Any
 import numpy as np
 
 from stream.domain.catalog import PAD, Catalog
-from stream.domain.profile import DEFAULT_PROFILE_CONFIG, ProfileConfig, UserProfile, decayed
+from stream.domain.learned import RepeatModel
+from stream.domain.profile import DEFAULT_PROFILE_CONFIG, ProfileConfig, UserProfile
+from stream.domain.reasons import reasons_for
 from stream.domain.relations import RelatedItems
+from stream.domain.signals import candidate_signals
+from stream.domain.trending import Trending
 
 FEEDS = ("for_you", "deals_for_you", "new_for_you")
+#: ``weights`` keys of a profile body, in ``signals.SIGNALS`` order after the affinity pair
+WEIGHT_KEYS = {
+    "affinity": "w_affinity",
+    "relation": "w_relation",
+    "popularity": "w_popularity",
+    "session": "w_session",
+    "long_term": "w_long_term",
+    "repeat": "w_repeat",
+    "view_return": "w_view_return",
+    "trend_day": "w_trend_day",
+    "trend_week": "w_trend_week",
+    "relation_long": "w_relation_long",
+}
 
 
 @dataclass(frozen=True)
@@ -31,8 +49,9 @@ class RankingProfile:
     w_affinity: float = 1.0
     w_relation: float = 2.0
     w_popularity: float = 0.3
-    w_session: float = 2.0
-    w_long_term: float = 1.0
+    #: each horizon's affinity is scaled to its strongest feature, so these split w_affinity
+    w_session: float = 0.7
+    w_long_term: float = 0.3
     size: int = 20
     max_per_category: int = 3
     query_items: int = 20
@@ -43,20 +62,57 @@ class RankingProfile:
     popular_candidates: int = 60
     filter_returned: bool = True
     filter_just_bought: bool = True
-    #: "just bought" = in the latest order, placed less than this long ago; after that a
-    #: repeat purchase is plausible (groceries) unless ``filter_purchased`` says otherwise
+    #: "just bought" = in the latest order, placed less than this long ago
     just_bought_window_ms: float = 6 * 3600 * 1000.0
-    #: never show anything the user bought (or, for ``filter_seen``, interacted with) before:
-    #: for catalogues where repeats make no sense (films, appliances)
-    filter_purchased: bool = False
-    filter_seen: bool = False
-    #: repeat-purchase signal: bought items come back by decayed purchase count (the user's
-    #: strongest repeat item scores w_repeat)
-    w_repeat: float = 1.0
+    #: never show anything the user bought (or, for ``filter_seen``, interacted with) before.
+    #: None (the default): decided per item from the learned propensities — an item comes back
+    #: only if the shop's customers re-buy it (buy what they viewed) at least this often
+    filter_purchased: bool | None = None
+    filter_seen: bool | None = None
+    min_return_rate: float = 0.05
+    #: learned re-buy propensity × decayed purchase count (relative to the user's strongest)
+    w_repeat: float = 4.0
+    #: learned view-return propensity × recency of the view
+    w_view_return: float = 1.0
+    #: interactions decayed over a day / a week, relative to the hottest item
+    w_trend_day: float = 0.0
+    w_trend_week: float = 0.0
+    #: relations of the whole query set (``long_query_items``), decayed over weeks
+    w_relation_long: float = 0.5
+    long_query_items: int = 50
+    long_query_tau_ms: float = 30 * 24 * 3600 * 1000.0
+    #: how the weights were obtained ("hand" or the fit's slice), reported by `eval`
+    fitted_on: str = "hand"
 
     @property
     def label(self) -> str:
         return f"{self.name}@{self.version}"
+
+    def signal_weights(self) -> np.ndarray:
+        """Weights in ``signals.SIGNALS`` order."""
+        return np.array(
+            [
+                self.w_affinity * self.w_session,
+                self.w_affinity * self.w_long_term,
+                self.w_relation,
+                self.w_popularity,
+                self.w_repeat,
+                self.w_view_return,
+                self.w_trend_day,
+                self.w_trend_week,
+                self.w_relation_long,
+            ]
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A `ranking-profiles` body that ``from_dict`` reads back to an equal profile."""
+        body = {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name not in WEIGHT_KEYS.values()
+        }
+        body["weights"] = {key: getattr(self, attr) for key, attr in WEIGHT_KEYS.items()}
+        return body
 
     @classmethod
     def from_dict(cls, body: Mapping[str, Any]) -> RankingProfile:
@@ -64,13 +120,7 @@ class RankingProfile:
         known = {f.name for f in fields(cls)}
         values: dict[str, Any] = {k: v for k, v in body.items() if k in known}
         weights = body.get("weights") or {}
-        for key, attr in (
-            ("affinity", "w_affinity"),
-            ("relation", "w_relation"),
-            ("popularity", "w_popularity"),
-            ("session", "w_session"),
-            ("long_term", "w_long_term"),
-        ):
+        for key, attr in WEIGHT_KEYS.items():
             if key in weights:
                 values[attr] = float(weights[key])
         filters = body.get("filters") or {}
@@ -79,8 +129,6 @@ class RankingProfile:
         for key in ("just_bought", "purchased", "seen"):
             if key in filters:
                 values[f"filter_{key}"] = bool(filters[key])
-        if "repeat" in weights:
-            values["w_repeat"] = float(weights["repeat"])
         diversity = body.get("diversity") or {}
         if "max_per_category" in diversity:
             values["max_per_category"] = int(diversity["max_per_category"])
@@ -97,17 +145,6 @@ class RankedItem:
         return {"item_id": self.item_id, "score": round(self.score, 6), "reasons": self.reasons}
 
 
-def _ago(ms: float) -> str:
-    minutes = ms / 60_000
-    if minutes < 1:
-        return "just now"
-    if minutes < 90:
-        return f"{int(minutes)} min ago"
-    if minutes < 48 * 60:
-        return f"{int(minutes / 60)} h ago"
-    return f"{int(minutes / 1440)} days ago"
-
-
 def rank(
     profile: UserProfile,
     catalog: Catalog,
@@ -117,77 +154,19 @@ def rank(
     feed: str = "for_you",
     cfg: ProfileConfig = DEFAULT_PROFILE_CONFIG,
     explain: bool = True,
+    learned: RepeatModel | None = None,
+    trending: Trending | None = None,
 ) -> list[RankedItem]:
     """Rank candidates for one user and feed; never returns an ineligible item."""
-    n_items = len(catalog)
-    if n_items == 0:
+    if len(catalog) == 0:
         return []
-    # 1. relation candidates from the query set (Pfeed-style), weighted by query recency
-    rel_scores, rel_source = _relation_scores(profile, catalog, relations, rp, now_ms)
-    repeat: dict[int, float] = {}
-    if rp.w_repeat > 0:
-        for item_id, (n, ts) in profile.purchases.items():
-            idx = catalog.index.get(item_id)
-            if idx is not None:
-                repeat[idx] = decayed(n, ts, now_ms, cfg.repeat_tau_ms)
-        if repeat:
-            top = max(repeat.values())
-            repeat = {i: v / top for i, v in repeat.items()}
-    # 2. affinity candidates: popular items carrying the user's strongest positive features
-    aff = profile.affinities(now_ms, cfg, rp.w_session, rp.w_long_term)
-    weights = np.zeros(len(catalog.vocab_names), dtype=np.float64)
-    liked: dict[int, float] = {}  # feature id -> positive weight, for the reasons
-    for name, w in aff.items():
-        fid = catalog.vocab.get(name)
-        if fid is not None and fid != PAD:
-            weights[fid] = w
-            if w > 0:
-                liked[fid] = w
-    top_features = sorted((kv for kv in aff.items() if kv[1] > 0), key=lambda kv: -kv[1])
-    pools = [
-        np.fromiter(rel_scores.keys(), dtype=np.int64, count=len(rel_scores)),
-        np.fromiter(repeat.keys(), dtype=np.int64, count=len(repeat)),
-    ]
-    for name, _ in top_features[: rp.affinity_features]:
-        fid = catalog.vocab.get(name)
-        if fid is not None:
-            pools.append(catalog.top_for_feature(fid, rp.per_feature_candidates))
-    # 3. popular items: cold start and filler
-    pools.append(catalog.popular(rp.popular_candidates))
-    cands = np.unique(np.concatenate(pools))
-    # business filters
-    keep = catalog.eligible(cands)
-    if feed == "deals_for_you":
-        keep &= catalog.deal[cands]
-    elif feed == "new_for_you":
-        keep &= catalog.new[cands]
-    banned: set[str] = set()
-    if rp.filter_returned:
-        banned.update(profile.returned)
-    if rp.filter_just_bought and now_ms - profile.just_bought_ts < rp.just_bought_window_ms:
-        banned.update(profile.just_bought)
-    if rp.filter_purchased or rp.filter_seen:
-        banned.update(q[0] for q in profile.queries if rp.filter_seen or q[1] == "buy")
-    if banned:
-        banned_idx = [catalog.index[i] for i in banned if i in catalog.index]
-        keep &= ~np.isin(cands, banned_idx)
-    cands = cands[keep]
+    sig = candidate_signals(profile, catalog, relations, rp, now_ms, feed, cfg, learned, trending)
+    cands = sig.cands
     if cands.size == 0:
         return []
-    # scoring, vectorised
-    feat = catalog.feature_ids[cands]
-    aff_raw = weights[feat].sum(axis=1)
-    scale = max(1.0, float(np.abs(weights).max()))
-    aff_term = rp.w_affinity * aff_raw / scale
-    rel = _lookup(rel_scores, cands)
-    rel_term = rp.w_relation * rel / max(1e-9, float(rel.max())) if rel.any() else rel
-    pop = catalog.popularity[cands]
-    pop_max = float(pop.max())
-    pop_term = rp.w_popularity * np.log1p(pop) / math.log1p(pop_max) if pop_max > 0 else pop * 0
-    rep_term = np.zeros(cands.size)
-    if repeat:
-        rep_term = rp.w_repeat * _lookup(repeat, cands)
-    score = aff_term + rel_term + pop_term + rep_term + catalog.tiebreak[cands]
+    terms = sig.values * rp.signal_weights()
+    # + a per-item constant from the id: ties rank alike on every worker (see Catalog)
+    score = terms.sum(axis=1) + catalog.tiebreak[cands]
     # only the best few hundred can make the list, even with the diversity cap skipping some
     head = min(cands.size, max(4 * rp.size * rp.max_per_category, 200))
     if head < cands.size:
@@ -195,125 +174,55 @@ def rank(
         order = head_idx[np.argsort(-score[head_idx], kind="stable")]
     else:
         order = np.argsort(-score, kind="stable")
-    categories = catalog.category[cands[order]].tolist()
-    # diversity: cap items per leaf category; fill up from the overflow if the cap
-    # would leave the list short (a one-category shop still gets a full list)
-    chosen: list[int] = []
-    overflow: list[int] = []
-    per_cat: dict[int, int] = {}
-    for pos, cat in zip(order.tolist(), categories, strict=True):
-        if cat != PAD and per_cat.get(cat, 0) >= rp.max_per_category:
-            overflow.append(pos)
-            continue
-        per_cat[cat] = per_cat.get(cat, 0) + 1
-        chosen.append(pos)
-        if len(chosen) >= rp.size:
-            break
-    chosen.extend(overflow[: rp.size - len(chosen)])
+    chosen = _diversify(order, catalog.category[cands[order]].tolist(), sig.values[:, 4], rp)
     if not explain:
         return [RankedItem(catalog.ids[int(cands[p])], float(score[p]), []) for p in chosen]
     picked = []
     for pos in chosen:
         idx = int(cands[pos])
-        terms = (
-            float(aff_term[pos]),
-            float(rel_term[pos]),
-            float(pop_term[pos]),
-            float(rep_term[pos]),
+        t = terms[pos]
+        parts = (
+            float(t[0] + t[1]),
+            float(t[2]),
+            float(t[3] + t[6] + t[7]),
+            float(t[4]),
+            float(t[5]),
         )
-        reasons = _reasons(idx, terms, liked, catalog, profile, rel_source, now_ms, feed)
+        reasons = reasons_for(idx, parts, sig.liked, catalog, profile, sig.rel_source, now_ms, feed)
         picked.append(RankedItem(catalog.ids[idx], float(score[pos]), reasons))
     return picked
 
 
-def _relation_scores(
-    profile: UserProfile,
-    catalog: Catalog,
-    relations: RelatedItems,
-    rp: RankingProfile,
-    now_ms: float,
-) -> tuple[dict[int, float], dict[int, tuple[float, int, str, float]]]:
-    """Relation strength × query recency summed over the query set, and for each target the
-    query that contributed most (what its reason names). Plain dicts: at a few hundred
-    (query, target) pairs they beat numpy's per-call overhead."""
-    scores: dict[int, float] = {}
-    source: dict[int, tuple[float, int, str, float]] = {}
-    for item_id, role, ts in profile.queries[: rp.query_items]:
-        q = catalog.index.get(item_id)
-        if q is None:
-            continue
-        recency = math.exp(-max(0.0, now_ms - ts) / rp.query_tau_ms)
-        if role == "buy":
-            recency *= rp.buy_query_weight
-        targets, strengths = relations.related(q, role)
-        for j, strength in zip(targets.tolist(), strengths.tolist(), strict=True):
-            contribution = strength * recency
-            scores[j] = scores.get(j, 0.0) + contribution
-            best = source.get(j)
-            if best is None or contribution > best[0]:
-                source[j] = (contribution, q, role, ts)
-    return scores, source
+def _diversify(
+    order: np.ndarray, categories: list[int], repeat: np.ndarray, rp: RankingProfile
+) -> list[int]:
+    """Cap discoveries per leaf category; items the user buys again are not capped (a
+    household buying five kinds of yoghurt wants them all). Fill up from the overflow if the
+    cap would leave the list short (a one-category shop still gets a full list)."""
+    chosen: list[int] = []
+    overflow: list[int] = []
+    per_cat: dict[int, int] = {}
+    for pos, cat in zip(order.tolist(), categories, strict=True):
+        if repeat[pos] <= 0 and cat != PAD:
+            if per_cat.get(cat, 0) >= rp.max_per_category:
+                overflow.append(pos)
+                continue
+            per_cat[cat] = per_cat.get(cat, 0) + 1
+        chosen.append(pos)
+        if len(chosen) >= rp.size:
+            break
+    chosen.extend(overflow[: rp.size - len(chosen)])
+    return chosen
 
 
-def _lookup(scores: dict[int, float], cands: np.ndarray) -> np.ndarray:
-    """Scores of sorted candidate indexes from a sparse dict, without a Python loop per item."""
-    out = np.zeros(cands.size, dtype=np.float64)
-    if scores:
-        keys = np.fromiter(scores.keys(), dtype=np.int64, count=len(scores))
-        vals = np.fromiter(scores.values(), dtype=np.float64, count=len(scores))
-        pos = np.searchsorted(cands, keys)
-        hit = (pos < cands.size) & (cands[np.minimum(pos, cands.size - 1)] == keys)
-        out[pos[hit]] = vals[hit]
-    return out
-
-
-def _reasons(
-    idx: int,
-    terms: tuple[float, float, float, float],
-    liked: dict[int, float],
-    catalog: Catalog,
-    profile: UserProfile,
-    rel_source: dict[int, tuple[float, int, str, float]],
-    now_ms: float,
-    feed: str,
-) -> list[str]:
-    """Why this item is here, strongest signal first (what support staff and users read)."""
-    aff, rel, pop, rep = terms
-    reasons: list[tuple[float, str]] = []
-    if rep > 0:
-        n, when = profile.purchases.get(catalog.ids[idx], (1.0, now_ms))
-        often = "regularly" if n >= 1.5 else "before"
-        reasons.append((rep, f"you bought this {often} (last {_ago(now_ms - when)})"))
-    if rel > 0 and idx in rel_source:
-        _, q, role, ts = rel_source[idx]
-        verb = "bought" if role == "buy" else "viewed"
-        reasons.append((rel, f"related to '{catalog.titles[q]}' you {verb} {_ago(now_ms - ts)}"))
-    if aff > 0:
-        fids = sorted(
-            (f for f in catalog.feature_ids[idx].tolist() if f in liked), key=lambda f: -liked[f]
-        )
-        names = ", ".join(catalog.vocab_names[f] for f in fids[:3])
-        reasons.append((aff, f"matches your interest in {names}"))
-    elif aff < 0:
-        reasons.append((0.0, "partly matches features you turned away from"))
-    if pop > 0:
-        reasons.append((pop, "popular with shoppers right now"))
-    if feed == "deals_for_you":
-        reasons.append((0.0, "on deal"))
-    elif feed == "new_for_you":
-        reasons.append((0.0, "new in the catalog"))
-    if not reasons:
-        reasons.append((0.0, "in stock and not yet seen by you"))
-    reasons.sort(key=lambda r: -r[0])
-    return [text for _, text in reasons]
-
-
-#: Built-in profiles a worker can start with (``RECSTREAM_RANKING_PROFILE``): a grocery shop
-#: wants staples back, a film shop never shows a film twice.
+#: Built-in profiles a worker can start with (``RECSTREAM_RANKING_PROFILE``). ``default`` leaves
+#: repeats to the learned propensities; the others are hand overrides kept for comparison: a
+#: grocery shop that always wants staples back, a film shop that never shows a film twice.
 BUILTIN_PROFILES: dict[str, RankingProfile] = {
     "default": RankingProfile(),
-    # weights chosen on data disjoint from the reported runs (see reports/README.md)
-    "grocery": RankingProfile(name="grocery", w_repeat=20.0, max_per_category=10),
+    "grocery": RankingProfile(
+        name="grocery", filter_purchased=False, w_repeat=20.0, max_per_category=10
+    ),
     "films": RankingProfile(name="films", filter_seen=True, w_repeat=0.0, w_affinity=0.3),
 }
 

@@ -6,12 +6,13 @@ ONNX/Qdrant query→target lookup of the next stage replaces this without touchi
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
 
+#: see ``CoOccurrence.related``
+STALE_SHARE = 0.05
 _EMPTY = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64))
 
 
@@ -31,12 +32,13 @@ class CoOccurrence:
     a restart ranks like one that learned them live (probe lists overlap 0.97-0.99 vs 0.4-0.9).
     """
 
-    def __init__(self, max_neighbours: int = 256, top_k: int = 20) -> None:
+    def __init__(self, max_neighbours: int = 256, top_k: int = 40) -> None:
         self.max_neighbours = max_neighbours
         self.top_k = top_k
         self.pairs: dict[int, dict[int, float]] = {}
         self.counts: dict[int, float] = {}
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._stale: dict[int, float] = {}  # pair weight added to a cached row since cached
         self.frozen = False
 
     def observe(
@@ -63,24 +65,33 @@ class CoOccurrence:
         if len(row) > self.max_neighbours:
             keep = sorted(row.items(), key=lambda kv: -kv[1])[: self.max_neighbours // 2]
             self.pairs[i] = dict(keep)
-        self._cache.pop(i, None)
+            self._cache.pop(i, None)
+        elif i in self._cache:
+            self._stale[i] = self._stale.get(i, 0.0) + weight
 
     def related(self, idx: int, role: str = "view") -> tuple[np.ndarray, np.ndarray]:
         cached = self._cache.get(idx)
-        if cached is not None:
+        # a popular item's neighbours barely move per event: re-sorting its row each time it
+        # is queried dominated ranking; recompute once the new pair weight is 5 % of its count
+        if cached is not None and self._stale.get(idx, 0.0) <= STALE_SHARE * self.counts.get(
+            idx, 0.0
+        ):
             return cached
+        self._stale.pop(idx, None)
         row = self.pairs.get(idx)
         if not row:
             return _EMPTY
         ci = self.counts.get(idx, 1.0)
-        scored = [
-            (j, c / math.sqrt(ci * max(self.counts.get(j, 1.0), 1.0))) for j, c in row.items()
-        ]
-        scored.sort(key=lambda kv: -kv[1])
-        top = scored[: self.top_k]
-        out = (
-            np.fromiter((j for j, _ in top), dtype=np.int64, count=len(top)),
-            np.fromiter((min(1.0, s) for _, s in top), dtype=np.float64, count=len(top)),
-        )
+        keys = np.fromiter(row.keys(), dtype=np.int64, count=len(row))
+        pair = np.fromiter(row.values(), dtype=np.float64, count=len(row))
+        counts = self.counts
+        their = np.fromiter((counts.get(j, 1.0) for j in row), dtype=np.float64, count=len(row))
+        strength = pair / np.sqrt(ci * np.maximum(their, 1.0))
+        if strength.size > self.top_k:
+            part = np.argpartition(-strength, self.top_k - 1)[: self.top_k]
+        else:
+            part = np.arange(strength.size)
+        order = part[np.argsort(-strength[part], kind="stable")]
+        out = (keys[order], np.minimum(1.0, strength[order]))
         self._cache[idx] = out
         return out

@@ -23,24 +23,28 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from stream.domain.engine import Engine
 from stream.domain.events import event_from_message
 from stream.domain.profile import UserProfile
-from stream.domain.ranking import rank
+from stream.domain.ranking import RankingProfile
 from stream.evaluation.metrics import MetricAccumulator, segment_for
-from stream.evaluation.prequential import EvalConfig, ranking_for
+from stream.evaluation.prequential import EvalConfig
 from stream.settings import USER_TOPICS, Settings
 
 TOLERANCE = 0.02
 
 
 def emitted_lists_in_process(
-    catalog: Sequence[dict[str, Any]], events: Sequence[dict[str, Any]], cfg: EvalConfig
+    catalog: Sequence[dict[str, Any]],
+    events: Sequence[dict[str, Any]],
+    ranking: RankingProfile,
+    cfg: EvalConfig,
 ) -> dict[str, list[str]]:
-    """event_id -> the list a worker emits right after applying that event (no coalescing)."""
-    engine = Engine(
-        ranking=cfg.ranking or ranking_for(cfg.dataset), profile_config=cfg.profile_config
-    )
+    """event_id -> the list a worker emits right after applying that event (no coalescing):
+    ``Engine.step``, exactly what the worker calls."""
+    engine = Engine(ranking=ranking, profile_config=cfg.profile_config)
     for message in catalog:
         engine.catalog.upsert(message)
     profiles: dict[str, UserProfile] = {}
@@ -58,18 +62,11 @@ def emitted_lists_in_process(
         event = event_from_message(topic, message)
         if any(i not in engine.catalog.index for i in event.item_ids):
             continue  # dead-lettered by a worker
-        profile, _, _ = engine.apply(profiles.get(event.user_id), event.user_id, [event])
-        profiles[event.user_id] = profile
-        ranked = rank(
-            profile,
-            engine.catalog,
-            engine.relations,
-            engine.ranking,
-            event.ts,
-            cfg=engine.profile_config,
-            explain=False,
-        )
-        out[event.event_id] = [r.item_id for r in ranked]
+        result = engine.step(profiles.get(event.user_id), event.user_id, [event])
+        profiles[event.user_id] = result.state
+        for rec in result.recommendations:
+            if rec.feed == "for_you":
+                out[event.event_id] = [r.item_id for r in rec.items]
     return out
 
 
@@ -152,7 +149,10 @@ def evaluate_live(
     broker = None
     workdir = Path(tempfile.mkdtemp(prefix="recstream-live-"))
     worker = None
-    profile = (cfg.ranking or ranking_for(cfg.dataset)).name
+    # the worker runs the profile the in-process evaluation ended with (fitted or given)
+    ranking = RankingProfile.from_dict(report["learned"]["profile"])
+    profile_path = workdir / "ranking-profile.json"
+    profile_path.write_bytes(orjson.dumps(ranking.to_dict()))
     try:
         if not settings.kafka_bootstrap_explicit:
             broker = start_broker(log_path=workdir / "broker.log")
@@ -170,7 +170,7 @@ def evaluate_live(
             RECSTREAM_KAFKA_BOOTSTRAP=settings.kafka_bootstrap,
             RECSTREAM_TOPIC_PREFIX=settings.topic_prefix,
             RECSTREAM_DATA_DIR=str(workdir / "worker"),
-            RECSTREAM_RANKING_PROFILE=profile,
+            RECSTREAM_RANKING_PROFILE=str(profile_path),
         )
         env.pop("RECSTREAM_QDRANT_URL", None)
         log_path = workdir / "worker.log"
@@ -185,7 +185,7 @@ def evaluate_live(
         if broker is not None:
             broker.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-    reference = emitted_lists_in_process(catalog, events, cfg)
+    reference = emitted_lists_in_process(catalog, events, ranking, cfg)
     acc = MetricAccumulator(k=cfg.k)
     comparable = score_lists(events, live_lists, cfg, "live_pipeline", acc)
     score_lists(events, reference, cfg, "in_process_emitted", acc, only=comparable)

@@ -11,11 +11,12 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from stream.domain.engine import Engine
+from stream.domain.engine import Engine, Trigger
 from stream.domain.events import UserEvent, event_from_message
 from stream.domain.profile import DEFAULT_PROFILE_CONFIG, ProfileConfig, UserProfile
-from stream.domain.ranking import RankingProfile, rank
+from stream.domain.ranking import RankingProfile
 from stream.domain.relations import CoOccurrence
+from stream.domain.signals import banned_items, category_of, returns_of
 from stream.settings import USER_TOPICS
 
 POSITIVE = {"orders": 1.0}
@@ -88,18 +89,8 @@ class EngineMethod:
                 return cached[:k]
             now_ms = self.epoch * self.refresh_ms
         profile = self.profiles.get(user_id) or UserProfile(user_id=user_id)
-        items = [
-            r.item_id
-            for r in rank(
-                profile,
-                self.engine.catalog,
-                self.engine.relations,
-                self.engine.ranking,
-                now_ms,
-                cfg=self.engine.profile_config,
-                explain=False,
-            )
-        ]
+        (rec,) = self.engine.recommend(profile, Trigger("eval", "orders", now_ms), now_ms)
+        items = [r.item_id for r in rec.items]
         if self.refresh_ms > 0:
             self.lists[user_id] = items
         return items[:k]
@@ -122,45 +113,34 @@ class EngineMethod:
             self._apply(event)
 
 
-class _Exclusions:
-    """The same eligibility rules the engine applies, so baselines are judged fairly."""
+class EngineRules:
+    """The real-time engine's eligibility rules (``signals.banned_items`` over its profiles and
+    learned propensities), so baselines are judged on exactly the items the engine may show."""
 
-    def __init__(self, ranking: RankingProfile) -> None:
-        self.ranking = ranking
-        self.seen: dict[str, set[str]] = {}
-        self.bought: dict[str, set[str]] = {}
-        self.returned: dict[str, set[str]] = {}
-        self.last_order: dict[str, tuple[int, set[str]]] = {}
-
-    def observe(self, event: UserEvent) -> None:
-        user = event.user_id
-        self.seen.setdefault(user, set()).update(event.item_ids)
-        if event.topic == "orders":
-            self.bought.setdefault(user, set()).update(event.item_ids)
-            self.last_order[user] = (event.ts, set(event.item_ids))
-        elif event.topic == "returns":
-            self.returned.setdefault(user, set()).update(event.item_ids)
+    def __init__(self, engine: EngineMethod) -> None:
+        self.engine = engine
+        self._last: tuple[str, int, set[str]] = ("", -1, set())
 
     def banned(self, user: str, now_ms: int) -> set[str]:
-        rp = self.ranking
-        out = set(self.returned.get(user, ())) if rp.filter_returned else set()
-        ts, items = self.last_order.get(user, (0, set()))
-        if rp.filter_just_bought and now_ms - ts < rp.just_bought_window_ms:
-            out |= items
-        if rp.filter_seen:
-            out |= self.seen.get(user, set())
-        elif rp.filter_purchased:
-            out |= self.bought.get(user, set())
-        return out
+        if self._last[:2] == (user, now_ms):  # three baselines ask for the same purchase
+            return self._last[2]
+        profile = self.engine.profiles.get(user)
+        if profile is None:
+            return set()
+        e = self.engine.engine
+        returns = returns_of(profile, e.repeats, category_of(e.catalog))
+        banned = banned_items(profile, e.ranking, now_ms, returns)
+        self._last = (user, now_ms, banned)
+        return banned
 
 
 class PopularityMethod:
     """Global popularity of purchases so far (top list refreshed every 500 events)."""
 
-    def __init__(self, ranking: RankingProfile, name: str = "popularity") -> None:
+    def __init__(self, rules: EngineRules, name: str = "popularity") -> None:
         self.name = name
         self.counts: Counter[str] = Counter()
-        self.rules = _Exclusions(ranking)
+        self.rules = rules
         self._top: list[str] = []
         self._dirty = 0
 
@@ -188,7 +168,6 @@ class PopularityMethod:
         event = user_event(message)
         if event is None:
             return
-        self.rules.observe(event)
         if event.topic == "orders":
             self.counts.update(event.item_ids)
             self._dirty += 1
@@ -197,8 +176,8 @@ class PopularityMethod:
 class BuyAgainMethod(PopularityMethod):
     """The user's most frequently bought items (ties: most recent), padded with popular ones."""
 
-    def __init__(self, ranking: RankingProfile) -> None:
-        super().__init__(ranking, name="buy_again")
+    def __init__(self, rules: EngineRules) -> None:
+        super().__init__(rules, name="buy_again")
         self.history: dict[str, dict[str, tuple[int, int]]] = {}
 
     def recommend(self, user_id: str, now_ms: int, k: int) -> list[str]:
@@ -222,10 +201,10 @@ class FrozenCoOccurrenceMethod(PopularityMethod):
     """Item co-occurrence learned on the warm-up period only, then frozen (no real-time model
     updates); a user's list sums the frozen relations of their 10 most recent items."""
 
-    def __init__(self, ranking: RankingProfile, train_until_ms: int) -> None:
-        super().__init__(ranking, name="cooccurrence_frozen")
+    def __init__(self, rules: EngineRules, train_until_ms: int) -> None:
+        super().__init__(rules, name="cooccurrence_frozen")
         self.train_until_ms = train_until_ms
-        self.cooc = CoOccurrence(max_neighbours=64, top_k=30)
+        self.cooc = CoOccurrence()  # the engine's own bounds, for a like-for-like comparison
         self.ids: dict[str, int] = {}
         self.names: list[str] = []
         self.recent: dict[str, list[str]] = {}
@@ -267,11 +246,19 @@ def all_methods(
     intervals_ms: Iterable[tuple[str, int]],
     profile_config: ProfileConfig = DEFAULT_PROFILE_CONFIG,
 ) -> list[Method]:
-    methods: list[Method] = [
-        PopularityMethod(ranking),
-        BuyAgainMethod(ranking),
-        FrozenCoOccurrenceMethod(ranking, train_until_ms),
+    """Baselines first, then the engine variants; baselines share the real-time engine's
+    eligibility rules, so one interval must be 0 (the real-time engine every report is about)."""
+    engines = [
+        EngineMethod(f"engine_{label}", ranking, interval, profile_config)
+        for label, interval in intervals_ms
     ]
-    for label, interval in intervals_ms:
-        methods.append(EngineMethod(f"engine_{label}", ranking, interval, profile_config))
-    return methods
+    realtime = next((m for m in engines if m.refresh_ms == 0), None)
+    if realtime is None:
+        raise ValueError("the evaluation needs a real-time engine (an interval of 0)")
+    rules = EngineRules(realtime)
+    return [
+        PopularityMethod(rules),
+        BuyAgainMethod(rules),
+        FrozenCoOccurrenceMethod(rules, train_until_ms),
+        *engines,
+    ]

@@ -20,7 +20,8 @@ from tqdm import tqdm
 
 from stream.domain.profile import DEFAULT_PROFILE_CONFIG, ProfileConfig
 from stream.domain.ranking import BUILTIN_PROFILES, RankingProfile
-from stream.evaluation.methods import all_methods
+from stream.evaluation.fit_ranking import RankingFitter
+from stream.evaluation.methods import EngineMethod, all_methods
 from stream.evaluation.metrics import MetricAccumulator, segment_for
 
 DEFAULT_INTERVALS: tuple[tuple[str, int], ...] = (
@@ -30,16 +31,6 @@ DEFAULT_INTERVALS: tuple[tuple[str, int], ...] = (
 )
 
 
-def ranking_for(dataset: str) -> RankingProfile:
-    """The ranking profile a shop of this kind would run: films are not bought twice."""
-    name = dataset.lower()
-    if name in ("movielens", "ml-100k", "movielens100k"):
-        return BUILTIN_PROFILES["films"]
-    if name in ("completejourney", "cj", "complete-journey"):
-        return BUILTIN_PROFILES["grocery"]
-    return BUILTIN_PROFILES["default"]
-
-
 @dataclass
 class EvalConfig:
     dataset: str
@@ -47,6 +38,7 @@ class EvalConfig:
     warmup: float = 0.5
     seed: int = 0
     intervals: Sequence[tuple[str, int]] = DEFAULT_INTERVALS
+    #: None: the learned default (weights fitted on the warm-up, see evaluation.fit_ranking)
     ranking: RankingProfile | None = None
     profile_config: ProfileConfig = DEFAULT_PROFILE_CONFIG
     command: str = ""
@@ -71,13 +63,17 @@ def evaluate(
 def _evaluate(
     catalog: Iterable[dict[str, Any]], events: Sequence[dict[str, Any]], cfg: EvalConfig
 ) -> dict[str, Any]:
-    ranking = cfg.ranking or ranking_for(cfg.dataset)
+    ranking = cfg.ranking or BUILTIN_PROFILES["default"]
     user_events = [e for e in events if "user_id" in e]
     if not user_events:
         raise ValueError("the dataset holds no user events")
     warm_index = int(len(events) * cfg.warmup)
     test_start = int(events[min(warm_index, len(events) - 1)]["ts"])
     methods = all_methods(ranking, test_start, cfg.intervals, cfg.profile_config)
+    engines = [m for m in methods if isinstance(m, EngineMethod)]
+    realtime = next(m for m in engines if m.refresh_ms == 0)
+    fitter = RankingFitter.for_events(list(events), warm_index) if cfg.ranking is None else None
+    learned: dict[str, Any] = {"ranking": "given by --profile: nothing fitted"}
     acc = MetricAccumulator(k=cfg.k)
     items = 0
     for message in catalog:
@@ -103,10 +99,15 @@ def _evaluate(
         topic = message["topic"]
         user = message.get("user_id")
         ts = int(message["ts"])
+        if fitter is not None and index >= warm_index:
+            ranking, learned = _switch_to_fitted(fitter, ranking, engines)
+            fitter = None
         if topic == "orders":
             targets = {str(line["item_id"]) for line in message["items"]}
             popularity.update(targets)
             targets_total += 1
+            if fitter is not None:
+                fitter.log(index, ts, realtime.engine, realtime.profiles.get(user), targets)
             if index >= warm_index:
                 evaluated += 1
                 segment = segment_for(prior[user])
@@ -142,6 +143,11 @@ def _evaluate(
         "k": cfg.k,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "ranking_profile": ranking.label,
+        "learned": {
+            **learned,
+            "profile": ranking.to_dict(),
+            "repeat_propensities_at_end": realtime.engine.repeats.summary(),
+        },
         "data": {
             "users": len(prior),
             "items": items,
@@ -167,6 +173,20 @@ def _evaluate(
     }
 
 
+def _switch_to_fitted(
+    fitter: RankingFitter, ranking: RankingProfile, engines: list[EngineMethod]
+) -> tuple[RankingProfile, dict[str, Any]]:
+    """End of the warm-up: fit the weights on what was logged, give every engine variant the
+    result (batch lists computed with the old weights are dropped)."""
+    fitted, info = fitter.fit(ranking)
+    for method in engines:
+        method.engine.ranking = fitted
+        method.lists.clear()
+    realtime = next(m for m in engines if m.refresh_ms == 0)
+    info["repeat_propensities_at_fit"] = realtime.engine.repeats.summary()
+    return fitted, info
+
+
 def load_for_eval(dataset: str, max_users: int | None = None, seed: int = 0) -> Any:
     """The dataset as evaluated: Complete Journey without weekly deal-flag updates, which do
     not enter the for_you ranking and would only triple the stream."""
@@ -183,30 +203,29 @@ DATASET_NOTES: dict[str, list[str]] = {
         "simulated from real shopping patterns. One `orders` event per basket (one timestamp per "
         "basket); lines with quantity 0 (voids) are dropped; weekly deal-flag updates are not "
         "replayed here because deal flags do not enter the for_you ranking.",
-        "Ranking profile `grocery` (w_repeat 20, max 10 per leaf category) was chosen on a "
-        "120-household slice drawn with seed 1 by sweeping w_repeat in {1, 4, 8, 20} and the "
-        "category cap in {3, 10}; what lifted the engine past buy-again was a repeat-purchase "
-        "memory longer than the 100-item query set (decayed purchase counts, 300 items).",
         "Households shop days apart, so a 24 h or 2 min batch has usually seen the previous "
         "basket already: freshness can matter little here, and buy-again is a strong baseline.",
     ],
     "movielens": [
         "Data: MovieLens-100K as bundled in recbole. Mapping (derived, not observed): rating >= 4 "
         "→ `orders` (the scored purchases), 3 → `clicks`, <= 2 → `returns` (a rejection).",
-        "Ranking profile `films` never shows a film the user already rated (filter_seen) and "
-        "weighs genre affinity 0.3; the weight was chosen on the first half of the timeline "
-        "only (the scored purchases are in the second half), from {1, 0.3, 0.1} x relation "
-        "weight {2, 3, 4}.",
-        "Batch variants keep showing films rated since their last refresh (they cannot know), "
-        "which is why a 24 h batch falls below popularity: users rate in bursts of minutes.",
+        "Batch variants keep showing films rated since their last refresh (they cannot know: "
+        "the learned rules ban a film once it is rated), which is why a 24 h batch falls below "
+        "popularity: users rate in bursts of minutes.",
     ],
 }
 COMMON_NOTES = [
     "`cooccurrence_frozen`: item co-occurrence learned from purchases in the warm-up half only, "
     "never updated afterwards; a user's list sums the relations of their 10 most recent items "
     "(the user history itself is updated in real time). `popularity` refreshes its top list "
-    "every 500 purchases. All baselines apply the engine's eligibility rules (returned, just "
-    "bought, already seen where the profile says so).",
+    "every 500 purchases. All baselines apply the real-time engine's eligibility rules "
+    "(`signals.banned_items`: returned, just bought, and items bought or viewed before when the "
+    "shop's customers, as learned so far, come back to them less than 5 % of the time).",
+    "No dataset-specific configuration: unless `--profile` is given, the engine starts from the "
+    "hand `default` weights, learns re-buy and view-return propensities online from every event "
+    "(test-then-train, like popularity), and at the end of the warm-up switches every engine "
+    "variant to signal weights fitted on lists it logged during the warm-up (see 'What the "
+    "engine learned'); nothing is fitted on the scored half.",
     "Engine batch variants apply user events only at refresh boundaries (multiples of the "
     "interval) and rank as of that boundary; the real-time variant applies every event at once.",
 ]

@@ -164,6 +164,48 @@ def _freshness_paragraph(fresh: Mapping[str, Any]) -> str:
     return " ".join(parts)
 
 
+def _learned_section(report: Mapping[str, Any]) -> list[str]:
+    """What the engine learned from this stream and on which time slice (never the scored one)."""
+    learned = report.get("learned") or {}
+    if not learned:
+        return []
+    lines = ["## What the engine learned", ""]
+    lines.append(f"Ranking profile: `{report.get('ranking_profile', '?')}`. ")
+    if "outcome" in learned:
+        lines[-1] += (
+            f"Signal weights fitted on the lists logged between {learned.get('fit_slice', '?')} "
+            f"({learned.get('lists_fit', 0)} purchases), validated on "
+            f"{learned.get('validation_slice', '?')} ({learned.get('lists_validation', 0)}), "
+            f"both inside the warm-up: {learned['outcome']}."
+        )
+    else:
+        lines[-1] += str(learned.get("ranking", ""))
+    weights = (learned.get("profile") or {}).get("weights") or {}
+    if weights:
+        lines += ["", *_table(["weight", "value"], [[k, f"{v:g}"] for k, v in weights.items()])]
+    recall = learned.get("validation_recall")
+    if recall:
+        lines += [
+            "",
+            f"Validation Recall@10 (re-ranked logged candidates): fitted "
+            f"{recall['fitted']:.4f}, hand weights {recall['hand']:.4f}.",
+        ]
+    for key, when in (
+        ("repeat_propensities_at_fit", "at the fit"),
+        ("repeat_propensities_at_end", "at the end of the stream"),
+    ):
+        rates = learned.get(key)
+        if rates:
+            lines += [
+                "",
+                f"Learned shop-wide propensities {when}: re-buy "
+                f"{rates['rebuy_rate']:.3f} over {rates['rebuy_trials']:.0f} order lines, "
+                f"view-return {rates['view_return_rate']:.3f} over "
+                f"{rates['view_return_trials']:.0f} first views.",
+            ]
+    return [*lines, ""]
+
+
 def render_markdown(report: Mapping[str, Any], plot_names: Sequence[str] = ()) -> str:
     """Markdown summary of a report; ``plot_names`` are embedded as relative image links."""
     k = int(report.get("k", 10))
@@ -176,6 +218,7 @@ def render_markdown(report: Mapping[str, Any], plot_names: Sequence[str] = ()) -
     lines += ["Reproduce with:", "", "```bash", str(report.get("command", "")), "```", ""]
     lines += ["## Data", "", _data_paragraph(report.get("data") or {}), ""]
     lines += ["## Freshness", "", _freshness_paragraph(report.get("freshness") or {}), ""]
+    lines += _learned_section(report)
     lines += [f"## Overall (top-{k}, all users)", ""]
     lines += [*_overall_table(methods, k), ""] if methods else ["No methods evaluated.", ""]
     if methods:

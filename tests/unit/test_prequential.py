@@ -42,12 +42,14 @@ def click(eid: str, user: str, ts: int, item: str) -> dict[str, Any]:
 
 
 def test_target_is_never_visible_before_it_is_scored() -> None:
-    """A user buys an item nobody ever touched: only a leaking evaluator could score a hit."""
+    """A user buys an item nobody ever touched, sharing no feature with anything they did and
+    last in the catalog (so it loses every tie): only a leaking evaluator could score a hit."""
     events = [click(f"c{n}", "u1", n * HOUR, f"i{20 + n}") for n in range(10)]
-    events.append(order("o1", "u1", 11 * HOUR, "i39"))
+    events.append(order("o1", "u1", 11 * HOUR, "fresh"))
+    fresh = {"topic": "catalog", "item_id": "fresh", "ts": 0, "attributes": {"category": ["tents"]}}
     rp = RankingProfile(size=10)
     report = evaluate(
-        catalog(), events, EvalConfig("synthetic", warmup=0.0, ranking=rp, progress=False)
+        [*catalog(), fresh], events, EvalConfig("synthetic", warmup=0.0, ranking=rp, progress=False)
     )
     for name, segments in report["methods"].items():
         assert segments["all"]["hit_rate@10"] == 0.0, name

@@ -1,0 +1,308 @@
+"""Candidates, eligibility and the engine's ranking signals, before any weight is applied.
+
+Ranking is ``score = weights · signals``: this module computes the candidate set and one row
+of signals per candidate (each roughly in [0, 1]); ``ranking.rank`` applies a profile's weights
+and the learning-to-rank fit (``stream.evaluation.fit_ranking``) learns those weights from the
+same rows. The eligibility rules are here too, so baselines in the evaluator ban exactly what
+the engine bans.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from stream.domain.catalog import PAD, Catalog
+from stream.domain.learned import RepeatModel
+from stream.domain.profile import DEFAULT_PROFILE_CONFIG, ProfileConfig, UserProfile, decayed
+from stream.domain.relations import RelatedItems
+from stream.domain.trending import Trending
+
+if TYPE_CHECKING:
+    from stream.domain.ranking import RankingProfile
+
+#: Columns of ``Signals.values``; ``RankingProfile.signal_weights`` follows this order.
+SIGNALS = (
+    "affinity_session",
+    "affinity_long",
+    "relation",
+    "popularity",
+    "repeat",
+    "view_return",
+    "trend_day",
+    "trend_week",
+    "relation_long",
+)
+CategoryOf = Callable[[str], str | None]
+
+
+def category_of(catalog: Catalog) -> CategoryOf:
+    """Leaf category name of an item id (None without attributes or when unknown)."""
+
+    def inner(item_id: str) -> str | None:
+        idx = catalog.index.get(item_id)
+        if idx is None:
+            return None
+        cat = int(catalog.category[idx])
+        return None if cat == PAD else catalog.vocab_names[cat]
+
+    return inner
+
+
+@dataclass
+class Returns:
+    """The items a user bought / only viewed, each with the learned chance that customers come
+    back to such an item (1.0 for everything when no model is given: nothing is banned)."""
+
+    bought: dict[str, float]
+    viewed: dict[str, float]
+
+
+def returns_of(profile: UserProfile, learned: RepeatModel | None, category: CategoryOf) -> Returns:
+    bought = set(profile.purchases) | {q[0] for q in profile.queries if q[1] == "buy"}
+    viewed = {q[0] for q in profile.queries if q[1] == "view"} - bought
+    if learned is None:
+        return Returns(dict.fromkeys(bought, 1.0), dict.fromkeys(viewed, 1.0))
+    return Returns(
+        learned.rebuy.rates(bought, category), learned.view_return.rates(viewed, category)
+    )
+
+
+def banned_items(
+    profile: UserProfile, rp: RankingProfile, now_ms: float, returns: Returns
+) -> set[str]:
+    """Items this user must not be shown. A profile's explicit ``filter_purchased`` /
+    ``filter_seen`` wins; left unset (None), an item the user bought (viewed) is banned when the
+    shop's customers re-buy it (buy what they viewed) less often than ``min_return_rate``."""
+    banned: set[str] = set(profile.returned) if rp.filter_returned else set()
+    if rp.filter_just_bought and now_ms - profile.just_bought_ts < rp.just_bought_window_ms:
+        banned.update(profile.just_bought)
+    if rp.filter_seen:
+        return banned | returns.bought.keys() | returns.viewed.keys()
+    floor = rp.min_return_rate
+    if rp.filter_purchased:
+        banned |= returns.bought.keys()
+    elif rp.filter_purchased is None:
+        banned.update(i for i, rate in returns.bought.items() if rate < floor)
+    if rp.filter_seen is None:
+        banned.update(i for i, rate in returns.viewed.items() if rate < floor)
+    return banned
+
+
+@dataclass
+class Signals:
+    """Eligible candidates (sorted item indexes) and their signal rows."""
+
+    cands: np.ndarray
+    values: np.ndarray  # (len(cands), len(SIGNALS))
+    rel_source: RelationSources
+    liked: dict[int, float]  # feature id -> positive affinity, for the reasons
+
+
+def _dense(catalog: Catalog, aff: dict[str, float]) -> np.ndarray:
+    weights = np.zeros(len(catalog.vocab_names), dtype=np.float64)
+    for name, w in aff.items():
+        fid = catalog.vocab.get(name)
+        if fid is not None and fid != PAD:
+            weights[fid] = w
+    return weights
+
+
+def candidate_signals(
+    profile: UserProfile,
+    catalog: Catalog,
+    relations: RelatedItems,
+    rp: RankingProfile,
+    now_ms: float,
+    feed: str = "for_you",
+    cfg: ProfileConfig = DEFAULT_PROFILE_CONFIG,
+    learned: RepeatModel | None = None,
+    trending: Trending | None = None,
+) -> Signals:
+    """Candidates from relations, purchase memory, viewed items, liked features, popularity
+    (all-time and recent); business filters; one signal row per surviving candidate."""
+    returns = returns_of(profile, learned, category_of(catalog))
+    banned = banned_items(profile, rp, now_ms, returns)
+    rel_scores, rel_long, rel_source = relation_scores(profile, catalog, relations, rp, now_ms)
+    repeat = _repeat_scores(profile, catalog, now_ms, cfg, returns.bought, banned)
+    views = _view_scores(profile, catalog, rp, now_ms, returns.viewed if learned else {}, banned)
+    session = _dense(catalog, profile.affinities(now_ms, cfg, 1.0, 0.0))
+    long_term = _dense(catalog, profile.affinities(now_ms, cfg, 0.0, 1.0))
+    combined = rp.w_session * session + rp.w_long_term * long_term
+    liked = {int(f): float(combined[f]) for f in np.flatnonzero(combined > 0)}
+    pools = [
+        rel_source.targets,
+        np.fromiter(repeat.keys(), dtype=np.int64, count=len(repeat)),
+        np.fromiter(views.keys(), dtype=np.int64, count=len(views)),
+    ]
+    for fid in sorted(liked, key=lambda f: -liked[f])[: rp.affinity_features]:
+        pools.append(catalog.top_for_feature(fid, rp.per_feature_candidates))
+    pools.append(catalog.popular(rp.popular_candidates))
+    if trending is not None:
+        pools.append(trending.top(rp.popular_candidates))
+    cands = np.unique(np.concatenate(pools))
+    keep = catalog.eligible(cands)
+    if feed == "deals_for_you":
+        keep &= catalog.deal[cands]
+    elif feed == "new_for_you":
+        keep &= catalog.new[cands]
+    if banned:
+        banned_idx = [catalog.index[i] for i in banned if i in catalog.index]
+        keep &= ~np.isin(cands, banned_idx)
+    cands = cands[keep]
+    values = np.zeros((cands.size, len(SIGNALS)), dtype=np.float64)
+    if cands.size:
+        feat = catalog.feature_ids[cands]
+        for col, dense in ((0, session), (1, long_term)):
+            values[:, col] = dense[feat].sum(axis=1) / max(1.0, float(np.abs(dense).max()))
+        for col, scores in ((2, rel_scores), (8, rel_long)):
+            rel = lookup_sorted(rel_source.targets, scores, cands)
+            values[:, col] = rel / max(1e-9, float(rel.max())) if rel.any() else rel
+        pop = catalog.popularity[cands]
+        pop_max = float(pop.max())
+        values[:, 3] = np.log1p(pop) / math.log1p(pop_max) if pop_max > 0 else 0.0
+        values[:, 4] = lookup(repeat, cands)
+        values[:, 5] = lookup(views, cands)
+        if trending is not None:
+            values[:, 6:8] = trending.values(cands)
+    return Signals(cands, values, rel_source, liked)
+
+
+def _repeat_scores(
+    profile: UserProfile,
+    catalog: Catalog,
+    now_ms: float,
+    cfg: ProfileConfig,
+    rates: dict[str, float],
+    banned: set[str],
+) -> dict[int, float]:
+    """Re-buy propensity × the user's decayed purchase count (relative to their strongest)."""
+    memory: dict[int, float] = {}
+    for item_id, (n, ts) in profile.purchases.items():
+        idx = catalog.index.get(item_id)
+        if idx is not None and item_id not in banned:
+            memory[idx] = rates.get(item_id, 1.0) * decayed(n, ts, now_ms, cfg.repeat_tau_ms)
+    top = max(memory.values(), default=0.0)
+    return {i: v / top for i, v in memory.items()} if top > 0 else {}
+
+
+def _view_scores(
+    profile: UserProfile,
+    catalog: Catalog,
+    rp: RankingProfile,
+    now_ms: float,
+    rates: dict[str, float],
+    banned: set[str],
+) -> dict[int, float]:
+    """Viewed, not bought items: view-return propensity × recency of the view."""
+    out: dict[int, float] = {}
+    for item_id, role, ts in profile.queries[: rp.query_items]:
+        idx = catalog.index.get(item_id)
+        if role != "view" or idx is None or item_id in banned or item_id not in rates:
+            continue
+        recency = math.exp(-max(0.0, now_ms - ts) / rp.query_tau_ms)
+        out[idx] = max(out.get(idx, 0.0), rates[item_id] * recency)
+    return out
+
+
+class RelationSources:
+    """For each relation target (sorted), the query that contributed most: what its reason
+    names. Built from arrays; a dict-like view so reasons look up only the items shown."""
+
+    def __init__(
+        self, targets: np.ndarray, best: np.ndarray, queries: list[tuple[float, int, str, float]]
+    ) -> None:
+        self.targets = targets
+        self._best = best  # per target: position in ``queries``
+        self._queries = queries  # (unused contribution slot, query idx, role, ts)
+
+    def _pos(self, idx: int) -> int:
+        pos = int(np.searchsorted(self.targets, idx))
+        return pos if pos < self.targets.size and self.targets[pos] == idx else -1
+
+    def __contains__(self, idx: object) -> bool:
+        return isinstance(idx, int) and self._pos(idx) >= 0
+
+    def __getitem__(self, idx: int) -> tuple[float, int, str, float]:
+        pos = self._pos(idx)
+        if pos < 0:
+            raise KeyError(idx)
+        return self._queries[int(self._best[pos])]
+
+
+_NONE = np.zeros(0, dtype=np.int64)
+
+
+def relation_scores(
+    profile: UserProfile,
+    catalog: Catalog,
+    relations: RelatedItems,
+    rp: RankingProfile,
+    now_ms: float,
+) -> tuple[np.ndarray, np.ndarray, RelationSources]:
+    """Relation strength × query recency summed over the query set, on two horizons: the
+    latest ``query_items`` decayed with ``query_tau_ms`` (the session), and, when its weight is
+    not 0, the deeper ``long_query_items`` decayed with ``long_query_tau_ms`` (the user's
+    taste). Returns both score arrays aligned with ``sources.targets`` (sorted item indexes)."""
+    long_on = rp.w_relation_long > 0  # a zero weight: no cost, no candidates
+    depth = rp.long_query_items if long_on else rp.query_items
+    parts: list[tuple[np.ndarray, np.ndarray, float, float, int]] = []
+    queries: list[tuple[float, int, str, float]] = []
+    for n, (item_id, role, ts) in enumerate(profile.queries[:depth]):
+        q = catalog.index.get(item_id)
+        if q is None:
+            continue
+        age = max(0.0, now_ms - ts)
+        weight = rp.buy_query_weight if role == "buy" else 1.0
+        recency = weight * math.exp(-age / rp.query_tau_ms) if n < rp.query_items else 0.0
+        long_recency = weight * math.exp(-age / rp.long_query_tau_ms) if long_on else 0.0
+        targets, strengths = relations.related(q, role)
+        if targets.size:
+            parts.append((targets, strengths, recency, long_recency, len(queries)))
+            queries.append((0.0, q, role, ts))
+    if not parts:
+        empty = np.zeros(0)
+        return empty, empty, RelationSources(_NONE, _NONE, queries)
+    targets = np.concatenate([p[0] for p in parts])
+    strengths = np.concatenate([p[1] for p in parts])
+    sizes = [p[0].size for p in parts]
+    short = strengths * np.repeat([p[2] for p in parts], sizes)
+    long = strengths * np.repeat([p[3] for p in parts], sizes)
+    origin = np.repeat([p[4] for p in parts], sizes)
+    keep = (short > 0) | (long > 0)
+    targets, short, long, origin = targets[keep], short[keep], long[keep], origin[keep]
+    uniq, inv = np.unique(targets, return_inverse=True)
+    short_sum = np.bincount(inv, weights=short, minlength=uniq.size)
+    long_sum = np.bincount(inv, weights=long, minlength=uniq.size)
+    # best query per target: sort by (target, -contribution), first of each group
+    order = np.lexsort((-(short + 1e-12 * long), inv))
+    first = np.ones(order.size, dtype=bool)
+    first[1:] = inv[order][1:] != inv[order][:-1]
+    best = origin[order][first]
+    return short_sum, long_sum, RelationSources(uniq, best, queries)
+
+
+def lookup_sorted(keys: np.ndarray, values: np.ndarray, cands: np.ndarray) -> np.ndarray:
+    """Values of sorted candidate indexes from sorted ``keys`` (both sorted, unique)."""
+    out = np.zeros(cands.size, dtype=np.float64)
+    if keys.size and cands.size:
+        pos = np.searchsorted(cands, keys)
+        hit = (pos < cands.size) & (cands[np.minimum(pos, cands.size - 1)] == keys)
+        out[pos[hit]] = values[hit]
+    return out
+
+
+def lookup(scores: dict[int, float], cands: np.ndarray) -> np.ndarray:
+    """Scores of sorted candidate indexes from a sparse dict, without a Python loop per item."""
+    out = np.zeros(cands.size, dtype=np.float64)
+    if scores:
+        keys = np.fromiter(scores.keys(), dtype=np.int64, count=len(scores))
+        vals = np.fromiter(scores.values(), dtype=np.float64, count=len(scores))
+        pos = np.searchsorted(cands, keys)
+        hit = (pos < cands.size) & (cands[np.minimum(pos, cands.size - 1)] == keys)
+        out[pos[hit]] = vals[hit]
+    return out

@@ -1,0 +1,94 @@
+"""What is popular *now*: interaction counts decayed on a few horizons (forward decay).
+
+All-time popularity (``Catalog.popularity``) favours last year's hits; in shops where demand
+moves (new releases, seasons) the recent counts say more. Which horizon matters is left to
+the learned signal weights. Forward decay keeps an update O(1): an interaction at ``t`` adds
+``w · exp((t − t0)/τ)``; every item shares the factor ``exp(−(now − t0)/τ)`` at read time, so
+relative values need no per-item decay, and ``t0`` moves forward (rescaling) before overflow.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+DAY_MS = 24 * 3600 * 1000.0
+#: the horizons (τ) of ``signals.SIGNALS``' trend columns
+HORIZONS_MS = (1 * DAY_MS, 7 * DAY_MS)
+_MAX_EXPONENT = 50.0
+#: top lists are recomputed after this many interactions (candidates need not be exact)
+_REFRESH_EVERY = 256
+
+
+class Trending:
+    """Per-item decayed counts on each horizon, indexed like the catalog."""
+
+    def __init__(self, capacity: int = 1024, horizons_ms: tuple[float, ...] = HORIZONS_MS):
+        self.horizons_ms = horizons_ms
+        self.scores = np.zeros((len(horizons_ms), capacity), dtype=np.float64)
+        self.t0: float | None = None
+        self._updates = 0
+        self._top: tuple[int, np.ndarray] | None = None
+
+    def observe(self, indexes: list[int], weight: float, ts: float) -> None:
+        if not indexes:
+            return
+        need = max(indexes) + 1
+        if need > self.scores.shape[1]:
+            grown = np.zeros((self.scores.shape[0], max(need, 2 * self.scores.shape[1])))
+            grown[:, : self.scores.shape[1]] = self.scores
+            self.scores = grown
+        if self.t0 is None:
+            self.t0 = ts
+        if (ts - self.t0) / min(self.horizons_ms) > _MAX_EXPONENT:
+            self._rebase(ts)
+        idx = np.asarray(indexes, dtype=np.int64)
+        for row, tau in enumerate(self.horizons_ms):
+            np.add.at(self.scores[row], idx, weight * math.exp((ts - self.t0) / tau))
+        self._updates += 1
+
+    def _rebase(self, ts: float) -> None:
+        assert self.t0 is not None
+        for row, tau in enumerate(self.horizons_ms):
+            self.scores[row] *= math.exp(-(ts - self.t0) / tau)
+        self.t0 = ts
+
+    def values(self, cands: np.ndarray) -> np.ndarray:
+        """(len(cands), horizons): each horizon's count relative to its current best item."""
+        out = np.zeros((cands.size, len(self.horizons_ms)))
+        if cands.size == 0:
+            return out
+        inside = cands < self.scores.shape[1]
+        for row in range(len(self.horizons_ms)):
+            top = float(self.scores[row].max())
+            if top > 0:
+                out[inside, row] = self.scores[row, cands[inside]] / top
+        return out
+
+    def top(self, k: int) -> np.ndarray:
+        """Item indexes that are hottest on the shortest horizon (candidates; cached)."""
+        stamp = self._updates // _REFRESH_EVERY
+        if self._top is None or self._top[0] != stamp or self._top[1].size < k:
+            row = self.scores[0]
+            n = min(max(k, 100), row.size)
+            part = np.argpartition(-row, n - 1)[:n] if n < row.size else np.arange(row.size)
+            part = part[row[part] > 0]
+            self._top = (stamp, part[np.argsort(-row[part], kind="stable")])
+        return self._top[1][:k]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "horizons_ms": list(self.horizons_ms),
+            "t0": self.t0,
+            "scores": self.scores.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, body: Mapping[str, Any]) -> Trending:
+        out = cls(horizons_ms=tuple(body["horizons_ms"]))
+        out.scores = np.asarray(body["scores"], dtype=np.float64)
+        out.t0 = body["t0"]
+        return out
