@@ -60,6 +60,9 @@ class Observation:
                 "i": self.items,
                 "c": self.context,
                 "w": self.weight,
+                "t": self.topic,
+                "ts": self.ts,
+                "f": self.flags,
             }
         )
 

@@ -65,3 +65,29 @@ def test_observation_round_trip_and_relations() -> None:
     learner.remote(obs)
     related, _ = learner.relations.related(learner.catalog.index["i1"])
     assert learner.catalog.index["i3"] in related.tolist()
+
+
+def test_repeat_propensities_travel_in_observations() -> None:
+    """A worker reading `learned` counts re-buys exactly as the observing worker did."""
+    from stream.domain.engine import Engine
+    from stream.domain.events import UserEvent
+    from stream.domain.learned import RepeatModel
+    from stream.domain.profile import UserProfile
+
+    catalog = Catalog()
+    for i in range(3):
+        catalog.upsert({"item_id": f"i{i}", "ts": 0, "attributes": {"category": ["c"]}})
+    engine = Engine(catalog=catalog)
+    events = [
+        UserEvent("clicks", "e1", "u", 1_000, ("i1",), (1,), source=("clicks", 0, 1)),
+        UserEvent("orders", "e2", "u", 2_000, ("i1", "i2"), (1, 1), source=("orders", 0, 1)),
+        UserEvent("orders", "e3", "u", 3_000, ("i2",), (1,), source=("orders", 0, 2)),
+    ]
+    result = engine.step(UserProfile(user_id="u"), "u", events)
+    assert [o.flags for o in result.observations] == ["n", "vn", "b"]
+    reader = Learner(catalog, CoOccurrence(), RepeatModel())
+    for obs in result.observations:
+        assert reader.remote(Observation.from_bytes(obs.to_bytes()))
+    assert reader.repeats is not None
+    assert reader.repeats.to_dict() == engine.repeats.to_dict()
+    assert engine.repeats.rebuy.shop.trials == 3 and engine.repeats.rebuy.shop.successes == 1
