@@ -324,8 +324,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _terminate_as_interrupt(signum: int, frame: FrameType | None) -> None:
     """SIGTERM (systemd, Docker, supervisors) stops a command exactly like Ctrl-C does, so the
-    ``finally`` blocks that stop brokers, workers and producers by PID run in both cases."""
-    raise KeyboardInterrupt(f"signal {signum}")
+    ``finally`` blocks that stop brokers, workers and producers by PID run in both cases.
+
+    It re-raises itself as SIGINT rather than raising here: inside ``asyncio.run`` the runner's
+    own SIGINT handling cancels the main task cleanly, whereas an exception raised from this
+    handler could surface anywhere in the event loop's machinery."""
+    signal.raise_signal(signal.SIGINT)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

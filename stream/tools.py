@@ -175,7 +175,9 @@ async def replay_dataset(
     events: Iterable[dict[str, Any]] = data.events
     if limit is not None:
         events = itertools.islice(events, limit)
-    await replay_to(settings, catalog, total=len(catalog))
+    published = await replay_to(settings, catalog, total=len(catalog))
+    if published.interrupted:  # Ctrl-C / SIGTERM while publishing the catalog: stop here
+        return published
     return await replay_to(settings, events, speed=speed, rate=rate)
 
 

@@ -133,5 +133,17 @@ def test_replay_stops_on_sigterm(deployment: Any, tmp_path: Path) -> None:
         ["replay", "movielens", "--rate", "50", "--max-users", "20"], deployment.env, log
     )
     _wait_for(lambda: "msg/s" in log.read_text(), 60, "replay progress", log)
+    _stop_and_check(process, signal.SIGTERM, log)  # may land in the catalog or the events phase
+    assert process.returncode == 130, log.read_text()[-2000:]
+    assert "interrupted" in log.read_text()
+
+
+def test_replay_interrupted_while_publishing_the_catalog_stops_there(
+    deployment: Any, tmp_path: Path
+) -> None:
+    """A stop during the catalog phase must not go on to replay the events."""
+    log = tmp_path / "replay-catalog.log"
+    process = _start(["replay", "completejourney", "--max-users", "30"], deployment.env, log)
+    _wait_for(lambda: "msg/s" in log.read_text(), 120, "catalog progress", log)
     _stop_and_check(process, signal.SIGTERM, log)
     assert process.returncode == 130, log.read_text()[-2000:]
