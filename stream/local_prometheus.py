@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -23,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stream.broker import free_port
+from stream.broker import free_port, stop_group
 
 ROOT = Path(__file__).resolve().parents[1]
 ALERT_RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"
@@ -109,15 +108,7 @@ class LocalPrometheus:
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM by PID (its own process group), SIGKILL if it does not stop in time."""
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout)
+        stop_group(self.process, signal.SIGTERM, timeout)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def log(self) -> str:

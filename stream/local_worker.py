@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
 import subprocess
 import sys
@@ -11,7 +9,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from stream.broker import free_port
+from stream.broker import free_port, stop_group
 
 READY_MARK = "[^Worker]: Ready"
 
@@ -61,13 +59,4 @@ def stop_worker(
     process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 30.0
 ) -> int:
     """Signal the worker's process group; SIGKILL if it does not stop in time."""
-    if process.poll() is not None:
-        return process.returncode
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, sig)
-    try:
-        return process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        return process.wait(timeout)
+    return stop_group(process, sig, timeout)
