@@ -189,10 +189,9 @@ class Pipeline:
             result = self.engine.step(state, user_id, events)
             self.metrics.observe_stage("engine", time.perf_counter() - stepping)
             profile, recs = result.state, result.recommendations
-            if result.applied or result.replayed:
-                # replays only come after a crash or rebalance: the local state may hold them
-                # while its changelog record was lost with the crashed producer, so write the
-                # state again (idempotent) — otherwise the durable copy stays behind for good
+            if result.applied:
+                # (replays need no write: local state is only written after its changelog
+                # record was delivered, so the durable copy is never behind it)
                 plan.writes.append((user_id, work.partition, profile.to_bytes()))
             if result.replayed:
                 self.metrics.replayed.labels(events[0].topic).inc(result.replayed)

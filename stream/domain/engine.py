@@ -104,6 +104,9 @@ class Engine:
 
     def __post_init__(self) -> None:
         self.learner = Learner(self.catalog, self.relations, self.repeats, self.trending)
+        if isinstance(self.relations, CoOccurrence):
+            catalog = self.catalog
+            self.relations.tiebreak = lambda idx: catalog.tiebreak[idx]
 
     def _features_of(self, item_id: str) -> Iterable[str]:
         idx = self.catalog.index.get(item_id)
