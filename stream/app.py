@@ -144,6 +144,28 @@ class _Lifecycle(mode.Service):
                 die(f"broker {self.rapp.settings.kafka_bootstrap} unreachable for {limit:.0f} s")
 
 
+def faust_config(settings: Settings, flavour: str) -> dict[str, Any]:
+    """Faust settings every app here shares (the worker, and the bench's Faust baselines, so
+    they are measured under the same configuration); callers add store and web port."""
+    _patch_faust_fetch_wait()
+    (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
+    tuning = _tansu_workarounds(settings) if flavour == "tansu" else {"producer_linger_ms": 2}
+    return {
+        "broker": f"kafka://{settings.kafka_bootstrap}",
+        "broker_credentials": faust_credentials(settings.kafka_security),
+        "datadir": str(settings.data_dir / "faust"),
+        "autodiscover": False,
+        "topic_partitions": settings.partitions,
+        "topic_replication_factor": 1,
+        "processing_guarantee": "at_least_once",
+        "consumer_auto_offset_reset": "earliest",
+        "broker_commit_interval": 0.5,
+        "web_enabled": False,
+        "web_host": "127.0.0.1",
+        **tuning,
+    }
+
+
 def create_app(
     settings: Settings, flavour: str = "kafka", engine: Engine | None = None
 ) -> RecstreamApp:
@@ -152,28 +174,14 @@ def create_app(
     ``flavour`` is "tansu" when the bundled broker is in use (see ``topics.detect_flavour``);
     its workarounds stay off against Apache Kafka.
     """
-    _patch_faust_fetch_wait()
-    tansu = flavour == "tansu"
-    (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     app = faust.App(
         f"{settings.topic_prefix}{settings.app_id}",
-        broker=f"kafka://{settings.kafka_bootstrap}",
-        broker_credentials=faust_credentials(settings.kafka_security),
+        **faust_config(settings, flavour),
         store="memory://",  # no Faust tables: state is a ChangelogStore (see its docstring)
-        datadir=str(settings.data_dir / "faust"),
-        autodiscover=False,
-        topic_partitions=settings.partitions,
-        topic_replication_factor=1,
-        processing_guarantee="at_least_once",
-        consumer_auto_offset_reset="earliest",
-        broker_commit_interval=0.5,
-        web_enabled=False,
         web_port=settings.web_port,
-        web_host="127.0.0.1",
         # on a rebalance, finish the batch in hand (its outputs and changelog records are
         # delivered) before the partitions move, so the next owner recovers the latest state
         stream_wait_empty=True,
-        **(_tansu_workarounds(settings) if tansu else {"producer_linger_ms": 2}),
     )
     app.recstream_fetch_max_wait_ms = settings.fetch_max_wait_ms  # type: ignore[attr-defined]
     metrics = Metrics()
