@@ -136,8 +136,8 @@ def test_sigkill_midway_then_restart_equals_an_uninterrupted_run(
     print(f"probe overlap@10 {mean:.3f}")
     worst = sorted(zip(overlaps, expected, strict=True))[:3]
     detail = {u: (lists["plain"][u], lists["crashed"][u]) for _, u in worst}
-    # Issue 6 asks for >= 0.95. Measured 1.00 in 4 of 6 runs and 0.92 in 2 (one item in the probe
-    # item's relation row differs: cross-topic order and co-occurrence pruning, README
+    # Issue 6 asks for >= 0.95. Measured 0.92-1.00 over the last runs (at 0.92 one item in the
+    # probe item's relation row differs: cross-topic order and co-occurrence pruning, README
     # "Guarantees"). Losing what was learned gives 0.39-0.67, which this bound catches.
     assert mean >= 0.85, f"lists after a probe click overlap@10 {mean:.3f}; worst: {detail}"
 
