@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -60,3 +61,18 @@ def stop_worker(
 ) -> int:
     """Signal the worker's process group; SIGKILL if it does not stop in time."""
     return stop_group(process, sig, timeout)
+
+
+def scrape_metrics(port: int) -> dict[str, float] | None:
+    """Every sample of one worker's /metrics as {'name{labels}': value}; None while it is down."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+            text = r.read().decode()
+    except OSError:
+        return None
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out

@@ -7,7 +7,6 @@ import itertools
 import os
 import signal
 import subprocess
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 import pytest
 
 from stream.broker import LocalBroker, free_port, start_broker
-from stream.local_worker import spawn_worker, stop_worker, wait_ready
+from stream.local_worker import scrape_metrics, spawn_worker, stop_worker, wait_ready
 from stream.settings import Settings
 from stream.tools import produce
 from stream.worker import prepare
@@ -62,17 +61,9 @@ class WorkerProcess:
 
     def metrics(self) -> dict[str, float]:
         """Scrape /metrics into {'name{labels}': value}."""
-        text = (
-            urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5)
-            .read()
-            .decode()
-        )
-        out: dict[str, float] = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                name, _, value = line.rpartition(" ")
-                out[name] = float(value)
-        return out
+        found = scrape_metrics(self.metrics_port)
+        assert found is not None, f"/metrics on port {self.metrics_port} did not answer"
+        return found
 
 
 @dataclass

@@ -29,9 +29,8 @@ from stream.bench.context import BenchContext, say
 from stream.bench.loadgen import write_jsonl
 from stream.bench.relay import RELAY_OUT
 from stream.bench.supervisor import wait_for
-from stream.bench.throughput import scrape_metrics
 from stream.bench.workload import WorkloadConfig, generate_events
-from stream.local_worker import spawn_worker, wait_ready
+from stream.local_worker import scrape_metrics, spawn_worker, wait_ready
 from stream.tools import replay_to
 
 LOADS = (0.25, 0.5, 0.75)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,26 +23,11 @@ from typing import Any
 from stream.bench.context import BenchContext, say
 from stream.bench.procstat import cpu_seconds
 from stream.bench.rate import read_result
-from stream.local_worker import spawn_worker
+from stream.local_worker import scrape_metrics, spawn_worker
 from stream.settings import USER_TOPICS
 
 POLL_S = 0.1
 _COUNTED = tuple(f'topic="{t}"' for t in USER_TOPICS)
-
-
-def scrape_metrics(port: int) -> dict[str, float] | None:
-    """Every sample of one worker's /metrics as {'name{labels}': value}; None while it is down."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
-            text = r.read().decode()
-    except OSError:
-        return None
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            out[name] = float(value)
-    return out
 
 
 def scrape_done(port: int) -> int | None:
