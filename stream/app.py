@@ -17,6 +17,7 @@ import mode
 from stream.adapters.changelog_store import ChangelogStore, changelog_name
 from stream.adapters.coalescing_writer import CoalescingWriter
 from stream.adapters.codec import Decoder
+from stream.adapters.fault import inject_faults
 from stream.adapters.faust_security import faust_credentials
 from stream.adapters.metrics import Metrics
 from stream.adapters.outputs import OutputProducer
@@ -204,6 +205,7 @@ def create_app(
         return await replica.caught_up(timeout=5.0)
 
     store = ChangelogStore(settings, settings.data_dir / "state")
+    inject_faults(store)  # recovery tests only (RECSTREAM_FAULT_*); a no-op when unset
     user_topics = {settings.topic(t) for t in USER_TOPICS}
 
     def assigned() -> set[int]:

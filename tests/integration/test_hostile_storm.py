@@ -12,8 +12,8 @@ consumes it — profiles are loaded from a file at start, see stream/domain/rank
 from __future__ import annotations
 
 import asyncio
-import os
 import collections
+import os
 import random
 import time
 from collections.abc import Iterator
