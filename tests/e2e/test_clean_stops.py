@@ -147,3 +147,23 @@ def test_replay_interrupted_while_publishing_the_catalog_stops_there(
     _wait_for(lambda: "msg/s" in log.read_text(), 120, "catalog progress", log)
     _stop_and_check(process, signal.SIGTERM, log)
     assert process.returncode == 130, log.read_text()[-2000:]
+
+
+@pytest.mark.parametrize(
+    ("sig", "own_broker"), [(signal.SIGTERM, True), (signal.SIGINT, False)], ids=["term", "int"]
+)
+def test_eval_live_stops_its_worker_and_broker(
+    sig: int, own_broker: bool, deployment: Any, tmp_path: Path
+) -> None:
+    """Stopped mid-replay: the worker it spawned (and the broker, when it started one) go too."""
+    env = dict(deployment.env, RECSTREAM_DATA_DIR=str(tmp_path / "data"))
+    if own_broker:
+        env.pop("RECSTREAM_KAFKA_BOOTSTRAP")
+    log = tmp_path / "eval-live.log"
+    args = ["eval", "--dataset", "movielens", "--max-users", "12", "--live", "--live-rate", "20"]
+    process = _start([*args, "--out", str(tmp_path / "live.json")], env, log)
+    _wait_for(lambda: "msg/s" in log.read_text(), 180, "live replay under way", log)
+    assert len(_children(process.pid)) >= (2 if own_broker else 1), "worker (and broker) expected"
+    _stop_and_check(process, sig, log)
+    assert process.returncode != 0, "an interrupted evaluation must not look successful"
+    assert not (tmp_path / "live.json").exists(), "no report from an interrupted run"
