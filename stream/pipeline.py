@@ -224,14 +224,12 @@ class Pipeline:
 
     def _plan_dead_letter(self, plan: BatchPlan, dead: DeadLetter) -> None:
         self.metrics.dead_lettered.labels(dead.topic, dead.reason).inc()
+        # coordinates and reason only: the error may quote ids or values (no personal data in
+        # logs above DEBUG); the full error and the raw bytes are on `dead-letters`
         log.warning(
-            "dead letter %s[%d]@%d: %s: %s",
-            dead.topic,
-            dead.partition,
-            dead.offset,
-            dead.reason,
-            dead.error[:200],
+            "dead letter %s[%d]@%d: %s", dead.topic, dead.partition, dead.offset, dead.reason
         )
+        log.debug("dead letter %s[%d]@%d: %s", dead.topic, dead.partition, dead.offset, dead.error)
         plan.outputs.append(("dead-letters", dead.key or b"", orjson.dumps(dead.to_message())))
 
     async def commit(self, plan: BatchPlan) -> None:

@@ -39,7 +39,7 @@ class KafkaSecurity:
     protocol: str = "PLAINTEXT"
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
-    sasl_password: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)  # secrets stay out of logs
     ssl_cafile: str | None = None
 
     def aiokafka_kwargs(self) -> dict[str, object]:
@@ -66,7 +66,7 @@ class Settings:
     kafka_flavour: str = "auto"
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
     qdrant_url: str | None = None
-    qdrant_api_key: str | None = None
+    qdrant_api_key: str | None = field(default=None, repr=False)
     data_dir: Path = Path("data")
     metrics_port: int = 0
     topic_prefix: str = ""

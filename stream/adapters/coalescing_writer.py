@@ -263,7 +263,12 @@ class CoalescingWriter:
         if rejected:
             # Deterministic data errors: retrying cannot help, so drop them, loudly and counted.
             st.rejected += len(rejected)
-            log.error("qdrant sink rejected %d user point(s), dropped: %s", len(rejected), rejected)
+            # the reasons, not the user ids (no personal data in logs above DEBUG)
+            log.error(
+                "qdrant sink rejected %d user point(s), dropped: %s",
+                len(rejected),
+                "; ".join(sorted(set(rejected.values()))[:3]),
+            )
         n = len(batch) - len(rejected)
         lag = now - oldest
         st.points_written += n
