@@ -197,8 +197,8 @@ def _chunks(messages: list[Raw], size: int) -> Iterator[list[Raw]]:
         yield messages[start : start + size]
 
 
-# 3.6 min measured with the 2 cores shared by 5 busy agents (load 5-7), over the suite's default
-# 300 s per test when the machine is busier; the worker's time goes to ranking (~30 % of samples)
+# 3.6-4.6 min measured with the 2 cores shared by 5 busy agents (load 5-7): over the suite's
+# default 300 s per test on a busy machine. The worker's time goes to ranking (~30 % of samples)
 # and Kafka client I/O (~25 %), not to the hostile messages (py-spy, see the report)
 @pytest.mark.timeout(600)
 def test_100k_storm_accounts_for_every_message(deployment: Deployment) -> None:
