@@ -309,6 +309,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="write the profile body here (default: print)")
     p.set_defaults(func=_cmd_fit_ranking)
 
+    from stream.profile_cli import register as register_profile
+
+    register_profile(sub)
+
     p = sub.add_parser("init", help="create topics (final partition counts) + Qdrant collection")
     p.set_defaults(func=_cmd_init)
 
