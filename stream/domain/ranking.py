@@ -3,136 +3,59 @@
 score = weights · signals, where the signals (``stream.domain.signals``) are affinity on the
 session and long-term horizons, relation strength × query recency, popularity, learned re-buy
 propensity × purchase memory and learned view-return propensity × view recency. The weights
-come from a ranking profile, by default fitted on the stream (``recstream model fit-ranking``).
-Then business filters (stock, returned, just bought, items the shop's customers do not come
-back to) and a per-category diversity cap on discoveries. Every item carries reasons.
+come from a ranking profile (``stream.domain.ranking_profile``), by default fitted on the stream
+(``recstream model fit-ranking``). The candidates are scored once per user burst; each feed is
+a mask over that one scored set, with its own business rules (``stream.domain.scoring``: boosts,
+buries, exclusions, pins) and diversity (``stream.domain.diversity``: caps and MMR). Items the
+user viewed and did not buy come after the unseen ones and never use up a diversity cap. Only
+the items returned get reasons.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from stream.domain.catalog import PAD, Catalog
+from stream.domain.catalog import Catalog
+from stream.domain.diversity import Caps, diversify
 from stream.domain.learned import RepeatModel
 from stream.domain.profile import DEFAULT_PROFILE_CONFIG, ProfileConfig, UserProfile
+from stream.domain.ranking_profile import (
+    FEEDS,
+    WEIGHT_KEYS,
+    Boost,
+    FeedRules,
+    RankingProfile,
+    normalize_feature,
+)
 from stream.domain.reasons import reasons_for
 from stream.domain.relations import RelatedItems
-from stream.domain.signals import candidate_signals
+from stream.domain.scoring import (
+    apply_factors,
+    boost_factors,
+    excluded,
+    masks_of,
+    pin_positions,
+)
+from stream.domain.signals import Signals, candidate_signals
 from stream.domain.trending import Trending
 
-FEEDS = ("for_you", "deals_for_you", "new_for_you")
-#: ``weights`` keys of a profile body, in ``signals.SIGNALS`` order after the affinity pair
-WEIGHT_KEYS = {
-    "affinity": "w_affinity",
-    "relation": "w_relation",
-    "popularity": "w_popularity",
-    "session": "w_session",
-    "long_term": "w_long_term",
-    "repeat": "w_repeat",
-    "view_return": "w_view_return",
-    "trend_day": "w_trend_day",
-    "trend_week": "w_trend_week",
-    "relation_long": "w_relation_long",
-}
-
-
-@dataclass(frozen=True)
-class RankingProfile:
-    """Declarative ranking configuration (the body of a `ranking-profiles` message)."""
-
-    name: str = "default"
-    version: int = 1
-    w_affinity: float = 1.0
-    w_relation: float = 2.0
-    w_popularity: float = 0.3
-    #: each horizon's affinity is scaled to its strongest feature, so these split w_affinity
-    w_session: float = 0.7
-    w_long_term: float = 0.3
-    size: int = 20
-    max_per_category: int = 3
-    query_items: int = 20
-    query_tau_ms: float = 24 * 3600 * 1000.0
-    buy_query_weight: float = 0.7
-    affinity_features: int = 6
-    per_feature_candidates: int = 40
-    popular_candidates: int = 60
-    filter_returned: bool = True
-    filter_just_bought: bool = True
-    #: "just bought" = in the latest order, placed less than this long ago
-    just_bought_window_ms: float = 6 * 3600 * 1000.0
-    #: never show anything the user bought (or, for ``filter_seen``, interacted with) before.
-    #: None (the default): decided per item from the learned propensities — an item comes back
-    #: only if the shop's customers re-buy it (buy what they viewed) at least this often
-    filter_purchased: bool | None = None
-    filter_seen: bool | None = None
-    min_return_rate: float = 0.05
-    #: learned re-buy propensity × decayed purchase count (relative to the user's strongest)
-    w_repeat: float = 4.0
-    #: learned view-return propensity × recency of the view
-    w_view_return: float = 1.0
-    #: interactions decayed over a day / a week, relative to the hottest item
-    w_trend_day: float = 0.0
-    w_trend_week: float = 0.0
-    #: relations of the whole query set (``long_query_items``), decayed over weeks
-    w_relation_long: float = 0.5
-    long_query_items: int = 50
-    long_query_tau_ms: float = 30 * 24 * 3600 * 1000.0
-    #: how the weights were obtained ("hand" or the fit's slice), reported by `eval`
-    fitted_on: str = "hand"
-
-    @property
-    def label(self) -> str:
-        return f"{self.name}@{self.version}"
-
-    def signal_weights(self) -> np.ndarray:
-        """Weights in ``signals.SIGNALS`` order."""
-        return np.array(
-            [
-                self.w_affinity * self.w_session,
-                self.w_affinity * self.w_long_term,
-                self.w_relation,
-                self.w_popularity,
-                self.w_repeat,
-                self.w_view_return,
-                self.w_trend_day,
-                self.w_trend_week,
-                self.w_relation_long,
-            ]
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """A `ranking-profiles` body that ``from_dict`` reads back to an equal profile."""
-        body = {
-            f.name: getattr(self, f.name)
-            for f in fields(self)
-            if f.name not in WEIGHT_KEYS.values()
-        }
-        body["weights"] = {key: getattr(self, attr) for key, attr in WEIGHT_KEYS.items()}
-        return body
-
-    @classmethod
-    def from_dict(cls, body: Mapping[str, Any]) -> RankingProfile:
-        """Build from a message body; ``weights``/``filters``/``diversity`` map onto fields."""
-        known = {f.name for f in fields(cls)}
-        values: dict[str, Any] = {k: v for k, v in body.items() if k in known}
-        weights = body.get("weights") or {}
-        for key, attr in WEIGHT_KEYS.items():
-            if key in weights:
-                values[attr] = float(weights[key])
-        filters = body.get("filters") or {}
-        if "returned" in filters:
-            values["filter_returned"] = bool(filters["returned"])
-        for key in ("just_bought", "purchased", "seen"):
-            if key in filters:
-                values[f"filter_{key}"] = bool(filters[key])
-        diversity = body.get("diversity") or {}
-        if "max_per_category" in diversity:
-            values["max_per_category"] = int(diversity["max_per_category"])
-        return cls(**values)
+__all__ = [
+    "BUILTIN_PROFILES",
+    "FEEDS",
+    "WEIGHT_KEYS",
+    "Boost",
+    "FeedRules",
+    "RankedItem",
+    "RankingProfile",
+    "load_ranking_profile",
+    "normalize_feature",
+    "rank",
+    "rank_feeds",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,61 +81,152 @@ def rank(
     trending: Trending | None = None,
 ) -> list[RankedItem]:
     """Rank candidates for one user and feed; never returns an ineligible item."""
+    lists = rank_feeds(
+        profile, catalog, relations, rp, now_ms, (feed,), cfg, explain, learned, trending
+    )
+    return lists[feed]
+
+
+def rank_feeds(
+    profile: UserProfile,
+    catalog: Catalog,
+    relations: RelatedItems,
+    rp: RankingProfile,
+    now_ms: float,
+    feeds: Sequence[str] = ("for_you",),
+    cfg: ProfileConfig = DEFAULT_PROFILE_CONFIG,
+    explain: bool = True,
+    learned: RepeatModel | None = None,
+    trending: Trending | None = None,
+) -> dict[str, list[RankedItem]]:
+    """Every feed's list from ONE scored candidate set: candidates and signals are computed
+    once, each feed masks them (deals, new, its exclusions and removals) and applies its own
+    boosts, pins and diversity."""
+    out: dict[str, list[RankedItem]] = {feed: [] for feed in feeds}
     if len(catalog) == 0:
-        return []
-    sig = candidate_signals(profile, catalog, relations, rp, now_ms, feed, cfg, learned, trending)
-    cands = sig.cands
-    if cands.size == 0:
-        return []
-    terms = sig.values * rp.signal_weights()
-    # + a per-item constant from the id: ties rank alike on every worker (see Catalog)
-    score = terms.sum(axis=1) + catalog.tiebreak[cands]
-    # only the best few hundred can make the list, even with the diversity cap skipping some
-    head = min(cands.size, max(4 * rp.size * rp.max_per_category, 200))
-    if head < cands.size:
-        head_idx = np.argpartition(-score, head - 1)[:head]
-        order = head_idx[np.argsort(-score[head_idx], kind="stable")]
-    else:
-        order = np.argsort(-score, kind="stable")
-    chosen = _diversify(order, catalog.category[cands[order]].tolist(), sig.values[:, 4], rp)
-    if not explain:
-        return [RankedItem(catalog.ids[int(cands[p])], float(score[p]), []) for p in chosen]
-    picked = []
-    for pos in chosen:
-        idx = int(cands[pos])
-        t = terms[pos]
-        parts = (
-            float(t[0] + t[1]),
-            float(t[2]),
-            float(t[3] + t[6] + t[7]),
-            float(t[4]),
-            float(t[5]),
+        return out
+    sig = candidate_signals(
+        profile, catalog, relations, rp, now_ms, "for_you", cfg, learned, trending
+    )
+    if sig.cands.size == 0:
+        return out
+    scored = ScoredSet(sig, sig.values * rp.signal_weights(), catalog)
+    context = latest_context(profile)
+    for feed in feeds:
+        chosen, score = scored.select(rp, feed, context)
+        out[feed] = scored.items(chosen, score, profile, now_ms, feed, explain)
+    return out
+
+
+def latest_context(profile: UserProfile) -> Mapping[str, str]:
+    """The user's latest click context (device, locale, source), for conditioned boosts."""
+    context = getattr(profile, "context", None)
+    return context if isinstance(context, Mapping) else {}
+
+
+class ScoredSet:
+    """One user's candidates with their weighted signal terms and base scores."""
+
+    def __init__(self, sig: Signals, terms: np.ndarray, catalog: Catalog) -> None:
+        self.sig = sig
+        self.terms = terms
+        self.catalog = catalog
+        self.base = terms.sum(axis=1)
+        self.masks = masks_of(catalog)
+        self._brand: np.ndarray | None = None
+
+    def feed_mask(self, feed: str, rules: FeedRules) -> np.ndarray:
+        """Candidates this feed may show at all (before boosts remove any)."""
+        cands = self.sig.cands
+        if feed == "deals_for_you":
+            keep = self.catalog.deal[cands].copy()
+        elif feed == "new_for_you":
+            keep = self.catalog.new[cands].copy()
+        else:
+            keep = np.ones(cands.size, dtype=bool)
+        return keep & ~excluded(rules, self.masks, cands)
+
+    def select(
+        self, rp: RankingProfile, feed: str, context: Mapping[str, str]
+    ) -> tuple[list[int], np.ndarray]:
+        """Positions (into the candidates) of the feed's list, in order, and the final scores."""
+        cands = self.sig.cands
+        rules = rp.rules_for(feed)
+        factors = boost_factors(rules.factors, self.masks, cands, context)
+        keep = self.feed_mask(feed, rules) & (factors > 0)
+        # + a per-item constant from the id: ties rank alike on every worker (see Catalog)
+        score = apply_factors(self.base, factors) + self.catalog.tiebreak[cands]
+        pins = [int(p) for p in pin_positions(rules, self.catalog, cands) if keep[p]]
+        keep[pins] = False
+        room = rp.size - len(pins)
+        if room <= 0:
+            return pins[: rp.size], score
+        seen = self.sig.seen & keep
+        if rp.seen_placement == "after":
+            unseen = keep & ~seen
+            tail = min(int(seen.sum()), rp.seen_tail)
+            first = self._diversified(rp, score, unseen, room - tail)
+            later = self._by_score(score, seen, room - len(first))
+            return pins + first + later, score
+        return pins + self._diversified(rp, score, keep, room), score
+
+    def _by_score(self, score: np.ndarray, mask: np.ndarray, k: int) -> list[int]:
+        pos = np.flatnonzero(mask)
+        if k <= 0 or pos.size == 0:
+            return []
+        return pos[np.argsort(-score[pos], kind="stable")][:k].tolist()
+
+    def _diversified(
+        self, rp: RankingProfile, score: np.ndarray, mask: np.ndarray, k: int
+    ) -> list[int]:
+        pos = np.flatnonzero(mask)
+        if k <= 0 or pos.size == 0:
+            return []
+        # only the best few hundred can make the list, even with the caps skipping some
+        head = min(pos.size, max(4 * k * rp.max_per_category, 200))
+        if head < pos.size:
+            part = np.argpartition(-score[pos], head - 1)[:head]
+            pos = pos[part]
+        order = pos[np.argsort(-score[pos], kind="stable")]
+        cands = self.sig.cands
+        if self._brand is None and rp.max_per_brand:
+            self._brand = self.masks.brand_of(cands)
+        caps = Caps(
+            (self.catalog.category[cands], self._brand if self._brand is not None else cands),
+            (rp.max_per_category, rp.max_per_brand),
         )
-        reasons = reasons_for(idx, parts, sig.liked, catalog, profile, sig.rel_source, now_ms, feed)
-        picked.append(RankedItem(catalog.ids[idx], float(score[pos]), reasons))
-    return picked
+        exempt = (self.sig.values[:, 4] > 0) | self.sig.seen
+        features = self.catalog.feature_ids[cands] if rp.mmr_lambda < 1.0 else None
+        return diversify(order, caps, exempt, k, score, features, rp.mmr_lambda)
 
-
-def _diversify(
-    order: np.ndarray, categories: list[int], repeat: np.ndarray, rp: RankingProfile
-) -> list[int]:
-    """Cap discoveries per leaf category; items the user buys again are not capped (a
-    household buying five kinds of yoghurt wants them all). Fill up from the overflow if the
-    cap would leave the list short (a one-category shop still gets a full list)."""
-    chosen: list[int] = []
-    overflow: list[int] = []
-    per_cat: dict[int, int] = {}
-    for pos, cat in zip(order.tolist(), categories, strict=True):
-        if repeat[pos] <= 0 and cat != PAD:
-            if per_cat.get(cat, 0) >= rp.max_per_category:
-                overflow.append(pos)
-                continue
-            per_cat[cat] = per_cat.get(cat, 0) + 1
-        chosen.append(pos)
-        if len(chosen) >= rp.size:
-            break
-    chosen.extend(overflow[: rp.size - len(chosen)])
-    return chosen
+    def items(
+        self,
+        chosen: list[int],
+        score: np.ndarray,
+        profile: UserProfile,
+        now_ms: float,
+        feed: str,
+        explain: bool,
+    ) -> list[RankedItem]:
+        catalog, cands = self.catalog, self.sig.cands
+        if not explain:
+            return [RankedItem(catalog.ids[int(cands[p])], float(score[p]), []) for p in chosen]
+        picked = []
+        for pos in chosen:
+            idx = int(cands[pos])
+            t = self.terms[pos]
+            parts = (
+                float(t[0] + t[1]),
+                float(t[2]),
+                float(t[3] + t[6] + t[7]),
+                float(t[4]),
+                float(t[5]),
+            )
+            reasons = reasons_for(
+                idx, parts, self.sig.liked, catalog, profile, self.sig.rel_source, now_ms, feed
+            )
+            picked.append(RankedItem(catalog.ids[idx], float(score[pos]), reasons))
+        return picked
 
 
 #: Built-in profiles a worker can start with (``RECSTREAM_RANKING_PROFILE``). ``default`` leaves
@@ -228,7 +242,8 @@ BUILTIN_PROFILES: dict[str, RankingProfile] = {
 
 
 def load_ranking_profile(spec: str | None) -> RankingProfile:
-    """A built-in profile by name, or a JSON file holding a `ranking-profiles` body."""
+    """A built-in profile by name, or a JSON file holding a `ranking-profiles` body (validated
+    against the schema: a typo in a merchandiser's file fails loudly at start)."""
     if not spec:
         return BUILTIN_PROFILES["default"]
     if spec in BUILTIN_PROFILES:
@@ -237,8 +252,18 @@ def load_ranking_profile(spec: str | None) -> RankingProfile:
 
     import orjson
 
+    from stream.adapters.ranking_profiles import parse_ranking_profile
+
     path = Path(spec)
     if not path.is_file():
         names = ", ".join(BUILTIN_PROFILES)
         raise ValueError(f"ranking profile {spec!r} is neither a built-in ({names}) nor a file")
-    return RankingProfile.from_dict(orjson.loads(path.read_bytes()))
+    try:
+        body = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"ranking profile {spec}: not JSON ({exc})") from None
+    if not isinstance(body, dict):
+        raise ValueError(f"ranking profile {spec}: a JSON object is needed")
+    # a local file may leave out the identity the topic requires (files written before the
+    # schema was enforced did): it gets the defaults ``from_dict`` always gave it
+    return parse_ranking_profile({"name": "default", "version": 1, **body})

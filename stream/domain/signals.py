@@ -19,11 +19,12 @@ import numpy as np
 from stream.domain.catalog import PAD, Catalog
 from stream.domain.learned import RepeatModel
 from stream.domain.profile import DEFAULT_PROFILE_CONFIG, ProfileConfig, UserProfile, decayed
+from stream.domain.ranking_profile import FEEDS
 from stream.domain.relations import RelatedItems
 from stream.domain.trending import Trending
 
 if TYPE_CHECKING:
-    from stream.domain.ranking import RankingProfile
+    from stream.domain.ranking_profile import RankingProfile
 
 #: Columns of ``Signals.values``; ``RankingProfile.signal_weights`` follows this order.
 SIGNALS = (
@@ -101,6 +102,8 @@ class Signals:
     values: np.ndarray  # (len(cands), len(SIGNALS))
     rel_source: RelationSources
     liked: dict[int, float]  # feature id -> positive affinity, for the reasons
+    #: per candidate: the user viewed it and did not buy it (what "seen" placement moves)
+    seen: np.ndarray
 
 
 def _dense(catalog: Catalog, aff: dict[str, float]) -> np.ndarray:
@@ -142,6 +145,7 @@ def candidate_signals(
     for fid in sorted(liked, key=lambda f: -liked[f])[: rp.affinity_features]:
         pools.append(catalog.top_for_feature(fid, rp.per_feature_candidates))
     pools.append(catalog.popular(rp.popular_candidates))
+    pools.append(_pinned(rp, catalog))
     if trending is not None:
         pools.append(trending.top(rp.popular_candidates))
     cands = np.unique(np.concatenate(pools))
@@ -154,6 +158,8 @@ def candidate_signals(
         banned_idx = [catalog.index[i] for i in banned if i in catalog.index]
         keep &= ~np.isin(cands, banned_idx)
     cands = cands[keep]
+    seen_idx = [catalog.index[i] for i in returns.viewed if i in catalog.index]
+    seen = np.isin(cands, seen_idx) if seen_idx else np.zeros(cands.size, dtype=bool)
     values = np.zeros((cands.size, len(SIGNALS)), dtype=np.float64)
     if cands.size:
         feat = catalog.feature_ids[cands]
@@ -169,7 +175,13 @@ def candidate_signals(
         values[:, 5] = lookup(views, cands)
         if trending is not None:
             values[:, 6:8] = trending.values(cands)
-    return Signals(cands, values, rel_source, liked)
+    return Signals(cands, values, rel_source, liked, seen)
+
+
+def _pinned(rp: RankingProfile, catalog: Catalog) -> np.ndarray:
+    """Pinned items of every feed: candidates whatever their signals (filters still apply)."""
+    pins = {p for feed in FEEDS for p in rp.rules_for(feed).pins}
+    return np.fromiter((catalog.index[p] for p in pins if p in catalog.index), dtype=np.int64)
 
 
 def _repeat_scores(
