@@ -1,10 +1,10 @@
 """`ranking-profiles` records → validated bodies and profiles, or one-line ValueErrors.
 
-``parse_profile`` is the single door a body goes through before it can rank anything: the JSON
-Schema (schemas/ranking-profiles.schema.json), then ``RankingProfile.from_dict``, then a dry run
-of the profile on a tiny synthetic catalog, because the schema allows extra properties and a
-value of the wrong type in one of them (``"size": "big"``) would otherwise only fail while
-ranking live traffic — in every worker at once.
+``parse_profile`` is the single door a body goes through before it can rank live traffic:
+``parse_ranking_profile`` (the JSON Schema, then ``RankingProfile.from_dict``), then a dry run
+of the profile on a tiny synthetic catalog: the schema allows extra properties, and a value of
+a wrong type that only ranking touches would otherwise fail on live traffic, in every worker at
+once, instead of being rejected here.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from stream.adapters.ranking_profiles import parse_ranking_profile
 from stream.adapters.validation import get_validators
 from stream.domain.catalog import Catalog
 from stream.domain.engine import Engine
@@ -30,11 +31,7 @@ def validate_body(body: Mapping[str, Any]) -> None:
 
 def parse_profile(body: Mapping[str, Any]) -> RankingProfile:
     """Schema-valid body → RankingProfile that has ranked once; ValueError otherwise."""
-    validate_body(body)
-    try:
-        profile = RankingProfile.from_dict(body)
-    except (TypeError, ValueError, AttributeError) as exc:
-        raise ValueError(f"{SCHEMA}: {exc}") from None
+    profile = parse_ranking_profile(body)
     dry_run(profile)
     return profile
 

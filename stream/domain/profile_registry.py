@@ -166,7 +166,9 @@ class ProfileRegistry:
                 raise ValueError(f"key {key!r} differs from name {body.get('name')!r}")
             candidate = build_live(body, self.parse)
         except (ValueError, TypeError, AttributeError) as exc:
-            return Update("rejected", label, f"invalid profile {label}: {exc}")
+            text = str(exc)
+            detail = text if label in text else f"invalid ranking profile {label}: {text}"
+            return Update("rejected", label, detail)
         if body.get("shadow") is True:
             return self._offer_shadow(candidate)
         return self._offer_live(candidate)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from stream.domain.engine import Engine, Recommendation
 from stream.domain.events import UserEvent
 from stream.domain.profile import UserProfile
-from stream.domain.ranking import RankingProfile, rank
+from stream.domain.ranking import RankingProfile, rank_feeds
 
 #: Lists compared and hits counted on their top this many items.
 K = 10
@@ -84,33 +84,34 @@ def shadow_lists(
     ranking: RankingProfile,
     variant: str,
 ) -> list[Recommendation]:
-    """What ``ranking`` would have shown instead of each live list (same feed, trigger, state
-    version and moment); leaves the profile untouched."""
-    out = []
-    for rec in live:
-        # the moment the live list was ranked at (``Engine.step`` / the stock refresh)
-        moment = rec.trigger.ts if rec.trigger.topic != "stock" else 0
-        now = float(max(profile.last_ts, moment))
-        items = rank(
-            profile,
-            engine.catalog,
-            engine.relations,
-            ranking,
-            now,
+    """What ``ranking`` would have shown instead of each live list (same feeds, trigger, state
+    version and moment, one scored candidate set like the live ranking); leaves the profile
+    untouched."""
+    if not live:
+        return []
+    trigger = live[0].trigger
+    # the moment the live lists were ranked at (``Engine.step`` / the stock refresh)
+    moment = trigger.ts if trigger.topic != "stock" else 0
+    lists = rank_feeds(
+        profile,
+        engine.catalog,
+        engine.relations,
+        ranking,
+        float(max(profile.last_ts, moment)),
+        [rec.feed for rec in live],
+        engine.profile_config,
+        learned=engine.repeats,
+        trending=engine.trending,
+    )
+    return [
+        Recommendation(
+            rec.user_id,
             rec.feed,
-            engine.profile_config,
-            learned=engine.repeats,
-            trending=engine.trending,
+            lists[rec.feed],
+            ranking.label,
+            variant,
+            rec.trigger,
+            rec.state_version,
         )
-        out.append(
-            Recommendation(
-                rec.user_id,
-                rec.feed,
-                items,
-                ranking.label,
-                variant,
-                rec.trigger,
-                rec.state_version,
-            )
-        )
-    return out
+        for rec in live
+    ]

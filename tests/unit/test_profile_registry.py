@@ -55,7 +55,7 @@ def test_other_names_are_ignored_by_a_worker_configured_for_default() -> None:
     ("key", "bad", "words"),
     [
         ("default", body(2, weights={"popularity": "high"}), "weights.popularity"),
-        ("default", body(2, size="big"), "cannot rank"),
+        ("default", body(2, query_items="many"), "cannot rank"),
         ("other", body(2), "differs from name"),
         ("default", body(2, variants=[{"name": "A", "share": 0.7}]), "sum to 1"),
         ("default", body(2, variants=[{"name": "A", "share": 0.5}] * 2), "unique"),

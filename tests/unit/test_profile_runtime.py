@@ -178,7 +178,7 @@ def test_next_interaction_hit_is_counted_against_the_list_shown() -> None:
         (b"default", b"{oops", "malformed_json"),
         (b"default", b'{"name": "default"}', "schema_violation"),
         (b"other", b'{"name": "default", "version": 2}', "key_mismatch"),
-        (b"default", b'{"name": "default", "version": 2, "size": "big"}', "invalid_profile"),
+        (b"default", b'{"name": "default", "version": 2, "query_items": "x"}', "invalid_profile"),
     ],
 )
 def test_group_consumer_dead_letters_invalid_records_once(
