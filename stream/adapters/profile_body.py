@@ -10,6 +10,7 @@ once, instead of being rejected here.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import MISSING, fields
 from typing import Any
 
 import orjson
@@ -22,6 +23,7 @@ from stream.domain.events import UserEvent
 from stream.domain.ranking import FEEDS, RankingProfile
 
 SCHEMA = "ranking-profiles"
+_KINDS = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
 
 
 def validate_body(body: Mapping[str, Any]) -> None:
@@ -32,8 +34,32 @@ def validate_body(body: Mapping[str, Any]) -> None:
 def parse_profile(body: Mapping[str, Any]) -> RankingProfile:
     """Schema-valid body → RankingProfile that has ranked once; ValueError otherwise."""
     profile = parse_ranking_profile(body)
+    check_field_types(body)
     dry_run(profile)
     return profile
+
+
+def check_field_types(body: Mapping[str, Any]) -> None:
+    """Top-level fields the schema does not type (it allows extra properties) but
+    ``from_dict`` copies onto the profile must have their default's type: a clear one-line
+    error naming the field, rather than the dry run's exception from deep inside ranking."""
+    for f in fields(RankingProfile):
+        if f.name not in body or f.default is MISSING or f.default is None:
+            continue
+        value, default = body[f.name], f.default
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int | float):
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            ok = ok and (isinstance(value, int) or not isinstance(default, int))
+        else:
+            ok = isinstance(value, type(default))
+        if not ok:
+            kind = _KINDS.get(type(default), type(default).__name__)
+            raise ValueError(
+                f"invalid ranking profile {body.get('name')}@{body.get('version')}: "
+                f"field '{f.name}' must be {kind}, got {value!r}"
+            )
 
 
 def dry_run(profile: RankingProfile) -> None:

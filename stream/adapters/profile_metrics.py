@@ -15,12 +15,11 @@ same users at the same moments (``recstream profile compare`` divides them).
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary
 
 #: What a `ranking-profiles` record did (see ``stream.domain.profile_registry.Update``).
 OUTCOMES = ("activated", "shadowed", "retracted", "unchanged", "stale", "ignored", "rejected")
 _UNIT_BUCKETS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
-_CORR_BUCKETS = (-1.0, -0.75, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 0.9, 1.0)
 
 
 class ProfileMetrics:
@@ -74,11 +73,12 @@ class ProfileMetrics:
             buckets=_UNIT_BUCKETS,
             registry=r,
         )
-        self.shadow_correlation = Histogram(
+        # a summary (count + sum: the mean), not a histogram: prometheus_client drops the
+        # _sum of histograms that can observe negative values, and correlations can be < 0
+        self.shadow_correlation = Summary(
             "recstream_shadow_rank_correlation",
             "Spearman correlation of the top 10s (missing items at rank 11), shadow vs live",
             ["active", "shadow", "feed"],
-            buckets=_CORR_BUCKETS,
             registry=r,
         )
         self.shadow_opportunities = Counter(

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from stream.adapters.profile_body import decode_record, parse_profile
+from stream.adapters.profile_body import decode_record, dry_run, parse_profile
 from stream.adapters.validation import SchemaError
 from stream.domain.profile_registry import ProfileRegistry, bucket, build_live, merge
 from stream.domain.ranking import BUILTIN_PROFILES, RankingProfile
@@ -55,7 +55,8 @@ def test_other_names_are_ignored_by_a_worker_configured_for_default() -> None:
     ("key", "bad", "words"),
     [
         ("default", body(2, weights={"popularity": "high"}), "weights.popularity"),
-        ("default", body(2, query_items="many"), "cannot rank"),
+        ("default", body(2, query_items="many"), "field 'query_items' must be an integer"),
+        ("default", body(2, query_tau_ms=[1]), "query_tau_ms"),
         ("other", body(2), "differs from name"),
         ("default", body(2, variants=[{"name": "A", "share": 0.7}]), "sum to 1"),
         ("default", body(2, variants=[{"name": "A", "share": 0.5}] * 2), "unique"),
@@ -144,3 +145,9 @@ def test_records_decode_and_the_schema_checks_variants_and_shadow() -> None:
         with pytest.raises(SchemaError) as err:
             decode_record(b"default", orjson.dumps(bad))
         assert err.value.path == field
+
+
+def test_dry_run_turns_a_profile_that_cannot_rank_into_a_value_error() -> None:
+    dry_run(RankingProfile())  # the built-in ranks
+    with pytest.raises(ValueError, match="cannot rank"):
+        dry_run(RankingProfile(query_items="many"))  # type: ignore[arg-type]
