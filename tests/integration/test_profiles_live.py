@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +26,22 @@ ACME = [i for i in ITEMS if attr(i, "brand") == "acme"]
 BURY_ACME = [{"feature": "brand:acme", "factor": 0}]
 
 
-def start(broker: Any, tmp_path: Path) -> tuple[Deployment, WorkerProcess]:
-    dep = new_deployment(broker, tmp_path)
-    dep.produce([("catalog", m) for m in CATALOG])
-    worker = dep.worker("w").start()
+@pytest.fixture
+def dep(broker: Any, tmp_path: Path) -> Iterator[Deployment]:
+    """A deployment of its own per test, with the catalog; its workers stopped by PID after."""
+    deployment = new_deployment(broker, tmp_path)
+    deployment.produce([("catalog", m) for m in CATALOG])
+    try:
+        yield deployment
+    finally:
+        for w in deployment.workers:
+            w.stop()
+
+
+def start(dep: Deployment, name: str = "w") -> WorkerProcess:
+    worker = dep.worker(name).start()
     worker.wait_ready()
-    return dep, worker
+    return worker
 
 
 def cli(dep: Deployment, *args: str) -> subprocess.CompletedProcess[str]:
@@ -88,8 +98,8 @@ def invariant_holds(worker: WorkerProcess) -> None:
         assert consumed == processed + dead, (topic, consumed, processed, dead)
 
 
-def test_pushed_bury_reaches_the_next_list_without_restart(broker: Any, tmp_path: Path) -> None:
-    dep, worker = start(broker, tmp_path)
+def test_pushed_bury_reaches_the_next_list_without_restart(dep: Deployment, tmp_path: Path) -> None:
+    worker = start(dep)
     pid = worker.process.pid if worker.process else None
     shopper = "u-acme-fan"
     before = send_and_wait(dep, [event("clicks", shopper, item_id=i) for i in ACME[:3]])
@@ -112,13 +122,21 @@ def test_pushed_bury_reaches_the_next_list_without_restart(broker: Any, tmp_path
     info = 'recstream_ranking_profile_info{profile="default@2",variant="A"}'
     assert eventually(worker, info) == 1.0  # a sampled gauge: refreshed once a second
     assert worker.metrics().get('recstream_ranking_profile_updates_total{outcome="activated"}') == 1
+    # a worker started later replays the topic and ends on the latest body; a later push
+    # reaches both running workers
+    late = start(dep, "late")
+    assert eventually(late, info) == 1.0
+    push_file(dep, tmp_path, {"name": "default", "version": 3, "buries": BURY_ACME, "size": 7})
+    newest = 'recstream_ranking_profile_info{profile="default@3",variant="A"}'
+    assert eventually(worker, newest) == 1.0 and eventually(late, newest) == 1.0
     invariant_holds(worker)
+    invariant_holds(late)
 
 
 def test_invalid_profile_is_rejected_dead_lettered_and_the_live_one_stays(
-    broker: Any, tmp_path: Path
+    dep: Deployment, tmp_path: Path
 ) -> None:
-    dep, worker = start(broker, tmp_path)
+    worker = start(dep)
     push_file(dep, tmp_path, {"name": "default", "version": 2, "buries": BURY_ACME})
     bad_file = tmp_path / "bad.json"
     bad = {"name": "default", "version": 3, "buries": [{"feature": "brand:acme", "factor": -1}]}
@@ -139,9 +157,9 @@ def test_invalid_profile_is_rejected_dead_lettered_and_the_live_one_stays(
 
 
 def test_two_variants_split_users_evenly_and_keep_them_after_a_restart(
-    broker: Any, tmp_path: Path
+    dep: Deployment, tmp_path: Path
 ) -> None:
-    dep, worker = start(broker, tmp_path)
+    worker = start(dep)
     variants = [
         {"name": "A", "share": 0.5},
         {"name": "B", "share": 0.5, "buries": BURY_ACME},
@@ -156,8 +174,7 @@ def test_two_variants_split_users_evenly_and_keep_them_after_a_restart(
     assert all(not acme_in(m) for m in first.values() if m["variant"] == "B")
     assert any(acme_in(m) for m in first.values() if m["variant"] == "A")
     assert worker.stop() == 0
-    again = dep.worker("w").start()
-    again.wait_ready()
+    again = start(dep)
     second = lists_for(dep, users, ACME[1])
     assert {u: m["variant"] for u, m in second.items()} == {
         u: m["variant"] for u, m in first.items()
@@ -168,9 +185,9 @@ def test_two_variants_split_users_evenly_and_keep_them_after_a_restart(
 
 
 def test_shadow_profile_is_scored_and_compared_without_changing_shoppers_lists(
-    broker: Any, tmp_path: Path
+    dep: Deployment, tmp_path: Path
 ) -> None:
-    dep, worker = start(broker, tmp_path)
+    worker = start(dep)
     shopper = "u-shadowed"
     send_and_wait(dep, [event("clicks", shopper, item_id=i) for i in ACME[:3]])
     push_file(dep, tmp_path, {"name": "cand", "version": 1, "shadow": True, "buries": BURY_ACME})
@@ -198,6 +215,8 @@ def test_shadow_profile_is_scored_and_compared_without_changing_shoppers_lists(
     )
     assert report.returncode == 0, report.stderr
     assert "live default@1  vs  shadow cand@1" in report.stdout and "overlap@10" in report.stdout
+    listed = cli(dep, "profile", "list")
+    assert listed.returncode == 0 and "cand@1 shadow" in listed.stdout, listed.stdout
     print("\n" + report.stdout)
     invariant_holds(worker)
 
