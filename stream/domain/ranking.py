@@ -120,8 +120,7 @@ def rank_feeds(
 
 def latest_context(profile: UserProfile) -> Mapping[str, str]:
     """The user's latest click context (device, locale, source), for conditioned boosts."""
-    context = getattr(profile, "context", None)
-    return context if isinstance(context, Mapping) else {}
+    return profile.context
 
 
 class ScoredSet:
