@@ -120,12 +120,13 @@ class ScoredSet:
             pos = pos[np.argpartition(-score[pos], head - 1)[:head]]
         order = pos[np.argsort(-score[pos], kind="stable")]
         cands = self.sig.cands
-        if self._brand is None and rp.max_per_brand:
-            self._brand = self.masks.brand_of(cands)
-        caps = Caps(
-            (self.catalog.category[cands], self._brand if self._brand is not None else cands),
-            (rp.max_per_category, rp.max_per_brand),
-        )
+        groups, limits = [self.catalog.category[cands]], [rp.max_per_category]
+        if rp.max_per_brand:
+            if self._brand is None:
+                self._brand = self.masks.brand_of(cands)
+            groups.append(self._brand)
+            limits.append(rp.max_per_brand)
+        caps = Caps(groups, limits)
         exempt = (self.sig.values[:, _COLUMN["repeat"]] > 0) | self.sig.seen
         features = self.catalog.feature_ids[cands] if rp.mmr_lambda < 1.0 else None
         return diversify(order, caps, exempt, k, score, features, rp.mmr_lambda)

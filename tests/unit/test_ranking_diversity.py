@@ -148,3 +148,17 @@ def test_engine_scores_candidates_once_per_burst(monkeypatch: pytest.MonkeyPatch
     recs = engine.recommend(UserProfile("u"), Trigger("e", "clicks", NOW))
     assert [r.feed for r in recs] == list(FEEDS)
     assert len(calls) == 1
+
+
+def test_mmr_on_a_large_head_looks_at_a_bounded_pool() -> None:
+    n = 500
+    order = np.arange(n)
+    features = np.tile(np.array([[1, 2, 3]]), (n, 1))
+    features[7::7, 2] = 4  # every 7th item (not the first) differs a little
+    caps = Caps((np.full(n, 9),), (3,))
+    got = diversify(order, caps, np.zeros(n, dtype=bool), 10, -order.astype(float), features, 0.2)
+    # the best; the best that differs from it; then (all alike now) score order until the cap
+    # of 3 is full, then the capped overflow in score order
+    assert got == [0, 7, 1, 2, 3, 4, 5, 6, 8, 9]
+    wide = diversify(order, caps, np.zeros(n, dtype=bool), 10, -order.astype(float), features, 0.0)
+    assert wide[:3] == [0, 7, 1] and max(wide) < 50  # λ = 0 still stays in the pool
