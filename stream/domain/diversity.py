@@ -18,6 +18,9 @@ import numpy as np
 
 from stream.domain.catalog import PAD
 
+#: MMR looks at this many candidates per list slot (4 × 20 = the best 80 for a list of 20)
+MMR_POOL_PER_SLOT = 4
+
 
 @dataclass(frozen=True)
 class Caps:
@@ -107,7 +110,11 @@ def _mmr(
     features: np.ndarray,
     lam: float,
 ) -> list[int]:
-    """Greedy MMR over the head in ``order``; capped items wait for the overflow fill."""
+    """Greedy MMR over the best ``MMR_POOL_PER_SLOT × size`` items of ``order`` (the
+    similarity matrix is quadratic in the pool); capped items wait for the overflow fill, then
+    the rest of ``order`` in score order if the list is still short."""
+    pool = max(MMR_POOL_PER_SLOT * size, 50)
+    order, beyond = order[:pool], order[pool:]
     sim = similarity(features[order])
     top = float(np.abs(score[order]).max())
     rel = score[order] / (top if top > 0 else 1.0)
@@ -137,4 +144,5 @@ def _mmr(
             for ((_, inv), _), count in zip(groups, counts, strict=True):
                 count[inv[best]] += 1
     rest = np.flatnonzero(~taken)[: size - len(chosen)]  # overflow, in score order
-    return [int(order[i]) for i in (*chosen, *rest.tolist())]
+    out = [int(order[i]) for i in (*chosen, *rest.tolist())]
+    return out + beyond[: size - len(out)].tolist()

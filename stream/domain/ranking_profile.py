@@ -31,6 +31,9 @@ WEIGHT_KEYS = {
     "trend_day": "w_trend_day",
     "trend_week": "w_trend_week",
     "relation_long": "w_relation_long",
+    "query_match": "w_query_match",
+    "price_fit": "w_price_fit",
+    "freshness": "w_freshness",
 }
 #: item flags that boosts may name like features (they are not attributes of the item)
 FLAG_FEATURES = ("deal", "new")
@@ -177,6 +180,15 @@ class RankingProfile:
     w_relation_long: float = 0.5
     long_query_items: int = 50
     long_query_tau_ms: float = 30 * 24 * 3600 * 1000.0
+    #: token overlap of the latest search/click query with the item's title and category,
+    #: the query fading over ``query_context_tau_ms``
+    w_query_match: float = 1.0
+    query_context_tau_ms: float = 2 * 3600 * 1000.0
+    #: closeness of the item's price band to the user's typical one (0: off)
+    w_price_fit: float = 0.0
+    #: recency of the item's first catalog message (0: off)
+    w_freshness: float = 0.0
+    freshness_tau_ms: float = 14 * 24 * 3600 * 1000.0
     #: items the user viewed but did not buy ("seen") that the propensities let back: "after"
     #: ranks them behind the unseen ones (at most ``seen_tail`` of them, more only if unseen
     #: items run out), "mixed" ranks them by score among the rest. Never counted by the caps.
@@ -212,6 +224,9 @@ class RankingProfile:
                 self.w_trend_day,
                 self.w_trend_week,
                 self.w_relation_long,
+                self.w_query_match,
+                self.w_price_fit,
+                self.w_freshness,
             ]
         )
 

@@ -27,10 +27,10 @@ class FeatureMasks:
         self._brand_of: np.ndarray | None = None
 
     def _fresh(self) -> None:
-        if self._version != self._catalog.version:
+        if self._version != self._catalog.attr_version:
             self._masks.clear()
             self._brand_of = None
-            self._version = self._catalog.version
+            self._version = self._catalog.attr_version
 
     def mask(self, feature: str) -> np.ndarray:
         """Items (dense indexes) carrying ``feature``; the flags ``deal``/``new`` count too."""

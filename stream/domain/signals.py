@@ -17,6 +17,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from stream.domain.catalog import PAD, Catalog
+from stream.domain.context_signals import (
+    freshness,
+    price_fit,
+    query_candidates,
+    query_match,
+    query_weight,
+)
 from stream.domain.learned import RepeatModel
 from stream.domain.profile import DEFAULT_PROFILE_CONFIG, ProfileConfig, UserProfile, decayed
 from stream.domain.ranking_profile import FEEDS
@@ -37,6 +44,9 @@ SIGNALS = (
     "trend_day",
     "trend_week",
     "relation_long",
+    "query_match",
+    "price_fit",
+    "freshness",
 )
 CategoryOf = Callable[[str], str | None]
 
@@ -146,6 +156,9 @@ def candidate_signals(
         pools.append(catalog.top_for_feature(fid, rp.per_feature_candidates))
     pools.append(catalog.popular(rp.popular_candidates))
     pools.append(_pinned(rp, catalog))
+    q_weight = query_weight(profile, now_ms, rp.query_context_tau_ms)
+    if q_weight > 0:
+        pools.append(query_candidates(profile, catalog, rp.per_feature_candidates))
     if trending is not None:
         pools.append(trending.top(rp.popular_candidates))
     cands = np.unique(np.concatenate(pools))
@@ -175,6 +188,11 @@ def candidate_signals(
         values[:, 5] = lookup(views, cands)
         if trending is not None:
             values[:, 6:8] = trending.values(cands)
+        values[:, 9] = query_match(profile, catalog, cands, q_weight)
+        if rp.w_price_fit:  # zero weight: skip the cost
+            values[:, 10] = price_fit(catalog, cands, long_term + session)
+        if rp.w_freshness:
+            values[:, 11] = freshness(catalog, cands, now_ms, rp.freshness_tau_ms)
     return Signals(cands, values, rel_source, liked, seen)
 
 

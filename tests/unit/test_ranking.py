@@ -200,7 +200,9 @@ def test_affinity_puts_clicked_brand_first() -> None:
     mixed = ids(rank(profile, catalog, CoOccurrence(), replace(RP, seen_placement="mixed"), NOW))
     assert set(mixed[:6]) == {f"x{i}" for i in range(6)}
     top = rank(profile, catalog, CoOccurrence(), RP, NOW)[0]
-    assert any("brand:xbrand" in reason for reason in top.reasons)
+    # in plain words, never the feature key
+    assert any("your interest in brand Xbrand" in reason for reason in top.reasons)
+    assert not any("brand:" in reason for reason in top.reasons)
 
 
 def test_negative_affinity_pushes_items_down() -> None:
