@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import orjson
 from aiokafka.structs import ConsumerRecord
@@ -50,6 +51,8 @@ class ProfileRuntime:
         self.shown = ShownLists(shown_capacity)
         self.follower = Follower(settings, [settings.topic(TOPIC)], self._on_record, "profiles")
         self._series: list[tuple[str, str]] = []
+        #: label children cached (``labels()`` takes a lock and a dict walk: per burst, it shows)
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._shadow_series: tuple[str, str] | None = None
         self._publish()
 
@@ -130,14 +133,21 @@ class ProfileRuntime:
         if shown is None or items is None:
             return
         m = self.metrics
-        m.variant_opportunities.labels(shown.profile, shown.variant).inc()
+        self._child(m.variant_opportunities, shown.profile, shown.variant).inc()
         if hit(items, shown.items, K):
-            m.variant_hits.labels(shown.profile, shown.variant).inc()
+            self._child(m.variant_hits, shown.profile, shown.variant).inc()
         if shown.shadow is not None:
-            m.shadow_opportunities.labels(shown.profile, shown.shadow).inc()
+            self._child(m.shadow_opportunities, shown.profile, shown.shadow).inc()
             for ranking_name, listed in (("active", shown.items), ("shadow", shown.shadow_items)):
                 if hit(items, listed, K):
-                    m.shadow_hits.labels(shown.profile, shown.shadow, ranking_name).inc()
+                    self._child(m.shadow_hits, shown.profile, shown.shadow, ranking_name).inc()
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def after_step(self, profile: UserProfile, recs: Sequence[Recommendation]) -> list[Output]:
         """Remember the lists shown; with a shadow, rank it too and return its messages."""
@@ -169,6 +179,6 @@ class ProfileRuntime:
         a = [item.item_id for item in live.items]
         b = [item.item_id for item in alt.items]
         labels = (live.profile, alt.profile, live.feed)
-        m.shadow_lists.labels(*labels).inc()
-        m.shadow_overlap.labels(*labels).observe(overlap_at_k(a, b, K))
-        m.shadow_correlation.labels(*labels).observe(rank_correlation(a, b, K))
+        self._child(m.shadow_lists, *labels).inc()
+        self._child(m.shadow_overlap, *labels).observe(overlap_at_k(a, b, K))
+        self._child(m.shadow_correlation, *labels).observe(rank_correlation(a, b, K))
