@@ -1,8 +1,10 @@
 """`recstream profile push | list | compare`: ranking profiles as configuration.
 
 ``push`` checks a body with the same code the workers use before it publishes it (an invalid
-body would only be rejected by every worker), and refuses a version that is not above the one
-already published under that name (workers would ignore it as stale) unless ``--force``.
+body would only be rejected by every worker), refuses a version that is not above the one
+already published under that name (workers would ignore it as stale) unless ``--force``, and a
+shadow named like a built-in or a published live profile (workers reject those: see
+``stream.domain.profile_registry``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from stream.domain.ranking import BUILTIN_PROFILES
 from stream.settings import Settings
 
 TOPIC = "ranking-profiles"
@@ -74,16 +77,23 @@ async def push(settings: Settings, body: dict[str, Any], force: bool = False) ->
     from stream.tools import produce
 
     name, version = str(body["name"]), int(body["version"])
-    if not force:
-        previous = (await published(settings)).get(name)
-        last = previous.get("version") if isinstance(previous, dict) else None
-        if isinstance(last, int) and version <= last:
-            raise ValueError(
-                f"{name}@{version} is not above the published {name}@{last}: "
-                "workers would ignore it (bump the version, or --force)"
-            )
+    shadow = body.get("shadow") is True
+    if shadow and name in BUILTIN_PROFILES:
+        raise ValueError(f"a shadow needs a name of its own, not the built-in {name!r}")
+    previous = (await published(settings)).get(name)
+    if shadow and isinstance(previous, dict) and previous.get("shadow") is not True:
+        raise ValueError(
+            f"{name!r} is a live profile: a shadow needs a name of its own (the topic is "
+            "compacted by name, so it would replace the live body for later workers)"
+        )
+    last = previous.get("version") if isinstance(previous, dict) else None
+    if not force and isinstance(last, int) and version <= last:
+        raise ValueError(
+            f"{name}@{version} is not above the published {name}@{last}: "
+            "workers would ignore it (bump the version, or --force)"
+        )
     await produce(settings, [(TOPIC, (name.encode(), orjson.dumps(body)))], raw=True)
-    kind = "shadow " if body.get("shadow") is True else ""
+    kind = "shadow " if shadow else ""
     return f"pushed {kind}{name}@{version} to {settings.topic(TOPIC)}"
 
 
@@ -93,7 +103,11 @@ def cmd_push(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         print(f"recstream profile push: rejected {args.file}: {exc}", file=sys.stderr)
         return 1
-    print(asyncio.run(push(settings, body, args.force)))
+    try:
+        print(asyncio.run(push(settings, body, args.force)))
+    except ValueError as exc:
+        print(f"recstream profile push: refused {args.file}: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

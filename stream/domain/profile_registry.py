@@ -14,8 +14,12 @@ Rules (README "Changing the ranking"):
   is ``unchanged`` (a replay); an equal version with another body, or a lower one, is ``stale``
   and ignored: versions are how operators say which body wins, and a replaying worker must end
   on the same body as one that saw the pushes live, whatever order duplicates arrive in.
-- ``"shadow": true`` bodies (any name) are scored next to the live one without affecting users;
-  one shadow at a time, the latest accepted; a tombstone (null value) for its name retracts it.
+- ``"shadow": true`` bodies are scored next to the live one without affecting users; one shadow
+  at a time, the latest accepted; a tombstone (null value) for its name retracts it. A shadow
+  needs a name of its own (``rejected`` otherwise): the topic is keyed (and compacted) by name,
+  so a shadow sharing the live profile's key would, once compacted, erase the live body for
+  every worker that starts later. Publishing the shadow's content under the live name (with a
+  higher version) promotes it, and the shadow, then identical to the live ranking, is dropped.
 - An invalid body (``parse`` raises ValueError) is ``rejected``; the live one stays.
 """
 
@@ -188,12 +192,15 @@ class ProfileRegistry:
         if candidate.base.version == current.base.version:
             return Update("unchanged", label, f"{label} is already live")
         self.live = candidate
-        if self.shadow is not None and self.shadow.body == _unshadowed(candidate.body):
+        if self.shadow is not None and _content(self.shadow.body) == _content(candidate.body):
             self.shadow = None  # promoted: comparing a profile with itself tells nothing
         return Update("activated", label, f"live profile is now {label} (was {current.label})")
 
     def _offer_shadow(self, candidate: LiveProfile) -> Update:
         label, name = candidate.label, candidate.base.name
+        if name == self.active_name:
+            why = "a shadow needs a name of its own (it would share the live profile's key)"
+            return Update("rejected", label, f"invalid ranking profile {label}: {why}")
         seen = self._shadow_versions.get(name, 0)
         if candidate.base.version <= seen:
             same = self.shadow is not None and self.shadow.body == candidate.body
@@ -211,6 +218,8 @@ class ProfileRegistry:
         return Update("ignored", name, f"tombstone for {name!r}: no shadow of that name")
 
 
-def _unshadowed(body: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """A body as it would look published as a shadow (to recognise a promotion)."""
-    return None if body is None else {**body, "shadow": True}
+def _content(body: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """What a body ranks with, whatever it is called (to recognise a promoted shadow)."""
+    if body is None:
+        return None
+    return {k: v for k, v in body.items() if k not in ("name", "version", "shadow")}

@@ -56,6 +56,9 @@ def test_push_refuses_a_version_not_above_the_published_one_unless_forced(
     assert again.returncode == 1 and "not above the published default@2" in again.stderr
     forced = run_cli("profile", "push", str(body), "--force", env=dep.env, timeout=60)
     assert forced.returncode == 0
+    clash = write(tmp_path / "clash.json", {"name": "default", "version": 3, "shadow": True})
+    refused = run_cli("profile", "push", str(clash), "--force", env=dep.env, timeout=60)
+    assert refused.returncode == 1 and "name of its own" in refused.stderr
     shadow = write(tmp_path / "s.json", {"name": "cand", "version": 1, "shadow": True})
     assert run_cli("profile", "push", str(shadow), env=dep.env, timeout=60).returncode == 0
     listed = run_cli("profile", "list", env=dep.env, timeout=60)

@@ -102,17 +102,26 @@ def test_bucket_is_uniform_enough_and_salted_by_profile_name() -> None:
 
 def test_shadow_is_separate_from_the_live_track_and_can_be_promoted_or_retracted() -> None:
     reg = registry()
-    candidate = body(2, name="default", shadow=True, weights={"popularity": 9.0})
-    assert reg.offer("default", candidate).outcome == "shadowed"
+    candidate = body(1, name="cand", shadow=True, weights={"popularity": 9.0})
+    assert reg.offer("cand", candidate).outcome == "shadowed"
     assert reg.live.label == "default@1" and reg.shadow is not None
-    assert reg.shadow.label == "default@2" and reg.shadow.base.w_popularity == 9.0
-    assert reg.offer("default", candidate).outcome == "unchanged"
-    promoted = {k: v for k, v in candidate.items() if k != "shadow"}
+    assert reg.shadow.label == "cand@1" and reg.shadow.base.w_popularity == 9.0
+    assert reg.offer("cand", candidate).outcome == "unchanged"
+    assert reg.offer("cand", body(1, name="cand", shadow=True)).outcome == "stale"
+    # promotion: the same content under the live name, with a higher version
+    promoted = body(2, weights={"popularity": 9.0})
     assert reg.offer("default", promoted).outcome == "activated"
-    assert reg.live.base.w_popularity == 9.0 and reg.shadow is None  # promoted: no self-compare
-    assert reg.offer("cand", body(1, name="cand", shadow=True)).outcome == "shadowed"
+    assert reg.live.base.w_popularity == 9.0 and reg.shadow is None  # no self-comparison
+    assert reg.offer("cand", body(2, name="cand", shadow=True)).outcome == "shadowed"
     assert reg.offer("nope", None).outcome == "ignored"
     assert reg.offer("cand", None).outcome == "retracted" and reg.shadow is None
+
+
+def test_a_shadow_named_like_the_live_profile_is_rejected() -> None:
+    reg = registry()
+    update = reg.offer("default", body(2, shadow=True))
+    assert update.outcome == "rejected" and "name of its own" in update.detail
+    assert reg.shadow is None and reg.live.label == "default@1"
 
 
 def test_merge_is_deep_for_objects_and_replaces_lists() -> None:
