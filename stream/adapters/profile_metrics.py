@@ -36,6 +36,12 @@ class ProfileMetrics:
         )
         for outcome in OUTCOMES:  # zero, not absent
             self.updates.labels(outcome)
+        self.swap_lag = Gauge(
+            "recstream_ranking_profile_swap_lag_seconds",
+            "Publication (record timestamp) to live in this worker, of the last body that changed "
+            "the live or shadow profile while the worker was running (not during its start replay)",
+            registry=r,
+        )
         self.variant_share = Gauge(
             "recstream_ranking_variant_share",
             "Traffic share of each variant of the live profile (name@version)",

@@ -51,6 +51,7 @@ class ProfileRuntime:
         self.shown = ShownLists(shown_capacity)
         self.follower = Follower(settings, [settings.topic(TOPIC)], self._on_record, "profiles")
         self._series: list[tuple[str, str]] = []
+        self._replayed = False  # the start replay is over: later records are live pushes
         #: label children cached (``labels()`` takes a lock and a dict walk: per burst, it shows)
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._shadow_series: tuple[str, str] | None = None
@@ -63,6 +64,7 @@ class ProfileRuntime:
         await self.follower.start()
         if not await self.follower.caught_up(timeout):
             raise RuntimeError(f"{TOPIC} follower did not catch up within {timeout:.0f} s")
+        self._replayed = True
         log.info("ranking profile %s is live%s", self.registry.live.label, self._shadow_note())
 
     async def stop(self) -> None:
@@ -73,7 +75,11 @@ class ProfileRuntime:
         return self.follower.failed
 
     async def _on_record(self, topic: str, record: ConsumerRecord[bytes, bytes]) -> None:
-        self.apply(record.key, record.value)
+        update = self.apply(record.key, record.value)
+        if update.changed and self._replayed and record.timestamp > 0:
+            lag = max(0.0, time.time() - record.timestamp / 1000.0)
+            self.metrics.swap_lag.set(lag)
+            log.info("%s: live %.0f ms after publication", update.label, lag * 1000)
 
     def apply(self, key: bytes | None, value: bytes | None) -> Update:
         """One record into the registry; never raises for bad data (it is logged + counted)."""

@@ -129,6 +129,11 @@ def test_pushed_bury_reaches_the_next_list_without_restart(dep: Deployment, tmp_
     push_file(dep, tmp_path, {"name": "default", "version": 3, "buries": BURY_ACME, "size": 7})
     newest = 'recstream_ranking_profile_info{profile="default@3",variant="A"}'
     assert eventually(worker, newest) == 1.0 and eventually(late, newest) == 1.0
+    lags = [w.metrics()["recstream_ranking_profile_swap_lag_seconds"] for w in (worker, late)]
+    print(
+        f"push of default@3 -> live in each of two workers: {[f'{x * 1000:.0f} ms' for x in lags]}"
+    )
+    assert all(0 < x < 10.0 for x in lags)  # generous bound; the figures are reported
     invariant_holds(worker)
     invariant_holds(late)
 
