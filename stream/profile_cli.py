@@ -17,7 +17,8 @@ from typing import Any
 
 import orjson
 
-from stream.domain.ranking import BUILTIN_PROFILES
+from stream.domain.profile_registry import ProfileRegistry
+from stream.domain.ranking import BUILTIN_PROFILES, RankingProfile, load_ranking_profile
 from stream.settings import Settings
 
 TOPIC = "ranking-profiles"
@@ -70,6 +71,21 @@ async def published(settings: Settings) -> dict[str, dict[str, Any] | None]:
         except orjson.JSONDecodeError:
             continue
     return out
+
+
+async def live_ranking(settings: Settings, user_id: str) -> tuple[RankingProfile, str]:
+    """The profile and variant the workers rank ``user_id`` with now: the configured profile
+    replaced by the latest valid body of its name on the topic (for tools that rank outside a
+    worker, e.g. ``recs --explain``)."""
+    from stream.adapters.profile_body import parse_profile
+
+    registry = ProfileRegistry.starting_with(
+        load_ranking_profile(settings.ranking_profile), parse_profile
+    )
+    body = (await published(settings)).get(registry.active_name)
+    if body is not None:
+        registry.offer(registry.active_name, body)
+    return registry.live.choose(user_id)
 
 
 async def push(settings: Settings, body: dict[str, Any], force: bool = False) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 
 from stream.adapters.metrics import Metrics
 from stream.broker import free_port
+from stream.profile_cli import live_ranking
 from tests.conftest import new_deployment
 from tests.e2e.test_cli import run_cli
 
@@ -64,6 +66,9 @@ def test_push_refuses_a_version_not_above_the_published_one_unless_forced(
     listed = run_cli("profile", "list", env=dep.env, timeout=60)
     assert listed.returncode == 0
     assert listed.stdout.splitlines() == ["cand@1 shadow", "default@2"]
+    # what tools that rank outside a worker (recs --explain) should rank with
+    ranking, variant = asyncio.run(live_ranking(dep.settings, "u1"))
+    assert (ranking.label, variant) == ("default@2", "A")
 
 
 def test_compare_reads_and_sums_the_workers_metrics(tmp_path: Path) -> None:
