@@ -186,6 +186,12 @@ def test_two_variants_split_users_evenly_and_keep_them_after_a_restart(
     }
     metrics = again.metrics()
     assert metrics.get('recstream_ranking_variant_share{profile="default@2",variant="B"}') == 0.5
+    emitted = {
+        v: sample(metrics, "recstream_lists_emitted_total", feed="for_you", profile="default@2",
+                  variant=v)
+        for v in ("A", "B")
+    }  # fmt: skip
+    assert emitted == {v: float(n) for v, n in split.items()}  # this worker's lists, by variant
     invariant_holds(again)
 
 
