@@ -42,6 +42,9 @@ _LOG_LEVEL = {"rejected": logging.WARNING, "stale": logging.WARNING, "ignored": 
 
 
 class ProfileRuntime:
+    """A worker's live profiles: the follower that feeds the registry, the gauges that show
+    it, and the pipeline hooks (per-user profile and variant, hits, shadow lists)."""
+
     def __init__(
         self, settings: Settings, engine: Engine, metrics: Metrics, shown_capacity: int = 100_000
     ) -> None:
