@@ -7,6 +7,7 @@ feature is explained through an item the user looked at that carries it, or not 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Container, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -27,6 +28,7 @@ _KEY_WORDS = {"brand": "brand", "size": "size", "material": "material", "style":
 _SILENT_KEYS = frozenset({"price_band", "id", "sku", "ean", "gtin"})
 
 
+@functools.lru_cache(maxsize=65_536)
 def readable(feature: str) -> str | None:
     """``brand:acme`` → "brand Acme", ``category:trousers`` → "Trousers", ``colour:navy`` →
     "Navy"; None for codes (``manufacturer:69``) and internal features (``price_band:5``)."""

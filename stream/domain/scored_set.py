@@ -34,6 +34,8 @@ REASON_GROUPS: dict[str, tuple[str, ...]] = {
     "freshness": ("freshness",),
 }
 _COLUMN = {name: i for i, name in enumerate(SIGNALS)}
+#: signals × reason groups, 1 where a signal belongs to a group
+_GROUPS = np.array([[float(name in cols) for cols in REASON_GROUPS.values()] for name in SIGNALS])
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,41 +133,44 @@ class ScoredSet:
         features = self.catalog.feature_ids[cands] if rp.mmr_lambda < 1.0 else None
         return diversify(order, caps, exempt, k, score, features, rp.mmr_lambda)
 
-    def reason_input(self, sel: Selection, pos: int) -> ReasonInput:
-        t = self.terms[pos]
-        contributions = {
-            group: float(sum(t[_COLUMN[c]] for c in cols)) for group, cols in REASON_GROUPS.items()
-        }
-        cands = self.sig.cands[pos : pos + 1]
-        boosted = tuple(
-            b.feature
-            for b in sel.rules.boosts
-            if b.factor > 1 and b.applies(sel.context) and self.masks.mask(b.feature)[cands][0]
-        )
-        return ReasonInput(contributions, boosted, pos in sel.pinned)
+    def reason_inputs(self, sel: Selection) -> list[ReasonInput]:
+        """Per shown item: its contribution per reason group (one matrix product for the
+        whole list), the boosts that raised it, whether it was pinned."""
+        chosen = np.asarray(sel.chosen, dtype=np.int64)
+        grouped = (self.terms[chosen] @ _GROUPS).tolist()
+        boosted: list[tuple[str, ...]] = [() for _ in sel.chosen]
+        for rule in sel.rules.boosts:
+            if rule.factor > 1 and rule.applies(sel.context):
+                hit = self.masks.mask(rule.feature)[self.sig.cands[chosen]].tolist()
+                boosted = [
+                    (*b, rule.feature) if h else b for b, h in zip(boosted, hit, strict=True)
+                ]
+        return [
+            ReasonInput(dict(zip(REASON_GROUPS, row, strict=True)), b, pos in sel.pinned)
+            for row, b, pos in zip(grouped, boosted, sel.chosen, strict=True)
+        ]
 
     def items(
         self, sel: Selection, profile: UserProfile, now_ms: float, explain: bool
     ) -> list[RankedItem]:
         catalog, cands = self.catalog, self.sig.cands
+        idxs = cands[sel.chosen].tolist()
+        scores = sel.score[sel.chosen].tolist()
+        if not explain or not idxs:
+            return [RankedItem(catalog.ids[i], s, []) for i, s in zip(idxs, scores, strict=True)]
         out = []
-        for pos in sel.chosen:
-            idx = int(cands[pos])
-            reasons = (
-                reasons_for(
-                    idx,
-                    self.reason_input(sel, pos),
-                    self.sig.liked,
-                    catalog,
-                    profile,
-                    self.sig.rel_source,
-                    now_ms,
-                    sel.feed,
-                )
-                if explain
-                else []
+        for idx, score, info in zip(idxs, scores, self.reason_inputs(sel), strict=True):
+            reasons = reasons_for(
+                idx,
+                info,
+                self.sig.liked,
+                catalog,
+                profile,
+                self.sig.rel_source,
+                now_ms,
+                sel.feed,
             )
-            out.append(RankedItem(catalog.ids[idx], float(sel.score[pos]), reasons))
+            out.append(RankedItem(catalog.ids[idx], score, reasons))
         return out
 
     def breakdown(self, sel: Selection, pos: int) -> dict[str, Any]:
