@@ -197,3 +197,31 @@ def test_group_consumer_dead_letters_invalid_records_once(
     processed = h.value("recstream_events_processed_total", **topic)
     dead = h.value("recstream_dead_letters_total", **topic, reason=reason)
     assert (consumed, processed, dead) == (3, 2, 1)
+
+
+def test_a_push_arriving_while_a_batch_is_in_flight_applies_from_the_next_batch() -> None:
+    """The follower runs at the pipeline's awaits (here: the first send of a batch's outputs);
+    the batch was ranked before, entirely with the old profile, and nothing is lost."""
+    h = Harness()
+    original = h.send
+
+    async def send_and_push(
+        topic: str, key: bytes, value: bytes | None, partition: int | None
+    ) -> asyncio.Future[Any]:
+        if h.runtime.registry.live.label == "default@1":
+            h.push({"name": "default", "version": 2, "size": 4})
+        return await original(topic, key, value, partition)
+
+    h.pipeline.send = send_and_push
+    records = [
+        Record("clicks", 0, n, f"u{n}".encode(), orjson.dumps(
+            {"event_id": f"b{n}", "user_id": f"u{n}", "item_id": f"i{n}", "ts": T0 + n}
+        ))
+        for n in range(3)
+    ]  # fmt: skip
+    asyncio.run(h.pipeline.handle_user_batch(records))
+    batch = [orjson.loads(v) for t, _, v in h.sent if t == "recommendations" and v]
+    assert [m["profile"] for m in batch] == ["default@1"] * 3
+    assert {m["user_id"] for m in batch} == {"u0", "u1", "u2"}
+    after = lists(h.click("u0", "i5"))[0]
+    assert after["profile"] == "default@2" and len(after["items"]) == 4
