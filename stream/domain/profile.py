@@ -100,26 +100,24 @@ class UserProfile:
     last_ts: int = 0
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps(
-            {
-                "u": self.user_id,
-                "s": self.session,
-                "l": self.long_term,
-                "q": self.queries,
-                "p": self.purchases,
-                "r": self.returned,
-                "b": self.just_bought,
-                "bt": self.just_bought_ts,
-                "o": self.offsets,
-                "li": self.last_items,
-                "cx": self.context,
-                "qy": self.query,
-                "qt": self.query_ts,
-                "v": self.version,
-                "n": self.events,
-                "t": self.last_ts,
-            }
-        )
+        body: dict[str, Any] = {
+            "u": self.user_id,
+            "s": self.session,
+            "l": self.long_term,
+            "q": self.queries,
+            "p": self.purchases,
+            "r": self.returned,
+            "b": self.just_bought,
+            "bt": self.just_bought_ts,
+            "o": self.offsets,
+            "li": self.last_items,
+            "v": self.version,
+            "n": self.events,
+            "t": self.last_ts,
+        }
+        if self.query_ts:  # most users never search: no bytes for an empty context
+            body.update(cx=self.context, qy=self.query, qt=self.query_ts)
+        return orjson.dumps(body)
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> UserProfile:
