@@ -21,6 +21,8 @@ from stream.adapters.fault import inject_faults
 from stream.adapters.faust_security import faust_credentials
 from stream.adapters.metrics import Metrics
 from stream.adapters.outputs import OutputProducer
+from stream.adapters.profile_dead_letters import profile_batch_handler
+from stream.adapters.profile_runtime import ProfileRuntime
 from stream.adapters.qdrant_sink import UserSink, make_user_sink
 from stream.adapters.replica import CatalogReplica
 from stream.adapters.runtime_metrics import RuntimeSampler
@@ -84,6 +86,7 @@ class RecstreamApp:
     outputs: OutputProducer
     store: ChangelogStore
     flavour: str
+    profiles: ProfileRuntime | None = None
 
 
 class _Lifecycle(mode.Service):
@@ -100,6 +103,8 @@ class _Lifecycle(mode.Service):
         await r.outputs.start()
         await r.replica.start()
         await r.writer.start()
+        if r.profiles is not None:
+            await r.profiles.start()  # ends on the latest published profile before serving
         if not await r.replica.caught_up(timeout=60.0):
             raise RuntimeError("catalog replica did not catch up within 60 s")
         r.metrics.catalog_items.set(len(r.engine.catalog))
@@ -115,6 +120,8 @@ class _Lifecycle(mode.Service):
         # bounded: a dead Qdrant must not hold up a supervisor's stop (it is a serving copy;
         # the lists are on the topic and each user's point is rewritten at their next event)
         await r.writer.stop(timeout=5.0)
+        if r.profiles is not None:
+            await r.profiles.stop()
         await r.replica.stop()
         await r.outputs.stop()
         r.sink.close()
@@ -127,6 +134,8 @@ class _Lifecycle(mode.Service):
             failure = self.rapp.replica.failed
             if failure is not None:
                 die("catalog replica died", failure)
+            if self.rapp.profiles is not None and self.rapp.profiles.failed is not None:
+                die("ranking-profiles follower died", self.rapp.profiles.failed)
             await self.sampler.sample()
             await self.sleep(1.0)
 
@@ -218,6 +227,7 @@ def create_app(
         engine, decoder, store, outputs.send, writer, metrics, caught_up, durability
     )
     replica.on_stock_change = pipeline.on_stock_change
+    pipeline.profiles = profiles = ProfileRuntime(settings, engine, metrics)
     within = settings.batch_within_ms / 1000.0
     # One agent for every user-keyed topic (co-partitioned): one batch at a time sees all of a
     # user's events, so a profile is read, updated and written by one step with no interleaving.
@@ -242,14 +252,26 @@ def create_app(
         metrics,
     )
 
+    _add_agent(  # validation + dead letters, once per record (followers apply them)
+        app,
+        settings,
+        "profiles",
+        ("ranking-profiles",),
+        profile_batch_handler(pipeline),
+        settings.batch_max,
+        within,
+        metrics,
+    )
+
     async def on_rebalance(*_: Any, **__: Any) -> None:
         pipeline.holders_stale = True  # users moved between workers
         store.forget_assignment()  # re-read changelog tails before serving partitions again
 
     app.on_rebalance_complete.connect(on_rebalance)
     rapp = RecstreamApp(
-        settings, app, pipeline, engine, metrics, replica, writer, sink, outputs, store, flavour
-    )
+        settings, app, pipeline, engine, metrics, replica, writer, sink, outputs, store, flavour,
+        profiles,
+    )  # fmt: skip
     app.add_dependency(_Lifecycle(rapp))
     return rapp
 

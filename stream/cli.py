@@ -43,13 +43,15 @@ def _cmd_recs(args: argparse.Namespace, settings: Settings) -> int:
     from stream.tools import latest_recommendations
 
     found = asyncio.run(latest_recommendations(settings, args.user, args.feed, args.timeout))
-    if found is None:
+    if found is None and not args.explain:
         print(
             f"no recommendations for {args.user!r} (feed {args.feed}) on "
             f"{settings.topic('recommendations')}",
             file=sys.stderr,
         )
         return 1
+    if found is None:  # --explain: the live state may still have a profile to explain
+        return _explain(args, settings)
     print(
         f"{found['user_id']}  feed={found['feed']}  profile={found['profile']}  "
         f"trigger={found['trigger']['topic']}:{found['trigger']['event_id']}"
@@ -59,7 +61,13 @@ def _cmd_recs(args: argparse.Namespace, settings: Settings) -> int:
         if args.explain:
             for reason in item["reasons"]:
                 print(f"       - {reason}")
-    return 0
+    return _explain(args, settings) if args.explain else 0
+
+
+def _explain(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.explain import print_live_explanation
+
+    return print_live_explanation(settings, args.user, args.feed, args.profile)
 
 
 def _cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
@@ -213,7 +221,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("recs", help="show a user's latest recommendations")
     p.add_argument("user")
     p.add_argument("--feed", default="for_you")
-    p.add_argument("--explain", action="store_true", help="print the reasons per item")
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="print the reasons per item and the full score breakdown, ranked from the live state",
+    )
+    p.add_argument("--profile", default=None, help="with --explain: rank with this profile")
     p.add_argument("--timeout", type=float, default=5.0)
     p.set_defaults(func=_cmd_recs)
 
@@ -308,6 +321,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", default=None, help="write the profile body here (default: print)")
     p.set_defaults(func=_cmd_fit_ranking)
+
+    from stream.profile_cli import register as register_profile
+
+    register_profile(sub)
 
     p = sub.add_parser("init", help="create topics (final partition counts) + Qdrant collection")
     p.set_defaults(func=_cmd_init)

@@ -26,7 +26,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -42,6 +42,9 @@ from stream.domain.events import UserEvent
 from stream.domain.holders import Holders
 from stream.domain.learning import Observation
 from stream.domain.profile import UserProfile
+
+if TYPE_CHECKING:
+    from stream.adapters.profile_runtime import ProfileRuntime
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +124,8 @@ class Pipeline:
         #: rebuilt from the stored profiles' last lists before the next stock-out refresh
         self.holders_stale = True
         self.ready = asyncio.Event()
+        #: live ranking profiles (per-user variant, shadow lists); None = the engine's own
+        self.profiles: ProfileRuntime | None = None
 
     # -- user events --------------------------------------------------------------------------
     async def handle_user_batch(self, records: Sequence[Record]) -> None:
@@ -171,6 +176,8 @@ class Pipeline:
         raw = self.store.get(user_id, partition=work.partition)
         state = UserProfile.from_bytes(raw) if raw is not None else None
         self.metrics.observe_stage("state_read", time.perf_counter() - started)
+        if self.profiles is not None:
+            self.profiles.before_step(user_id, work.events)
         # a forget wipes everything before it in the batch; what follows starts a new profile
         events = work.events
         last_forget = max((i for i, e in enumerate(events) if e.topic == "forget"), default=-1)
@@ -209,6 +216,8 @@ class Pipeline:
         if profile is not None:
             for rec in recs:
                 self._plan_list(plan, profile, rec, work.received_ms)
+            if self.profiles is not None:
+                plan.outputs.extend(self.profiles.after_step(profile, recs))
 
     def _plan_list(
         self, plan: BatchPlan, profile: UserProfile, rec: Recommendation, received_ms: int | None

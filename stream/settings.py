@@ -18,8 +18,11 @@ ITEM_TOPICS: tuple[str, ...] = ("stock", "catalog")
 #: ``forget`` (right to erasure) and ``refresh`` (re-rank now: an item the user holds sold out).
 CONTROL_TOPICS: tuple[str, ...] = ("forget", "refresh")
 #: ``learned``: observations from every applied event, followed by every worker (popularity and
-#: item relations survive restarts and are the same on every worker).
-OUTPUT_TOPICS: tuple[str, ...] = ("recommendations", "dead-letters", "ranking-profiles", "learned")
+#: item relations survive restarts and are the same on every worker). ``recommendations-shadow``:
+#: lists of a shadow ranking profile, scored on live traffic and never shown (keyed by user_id).
+OUTPUT_TOPICS: tuple[str, ...] = (
+    "recommendations", "dead-letters", "ranking-profiles", "learned", "recommendations-shadow",
+)  # fmt: skip
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

@@ -22,6 +22,7 @@ from importlib import metadata
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from stream.adapters.loop_histogram import LoopHistogram, LoopHistogramChild
+from stream.adapters.profile_metrics import ProfileMetrics
 from stream.settings import CONTROL_TOPICS, ITEM_TOPICS, USER_TOPICS
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -52,7 +53,7 @@ def _version(dist: str) -> str:
 
 
 @dataclass
-class Metrics:
+class Metrics(ProfileMetrics):
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
     def __post_init__(self) -> None:
@@ -60,6 +61,7 @@ class Metrics:
         self._declare_lists()
         self._declare_qdrant()
         self._declare_runtime()
+        self._declare_profiles()
         for topic in USER_TOPICS + CONTROL_TOPICS + ITEM_TOPICS:  # zero, not absent
             for counter in (self.consumed, self.processed, self.replayed):
                 counter.labels(topic)

@@ -72,7 +72,7 @@ class RuntimeSampler:
             settings.topic(name) for name in USER_TOPICS + CONTROL_TOPICS + ITEM_TOPICS
         ]
         self._lag_keys: set[tuple[str, str, int]] = set()
-        self._profile: tuple[str, str] | None = None
+        self._profile: frozenset[tuple[str, str]] = frozenset()
         self._model: tuple[str, str] | None = None
         self._next_users_count = -math.inf
 
@@ -98,7 +98,11 @@ class RuntimeSampler:
             took = time.monotonic() - started
             pause = max(USERS_COUNT_MIN_INTERVAL_S, USERS_COUNT_COST_FACTOR * took)
             self._next_users_count = started + pause
-        self._set_profile(r.engine.ranking.label, r.engine.variant)
+        profiles = getattr(r, "profiles", None)  # live profiles: one series per A/B variant
+        engine = r.engine
+        self._set_profile(
+            profiles.info() if profiles is not None else [(engine.ranking.label, engine.variant)]
+        )
         self._set_model(r.engine.relations)
 
     def _set_lag(self, lag: Lag) -> None:
@@ -109,13 +113,14 @@ class RuntimeSampler:
             gauge.labels(consumer, topic, str(partition)).set(value)
         self._lag_keys = set(lag)
 
-    def _set_profile(self, label: str, variant: str) -> None:
-        current = (label, variant)
+    def _set_profile(self, series: Iterable[tuple[str, str]]) -> None:
+        current = frozenset(series)
         if current == self._profile:
             return
-        if self._profile is not None:
-            self.metrics.ranking_profile.remove(*self._profile)
-        self.metrics.ranking_profile.labels(*current).set(1)
+        for labels in self._profile - current:
+            self.metrics.ranking_profile.remove(*labels)
+        for labels in current:
+            self.metrics.ranking_profile.labels(*labels).set(1)
         self.metrics.ranking_profile_loaded.set(time.time())
         self._profile = current
 

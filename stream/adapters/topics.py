@@ -17,6 +17,10 @@ from stream.settings import CONTROL_TOPICS, ITEM_TOPICS, OUTPUT_TOPICS, USER_TOP
 
 log = logging.getLogger(__name__)
 
+#: Topics whose latest value per key is the state (a profile body per name): compacted, so a
+#: worker that starts later still finds every live body, however old (not time-expired).
+COMPACTED: tuple[str, ...] = ("ranking-profiles",)
+
 #: Node id the bundled Tansu broker reports (set RECSTREAM_KAFKA_FLAVOUR to override detection).
 TANSU_NODE_ID = 111
 
@@ -40,9 +44,15 @@ async def ensure_topics(settings: Settings, names: tuple[str, ...] | None = None
         missing = [t for t in wanted if t not in existing]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker won the race
+                compacted = {settings.topic(n) for n in COMPACTED}
                 await admin.create_topics(
                     [
-                        NewTopic(t, num_partitions=settings.partitions, replication_factor=1)
+                        NewTopic(
+                            t,
+                            num_partitions=settings.partitions,
+                            replication_factor=1,
+                            topic_configs={"cleanup.policy": "compact"} if t in compacted else None,
+                        )
                         for t in missing
                     ]
                 )

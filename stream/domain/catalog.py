@@ -51,8 +51,11 @@ class Catalog:
         #: a tiny per-item constant from the item id: breaks score ties the same way on every
         #: worker, whereas dense indexes depend on the order each replica read the catalog in
         self.tiebreak = np.zeros(capacity, dtype=np.float64)
+        #: ``ts`` of the first catalog message of each item (0: unknown), for freshness
+        self.first_seen = np.zeros(capacity, dtype=np.int64)
         self.items_by_feature: dict[int, list[int]] = {}
         self.version = 0  # bumps on every change that can alter candidate sets
+        self.attr_version = 0  # bumps only when item attributes, titles or flags change
         self._popular_cache: tuple[int, np.ndarray] | None = None
         self._feature_cache: dict[int, tuple[int, np.ndarray]] = {}
         self._pop_version = 0
@@ -75,6 +78,7 @@ class Catalog:
             "deleted",
             "popularity",
             "tiebreak",
+            "first_seen",
         ):
             old = getattr(self, name)
             shape = (cap, *old.shape[1:])
@@ -102,6 +106,8 @@ class Catalog:
             self.titles.append("")
             self.index[item_id] = idx
             self.tiebreak[idx] = tiebreak(item_id)
+            ts = message.get("ts")
+            self.first_seen[idx] = ts if isinstance(ts, int) and ts > 0 else 0
         else:
             for fid in self.feature_ids[idx]:
                 if fid != PAD:
@@ -125,6 +131,7 @@ class Catalog:
         self.new[idx] = bool(flags.get("new", False))
         self.deleted[idx] = bool(message.get("deleted", False))
         self.version += 1
+        self.attr_version += 1
         self._feature_cache.clear()
         self._popular_cache = None
         return idx

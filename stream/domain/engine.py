@@ -27,7 +27,7 @@ from stream.domain.profile import (
     apply_event,
     is_replay,
 )
-from stream.domain.ranking import RankedItem, RankingProfile, rank
+from stream.domain.ranking import RankedItem, RankingProfile, rank_feeds
 from stream.domain.relations import CoOccurrence, RelatedItems
 from stream.domain.trending import Trending
 
@@ -166,18 +166,19 @@ class Engine:
         """Rank every configured feed for this user; remembers the for_you list in the profile."""
         now = float(trigger.ts if now_ms is None else now_ms)
         out = []
+        lists = rank_feeds(  # one scored candidate set, masked per feed
+            profile,
+            self.catalog,
+            self.relations,
+            self.ranking,
+            now,
+            self.feeds,
+            self.profile_config,
+            learned=self.repeats,
+            trending=self.trending,
+        )
         for feed in self.feeds:
-            items = rank(
-                profile,
-                self.catalog,
-                self.relations,
-                self.ranking,
-                now,
-                feed,
-                self.profile_config,
-                learned=self.repeats,
-                trending=self.trending,
-            )
+            items = lists[feed]
             if feed == "for_you":
                 profile.last_items = [item.item_id for item in items]
             out.append(

@@ -23,6 +23,12 @@ class UserEvent:
     query: str | None = None
     source: tuple[str, int, int] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: where a click happened (``clicks.context``: device, locale, source), for ranking
+    context: Mapping[str, str] | None = None
+
+
+#: ``clicks.context`` keys kept on the event (``query`` travels in ``UserEvent.query``)
+CONTEXT_KEYS = ("device", "locale", "source")
 
 
 def event_from_message(topic: str, msg: Mapping[str, Any]) -> UserEvent:
@@ -38,8 +44,11 @@ def event_from_message(topic: str, msg: Mapping[str, Any]) -> UserEvent:
         item_ids, quantities = (), ()
     context = msg.get("context")
     query = msg.get("query")
-    if query is None and isinstance(context, Mapping):
-        query = context.get("query")
+    where = None
+    if isinstance(context, Mapping):
+        if query is None:
+            query = context.get("query")
+        where = {k: v for k in CONTEXT_KEYS if isinstance(v := context.get(k), str)} or None
     return UserEvent(
         topic=topic,
         event_id=str(msg["event_id"]),
@@ -51,4 +60,5 @@ def event_from_message(topic: str, msg: Mapping[str, Any]) -> UserEvent:
         dwell_ms=int(msg.get("dwell_ms", 0) or 0),
         filters=msg.get("filters"),
         query=query if isinstance(query, str) else None,
+        context=where,
     )

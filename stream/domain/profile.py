@@ -90,28 +90,34 @@ class UserProfile:
     just_bought_ts: int = 0
     offsets: dict[str, int] = field(default_factory=dict)  # "topic:partition" -> last offset
     last_items: list[str] = field(default_factory=list)  # last emitted for_you list
+    #: the latest click context (device, locale, source) and search/click query, so ranking
+    #: can condition boosts on where the user is and match what they typed
+    context: dict[str, str] = field(default_factory=dict)
+    query: str = ""
+    query_ts: int = 0  # event time of the latest context or query
     version: int = 0
     events: int = 0
     last_ts: int = 0
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps(
-            {
-                "u": self.user_id,
-                "s": self.session,
-                "l": self.long_term,
-                "q": self.queries,
-                "p": self.purchases,
-                "r": self.returned,
-                "b": self.just_bought,
-                "bt": self.just_bought_ts,
-                "o": self.offsets,
-                "li": self.last_items,
-                "v": self.version,
-                "n": self.events,
-                "t": self.last_ts,
-            }
-        )
+        body: dict[str, Any] = {
+            "u": self.user_id,
+            "s": self.session,
+            "l": self.long_term,
+            "q": self.queries,
+            "p": self.purchases,
+            "r": self.returned,
+            "b": self.just_bought,
+            "bt": self.just_bought_ts,
+            "o": self.offsets,
+            "li": self.last_items,
+            "v": self.version,
+            "n": self.events,
+            "t": self.last_ts,
+        }
+        if self.query_ts:  # most users never search: no bytes for an empty context
+            body.update(cx=self.context, qy=self.query, qt=self.query_ts)
+        return orjson.dumps(body)
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> UserProfile:
@@ -127,6 +133,9 @@ class UserProfile:
             just_bought_ts=d.get("bt", 0),
             offsets=d["o"],
             last_items=d.get("li", []),
+            context=d.get("cx", {}),
+            query=d.get("qy", ""),
+            query_ts=d.get("qt", 0),
             version=d["v"],
             events=d["n"],
             last_ts=d["t"],
@@ -192,6 +201,19 @@ def _drop_query(profile: UserProfile, item_id: str, role: str | None = None) -> 
 
 
 FeaturesOf = Callable[[str], Iterable[str]]
+#: a query longer than this is cut: it only feeds a token overlap
+MAX_QUERY_CHARS = 256
+
+
+def _remember_context(profile: UserProfile, event: UserEvent) -> None:
+    """Keep the latest context and query (a late event does not overwrite a newer one)."""
+    if event.ts < profile.query_ts or not (event.context or event.query):
+        return
+    if event.context:
+        profile.context = dict(event.context)
+    if event.query:
+        profile.query = event.query[:MAX_QUERY_CHARS]
+    profile.query_ts = event.ts
 
 
 def is_replay(profile: UserProfile, event: UserEvent) -> bool:
@@ -220,6 +242,7 @@ def apply_event(
                 del profile.offsets[stale]
     ts = event.ts
     weight = event_weight(event, cfg)
+    _remember_context(profile, event)
     if event.topic == "searches":
         for feature in filter_features(event.filters):
             _bump(profile.session, feature, cfg.search_filter, ts, cfg.session_tau_ms)

@@ -1,8 +1,15 @@
-"""Human-readable reasons for a ranked item: what support staff and users read."""
+"""Human-readable reasons for a ranked item: what support staff and users read.
+
+Reasons name things the way the shop shows them — titles, brands, category names — never
+internal feature keys such as ``manufacturer:69`` (a code means nothing to a shopper: such a
+feature is explained through an item the user looked at that carries it, or not at all).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Container
+import functools
+from collections.abc import Container, Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
 from stream.domain.catalog import Catalog
@@ -13,6 +20,25 @@ class Sources(Container[int], Protocol):
     """Target item -> (contribution, query item, role, ts) of its strongest query."""
 
     def __getitem__(self, idx: int) -> tuple[float, int, str, float]: ...
+
+
+#: how a feature key reads before its value ("brand Acme"); keys not listed read as the value
+_KEY_WORDS = {"brand": "brand", "size": "size", "material": "material", "style": "style"}
+#: features that say nothing a shopper would recognise
+_SILENT_KEYS = frozenset({"price_band", "id", "sku", "ean", "gtin"})
+
+
+@functools.lru_cache(maxsize=65_536)
+def readable(feature: str) -> str | None:
+    """``brand:acme`` → "brand Acme", ``category:trousers`` → "Trousers", ``colour:navy`` →
+    "Navy"; None for codes (``manufacturer:69``) and internal features (``price_band:5``)."""
+    key, sep, value = feature.partition(":")
+    if not sep:
+        return feature if feature in ("deal", "new") else None
+    if key in _SILENT_KEYS or not value or not any(ch.isalpha() for ch in value):
+        return None
+    word = _KEY_WORDS.get(key)
+    return f"{word} {value.title()}" if word else value.capitalize()
 
 
 def _ago(ms: float) -> str:
@@ -26,9 +52,37 @@ def _ago(ms: float) -> str:
     return f"{int(minutes / 1440)} days ago"
 
 
+@dataclass(frozen=True)
+class ReasonInput:
+    """What the ranking knows about one shown item: each signal's contribution to its score
+    (weight × value, grouped as below), the boost rules that raised it, whether it was pinned."""
+
+    contributions: Mapping[str, float]
+    boosted_by: tuple[str, ...] = ()
+    pinned: bool = False
+
+
+def _liked_reason(
+    idx: int, liked: dict[int, float], catalog: Catalog, profile: UserProfile, now_ms: float
+) -> str:
+    fids = sorted(
+        (f for f in catalog.feature_ids[idx].tolist() if f in liked), key=lambda f: -liked[f]
+    )
+    names = [n for n in (readable(catalog.vocab_names[f]) for f in fids) if n]
+    if names:
+        return f"matches your interest in {', '.join(dict.fromkeys(names[:3]))}"
+    shared = set(fids)
+    for item_id, role, ts in profile.queries[:20]:
+        q = catalog.index.get(item_id)
+        if q is not None and q != idx and shared & set(catalog.feature_ids[q].tolist()):
+            verb = "bought" if role == "buy" else "viewed"
+            return f"similar to '{catalog.titles[q]}' you {verb} {_ago(now_ms - ts)}"
+    return "similar to what you looked at"
+
+
 def reasons_for(
     idx: int,
-    terms: tuple[float, float, float, float, float],
+    info: ReasonInput,
     liked: dict[int, float],
     catalog: Catalog,
     profile: UserProfile,
@@ -37,29 +91,37 @@ def reasons_for(
     feed: str,
 ) -> list[str]:
     """Why this item is here, strongest signal first (what support staff and users read)."""
-    aff, rel, pop, rep, view = terms
+    c = info.contributions
     reasons: list[tuple[float, str]] = []
-    if view > 0:
-        reasons.append((view, "you looked at this recently"))
-    if rep > 0:
+    if info.pinned:
+        reasons.append((float("inf"), "featured by the shop"))
+    if c.get("query_match", 0.0) > 0:
+        reasons.append((c["query_match"], f"matches your search '{profile.query}'"))
+    if c.get("view_return", 0.0) > 0:
+        reasons.append((c["view_return"], "you looked at this recently"))
+    if c.get("repeat", 0.0) > 0:
         n, when = profile.purchases.get(catalog.ids[idx], (1.0, now_ms))
         often = "regularly" if n >= 1.5 else "before"
-        reasons.append((rep, f"you bought this {often} (last {_ago(now_ms - when)})"))
+        reasons.append((c["repeat"], f"you bought this {often} (last {_ago(now_ms - when)})"))
+    rel = c.get("relation", 0.0)
     if rel > 0 and idx in rel_source:
         _, q, role, ts = rel_source[idx]
         verb = "bought" if role == "buy" else "viewed"
         reasons.append((rel, f"related to '{catalog.titles[q]}' you {verb} {_ago(now_ms - ts)}"))
+    aff = c.get("affinity", 0.0)
     if aff > 0:
-        fids = sorted(
-            (f for f in catalog.feature_ids[idx].tolist() if f in liked), key=lambda f: -liked[f]
-        )
-        names = ", ".join(catalog.vocab_names[f] for f in fids[:3])
-        reasons.append((aff, f"matches your interest in {names}"))
+        reasons.append((aff, _liked_reason(idx, liked, catalog, profile, now_ms)))
     elif aff < 0:
         reasons.append((0.0, "partly matches features you turned away from"))
-    if pop > 0:
-        reasons.append((pop, "popular with shoppers right now"))
-    if feed == "deals_for_you":
+    if c.get("price_fit", 0.0) > 0:
+        reasons.append((c["price_fit"], "in your usual price range"))
+    if c.get("popularity", 0.0) > 0:
+        reasons.append((c["popularity"], "popular with shoppers right now"))
+    if c.get("freshness", 0.0) > 0:
+        reasons.append((c["freshness"], "recently added to the shop"))
+    for name in dict.fromkeys(n for n in map(readable, info.boosted_by) if n):
+        reasons.append((0.0, "on deal" if name == "deal" else f"promoted: {name}"))
+    if feed == "deals_for_you" and "deal" not in info.boosted_by:
         reasons.append((0.0, "on deal"))
     elif feed == "new_for_you":
         reasons.append((0.0, "new in the catalog"))

@@ -17,13 +17,21 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from stream.domain.catalog import PAD, Catalog
+from stream.domain.context_signals import (
+    freshness,
+    price_fit,
+    query_candidates,
+    query_match,
+    query_weight,
+)
 from stream.domain.learned import RepeatModel
 from stream.domain.profile import DEFAULT_PROFILE_CONFIG, ProfileConfig, UserProfile, decayed
+from stream.domain.ranking_profile import FEEDS
 from stream.domain.relations import RelatedItems
 from stream.domain.trending import Trending
 
 if TYPE_CHECKING:
-    from stream.domain.ranking import RankingProfile
+    from stream.domain.ranking_profile import RankingProfile
 
 #: Columns of ``Signals.values``; ``RankingProfile.signal_weights`` follows this order.
 SIGNALS = (
@@ -36,6 +44,9 @@ SIGNALS = (
     "trend_day",
     "trend_week",
     "relation_long",
+    "query_match",
+    "price_fit",
+    "freshness",
 )
 CategoryOf = Callable[[str], str | None]
 
@@ -101,6 +112,8 @@ class Signals:
     values: np.ndarray  # (len(cands), len(SIGNALS))
     rel_source: RelationSources
     liked: dict[int, float]  # feature id -> positive affinity, for the reasons
+    #: per candidate: the user viewed it and did not buy it (what "seen" placement moves)
+    seen: np.ndarray
 
 
 def _dense(catalog: Catalog, aff: dict[str, float]) -> np.ndarray:
@@ -142,6 +155,10 @@ def candidate_signals(
     for fid in sorted(liked, key=lambda f: -liked[f])[: rp.affinity_features]:
         pools.append(catalog.top_for_feature(fid, rp.per_feature_candidates))
     pools.append(catalog.popular(rp.popular_candidates))
+    pools.append(_pinned(rp, catalog))
+    q_weight = query_weight(profile, now_ms, rp.query_context_tau_ms)
+    if q_weight > 0:
+        pools.append(query_candidates(profile, catalog, rp.per_feature_candidates))
     if trending is not None:
         pools.append(trending.top(rp.popular_candidates))
     cands = np.unique(np.concatenate(pools))
@@ -154,6 +171,8 @@ def candidate_signals(
         banned_idx = [catalog.index[i] for i in banned if i in catalog.index]
         keep &= ~np.isin(cands, banned_idx)
     cands = cands[keep]
+    seen_idx = [catalog.index[i] for i in returns.viewed if i in catalog.index]
+    seen = np.isin(cands, seen_idx) if seen_idx else np.zeros(cands.size, dtype=bool)
     values = np.zeros((cands.size, len(SIGNALS)), dtype=np.float64)
     if cands.size:
         feat = catalog.feature_ids[cands]
@@ -169,7 +188,18 @@ def candidate_signals(
         values[:, 5] = lookup(views, cands)
         if trending is not None:
             values[:, 6:8] = trending.values(cands)
-    return Signals(cands, values, rel_source, liked)
+        values[:, 9] = query_match(profile, catalog, cands, q_weight)
+        if rp.w_price_fit:  # zero weight: skip the cost
+            values[:, 10] = price_fit(catalog, cands, long_term + session)
+        if rp.w_freshness:
+            values[:, 11] = freshness(catalog, cands, now_ms, rp.freshness_tau_ms)
+    return Signals(cands, values, rel_source, liked, seen)
+
+
+def _pinned(rp: RankingProfile, catalog: Catalog) -> np.ndarray:
+    """Pinned items of every feed: candidates whatever their signals (filters still apply)."""
+    pins = {p for feed in FEEDS for p in rp.rules_for(feed).pins}
+    return np.fromiter((catalog.index[p] for p in pins if p in catalog.index), dtype=np.int64)
 
 
 def _repeat_scores(

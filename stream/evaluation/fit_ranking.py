@@ -219,6 +219,9 @@ def with_weights(base: RankingProfile, w: np.ndarray, fitted_on: str) -> Ranking
         w_trend_day=round(float(w[6]), 4),
         w_trend_week=round(float(w[7]), 4),
         w_relation_long=round(float(w[8]), 4),
+        w_query_match=round(float(w[9]), 4),
+        w_price_fit=round(float(w[10]), 4),
+        w_freshness=round(float(w[11]), 4),
         fitted_on=fitted_on,
     )
 

@@ -57,6 +57,11 @@ def test_recs_explain_and_exit_codes(deployment: Any) -> None:
     assert done.returncode == 0, done.stderr
     first = rec["items"][0]
     assert first["item_id"] in done.stdout and first["reasons"][0] in done.stdout
+    # the breakdown is ranked from the live state (stored profile + replayed catalog): the
+    # same first item, with its signals
+    live = done.stdout.split("score breakdown from the live state: u-cli", 1)[1]
+    assert re.search(rf"^\s+1\. {re.escape(first['item_id'])}\s", live, re.M), live
+    assert " x factor " in live and re.search(r"^\s+\w+\s+-?\d+\.\d+ x ", live, re.M)
     missing = run_cli("recs", "nobody-here", "--timeout", "2", env=deployment.env)
     assert missing.returncode == 1
     assert len(missing.stderr.strip().splitlines()) == 1 and "nobody-here" in missing.stderr

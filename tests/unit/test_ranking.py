@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
 import pytest
 
 from stream.domain.catalog import Catalog
 from stream.domain.events import UserEvent
 from stream.domain.profile import UserProfile, apply_event
-from stream.domain.ranking import RankedItem, RankingProfile, rank
+from stream.domain.ranking import Boost, RankedItem, RankingProfile, rank
 from stream.domain.relations import CoOccurrence
 
 NOW = 1_700_000_000_000
@@ -192,10 +193,16 @@ def test_affinity_puts_clicked_brand_first() -> None:
     click(profile, catalog, "x0", NOW - 2 * MIN)
     click(profile, catalog, "x1", NOW - MIN)
     got = ids(rank(profile, catalog, CoOccurrence(), RP, NOW))
-    assert set(got[:6]) == {f"x{i}" for i in range(6)}
-    assert set(got[6:]) == {f"y{i}" for i in range(6)}
+    # the unseen items of the clicked brand lead; the two clicked ones follow the unseen ones
+    assert set(got[:4]) == {f"x{i}" for i in range(2, 6)}
+    assert set(got[4:10]) == {f"y{i}" for i in range(6)}
+    assert set(got[10:]) == {"x0", "x1"}
+    mixed = ids(rank(profile, catalog, CoOccurrence(), replace(RP, seen_placement="mixed"), NOW))
+    assert set(mixed[:6]) == {f"x{i}" for i in range(6)}
     top = rank(profile, catalog, CoOccurrence(), RP, NOW)[0]
-    assert any("brand:xbrand" in reason for reason in top.reasons)
+    # in plain words, never the feature key
+    assert any("your interest in brand Xbrand" in reason for reason in top.reasons)
+    assert not any("brand:" in reason for reason in top.reasons)
 
 
 def test_negative_affinity_pushes_items_down() -> None:
@@ -366,7 +373,7 @@ def test_ranking_profile_from_dict() -> None:
             "filters": {"returned": False, "just_bought": False, "out_of_stock": True},
             "diversity": {"max_per_category": 2},
             "size": 7,
-            "boosts": [{"feature": "brand:acme", "weight": 1.0}],
+            "boosts": [{"feature": "Brand:Acme", "factor": 1.5}],
             "unknown_extra": {"x": 1},
         }
     )
@@ -381,6 +388,7 @@ def test_ranking_profile_from_dict() -> None:
     assert rp.filter_returned is False and rp.filter_just_bought is False
     assert rp.max_per_category == 2
     assert rp.size == 7
+    assert rp.rules.boosts == (Boost("brand:acme", 1.5),)  # spelled as the catalog spells it
     defaults = RankingProfile.from_dict({"name": "d", "version": 1})
     assert defaults == RankingProfile(name="d", version=1)
     assert defaults.filter_returned and defaults.filter_just_bought

@@ -1,0 +1,145 @@
+"""Signals from the user's current context and the item's own facts: query match, price fit,
+freshness — each roughly in [0, 1], each a column of ``signals.SIGNALS``.
+
+* ``query_match``: share of the tokens of the user's latest query (a search, or the query a
+  click came from, ``clicks.context.query``) found in the item's title or category path,
+  fading with the query's age — what the user typed is the strongest intent there is.
+* ``price_fit``: closeness of the item's price band (``price_band:N``, log2 of the price) to
+  the user's typical band, the affinity-weighted mean band of what they interacted with.
+  Zero for items without a price and for users without price history.
+* ``freshness``: recency of the item's first catalog message, decaying over
+  ``freshness_tau_ms``; zero when the catalog message had no ``ts``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import weakref
+
+import numpy as np
+
+from stream.domain.catalog import Catalog
+from stream.domain.profile import UserProfile
+
+_TOKEN = re.compile(r"[^\W_]{2,}")
+#: a user's query contributes at most this many tokens (longer text is noise here)
+MAX_QUERY_TOKENS = 12
+
+
+def tokens(text: str) -> list[str]:
+    """Lower-case word tokens of two or more letters/digits, deduplicated, in order."""
+    return list(dict.fromkeys(_TOKEN.findall(text.lower())))
+
+
+class TokenIndex:
+    """Which items carry a token in their title or category path, rebuilt lazily when item
+    attributes change (not on stock moves): an inverted index over the whole catalog."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self._catalog = catalog
+        self._version = -1
+        self._items: dict[str, np.ndarray] = {}
+        self._bands: np.ndarray = np.zeros(0, dtype=np.int64)
+
+    def _fresh(self) -> None:
+        catalog = self._catalog
+        if self._version == catalog.attr_version:
+            return
+        postings: dict[str, list[int]] = {}
+        for idx, title in enumerate(catalog.titles):
+            words = tokens(title)
+            for fid in catalog.feature_ids[idx].tolist():
+                name = catalog.vocab_names[fid]
+                if name.startswith("category:"):
+                    words.extend(tokens(name[9:]))
+            for word in set(words):
+                postings.setdefault(word, []).append(idx)
+        self._items = {w: np.asarray(ix, dtype=np.int64) for w, ix in postings.items()}
+        bands = np.full(len(catalog.vocab_names), -1, dtype=np.int64)
+        for fid, name in enumerate(catalog.vocab_names):
+            if name.startswith("price_band:") and name[11:].isdigit():
+                bands[fid] = int(name[11:])
+        self._bands = bands
+        self._version = catalog.attr_version
+
+    def items_with(self, token: str) -> np.ndarray:
+        self._fresh()
+        return self._items.get(token, np.zeros(0, dtype=np.int64))
+
+    def band_of_feature(self) -> np.ndarray:
+        """Price band per feature id (-1: not a price band)."""
+        self._fresh()
+        return self._bands
+
+
+_INDEXES: weakref.WeakKeyDictionary[Catalog, TokenIndex] = weakref.WeakKeyDictionary()
+
+
+def token_index(catalog: Catalog) -> TokenIndex:
+    index = _INDEXES.get(catalog)
+    if index is None:
+        index = _INDEXES[catalog] = TokenIndex(catalog)
+    return index
+
+
+def query_weight(profile: UserProfile, now_ms: float, tau_ms: float) -> float:
+    """How much the latest query still counts: 1 when just typed, fading with its age."""
+    if not profile.query:
+        return 0.0
+    return math.exp(-max(0.0, now_ms - profile.query_ts) / tau_ms)
+
+
+def query_match(
+    profile: UserProfile, catalog: Catalog, cands: np.ndarray, weight: float
+) -> np.ndarray:
+    """Share of the query's tokens each candidate carries, times the query's weight."""
+    out = np.zeros(cands.size, dtype=np.float64)
+    words = tokens(profile.query)[:MAX_QUERY_TOKENS]
+    if weight <= 0 or not words or cands.size == 0:
+        return out
+    index = token_index(catalog)
+    for word in words:
+        out += np.isin(cands, index.items_with(word), assume_unique=True)
+    return out * (weight / len(words))
+
+
+def query_candidates(profile: UserProfile, catalog: Catalog, k: int) -> np.ndarray:
+    """The ``k`` most popular items matching any query token: what the user searched for
+    must be a candidate even when nothing else would bring it."""
+    words = tokens(profile.query)[:MAX_QUERY_TOKENS]
+    if not words or k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    index = token_index(catalog)
+    hits = np.unique(np.concatenate([index.items_with(w) for w in words]))
+    hits = hits[catalog.eligible(hits)]
+    if hits.size > k:
+        pop = catalog.popularity[hits] + catalog.tiebreak[hits]
+        hits = hits[np.argpartition(-pop, k - 1)[:k]]
+    return hits
+
+
+def price_fit(catalog: Catalog, cands: np.ndarray, affinity: np.ndarray) -> np.ndarray:
+    """``exp(-|band − typical band| / 1.5)``: one band (×2 in price) away ≈ 0.5."""
+    out = np.zeros(cands.size, dtype=np.float64)
+    if cands.size == 0:
+        return out
+    bands = token_index(catalog).band_of_feature()
+    if bands.size < affinity.size:  # features added since the index was built
+        bands = np.concatenate([bands, np.full(affinity.size - bands.size, -1)])
+    priced = (bands[: affinity.size] >= 0) & (affinity > 0)
+    total = float(affinity[priced].sum())
+    if total <= 0:
+        return out
+    typical = float((affinity[priced] * bands[: affinity.size][priced]).sum()) / total
+    item_band = bands[catalog.feature_ids[cands]].max(axis=1)
+    has = item_band >= 0
+    out[has] = np.exp(-np.abs(item_band[has] - typical) / 1.5)
+    return out
+
+
+def freshness(catalog: Catalog, cands: np.ndarray, now_ms: float, tau_ms: float) -> np.ndarray:
+    """Recency of each candidate's first appearance in the catalog (0 when unknown)."""
+    first = catalog.first_seen[cands]
+    age = np.maximum(0.0, now_ms - first.astype(np.float64))
+    return np.where(first > 0, np.exp(-age / tau_ms), 0.0)

@@ -1,0 +1,194 @@
+"""One user's scored candidates, and each feed's list as a selection from them.
+
+``score = signals · weights`` is computed once per user burst (a matrix-vector product over
+candidates × signals); a feed is then a mask (deals, new, exclusions, removals by factor 0), a
+vector of boost factors, its pins and its diversity. Reasons and score breakdowns are built for
+the items shown only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from stream.domain.catalog import Catalog
+from stream.domain.diversity import Caps, diversify
+from stream.domain.profile import UserProfile
+from stream.domain.ranking_profile import FeedRules, RankingProfile
+from stream.domain.reasons import ReasonInput, reasons_for
+from stream.domain.scoring import apply_factors, boost_factors, excluded, masks_of, pin_positions
+from stream.domain.signals import SIGNALS, Signals
+
+#: how signal columns group into what a reason talks about
+REASON_GROUPS: dict[str, tuple[str, ...]] = {
+    "affinity": ("affinity_session", "affinity_long"),
+    "relation": ("relation", "relation_long"),
+    "popularity": ("popularity", "trend_day", "trend_week"),
+    "repeat": ("repeat",),
+    "view_return": ("view_return",),
+    "query_match": ("query_match",),
+    "price_fit": ("price_fit",),
+    "freshness": ("freshness",),
+}
+_COLUMN = {name: i for i, name in enumerate(SIGNALS)}
+#: signals × reason groups, 1 where a signal belongs to a group
+_GROUPS = np.array([[float(name in cols) for cols in REASON_GROUPS.values()] for name in SIGNALS])
+
+
+@dataclass(frozen=True, slots=True)
+class RankedItem:
+    item_id: str
+    score: float
+    reasons: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"item_id": self.item_id, "score": round(self.score, 6), "reasons": self.reasons}
+
+
+@dataclass
+class Selection:
+    """A feed's list: positions into the candidates in list order, with final scores."""
+
+    feed: str
+    rules: FeedRules
+    chosen: list[int]
+    score: np.ndarray
+    factors: np.ndarray
+    pinned: frozenset[int]
+    context: Mapping[str, str]
+
+
+class ScoredSet:
+    """One user's candidates with their weighted signal terms and base scores."""
+
+    def __init__(self, sig: Signals, rp: RankingProfile, catalog: Catalog) -> None:
+        self.sig = sig
+        self.rp = rp
+        self.weights = rp.signal_weights()
+        self.terms = sig.values * self.weights
+        self.catalog = catalog
+        self.base = self.terms.sum(axis=1)
+        self.masks = masks_of(catalog)
+        self._brand: np.ndarray | None = None
+
+    def feed_mask(self, feed: str, rules: FeedRules) -> np.ndarray:
+        """Candidates this feed may show at all (before boosts remove any)."""
+        cands = self.sig.cands
+        if feed == "deals_for_you":
+            keep = self.catalog.deal[cands].copy()
+        elif feed == "new_for_you":
+            keep = self.catalog.new[cands].copy()
+        else:
+            keep = np.ones(cands.size, dtype=bool)
+        return keep & ~excluded(rules, self.masks, cands)
+
+    def select(self, feed: str, context: Mapping[str, str]) -> Selection:
+        """The feed's list: pins first, then unseen items (diversified), then seen ones."""
+        rp, cands = self.rp, self.sig.cands
+        rules = rp.rules_for(feed)
+        factors = boost_factors(rules.factors, self.masks, cands, context)
+        keep = self.feed_mask(feed, rules) & (factors > 0)
+        # + a per-item constant from the id: ties rank alike on every worker (see Catalog)
+        score = apply_factors(self.base, factors) + self.catalog.tiebreak[cands]
+        pins = [int(p) for p in pin_positions(rules, self.catalog, cands) if keep[p]][: rp.size]
+        keep[pins] = False
+        room = rp.size - len(pins)
+        seen = self.sig.seen & keep
+        if rp.seen_placement == "after":
+            tail = min(int(seen.sum()), rp.seen_tail)
+            first = self._diversified(score, keep & ~seen, room - tail)
+            rest = first + self._by_score(score, seen, room - len(first))
+        else:
+            rest = self._diversified(score, keep, room)
+        return Selection(feed, rules, pins + rest, score, factors, frozenset(pins), context)
+
+    def _by_score(self, score: np.ndarray, mask: np.ndarray, k: int) -> list[int]:
+        pos = np.flatnonzero(mask)
+        if k <= 0 or pos.size == 0:
+            return []
+        return pos[np.argsort(-score[pos], kind="stable")][:k].tolist()
+
+    def _diversified(self, score: np.ndarray, mask: np.ndarray, k: int) -> list[int]:
+        rp = self.rp
+        pos = np.flatnonzero(mask)
+        if k <= 0 or pos.size == 0:
+            return []
+        # only the best few hundred can make the list, even with the caps skipping some
+        head = min(pos.size, max(4 * k * rp.max_per_category, 200))
+        if head < pos.size:
+            pos = pos[np.argpartition(-score[pos], head - 1)[:head]]
+        order = pos[np.argsort(-score[pos], kind="stable")]
+        cands = self.sig.cands
+        groups, limits = [self.catalog.category[cands]], [rp.max_per_category]
+        if rp.max_per_brand:
+            if self._brand is None:
+                self._brand = self.masks.brand_of(cands)
+            groups.append(self._brand)
+            limits.append(rp.max_per_brand)
+        caps = Caps(groups, limits)
+        exempt = (self.sig.values[:, _COLUMN["repeat"]] > 0) | self.sig.seen
+        features = self.catalog.feature_ids[cands] if rp.mmr_lambda < 1.0 else None
+        return diversify(order, caps, exempt, k, score, features, rp.mmr_lambda)
+
+    def reason_inputs(self, sel: Selection) -> list[ReasonInput]:
+        """Per shown item: its contribution per reason group (one matrix product for the
+        whole list), the boosts that raised it, whether it was pinned."""
+        chosen = np.asarray(sel.chosen, dtype=np.int64)
+        grouped = (self.terms[chosen] @ _GROUPS).tolist()
+        boosted: list[tuple[str, ...]] = [() for _ in sel.chosen]
+        for rule in sel.rules.boosts:
+            if rule.factor > 1 and rule.applies(sel.context):
+                hit = self.masks.mask(rule.feature)[self.sig.cands[chosen]].tolist()
+                boosted = [
+                    (*b, rule.feature) if h else b for b, h in zip(boosted, hit, strict=True)
+                ]
+        return [
+            ReasonInput(dict(zip(REASON_GROUPS, row, strict=True)), b, pos in sel.pinned)
+            for row, b, pos in zip(grouped, boosted, sel.chosen, strict=True)
+        ]
+
+    def items(
+        self, sel: Selection, profile: UserProfile, now_ms: float, explain: bool
+    ) -> list[RankedItem]:
+        catalog, cands = self.catalog, self.sig.cands
+        idxs = cands[sel.chosen].tolist()
+        scores = sel.score[sel.chosen].tolist()
+        if not explain or not idxs:
+            return [RankedItem(catalog.ids[i], s, []) for i, s in zip(idxs, scores, strict=True)]
+        out = []
+        for idx, score, info in zip(idxs, scores, self.reason_inputs(sel), strict=True):
+            reasons = reasons_for(
+                idx,
+                info,
+                self.sig.liked,
+                catalog,
+                profile,
+                self.sig.rel_source,
+                now_ms,
+                sel.feed,
+            )
+            out.append(RankedItem(catalog.ids[idx], score, reasons))
+        return out
+
+    def breakdown(self, sel: Selection, pos: int) -> dict[str, Any]:
+        """Everything that made one shown item's score: each signal's value, weight and
+        contribution, the boost factor and whether it was pinned or seen."""
+        signals = {
+            name: {
+                "value": round(float(self.sig.values[pos, i]), 6),
+                "weight": round(float(self.weights[i]), 6),
+                "contribution": round(float(self.terms[pos, i]), 6),
+            }
+            for i, name in enumerate(SIGNALS)
+        }
+        return {
+            "base": round(float(self.base[pos]), 6),
+            "factor": round(float(sel.factors[pos]), 6),
+            "score": round(float(sel.score[pos]), 6),
+            "pinned": pos in sel.pinned,
+            "seen": bool(self.sig.seen[pos]),
+            "signals": signals,
+        }
