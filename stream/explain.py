@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
 from stream.adapters.replica import CatalogReplica
 from stream.adapters.validation import get_validators
 from stream.domain.engine import Engine
@@ -55,7 +53,7 @@ async def live_explanation(
     stored = (await dump_profiles(settings)).get(user_id)
     if stored is None:
         return None
-    profile = UserProfile.from_bytes(orjson.dumps(stored))
+    profile = UserProfile.from_dict(stored)
     rp = ranking or load_ranking_profile(settings.ranking_profile)
     engine = Engine(ranking=rp, feeds=(feed,))
     await replay_read_models(settings, engine)

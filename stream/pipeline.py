@@ -37,7 +37,7 @@ from stream.adapters.qdrant_sink import UserPoint
 from stream.adapters.state_store import StateStore
 from stream.domain.catalog import StockChange
 from stream.domain.dense import user_vector
-from stream.domain.engine import Engine, Recommendation, Trigger
+from stream.domain.engine import Engine, Recommendation
 from stream.domain.events import UserEvent
 from stream.domain.holders import Holders
 from stream.domain.learning import Observation
@@ -187,8 +187,8 @@ class Pipeline:
             plan.writes.append((user_id, work.partition, None))
             plan.outputs.append(("recommendations", user_id.encode(), None))
             events = events[last_forget + 1 :]
-        refreshes = [e for e in events if e.topic == "refresh"]
-        events = [e for e in events if e.topic != "refresh"]
+        if state is None:  # a refresh re-ranks a stored profile; it never creates one
+            events = [e for e in events if e.topic != "refresh"]
         recs: list[Recommendation] = []
         profile = state
         if events:
@@ -196,20 +196,15 @@ class Pipeline:
             result = self.engine.step(state, user_id, events)
             self.metrics.observe_stage("engine", time.perf_counter() - stepping)
             profile, recs = result.state, result.recommendations
-            if result.applied:
+            if result.applied or result.refreshed:
                 # (replays need no write: local state is only written after its changelog
                 # record was delivered, so the durable copy is never behind it)
                 plan.writes.append((user_id, work.partition, profile.to_bytes()))
+            if result.refreshed:
+                self.metrics.stock_refreshes.inc()
             if result.replayed:
                 self.metrics.replayed.labels(events[0].topic).inc(result.replayed)
             plan.observations.extend(result.observations)
-        if refreshes and not recs and profile is not None:
-            last = refreshes[-1]  # the stock event that made a held item unavailable
-            recs = self.engine.recommend(
-                profile, Trigger(last.event_id, "stock", last.ts), now_ms=max(profile.last_ts, 0)
-            )
-            plan.writes.append((user_id, work.partition, profile.to_bytes()))
-            self.metrics.stock_refreshes.inc()
         self.metrics.step_seconds.observe(time.perf_counter() - started)
         for topic, n in Counter(e.topic for e in work.events).items():
             self.metrics.processed.labels(topic).inc(n)

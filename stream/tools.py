@@ -217,9 +217,10 @@ async def read_latest(settings: Settings, topic: str, idle_rounds: int = 3) -> d
 async def dump_profiles(settings: Settings) -> dict[str, dict[str, Any]]:
     """Every stored profile as written to the changelog (what recovery restores), by user."""
     from stream.adapters.changelog_store import changelog_name
+    from stream.domain.profile import decode_stored
 
     raw = await read_latest(settings, changelog_name(settings))
-    return {user: orjson.loads(value) for user, value in raw.items() if value is not None}
+    return {user: decode_stored(value) for user, value in raw.items() if value is not None}
 
 
 async def forget_user(settings: Settings, user_id: str, reason: str = "") -> str:

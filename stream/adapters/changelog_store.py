@@ -44,11 +44,12 @@ class ChangelogStore:
     """RocksDB (rocksdict) per worker; the changelog topic is the source of truth."""
 
     def __init__(self, settings: Settings, path: Path) -> None:
-        from rocksdict import AccessType, Options, Rdict
+        from rocksdict import AccessType, Rdict
+
+        from stream.adapters.rocks_options import bounded_options
 
         path.mkdir(parents=True, exist_ok=True)
-        options = Options(raw_mode=True)
-        options.create_if_missing(True)
+        options = bounded_options()
         self._db = Rdict(str(path), options=options, access_type=AccessType.read_write())
         self.settings = settings
         self.topic = settings.topic(changelog_name(settings))

@@ -21,6 +21,7 @@ from aiokafka.structs import ConsumerRecord
 from stream.adapters.follower import Follower
 from stream.adapters.validation import SchemaError, Validators
 from stream.domain.catalog import Catalog, StockChange
+from stream.domain.item_feed import ItemFeed
 from stream.domain.learning import Learner, Observation
 from stream.settings import Settings
 
@@ -48,7 +49,7 @@ class CatalogReplica:
         self.validators = validators
         self.on_stock_change = on_stock_change
         self.learner = learner
-        self.pending_stock: dict[str, dict[str, Any]] = {}  # stock seen before its catalog entry
+        self.feed = ItemFeed(catalog)  # the evaluator applies item messages through it too
         self.applied = 0
         self.skipped = 0
         self._kinds = {settings.topic("catalog"): "catalog", settings.topic("stock"): "stock"}
@@ -101,13 +102,8 @@ class CatalogReplica:
             self.skipped += 1  # dead-lettered by the group-consumed agent for this topic
             return
         self.applied += 1
-        if kind == "catalog":
-            self.catalog.upsert(message)
-            pending = self.pending_stock.pop(str(message["item_id"]), None)
-            if pending is not None:
-                await self._stock(pending)
-        else:
-            await self._stock(message)
+        for applied in self.feed.apply(kind, message):
+            await self._stock_changed(applied.change, dict(applied.message))
 
     def _learn(self, raw: bytes | None) -> None:
         assert self.learner is not None
@@ -119,12 +115,7 @@ class CatalogReplica:
             return
         self.learner.remote(obs)
 
-    async def _stock(self, message: dict[str, Any]) -> None:
-        item_id = str(message["item_id"])
-        change = self.catalog.set_stock(item_id, int(message["available"]))
-        if change is None:
-            self.pending_stock[item_id] = message
-            return
+    async def _stock_changed(self, change: StockChange, message: dict[str, Any]) -> None:
         if (change.went_out or change.came_back) and self.on_stock_change is not None:
             await self.on_stock_change(change, message)
 

@@ -59,11 +59,12 @@ class RocksStore:
     """RocksDB through rocksdict with the WAL on and no fsync per put (DESIGN: 7 µs vs 345 µs)."""
 
     def __init__(self, path: Path) -> None:
-        from rocksdict import AccessType, Options, Rdict
+        from rocksdict import AccessType, Rdict
+
+        from stream.adapters.rocks_options import bounded_options
 
         path.mkdir(parents=True, exist_ok=True)
-        options = Options(raw_mode=True)
-        options.create_if_missing(True)
+        options = bounded_options()
         self._db = Rdict(str(path), options=options, access_type=AccessType.read_write())
 
     def get(self, key: str, partition: int | None = None) -> bytes | None:

@@ -33,6 +33,7 @@ from stream.bench.inprocess import BurstRunner, build_engine, encode
 from stream.bench.loadgen import read_jsonl
 from stream.bench.procstat import rss_bytes
 from stream.bench.supervisor import wait_for
+from stream.domain.profile import UserProfile, decode_stored
 
 
 def profile_sizes(store: StateStore) -> dict[str, float]:
@@ -52,7 +53,8 @@ def profile_sizes(store: StateStore) -> dict[str, float]:
 
 def write_templates(store: StateStore, path: Path, limit: int = 2000) -> int:
     """Up to ``limit`` stored profiles, one JSON line each (orjson never emits newlines)."""
-    lines = [store.get(k) or b"" for k in list(store.keys())[:limit]]
+    raws = [store.get(k) for k in list(store.keys())[:limit]]
+    lines = [orjson.dumps(decode_stored(raw)) for raw in raws if raw]
     path.write_bytes(b"\n".join(line for line in lines if line))
     return len(lines)
 
@@ -68,7 +70,7 @@ def fill_and_serve(
     for i in range(users):
         body = bodies[i % len(bodies)]
         body["u"] = f"s{i}"
-        store.set(f"s{i}", orjson.dumps(body))
+        store.set(f"s{i}", UserProfile.from_dict(body).to_bytes())
     fill_s = time.perf_counter() - started
     rss_filled = rss_bytes()
     runner = BurstRunner(engine, store)

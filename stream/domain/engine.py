@@ -86,6 +86,8 @@ class StepResult:
     replayed: int
     #: what the applied events teach the shared read models (published on `learned`)
     observations: list[Observation] = field(default_factory=list)
+    #: the lists answer only ``refresh`` events (the profile changed only in ``last_items``)
+    refreshed: bool = False
 
 
 @dataclass
@@ -195,14 +197,24 @@ class Engine:
         return out
 
     def step(self, state: UserProfile | None, user_id: str, events: list[UserEvent]) -> StepResult:
-        """Apply a burst of one user's events, then rank once (coalescing)."""
-        profile, applied, replayed, observations = self.apply_observed(state, user_id, events)
+        """Apply a burst of one user's events, then rank once (coalescing).
+
+        A ``refresh`` event applies nothing; it asks for a fresh list as of its time (a held item
+        went out of stock, or the shop asks for one when a shopper arrives). The worker and the
+        offline evaluator both answer it here, so a list scored offline is a list the worker
+        would emit."""
+        updates = [e for e in events if e.topic != "refresh"]
+        refreshes = [e for e in events if e.topic == "refresh"]
+        profile, applied, replayed, observations = self.apply_observed(state, user_id, updates)
         recs: list[Recommendation] = []
         if applied:
-            last = events[-1]
-            recs = self.recommend(
-                profile,
-                Trigger(last.event_id, last.topic, last.ts),
-                now_ms=max(profile.last_ts, last.ts),
-            )
-        return StepResult(profile, recs, applied, replayed, observations)
+            last = updates[-1]
+            now = max(profile.last_ts, last.ts, *(r.ts for r in refreshes))
+            recs = self.recommend(profile, Trigger(last.event_id, last.topic, last.ts), now)
+        elif refreshes:
+            last = refreshes[-1]
+            now = max(profile.last_ts, last.ts)
+            # refreshes are stock-outs by the topic's contract: the stock event is the trigger
+            recs = self.recommend(profile, Trigger(last.event_id, "stock", last.ts), now)
+        refreshed = bool(recs) and not applied
+        return StepResult(profile, recs, applied, replayed, observations, refreshed)

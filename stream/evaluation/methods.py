@@ -11,8 +11,9 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from stream.domain.engine import Engine, Trigger
+from stream.domain.engine import Engine
 from stream.domain.events import UserEvent, event_from_message
+from stream.domain.item_feed import ItemFeed
 from stream.domain.profile import DEFAULT_PROFILE_CONFIG, ProfileConfig, UserProfile
 from stream.domain.ranking import RankingProfile
 from stream.domain.relations import CoOccurrence
@@ -56,6 +57,7 @@ class EngineMethod:
         self.name = name
         self.refresh_ms = refresh_ms
         self.engine = Engine(ranking=ranking, profile_config=profile_config)
+        self.items = ItemFeed(self.engine.catalog)
         self.profiles: dict[str, UserProfile] = {}
         self.pending: list[UserEvent] = []
         self.epoch = -1
@@ -82,14 +84,20 @@ class EngineMethod:
             self.epoch = epoch
 
     def recommend(self, user_id: str, now_ms: int, k: int) -> list[str]:
+        """The list the worker emits for a ``refresh`` of this user at ``now_ms`` (what a shop
+        sends when a shopper arrives): ``Engine.step``, exactly as the worker runs it."""
         self.advance(now_ms)
         if self.refresh_ms > 0:
             cached = self.lists.get(user_id)
             if cached is not None:
                 return cached[:k]
             now_ms = self.epoch * self.refresh_ms
-        profile = self.profiles.get(user_id) or UserProfile(user_id=user_id)
-        (rec,) = self.engine.recommend(profile, Trigger("eval", "orders", now_ms), now_ms)
+        state = self.profiles.get(user_id)
+        refresh = UserEvent("refresh", f"eval-{now_ms}", user_id, now_ms, ())
+        result = self.engine.step(state, user_id, [refresh])
+        if state is not None:
+            self.profiles[user_id] = result.state  # last_items, as the worker stores it
+        (rec,) = [r for r in result.recommendations if r.feed == "for_you"]
         items = [r.item_id for r in rec.items]
         if self.refresh_ms > 0:
             self.lists[user_id] = items
@@ -97,11 +105,8 @@ class EngineMethod:
 
     def observe(self, message: dict[str, Any]) -> None:
         topic = message["topic"]
-        if topic == "catalog":
-            self.engine.catalog.upsert(message)
-            return
-        if topic == "stock":
-            self.engine.catalog.set_stock(str(message["item_id"]), int(message["available"]))
+        if topic in ("catalog", "stock"):
+            self.items.apply(topic, message)  # the worker's replica applies them the same way
             return
         event = user_event(message)
         if event is None:

@@ -272,3 +272,35 @@ def test_user_vector_similar_users_are_closer() -> None:
     cos_ab = sum(x * y for x, y in zip(va, vb, strict=True))
     cos_ac = sum(x * y for x, y in zip(va, vc, strict=True))
     assert cos_ab > cos_ac
+
+
+# -- refresh: a fresh list without an event to apply (stock-outs, the evaluator) ------------------
+def test_refresh_reranks_a_stored_profile_without_applying_anything() -> None:
+    engine = make_engine(feeds=("for_you",))
+    first = engine.step(None, "u1", [event("clicks", 1, "i1", offset=1)])
+    version, events = first.state.version, first.state.events
+    engine.catalog.set_stock("i4", 0)
+    refresh = UserEvent("refresh", "stock-9", "u1", T0 + 5 * MIN, ("i4",))
+    result = engine.step(first.state, "u1", [refresh])
+    assert result.applied == 0 and result.refreshed and not result.observations
+    assert (result.state.version, result.state.events) == (version, events)
+    (rec,) = result.recommendations
+    assert rec.trigger.to_dict() == {"event_id": "stock-9", "topic": "stock", "ts": T0 + 5 * MIN}
+    assert "i4" not in [item.item_id for item in rec.items]
+    assert result.state.last_items == [item.item_id for item in rec.items]
+
+
+def test_events_and_refreshes_in_one_burst_give_one_list_for_the_last_event() -> None:
+    engine = make_engine(feeds=("for_you",))
+    refresh = UserEvent("refresh", "stock-1", "u1", T0 + 500, ("i4",))
+    result = engine.step(None, "u1", [refresh, event("clicks", 1, "i2", offset=3)])
+    assert result.applied == 1 and not result.refreshed
+    (rec,) = result.recommendations
+    assert rec.trigger.event_id == "clicks-1"
+
+
+def test_refresh_of_an_unknown_user_is_a_cold_start_list() -> None:
+    engine = make_engine(feeds=("for_you",))
+    result = engine.step(None, "new", [UserEvent("refresh", "r1", "new", T0, ())])
+    assert result.refreshed and result.applied == 0
+    assert len(result.recommendations[0].items) > 0

@@ -52,7 +52,7 @@ def test_click_context_is_decoded_and_remembered() -> None:
 def test_profiles_without_context_store_no_context_fields_and_load() -> None:
     """Profiles stored before these fields existed, or of users who never sent a context,
     have no ``cx``/``qy``/``qt`` keys and load with the empty defaults."""
-    raw = orjson.loads(UserProfile("u").to_bytes())
+    raw = UserProfile("u").to_dict()
     assert not {"cx", "qy", "qt"} & raw.keys()
     old = UserProfile.from_bytes(orjson.dumps(raw))
     assert (old.context, old.query, old.query_ts) == ({}, "", 0)

@@ -6,7 +6,6 @@ import asyncio
 import re
 from typing import Any
 
-import orjson
 import pytest
 
 import stream.explain as explain_module
@@ -140,7 +139,7 @@ def test_live_explanation_uses_the_stored_profile_and_replayed_catalog(
     stored = UserProfile("u1", session={"department:dairy": [2.0, float(NOW)]}, last_ts=NOW)
 
     async def dump(settings: Settings) -> dict[str, dict[str, Any]]:
-        return {"u1": orjson.loads(stored.to_bytes())}
+        return {"u1": stored.to_dict()}
 
     async def replay(settings: Settings, engine: Engine, timeout: float = 60.0) -> None:
         for message in grocery():
