@@ -70,7 +70,15 @@ def test_writes_made_during_an_outage_arrive_when_qdrant_returns(deployment: Any
         during = [f"u-return-{i}" for i in range(2, 8)]  # two of them already written before
         for user in before:
             assert send_and_wait(deployment, [event("clicks", user, item_id="sku-4")])["items"]
-        _wait_metrics(worker, lambda m: m.get("recstream_qdrant_pending_points") == 0, "written")
+        # (a list can be read back before its worker submits the point: wait for the writes)
+        _wait_metrics(
+            worker,
+            lambda m: (
+                m.get("recstream_qdrant_points_written_total", 0) >= len(before)
+                and m.get("recstream_qdrant_pending_points") == 0
+            ),
+            "written",
+        )
         assert all(qdrant.payload(point_id(u)) for u in before)
         written = worker.metrics()["recstream_qdrant_points_written_total"]
         qdrant.stop()  # the outage
