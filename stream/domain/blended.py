@@ -1,0 +1,107 @@
+"""Relations from two sources: the learned Pfeed lookup and online co-occurrence, merged per query.
+
+The two know different things. The lookup is built from content embeddings, so it gives rows to
+items nobody has interacted with yet (a new product, a cold catalog) and is the same on every
+worker that loads the same published version; co-occurrence knows what the stream shows (which
+products really go together in baskets this week) but is empty for a cold item. A query's row is
+the union of both rows with ``strength = (w_lookup·s_lookup + w_cooc·s_cooc) / (weights of the
+sources that have a row for this query)``: a query known to only one source keeps that source's
+strengths at full scale, so a cold item is not ranked down for being cold.
+
+Ranking consumes this through ``RelatedItems`` unchanged (``signals.relation_scores`` weights every
+query's row by the query's recency and role and records which query a target came from, which is
+what the reason names). Merged rows are cached per (query, role) and rebuilt only when either
+source's row changed: co-occurrence hands back the same cached tuple while its row is fresh, and the
+lookup's ``version`` moves on every rebuild or incremental upsert.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from stream.domain.relations import RelatedItems
+
+if TYPE_CHECKING:
+    from stream.domain.engine import Engine
+
+_EMPTY = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64))
+#: cached merged rows; cleared wholesale past this (a few MB), re-filled by the hot queries
+MAX_CACHED = 200_000
+
+
+class BlendedRelations:
+    """``RelatedItems`` over an optional learned lookup and the engine's co-occurrence."""
+
+    def __init__(
+        self,
+        cooccurrence: RelatedItems,
+        lookup: RelatedItems | None = None,
+        lookup_weight: float = 1.0,
+        cooccurrence_weight: float = 1.0,
+    ) -> None:
+        if lookup_weight < 0 or cooccurrence_weight < 0:
+            raise ValueError("relation source weights must be >= 0")
+        self.cooccurrence = cooccurrence
+        self.lookup = lookup
+        self.lookup_weight = lookup_weight
+        self.cooccurrence_weight = cooccurrence_weight
+        self._generation = 0
+        self._cache: dict[tuple[int, str], tuple[Any, Any, tuple[np.ndarray, np.ndarray]]] = {}
+
+    def set_lookup(self, lookup: RelatedItems | None) -> None:
+        """Swap in a (re)loaded lookup; every merged row is rebuilt on its next read."""
+        self.lookup = lookup
+        self._generation += 1
+        self._cache.clear()
+
+    def _lookup_stamp(self) -> tuple[int, Any]:
+        return self._generation, getattr(self.lookup, "version", None)
+
+    def related(self, idx: int, role: str = "view") -> tuple[np.ndarray, np.ndarray]:
+        co = self.cooccurrence.related(idx, role) if self.cooccurrence_weight > 0 else _EMPTY
+        if self.lookup is None or self.lookup_weight <= 0:
+            return co
+        key = (idx, role)
+        stamp = self._lookup_stamp()
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] is co and cached[1] == stamp:
+            return cached[2]
+        merged = self._merge(self.lookup.related(idx, role), co)
+        if len(self._cache) >= MAX_CACHED:
+            self._cache.clear()
+        self._cache[key] = (co, stamp, merged)
+        return merged
+
+    def _merge(
+        self, learned: tuple[np.ndarray, np.ndarray], co: tuple[np.ndarray, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        if co[0].size == 0:
+            return learned
+        if learned[0].size == 0:
+            return co
+        wl, wc = self.lookup_weight, self.cooccurrence_weight
+        targets = np.concatenate([learned[0], co[0]])
+        weighted = np.concatenate([learned[1] * wl, co[1] * wc])
+        uniq, inv = np.unique(targets, return_inverse=True)
+        strength = np.bincount(inv, weights=weighted, minlength=uniq.size) / (wl + wc)
+        order = np.argsort(-strength, kind="stable")
+        return uniq[order], np.minimum(1.0, strength[order])
+
+
+def blend_into(
+    engine: Engine, lookup: RelatedItems | None = None, **weights: float
+) -> BlendedRelations:
+    """Make ``engine`` rank from the blend; returns it (idempotent: a second call swaps the lookup).
+
+    Installed after the engine is built on purpose: its ``Learner`` keeps the ``CoOccurrence`` it
+    was constructed with and goes on feeding it from every observation (local and from
+    `learned`), while ranking reads the blend through ``engine.relations``."""
+    current = engine.relations
+    if isinstance(current, BlendedRelations):
+        current.set_lookup(lookup)
+        return current
+    blended = BlendedRelations(current, lookup, **weights)
+    engine.relations = blended
+    return blended
