@@ -20,6 +20,7 @@ from stream.adapters.codec import Decoder
 from stream.adapters.faust_security import faust_credentials
 from stream.adapters.metrics import Metrics
 from stream.adapters.outputs import OutputProducer
+from stream.adapters.pfeed_runtime import PfeedRuntime
 from stream.adapters.qdrant_sink import UserSink, make_user_sink
 from stream.adapters.replica import CatalogReplica
 from stream.adapters.runtime_metrics import RuntimeSampler
@@ -83,6 +84,7 @@ class RecstreamApp:
     outputs: OutputProducer
     store: ChangelogStore
     flavour: str
+    pfeed: PfeedRuntime | None = None
 
 
 class _Lifecycle(mode.Service):
@@ -107,6 +109,8 @@ class _Lifecycle(mode.Service):
             len(r.engine.catalog),
             r.engine.learner.applied,
         )
+        if r.pfeed is not None:
+            await r.pfeed.start()  # the shared lookup, before the first list is ranked
         r.pipeline.ready.set()
 
     async def on_stop(self) -> None:
@@ -116,6 +120,8 @@ class _Lifecycle(mode.Service):
         await r.writer.stop(timeout=5.0)
         await r.replica.stop()
         await r.outputs.stop()
+        if r.pfeed is not None:
+            r.pfeed.close()
         r.sink.close()
         r.store.close()
 
@@ -128,6 +134,15 @@ class _Lifecycle(mode.Service):
                 die("catalog replica died", failure)
             await self.sampler.sample()
             await self.sleep(1.0)
+
+    @mode.Service.task
+    async def _pfeed(self) -> None:
+        """Catalog changes into the lookup, hot reloads, Qdrant `items` writes (between batches)."""
+        pfeed = self.rapp.pfeed
+        while pfeed is not None and not self.should_stop:
+            await self.sleep(pfeed.tick_s)
+            if self.rapp.pipeline.ready.is_set():
+                await pfeed.tick()
 
     @mode.Service.task
     async def _broker_watch(self) -> None:
@@ -216,6 +231,10 @@ def create_app(
         engine, decoder, store, outputs.send, writer, metrics, caught_up, durability
     )
     replica.on_stock_change = pipeline.on_stock_change
+    pfeed = PfeedRuntime.for_worker(settings, engine) if settings.pfeed else None
+    if pfeed is not None:
+        replica.on_item = pfeed.on_item
+        pipeline.user_vector = pfeed.user_vector
     within = settings.batch_within_ms / 1000.0
     # One agent for every user-keyed topic (co-partitioned): one batch at a time sees all of a
     # user's events, so a profile is read, updated and written by one step with no interleaving.
@@ -248,6 +267,7 @@ def create_app(
     rapp = RecstreamApp(
         settings, app, pipeline, engine, metrics, replica, writer, sink, outputs, store, flavour
     )
+    rapp.pfeed = pfeed
     app.add_dependency(_Lifecycle(rapp))
     return rapp
 

@@ -121,6 +121,8 @@ class Pipeline:
         #: rebuilt from the stored profiles' last lists before the next stock-out refresh
         self.holders_stale = True
         self.ready = asyncio.Event()
+        #: the users' Qdrant vector (the Pfeed runtime swaps in the mean of query embeddings)
+        self.user_vector: Callable[[UserProfile, float], Any] = user_vector
 
     # -- user events --------------------------------------------------------------------------
     async def handle_user_batch(self, records: Sequence[Record]) -> None:
@@ -281,7 +283,7 @@ class Pipeline:
                 continue
             self.holders.update(rec.user_id, [item.item_id for item in rec.items])
             if self.writer is not None:
-                self.writer.submit(_point(profile, rec))
+                self.writer.submit(_point(profile, rec, self.user_vector))
         self.metrics.users_holding.set(len(self.holders.by_user))
 
     # -- item topics (validation + accounting; the replica applies them) ----------------------
@@ -336,13 +338,17 @@ class Pipeline:
             await asyncio.gather(*futures)
 
 
-def _point(profile: UserProfile, rec: Recommendation) -> UserPoint:
+def _point(
+    profile: UserProfile,
+    rec: Recommendation,
+    vector: Callable[[UserProfile, float], Any] = user_vector,
+) -> UserPoint:
     """The user's Qdrant point: a compact serving copy (ids and scores; the reasons travel on
     the `recommendations` topic), so building it stays cheap on the worker's threads."""
     ids = [item.item_id for item in rec.items]
     return UserPoint(
         rec.user_id,
-        user_vector(profile, rec.trigger.ts),
+        vector(profile, rec.trigger.ts),
         {
             "feed": rec.feed,
             "item_ids": ids,

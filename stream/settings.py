@@ -84,6 +84,10 @@ class Settings:
     #: a worker that cannot reach the broker this long exits non-zero (a supervisor restarts it)
     broker_down_exit_s: float = 30.0
     ranking_profile: str | None = None
+    #: Pfeed: rank from the learned query→target lookup blended with co-occurrence (0 = off)
+    pfeed: bool = True
+    #: where `recstream model index` publishes the lookup (None: <data_dir>/lookup)
+    lookup_dir: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -124,7 +128,16 @@ class Settings:
             rebalance_timeout_s=float(env.get("RECSTREAM_REBALANCE_TIMEOUT_S") or 6.0),
             broker_down_exit_s=float(env.get("RECSTREAM_BROKER_DOWN_EXIT_S") or 30.0),
             ranking_profile=env.get("RECSTREAM_RANKING_PROFILE") or None,
+            pfeed=_int(env, "RECSTREAM_PFEED", 1) != 0,
+            lookup_dir=Path(env["RECSTREAM_LOOKUP_DIR"])
+            if env.get("RECSTREAM_LOOKUP_DIR")
+            else None,
         )
+
+    @property
+    def lookup_root(self) -> Path:
+        """The published lookup's folder (shared by every worker that should rank alike)."""
+        return self.lookup_dir or self.data_dir / "lookup"
 
     def topic(self, name: str) -> str:
         """Full topic name with the deployment prefix (several deployments can share a broker)."""

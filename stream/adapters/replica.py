@@ -27,6 +27,8 @@ from stream.settings import Settings
 log = logging.getLogger(__name__)
 
 OnStockChange = Callable[[StockChange, dict[str, Any]], Awaitable[None]]
+#: (kind "catalog" | "stock", message) after the catalog applied it (the Pfeed runtime's input)
+OnItem = Callable[[str, dict[str, Any]], None]
 
 
 class CatalogReplica:
@@ -48,6 +50,7 @@ class CatalogReplica:
         self.validators = validators
         self.on_stock_change = on_stock_change
         self.learner = learner
+        self.on_item: OnItem | None = None
         self.pending_stock: dict[str, dict[str, Any]] = {}  # stock seen before its catalog entry
         self.applied = 0
         self.skipped = 0
@@ -103,6 +106,8 @@ class CatalogReplica:
         self.applied += 1
         if kind == "catalog":
             self.catalog.upsert(message)
+            if self.on_item is not None:
+                self.on_item(kind, message)
             pending = self.pending_stock.pop(str(message["item_id"]), None)
             if pending is not None:
                 await self._stock(pending)
@@ -125,6 +130,8 @@ class CatalogReplica:
         if change is None:
             self.pending_stock[item_id] = message
             return
+        if self.on_item is not None:
+            self.on_item("stock", message)
         if (change.went_out or change.came_back) and self.on_stock_change is not None:
             await self.on_stock_change(change, message)
 
