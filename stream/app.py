@@ -235,6 +235,7 @@ def create_app(
     if pfeed is not None:
         replica.on_item = pfeed.on_item
         pipeline.user_vector = pfeed.user_vector
+        pipeline.before_rank = pfeed.sync
     within = settings.batch_within_ms / 1000.0
     # One agent for every user-keyed topic (co-partitioned): one batch at a time sees all of a
     # user's events, so a profile is read, updated and written by one step with no interleaving.

@@ -123,6 +123,9 @@ class Pipeline:
         self.ready = asyncio.Event()
         #: the users' Qdrant vector (the Pfeed runtime swaps in the mean of query embeddings)
         self.user_vector: Callable[[UserProfile, float], Any] = user_vector
+        #: read models to bring up to date before a batch is ranked (the Pfeed lookup applies
+        #: the catalog messages the replica has read, so a new item is never ranked without rows)
+        self.before_rank: Callable[[], None] | None = None
 
     # -- user events --------------------------------------------------------------------------
     async def handle_user_batch(self, records: Sequence[Record]) -> None:
@@ -134,6 +137,8 @@ class Pipeline:
         for topic, n in Counter(r.topic for r in records).items():
             self.metrics.consumed.labels(topic).inc(n)
         decoded = await self._decode_all(records)
+        if self.before_rank is not None:
+            self.before_rank()
         plan = BatchPlan()
         work: dict[str, UserWork] = {}
         for record, result in decoded:

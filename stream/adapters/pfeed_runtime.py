@@ -110,10 +110,10 @@ class PfeedRuntime:
         self.live = LiveLookup(self.encoder, lookup, self.engine.catalog)
         self.live.remember(contents)
         self.blended.set_lookup(self.live)
+        self._published()
         # items the published version lacks, then what arrived while loading
         self.pending = {**{i: boot[i] for i in missing}, **self.pending}
-        while self.pending:
-            self._apply_some()
+        self.sync()
         if self.items is not None:
             self._sync_all(boot)
             await self.items.flush()
@@ -162,14 +162,19 @@ class PfeedRuntime:
         """Apply what arrived (bounded), poll for a new version, flush Qdrant writes."""
         if self.live is None:
             return
-        if self.pending:
-            self._apply_some()
+        self.sync()
         now = time.monotonic()
         if now - self._last_poll >= RELOAD_S:
             self._last_poll = now
             await self._reload()
         if self.items is not None:
             await self.items.flush()
+
+    def sync(self) -> None:
+        """Apply every catalog message read so far, ``APPLY_BATCH`` per encoder call. Called
+        before each user batch is ranked (and by ``tick``), so rows never lag the catalog."""
+        while self.pending and self.live is not None:
+            self._apply_some()
 
     def _apply_some(self) -> None:
         assert self.live is not None
@@ -209,7 +214,15 @@ class PfeedRuntime:
         self.reloader.loaded = path
         self.live.replace(fresh)
         self.live.refill(lacking)  # items this worker knows that the new version does not
+        self._published()
         log.info("pfeed lookup reloaded from %s (%d items re-embedded)", path.name, len(lacking))
+
+    def _published(self) -> None:
+        """Label the blend with the version in use (the `recstream_model_info` gauge)."""
+        path = self.reloader.loaded
+        if path is not None:
+            self.blended.published = path.stem
+            self.blended.built_at_s = path.stat().st_mtime if path.exists() else None
 
     # -- the user's Qdrant vector -----------------------------------------------------------------
     def user_vector(self, profile: UserProfile, now_ms: float) -> list[float]:

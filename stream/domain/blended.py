@@ -47,8 +47,20 @@ class BlendedRelations:
         self.lookup = lookup
         self.lookup_weight = lookup_weight
         self.cooccurrence_weight = cooccurrence_weight
+        #: what the `recstream_model_info` gauge reports (duck-typed by the runtime sampler):
+        #: the published lookup version in use, and when it was built (epoch seconds)
+        self.published = "online"
+        self.built_at_s: float | None = None
         self._generation = 0
         self._cache: dict[tuple[int, str], tuple[Any, Any, tuple[np.ndarray, np.ndarray]]] = {}
+
+    @property
+    def name(self) -> str:
+        return "pfeed+cooccurrence" if self.lookup is not None else "cooccurrence"
+
+    @property
+    def version(self) -> str:
+        return self.published if self.lookup is not None else "online"
 
     def set_lookup(self, lookup: RelatedItems | None) -> None:
         """Swap in a (re)loaded lookup; every merged row is rebuilt on its next read."""
