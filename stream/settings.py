@@ -32,6 +32,15 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _weights(raw: str) -> tuple[float, float]:
+    """RECSTREAM_PFEED_WEIGHTS="lookup,cooccurrence" (non-negative floats)."""
+    try:
+        lookup, cooc = (float(v) for v in raw.split(","))
+    except ValueError as exc:
+        raise ValueError(f"RECSTREAM_PFEED_WEIGHTS must be two numbers a,b; got {raw!r}") from exc
+    return lookup, cooc
+
+
 @dataclass(frozen=True)
 class KafkaSecurity:
     """Client-side Kafka security; PLAINTEXT unless the environment says otherwise."""
@@ -88,6 +97,8 @@ class Settings:
     pfeed: bool = True
     #: where `recstream model index` publishes the lookup (None: <data_dir>/lookup)
     lookup_dir: Path | None = None
+    #: relation strength = (w_lookup·lookup + w_cooc·co-occurrence) / weights present
+    pfeed_weights: tuple[float, float] = (1.0, 1.0)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -129,6 +140,7 @@ class Settings:
             broker_down_exit_s=float(env.get("RECSTREAM_BROKER_DOWN_EXIT_S") or 30.0),
             ranking_profile=env.get("RECSTREAM_RANKING_PROFILE") or None,
             pfeed=_int(env, "RECSTREAM_PFEED", 1) != 0,
+            pfeed_weights=_weights(env.get("RECSTREAM_PFEED_WEIGHTS") or "1,1"),
             lookup_dir=Path(env["RECSTREAM_LOOKUP_DIR"])
             if env.get("RECSTREAM_LOOKUP_DIR")
             else None,

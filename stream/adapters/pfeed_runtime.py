@@ -70,7 +70,10 @@ class PfeedRuntime:
         self.engine = engine
         self.items = items
         self.encoder = encoder or OnnxItemEncoder()
-        self.blended: BlendedRelations = blend_into(engine, None)
+        lookup_weight, cooc_weight = settings.pfeed_weights
+        self.blended: BlendedRelations = blend_into(
+            engine, None, lookup_weight=lookup_weight, cooccurrence_weight=cooc_weight
+        )
         self.live: LiveLookup | None = None
         self.reloader = lookup_store.LookupReloader(self.root)
         self.pending: dict[str, dict[str, Any]] = {}
