@@ -134,6 +134,7 @@ def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     data = load_for_eval(args.dataset, args.max_users, args.seed)
     events = list(data.events)
     cfg = EvalConfig(args.dataset, args.k, args.warmup, args.seed, ranking=ranking, command=command)
+    cfg.pfeed = not args.no_pfeed
     report = evaluate(data.catalog, events, cfg)
     if args.live:
         from stream.evaluation.live import evaluate_live
@@ -265,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also replay through broker + worker and score the emitted lists",
     )
+    p.add_argument("--no-pfeed", action="store_true", help="co-occurrence only (no learned lookup)")
     p.add_argument(
         "--live-rate",
         type=float,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import heapq
 from collections import Counter
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from stream.domain.engine import Engine, Trigger
 from stream.domain.events import UserEvent, event_from_message
@@ -19,7 +19,12 @@ from stream.domain.relations import CoOccurrence
 from stream.domain.signals import banned_items, category_of, returns_of
 from stream.settings import USER_TOPICS
 
+if TYPE_CHECKING:
+    from stream.evaluation.pfeed import SharedLookup
+
 POSITIVE = {"orders": 1.0}
+#: the real-time engine without the Pfeed lookup (added when the evaluation uses one)
+NO_PFEED = "engine_realtime_no_pfeed"
 
 
 class Method(Protocol):
@@ -52,10 +57,15 @@ class EngineMethod:
         ranking: RankingProfile,
         refresh_ms: int = 0,
         profile_config: ProfileConfig = DEFAULT_PROFILE_CONFIG,
+        lookup: SharedLookup | None = None,
     ) -> None:
         self.name = name
         self.refresh_ms = refresh_ms
         self.engine = Engine(ranking=ranking, profile_config=profile_config)
+        #: the Pfeed lookup blended into the relations (None: co-occurrence only)
+        self.lookup = lookup
+        if lookup is not None:
+            lookup.attach(self.engine)
         self.profiles: dict[str, UserProfile] = {}
         self.pending: list[UserEvent] = []
         self.epoch = -1
@@ -89,6 +99,8 @@ class EngineMethod:
                 return cached[:k]
             now_ms = self.epoch * self.refresh_ms
         profile = self.profiles.get(user_id) or UserProfile(user_id=user_id)
+        if self.lookup is not None:
+            self.lookup.ready()
         (rec,) = self.engine.recommend(profile, Trigger("eval", "orders", now_ms), now_ms)
         items = [r.item_id for r in rec.items]
         if self.refresh_ms > 0:
@@ -99,6 +111,8 @@ class EngineMethod:
         topic = message["topic"]
         if topic == "catalog":
             self.engine.catalog.upsert(message)
+            if self.lookup is not None:
+                self.lookup.observe_catalog(message, self.engine)
             return
         if topic == "stock":
             self.engine.catalog.set_stock(str(message["item_id"]), int(message["available"]))
@@ -245,13 +259,18 @@ def all_methods(
     train_until_ms: int,
     intervals_ms: Iterable[tuple[str, int]],
     profile_config: ProfileConfig = DEFAULT_PROFILE_CONFIG,
+    lookup: SharedLookup | None = None,
 ) -> list[Method]:
     """Baselines first, then the engine variants; baselines share the real-time engine's
-    eligibility rules, so one interval must be 0 (the real-time engine every report is about)."""
+    eligibility rules, so one interval must be 0 (the real-time engine every report is about).
+    With a Pfeed ``lookup`` every variant ranks from it, and ``engine_realtime_no_pfeed`` (the
+    real-time engine on co-occurrence alone) is added for comparison."""
     engines = [
-        EngineMethod(f"engine_{label}", ranking, interval, profile_config)
+        EngineMethod(f"engine_{label}", ranking, interval, profile_config, lookup)
         for label, interval in intervals_ms
     ]
+    if lookup is not None:
+        engines.append(EngineMethod(NO_PFEED, ranking, 0, profile_config))
     realtime = next((m for m in engines if m.refresh_ms == 0), None)
     if realtime is None:
         raise ValueError("the evaluation needs a real-time engine (an interval of 0)")

@@ -92,8 +92,10 @@ def expected_rows(root: Path, new: dict[str, Any], role: str = "view") -> dict[s
     return {i: [lookup.ids[t] for t in lookup.related(p, role)[0]] for i, p in lookup.index.items()}
 
 
-async def answer(reader: TopicReader, event_id: str) -> dict[str, Any]:
-    return await reader.wait_for(lambda m: m["trigger"]["event_id"] == event_id, timeout=60)
+async def answer(reader: TopicReader, event_id: str, feed: str = "for_you") -> dict[str, Any]:
+    return await reader.wait_for(
+        lambda m: m["trigger"]["event_id"] == event_id and m["feed"] == feed, timeout=60
+    )
 
 
 def ids(message: dict[str, Any]) -> list[str]:
@@ -104,7 +106,7 @@ def test_new_item_and_stock_flow_through_the_lookup(broker: Any, tmp_path: Path)
     root = tmp_path / "shared-lookup"
     dep = new_deployment(broker, tmp_path, RECSTREAM_LOOKUP_DIR=str(root))
     dep.produce([("catalog", m) for m in CATALOG])
-    worker = dep.worker("w").start()
+    worker = dep.worker("w", RECSTREAM_FEEDS="for_you,deals_for_you,new_for_you").start()
     try:
         worker.wait_ready()
         assert lookup_store.versions(root) == [1]  # built from the bundled encoder, published
@@ -140,6 +142,11 @@ async def _new_item_flow(dep: Deployment, new: dict[str, Any], rows: dict[str, l
         got = await answer(reader, second[1]["event_id"])
         entry = next(it for it in got["items"] if it["item_id"] == "g-new")
         assert any(f"'{title}'" in r and "viewed" in r for r in entry["reasons"])
+        # the "X for you" feeds of the same event, each its own message, restricted by flags
+        deals = await answer(reader, second[1]["event_id"], "deals_for_you")
+        assert deals["items"] and all(ITEMS[i]["flags"]["deal"] for i in ids(deals))
+        fresh = await answer(reader, second[1]["event_id"], "new_for_you")
+        assert ids(fresh) == ["g-new"]  # the only item flagged new
         # out of stock: the holder is refreshed without it, and so is every later list
         out = {"event_id": "pf-out", "item_id": "g-new", "ts": now_ms(), "available": 0}
         await produce(dep.settings, [("stock", out)])
