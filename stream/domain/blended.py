@@ -8,6 +8,12 @@ the union of both rows with ``strength = (w_lookup·s_lookup + w_cooc·s_cooc) /
 sources that have a row for this query)``: a query known to only one source keeps that source's
 strengths at full scale, so a cold item is not ranked down for being cold.
 
+A lookup row's strength is its *position*, not its cosine: ``1 - rank / len(row)`` (1.0 for the
+best target, 0.05 for the 20th). The learned space is anisotropic, so cosines do not compare
+across queries or catalogs: on a 120-item grocery catalog every pair of the bundled encoder sits
+near 0.9, on a 36-item one every buy-query·target cosine is negative and the lookup's clipped
+strengths are all 0. The row order is what the model ranks; the position keeps it.
+
 Ranking consumes this through ``RelatedItems`` unchanged (``signals.relation_scores`` weights every
 query's row by the query's recency and role and records which query a target came from, which is
 what the reason names). Merged rows are cached per (query, role) and rebuilt only when either
@@ -87,8 +93,10 @@ class BlendedRelations:
         return merged
 
     def _merge(
-        self, learned: tuple[np.ndarray, np.ndarray], co: tuple[np.ndarray, np.ndarray]
+        self, row: tuple[np.ndarray, np.ndarray], co: tuple[np.ndarray, np.ndarray]
     ) -> tuple[np.ndarray, np.ndarray]:
+        n = row[0].size
+        learned = (row[0], 1.0 - np.arange(n, dtype=np.float64) / max(n, 1))
         if co[0].size == 0:
             return learned
         if learned[0].size == 0:
