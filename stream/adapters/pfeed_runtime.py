@@ -133,7 +133,9 @@ class PfeedRuntime:
         self, boot: dict[str, dict[str, Any]], catalog_ids: list[str]
     ) -> tuple[QueryTargetLookup, dict[str, np.ndarray], list[str]]:
         """(lookup aligned to ``catalog_ids``, tokens of the items it reflects, items to embed)."""
-        live_msgs = [m for m in boot.values() if not m.get("deleted")]
+        # by id, not by arrival: replicas read the catalog's partitions in different orders, and
+        # two workers that each build must hold the same rows (ties included)
+        live_msgs = [boot[i] for i in sorted(boot) if not boot[i].get("deleted")]
         tokenizer = self.encoder.tokenizer
         path = lookup_store.current_path(self.root)
         if path is not None:
