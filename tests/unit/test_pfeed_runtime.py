@@ -159,3 +159,43 @@ def test_user_vector_is_the_recency_weighted_mean_of_query_embeddings(
     got = np.asarray(rt.user_vector(profile, NOW))
     assert np.allclose(got, expected, atol=1e-6) and not np.allclose(got, sketch)
     assert query_vector(UserProfile("x"), idx, emb, NOW) is None
+
+
+class Flaky:
+    """An ItemIndex that fails its first write, like a Qdrant server that is briefly away."""
+
+    dim = 4
+
+    def __init__(self) -> None:
+        self.fail = True
+        self.points: dict[str, dict[str, Any]] = {}
+
+    def upsert(self, payloads: Any, vectors: np.ndarray) -> None:
+        if self.fail:
+            self.fail = False
+            raise ConnectionError("qdrant away")
+        for p in payloads:
+            self.points[p["item_id"]] = dict(p)
+
+    def set_stock(self, item_id: str, available: int) -> None:
+        self.points[item_id]["stock"] = "in" if available > 0 else "out"
+
+    def delete(self, item_ids: Any) -> None:
+        for i in item_ids:
+            self.points.pop(i, None)
+
+
+def test_item_writes_are_kept_newest_per_item_and_retried_after_a_failure() -> None:
+    index = Flaky()
+    sync = ItemSync(index)  # type: ignore[arg-type]
+    vec = np.ones(4, dtype=np.float32)
+    sync.put(item(1), vec, 5)
+    sync.put(item(1, deal=True), vec, 5)  # newest wins
+    sync.set_stock("p1", 0)  # folded into the queued payload
+    sync.put(item(2), vec, 1)
+    sync.delete("p2")
+    asyncio.run(sync.flush())
+    assert index.points == {} and sync.failures == 1 and sync.pending == 2
+    asyncio.run(sync.flush())
+    assert set(index.points) == {"p1"} and sync.pending == 0
+    assert index.points["p1"]["deal"] == "yes" and index.points["p1"]["stock"] == "out"
