@@ -325,7 +325,10 @@ class Pipeline:
         new list is stored in the profile like any other (a restart indexes the right lists)."""
         catalog = self.engine.catalog
         self.metrics.catalog_out_of_stock.set(int((catalog.available[: len(catalog)] <= 0).sum()))
-        if not change.went_out:
+        if not change.went_out or not self.ready.is_set():
+            # before ready the replica replays history (a restart): asking the Faust consumer
+            # for its assignment then crashed the worker (ConsumerNotStarted); such holders get
+            # a list without the item at their next event (ranking never shows it)
             return
         item_id = catalog.ids[change.index]
         if self.holders_stale:

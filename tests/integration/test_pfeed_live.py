@@ -113,14 +113,27 @@ def test_new_item_and_stock_flow_through_the_lookup(broker: Any, tmp_path: Path)
         published = lookup_store.load_current(root)
         assert published is not None
         new = new_item_like(published)
-        asyncio.run(_new_item_flow(dep, new, expected_rows(root, new)))
+        query = asyncio.run(_new_item_flow(dep, new, expected_rows(root, new)))
         info = worker.metrics()
         assert info['recstream_model_info{model="pfeed+cooccurrence",version="v1"}'] == 1
+        # a restarted worker loads v1 (which lacks the new item), embeds the new item again
+        # and ranks it where it ranked before the restart
+        worker.stop()
+        worker.start().wait_ready()
+        assert "pfeed lookup ready (published v1" in worker.log()
+        asyncio.run(_after_restart(dep, query))
     finally:
         worker.stop()
 
 
-async def _new_item_flow(dep: Deployment, new: dict[str, Any], rows: dict[str, list[str]]) -> None:
+async def _after_restart(dep: Deployment, query: str) -> None:
+    async with TopicReader(dep.settings, "recommendations") as reader:
+        click = event("clicks", "u-pf-restart", item_id=query)
+        await produce(dep.settings, [click])
+        assert "g-new" in ids(await answer(reader, click[1]["event_id"]))
+
+
+async def _new_item_flow(dep: Deployment, new: dict[str, Any], rows: dict[str, list[str]]) -> str:
     # the query whose row ranks the new item highest: the item must be there on content alone
     query = min(
         (q for q in rows if q != "g-new" and "g-new" in rows[q]),
@@ -150,8 +163,10 @@ async def _new_item_flow(dep: Deployment, new: dict[str, Any], rows: dict[str, l
         # out of stock: the holder is refreshed without it, and so is every later list
         out = {"event_id": "pf-out", "item_id": "g-new", "ts": now_ms(), "available": 0}
         await produce(dep.settings, [("stock", out)])
-        refreshed = await answer(reader, "pf-out")
-        assert refreshed["user_id"] == "u-pf-q" and "g-new" not in ids(refreshed)
+        refreshed = await reader.wait_for(
+            lambda m: m["trigger"]["event_id"] == "pf-out" and m["user_id"] == "u-pf-q", timeout=60
+        )
+        assert refreshed["feed"] == "for_you" and "g-new" not in ids(refreshed)
         third = event("clicks", "u-pf-q", item_id=query)
         await produce(dep.settings, [third])
         assert "g-new" not in ids(await answer(reader, third[1]["event_id"]))
@@ -166,6 +181,7 @@ async def _new_item_flow(dep: Deployment, new: dict[str, Any], rows: dict[str, l
         await produce(dep.settings, [order])
         got = await answer(reader, order[1]["event_id"])
         assert any("'Novel'" in r and "bought" in r for it in got["items"] for r in it["reasons"])
+    return query
 
 
 def history(users: list[str]) -> list[tuple[str, dict[str, Any]]]:
