@@ -32,7 +32,7 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
 
 
-def _weights(raw: str) -> tuple[float, float]:
+def parse_weights(raw: str) -> tuple[float, float]:
     """RECSTREAM_PFEED_WEIGHTS="lookup,cooccurrence" (non-negative floats)."""
     try:
         lookup, cooc = (float(v) for v in raw.split(","))
@@ -140,7 +140,7 @@ class Settings:
             broker_down_exit_s=float(env.get("RECSTREAM_BROKER_DOWN_EXIT_S") or 30.0),
             ranking_profile=env.get("RECSTREAM_RANKING_PROFILE") or None,
             pfeed=_int(env, "RECSTREAM_PFEED", 1) != 0,
-            pfeed_weights=_weights(env.get("RECSTREAM_PFEED_WEIGHTS") or "1,1"),
+            pfeed_weights=parse_weights(env.get("RECSTREAM_PFEED_WEIGHTS") or "1,1"),
             lookup_dir=Path(env["RECSTREAM_LOOKUP_DIR"])
             if env.get("RECSTREAM_LOOKUP_DIR")
             else None,

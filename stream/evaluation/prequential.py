@@ -48,6 +48,7 @@ class EvalConfig:
     #: rank from the Pfeed lookup blended with co-occurrence (like a worker with
     #: RECSTREAM_PFEED=1), adding `engine_realtime_no_pfeed` for comparison
     pfeed: bool = True
+    pfeed_weights: tuple[float, float] = (1.0, 1.0)
 
 
 def _iso(ms: int) -> str:
@@ -73,7 +74,7 @@ def _evaluate(
         raise ValueError("the dataset holds no user events")
     warm_index = int(len(events) * cfg.warmup)
     test_start = int(events[min(warm_index, len(events) - 1)]["ts"])
-    lookup = SharedLookup(progress=cfg.progress) if cfg.pfeed else None
+    lookup = SharedLookup(weights=cfg.pfeed_weights, progress=cfg.progress) if cfg.pfeed else None
     methods = all_methods(ranking, test_start, cfg.intervals, cfg.profile_config, lookup)
     engines = [m for m in methods if isinstance(m, EngineMethod)]
     realtime = next(m for m in engines if m.refresh_ms == 0)
