@@ -22,11 +22,11 @@ class Fixed:
     """A RelatedItems with fixed rows and a version, like the lookup."""
 
     def __init__(self, rows: dict[int, tuple[list[int], list[float]]]) -> None:
-        self.rows = rows
+        self.table = rows
         self.version = 0
 
     def related(self, idx: int, role: str = "view") -> tuple[np.ndarray, np.ndarray]:
-        t, s = self.rows.get(idx, ([], []))
+        t, s = self.table.get(idx, ([], []))
         return np.asarray(t, dtype=np.int64), np.asarray(s, dtype=np.float64)
 
 
@@ -73,7 +73,7 @@ def test_merged_rows_follow_both_sources() -> None:
     assert set(blended.related(1)[0].tolist()) == {2, 4}
     cooc.observe([1, 3])  # co-occurrence row changes: a new tuple comes back
     assert set(blended.related(1)[0].tolist()) == {2, 3, 4}
-    lookup.rows[1] = ([5], [0.5])
+    lookup.table[1] = ([5], [0.5])
     lookup.version += 1  # an upsert into the lookup
     assert set(blended.related(1)[0].tolist()) == {2, 3, 5}
     blended.set_lookup(Fixed({1: ([6], [0.5])}))  # a hot reload
@@ -160,3 +160,28 @@ def test_ranking_through_the_blend_follows_the_lookup_rows_and_query_recency() -
     if recent[0] != old[0]:
         assert pos[recent[0]] < pos[old[0]]
     assert any("'Item 7' you bought" in reason for r in related for reason in r.reasons)
+
+
+def test_dehub_weighs_lookup_targets_by_inverse_row_frequency() -> None:
+    msgs = catalog_messages()
+    ids = [str(m["item_id"]) for m in msgs]
+    lookup = QueryTargetLookup(ids, OnnxItemEncoder(BUNDLED_MODEL_DIR).embed(msgs), k=10).build()
+    plain = BlendedRelations(CoOccurrence(), lookup, dehub=False)
+    dehubbed = BlendedRelations(CoOccurrence(), lookup)
+    held = np.bincount(
+        np.concatenate([lookup.rows[r].ravel() for r in ("view", "buy")]), minlength=len(ids)
+    )
+    rows = 2 * len(ids)  # both roles
+    for q in (0, 7, 39):
+        targets, base = plain.related(q, "buy")
+        got = as_dict(dehubbed.related(q, "buy"))
+        for t, s in zip(targets.tolist(), base.tolist(), strict=True):
+            idf = np.log((rows + 1) / (held[t] + 1)) / np.log(rows + 1)
+            assert got[t] == round(s * idf, 6)
+    hub = int(np.argmax(held))
+    assert held[hub] > len(ids)  # this catalog has a hub: in more rows than there are items
+    hub_rows = [q for q in range(len(ids)) if hub in plain.related(q, "buy")[0].tolist()]
+    assert all(
+        as_dict(dehubbed.related(q, "buy"))[hub] < as_dict(plain.related(q, "buy"))[hub]
+        for q in hub_rows
+    )
