@@ -20,7 +20,7 @@ import pytest
 
 from stream.adapters import lookup_store
 from stream.adapters.encoder import OnnxItemEncoder
-from stream.domain.lookup import QueryTargetLookup
+from stream.domain.lookup import ROLES, QueryTargetLookup
 from stream.tools import TopicReader, produce
 from tests.conftest import Deployment, WorkerProcess, new_deployment
 from tests.integration.test_pipeline import event, now_ms
@@ -67,20 +67,35 @@ def build_lookup(messages: list[dict[str, Any]]) -> QueryTargetLookup:
     return QueryTargetLookup(ids, OnnxItemEncoder().embed(messages), k=20).build()
 
 
-def new_item_like(lookup: QueryTargetLookup) -> dict[str, Any]:
-    """A new product with the content of the catalog's most frequent target (only its id and
-    title differ): the model places such content in many rows, so where it lands is checkable."""
-    counts = np.bincount(
-        np.concatenate([lookup.rows[r][lookup.rows[r] >= 0] for r in ("view", "buy")]),
-        minlength=len(lookup),
-    )
-    hub = lookup.ids[int(np.argmax(counts))]
-    return {
-        **ITEMS[hub],
-        "item_id": "g-new",
-        "title": "Novel",
-        "flags": {"deal": False, "new": True},
-    }
+def new_item_like(root: Path) -> dict[str, Any]:
+    """A new product with the content of an existing one (only its id and title differ), that
+    content chosen so the copy lands high in some row without becoming a hub (the worker
+    de-hubs: a target in most rows weighs little). Simulated here with the same encoder and the
+    published version, exactly the incremental upsert the worker does."""
+    encoder = OnnxItemEncoder()
+    best: tuple[float, dict[str, Any]] | None = None
+    for source in CATALOG:
+        new = {
+            **source,
+            "item_id": "g-new",
+            "title": "Novel",
+            "flags": {"deal": False, "new": True},
+        }
+        lookup = lookup_store.load_current(root)
+        assert lookup is not None, "the worker should have built and published the lookup"
+        lookup.upsert(["g-new"], encoder.embed([new]))
+        pos = lookup.index["g-new"]
+        held = sum(int((lookup.rows[r] == pos).sum()) for r in ROLES)
+        places = np.flatnonzero(lookup.rows["view"] == pos) % lookup.k  # the test's clicks
+        if places.size == 0:
+            continue
+        rows = 2 * len(lookup)
+        idf = np.log((rows + 1) / (held + 1)) / np.log(rows + 1)
+        score = (1 - places.min() / lookup.k) * idf
+        if best is None or score > best[0]:
+            best = (float(score), new)
+    assert best is not None, "no content of this catalog enters another item's row"
+    return best[1]
 
 
 def expected_rows(root: Path, new: dict[str, Any], role: str = "view") -> dict[str, list[str]]:
@@ -110,9 +125,7 @@ def test_new_item_and_stock_flow_through_the_lookup(broker: Any, tmp_path: Path)
     try:
         worker.wait_ready()
         assert lookup_store.versions(root) == [1]  # built from the bundled encoder, published
-        published = lookup_store.load_current(root)
-        assert published is not None
-        new = new_item_like(published)
+        new = new_item_like(root)
         query = asyncio.run(_new_item_flow(dep, new, expected_rows(root, new)))
         info = worker.metrics()
         assert info['recstream_model_info{model="pfeed+cooccurrence",version="v1"}'] == 1
@@ -139,7 +152,6 @@ async def _new_item_flow(dep: Deployment, new: dict[str, Any], rows: dict[str, l
         (q for q in rows if q != "g-new" and "g-new" in rows[q]),
         key=lambda q: rows[q].index("g-new"),
     )
-    assert rows[query].index("g-new") < 5, "a content copy of a hub should be a close target"
     title = ITEMS[query]["title"]
     async with TopicReader(dep.settings, "recommendations") as reader:
         await produce(dep.settings, [("catalog", {**new, "ts": now_ms()})])
