@@ -268,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also replay through broker + worker and score the emitted lists",
     )
     p.add_argument("--no-pfeed", action="store_true", help="co-occurrence only (no learned lookup)")
-    p.add_argument("--pfeed-weights", default="1,1", help="blend weights lookup,co-occurrence")
+    p.add_argument("--pfeed-weights", default="0.25,1", help="blend weights lookup,co-occurrence")
     p.add_argument(
         "--live-rate",
         type=float,

@@ -98,7 +98,7 @@ class Settings:
     #: where `recstream model index` publishes the lookup (None: <data_dir>/lookup)
     lookup_dir: Path | None = None
     #: relation strength = (w_lookup·lookup + w_cooc·co-occurrence) / weights present
-    pfeed_weights: tuple[float, float] = (1.0, 1.0)
+    pfeed_weights: tuple[float, float] = (0.25, 1.0)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -140,7 +140,7 @@ class Settings:
             broker_down_exit_s=float(env.get("RECSTREAM_BROKER_DOWN_EXIT_S") or 30.0),
             ranking_profile=env.get("RECSTREAM_RANKING_PROFILE") or None,
             pfeed=_int(env, "RECSTREAM_PFEED", 1) != 0,
-            pfeed_weights=parse_weights(env.get("RECSTREAM_PFEED_WEIGHTS") or "1,1"),
+            pfeed_weights=parse_weights(env.get("RECSTREAM_PFEED_WEIGHTS") or "0.25,1"),
             lookup_dir=Path(env["RECSTREAM_LOOKUP_DIR"])
             if env.get("RECSTREAM_LOOKUP_DIR")
             else None,

@@ -34,7 +34,7 @@ class SharedLookup:
     def __init__(
         self,
         k: int = K,
-        weights: tuple[float, float] = (1.0, 1.0),
+        weights: tuple[float, float] = (0.25, 1.0),
         progress: bool = True,
         encoder: OnnxItemEncoder | None = None,
     ) -> None:

@@ -48,7 +48,7 @@ class EvalConfig:
     #: rank from the Pfeed lookup blended with co-occurrence (like a worker with
     #: RECSTREAM_PFEED=1), adding `engine_realtime_no_pfeed` for comparison
     pfeed: bool = True
-    pfeed_weights: tuple[float, float] = (1.0, 1.0)
+    pfeed_weights: tuple[float, float] = (0.25, 1.0)
 
 
 def _iso(ms: int) -> str:
