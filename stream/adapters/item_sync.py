@@ -22,6 +22,9 @@ from stream.adapters.qdrant_items import ClientItemIndex, EdgeItemIndex, ItemInd
 
 log = logging.getLogger(__name__)
 
+#: points per upsert call
+CHUNK = 1024
+
 
 def make_item_index(
     qdrant_url: str | None, api_key: str | None, data_dir: Path, dim: int
@@ -97,9 +100,10 @@ class ItemSync:
         deletes: set[str],
         stock: dict[str, int],
     ) -> None:
-        if upserts:
-            entries = list(upserts.values())
-            self.index.upsert([p for p, _ in entries], np.stack([v for _, v in entries]))
+        entries = list(upserts.values())
+        for start in range(0, len(entries), CHUNK):  # bounded requests (a first full sync)
+            part = entries[start : start + CHUNK]
+            self.index.upsert([p for p, _ in part], np.stack([v for _, v in part]))
         if deletes:
             self.index.delete(sorted(deletes))
         for item_id, available in stock.items():

@@ -118,7 +118,8 @@ class PfeedRuntime:
         self.pending = {**{i: boot[i] for i in missing}, **self.pending}
         self.sync()
         if self.items is not None:
-            self._sync_all(boot)
+            stored = await asyncio.to_thread(self.items.index.count)
+            self._sync_all(boot, stored)
             await self.items.flush()
         self.start_seconds = time.perf_counter() - started
         log.info(
@@ -153,11 +154,11 @@ class PfeedRuntime:
         contents = {str(m["item_id"]): tokenizer.encode(m) for m in known}
         return lookup.aligned_to(catalog_ids), contents, missing
 
-    def _sync_all(self, boot: dict[str, dict[str, Any]]) -> None:
-        """Every catalog item into the `items` collection (a new shard, or one that missed some)."""
+    def _sync_all(self, boot: dict[str, dict[str, Any]], stored: int) -> None:
+        """Every catalog item into the `items` collection when it holds fewer points than the
+        catalog (a new shard or server); otherwise only what ``sync`` embedded is written."""
         assert self.items is not None and self.live is not None
-        live = [m for m in boot.values() if not m.get("deleted")]
-        if self.items.index.count() >= len(live) and not self.live.embedded:
+        if stored >= sum(1 for m in boot.values() if not m.get("deleted")):
             return
         for message in boot.values():
             self._queue_item(message)
