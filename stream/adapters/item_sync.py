@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +45,14 @@ def make_item_index(
 
 
 class ItemSync:
-    """Queued item writes, newest per item, flushed in batches from a thread."""
+    """Queued item writes, newest per item, flushed in batches from a thread.
 
-    def __init__(self, index: ItemIndex) -> None:
-        self.index = index
+    The index is opened on first use, in the flushing thread: a Qdrant server that is down when
+    the worker starts must not stop the worker (the `users` sink behaves the same way)."""
+
+    def __init__(self, open_index: Callable[[], ItemIndex]) -> None:
+        self._open = open_index
+        self.index: ItemIndex | None = None
         self.upserts: dict[str, tuple[dict[str, Any], np.ndarray]] = {}
         self.deletes: set[str] = set()
         self.stock: dict[str, int] = {}
@@ -72,6 +76,15 @@ class ItemSync:
             queued[0]["stock"] = "in" if available > 0 else "out"
         elif item_id not in self.deletes:
             self.stock[item_id] = available
+
+    def _index(self) -> ItemIndex:
+        if self.index is None:
+            self.index = self._open()
+        return self.index
+
+    def count(self) -> int:
+        """Points in the collection (blocking: call from a thread)."""
+        return self._index().count()
 
     @property
     def pending(self) -> int:
@@ -103,12 +116,13 @@ class ItemSync:
         entries = list(upserts.values())
         for start in range(0, len(entries), CHUNK):  # bounded requests (a first full sync)
             part = entries[start : start + CHUNK]
-            self.index.upsert([p for p, _ in part], np.stack([v for _, v in part]))
+            self._index().upsert([p for p, _ in part], np.stack([v for _, v in part]))
         if deletes:
-            self.index.delete(sorted(deletes))
+            self._index().delete(sorted(deletes))
         for item_id, available in stock.items():
-            self.index.set_stock(item_id, available)
+            self._index().set_stock(item_id, available)
         self.written += len(upserts) + len(deletes) + len(stock)
 
     def close(self) -> None:
-        self.index.close()
+        if self.index is not None:
+            self.index.close()

@@ -40,6 +40,7 @@ from stream.adapters import lookup_store
 from stream.adapters.encoder import OnnxItemEncoder
 from stream.adapters.item_sync import ItemSync, make_item_index
 from stream.adapters.live_lookup import LiveLookup
+from stream.adapters.qdrant_items import ItemIndex
 from stream.domain.blended import BlendedRelations, blend_into
 from stream.domain.dense import DIM, query_vector, user_vector
 from stream.domain.engine import Engine
@@ -87,10 +88,12 @@ class PfeedRuntime:
         """The runtime a worker runs: bundled (or ``RECSTREAM_MODEL_DIR``) encoder, and the
         Qdrant `items` collection next to `users` (same URL, or an Edge shard)."""
         encoder = OnnxItemEncoder()
-        index = make_item_index(
-            settings.qdrant_url, settings.qdrant_api_key, settings.data_dir, encoder.dim
-        )
-        return cls(settings, engine, ItemSync(index), encoder)
+
+        def open_index() -> ItemIndex:
+            url, key = settings.qdrant_url, settings.qdrant_api_key
+            return make_item_index(url, key, settings.data_dir, encoder.dim)
+
+        return cls(settings, engine, ItemSync(open_index), encoder)
 
     # -- input from the catalog replica ---------------------------------------------------------
     def on_item(self, kind: str, message: Mapping[str, Any]) -> None:
@@ -118,7 +121,11 @@ class PfeedRuntime:
         self.pending = {**{i: boot[i] for i in missing}, **self.pending}
         self.sync()
         if self.items is not None:
-            stored = await asyncio.to_thread(self.items.index.count)
+            try:
+                stored = await asyncio.to_thread(self.items.count)
+            except Exception as exc:  # Qdrant down: write everything once it answers
+                log.warning("Qdrant items unavailable at start (%s); syncing when it is", exc)
+                stored = 0
             self._sync_all(boot, stored)
             await self.items.flush()
         self.start_seconds = time.perf_counter() - started

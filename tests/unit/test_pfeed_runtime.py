@@ -51,11 +51,17 @@ def runtime(
     settings = Settings(data_dir=tmp_path, lookup_dir=root)
     engine = Engine()
     index = ClientItemIndex(QdrantClient(location=":memory:"), encoder.dim)
-    rt = PfeedRuntime(settings, engine, ItemSync(index), encoder)
+    rt = PfeedRuntime(settings, engine, ItemSync(lambda: index), encoder)
     for m in messages:  # what the catalog replica does before the worker serves
         engine.catalog.upsert(m)
         rt.on_item("catalog", m)
     return rt
+
+
+def opened(rt: PfeedRuntime) -> Any:
+    """The Qdrant `items` index, opened by the first flush."""
+    assert rt.items is not None and rt.items.index is not None
+    return rt.items.index
 
 
 def rows(rt: PfeedRuntime, item_id: str, role: str = "buy") -> list[str]:
@@ -80,7 +86,7 @@ def test_builds_and_publishes_when_nothing_is_published_then_another_worker_load
         assert rows(first, f"p{i}") == rows(second, f"p{i}")
         assert len(rows(first, f"p{i}")) == 20
     # every catalog item went into the Qdrant `items` collection with its payload
-    assert first.items is not None and first.items.index.count() == 40
+    assert first.items is not None and first.items.count() == 40
 
 
 def test_catalog_messages_refresh_rows_and_qdrant_items(
@@ -105,7 +111,7 @@ def test_catalog_messages_refresh_rows_and_qdrant_items(
         assert rows(rt, f"p{q}", "view") == expected
     assert rt.live is not None
     target = rt.live.lookup.embeddings[2, rt.engine.catalog.index["p30"]]
-    assert rt.items.index.search(target, 1) == ["p30"]
+    assert opened(rt).search(target, 1) == ["p30"]
     # a deal flip changes the payload, not the embedding; a deletion removes the point
     flip = item(3, deal=True)
     rt.engine.catalog.upsert(flip)
@@ -113,12 +119,12 @@ def test_catalog_messages_refresh_rows_and_qdrant_items(
     asyncio.run(rt.tick())
     assert rt.live.embedded == []
     vec = rt.live.lookup.embeddings[2, rt.engine.catalog.index["p3"]]
-    assert rt.items.index.search(vec, 5, {"deal": "yes"}) == ["p3"]
+    assert opened(rt).search(vec, 5, {"deal": "yes"}) == ["p3"]
     gone = {**item(5), "deleted": True}
     rt.engine.catalog.upsert(gone)
     rt.on_item("catalog", gone)
     asyncio.run(rt.tick())
-    assert rt.items.index.count() == 30
+    assert rt.items.count() == 30
     assert all("p5" not in rows(rt, f"p{i}") for i in range(31) if i != 5)
     # stock: the payload flips at once; the lookup does not change (ranking masks stock)
     before = rows(rt, "p1")
@@ -126,7 +132,7 @@ def test_catalog_messages_refresh_rows_and_qdrant_items(
     rt.on_item("stock", {"item_id": before[0], "available": 0})
     asyncio.run(rt.tick())
     assert rows(rt, "p1") == before
-    assert before[0] not in rt.items.index.search(vec, 40, {"stock": "in"})
+    assert before[0] not in opened(rt).search(vec, 40, {"stock": "in"})
 
 
 def test_a_newly_published_version_is_hot_reloaded(
@@ -187,7 +193,7 @@ class Flaky:
 
 def test_item_writes_are_kept_newest_per_item_and_retried_after_a_failure() -> None:
     index = Flaky()
-    sync = ItemSync(index)  # type: ignore[arg-type]
+    sync = ItemSync(lambda: index)  # type: ignore[arg-type,return-value]
     vec = np.ones(4, dtype=np.float32)
     sync.put(item(1), vec, 5)
     sync.put(item(1, deal=True), vec, 5)  # newest wins
