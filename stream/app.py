@@ -21,6 +21,7 @@ from stream.adapters.fault import inject_faults
 from stream.adapters.faust_security import faust_credentials
 from stream.adapters.metrics import Metrics
 from stream.adapters.outputs import OutputProducer
+from stream.adapters.pfeed_runtime import PfeedRuntime
 from stream.adapters.profile_dead_letters import profile_batch_handler
 from stream.adapters.profile_runtime import ProfileRuntime
 from stream.adapters.qdrant_sink import UserSink, make_user_sink
@@ -87,6 +88,7 @@ class RecstreamApp:
     store: ChangelogStore
     flavour: str
     profiles: ProfileRuntime | None = None
+    pfeed: PfeedRuntime | None = None
 
 
 class _Lifecycle(mode.Service):
@@ -113,6 +115,8 @@ class _Lifecycle(mode.Service):
             len(r.engine.catalog),
             r.engine.learner.applied,
         )
+        if r.pfeed is not None:
+            await r.pfeed.start()  # the shared lookup, before the first list is ranked
         r.pipeline.ready.set()
 
     async def on_stop(self) -> None:
@@ -124,6 +128,8 @@ class _Lifecycle(mode.Service):
             await r.profiles.stop()
         await r.replica.stop()
         await r.outputs.stop()
+        if r.pfeed is not None:
+            r.pfeed.close()
         r.sink.close()
         r.store.close()
 
@@ -138,6 +144,15 @@ class _Lifecycle(mode.Service):
                 die("ranking-profiles follower died", self.rapp.profiles.failed)
             await self.sampler.sample()
             await self.sleep(1.0)
+
+    @mode.Service.task
+    async def _pfeed(self) -> None:
+        """Catalog changes into the lookup, hot reloads, Qdrant `items` writes (between batches)."""
+        pfeed = self.rapp.pfeed
+        while pfeed is not None and not self.should_stop:
+            await self.sleep(pfeed.tick_s)
+            if self.rapp.pipeline.ready.is_set():
+                await pfeed.tick()
 
     @mode.Service.task
     async def _broker_watch(self) -> None:
@@ -228,6 +243,11 @@ def create_app(
     )
     replica.on_stock_change = pipeline.on_stock_change
     pipeline.profiles = profiles = ProfileRuntime(settings, engine, metrics)
+    pfeed = PfeedRuntime.for_worker(settings, engine) if settings.pfeed else None
+    if pfeed is not None:
+        replica.on_item = pfeed.on_item
+        pipeline.user_vector = pfeed.user_vector
+        pipeline.before_rank = pfeed.sync
     within = settings.batch_within_ms / 1000.0
     # One agent for every user-keyed topic (co-partitioned): one batch at a time sees all of a
     # user's events, so a profile is read, updated and written by one step with no interleaving.
@@ -272,6 +292,7 @@ def create_app(
         settings, app, pipeline, engine, metrics, replica, writer, sink, outputs, store, flavour,
         profiles,
     )  # fmt: skip
+    rapp.pfeed = pfeed
     app.add_dependency(_Lifecycle(rapp))
     return rapp
 

@@ -136,12 +136,14 @@ def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from stream.evaluation.commands import eval_ranking
     from stream.evaluation.prequential import EvalConfig, evaluate, load_for_eval
     from stream.evaluation.report import write_report
+    from stream.settings import parse_weights
 
     command = "recstream " + " ".join(sys.argv[1:]) if sys.argv[1:] else "recstream eval"
     ranking = eval_ranking(args.profile)
     data = load_for_eval(args.dataset, args.max_users, args.seed)
     events = list(data.events)
     cfg = EvalConfig(args.dataset, args.k, args.warmup, args.seed, ranking=ranking, command=command)
+    cfg.pfeed, cfg.pfeed_weights = not args.no_pfeed, parse_weights(args.pfeed_weights)
     report = evaluate(data.catalog, events, cfg)
     if args.live:
         from stream.evaluation.live import evaluate_live
@@ -278,6 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also replay through broker + worker and score the emitted lists",
     )
+    p.add_argument("--no-pfeed", action="store_true", help="co-occurrence only (no learned lookup)")
+    p.add_argument("--pfeed-weights", default="0.25,1", help="blend weights lookup,co-occurrence")
     p.add_argument(
         "--live-rate",
         type=float,

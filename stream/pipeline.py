@@ -126,6 +126,11 @@ class Pipeline:
         self.ready = asyncio.Event()
         #: live ranking profiles (per-user variant, shadow lists); None = the engine's own
         self.profiles: ProfileRuntime | None = None
+        #: the users' Qdrant vector (the Pfeed runtime swaps in the mean of query embeddings)
+        self.user_vector: Callable[[UserProfile, float], Any] = user_vector
+        #: read models to bring up to date before a batch is ranked (the Pfeed lookup applies
+        #: the catalog messages the replica has read, so a new item is never ranked without rows)
+        self.before_rank: Callable[[], None] | None = None
 
     # -- user events --------------------------------------------------------------------------
     async def handle_user_batch(self, records: Sequence[Record]) -> None:
@@ -137,6 +142,8 @@ class Pipeline:
         for topic, n in Counter(r.topic for r in records).items():
             self.metrics.consumed.labels(topic).inc(n)
         decoded = await self._decode_all(records)
+        if self.before_rank is not None:
+            self.before_rank()
         plan = BatchPlan()
         work: dict[str, UserWork] = {}
         for record, result in decoded:
@@ -283,7 +290,7 @@ class Pipeline:
                 continue
             self.holders.update(rec.user_id, [item.item_id for item in rec.items])
             if self.writer is not None:
-                self.writer.submit(_point(profile, rec))
+                self.writer.submit(_point(profile, rec, self.user_vector))
         self.metrics.users_holding.set(len(self.holders.by_user))
 
     # -- item topics (validation + accounting; the replica applies them) ----------------------
@@ -320,7 +327,10 @@ class Pipeline:
         new list is stored in the profile like any other (a restart indexes the right lists)."""
         catalog = self.engine.catalog
         self.metrics.catalog_out_of_stock.set(int((catalog.available[: len(catalog)] <= 0).sum()))
-        if not change.went_out:
+        if not change.went_out or not self.ready.is_set():
+            # before ready the replica replays history (a restart): asking the Faust consumer
+            # for its assignment then crashed the worker (ConsumerNotStarted); such holders get
+            # a list without the item at their next event (ranking never shows it)
             return
         item_id = catalog.ids[change.index]
         if self.holders_stale:
@@ -338,13 +348,17 @@ class Pipeline:
             await asyncio.gather(*futures)
 
 
-def _point(profile: UserProfile, rec: Recommendation) -> UserPoint:
+def _point(
+    profile: UserProfile,
+    rec: Recommendation,
+    vector: Callable[[UserProfile, float], Any] = user_vector,
+) -> UserPoint:
     """The user's Qdrant point: a compact serving copy (ids and scores; the reasons travel on
     the `recommendations` topic), so building it stays cheap on the worker's threads."""
     ids = [item.item_id for item in rec.items]
     return UserPoint(
         rec.user_id,
-        user_vector(profile, rec.trigger.ts),
+        vector(profile, rec.trigger.ts),
         {
             "feed": rec.feed,
             "item_ids": ids,

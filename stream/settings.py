@@ -35,6 +35,15 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def parse_weights(raw: str) -> tuple[float, float]:
+    """RECSTREAM_PFEED_WEIGHTS="lookup,cooccurrence" (non-negative floats)."""
+    try:
+        lookup, cooc = (float(v) for v in raw.split(","))
+    except ValueError as exc:
+        raise ValueError(f"RECSTREAM_PFEED_WEIGHTS must be two numbers a,b; got {raw!r}") from exc
+    return lookup, cooc
+
+
 @dataclass(frozen=True)
 class KafkaSecurity:
     """Client-side Kafka security; PLAINTEXT unless the environment says otherwise."""
@@ -87,6 +96,12 @@ class Settings:
     #: a worker that cannot reach the broker this long exits non-zero (a supervisor restarts it)
     broker_down_exit_s: float = 30.0
     ranking_profile: str | None = None
+    #: Pfeed: rank from the learned query→target lookup blended with co-occurrence (0 = off)
+    pfeed: bool = True
+    #: where `recstream model index` publishes the lookup (None: <data_dir>/lookup)
+    lookup_dir: Path | None = None
+    #: relation strength = (w_lookup·lookup + w_cooc·co-occurrence) / weights present
+    pfeed_weights: tuple[float, float] = (0.25, 1.0)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -127,7 +142,17 @@ class Settings:
             rebalance_timeout_s=float(env.get("RECSTREAM_REBALANCE_TIMEOUT_S") or 6.0),
             broker_down_exit_s=float(env.get("RECSTREAM_BROKER_DOWN_EXIT_S") or 30.0),
             ranking_profile=env.get("RECSTREAM_RANKING_PROFILE") or None,
+            pfeed=_int(env, "RECSTREAM_PFEED", 1) != 0,
+            pfeed_weights=parse_weights(env.get("RECSTREAM_PFEED_WEIGHTS") or "0.25,1"),
+            lookup_dir=Path(env["RECSTREAM_LOOKUP_DIR"])
+            if env.get("RECSTREAM_LOOKUP_DIR")
+            else None,
         )
+
+    @property
+    def lookup_root(self) -> Path:
+        """The published lookup's folder (shared by every worker that should rank alike)."""
+        return self.lookup_dir or self.data_dir / "lookup"
 
     def topic(self, name: str) -> str:
         """Full topic name with the deployment prefix (several deployments can share a broker)."""

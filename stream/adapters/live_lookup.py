@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from stream.adapters.encoder import OnnxItemEncoder
 from stream.domain.catalog import Catalog
 from stream.domain.lookup import QueryTargetLookup
@@ -24,6 +26,37 @@ class LiveLookup:
         self.catalog = catalog
         self.lookup = lookup if lookup.ids == catalog.ids else lookup.aligned_to(catalog.ids)
         self._content: dict[str, bytes] = {}
+        self._generation = 0
+        #: ids embedded by the last ``apply``/``refill`` (the Qdrant `items` sync re-reads them)
+        self.embedded: list[str] = []
+
+    @property
+    def version(self) -> tuple[int, int]:
+        """Moves on every change of the rows (``BlendedRelations`` re-merges on it), including
+        a swap of the lookup object (whose own counter starts again)."""
+        return self._generation, self.lookup.version
+
+    def replace(self, lookup: QueryTargetLookup) -> None:
+        """Serve a newly loaded lookup (hot reload), aligned with the catalog."""
+        self.lookup = (
+            lookup if lookup.ids == self.catalog.ids else lookup.aligned_to(self.catalog.ids)
+        )
+        self._generation += 1
+
+    def remember(self, contents: Mapping[str, np.ndarray]) -> None:
+        """Content tokens the lookup already reflects (the items of a published version), so
+        ``apply`` does not embed them again when their catalog messages are replayed."""
+        for item_id, tokens in contents.items():
+            self._content[item_id] = np.asarray(tokens, dtype=np.int64).tobytes()
+
+    def refill(self, item_ids: Sequence[str]) -> int:
+        """Re-embed items from their remembered tokens (items a newly loaded lookup lacks)."""
+        known = [i for i in item_ids if i in self._content and i in self.catalog.index]
+        self.embedded = known
+        if known:
+            tokens = np.stack([np.frombuffer(self._content[i], dtype=np.int64) for i in known])
+            self.lookup.upsert(known, self.encoder.run(tokens))
+        return len(known)
 
     def related(self, idx: int, role: str = "view") -> Any:
         """The ``RelatedItems`` protocol, so a worker can hand this object to ranking."""
@@ -47,13 +80,15 @@ class LiveLookup:
             changed[item_id] = msg
         n = len(self.lookup.ids)
         if n > len(self.catalog.ids) or (n and self.lookup.ids[n - 1] != self.catalog.ids[n - 1]):
-            self.lookup = self.lookup.aligned_to(self.catalog.ids)  # append-only: cheap check
+            self.replace(self.lookup)  # append-only: cheap check
             n = len(self.lookup.ids)
         for item_id in self.catalog.ids[n:]:  # catalog items the lookup has never seen
             changed.setdefault(item_id, self._from_catalog(item_id))
+        self.embedded = []
         if changed:
             order = sorted(changed, key=lambda i: self.catalog.index.get(i, len(self.catalog)))
             self.lookup.upsert(order, self.encoder.embed([changed[i] for i in order]))
+            self.embedded = order
         if deleted:
             self.lookup.remove(deleted)
         return len(changed)

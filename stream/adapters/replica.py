@@ -28,6 +28,8 @@ from stream.settings import Settings
 log = logging.getLogger(__name__)
 
 OnStockChange = Callable[[StockChange, dict[str, Any]], Awaitable[None]]
+#: (kind "catalog" | "stock", message) after the catalog applied it (the Pfeed runtime's input)
+OnItem = Callable[[str, dict[str, Any]], None]
 
 
 class CatalogReplica:
@@ -50,6 +52,7 @@ class CatalogReplica:
         self.on_stock_change = on_stock_change
         self.learner = learner
         self.feed = ItemFeed(catalog)  # the evaluator applies item messages through it too
+        self.on_item: OnItem | None = None
         self.applied = 0
         self.skipped = 0
         self._kinds = {settings.topic("catalog"): "catalog", settings.topic("stock"): "stock"}
@@ -102,8 +105,14 @@ class CatalogReplica:
             self.skipped += 1  # dead-lettered by the group-consumed agent for this topic
             return
         self.applied += 1
-        for applied in self.feed.apply(kind, message):
-            await self._stock_changed(applied.change, dict(applied.message))
+        applied = self.feed.apply(kind, message)
+        if self.on_item is not None:
+            if kind == "catalog":
+                self.on_item(kind, message)
+            for held in applied:
+                self.on_item("stock", dict(held.message))
+        for held in applied:
+            await self._stock_changed(held.change, dict(held.message))
 
     def _learn(self, raw: bytes | None) -> None:
         assert self.learner is not None

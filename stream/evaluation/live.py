@@ -30,6 +30,7 @@ from stream.domain.events import event_from_message
 from stream.domain.profile import UserProfile
 from stream.domain.ranking import RankingProfile
 from stream.evaluation.metrics import MetricAccumulator, segment_for
+from stream.evaluation.pfeed import SharedLookup
 from stream.evaluation.prequential import EvalConfig
 from stream.settings import USER_TOPICS, Settings
 
@@ -45,20 +46,29 @@ def emitted_lists_in_process(
     """event_id -> the list a worker emits right after applying that event (no coalescing):
     ``Engine.step``, exactly what the worker calls."""
     engine = Engine(ranking=ranking, profile_config=cfg.profile_config)
+    lookup = SharedLookup(progress=False) if cfg.pfeed else None  # as the worker's Pfeed runtime
+    if lookup is not None:
+        lookup.attach(engine)
     for message in catalog:
         engine.catalog.upsert(message)
+        if lookup is not None:
+            lookup.observe_catalog(message, engine)
     profiles: dict[str, UserProfile] = {}
     out: dict[str, list[str]] = {}
     for message in events:
         topic = message["topic"]
         if topic == "catalog":
             engine.catalog.upsert(message)
+            if lookup is not None:
+                lookup.observe_catalog(message, engine)
             continue
         if topic == "stock":
             engine.catalog.set_stock(str(message["item_id"]), int(message["available"]))
             continue
         if topic not in USER_TOPICS:
             continue
+        if lookup is not None:
+            lookup.ready()
         event = event_from_message(topic, message)
         if any(i not in engine.catalog.index for i in event.item_ids):
             continue  # dead-lettered by a worker
@@ -171,6 +181,7 @@ def evaluate_live(
             RECSTREAM_TOPIC_PREFIX=settings.topic_prefix,
             RECSTREAM_DATA_DIR=str(workdir / "worker"),
             RECSTREAM_RANKING_PROFILE=str(profile_path),
+            RECSTREAM_PFEED="1" if cfg.pfeed else "0",
         )
         env.pop("RECSTREAM_QDRANT_URL", None)
         log_path = workdir / "worker.log"

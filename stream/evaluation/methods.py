@@ -9,7 +9,7 @@ from __future__ import annotations
 import heapq
 from collections import Counter
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from stream.domain.engine import Engine
 from stream.domain.events import UserEvent, event_from_message
@@ -20,7 +20,12 @@ from stream.domain.relations import CoOccurrence
 from stream.domain.signals import banned_items, category_of, returns_of
 from stream.settings import USER_TOPICS
 
+if TYPE_CHECKING:
+    from stream.evaluation.pfeed import SharedLookup
+
 POSITIVE = {"orders": 1.0}
+#: the real-time engine without the Pfeed lookup (added when the evaluation uses one)
+NO_PFEED = "engine_realtime_no_pfeed"
 
 
 class Method(Protocol):
@@ -53,11 +58,16 @@ class EngineMethod:
         ranking: RankingProfile,
         refresh_ms: int = 0,
         profile_config: ProfileConfig = DEFAULT_PROFILE_CONFIG,
+        lookup: SharedLookup | None = None,
     ) -> None:
         self.name = name
         self.refresh_ms = refresh_ms
         self.engine = Engine(ranking=ranking, profile_config=profile_config)
         self.items = ItemFeed(self.engine.catalog)
+        #: the Pfeed lookup blended into the relations (None: co-occurrence only)
+        self.lookup = lookup
+        if lookup is not None:
+            lookup.attach(self.engine)
         self.profiles: dict[str, UserProfile] = {}
         self.pending: list[UserEvent] = []
         self.epoch = -1
@@ -93,6 +103,8 @@ class EngineMethod:
                 return cached[:k]
             now_ms = self.epoch * self.refresh_ms
         state = self.profiles.get(user_id)
+        if self.lookup is not None:
+            self.lookup.ready()
         refresh = UserEvent("refresh", f"eval-{now_ms}", user_id, now_ms, ())
         result = self.engine.step(state, user_id, [refresh])
         if state is not None:
@@ -107,6 +119,8 @@ class EngineMethod:
         topic = message["topic"]
         if topic in ("catalog", "stock"):
             self.items.apply(topic, message)  # the worker's replica applies them the same way
+            if topic == "catalog" and self.lookup is not None:
+                self.lookup.observe_catalog(message, self.engine)
             return
         event = user_event(message)
         if event is None:
@@ -250,13 +264,18 @@ def all_methods(
     train_until_ms: int,
     intervals_ms: Iterable[tuple[str, int]],
     profile_config: ProfileConfig = DEFAULT_PROFILE_CONFIG,
+    lookup: SharedLookup | None = None,
 ) -> list[Method]:
     """Baselines first, then the engine variants; baselines share the real-time engine's
-    eligibility rules, so one interval must be 0 (the real-time engine every report is about)."""
+    eligibility rules, so one interval must be 0 (the real-time engine every report is about).
+    With a Pfeed ``lookup`` every variant ranks from it, and ``engine_realtime_no_pfeed`` (the
+    real-time engine on co-occurrence alone) is added for comparison."""
     engines = [
-        EngineMethod(f"engine_{label}", ranking, interval, profile_config)
+        EngineMethod(f"engine_{label}", ranking, interval, profile_config, lookup)
         for label, interval in intervals_ms
     ]
+    if lookup is not None:
+        engines.append(EngineMethod(NO_PFEED, ranking, 0, profile_config))
     realtime = next((m for m in engines if m.refresh_ms == 0), None)
     if realtime is None:
         raise ValueError("the evaluation needs a real-time engine (an interval of 0)")

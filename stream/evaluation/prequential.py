@@ -23,6 +23,7 @@ from stream.domain.ranking import BUILTIN_PROFILES, RankingProfile
 from stream.evaluation.fit_ranking import RankingFitter
 from stream.evaluation.methods import EngineMethod, all_methods
 from stream.evaluation.metrics import MetricAccumulator, segment_for
+from stream.evaluation.pfeed import SharedLookup, pfeed_notes
 
 DEFAULT_INTERVALS: tuple[tuple[str, int], ...] = (
     ("batch_24h", 24 * 3600 * 1000),
@@ -44,6 +45,10 @@ class EvalConfig:
     command: str = ""
     progress: bool = True
     notes: list[str] = field(default_factory=list)
+    #: rank from the Pfeed lookup blended with co-occurrence (like a worker with
+    #: RECSTREAM_PFEED=1), adding `engine_realtime_no_pfeed` for comparison
+    pfeed: bool = True
+    pfeed_weights: tuple[float, float] = (0.25, 1.0)
 
 
 def _iso(ms: int) -> str:
@@ -69,7 +74,8 @@ def _evaluate(
         raise ValueError("the dataset holds no user events")
     warm_index = int(len(events) * cfg.warmup)
     test_start = int(events[min(warm_index, len(events) - 1)]["ts"])
-    methods = all_methods(ranking, test_start, cfg.intervals, cfg.profile_config)
+    lookup = SharedLookup(weights=cfg.pfeed_weights, progress=cfg.progress) if cfg.pfeed else None
+    methods = all_methods(ranking, test_start, cfg.intervals, cfg.profile_config, lookup)
     engines = [m for m in methods if isinstance(m, EngineMethod)]
     realtime = next(m for m in engines if m.refresh_ms == 0)
     fitter = RankingFitter.for_events(list(events), warm_index) if cfg.ranking is None else None
@@ -169,7 +175,7 @@ def _evaluate(
         },
         "methods": summary,
         "refresh_curve": curve,
-        "notes": [*cfg.notes, *dataset_notes(cfg.dataset)],
+        "notes": [*cfg.notes, *pfeed_notes(lookup), *dataset_notes(cfg.dataset)],
     }
 
 

@@ -9,6 +9,7 @@ target must return at least one finite sample.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import math
 import time
@@ -21,6 +22,7 @@ import yaml
 
 from stream.dashboards import all_panel_targets, load_dashboards, render_all
 from stream.local_prometheus import ALERT_RULES, LocalPrometheus, running_prometheus, scrape_config
+from stream.tools import latest_recommendations
 
 pytestmark = pytest.mark.integration
 
@@ -109,9 +111,11 @@ def scraped(deployment: Any) -> Iterator[tuple[LocalPrometheus, Any]]:
         for n in range(WAVES):  # counters need increases between scrapes for rate()
             deployment.produce(wave(n))
             deployment.produce([("clicks", (b"user-1", b"{not json"))], raw=True)
-            if n == WAVES // 2:
+            if n == WAVES // 2:  # an item a user holds goes out of stock: a refresh
+                held = asyncio.run(latest_recommendations(deployment.settings, "user-1"))
+                item = held["items"][0]["item_id"] if held and held["items"] else "sku-7"
                 deployment.produce(
-                    [("stock", {"event_id": "s1", "item_id": "sku-7", "ts": 2, "available": 0})]
+                    [("stock", {"event_id": "s1", "item_id": item, "ts": 2, "available": 0})]
                 )
             time.sleep(1.0)
         deadline = time.monotonic() + 30.0

@@ -1,0 +1,165 @@
+"""Relations from two sources: the learned Pfeed lookup and online co-occurrence, merged per query.
+
+The two know different things. The lookup is built from content embeddings, so it gives rows to
+items nobody has interacted with yet (a new product, a cold catalog) and is the same on every
+worker that loads the same published version; co-occurrence knows what the stream shows (which
+products really go together in baskets this week) but is empty for a cold item. A query's row is
+the union of both rows with ``strength = (w_lookup·s_lookup + w_cooc·s_cooc) / (weights of the
+sources that have a row for this query)``: a query known to only one source keeps that source's
+strengths at full scale, so a cold item is not ranked down for being cold.
+
+A lookup row's strength is its *position*, not its cosine: ``1 - rank / len(row)`` (1.0 for the
+best target, 0.05 for the 20th). The learned space is anisotropic, so cosines do not compare
+across queries or catalogs: on a 120-item grocery catalog every pair of the bundled encoder sits
+near 0.9, on a 36-item one every buy-query·target cosine is negative and the lookup's clipped
+strengths are all 0. The row order is what the model ranks; the position keeps it.
+
+De-hubbing (``dehub``, on by default): the learned space has hubs, targets that sit in most
+rows (on a 1,682-film catalog the 20 most frequent targets fill 55 % of all row slots), so a raw row
+is mostly "what is popular" — which the popularity signal already says — and blending it in
+cost 15 % of the real-time engine's Recall@10 on a 200-user film stream (0.135 vs 0.158 without
+the lookup). Each lookup strength is therefore multiplied by its target's inverse row frequency,
+``log(rows / rows holding it) / log(rows)``, like IDF in text retrieval (0.158 with it).
+
+Ranking consumes this through ``RelatedItems`` unchanged (``signals.relation_scores`` weights every
+query's row by the query's recency and role and records which query a target came from, which is
+what the reason names). Merged rows are cached per (query, role) and rebuilt only when either
+source's row changed: co-occurrence hands back the same cached tuple while its row is fresh, and the
+lookup's ``version`` moves on every rebuild or incremental upsert.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from stream.domain.relations import RelatedItems
+
+if TYPE_CHECKING:
+    from stream.domain.engine import Engine
+
+_EMPTY = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64))
+#: cached merged rows; cleared wholesale past this (a few MB), re-filled by the hot queries
+MAX_CACHED = 200_000
+
+
+class BlendedRelations:
+    """``RelatedItems`` over an optional learned lookup and the engine's co-occurrence."""
+
+    def __init__(
+        self,
+        cooccurrence: RelatedItems,
+        lookup: RelatedItems | None = None,
+        lookup_weight: float = 1.0,
+        cooccurrence_weight: float = 1.0,
+        dehub: bool = True,
+    ) -> None:
+        if lookup_weight < 0 or cooccurrence_weight < 0:
+            raise ValueError("relation source weights must be >= 0")
+        self.cooccurrence = cooccurrence
+        self.lookup = lookup
+        self.lookup_weight = lookup_weight
+        self.cooccurrence_weight = cooccurrence_weight
+        #: what the `recstream_model_info` gauge reports (duck-typed by the runtime sampler):
+        #: the published lookup version in use, and when it was built (epoch seconds)
+        self.published = "online"
+        self.built_at_s: float | None = None
+        self.dehub = dehub
+        self._idf: tuple[Any, np.ndarray] | None = None
+        self._generation = 0
+        self._cache: dict[tuple[int, str], tuple[Any, Any, tuple[np.ndarray, np.ndarray]]] = {}
+
+    @property
+    def name(self) -> str:
+        return "pfeed+cooccurrence" if self.lookup is not None else "cooccurrence"
+
+    @property
+    def version(self) -> str:
+        return self.published if self.lookup is not None else "online"
+
+    def set_lookup(self, lookup: RelatedItems | None) -> None:
+        """Swap in a (re)loaded lookup; every merged row is rebuilt on its next read."""
+        self.lookup = lookup
+        self._generation += 1
+        self._cache.clear()
+
+    def _lookup_stamp(self) -> tuple[int, Any]:
+        return self._generation, getattr(self.lookup, "version", None)
+
+    def related(self, idx: int, role: str = "view") -> tuple[np.ndarray, np.ndarray]:
+        co = self.cooccurrence.related(idx, role) if self.cooccurrence_weight > 0 else _EMPTY
+        if self.lookup is None or self.lookup_weight <= 0:
+            return co
+        key = (idx, role)
+        stamp = self._lookup_stamp()
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] is co and cached[1] == stamp:
+            return cached[2]
+        merged = self._merge(self.lookup.related(idx, role), co, self._target_idf(stamp))
+        if len(self._cache) >= MAX_CACHED:
+            self._cache.clear()
+        self._cache[key] = (co, stamp, merged)
+        return merged
+
+    def _target_idf(self, stamp: Any) -> np.ndarray | None:
+        """``dehub``: per target, log(rows / rows holding it) / log(rows) — a target sitting in
+        every row (a hub of the learned space) says nothing about the query that led to it."""
+        if not self.dehub:
+            return None
+        if self._idf is not None and self._idf[0] == stamp:
+            return self._idf[1]
+        inner = getattr(self.lookup, "lookup", self.lookup)
+        rows = getattr(inner, "rows", None)
+        if not isinstance(rows, dict):
+            return None
+        n = max(len(r) for r in rows.values())
+        targets = np.concatenate([r[r >= 0] for r in rows.values()])
+        held = np.bincount(targets, minlength=n + 1).astype(np.float64)  # ~5 ms for 68k items
+        total = float(sum(len(r) for r in rows.values()))  # rows of every role
+        idf = np.log((total + 1.0) / (held + 1.0)) / np.log(total + 1.0)
+        self._idf = (stamp, idf)
+        return idf
+
+    def _merge(
+        self,
+        row: tuple[np.ndarray, np.ndarray],
+        co: tuple[np.ndarray, np.ndarray],
+        idf: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        n = row[0].size
+        learned = (row[0], 1.0 - np.arange(n, dtype=np.float64) / max(n, 1))
+        if idf is not None and n:
+            learned = (row[0], learned[1] * idf[np.minimum(row[0], idf.size - 1)])
+        if co[0].size == 0:
+            return learned
+        if learned[0].size == 0:
+            return co
+        wl, wc = self.lookup_weight, self.cooccurrence_weight
+        targets = np.concatenate([learned[0], co[0]])
+        weighted = np.concatenate([learned[1] * wl, co[1] * wc])
+        uniq, inv = np.unique(targets, return_inverse=True)
+        strength = np.bincount(inv, weights=weighted, minlength=uniq.size) / (wl + wc)
+        order = np.argsort(-strength, kind="stable")
+        return uniq[order], np.minimum(1.0, strength[order])
+
+
+def blend_into(
+    engine: Engine,
+    lookup: RelatedItems | None = None,
+    lookup_weight: float = 1.0,
+    cooccurrence_weight: float = 1.0,
+    dehub: bool = True,
+) -> BlendedRelations:
+    """Make ``engine`` rank from the blend; returns it (idempotent: a second call swaps the lookup).
+
+    Installed after the engine is built on purpose: its ``Learner`` keeps the ``CoOccurrence`` it
+    was constructed with and goes on feeding it from every observation (local and from
+    `learned`), while ranking reads the blend through ``engine.relations``."""
+    current = engine.relations
+    if isinstance(current, BlendedRelations):
+        current.set_lookup(lookup)
+        return current
+    blended = BlendedRelations(current, lookup, lookup_weight, cooccurrence_weight, dehub)
+    engine.relations = blended
+    return blended
