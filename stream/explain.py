@@ -54,7 +54,11 @@ async def live_explanation(
     if stored is None:
         return None
     profile = UserProfile.from_dict(stored)
-    rp = ranking or load_ranking_profile(settings.ranking_profile)
+    if ranking is None:  # what the workers rank this user with now: pushed body, variant
+        from stream.profile_cli import live_ranking
+
+        ranking, _ = await live_ranking(settings, user_id)
+    rp = ranking
     engine = Engine(ranking=rp, feeds=(feed,))
     await replay_read_models(settings, engine)
     now = profile.last_ts

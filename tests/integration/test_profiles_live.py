@@ -18,6 +18,7 @@ import pytest
 
 from stream.tools import TopicReader, produce
 from tests.conftest import Deployment, WorkerProcess, new_deployment
+from tests.e2e.test_cli import run_cli
 from tests.integration.test_pipeline import CATALOG, ITEMS, attr, event, send_and_wait
 
 pytestmark = pytest.mark.integration
@@ -134,6 +135,10 @@ def test_pushed_bury_reaches_the_next_list_without_restart(dep: Deployment, tmp_
         f"push of default@3 -> live in each of two workers: {[f'{x * 1000:.0f} ms' for x in lags]}"
     )
     assert all(0 < x < 10.0 for x in lags)  # generous bound; the figures are reported
+    # `recs --explain` re-ranks from the live state with the profile the workers run now
+    done = run_cli("recs", shopper, "--explain", env=dep.env, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "profile=default@3" in done.stdout
     invariant_holds(worker)
     invariant_holds(late)
 
