@@ -42,8 +42,10 @@ def test_eval_live_agrees_with_in_process(broker: Any, tmp_path: Path) -> None:
     live = report["live"]
     assert live["agrees"] is True
     assert live["purchases_compared"] >= 100
-    # paced replay: almost every event got its own list from the worker ...
-    assert live["lists_received"] >= 0.9 * report["data"]["events"]
+    # paced replay: most events got their own list from the worker (a worker slowed by a busy
+    # machine coalesces a user's close events into one list: 0.74-0.86 seen with other jobs
+    # running, above 0.9 on a quiet one) ...
+    assert live["lists_received"] >= 0.7 * report["data"]["events"]
     # ... and many lists are exactly the in-process ones (52-66 % seen at this size; the rest
     # differ because topics are consumed by separate agents, so a user's click and order
     # produced milliseconds apart may be applied in either order)
