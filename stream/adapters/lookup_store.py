@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,12 @@ FORMAT = 1
 POINTER = "current"
 KEEP = 3
 _VERSION = re.compile(r"^v(\d+)\.npz$")
+
+
+def _unique() -> str:
+    """A temporary-file suffix no other writer uses: workers in containers sharing the folder all
+    run as PID 1, so the PID alone would let two of them write the same temporary file."""
+    return f"{os.getpid()}-{secrets.token_hex(6)}"
 
 
 def versions(root: Path) -> list[int]:
@@ -40,7 +47,7 @@ def save(lookup: QueryTargetLookup, path: Path) -> None:
     for role in ROLES:
         arrays[f"rows_{role}"] = lookup.rows[role]
         arrays[f"sims_{role}"] = lookup.sims[role]
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{_unique()}.tmp")
     with open(tmp, "wb") as fh:
         np.savez(fh, **arrays)  # type: ignore[arg-type]
     os.replace(tmp, path)
@@ -64,7 +71,7 @@ def publish(lookup: QueryTargetLookup, root: Path) -> Path:
     existing = versions(root)
     path = root / f"v{(existing[-1] + 1) if existing else 1}.npz"
     save(lookup, path)
-    pointer = root / f".{POINTER}.{os.getpid()}.tmp"
+    pointer = root / f".{POINTER}.{_unique()}.tmp"
     pointer.write_text(path.name + "\n")
     os.replace(pointer, root / POINTER)
     for old in versions(root)[:-KEEP]:

@@ -104,6 +104,18 @@ def test_every_long_running_service_has_a_healthcheck_volume_and_resource_limits
     assert len(set(worker_volumes)) == len(worker_volumes)
 
 
+def test_every_worker_ranks_from_one_shared_lookup_folder() -> None:
+    roots = set()
+    for svc in workers().values():
+        settings = Settings.from_env(env_of(svc))
+        root = str(settings.lookup_root)
+        volume = {dst: src for src, dst in (v.split(":")[:2] for v in svc["volumes"])}.get(root)
+        assert volume is not None, "the lookup folder must be a mounted volume"
+        assert not root.startswith(str(settings.data_dir))  # not inside the per-replica volume
+        roots.add((volume, root))
+    assert len(roots) == 1  # one volume, one path: N workers load the same published version
+
+
 def test_ports_agree_across_workers_prometheus_grafana_and_dependencies() -> None:
     prom_dir = ROOT / services()["prometheus"]["volumes"][0].split(":")[0]
     prom = yaml.safe_load((prom_dir / "prometheus.yml").read_text())
