@@ -38,6 +38,7 @@ from stream.adapters.state_store import StateStore
 from stream.domain.catalog import StockChange
 from stream.domain.dense import user_vector
 from stream.domain.engine import Engine, Recommendation
+from stream.domain.erasure import Erasures
 from stream.domain.events import UserEvent
 from stream.domain.holders import Holders
 from stream.domain.learning import Observation
@@ -120,6 +121,7 @@ class Pipeline:
         self.metrics = metrics
         self.caught_up = caught_up
         self.holders = Holders()
+        self.erasures = Erasures()
         #: after a (re)start or rebalance the index no longer matches the local users; it is
         #: rebuilt from the stored profiles' last lists before the next stock-out refresh
         self.holders_stale = True
@@ -186,16 +188,15 @@ class Pipeline:
         if self.profiles is not None:
             self.profiles.before_step(user_id, work.events)
         # a forget wipes everything before it in the batch; what follows starts a new profile
-        events = work.events
-        last_forget = max((i for i, e in enumerate(events) if e.topic == "forget"), default=-1)
-        if last_forget >= 0:
-            state = None
+        split = self.erasures.split(state, user_id, work.events)
+        state, events = split.state, split.events
+        if split.wipe:
             plan.forgotten.append(user_id)
             plan.writes.append((user_id, work.partition, None))
             plan.outputs.append(("recommendations", user_id.encode(), None))
-            events = events[last_forget + 1 :]
         if state is None:  # a refresh re-ranks a stored profile; it never creates one
             events = [e for e in events if e.topic != "refresh"]
+            state = self.erasures.fresh(user_id) if events else None
         recs: list[Recommendation] = []
         profile = state
         if events:
