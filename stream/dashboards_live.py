@@ -22,6 +22,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from stream.broker import LocalBroker, free_port, start_broker
 from stream.dashboards import DASHBOARD_DIR, render_all
 from stream.local_prometheus import LocalPrometheus, scrape_config, start_prometheus
@@ -29,6 +31,36 @@ from stream.local_worker import spawn_worker, stop_worker, wait_ready
 from stream.settings import Settings
 
 FEEDS = "for_you,deals_for_you,new_for_you"
+
+
+#: variant B and the shadow both weigh popularity up: a plausible experiment to watch
+EXPERIMENT: list[tuple[str, Any]] = [
+    (
+        "ranking-profiles",
+        (
+            b"default",
+            orjson.dumps(
+                {
+                    "name": "default",
+                    "version": 2,
+                    "variants": [
+                        {"name": "A", "share": 0.5},
+                        {"name": "B", "share": 0.5, "weights": {"popularity": 3.0}},
+                    ],
+                }
+            ),
+        ),
+    ),
+    (
+        "ranking-profiles",
+        (
+            b"popular",
+            orjson.dumps(
+                {"name": "popular", "version": 1, "shadow": True, "weights": {"popularity": 3.0}}
+            ),
+        ),
+    ),
+]
 
 
 def _say(text: str) -> None:
@@ -89,6 +121,8 @@ def run(out: Path, seconds: float, rate: float, households: int) -> int:
         _say("[3/6] starting a worker")
         worker = spawn_worker(env, work / "worker.log")
         wait_ready(worker, work / "worker.log", progress=True)
+        # an A/B split and a shadow profile, so the experiment panels have something to show
+        asyncio.run(produce(settings, EXPERIMENT, raw=True))
         _say("[4/6] starting Prometheus (1 s scrapes, shipped alert rules)")
         prom = start_prometheus(scrape_config([f"127.0.0.1:{metrics_port}"], 1.0))
         _say(f"[5/6] replaying {len(events):,} events at {rate:.0f}/s")
