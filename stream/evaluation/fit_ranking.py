@@ -31,6 +31,8 @@ VALIDATE_FROM = 0.8
 MAX_LISTS = 3000
 L2 = 1.0
 K = 10
+#: where viewed-not-bought items may go (``RankingProfile.seen_placement``)
+PLACEMENTS = ("after", "mixed")
 
 
 @dataclass
@@ -40,6 +42,8 @@ class LoggedList:
     values: np.ndarray
     labels: np.ndarray
     targets: int
+    #: per candidate: viewed and not bought (what ``seen_placement`` moves); None = none
+    seen: np.ndarray | None = None
 
 
 def _iso(ms: int) -> str:
@@ -85,7 +89,9 @@ class RankingFitter:
         if sig.cands.size == 0:
             return
         labels = np.array([engine.catalog.ids[i] in targets for i in sig.cands.tolist()])
-        self.logs.append(LoggedList(index, ts, sig.values.astype(np.float32), labels, len(targets)))
+        values = sig.values.astype(np.float32)
+        seen = sig.seen.copy() if sig.seen.any() else None
+        self.logs.append(LoggedList(index, ts, values, labels, len(targets), seen))
 
     def fit(self, base: RankingProfile) -> tuple[RankingProfile, dict[str, Any]]:
         """Fitted profile (or ``base`` if the fit loses on validation) and what was learned."""
@@ -108,9 +114,30 @@ class RankingFitter:
         )
         if fit_recall < base_recall:
             info["outcome"] = "fitted weights lost on the validation slice: hand weights kept"
-            return base, info
+            return with_placement(base, valid, info), info
         info["outcome"] = "fitted weights used"
-        return fitted, info
+        return with_placement(fitted, valid, info), info
+
+
+def with_placement(
+    profile: RankingProfile, valid: list[LoggedList], info: dict[str, Any]
+) -> RankingProfile:
+    """Where items the user viewed and did not buy go, learned like the weights: each
+    placement re-ranks the validation lists and the better one is kept (the profile's own on
+    a tie). Whether shoppers buy what they just looked at differs by shop (a fashion shopper
+    buys one of the dresses she compared; a film already rated is not rated again), and a fixed
+    rule that moves viewed items behind new ones loses badly where they do."""
+    w = profile.signal_weights()
+    recall = {
+        p: validation_recall(valid, w, placement=p, tail=profile.seen_tail) for p in PLACEMENTS
+    }
+    best = max(PLACEMENTS, key=lambda p: (recall[p], p == profile.seen_placement))
+    info["seen_placement"] = {
+        "chosen": best,
+        "tail": profile.seen_tail,
+        "validation_recall": {p: round(r, 4) for p, r in recall.items()},
+    }
+    return replace(profile, seen_placement=best)
 
 
 def _slice(logs: list[LoggedList]) -> str:
@@ -192,16 +219,35 @@ def refine(logs: list[LoggedList], w: np.ndarray, passes: int = 2) -> np.ndarray
     return w
 
 
-def validation_recall(logs: list[LoggedList], weights: np.ndarray, k: int = K) -> float:
-    """Mean Recall@k of re-ranking the logged candidates with ``weights``."""
+def validation_recall(
+    logs: list[LoggedList],
+    weights: np.ndarray,
+    k: int = K,
+    placement: str = "mixed",
+    tail: int = 5,
+) -> float:
+    """Mean Recall@k of re-ranking the logged candidates with ``weights``; with placement
+    "after", at most ``tail`` seen items follow the unseen ones, as ``ScoredSet.select`` does."""
     if not logs:
         return 0.0
     total = 0.0
     for log in logs:
         score = log.values @ weights
-        top = np.argpartition(-score, k)[:k] if score.size > k else np.arange(score.size)
+        seen = log.seen if placement == "after" else None
+        top = _top(score, k) if seen is None else _top_seen_after(score, seen, k, tail)
         total += float(log.labels[top].sum()) / max(1, log.targets)
     return total / len(logs)
+
+
+def _top(score: np.ndarray, k: int) -> np.ndarray:
+    return np.argpartition(-score, k)[:k] if score.size > k else np.arange(score.size)
+
+
+def _top_seen_after(score: np.ndarray, seen: np.ndarray, k: int, tail: int) -> np.ndarray:
+    unseen, viewed = np.flatnonzero(~seen), np.flatnonzero(seen)
+    first = unseen[_top(score[unseen], max(0, k - min(viewed.size, tail)))]
+    rest = viewed[_top(score[viewed], k - first.size)]
+    return np.concatenate([first, rest])
 
 
 def with_weights(base: RankingProfile, w: np.ndarray, fitted_on: str) -> RankingProfile:

@@ -190,6 +190,16 @@ def _learned_section(report: Mapping[str, Any]) -> list[str]:
             f"Validation Recall@10 (re-ranked logged candidates): fitted "
             f"{recall['fitted']:.4f}, hand weights {recall['hand']:.4f}.",
         ]
+    placement = learned.get("seen_placement")
+    if placement:
+        scores = ", ".join(f"{p} {r:.4f}" for p, r in placement["validation_recall"].items())
+        lines += [
+            "",
+            f"Items the user viewed and did not buy: `{placement['chosen']}` (validation "
+            f"Recall@10 by placement: {scores}; `after` keeps at most "
+            f"{placement.get('tail', 5)} of them behind the unseen ones, `mixed` ranks them "
+            "by score).",
+        ]
     for key, when in (
         ("repeat_propensities_at_fit", "at the fit"),
         ("repeat_propensities_at_end", "at the end of the stream"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from stream.evaluation.fit_ranking import (
     conditional_logit,
     non_negative_fit,
     validation_recall,
+    with_placement,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,6 +69,44 @@ def test_fitter_keeps_the_hand_profile_without_evidence_and_uses_a_winning_fit()
     assert fitted.name == "learned" and fitted.w_repeat == max(fitted.signal_weights())
     assert info["validation_recall"]["fitted"] >= info["validation_recall"]["hand"]
     assert RankingProfile.from_dict(fitted.to_dict()) == fitted
+
+
+def placement_log(bought_rank_among_seen: int | None) -> LoggedList:
+    """18 candidates scored 17..0 on the repeat signal; the 8 best are items the user viewed.
+    The purchase is the seen item of the given rank, or (None) the best unseen item."""
+    values = np.zeros((18, len(SIGNALS)), dtype=np.float32)
+    values[:, SIGNALS.index("repeat")] = np.arange(17, -1, -1)
+    seen = np.arange(18) < 8
+    labels = np.zeros(18, dtype=bool)
+    labels[8 if bought_rank_among_seen is None else bought_rank_among_seen] = True
+    return LoggedList(0, 0, values, labels, 1, seen)
+
+
+def test_validation_recall_places_seen_items_like_the_ranking_does() -> None:
+    w = RankingProfile(w_repeat=1.0).signal_weights()
+    sixth_seen = [placement_log(6)]  # "after": 5 unseen, then the 5 best seen (ranks 0..4)
+    assert validation_recall(sixth_seen, w, placement="mixed") == 1.0
+    assert validation_recall(sixth_seen, w, placement="after", tail=5) == 0.0
+    assert validation_recall(sixth_seen, w, placement="after", tail=7) == 1.0
+    # the best unseen item is 9th by score: only "after" (unseen first) shows it
+    assert validation_recall([placement_log(None)], w, placement="mixed", k=8) == 0.0
+    assert validation_recall([placement_log(None)], w, placement="after", k=8) == 1.0
+
+
+def test_placement_is_learned_from_what_shoppers_buy_after_viewing() -> None:
+    base = RankingProfile(w_repeat=1.0)
+    info: dict[str, object] = {}
+    buy_what_they_viewed = [placement_log(r) for r in (5, 6, 7)]
+    assert with_placement(base, buy_what_they_viewed, info).seen_placement == "mixed"
+    assert info["seen_placement"] == {
+        "chosen": "mixed",
+        "tail": 5,
+        "validation_recall": {"after": 0.0, "mixed": 1.0},
+    }
+    buy_new_things = [placement_log(None)] * 3
+    assert with_placement(base, buy_new_things, {}).seen_placement == "after"
+    assert with_placement(replace(base, seen_placement="mixed"), [], {}).seen_placement == "mixed"
+    assert with_placement(base, [], {}).seen_placement == "after"  # a tie keeps the profile's
 
 
 def test_profile_option_parses_names_files_and_the_learned_default(tmp_path: Path) -> None:
