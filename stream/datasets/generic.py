@@ -233,7 +233,13 @@ def load_dir(directory: str | os.PathLike[str]) -> Dataset:
     events = Events(
         lambda: read_events(path), count=count, counter=lambda: _count_lines(path / EVENTS_FILE)
     )
-    return Dataset(list(read_catalog(path)), events)
+    catalog = list(read_catalog(path))
+    if not catalog:  # every method ranks catalog items: without any, nothing can be recommended
+        raise ValueError(
+            f"{path / CATALOG_FILE} has no item: write one catalog record per item "
+            '({"item_id": ..., "ts": ...} at least; see `recstream export`)'
+        )
+    return Dataset(catalog, events)
 
 
 def default_cache_dir() -> Path:

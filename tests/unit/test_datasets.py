@@ -88,6 +88,9 @@ def test_bad_catalog_line_and_writer_checks(tmp_path: Path) -> None:
         write_dataset(tmp_path / "y", catalog, [{"ts": 1}])
     with pytest.raises(ValueError, match="unknown dataset"):
         load_dataset(str(tmp_path / "missing"))
+    (tmp_path / "catalog.jsonl").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"catalog\.jsonl has no item"):
+        load_dataset(str(tmp_path))
 
 
 # -- shared checks on real slices ----------------------------------------------------------------
