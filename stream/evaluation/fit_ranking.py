@@ -128,13 +128,13 @@ def with_placement(
     buys one of the dresses she compared; a film already rated is not rated again), and a fixed
     rule that moves viewed items behind new ones loses badly where they do."""
     w = profile.signal_weights()
-    recall = {
-        p: validation_recall(valid, w, placement=p, tail=profile.seen_tail) for p in PLACEMENTS
-    }
+    tail, size = profile.seen_tail, profile.size
+    recall = {p: validation_recall(valid, w, placement=p, tail=tail, size=size) for p in PLACEMENTS}
     best = max(PLACEMENTS, key=lambda p: (recall[p], p == profile.seen_placement))
     info["seen_placement"] = {
         "chosen": best,
         "tail": profile.seen_tail,
+        "size": profile.size,
         "validation_recall": {p: round(r, 4) for p, r in recall.items()},
     }
     return replace(profile, seen_placement=best)
@@ -225,16 +225,19 @@ def validation_recall(
     k: int = K,
     placement: str = "mixed",
     tail: int = 5,
+    size: int = K,
 ) -> float:
     """Mean Recall@k of re-ranking the logged candidates with ``weights``; with placement
-    "after", at most ``tail`` seen items follow the unseen ones, as ``ScoredSet.select`` does."""
+    "after", at most ``tail`` seen items follow the unseen ones at the end of a list of
+    ``size`` items, as ``ScoredSet.select`` does (so with lists longer than k they may not
+    reach the top k at all)."""
     if not logs:
         return 0.0
     total = 0.0
     for log in logs:
         score = log.values @ weights
         seen = log.seen if placement == "after" else None
-        top = _top(score, k) if seen is None else _top_seen_after(score, seen, k, tail)
+        top = _top(score, k) if seen is None else _top_seen_after(score, seen, size, tail)[:k]
         total += float(log.labels[top].sum()) / max(1, log.targets)
     return total / len(logs)
 
@@ -245,9 +248,15 @@ def _top(score: np.ndarray, k: int) -> np.ndarray:
 
 def _top_seen_after(score: np.ndarray, seen: np.ndarray, k: int, tail: int) -> np.ndarray:
     unseen, viewed = np.flatnonzero(~seen), np.flatnonzero(seen)
-    first = unseen[_top(score[unseen], max(0, k - min(viewed.size, tail)))]
-    rest = viewed[_top(score[viewed], k - first.size)]
+    first = unseen[_ranked(score[unseen], max(0, k - min(viewed.size, tail)))]
+    rest = viewed[_ranked(score[viewed], k - first.size)]
     return np.concatenate([first, rest])
+
+
+def _ranked(score: np.ndarray, k: int) -> np.ndarray:
+    """The k best, best first (order matters once a list is cut to its top k)."""
+    top = _top(score, k)
+    return top[np.argsort(-score[top], kind="stable")]
 
 
 def with_weights(base: RankingProfile, w: np.ndarray, fitted_on: str) -> RankingProfile:

@@ -197,8 +197,8 @@ def _learned_section(report: Mapping[str, Any]) -> list[str]:
             "",
             f"Items the user viewed and did not buy: `{placement['chosen']}` (validation "
             f"Recall@10 by placement: {scores}; `after` keeps at most "
-            f"{placement.get('tail', 5)} of them behind the unseen ones, `mixed` ranks them "
-            "by score).",
+            f"{placement.get('tail', 5)} of them at the end of a {placement.get('size', 10)}-item "
+            "list, behind the unseen ones; `mixed` ranks them by score).",
         ]
     for key, when in (
         ("repeat_propensities_at_fit", "at the fit"),

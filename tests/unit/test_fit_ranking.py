@@ -73,12 +73,12 @@ def test_fitter_keeps_the_hand_profile_without_evidence_and_uses_a_winning_fit()
 
 def placement_log(bought_rank_among_seen: int | None) -> LoggedList:
     """18 candidates scored 17..0 on the repeat signal; the 8 best are items the user viewed.
-    The purchase is the seen item of the given rank, or (None) the best unseen item."""
+    The purchase is the seen item of the given rank, or (None) the 5th best unseen item."""
     values = np.zeros((18, len(SIGNALS)), dtype=np.float32)
     values[:, SIGNALS.index("repeat")] = np.arange(17, -1, -1)
     seen = np.arange(18) < 8
     labels = np.zeros(18, dtype=bool)
-    labels[8 if bought_rank_among_seen is None else bought_rank_among_seen] = True
+    labels[12 if bought_rank_among_seen is None else bought_rank_among_seen] = True
     return LoggedList(0, 0, values, labels, 1, seen)
 
 
@@ -88,9 +88,13 @@ def test_validation_recall_places_seen_items_like_the_ranking_does() -> None:
     assert validation_recall(sixth_seen, w, placement="mixed") == 1.0
     assert validation_recall(sixth_seen, w, placement="after", tail=5) == 0.0
     assert validation_recall(sixth_seen, w, placement="after", tail=7) == 1.0
-    # the best unseen item is 9th by score: only "after" (unseen first) shows it
-    assert validation_recall([placement_log(None)], w, placement="mixed", k=8) == 0.0
-    assert validation_recall([placement_log(None)], w, placement="after", k=8) == 1.0
+    # the bought unseen item is 13th by score: only "after" (unseen first) shows it
+    assert validation_recall([placement_log(None)], w, placement="mixed") == 0.0
+    assert validation_recall([placement_log(None)], w, placement="after") == 1.0
+    # in a 20-item list the 5 seen items come 16th to 20th: none is in the top 10
+    best_seen = [placement_log(0)]
+    assert validation_recall(best_seen, w, placement="after", size=10) == 1.0
+    assert validation_recall(best_seen, w, placement="after", size=20) == 0.0
 
 
 def test_placement_is_learned_from_what_shoppers_buy_after_viewing() -> None:
@@ -101,6 +105,7 @@ def test_placement_is_learned_from_what_shoppers_buy_after_viewing() -> None:
     assert info["seen_placement"] == {
         "chosen": "mixed",
         "tail": 5,
+        "size": 20,
         "validation_recall": {"after": 0.0, "mixed": 1.0},
     }
     buy_new_things = [placement_log(None)] * 3
