@@ -62,10 +62,32 @@ class CoOccurrence:
                     self._add(i, j, weight)
                     self._add(j, i, weight)
 
+    def observe_pairs(self, pairs: Sequence[tuple[int, int, float]]) -> None:
+        """Count pairs between an event and the user's other events (``stream.domain.pairing``:
+        earlier → later, negative weights take back a pair a late event separated). Both
+        directions are credited alike: the pairs come oriented so a directed lookup can use it."""
+        if self.frozen:
+            return
+        for i, j, weight in pairs:
+            if i != j:
+                self._add(i, j, weight)
+                self._add(j, i, weight)
+
     def _add(self, i: int, j: int, weight: float) -> None:
         row = self.pairs.get(i)
         if row is None:
             row = self.pairs[i] = {}
+        if weight < 0:  # a correction: take back what was counted, if the partner is still kept
+            if j not in row:
+                return
+            left = row[j] + weight
+            if left <= 1e-9:
+                del row[j]
+            else:
+                row[j] = left
+            if i in self._cache:
+                self._stale[i] = self._stale.get(i, 0.0) - weight
+            return
         row[j] = row.get(j, 0.0) + weight
         if len(row) > self.max_neighbours:
             self.pairs[i] = self._strongest(row, self.max_neighbours // 2)
