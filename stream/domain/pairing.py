@@ -22,12 +22,12 @@ arriving entry is inserted at its time position and
   two already-paired ones pushes them apart, exactly as if it had arrived in time.
 
 So the net pair weights after any interleaving equal those after time order. What is left out:
-the timeline is bounded (see ``_retain``: entries ``RETAIN_MS`` older than the newest event of the
-user's slowest topic go, and all but the newest ``RETAIN_MAX``), so pairs may be missed by an
-event more than ``RETAIN_MS - WINDOW_MS`` (one hour) older than an earlier event of its own topic,
-by a user's first event on a topic when the other topics already ran hours ahead, and when more
-than ``RETAIN_MAX`` entries lie in the retained span (a burst of hundreds of events). Two events
-with the same time and colliding event-id hashes are ordered by item position (harmless).
+the timeline is bounded (``_retain`` keeps what events arriving in per-topic time order can
+still need), so pairs may be missed by an event older than an earlier event of its own topic
+(out of order within a topic), by a user's first event on a topic arriving after more than
+``SINGLE_TOPIC_MAX`` entries of another topic, and when more than ``RETAIN_MAX`` entries are
+needed at once (a topic running hundreds of events ahead). Two events with the same time and
+colliding event-id hashes are ordered by item position (harmless).
 """
 
 from __future__ import annotations
@@ -41,8 +41,9 @@ from typing import Any
 WINDOW_MS = 60 * 60 * 1000
 #: entries pair when fewer than this many entries lie between them ("the 10 most recent")
 GAP = 10
-#: the timeline keeps entries this close to the user's newest event (see the module docstring)
-RETAIN_MS = 2 * WINDOW_MS
+#: what the timeline keeps (see ``_retain``): with one topic so far, the newest this many entries;
+#: in any case at most ``RETAIN_MAX`` (a burst of hundreds of events in one session)
+SINGLE_TOPIC_MAX = 256
 RETAIN_MAX = 512
 #: items of one event that take part in pairs (``CoOccurrence.observe`` caps baskets alike)
 MAX_ITEMS = 30
@@ -101,21 +102,28 @@ def record(
 
 
 def _retain(timeline: list[Entry]) -> None:
-    """Drop entries too old to pair with anything that can still arrive in time.
+    """Drop the entries no event that can still arrive would pair with or separate.
 
-    Each topic reaches a user in time order, so the next event of a topic is no older than the
-    newest one seen from it: entries older than the *slowest* topic's newest, minus
-    ``RETAIN_MS``, cannot pair any more. (Relative to the newest event overall instead, a topic
-    replayed far ahead of another would push out what the lagging one still pairs with.)"""
-    if not timeline:
-        return
+    Each topic reaches a user in time order, so no future event is older than ``slowest``, the
+    newest event of the user's slowest topic. An entry before it with ``GAP`` entries between
+    it and ``slowest`` can never again lie fewer than ``GAP`` entries from a new one, nor belong
+    to a pair a new one separates: only the last ``GAP`` entries before ``slowest`` (and those
+    at most ``WINDOW_MS`` older) are kept, plus everything after. Users in step keep a dozen
+    entries; a topic replayed far ahead of another keeps what the lagging one still pairs with.
+
+    A topic the user has no entry of yet cannot be waited for: with one topic only, the newest
+    ``SINGLE_TOPIC_MAX`` entries stay, for the first events of another topic arriving late."""
     newest: dict[str, int] = {}
     for entry in timeline:
         newest[entry[5]] = max(newest.get(entry[5], entry[0]), entry[0])
-    horizon = min(newest.values()) - RETAIN_MS
-    drop = 0
-    while drop < len(timeline) and timeline[drop][0] < horizon:
-        drop += 1
+    if len(newest) > 1:
+        slowest = min(newest.values())
+        before = bisect.bisect_left(timeline, slowest, key=lambda e: e[0])
+        drop = max(0, before - GAP)
+        while drop < before and timeline[drop][0] < slowest - WINDOW_MS:
+            drop += 1
+    else:
+        drop = len(timeline) - SINGLE_TOPIC_MAX
     drop = max(drop, len(timeline) - RETAIN_MAX)
-    if drop:
+    if drop > 0:
         del timeline[:drop]
