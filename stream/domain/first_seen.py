@@ -40,8 +40,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-#: items whose first view/buy times a profile keeps (a heavy user's history; ~30 bytes each)
-MAX_ITEMS = 1000
+#: items whose first view/buy times a profile keeps, like the purchase memory (~30 bytes each)
+MAX_ITEMS = 300
 FLAGS = "bvqnrxy"
 
 
@@ -79,11 +79,13 @@ def record(firsts: dict[str, list[Any]], ts: int, items: Sequence[str], is_order
 
 
 def _forget_oldest(firsts: dict[str, list[Any]]) -> None:
-    """Keep the ``MAX_ITEMS`` items with the latest first contact (ties by item id)."""
+    """Keep the items first touched most recently (ties by item id), with 1/8 headroom so a
+    full table is sorted once per ``MAX_ITEMS/8`` new items, not on every event."""
 
     def latest(kv: tuple[str, list[Any]]) -> tuple[int, str]:
         times = [t for t in kv[1] if t is not None]
         return (max(times), kv[0])
 
-    for item, _ in sorted(firsts.items(), key=latest)[: len(firsts) - MAX_ITEMS]:
+    keep = MAX_ITEMS - MAX_ITEMS // 8
+    for item, _ in sorted(firsts.items(), key=latest)[: len(firsts) - keep]:
         del firsts[item]

@@ -228,7 +228,9 @@ def _touch_query(profile: UserProfile, item_id: str, role: str, ts: int, limit: 
         else:
             queries.append(q)
     queries.insert(0, [item_id, role, ts])
-    queries.sort(key=lambda q: -q[2])  # newest first even when events arrive late
+    # newest first even when events arrive late; equal times by item and role, not by arrival,
+    # so which of them the bound keeps is the same whatever order a user's topics arrive in
+    queries.sort(key=lambda q: (-q[2], q[0], q[1]))
     del queries[limit:]
     profile.queries = queries
 

@@ -98,3 +98,13 @@ def test_bad_flags_are_rejected_on_the_wire() -> None:
         Observation.from_bytes(raw)
     ok = Observation(None, ("A", "B"), (), 3.0, "orders", flags="ry", pairs=(("A", "B", 3.0),))
     assert Observation.from_bytes(ok.to_bytes()) == ok
+
+
+def test_the_table_forgets_the_items_touched_longest_ago() -> None:
+    firsts: dict[str, list[object]] = {}
+    for n in range(first_seen.MAX_ITEMS + 1):
+        first_seen.record(firsts, T0 + n, (f"i{n}",), n % 2 == 0)
+    keep = first_seen.MAX_ITEMS - first_seen.MAX_ITEMS // 8
+    assert len(firsts) == keep
+    assert "i0" not in firsts and f"i{first_seen.MAX_ITEMS}" in firsts
+    assert min(int(k[1:]) for k in firsts) == first_seen.MAX_ITEMS + 1 - keep

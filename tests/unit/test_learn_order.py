@@ -127,3 +127,15 @@ def test_a_restarted_worker_that_reads_the_observations_back_learns_the_same() -
             reader.remote(Observation.from_bytes(obs.to_bytes()))
     assert rows(replayed) == rows(engine)
     assert replayed.repeats.to_dict() == engine.repeats.to_dict()
+
+
+def test_the_bounded_query_set_keeps_the_same_items_at_equal_times() -> None:
+    """More same-second events than the query set holds (a MovieLens rating burst): which
+    ones stay is decided by item, not by which topic delivered its events first."""
+    ts = T0 + 5 * MIN
+    clicks = [UserEvent("clicks", f"c{n}", "u", ts, (f"c{n:03}",)) for n in range(70)]
+    orders = [UserEvent("orders", f"o{n}", "u", ts, (f"o{n:03}",), (1,)) for n in range(70)]
+    _, first, _ = learn(clicks + orders)
+    _, second, _ = learn(orders + clicks)
+    assert len(first["u"].queries) == 100
+    assert first["u"].queries == second["u"].queries
