@@ -10,16 +10,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from stream.domain import first_seen, pairing
 from stream.domain.catalog import Catalog
 from stream.domain.events import UserEvent
 from stream.domain.learned import RepeatModel
-from stream.domain.learning import (
-    Learner,
-    Observation,
-    context_items,
-    observation_weight,
-    repeat_flags,
-)
+from stream.domain.learning import Learner, Observation, observation_weight
 from stream.domain.profile import (
     DEFAULT_PROFILE_CONFIG,
     ProfileConfig,
@@ -32,7 +27,7 @@ from stream.domain.relations import CoOccurrence, RelatedItems
 from stream.domain.trending import Trending
 
 #: Recent views within this window co-occur with a new interaction.
-SESSION_WINDOW_MS = 60 * 60 * 1000
+SESSION_WINDOW_MS = pairing.WINDOW_MS
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,20 +111,27 @@ class Engine:
 
     def learn(self, profile: UserProfile, event: UserEvent) -> Observation | None:
         """What one event teaches the shared read models (popularity, trending, co-occurrence,
-        repeat propensities), given the profile *before* the event; applied here at once and
-        returned for publication on `learned` (see ``stream.domain.learning``)."""
+        repeat propensities); applied here at once and returned for publication on `learned`
+        (see ``stream.domain.learning``). Pairs and flags are decided by event time from the
+        profile's ``timeline`` and ``firsts``, which this records the event in, so they are the
+        same whatever order a user's topics arrive in."""
         weight = observation_weight(event.topic, event.action)
         if weight <= 0 or not event.item_ids:
             return None
-        context = context_items(profile.queries, event.ts, event.item_ids, SESSION_WINDOW_MS)
+        pairs = pairing.record(
+            profile.timeline, event.ts, event.event_id, event.item_ids, weight, event.topic
+        )
+        is_order = event.topic == "orders"
+        flags = first_seen.record(profile.firsts, event.ts, event.item_ids, is_order)
         obs = Observation(
             event.source,
             tuple(event.item_ids),
-            context,
+            (),
             weight,
             event.topic,
             event.ts,
-            repeat_flags(profile, event.item_ids),
+            flags,
+            tuple(pairs),
         )
         self.learner.local(obs)
         return obs

@@ -11,8 +11,9 @@ Two propensities, each a rate with hierarchical shrinkage (item → leaf categor
 Rates are Beta-smoothed: ``(successes + m · parent) / (trials + m)``, so an item seen twice
 says little and falls back to its category, and a category (or an item without attributes) to
 the shop-wide rate. The state is a handful of additive counters, so it serialises to a dict,
-merges across workers by addition and survives restarts; ``observe`` is the only writer and
-needs the user's profile *before* the event (to know what they had bought or viewed).
+merges across workers by addition and survives restarts; ``observe_flags`` is the only writer
+and reads what each event changes from its flags (``stream.domain.first_seen``: decided by event
+time, so the counts do not depend on how a user's topics interleave).
 """
 
 from __future__ import annotations
@@ -22,9 +23,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-
-from stream.domain.events import UserEvent
-from stream.domain.profile import UserProfile
 
 #: Pseudo-observations an item (or category) needs before its own rate outweighs its parent's.
 PRIOR_STRENGTH = 5.0
@@ -64,16 +62,21 @@ class RateTable:
 
     def add(self, item_id: str, category: str | None, success: bool, trial: bool = True) -> None:
         """Count a success and/or a trial on the item, its category and the shop."""
-        s = 1.0 if success else 0.0
-        n = 1.0 if trial else 0.0
-        for rate in (
-            self.items.setdefault(item_id, Rate()),
-            self.categories.setdefault(category, Rate()) if category else None,
-            self.shop,
-        ):
-            if rate is not None:
-                rate.successes += s
-                rate.trials += n
+        self.adjust(item_id, category, 1.0 if success else 0.0, 1.0 if trial else 0.0)
+
+    def adjust(self, item_id: str, category: str | None, successes: float, trials: float) -> None:
+        """Add (or, for a correction, take back) counts on the item, its category and the shop;
+        a key whose counts a correction brought back to zero is dropped, so the state after any
+        arrival order is the same, key for key."""
+        for table, key in ((self.items, item_id), (self.categories, category)):
+            if key:
+                rate = table.setdefault(key, Rate())
+                rate.successes += successes
+                rate.trials += trials
+                if rate.successes == 0 and rate.trials == 0:
+                    del table[key]
+        self.shop.successes += successes
+        self.shop.trials += trials
 
     def shop_rate(self) -> float:
         a, n = GLOBAL_PRIOR
@@ -151,38 +154,33 @@ class RepeatModel:
     rebuy: RateTable = field(default_factory=RateTable)
     view_return: RateTable = field(default_factory=RateTable)
 
-    def observe(self, before: UserProfile, event: UserEvent, category_of: CategoryOf) -> None:
-        """Count one applied event; ``before`` is the user's profile before it was applied."""
-        from stream.domain.learning import observation_weight, repeat_flags
-
-        if observation_weight(event.topic, event.action) <= 0 or not event.item_ids:
-            return
-        flags = repeat_flags(before, event.item_ids)
-        self.observe_flags(event.topic, event.item_ids, flags, category_of)
-
     def observe_flags(
         self, topic: str, item_ids: Sequence[str], flags: str, category_of: CategoryOf
     ) -> None:
-        """Count one event from what the user had done with each item before (``flags``: "b"
-        bought, "v" viewed, "q" otherwise in the query set, "n" nothing) — the form in which
-        observations travel between workers on `learned`.
+        """Count one event from what it changes for each item (``flags``, see
+        ``stream.domain.first_seen``: decided by event time, so late events correct earlier
+        counts) — the form in which observations travel between workers on `learned`.
 
-        An order line is a re-buy trial (success: the user had bought the item before) and, for
-        an item the user viewed but never bought, a view-return success. A view of an item the
-        user had neither viewed nor bought is a view-return trial.
+        An order line is a re-buy trial (success: the user bought the item in another order)
+        and, when the user's first look at it preceded their first purchase, a view-return
+        success. A first look at an item not bought before is a view-return trial.
         """
         first = dict(zip(reversed(item_ids), reversed(flags), strict=True))  # first wins
         lines = [(i, first[i]) for i in dict.fromkeys(item_ids)]
         if topic == "orders":
             for item_id, flag in lines:
                 category = category_of(item_id)
-                self.rebuy.add(item_id, category, flag == "b")
-                if flag == "v":
-                    self.view_return.add(item_id, category, True, trial=False)
+                self.rebuy.add(item_id, category, flag in "by")
+                if flag in "vxy":
+                    success = {"v": 1.0, "x": 0.0, "y": -1.0}[flag]
+                    self.view_return.adjust(
+                        item_id, category, success, 0.0 if flag == "v" else -1.0
+                    )
         elif topic in VIEW_TOPICS:
             for item_id, flag in lines:
-                if flag == "n":
-                    self.view_return.add(item_id, category_of(item_id), False)
+                if flag in "nr":
+                    success = 1.0 if flag == "r" else 0.0
+                    self.view_return.adjust(item_id, category_of(item_id), success, 1.0)
 
     def rebuy_rate(self, item_id: str, category: str | None) -> float:
         return self.rebuy.rate(item_id, category)

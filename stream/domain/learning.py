@@ -14,17 +14,26 @@ round trip. ``Learner`` makes both paths idempotent per source event:
   rebalance) is still applied even if it arrives later than a newer local one.
 
 The offline evaluator has no offsets (``source is None``): its observations always apply.
+
+What an observation says depends on the user's events, not on the order they arrived in (Kafka
+orders one user's events only within a topic): its co-occurrence ``pairs`` come from
+``stream.domain.pairing`` and its repeat ``flags`` from ``stream.domain.first_seen``, both decided
+by event time, with late events correcting what earlier observations counted.
+
+Format on `learned`: orjson with short keys. Version 2 adds ``p`` (pairs, ``[earlier, later,
+weight]``) and the flags ``r``/``x``/``y``; version-1 messages (no ``p``; ``c`` a list of context
+items paired with every item at the observation's weight) are still read and applied as before.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from stream.domain.catalog import Catalog
+from stream.domain.first_seen import FLAGS
 from stream.domain.learned import RepeatModel
 from stream.domain.relations import CoOccurrence, RelatedItems
 from stream.domain.signals import category_of
@@ -44,9 +53,11 @@ class Observation:
     weight: float
     topic: str = "clicks"
     ts: int = 0
-    #: per item, what the user had done with it before: "b" bought, "v" viewed, "q" otherwise in
-    #: the query set, "n" nothing (what the repeat propensities count; see ``repeat_flags``)
+    #: per item, what the event changes in the repeat propensities (``stream.domain.first_seen``)
     flags: str = ""
+    #: co-occurrence between this event's items and the user's other events, earlier → later,
+    #: with weights (negative: a pair this event separated; see ``stream.domain.pairing``)
+    pairs: tuple[tuple[str, str, float], ...] = ()
 
     @property
     def source_key(self) -> str | None:
@@ -63,6 +74,7 @@ class Observation:
                 "t": self.topic,
                 "ts": self.ts,
                 "f": self.flags,
+                "p": self.pairs,
             }
         )
 
@@ -75,8 +87,9 @@ class Observation:
         items = tuple(str(i) for i in d["i"])
         context = tuple(str(i) for i in d["c"])
         flags = str(d.get("f", ""))
-        if len(flags) not in (0, len(items)) or set(flags) - set("bvqn"):
+        if len(flags) not in (0, len(items)) or set(flags) - set(FLAGS):
             raise ValueError(f"bad repeat flags {flags!r}")
+        pairs = tuple((str(a), str(b), float(w)) for a, b, w in d.get("p", ()))
         return cls(
             source,
             items,
@@ -85,6 +98,7 @@ class Observation:
             str(d.get("t", "clicks")),
             int(d.get("ts", 0)),
             flags,
+            pairs,
         )
 
 
@@ -164,36 +178,7 @@ class Learner:
         if self.repeats is not None and obs.flags:
             self.repeats.observe_flags(obs.topic, obs.items, obs.flags, self._category_of)
         if isinstance(self.relations, CoOccurrence):
-            context = [index[i] for i in obs.context if i in index]
+            context = [index[i] for i in obs.context if i in index]  # version 1 only
             self.relations.observe(items, context, obs.weight)
-
-
-def context_items(
-    queries: Sequence[Sequence[Any]],
-    ts: int,
-    exclude: Sequence[str],
-    window_ms: int,
-    limit: int = 10,
-) -> tuple[str, ...]:
-    """Recent views/buys (newest first) an event relates to: within ``window_ms`` before it."""
-    skip = set(exclude)
-    return tuple(str(q[0]) for q in queries[:limit] if ts - q[2] <= window_ms and q[0] not in skip)
-
-
-def repeat_flags(profile: Any, item_ids: Sequence[str]) -> str:
-    """For each item: "b" if the user had bought it, "v" if viewed it (not bought), else "n" —
-    taken from the profile *before* the event, so the observation carries what the repeat
-    propensities need without the profile itself."""
-    viewed = {q[0] for q in profile.queries if q[1] == "view"}
-    queried = {q[0] for q in profile.queries}
-    out = []
-    for item_id in item_ids:
-        if item_id in profile.purchases:
-            out.append("b")
-        elif item_id in viewed:
-            out.append("v")
-        elif item_id in queried:
-            out.append("q")  # a buy-role query no longer in the purchase memory
-        else:
-            out.append("n")
-    return "".join(out)
+            pairs = [(index[a], index[b], w) for a, b, w in obs.pairs if a in index and b in index]
+            self.relations.observe_pairs(pairs)

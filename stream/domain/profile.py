@@ -113,6 +113,11 @@ class UserProfile:
     context: dict[str, str] = field(default_factory=dict)
     query: str = ""
     query_ts: int = 0  # event time of the latest context or query
+    #: what the shared models learn from, by event time (``Engine.learn``): the recent item
+    #: entries co-occurrence pairs come from (``stream.domain.pairing``) and per item the first
+    #: view and buy times repeat flags come from (``stream.domain.first_seen``)
+    timeline: list[list[Any]] = field(default_factory=list)
+    firsts: dict[str, list[Any]] = field(default_factory=dict)
     version: int = 0
     events: int = 0
     last_ts: int = 0
@@ -144,6 +149,8 @@ class UserProfile:
         }
         if self.query_ts:  # most users never search: no bytes for an empty context
             body.update(cx=self.context, qy=self.query, qt=self.query_ts)
+        if self.timeline or self.firsts:
+            body.update(tl=self.timeline, fs=self.firsts)
         return body
 
     @classmethod
@@ -166,6 +173,8 @@ class UserProfile:
             context=d.get("cx", {}),
             query=d.get("qy", ""),
             query_ts=d.get("qt", 0),
+            timeline=d.get("tl", []),
+            firsts=d.get("fs", {}),
             version=d["v"],
             events=d["n"],
             last_ts=d["t"],
@@ -219,7 +228,9 @@ def _touch_query(profile: UserProfile, item_id: str, role: str, ts: int, limit: 
         else:
             queries.append(q)
     queries.insert(0, [item_id, role, ts])
-    queries.sort(key=lambda q: -q[2])  # newest first even when events arrive late
+    # newest first even when events arrive late; equal times by item and role, not by arrival,
+    # so which of them the bound keeps is the same whatever order a user's topics arrive in
+    queries.sort(key=lambda q: (-q[2], q[0], q[1]))
     del queries[limit:]
     profile.queries = queries
 

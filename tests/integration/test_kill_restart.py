@@ -136,10 +136,10 @@ def test_sigkill_midway_then_restart_equals_an_uninterrupted_run(
     print(f"probe overlap@10 {mean:.3f}")
     worst = sorted(zip(overlaps, expected, strict=True))[:3]
     detail = {u: (lists["plain"][u], lists["crashed"][u]) for _, u in worst}
-    # Issue 6 asks for >= 0.95. Measured 0.92-1.00 over the last runs (at 0.92 one item in the
-    # probe item's relation row differs: cross-topic order and co-occurrence pruning, README
-    # "Guarantees"). Losing what was learned gives 0.39-0.67, which this bound catches.
-    assert mean >= 0.85, f"lists after a probe click overlap@10 {mean:.3f}; worst: {detail}"
+    # Issue 6 asks for >= 0.95. What a worker learns is a function of the events, not of how a
+    # user's topics interleaved (stream.domain.pairing, stream.domain.first_seen); losing what was
+    # learned gives 0.39-0.67.
+    assert mean >= 0.95, f"lists after a probe click overlap@10 {mean:.3f}; worst: {detail}"
 
 
 def _assert_same_profile(got: dict[str, Any], want: dict[str, Any]) -> None:

@@ -209,10 +209,10 @@ def test_learn_relates_basket_items_and_recent_views() -> None:
     engine.learn(UserProfile(user_id="u1"), order)
     assert relations.related(idx["i1"])[0].tolist() == [idx["i2"]]
     assert relations.related(idx["i2"])[0].tolist() == [idx["i1"]]
-    # a click relates to views in the last hour, not to older ones
-    profile = UserProfile(
-        user_id="u2", queries=[["i5", "view", T0 - 10 * MIN], ["i8", "view", T0 - 2 * 3600 * 1000]]
-    )
+    # a click relates to the user's views in the last hour, not to older ones
+    profile = UserProfile(user_id="u2")
+    engine.learn(profile, event("clicks", 1, "i8", ts=T0 - 2 * 3600 * 1000))
+    engine.learn(profile, event("clicks", 2, "i5", ts=T0 - 10 * MIN))
     engine.learn(profile, event("clicks", 0, "i6", ts=T0))
     assert relations.related(idx["i6"])[0].tolist() == [idx["i5"]]
     assert idx["i6"] in relations.related(idx["i5"])[0].tolist()
