@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from stream.datasets import load_subset
+from stream.domain.profile import DEFAULT_PROFILE_CONFIG
 from stream.tools import TopicReader, dump_profiles
 from tests.conftest import Deployment, WorkerProcess, new_deployment
 
@@ -142,6 +143,14 @@ def test_sigkill_midway_then_restart_equals_an_uninterrupted_run(
     assert mean >= 0.95, f"lists after a probe click overlap@10 {mean:.3f}; worst: {detail}"
 
 
+#: the bound of each compared profile table ("s" session, "l" long-term, "p" purchases)
+BOUNDS = {
+    "s": DEFAULT_PROFILE_CONFIG.max_session_features,
+    "l": DEFAULT_PROFILE_CONFIG.max_long_features,
+    "p": DEFAULT_PROFILE_CONFIG.max_purchases,
+}
+
+
 def _assert_same_profile(got: dict[str, Any], want: dict[str, Any]) -> None:
     """Equal in everything the events determine. Affinities are compared to 1e-9 (relative):
     events of one user on different topics may be applied in a different order by two runs
@@ -154,12 +163,16 @@ def _assert_same_profile(got: dict[str, Any], want: dict[str, Any]) -> None:
     for key in ("s", "l", "p"):
         a, b = got[key], want[key]
         # a full table prunes its weakest entries; with another order it may cut others, so
-        # the strongest entries (what ranking uses) must agree and the values must match
+        # the strongest entries (what ranking uses) must agree and the values must match.
+        # A table at its bound has pruned: an entry cut in one run and later added again
+        # restarts its sum, so there values agree to 2 %, not to the last bits (README,
+        # "Guarantees"); a table that never filled up must agree exactly.
+        tolerance = 0.02 if len(b) >= BOUNDS[key] else 1e-9
         strongest = sorted(b, key=lambda f: -abs(b[f][0]))[: len(b) // 2]
         assert set(strongest) <= set(a), (user, key, set(strongest) - set(a))
         for f in strongest:
             assert a[f][1] == b[f][1], (user, key, f)
-            assert abs(a[f][0] - b[f][0]) <= 1e-9 * max(1.0, abs(b[f][0])), (user, key, f)
+            assert abs(a[f][0] - b[f][0]) <= tolerance * max(1.0, abs(b[f][0])), (user, key, f)
 
 
 def _probe(dep: Deployment, users: list[str], item: str, ts: int) -> dict[str, list[str]]:
