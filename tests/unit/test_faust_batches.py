@@ -108,24 +108,28 @@ def test_a_full_buffer_stops_reading_the_stream() -> None:
     assert acked == 10
 
 
-def test_linger_holds_a_batch_to_coalesce_a_burst() -> None:
-    async def scenario() -> list[list[int]]:
+def test_a_batch_waits_while_events_keep_coming_but_not_past_within() -> None:
+    async def scenario(within_s: float) -> list[list[int]]:
         stream = FakeStream()
         batches: list[list[int]] = []
 
         async def handler(batch: Sequence[Any]) -> None:
             batches.append(list(batch))
 
-        task = asyncio.create_task(BatchFeeder(handler, batch_max=10, linger_s=0.05).run(stream))
-        stream.push(1)
-        await _settle()
-        stream.push(2, 3)
+        feeder = BatchFeeder(handler, batch_max=10, within_s=within_s, gap_s=0.02)
+        task = asyncio.create_task(feeder.run(stream))
+        for event in range(1, 7):  # one event every 5 ms: never a 20 ms gap
+            stream.push(event)
+            await asyncio.sleep(0.005)
         await asyncio.sleep(0.1)
         stream.close()
         await task
         return batches
 
-    assert asyncio.run(scenario()) == [[1, 2, 3]]
+    assert asyncio.run(scenario(within_s=1.0)) == [[1, 2, 3, 4, 5, 6]]
+    capped = asyncio.run(scenario(within_s=0.012))
+    assert capped[0][0] == 1 and len(capped[0]) < 6  # the first batch left at its deadline
+    assert [e for batch in capped for e in batch] == [1, 2, 3, 4, 5, 6]
 
 
 def test_a_failing_handler_fails_the_agent_and_acks_nothing() -> None:
