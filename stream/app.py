@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ from stream.adapters.changelog_store import ChangelogStore, changelog_name
 from stream.adapters.coalescing_writer import CoalescingWriter
 from stream.adapters.codec import Decoder
 from stream.adapters.fault import inject_faults
+from stream.adapters.faust_batches import BATCH_GAP_S, BatchFeeder
 from stream.adapters.faust_security import faust_credentials
 from stream.adapters.metrics import Metrics
 from stream.adapters.outputs import OutputProducer
@@ -322,14 +324,16 @@ def _add_agent(
 
     batch_seconds = metrics.batch_seconds.labels(name)
 
+    async def handle(events: Sequence[Any]) -> None:
+        started = time.perf_counter()
+        try:
+            await handler([record(fev) for fev in events])
+        except Exception as exc:
+            die(f"agent {name} cannot proceed: {exc!r}", exc)
+        batch_seconds.observe(time.perf_counter() - started)
+
     async def agent(stream: Any) -> None:
-        async for events in stream.take_events(batch_max, within):
-            started = time.perf_counter()
-            try:
-                await handler([record(fev) for fev in events])
-            except Exception as exc:
-                die(f"agent {name} cannot proceed: {exc!r}", exc)
-            batch_seconds.observe(time.perf_counter() - started)
+        await BatchFeeder(handle, batch_max, within, BATCH_GAP_S).run(stream)
 
     agent.__name__ = f"{name}_agent"
     app.agent(channel, name=f"recstream.{name}")(agent)

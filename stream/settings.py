@@ -86,9 +86,11 @@ class Settings:
     app_id: str = "recstream"
     web_port: int = 6066
     max_message_bytes: int = 64 * 1024
-    #: Burst coalescing: at most this many events, waiting at most this long, per ranking pass.
+    #: Burst coalescing: at most this many events per ranking pass; a batch is taken once Faust
+    #: hands over nothing new for 1 ms, at most this long after its first event (0 = at once;
+    #: see stream.adapters.faust_batches): no fixed window at low load, growth under backlog.
     batch_max: int = 256
-    batch_within_ms: int = 5
+    batch_within_ms: int = 20
     qdrant_flush_ms: int = 5
     fetch_max_wait_ms: int = 20
     feeds: tuple[str, ...] = ("for_you",)
@@ -135,7 +137,7 @@ class Settings:
             web_port=_int(env, "RECSTREAM_WEB_PORT", 6066),
             max_message_bytes=_int(env, "RECSTREAM_MAX_MESSAGE_BYTES", 64 * 1024),
             batch_max=_int(env, "RECSTREAM_BATCH_MAX", 256),
-            batch_within_ms=_int(env, "RECSTREAM_BATCH_WITHIN_MS", 5),
+            batch_within_ms=_int(env, "RECSTREAM_BATCH_WITHIN_MS", 20),
             qdrant_flush_ms=_int(env, "RECSTREAM_QDRANT_FLUSH_MS", 5),
             fetch_max_wait_ms=_int(env, "RECSTREAM_FETCH_MAX_WAIT_MS", 20),
             feeds=feeds or ("for_you",),

@@ -15,9 +15,14 @@ from aiokafka import AIOKafkaProducer
 
 from stream.settings import Settings
 
+#: No linger: ``Pipeline.commit`` enqueues a whole batch's records without yielding to the event
+#: loop and then awaits them, so the sender already finds the batch complete; a linger would only
+#: delay every list (2 ms of the ~6 ms produce round trip measured on the bundled broker).
+OUTPUT_LINGER_MS = 0
+
 
 class OutputProducer:
-    def __init__(self, settings: Settings, linger_ms: int = 2) -> None:
+    def __init__(self, settings: Settings, linger_ms: int = OUTPUT_LINGER_MS) -> None:
         self.settings = settings
         self.linger_ms = linger_ms
         self._producer: AIOKafkaProducer | None = None  # needs the worker's running loop

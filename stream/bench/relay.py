@@ -18,6 +18,7 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from stream.adapters.outputs import OUTPUT_LINGER_MS
 from stream.bench.probe import assigned_consumer
 from stream.settings import USER_TOPICS, Settings
 
@@ -31,7 +32,7 @@ async def relay(settings: Settings, out_topic: str, ready: Path) -> None:
         loop.add_signal_handler(sig, stop.set)
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap,
-        linger_ms=2,
+        linger_ms=OUTPUT_LINGER_MS,
         acks="all",
         **settings.kafka_security.aiokafka_kwargs(),
     )

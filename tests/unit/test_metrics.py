@@ -172,3 +172,20 @@ def test_loop_histogram_exposes_what_prometheus_client_would() -> None:
         return [line for line in text.splitlines() if "_created" not in line]
 
     assert lines(ours) == lines(theirs)
+
+
+def test_a_scrape_can_ask_for_only_the_metrics_it_reads() -> None:
+    from stream.broker import free_port
+    from stream.local_worker import scrape_metrics
+
+    metrics = Metrics()
+    port = free_port()
+    metrics.serve(port)
+    metrics.processed.labels("clicks").inc(3)
+    metrics.observe_stage("engine", 0.001)
+    full = scrape_metrics(port)
+    only = scrape_metrics(port, ("recstream_events_processed_total",))
+    assert full is not None and only is not None
+    assert only['recstream_events_processed_total{topic="clicks"}'] == 3.0
+    assert all(name.startswith("recstream_events_processed_total") for name in only)
+    assert any(name.startswith("recstream_stage_seconds") for name in full)

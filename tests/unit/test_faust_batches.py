@@ -1,0 +1,158 @@
+"""BatchFeeder: batches that follow the backlog, acks only after the handler, in order."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import pytest
+
+from stream.adapters.faust_batches import BatchFeeder
+
+
+class FakeStream:
+    """What the feeder uses of a Faust stream: ``noack()``, ``events()``, ``ack()``.
+
+    Events are released by the test through ``push``; ``events()`` ends at ``close``."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[int | None] = asyncio.Queue()
+        self.acked: list[int] = []
+        self.noack_called = False
+
+    def noack(self) -> FakeStream:
+        self.noack_called = True
+        return self
+
+    def push(self, *events: int) -> None:
+        for e in events:
+            self.queue.put_nowait(e)
+
+    def close(self) -> None:
+        self.queue.put_nowait(None)
+
+    async def events(self) -> AsyncIterator[int]:
+        while True:
+            event = await self.queue.get()
+            if event is None:
+                return
+            yield event
+
+    async def ack(self, event: int) -> bool:
+        self.acked.append(event)
+        return True
+
+
+async def _settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+def test_events_pulled_while_a_batch_is_handled_form_the_next_batch() -> None:
+    async def scenario() -> tuple[list[list[int]], list[tuple[int, list[int]]], FakeStream]:
+        stream = FakeStream()
+        release = asyncio.Event()
+        batches: list[list[int]] = []
+        acked_at_start: list[tuple[int, list[int]]] = []
+
+        async def handler(batch: Sequence[Any]) -> None:
+            batches.append(list(batch))
+            acked_at_start.append((len(batches), list(stream.acked)))
+            if len(batches) == 1:
+                await release.wait()  # a slow first batch: a backlog builds meanwhile
+
+        feeder = BatchFeeder(handler, batch_max=4)
+        task = asyncio.create_task(feeder.run(stream))
+        stream.push(1)
+        await _settle()
+        stream.push(2, 3, 4, 5, 6, 7)
+        await _settle()
+        release.set()
+        await _settle()
+        stream.close()
+        await task
+        return batches, acked_at_start, stream
+
+    batches, acked_at_start, stream = asyncio.run(scenario())
+    assert stream.noack_called
+    # no window at low load: the first event is a batch of its own at once; the backlog that
+    # built up meanwhile is taken as large batches, never larger than batch_max
+    assert batches == [[1], [2, 3, 4, 5], [6, 7]]
+    assert stream.acked == [1, 2, 3, 4, 5, 6, 7]
+    # a batch's events are acked only after its handler returned
+    assert acked_at_start == [(1, []), (2, [1]), (3, [1, 2, 3, 4, 5])]
+
+
+def test_a_full_buffer_stops_reading_the_stream() -> None:
+    async def scenario() -> tuple[int, int]:
+        stream = FakeStream()
+        release = asyncio.Event()
+
+        async def handler(batch: Sequence[Any]) -> None:
+            await release.wait()
+
+        feeder = BatchFeeder(handler, batch_max=3)
+        task = asyncio.create_task(feeder.run(stream))
+        stream.push(*range(10))
+        await _settle()
+        left = stream.queue.qsize()  # 3 in the handler, 3 buffered: the rest stays in the stream
+        release.set()
+        await _settle()
+        stream.close()
+        await task
+        return left, len(stream.acked)
+
+    left, acked = asyncio.run(scenario())
+    assert left == 10 - 3 - 3
+    assert acked == 10
+
+
+def test_a_batch_waits_while_events_keep_coming_but_not_past_within() -> None:
+    async def scenario(within_s: float) -> list[list[int]]:
+        stream = FakeStream()
+        batches: list[list[int]] = []
+
+        async def handler(batch: Sequence[Any]) -> None:
+            batches.append(list(batch))
+
+        feeder = BatchFeeder(handler, batch_max=10, within_s=within_s, gap_s=0.02)
+        task = asyncio.create_task(feeder.run(stream))
+        for event in range(1, 7):  # one event every 5 ms: never a 20 ms gap
+            stream.push(event)
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0.1)
+        stream.close()
+        await task
+        return batches
+
+    assert asyncio.run(scenario(within_s=1.0)) == [[1, 2, 3, 4, 5, 6]]
+    capped = asyncio.run(scenario(within_s=0.012))
+    assert capped[0][0] == 1 and len(capped[0]) < 6  # the first batch left at its deadline
+    assert [e for batch in capped for e in batch] == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_failing_handler_fails_the_agent_and_acks_nothing() -> None:
+    async def scenario() -> FakeStream:
+        stream = FakeStream()
+
+        async def handler(batch: Sequence[Any]) -> None:
+            raise RuntimeError("delivery failed")
+
+        task = asyncio.create_task(BatchFeeder(handler, batch_max=2).run(stream))
+        stream.push(1)
+        await _settle()
+        stream.push(2)
+        with pytest.raises(RuntimeError, match="delivery failed"):
+            await asyncio.wait_for(task, 2)
+        return stream
+
+    assert asyncio.run(scenario()).acked == []
+
+
+def test_batch_max_must_be_positive() -> None:
+    async def handler(batch: Sequence[Any]) -> None:
+        return None
+
+    with pytest.raises(ValueError):
+        BatchFeeder(handler, batch_max=0)
