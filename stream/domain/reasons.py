@@ -12,6 +12,8 @@ from collections.abc import Container, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
+
 from stream.domain.catalog import Catalog
 from stream.domain.profile import UserProfile
 
@@ -63,11 +65,11 @@ class ReasonInput:
 
 
 def _liked_reason(
-    idx: int, liked: dict[int, float], catalog: Catalog, profile: UserProfile, now_ms: float
+    idx: int, liked: np.ndarray, catalog: Catalog, profile: UserProfile, now_ms: float
 ) -> str:
-    fids = sorted(
-        (f for f in catalog.feature_ids[idx].tolist() if f in liked), key=lambda f: -liked[f]
-    )
+    row = catalog.feature_ids[idx]
+    weights = dict(zip(row.tolist(), liked[row].tolist(), strict=True))
+    fids = sorted((f for f, w in weights.items() if w > 0), key=lambda f: -weights[f])
     names = [n for n in (readable(catalog.vocab_names[f]) for f in fids) if n]
     if names:
         return f"matches your interest in {', '.join(dict.fromkeys(names[:3]))}"
@@ -83,7 +85,7 @@ def _liked_reason(
 def reasons_for(
     idx: int,
     info: ReasonInput,
-    liked: dict[int, float],
+    liked: np.ndarray,
     catalog: Catalog,
     profile: UserProfile,
     rel_source: Sources,
