@@ -8,11 +8,9 @@ feature is explained through an item the user looked at that carries it, or not 
 from __future__ import annotations
 
 import functools
-from collections.abc import Container, Mapping
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
-
-import numpy as np
 
 from stream.domain.catalog import Catalog
 from stream.domain.profile import UserProfile
@@ -64,12 +62,16 @@ class ReasonInput:
     pinned: bool = False
 
 
+def liked_features(fids: Sequence[int], weights: Sequence[float]) -> list[int]:
+    """An item's features the user likes (weight > 0), strongest first (ties: item order)."""
+    liked = [(f, w) for f, w in zip(fids, weights, strict=True) if w > 0]
+    liked.sort(key=lambda fw: -fw[1])
+    return [f for f, _ in liked]
+
+
 def _liked_reason(
-    idx: int, liked: np.ndarray, catalog: Catalog, profile: UserProfile, now_ms: float
+    idx: int, fids: Sequence[int], catalog: Catalog, profile: UserProfile, now_ms: float
 ) -> str:
-    row = catalog.feature_ids[idx]
-    weights = dict(zip(row.tolist(), liked[row].tolist(), strict=True))
-    fids = sorted((f for f, w in weights.items() if w > 0), key=lambda f: -weights[f])
     names = [n for n in (readable(catalog.vocab_names[f]) for f in fids) if n]
     if names:
         return f"matches your interest in {', '.join(dict.fromkeys(names[:3]))}"
@@ -85,14 +87,15 @@ def _liked_reason(
 def reasons_for(
     idx: int,
     info: ReasonInput,
-    liked: np.ndarray,
+    liked: Sequence[int],
     catalog: Catalog,
     profile: UserProfile,
     rel_source: Sources,
     now_ms: float,
     feed: str,
 ) -> list[str]:
-    """Why this item is here, strongest signal first (what support staff and users read)."""
+    """Why this item is here, strongest signal first (what support staff and users read).
+    ``liked``: the item's features the user likes, strongest first (``liked_features``)."""
     c = info.contributions
     reasons: list[tuple[float, str]] = []
     if info.pinned:

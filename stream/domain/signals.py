@@ -258,6 +258,15 @@ class RelationSources:
             raise KeyError(idx)
         return self._queries[int(self._best[pos])]
 
+    def subset(self, idxs: np.ndarray) -> dict[int, tuple[float, int, str, float]]:
+        """The sources of ``idxs`` that have one, as a dict (one search for a whole list)."""
+        if self.targets.size == 0 or idxs.size == 0:
+            return {}
+        pos = np.minimum(np.searchsorted(self.targets, idxs), self.targets.size - 1)
+        hit = self.targets[pos] == idxs
+        best = self._best[pos[hit]].tolist()
+        return {i: self._queries[b] for i, b in zip(idxs[hit].tolist(), best, strict=True)}
+
 
 _NONE = np.zeros(0, dtype=np.int64)
 
@@ -299,14 +308,27 @@ def relation_scores(
     long = strengths * np.asarray(long_recency)[origin]
     keep = (short > 0) | (long > 0)
     targets, short, long, origin = targets[keep], short[keep], long[keep], origin[keep]
-    uniq, inv = np.unique(targets, return_inverse=True)
+    if targets.size == 0:
+        empty = np.zeros(0)
+        return empty, empty, RelationSources(_NONE, _NONE, queries)
+    # group by target with one stable sort (what np.unique + np.lexsort did in two)
+    order = np.argsort(targets, kind="stable")
+    head = np.empty(order.size, dtype=bool)
+    head[0] = True
+    np.not_equal(targets[order][1:], targets[order][:-1], out=head[1:])
+    group = np.cumsum(head) - 1  # per sorted entry: its target's position in ``uniq``
+    uniq = targets[order][head]
+    inv = np.empty_like(group)
+    inv[order] = group
     short_sum = np.bincount(inv, weights=short, minlength=uniq.size)
     long_sum = np.bincount(inv, weights=long, minlength=uniq.size)
-    # best query per target: sort by (target, -contribution), first of each group
-    order = np.lexsort((-(short + 1e-12 * long), inv))
-    first = np.ones(order.size, dtype=bool)
-    first[1:] = inv[order][1:] != inv[order][:-1]
-    best = origin[order][first]
+    # best query per target: the largest contribution, ties to the earliest query
+    share = (short + 1e-12 * long)[order]
+    top = share == np.maximum.reduceat(share, np.flatnonzero(head))[group]
+    at = np.flatnonzero(top)
+    first = np.ones(at.size, dtype=bool)
+    first[1:] = group[at][1:] != group[at][:-1]
+    best = origin[order][at[first]]
     return short_sum, long_sum, RelationSources(uniq, best, queries)
 
 

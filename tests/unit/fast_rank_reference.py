@@ -29,6 +29,7 @@ from stream.domain.profile import DEFAULT_PROFILE_CONFIG, ProfileConfig, UserPro
 from stream.domain.ranking_profile import RankingProfile
 from stream.domain.reasons import ReasonInput, Sources, _ago, readable
 from stream.domain.relations import CoOccurrence
+from stream.domain.scored_set import RankedItem, ScoredSet, Selection
 from stream.domain.signals import (
     SIGNALS,
     RelationSources,
@@ -339,3 +340,22 @@ def reasons_for(
         reasons.append((0.0, "in stock and not yet seen by you"))
     reasons.sort(key=lambda r: -r[0])
     return [text for _, text in reasons]
+
+
+def items(
+    self: ScoredSet, sel: Selection, profile: UserProfile, now_ms: float, explain: bool
+) -> list[RankedItem]:
+    """The old ``ScoredSet.items``: one ``reasons_for`` call per item on the whole signals."""
+    catalog, cands = self.catalog, self.sig.cands
+    idxs = cands[sel.chosen].tolist()
+    scores = sel.score[sel.chosen].tolist()
+    if not explain or not idxs:
+        return [RankedItem(catalog.ids[i], s, []) for i, s in zip(idxs, scores, strict=True)]
+    out = []
+    for idx, score, info in zip(idxs, scores, self.reason_inputs(sel), strict=True):
+        liked: Any = self.sig.liked
+        reasons = reasons_for(
+            idx, info, liked, catalog, profile, self.sig.rel_source, now_ms, sel.feed
+        )
+        out.append(RankedItem(catalog.ids[idx], score, reasons))
+    return out
