@@ -138,9 +138,9 @@ def candidate_signals(
     rel_scores, rel_long, rel_source = relation_scores(profile, catalog, relations, rp, now_ms)
     repeat = _repeat_scores(profile, catalog, now_ms, cfg, returns.bought, banned)
     views = _view_scores(profile, catalog, rp, now_ms, returns.viewed if learned else {}, banned)
-    session, long_term = affinity_vectors(profile, catalog, now_ms, cfg)
-    combined = rp.w_session * session + rp.w_long_term * long_term
-    liked = np.flatnonzero(combined > 0)
+    aff = affinity_vectors(profile, catalog, now_ms, cfg)
+    session, long_term = aff.session, aff.long_term
+    combined, liked = aff.combined(rp.w_session, rp.w_long_term)
     pools = [
         rel_source.targets,
         np.fromiter(repeat.keys(), dtype=np.int64, count=len(repeat)),
@@ -172,7 +172,7 @@ def candidate_signals(
     if cands.size:
         feat = catalog.feature_ids[cands]
         for col, dense in ((0, session), (1, long_term)):
-            values[:, col] = dense[feat].sum(axis=1) / max(1.0, float(np.abs(dense).max()))
+            values[:, col] = dense[feat].sum(axis=1) / aff.scale(dense)
         for col, scores in ((2, rel_scores), (8, rel_long)):
             rel = lookup_sorted(rel_source.targets, scores, cands)
             values[:, col] = rel / max(1e-9, float(rel.max())) if rel.any() else rel
