@@ -10,6 +10,7 @@ import numpy as np
 from stream.domain.blended import blend_into
 from stream.domain.engine import Engine
 from stream.domain.events import UserEvent
+from stream.domain.learning import Observation
 from stream.domain.lookup import QueryTargetLookup
 from stream.domain.profile import UserProfile
 from stream.domain.ranking import FEEDS, RankingProfile
@@ -73,6 +74,8 @@ class Shop:
     engine: Engine
     profiles: dict[str, UserProfile]
     now: float
+    #: what the engine learned, in order (what it published on `learned`)
+    observations: list[Observation]
 
 
 def learned_shop(n_events: int = 3000, blend: bool = False, seed: int = 5) -> Shop:
@@ -85,8 +88,10 @@ def learned_shop(n_events: int = 3000, blend: bool = False, seed: int = 5) -> Sh
         emb = np.random.default_rng(seed).normal(size=(3, len(ids), 16)).astype(np.float32)
         blend_into(engine, QueryTargetLookup(ids, emb, k=12).build())
     profiles: dict[str, UserProfile] = {}
+    observations: list[Observation] = []
     stream = events(n_events, seed=seed)
     for event in stream:
         result = engine.step(profiles.get(event.user_id), event.user_id, [event])
         profiles[event.user_id] = result.state
-    return Shop(engine, profiles, float(stream[-1].ts))
+        observations += result.observations
+    return Shop(engine, profiles, float(stream[-1].ts), observations)
