@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from stream.domain.features import MAX_FEATURES_PER_ITEM, item_features, leaf_category
-from stream.domain.top_lists import GrowingTops, best_by
+from stream.domain.top_lists import GrowingTops
 
 PAD = 0  # feature id 0 is padding: its weight is always 0
 
@@ -60,7 +60,6 @@ class Catalog:
         #: exact most-popular lists, overall and per feature (``stream.domain.top_lists``)
         self._tops = GrowingTops()
         self._shrunk = 0  # popularity went down somewhere: the lists are rebuilt
-        self._by_popularity = best_by(lambda c: self.popularity[c] + self.tiebreak[c])
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -165,6 +164,10 @@ class Catalog:
     def features_of(self, idx: int) -> list[str]:
         return [self.vocab_names[f] for f in self.feature_ids[idx] if f != PAD]
 
+    def _popularity_key(self, items: np.ndarray) -> np.ndarray:
+        """What the popular lists rank by: popularity, ties by a per-item constant."""
+        return self.popularity[items] + self.tiebreak[items]
+
     def _eligible_of(self, members: np.ndarray) -> np.ndarray:
         """Eligible ``members``, sorted by index (what ``best_by`` ranks)."""
         members = np.sort(members)
@@ -179,7 +182,7 @@ class Catalog:
             self.version + self._shrunk,
             lambda: self._eligible_of(np.arange(len(self.ids), dtype=np.int64)),
             self.eligible,
-            self._by_popularity,
+            self._popularity_key,
             len(self.ids),
         )
 
@@ -193,6 +196,6 @@ class Catalog:
             self.version + self._shrunk,
             lambda: self._eligible_of(np.asarray(members, dtype=np.int64)),
             lambda grown: self.eligible(grown) & (self.feature_ids[grown] == fid).any(axis=1),
-            self._by_popularity,
+            self._popularity_key,
             len(members),
         )

@@ -24,8 +24,8 @@ from stream.domain.sorted_sets import sorted_unique
 #: the log is dropped past this many entries; lists older than it are rebuilt in full
 MAX_LOG = 1 << 16
 
-#: (candidate indexes, how many) -> the best ``how many`` of them, best first
-Ranker = Callable[[np.ndarray, int], np.ndarray]
+#: item indexes -> their scores (what a list ranks by, descending)
+Key = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass
@@ -43,6 +43,9 @@ class GrowingTops:
         self._log: list[int] = []
         self._base = 0  # log position of ``_log[0]``
         self._lists: dict[Hashable, _List] = {}
+        #: the distinct items grown in the log since one position (lists read in one burst
+        #: usually share it): (from, to, items)
+        self._since: tuple[int, int, np.ndarray] = (0, 0, np.zeros(0, dtype=np.int64))
 
     def grew(self, indexes: Iterable[int]) -> None:
         """These items' scores went up (never down: call ``top`` with a new epoch for that)."""
@@ -50,6 +53,12 @@ class GrowingTops:
         if len(self._log) > MAX_LOG:
             self._base += len(self._log)
             self._log.clear()
+
+    def _grown(self, mark: int, end: int) -> np.ndarray:
+        if self._since[:2] != (mark, end):
+            log = np.asarray(self._log[mark - self._base :], dtype=np.int64)
+            self._since = (mark, end, sorted_unique(log))
+        return self._since[2]
 
     def top(
         self,
@@ -59,46 +68,57 @@ class GrowingTops:
         epoch: int,
         members: Callable[[], np.ndarray],
         admit: Callable[[np.ndarray], np.ndarray],
-        rank: Ranker,
+        key: Key,
         size: int,
     ) -> np.ndarray:
-        """The best ``k`` of list ``name``: ``members()`` are all candidates (only called for a
-        full rebuild), ``admit`` masks grown items that belong to the list, ``rank`` orders,
-        ``size`` is the member count (a merge longer than that is a rebuild instead)."""
+        """The best ``k`` of list ``name`` by ``key`` (descending; ties: lower index first):
+        ``members()`` gives every candidate, sorted (only called for a full rebuild), ``admit``
+        masks grown items that belong to the list, ``size`` is the member count (a merge longer
+        than that is a rebuild instead)."""
         entry = self._lists.get(name)
         end = self._base + len(self._log)
         if entry is None or entry.epoch != epoch or entry.depth < k or entry.mark < self._base:
             want = max(k, depth)
-            entry = _List(rank(members(), want), want, end, epoch)
+            entry = _List(best(members(), want, key), want, end, epoch)
             self._lists[name] = entry
         elif entry.mark < end:
             if end - entry.mark > max(size, 64):
-                entry.items = rank(members(), entry.depth)
+                entry.items = best(members(), entry.depth, key)
             else:
-                grown = np.asarray(self._log[entry.mark - self._base :], dtype=np.int64)
-                grown = grown[admit(grown)]
-                if grown.size:
-                    pool = sorted_unique(np.concatenate([entry.items, grown]))
-                    entry.items = rank(pool, entry.depth)
+                self._merge(entry, self._grown(entry.mark, end), admit, key)
             entry.mark = end
         return entry.items[:k]
 
+    @staticmethod
+    def _merge(
+        entry: _List, grown: np.ndarray, admit: Callable[[np.ndarray], np.ndarray], key: Key
+    ) -> None:
+        """Bring a list up to date with its grown items. Nothing changes unless one of them now
+        reaches the key of the list's last item: an item in the list that grew is at or above
+        it, an item that enters must be; a list shorter than its depth already holds every
+        member, so only its order can change."""
+        grown = grown[admit(grown)] if grown.size else grown
+        if grown.size == 0:
+            return
+        items = entry.items
+        if items.size >= entry.depth:
+            last = items[-1:]
+            if not (key(grown) >= key(last)[0]).any():
+                return
+        entry.items = best(sorted_unique(np.concatenate([items, grown])), entry.depth, key)
 
-def best_by(key: Callable[[np.ndarray], np.ndarray]) -> Ranker:
-    """A ``Ranker`` in one total order: ``key`` descending, then item index ascending. A total
-    order matters: a partition picks among equal keys arbitrarily, so a list merged from grown
-    items and one rebuilt from scratch could keep different tied items. Candidates must come
-    sorted by index."""
 
-    def rank(cands: np.ndarray, k: int) -> np.ndarray:
-        values = key(cands)
-        if cands.size > k:
-            kth = np.partition(values, cands.size - k)[cands.size - k]  # the k-th largest
-            above = np.flatnonzero(values > kth)
-            tied = np.flatnonzero(values == kth)[: k - above.size]
-            pick = np.concatenate([above, tied])
-        else:
-            pick = np.arange(cands.size)
-        return cands[pick[np.lexsort((pick, -values[pick]))]]
-
-    return rank
+def best(cands: np.ndarray, k: int, key: Key) -> np.ndarray:
+    """The best ``k`` of ``cands`` (sorted by index) in one total order: ``key`` descending,
+    then index ascending. A total order matters: a partition picks among equal keys
+    arbitrarily, so a list merged from grown items and one rebuilt from scratch could keep
+    different tied items."""
+    values = key(cands)
+    if cands.size > k:
+        kth = np.partition(values, cands.size - k)[cands.size - k]  # the k-th largest
+        above = np.flatnonzero(values > kth)
+        tied = np.flatnonzero(values == kth)[: k - above.size]
+        pick = np.concatenate([above, tied])
+    else:
+        pick = np.arange(cands.size)
+    return cands[pick[np.lexsort((pick, -values[pick]))]]

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from stream.domain.top_lists import GrowingTops, best_by
+from stream.domain.top_lists import GrowingTops
 
 DAY_MS = 24 * 3600 * 1000.0
 #: the horizons (τ) of ``signals.SIGNALS``' trend columns
@@ -34,7 +34,6 @@ class Trending:
         #: rescales every count, so it starts a new epoch
         self._tops = GrowingTops()
         self._rebases = 0
-        self._hottest = best_by(lambda c: self.scores[0, c])
 
     def observe(self, indexes: list[int], weight: float, ts: float) -> None:
         if not indexes:
@@ -75,6 +74,9 @@ class Trending:
                 out[inside, row] = self.scores[row, cands[inside]] / top
         return out
 
+    def _hot_key(self, items: np.ndarray) -> np.ndarray:
+        return self.scores[0, items]
+
     def top(self, k: int) -> np.ndarray:
         """Item indexes that are hottest on the shortest horizon (candidates), best first."""
         row = self.scores[0]
@@ -85,7 +87,7 @@ class Trending:
             self._rebases,
             lambda: np.flatnonzero(row > 0),
             lambda grown: self.scores[0, grown] > 0,
-            self._hottest,
+            self._hot_key,
             row.size,
         )
 
