@@ -46,6 +46,8 @@ from stream.domain.relation_rows import (
 )
 from stream.domain.relations import RelatedItems
 
+_EMPTY = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64))
+
 if TYPE_CHECKING:
     from stream.domain.engine import Engine
 
@@ -92,8 +94,20 @@ class BlendedRelations:
         return self._generation, getattr(self.lookup, "version", None)
 
     def related(self, idx: int, role: str = "view") -> tuple[np.ndarray, np.ndarray]:
-        targets, strengths, _ = self.related_many([(idx, role)])
-        return strongest_first(targets, strengths)
+        """One merged row: a row only one source has comes in that source's order (the
+        lookup's is its rank order, whatever de-hubbing did to the strengths); a merged one
+        strongest first."""
+        use_co = self.cooccurrence_weight > 0
+        co = self.cooccurrence.related(idx, role) if use_co else _EMPTY
+        if self.lookup is None or self.lookup_weight <= 0:
+            return co
+        learned = self._learned_rows([(idx, role)], self._target_idf(self._lookup_stamp()))
+        if co[0].size == 0 or learned[0].size == 0:
+            return (learned[0], learned[1]) if co[0].size == 0 else co
+        both = (co[0], co[1], np.zeros(co[0].size, dtype=np.int64))
+        targets, strengths, _ = self._merge(learned, both, 1, cap=False)
+        targets, strengths = strongest_first(targets, strengths)
+        return targets, np.minimum(1.0, strengths)
 
     def related_many(self, queries: Sequence[Query]) -> Rows:
         """Every query's merged row (rows in query order, unordered inside a row)."""
@@ -138,7 +152,7 @@ class BlendedRelations:
         self._idf = (stamp, idf)
         return idf
 
-    def _merge(self, learned: Rows, co: Rows, n_queries: int) -> Rows:
+    def _merge(self, learned: Rows, co: Rows, n_queries: int, cap: bool = True) -> Rows:
         """Per query: one source's row as it is when only one has a row; else the union with
         ``(w_lookup·s_lookup + w_cooc·s_cooc) / (w_lookup + w_cooc)``, capped at 1."""
         if co[0].size == 0:
@@ -159,7 +173,7 @@ class BlendedRelations:
         parts = (
             (learned[0][~in_l], learned[1][~in_l], learned[2][~in_l]),
             (co[0][~in_c], co[1][~in_c], co[2][~in_c]),
-            (uniq % width, np.minimum(1.0, strength), uniq // width),
+            (uniq % width, np.minimum(1.0, strength) if cap else strength, uniq // width),
         )
         row_of = np.concatenate([p[2] for p in parts])
         order = np.argsort(row_of, kind="stable")

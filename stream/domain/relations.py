@@ -89,13 +89,20 @@ class CoOccurrence:
         return {int(keys[t]): float(counts[t]) for t in top}
 
     def related(self, idx: int, role: str = "view") -> tuple[np.ndarray, np.ndarray]:
-        """The ``top_k`` partners by cosine-normalised strength, strongest first."""
-        targets, strengths, _ = self.related_many([(idx, role)])
-        return strongest_first(targets, strengths)
+        """The ``top_k`` partners by cosine-normalised strength, strongest first (ordered
+        before the cap at 1, so partners above it keep their order)."""
+        targets, strengths, _ = self._rows([(idx, role)])
+        targets, strengths = strongest_first(targets, strengths)
+        return targets, np.minimum(1.0, strengths)
 
     def related_many(self, queries: Sequence[Query]) -> Rows:
         """Every query's row at once (see ``stream.domain.relation_rows``): strength =
         pair / sqrt(count_i · max(count_j, 1)) (+ tie-break), the ``top_k`` per row, capped at 1."""
+        targets, strengths, row_of = self._rows(queries)
+        return targets, np.minimum(1.0, strengths), row_of
+
+    def _rows(self, queries: Sequence[Query]) -> Rows:
+        """``related_many`` before the cap."""
         self._sync()
         parts = [self._row_arrays(q) for q, _ in queries]
         sizes = np.fromiter((p[0].size for p in parts), dtype=np.int64, count=len(parts))
@@ -112,7 +119,7 @@ class CoOccurrence:
         keep = top_k_per_row(strength, sizes, self.top_k)
         if keep is not None:
             keys, strength, row_of = keys[keep], strength[keep], row_of[keep]
-        return keys, np.minimum(1.0, strength), row_of
+        return keys, strength, row_of
 
     def _sync(self) -> None:
         """Bring the read side up to date with the writes since the last read."""
