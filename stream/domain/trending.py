@@ -34,6 +34,9 @@ class Trending:
         #: rescales every count, so it starts a new epoch
         self._tops = GrowingTops()
         self._rebases = 0
+        #: each horizon's largest count, kept as counts grow (None: recompute at the next read),
+        #: so ``values`` does not scan the whole catalog per burst
+        self._best: np.ndarray | None = None
 
     def observe(self, indexes: list[int], weight: float, ts: float) -> None:
         if not indexes:
@@ -52,8 +55,11 @@ class Trending:
             np.add.at(self.scores[row], idx, weight * math.exp((ts - self.t0) / tau))
         if weight > 0:
             self._tops.grew(indexes)
+            if self._best is not None:
+                self._best = np.maximum(self._best, self.scores[:, idx].max(axis=1))
         else:
             self._rebases += 1  # a count went down: rebuild the top list
+            self._best = None
 
     def _rebase(self, ts: float) -> None:
         assert self.t0 is not None
@@ -61,6 +67,7 @@ class Trending:
             self.scores[row] *= math.exp(-(ts - self.t0) / tau)
         self.t0 = ts
         self._rebases += 1
+        self._best = None
 
     def values(self, cands: np.ndarray) -> np.ndarray:
         """(len(cands), horizons): each horizon's count relative to its current best item."""
@@ -68,8 +75,10 @@ class Trending:
         if cands.size == 0:
             return out
         inside = cands < self.scores.shape[1]
+        if self._best is None:
+            self._best = self.scores.max(axis=1)
         for row in range(len(self.horizons_ms)):
-            top = float(self.scores[row].max())
+            top = float(self._best[row])
             if top > 0:
                 out[inside, row] = self.scores[row, cands[inside]] / top
         return out

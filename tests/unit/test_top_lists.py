@@ -1,4 +1,5 @@
-"""Exact top lists kept from the items that grew: every read equals a full sort."""
+"""Exact top lists (and trending maxima) kept from the items that grew: every read equals a
+full computation."""
 
 from __future__ import annotations
 
@@ -49,6 +50,9 @@ def test_trending_top_is_exact_at_every_read_with_ties_and_rebases() -> None:
         t.observe(rng.choice(200, size=2).tolist(), 1.0, ts)  # equal weights: many exact ties
         if rng.random() < 0.3:
             assert t.top(30).tolist() == reference.trending_top(t, 30).tolist()
+            everyone = np.arange(200)
+            expected = t.scores[:, everyone].T / t.scores.max(axis=1)
+            assert np.array_equal(t.values(everyone), expected)  # the kept maxima are exact
 
 
 def test_best_is_one_total_order_whatever_the_ties() -> None:
