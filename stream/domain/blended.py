@@ -23,25 +23,33 @@ the lookup). Each lookup strength is therefore multiplied by its target's invers
 
 Ranking consumes this through ``RelatedItems`` unchanged (``signals.relation_scores`` weights every
 query's row by the query's recency and role and records which query a target came from, which is
-what the reason names). Merged rows are cached per (query, role) and rebuilt only when either
-source's row changed: co-occurrence hands back the same cached tuple while its row is fresh, and the
-lookup's ``version`` moves on every rebuild or incremental upsert.
+what the reason names). Ranking reads a whole query set at once (``related_many``, see
+``stream.domain.relation_rows``): both sources' rows come as flat arrays and are merged in one
+vectorised pass, so no merged row is cached (a cache keyed on when a row was read would make
+two workers with the same data rank differently).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from stream.domain.relation_rows import (
+    EMPTY_ROWS,
+    Query,
+    Rows,
+    concat_rows,
+    rows_of,
+    strongest_first,
+)
 from stream.domain.relations import RelatedItems
+
+_EMPTY = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64))
 
 if TYPE_CHECKING:
     from stream.domain.engine import Engine
-
-_EMPTY = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64))
-#: cached merged rows; cleared wholesale past this (a few MB), re-filled by the hot queries
-MAX_CACHED = 200_000
 
 
 class BlendedRelations:
@@ -68,7 +76,6 @@ class BlendedRelations:
         self.dehub = dehub
         self._idf: tuple[Any, np.ndarray] | None = None
         self._generation = 0
-        self._cache: dict[tuple[int, str], tuple[Any, Any, tuple[np.ndarray, np.ndarray]]] = {}
 
     @property
     def name(self) -> str:
@@ -82,25 +89,49 @@ class BlendedRelations:
         """Swap in a (re)loaded lookup; every merged row is rebuilt on its next read."""
         self.lookup = lookup
         self._generation += 1
-        self._cache.clear()
 
     def _lookup_stamp(self) -> tuple[int, Any]:
         return self._generation, getattr(self.lookup, "version", None)
 
     def related(self, idx: int, role: str = "view") -> tuple[np.ndarray, np.ndarray]:
-        co = self.cooccurrence.related(idx, role) if self.cooccurrence_weight > 0 else _EMPTY
+        """One merged row: a row only one source has comes in that source's order (the
+        lookup's is its rank order, whatever de-hubbing did to the strengths); a merged one
+        strongest first."""
+        use_co = self.cooccurrence_weight > 0
+        co = self.cooccurrence.related(idx, role) if use_co else _EMPTY
         if self.lookup is None or self.lookup_weight <= 0:
             return co
-        key = (idx, role)
-        stamp = self._lookup_stamp()
-        cached = self._cache.get(key)
-        if cached is not None and cached[0] is co and cached[1] == stamp:
-            return cached[2]
-        merged = self._merge(self.lookup.related(idx, role), co, self._target_idf(stamp))
-        if len(self._cache) >= MAX_CACHED:
-            self._cache.clear()
-        self._cache[key] = (co, stamp, merged)
-        return merged
+        learned = self._learned_rows([(idx, role)], self._target_idf(self._lookup_stamp()))
+        if co[0].size == 0 or learned[0].size == 0:
+            return (learned[0], learned[1]) if co[0].size == 0 else co
+        both = (co[0], co[1], np.zeros(co[0].size, dtype=np.int64))
+        targets, strengths, _ = self._merge(learned, both, 1, cap=False)
+        targets, strengths = strongest_first(targets, strengths)
+        return targets, np.minimum(1.0, strengths)
+
+    def related_many(self, queries: Sequence[Query]) -> Rows:
+        """Every query's merged row (rows in query order, unordered inside a row)."""
+        use_co = self.cooccurrence_weight > 0
+        co = rows_of(self.cooccurrence, queries) if use_co else EMPTY_ROWS
+        if self.lookup is None or self.lookup_weight <= 0:
+            return co
+        learned = self._learned_rows(queries, self._target_idf(self._lookup_stamp()))
+        return self._merge(learned, co, len(queries))
+
+    def _learned_rows(self, queries: Sequence[Query], idf: np.ndarray | None) -> Rows:
+        """The lookup's rows with positional strength ``1 - rank / len(row)`` (× idf)."""
+        lookup = self.lookup
+        assert lookup is not None
+        targets, _, row_of = concat_rows([lookup.related(q, role) for q, role in queries])
+        if targets.size == 0:
+            return EMPTY_ROWS
+        sizes = np.bincount(row_of, minlength=len(queries))
+        starts = np.cumsum(sizes) - sizes
+        rank = np.arange(targets.size, dtype=np.float64) - starts[row_of]
+        strength = 1.0 - rank / np.maximum(sizes, 1)[row_of]
+        if idf is not None:
+            strength = strength * idf[np.minimum(targets, idf.size - 1)]
+        return targets, strength, row_of
 
     def _target_idf(self, stamp: Any) -> np.ndarray | None:
         """``dehub``: per target, log(rows / rows holding it) / log(rows) — a target sitting in
@@ -121,27 +152,36 @@ class BlendedRelations:
         self._idf = (stamp, idf)
         return idf
 
-    def _merge(
-        self,
-        row: tuple[np.ndarray, np.ndarray],
-        co: tuple[np.ndarray, np.ndarray],
-        idf: np.ndarray | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        n = row[0].size
-        learned = (row[0], 1.0 - np.arange(n, dtype=np.float64) / max(n, 1))
-        if idf is not None and n:
-            learned = (row[0], learned[1] * idf[np.minimum(row[0], idf.size - 1)])
+    def _merge(self, learned: Rows, co: Rows, n_queries: int, cap: bool = True) -> Rows:
+        """Per query: one source's row as it is when only one has a row; else the union with
+        ``(w_lookup·s_lookup + w_cooc·s_cooc) / (w_lookup + w_cooc)``, capped at 1."""
         if co[0].size == 0:
             return learned
         if learned[0].size == 0:
             return co
+        has_l = np.bincount(learned[2], minlength=n_queries) > 0
+        has_c = np.bincount(co[2], minlength=n_queries) > 0
+        both = has_l & has_c
+        in_l, in_c = both[learned[2]], both[co[2]]
         wl, wc = self.lookup_weight, self.cooccurrence_weight
-        targets = np.concatenate([learned[0], co[0]])
-        weighted = np.concatenate([learned[1] * wl, co[1] * wc])
-        uniq, inv = np.unique(targets, return_inverse=True)
+        targets = np.concatenate([learned[0][in_l], co[0][in_c]])
+        rows = np.concatenate([learned[2][in_l], co[2][in_c]])
+        weighted = np.concatenate([learned[1][in_l] * wl, co[1][in_c] * wc])
+        width = int(targets.max()) + 1 if targets.size else 1
+        uniq, inv = np.unique(rows * width + targets, return_inverse=True)
         strength = np.bincount(inv, weights=weighted, minlength=uniq.size) / (wl + wc)
-        order = np.argsort(-strength, kind="stable")
-        return uniq[order], np.minimum(1.0, strength[order])
+        parts = (
+            (learned[0][~in_l], learned[1][~in_l], learned[2][~in_l]),
+            (co[0][~in_c], co[1][~in_c], co[2][~in_c]),
+            (uniq % width, np.minimum(1.0, strength) if cap else strength, uniq // width),
+        )
+        row_of = np.concatenate([p[2] for p in parts])
+        order = np.argsort(row_of, kind="stable")
+        return (
+            np.concatenate([p[0] for p in parts])[order],
+            np.concatenate([p[1] for p in parts])[order],
+            row_of[order],
+        )
 
 
 def blend_into(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from stream.domain.features import MAX_FEATURES_PER_ITEM, item_features, leaf_category
+from stream.domain.top_lists import GrowingTops
 
 PAD = 0  # feature id 0 is padding: its weight is always 0
 
@@ -56,9 +57,9 @@ class Catalog:
         self.items_by_feature: dict[int, list[int]] = {}
         self.version = 0  # bumps on every change that can alter candidate sets
         self.attr_version = 0  # bumps only when item attributes, titles or flags change
-        self._popular_cache: tuple[int, np.ndarray] | None = None
-        self._feature_cache: dict[int, tuple[int, np.ndarray]] = {}
-        self._pop_version = 0
+        #: exact most-popular lists, overall and per feature (``stream.domain.top_lists``)
+        self._tops = GrowingTops()
+        self._shrunk = 0  # popularity went down somewhere: the lists are rebuilt
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -132,8 +133,6 @@ class Catalog:
         self.deleted[idx] = bool(message.get("deleted", False))
         self.version += 1
         self.attr_version += 1
-        self._feature_cache.clear()
-        self._popular_cache = None
         return idx
 
     def set_stock(self, item_id: str, available: int) -> StockChange | None:
@@ -147,15 +146,15 @@ class Catalog:
         came_back = before <= 0 and available > 0
         if went_out or came_back:
             self.version += 1
-            self._feature_cache.clear()
-            self._popular_cache = None
         return StockChange(idx, went_out, came_back)
 
     def record_interaction(self, indexes: list[int], weight: float) -> None:
         """Popularity as observed by this worker (its partitions' users), used for cold start."""
         if indexes:
             np.add.at(self.popularity, np.asarray(indexes, dtype=np.int64), weight)
-            self._pop_version += 1
+            self._tops.grew(indexes)
+            if weight < 0:
+                self._shrunk += 1
 
     # -- reads ---------------------------------------------------------------------------------
     def eligible(self, indexes: np.ndarray) -> np.ndarray:
@@ -165,37 +164,38 @@ class Catalog:
     def features_of(self, idx: int) -> list[str]:
         return [self.vocab_names[f] for f in self.feature_ids[idx] if f != PAD]
 
-    def _top_by_popularity(self, members: np.ndarray, k: int) -> np.ndarray:
-        members = members[self.eligible(members)]
-        pop = self.popularity[members] + self.tiebreak[members]
-        if members.size <= k:
-            return members[np.argsort(-pop, kind="stable")]
-        part = np.argpartition(-pop, k)[:k]
-        return members[part[np.argsort(-pop[part], kind="stable")]]
+    def _popularity_key(self, items: np.ndarray) -> np.ndarray:
+        """What the popular lists rank by: popularity, ties by a per-item constant."""
+        return self.popularity[items] + self.tiebreak[items]
 
-    def _stamp(self) -> int:
-        # Popularity moves constantly; refresh cached top lists every 256 interactions.
-        return self.version * 1_000_003 + self._pop_version // 256
+    def _eligible_of(self, members: np.ndarray) -> np.ndarray:
+        """Eligible ``members``, sorted by index (what ``best_by`` ranks)."""
+        members = np.sort(members)
+        return members[self.eligible(members)]
 
     def popular(self, k: int) -> np.ndarray:
-        """Most popular eligible items (cached; refreshed as popularity or stock moves)."""
-        stamp = self._stamp()
-        cached = self._popular_cache
-        if cached is None or cached[0] != stamp or cached[1].size < min(k, len(self.ids)):
-            top = self._top_by_popularity(np.arange(len(self.ids), dtype=np.int64), max(k, 100))
-            cached = self._popular_cache = (stamp, top)
-        return cached[1][:k]
+        """Most popular eligible items: exact at every read, kept up to date incrementally."""
+        return self._tops.top(
+            None,
+            k,
+            100,
+            self.version + self._shrunk,
+            lambda: self._eligible_of(np.arange(len(self.ids), dtype=np.int64)),
+            self.eligible,
+            self._popularity_key,
+            len(self.ids),
+        )
 
     def top_for_feature(self, fid: int, k: int) -> np.ndarray:
-        """Most popular eligible items carrying feature ``fid`` (cached like ``popular``)."""
-        stamp = self._stamp()
-        cached = self._feature_cache.get(fid)
-        if (
-            cached is None
-            or cached[0] != stamp
-            or (cached[1].size < k and cached[1].size < len(self.items_by_feature.get(fid, ())))
-        ):
-            members = np.asarray(self.items_by_feature.get(fid, ()), dtype=np.int64)
-            cached = (stamp, self._top_by_popularity(members, max(k, 50)))
-            self._feature_cache[fid] = cached
-        return cached[1][:k]
+        """Most popular eligible items carrying feature ``fid`` (exact, like ``popular``)."""
+        members = self.items_by_feature.get(fid, [])
+        return self._tops.top(
+            fid,
+            k,
+            50,
+            self.version + self._shrunk,
+            lambda: self._eligible_of(np.asarray(members, dtype=np.int64)),
+            lambda grown: self.eligible(grown) & (self.feature_ids[grown] == fid).any(axis=1),
+            self._popularity_key,
+            len(members),
+        )

@@ -26,8 +26,6 @@ import orjson
 
 #: Pseudo-observations an item (or category) needs before its own rate outweighs its parent's.
 PRIOR_STRENGTH = 5.0
-#: memoised bulk reads are refreshed once the shop-wide counts grew by this share
-REFRESH_SHARE = 0.01
 #: The shop-wide rate before any event: one success in ten trials, a weak "maybe".
 GLOBAL_PRIOR = (1.0, 10.0)
 VIEW_TOPICS = ("clicks", "dwell", "carts")
@@ -55,10 +53,6 @@ class RateTable:
     items: dict[str, Rate] = field(default_factory=dict)
     categories: dict[str, Rate] = field(default_factory=dict)
     shop: Rate = field(default_factory=Rate)
-    #: bulk reads are memoised until the counts grow by ``REFRESH_SHARE``: a ranking reads the
-    #: rates of a user's ~300 purchases, which barely move between two rankings
-    _memo: dict[str, float] = field(default_factory=dict, repr=False, compare=False)
-    _memo_stamp: float = field(default=-1.0, repr=False, compare=False)
 
     def add(self, item_id: str, category: str | None, success: bool, trial: bool = True) -> None:
         """Count a success and/or a trial on the item, its category and the shop."""
@@ -92,18 +86,10 @@ class RateTable:
         return parent if item is None else item.shrunk(parent)
 
     def rates(self, item_ids: Iterable[str], category_of: CategoryOf) -> dict[str, float]:
-        """``rate`` for many items at once (shop and category rates computed once each);
-        memoised between refreshes (see ``_memo``)."""
-        trials = self.shop.trials + self.shop.successes
-        if trials != self._memo_stamp and trials - self._memo_stamp >= REFRESH_SHARE * trials:
-            self._memo.clear()
-            self._memo_stamp = trials
-        memo = self._memo
-        wanted = list(item_ids)
-        missing = [i for i in wanted if i not in memo]
-        if missing:
-            memo.update(self._rates(missing, category_of))
-        return {i: memo[i] for i in wanted}
+        """``rate`` for many items at once (shop and category rates computed once each).
+        Never memoised across calls: a memo refreshed as the counts grew made a ranking depend
+        on when the rates were last read, so two workers with the same counts could differ."""
+        return self._rates(item_ids, category_of)
 
     def _rates(self, item_ids: Iterable[str], category_of: CategoryOf) -> dict[str, float]:
         shop = self.shop_rate()

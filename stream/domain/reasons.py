@@ -8,7 +8,7 @@ feature is explained through an item the user looked at that carries it, or not 
 from __future__ import annotations
 
 import functools
-from collections.abc import Container, Mapping
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -62,12 +62,16 @@ class ReasonInput:
     pinned: bool = False
 
 
+def liked_features(fids: Sequence[int], weights: Sequence[float]) -> list[int]:
+    """An item's features the user likes (weight > 0), strongest first (ties: item order)."""
+    liked = [(f, w) for f, w in zip(fids, weights, strict=True) if w > 0]
+    liked.sort(key=lambda fw: -fw[1])
+    return [f for f, _ in liked]
+
+
 def _liked_reason(
-    idx: int, liked: dict[int, float], catalog: Catalog, profile: UserProfile, now_ms: float
+    idx: int, fids: Sequence[int], catalog: Catalog, profile: UserProfile, now_ms: float
 ) -> str:
-    fids = sorted(
-        (f for f in catalog.feature_ids[idx].tolist() if f in liked), key=lambda f: -liked[f]
-    )
     names = [n for n in (readable(catalog.vocab_names[f]) for f in fids) if n]
     if names:
         return f"matches your interest in {', '.join(dict.fromkeys(names[:3]))}"
@@ -83,14 +87,15 @@ def _liked_reason(
 def reasons_for(
     idx: int,
     info: ReasonInput,
-    liked: dict[int, float],
+    liked: Sequence[int],
     catalog: Catalog,
     profile: UserProfile,
     rel_source: Sources,
     now_ms: float,
     feed: str,
 ) -> list[str]:
-    """Why this item is here, strongest signal first (what support staff and users read)."""
+    """Why this item is here, strongest signal first (what support staff and users read).
+    ``liked``: the item's features the user likes, strongest first (``liked_features``)."""
     c = info.contributions
     reasons: list[tuple[float, str]] = []
     if info.pinned:

@@ -11,9 +11,13 @@ from typing import Protocol
 
 import numpy as np
 
-#: see ``CoOccurrence.related``
-STALE_SHARE = 0.05
-_EMPTY = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64))
+from stream.domain.relation_rows import (
+    EMPTY_ROWS,
+    Query,
+    Rows,
+    strongest_first,
+    top_k_per_row,
+)
 
 
 class RelatedItems(Protocol):
@@ -39,13 +43,17 @@ class CoOccurrence:
         self.top_k = top_k
         self.pairs: dict[int, dict[int, float]] = {}
         self.counts: dict[int, float] = {}
-        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self._stale: dict[int, float] = {}  # pair weight added to a cached row since cached
         self.frozen = False
         #: tiny per-item constants (``Catalog.tiebreak``): equal counts and strengths are common
         #: (event weights are few small numbers) and would otherwise be decided by arrival order,
         #: so two workers with the same observations in another order would keep other partners
         self.tiebreak: Callable[[np.ndarray], np.ndarray] | None = None
+        #: read side (``related_many``): rows as arrays and the counts as one array, refreshed
+        #: from the items whose row or count changed since the last read (``_dirty``), so
+        #: every read is exact: it depends on the counts, never on when it was made
+        self._dirty: set[int] = set()
+        self._arrays: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._count_of = np.ones(0, dtype=np.float64)
 
     def observe(
         self, items: Sequence[int], context: Sequence[int] = (), weight: float = 1.0
@@ -56,6 +64,7 @@ class CoOccurrence:
         unique = list(dict.fromkeys(items))[:30]
         for i in unique:
             self.counts[i] = self.counts.get(i, 0.0) + weight
+        self._dirty.update(unique)  # read side: these counts changed
         partners = list(dict.fromkeys([*unique, *context]))[:40]
         for i in unique:
             for j in partners:
@@ -90,11 +99,9 @@ class CoOccurrence:
                 self._stale[i] = self._stale.get(i, 0.0) - weight
             return
         row[j] = row.get(j, 0.0) + weight
+        self._dirty.add(i)  # read side: this row changed
         if len(row) > self.max_neighbours:
             self.pairs[i] = self._strongest(row, self.max_neighbours // 2)
-            self._cache.pop(i, None)
-        elif i in self._cache:
-            self._stale[i] = self._stale.get(i, 0.0) + weight
 
     def _strongest(self, row: dict[int, float], keep: int) -> dict[int, float]:
         """The ``keep`` partners with the largest counts, ties broken by item, not by order."""
@@ -105,30 +112,67 @@ class CoOccurrence:
         return {int(keys[t]): float(counts[t]) for t in top}
 
     def related(self, idx: int, role: str = "view") -> tuple[np.ndarray, np.ndarray]:
-        cached = self._cache.get(idx)
-        # a popular item's neighbours barely move per event: re-sorting its row each time it
-        # is queried dominated ranking; recompute once the new pair weight is 5 % of its count
-        if cached is not None and self._stale.get(idx, 0.0) <= STALE_SHARE * self.counts.get(
-            idx, 0.0
-        ):
-            return cached
-        self._stale.pop(idx, None)
-        row = self.pairs.get(idx)
-        if not row:
-            return _EMPTY
-        ci = self.counts.get(idx, 1.0)
-        keys = np.fromiter(row.keys(), dtype=np.int64, count=len(row))
-        pair = np.fromiter(row.values(), dtype=np.float64, count=len(row))
-        counts = self.counts
-        their = np.fromiter((counts.get(j, 1.0) for j in row), dtype=np.float64, count=len(row))
-        strength = pair / np.sqrt(ci * np.maximum(their, 1.0))
+        """The ``top_k`` partners by cosine-normalised strength, strongest first (ordered
+        before the cap at 1, so partners above it keep their order)."""
+        targets, strengths, _ = self._rows([(idx, role)])
+        targets, strengths = strongest_first(targets, strengths)
+        return targets, np.minimum(1.0, strengths)
+
+    def related_many(self, queries: Sequence[Query]) -> Rows:
+        """Every query's row at once (see ``stream.domain.relation_rows``): strength =
+        pair / sqrt(count_i · max(count_j, 1)) (+ tie-break), the ``top_k`` per row, capped at 1."""
+        targets, strengths, row_of = self._rows(queries)
+        return targets, np.minimum(1.0, strengths), row_of
+
+    def _rows(self, queries: Sequence[Query]) -> Rows:
+        """``related_many`` before the cap."""
+        self._sync()
+        parts = [self._row_arrays(q) for q, _ in queries]
+        sizes = np.fromiter((p[0].size for p in parts), dtype=np.int64, count=len(parts))
+        if not sizes.any():
+            return EMPTY_ROWS
+        keys = np.concatenate([p[0] for p in parts])
+        pair = np.concatenate([p[1] for p in parts])
+        row_of = np.repeat(np.arange(len(parts), dtype=np.int64), sizes)
+        mine = np.fromiter((q for q, _ in queries), dtype=np.int64, count=len(queries))
+        count_of = self._counts_upto(max(int(keys.max()), int(mine.max())) + 1)
+        strength = pair / np.sqrt(count_of[mine][row_of] * np.maximum(count_of[keys], 1.0))
         if self.tiebreak is not None:
             strength = strength + self.tiebreak(keys)
-        if strength.size > self.top_k:
-            part = np.argpartition(-strength, self.top_k - 1)[: self.top_k]
-        else:
-            part = np.arange(strength.size)
-        order = part[np.argsort(-strength[part], kind="stable")]
-        out = (keys[order], np.minimum(1.0, strength[order]))
-        self._cache[idx] = out
-        return out
+        keep = top_k_per_row(strength, sizes, self.top_k)
+        if keep is not None:
+            keys, strength, row_of = keys[keep], strength[keep], row_of[keep]
+        return keys, strength, row_of
+
+    def _sync(self) -> None:
+        """Bring the read side up to date with the writes since the last read."""
+        dirty = self._dirty
+        if not dirty:
+            return
+        changed = list(dirty)
+        dirty.clear()
+        counts, arrays = self.counts, self._arrays
+        for i in changed:
+            arrays.pop(i, None)
+        count_of = self._counts_upto(max(changed) + 1)
+        count_of[changed] = [counts.get(i, 1.0) for i in changed]
+
+    def _counts_upto(self, n: int) -> np.ndarray:
+        """The counts array, grown to hold item ``n - 1`` (an item never counted reads 1.0)."""
+        if n > self._count_of.size:
+            grown = np.ones(max(n, 2 * self._count_of.size), dtype=np.float64)
+            grown[: self._count_of.size] = self._count_of
+            self._count_of = grown
+        return self._count_of
+
+    def _row_arrays(self, idx: int) -> tuple[np.ndarray, np.ndarray]:
+        """Item ``idx``'s partners and pair counts as arrays (cached until the row changes)."""
+        cached = self._arrays.get(idx)
+        if cached is None:
+            row = self.pairs.get(idx) or {}
+            cached = (
+                np.fromiter(row.keys(), dtype=np.int64, count=len(row)),
+                np.fromiter(row.values(), dtype=np.float64, count=len(row)),
+            )
+            self._arrays[idx] = cached
+        return cached

@@ -18,7 +18,7 @@ from stream.domain.catalog import Catalog
 from stream.domain.diversity import Caps, diversify
 from stream.domain.profile import UserProfile
 from stream.domain.ranking_profile import FeedRules, RankingProfile
-from stream.domain.reasons import ReasonInput, reasons_for
+from stream.domain.reasons import ReasonInput, liked_features, reasons_for
 from stream.domain.scoring import apply_factors, boost_factors, excluded, masks_of, pin_positions
 from stream.domain.signals import SIGNALS, Signals
 
@@ -158,18 +158,17 @@ class ScoredSet:
         scores = sel.score[sel.chosen].tolist()
         if not explain or not idxs:
             return [RankedItem(catalog.ids[i], s, []) for i, s in zip(idxs, scores, strict=True)]
+        # what the reasons read, gathered once for the whole list
+        shown = np.asarray(idxs, dtype=np.int64)
+        sources = self.sig.rel_source.subset(shown)
+        feats = catalog.feature_ids[shown]
+        weights = self.sig.liked[feats].tolist()
         out = []
-        for idx, score, info in zip(idxs, scores, self.reason_inputs(sel), strict=True):
-            reasons = reasons_for(
-                idx,
-                info,
-                self.sig.liked,
-                catalog,
-                profile,
-                self.sig.rel_source,
-                now_ms,
-                sel.feed,
-            )
+        for idx, score, info, fids, w in zip(
+            idxs, scores, self.reason_inputs(sel), feats.tolist(), weights, strict=True
+        ):
+            liked = liked_features(fids, w)
+            reasons = reasons_for(idx, info, liked, catalog, profile, sources, now_ms, sel.feed)
             out.append(RankedItem(catalog.ids[idx], score, reasons))
         return out
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from stream.domain.affinity import affinity_vectors
 from stream.domain.catalog import PAD, Catalog
 from stream.domain.context_signals import (
     freshness,
@@ -27,7 +28,9 @@ from stream.domain.context_signals import (
 from stream.domain.learned import RepeatModel
 from stream.domain.profile import DEFAULT_PROFILE_CONFIG, ProfileConfig, UserProfile, decayed
 from stream.domain.ranking_profile import FEEDS
+from stream.domain.relation_rows import rows_of
 from stream.domain.relations import RelatedItems
+from stream.domain.sorted_sets import members, sorted_unique
 from stream.domain.trending import Trending
 
 if TYPE_CHECKING:
@@ -111,18 +114,10 @@ class Signals:
     cands: np.ndarray
     values: np.ndarray  # (len(cands), len(SIGNALS))
     rel_source: RelationSources
-    liked: dict[int, float]  # feature id -> positive affinity, for the reasons
+    #: per feature id: the user's weighted affinity (> 0: liked), for the reasons
+    liked: np.ndarray
     #: per candidate: the user viewed it and did not buy it (what "seen" placement moves)
     seen: np.ndarray
-
-
-def _dense(catalog: Catalog, aff: dict[str, float]) -> np.ndarray:
-    weights = np.zeros(len(catalog.vocab_names), dtype=np.float64)
-    for name, w in aff.items():
-        fid = catalog.vocab.get(name)
-        if fid is not None and fid != PAD:
-            weights[fid] = w
-    return weights
 
 
 def candidate_signals(
@@ -143,16 +138,16 @@ def candidate_signals(
     rel_scores, rel_long, rel_source = relation_scores(profile, catalog, relations, rp, now_ms)
     repeat = _repeat_scores(profile, catalog, now_ms, cfg, returns.bought, banned)
     views = _view_scores(profile, catalog, rp, now_ms, returns.viewed if learned else {}, banned)
-    session = _dense(catalog, profile.affinities(now_ms, cfg, 1.0, 0.0))
-    long_term = _dense(catalog, profile.affinities(now_ms, cfg, 0.0, 1.0))
-    combined = rp.w_session * session + rp.w_long_term * long_term
-    liked = {int(f): float(combined[f]) for f in np.flatnonzero(combined > 0)}
+    aff = affinity_vectors(profile, catalog, now_ms, cfg)
+    session, long_term = aff.session, aff.long_term
+    combined, liked = aff.combined(rp.w_session, rp.w_long_term)
     pools = [
         rel_source.targets,
         np.fromiter(repeat.keys(), dtype=np.int64, count=len(repeat)),
         np.fromiter(views.keys(), dtype=np.int64, count=len(views)),
     ]
-    for fid in sorted(liked, key=lambda f: -liked[f])[: rp.affinity_features]:
+    strongest = liked[np.argsort(-combined[liked], kind="stable")[: rp.affinity_features]]
+    for fid in strongest.tolist():
         pools.append(catalog.top_for_feature(fid, rp.per_feature_candidates))
     pools.append(catalog.popular(rp.popular_candidates))
     pools.append(_pinned(rp, catalog))
@@ -161,7 +156,7 @@ def candidate_signals(
         pools.append(query_candidates(profile, catalog, rp.per_feature_candidates))
     if trending is not None:
         pools.append(trending.top(rp.popular_candidates))
-    cands = np.unique(np.concatenate(pools))
+    cands = sorted_unique(np.concatenate(pools))
     keep = catalog.eligible(cands)
     if feed == "deals_for_you":
         keep &= catalog.deal[cands]
@@ -169,15 +164,15 @@ def candidate_signals(
         keep &= catalog.new[cands]
     if banned:
         banned_idx = [catalog.index[i] for i in banned if i in catalog.index]
-        keep &= ~np.isin(cands, banned_idx)
+        keep &= ~members(cands, banned_idx)
     cands = cands[keep]
     seen_idx = [catalog.index[i] for i in returns.viewed if i in catalog.index]
-    seen = np.isin(cands, seen_idx) if seen_idx else np.zeros(cands.size, dtype=bool)
+    seen = members(cands, seen_idx)
     values = np.zeros((cands.size, len(SIGNALS)), dtype=np.float64)
     if cands.size:
         feat = catalog.feature_ids[cands]
         for col, dense in ((0, session), (1, long_term)):
-            values[:, col] = dense[feat].sum(axis=1) / max(1.0, float(np.abs(dense).max()))
+            values[:, col] = dense[feat].sum(axis=1) / aff.scale(dense)
         for col, scores in ((2, rel_scores), (8, rel_long)):
             rel = lookup_sorted(rel_source.targets, scores, cands)
             values[:, col] = rel / max(1e-9, float(rel.max())) if rel.any() else rel
@@ -193,7 +188,7 @@ def candidate_signals(
             values[:, 10] = price_fit(catalog, cands, long_term + session)
         if rp.w_freshness:
             values[:, 11] = freshness(catalog, cands, now_ms, rp.freshness_tau_ms)
-    return Signals(cands, values, rel_source, liked, seen)
+    return Signals(cands, values, rel_source, combined, seen)
 
 
 def _pinned(rp: RankingProfile, catalog: Catalog) -> np.ndarray:
@@ -263,6 +258,15 @@ class RelationSources:
             raise KeyError(idx)
         return self._queries[int(self._best[pos])]
 
+    def subset(self, idxs: np.ndarray) -> dict[int, tuple[float, int, str, float]]:
+        """The sources of ``idxs`` that have one, as a dict (one search for a whole list)."""
+        if self.targets.size == 0 or idxs.size == 0:
+            return {}
+        pos = np.minimum(np.searchsorted(self.targets, idxs), self.targets.size - 1)
+        hit = self.targets[pos] == idxs
+        best = self._best[pos[hit]].tolist()
+        return {i: self._queries[b] for i, b in zip(idxs[hit].tolist(), best, strict=True)}
+
 
 _NONE = np.zeros(0, dtype=np.int64)
 
@@ -280,39 +284,51 @@ def relation_scores(
     taste). Returns both score arrays aligned with ``sources.targets`` (sorted item indexes)."""
     long_on = rp.w_relation_long > 0  # a zero weight: no cost, no candidates
     depth = rp.long_query_items if long_on else rp.query_items
-    parts: list[tuple[np.ndarray, np.ndarray, float, float, int]] = []
+    index = catalog.index
+    asked: list[tuple[int, str]] = []
     queries: list[tuple[float, int, str, float]] = []
+    recency: list[float] = []
+    long_recency: list[float] = []
     for n, (item_id, role, ts) in enumerate(profile.queries[:depth]):
-        q = catalog.index.get(item_id)
+        q = index.get(item_id)
         if q is None:
             continue
         age = max(0.0, now_ms - ts)
         weight = rp.buy_query_weight if role == "buy" else 1.0
-        recency = weight * math.exp(-age / rp.query_tau_ms) if n < rp.query_items else 0.0
-        long_recency = weight * math.exp(-age / rp.long_query_tau_ms) if long_on else 0.0
-        targets, strengths = relations.related(q, role)
-        if targets.size:
-            parts.append((targets, strengths, recency, long_recency, len(queries)))
-            queries.append((0.0, q, role, ts))
-    if not parts:
+        recency.append(weight * math.exp(-age / rp.query_tau_ms) if n < rp.query_items else 0.0)
+        long_recency.append(weight * math.exp(-age / rp.long_query_tau_ms) if long_on else 0.0)
+        asked.append((q, role))
+        queries.append((0.0, q, role, ts))
+    # every query's row in one read (rows in query order: sums and ties below follow it)
+    targets, strengths, origin = rows_of(relations, asked)
+    if targets.size == 0:
         empty = np.zeros(0)
         return empty, empty, RelationSources(_NONE, _NONE, queries)
-    targets = np.concatenate([p[0] for p in parts])
-    strengths = np.concatenate([p[1] for p in parts])
-    sizes = [p[0].size for p in parts]
-    short = strengths * np.repeat([p[2] for p in parts], sizes)
-    long = strengths * np.repeat([p[3] for p in parts], sizes)
-    origin = np.repeat([p[4] for p in parts], sizes)
+    short = strengths * np.asarray(recency)[origin]
+    long = strengths * np.asarray(long_recency)[origin]
     keep = (short > 0) | (long > 0)
     targets, short, long, origin = targets[keep], short[keep], long[keep], origin[keep]
-    uniq, inv = np.unique(targets, return_inverse=True)
+    if targets.size == 0:
+        empty = np.zeros(0)
+        return empty, empty, RelationSources(_NONE, _NONE, queries)
+    # group by target with one stable sort (what np.unique + np.lexsort did in two)
+    order = np.argsort(targets, kind="stable")
+    head = np.empty(order.size, dtype=bool)
+    head[0] = True
+    np.not_equal(targets[order][1:], targets[order][:-1], out=head[1:])
+    group = np.cumsum(head) - 1  # per sorted entry: its target's position in ``uniq``
+    uniq = targets[order][head]
+    inv = np.empty_like(group)
+    inv[order] = group
     short_sum = np.bincount(inv, weights=short, minlength=uniq.size)
     long_sum = np.bincount(inv, weights=long, minlength=uniq.size)
-    # best query per target: sort by (target, -contribution), first of each group
-    order = np.lexsort((-(short + 1e-12 * long), inv))
-    first = np.ones(order.size, dtype=bool)
-    first[1:] = inv[order][1:] != inv[order][:-1]
-    best = origin[order][first]
+    # best query per target: the largest contribution, ties to the earliest query
+    share = (short + 1e-12 * long)[order]
+    top = share == np.maximum.reduceat(share, np.flatnonzero(head))[group]
+    at = np.flatnonzero(top)
+    first = np.ones(at.size, dtype=bool)
+    first[1:] = group[at][1:] != group[at][:-1]
+    best = origin[order][at[first]]
     return short_sum, long_sum, RelationSources(uniq, best, queries)
 
 

@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from stream.domain.top_lists import GrowingTops
+
 DAY_MS = 24 * 3600 * 1000.0
 #: the horizons (τ) of ``signals.SIGNALS``' trend columns
 HORIZONS_MS = (1 * DAY_MS, 7 * DAY_MS)
 _MAX_EXPONENT = 50.0
-#: top lists are recomputed after this many interactions (candidates need not be exact)
-_REFRESH_EVERY = 256
 
 
 class Trending:
@@ -30,8 +30,13 @@ class Trending:
         self.horizons_ms = horizons_ms
         self.scores = np.zeros((len(horizons_ms), capacity), dtype=np.float64)
         self.t0: float | None = None
-        self._updates = 0
-        self._top: tuple[int, np.ndarray] | None = None
+        #: the hottest items, exact at every read (``stream.domain.top_lists``); a rebase
+        #: rescales every count, so it starts a new epoch
+        self._tops = GrowingTops()
+        self._rebases = 0
+        #: each horizon's largest count, kept as counts grow (None: recompute at the next read),
+        #: so ``values`` does not scan the whole catalog per burst
+        self._best: np.ndarray | None = None
 
     def observe(self, indexes: list[int], weight: float, ts: float) -> None:
         if not indexes:
@@ -48,13 +53,21 @@ class Trending:
         idx = np.asarray(indexes, dtype=np.int64)
         for row, tau in enumerate(self.horizons_ms):
             np.add.at(self.scores[row], idx, weight * math.exp((ts - self.t0) / tau))
-        self._updates += 1
+        if weight > 0:
+            self._tops.grew(indexes)
+            if self._best is not None:
+                self._best = np.maximum(self._best, self.scores[:, idx].max(axis=1))
+        else:
+            self._rebases += 1  # a count went down: rebuild the top list
+            self._best = None
 
     def _rebase(self, ts: float) -> None:
         assert self.t0 is not None
         for row, tau in enumerate(self.horizons_ms):
             self.scores[row] *= math.exp(-(ts - self.t0) / tau)
         self.t0 = ts
+        self._rebases += 1
+        self._best = None
 
     def values(self, cands: np.ndarray) -> np.ndarray:
         """(len(cands), horizons): each horizon's count relative to its current best item."""
@@ -62,22 +75,30 @@ class Trending:
         if cands.size == 0:
             return out
         inside = cands < self.scores.shape[1]
+        if self._best is None:
+            self._best = self.scores.max(axis=1)
         for row in range(len(self.horizons_ms)):
-            top = float(self.scores[row].max())
+            top = float(self._best[row])
             if top > 0:
                 out[inside, row] = self.scores[row, cands[inside]] / top
         return out
 
+    def _hot_key(self, items: np.ndarray) -> np.ndarray:
+        return self.scores[0, items]
+
     def top(self, k: int) -> np.ndarray:
-        """Item indexes that are hottest on the shortest horizon (candidates; cached)."""
-        stamp = self._updates // _REFRESH_EVERY
-        if self._top is None or self._top[0] != stamp or self._top[1].size < k:
-            row = self.scores[0]
-            n = min(max(k, 100), row.size)
-            part = np.argpartition(-row, n - 1)[:n] if n < row.size else np.arange(row.size)
-            part = part[row[part] > 0]
-            self._top = (stamp, part[np.argsort(-row[part], kind="stable")])
-        return self._top[1][:k]
+        """Item indexes that are hottest on the shortest horizon (candidates), best first."""
+        row = self.scores[0]
+        return self._tops.top(
+            None,
+            k,
+            100,
+            self._rebases,
+            lambda: np.flatnonzero(row > 0),
+            lambda grown: self.scores[0, grown] > 0,
+            self._hot_key,
+            row.size,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {

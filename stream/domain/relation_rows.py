@@ -1,0 +1,81 @@
+"""Relation rows of a whole query set at once: one vectorised pass instead of one call per query.
+
+Ranking needs, for every item of a user's query set (up to 100), that item's relation row
+(targets and strengths). Reading them one ``related`` call at a time cost ~18 % of a burst on
+co-occurrence alone: per row, a dict turned into arrays, a Python loop over the partners'
+counts, a partition and a sort. Here the rows are read together as one flat ``Rows`` triple
+(``targets``, ``strengths``, ``row_of``: the position in the query list each entry belongs to),
+rows in query order. Inside a row the order is not defined: ranking sums and compares per
+target, it never reads positions (``RelatedItems.related`` still returns strongest first).
+
+Sources that have no batch read (``related_many``) are read one row at a time through
+``rows_of``, so any ``RelatedItems`` keeps working.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+#: (targets, strengths, row_of): every query's row, flattened, rows in query order
+Rows = tuple[np.ndarray, np.ndarray, np.ndarray]
+#: a query: (item index, role)
+Query = tuple[int, str]
+
+_NO_INT = np.zeros(0, dtype=np.int64)
+_NO_FLOAT = np.zeros(0, dtype=np.float64)
+EMPTY_ROWS: Rows = (_NO_INT, _NO_FLOAT, _NO_INT)
+
+
+def rows_of(relations: Any, queries: Sequence[Query]) -> Rows:
+    """Every query's row from any ``RelatedItems``: its batch read when it has one."""
+    if not queries:
+        return EMPTY_ROWS
+    many = getattr(relations, "related_many", None)
+    if many is not None:
+        rows: Rows = many(queries)
+        return rows
+    parts = [relations.related(q, role) for q, role in queries]
+    return concat_rows(parts)
+
+
+def concat_rows(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> Rows:
+    """Per-query rows (in query order) as one ``Rows`` triple."""
+    if not parts:
+        return EMPTY_ROWS
+    sizes = np.fromiter((p[0].size for p in parts), dtype=np.int64, count=len(parts))
+    if not sizes.any():
+        return EMPTY_ROWS
+    targets = np.concatenate([p[0] for p in parts]).astype(np.int64, copy=False)
+    strengths = np.concatenate([p[1] for p in parts]).astype(np.float64, copy=False)
+    return targets, strengths, np.repeat(np.arange(len(parts), dtype=np.int64), sizes)
+
+
+def top_k_per_row(strength: np.ndarray, sizes: np.ndarray, k: int) -> np.ndarray | None:
+    """Mask of the ``k`` strongest entries of each row of a flat array (rows contiguous, of
+    ``sizes``); None when no row is longer than ``k`` (everything is kept). Rows longer than
+    ``k`` are laid into one padded matrix and partitioned together (one numpy call)."""
+    big = np.flatnonzero(sizes > k)
+    if big.size == 0:
+        return None
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    width = int(sizes[big].max())
+    grid = np.full((big.size, width), -np.inf)
+    lens = sizes[big]
+    row = np.repeat(np.arange(big.size), lens)
+    col = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens)
+    flat = np.repeat(starts[big], lens) + col
+    grid[row, col] = strength[flat]
+    best = np.argpartition(-grid, k - 1, axis=1)[:, :k]
+    keep = np.ones(strength.size, dtype=bool)
+    keep[flat] = False
+    keep[(starts[big][:, None] + best).ravel()] = True
+    return keep
+
+
+def strongest_first(targets: np.ndarray, strengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One row sorted by strength, descending (ties: the order given)."""
+    order = np.argsort(-strengths, kind="stable")
+    return targets[order], strengths[order]

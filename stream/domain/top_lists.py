@@ -1,0 +1,124 @@
+"""Exact top lists of a score that only grows, kept up to date from the items that grew.
+
+Candidate pools read "the most popular items" (overall, per liked feature, trending) on every
+burst. Recomputing them from the whole catalog each time costs a partition over every item;
+the old caches instead refreshed every 256 interactions, so what a worker ranked depended on
+*when* it last refreshed — two workers with the same learned state could rank one user
+differently. Here a list is exact at every read and cheap to keep so: popularity (and the
+forward-decayed trending counts) only grow, so an item outside the top ``depth`` can enter it
+only by growing itself. Each list therefore remembers the position in a log of grown items
+where it was last brought up to date, and a read merges the items grown since (a handful per
+burst) into it. Anything that can shrink a score or change who may be listed (stock, deletes,
+catalog edits, a trending rebase) starts a new ``epoch``, and lists are rebuilt in full.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from stream.domain.sorted_sets import sorted_unique
+
+#: the log is dropped past this many entries; lists older than it are rebuilt in full
+MAX_LOG = 1 << 16
+
+#: item indexes -> their scores (what a list ranks by, descending)
+Key = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass
+class _List:
+    items: np.ndarray  # the top ``depth`` members, best first
+    depth: int
+    mark: int  # log position it is up to date with
+    epoch: int
+
+
+class GrowingTops:
+    """Named exact top lists over one growing score (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._log: list[int] = []
+        self._base = 0  # log position of ``_log[0]``
+        self._lists: dict[Hashable, _List] = {}
+        #: the distinct items grown in the log since one position (lists read in one burst
+        #: usually share it): (from, to, items)
+        self._since: tuple[int, int, np.ndarray] = (0, 0, np.zeros(0, dtype=np.int64))
+
+    def grew(self, indexes: Iterable[int]) -> None:
+        """These items' scores went up (never down: call ``top`` with a new epoch for that)."""
+        self._log.extend(indexes)
+        if len(self._log) > MAX_LOG:
+            self._base += len(self._log)
+            self._log.clear()
+
+    def _grown(self, mark: int, end: int) -> np.ndarray:
+        if self._since[:2] != (mark, end):
+            log = np.asarray(self._log[mark - self._base :], dtype=np.int64)
+            self._since = (mark, end, sorted_unique(log))
+        return self._since[2]
+
+    def top(
+        self,
+        name: Hashable,
+        k: int,
+        depth: int,
+        epoch: int,
+        members: Callable[[], np.ndarray],
+        admit: Callable[[np.ndarray], np.ndarray],
+        key: Key,
+        size: int,
+    ) -> np.ndarray:
+        """The best ``k`` of list ``name`` by ``key`` (descending; ties: lower index first):
+        ``members()`` gives every candidate, sorted (only called for a full rebuild), ``admit``
+        masks grown items that belong to the list, ``size`` is the member count (a merge longer
+        than that is a rebuild instead)."""
+        entry = self._lists.get(name)
+        end = self._base + len(self._log)
+        if entry is None or entry.epoch != epoch or entry.depth < k or entry.mark < self._base:
+            want = max(k, depth)
+            entry = _List(best(members(), want, key), want, end, epoch)
+            self._lists[name] = entry
+        elif entry.mark < end:
+            if end - entry.mark > max(size, 64):
+                entry.items = best(members(), entry.depth, key)
+            else:
+                self._merge(entry, self._grown(entry.mark, end), admit, key)
+            entry.mark = end
+        return entry.items[:k]
+
+    @staticmethod
+    def _merge(
+        entry: _List, grown: np.ndarray, admit: Callable[[np.ndarray], np.ndarray], key: Key
+    ) -> None:
+        """Bring a list up to date with its grown items. Nothing changes unless one of them now
+        reaches the key of the list's last item: an item in the list that grew is at or above
+        it, an item that enters must be; a list shorter than its depth already holds every
+        member, so only its order can change."""
+        grown = grown[admit(grown)] if grown.size else grown
+        if grown.size == 0:
+            return
+        items = entry.items
+        if items.size >= entry.depth:
+            last = items[-1:]
+            if not (key(grown) >= key(last)[0]).any():
+                return
+        entry.items = best(sorted_unique(np.concatenate([items, grown])), entry.depth, key)
+
+
+def best(cands: np.ndarray, k: int, key: Key) -> np.ndarray:
+    """The best ``k`` of ``cands`` (sorted by index) in one total order: ``key`` descending,
+    then index ascending. A total order matters: a partition picks among equal keys
+    arbitrarily, so a list merged from grown items and one rebuilt from scratch could keep
+    different tied items."""
+    values = key(cands)
+    if cands.size > k:
+        kth = np.partition(values, cands.size - k)[cands.size - k]  # the k-th largest
+        above = np.flatnonzero(values > kth)
+        tied = np.flatnonzero(values == kth)[: k - above.size]
+        pick = np.concatenate([above, tied])
+    else:
+        pick = np.arange(cands.size)
+    return cands[pick[np.lexsort((pick, -values[pick]))]]

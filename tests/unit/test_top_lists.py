@@ -1,0 +1,63 @@
+"""Exact top lists (and trending maxima) kept from the items that grew: every read equals a
+full computation."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stream.domain.catalog import Catalog
+from stream.domain.top_lists import best
+from stream.domain.trending import Trending
+from tests.unit import fast_rank_reference as reference
+
+
+def catalog(n: int = 300) -> Catalog:
+    out = Catalog()
+    for i in range(n):
+        out.upsert(
+            {"item_id": f"i{i}", "attributes": {"category": f"c{i % 7}", "brand": f"b{i % 5}"}}
+        )
+    return out
+
+
+def test_popular_and_per_feature_lists_are_exact_at_every_read() -> None:
+    rng = np.random.default_rng(2)
+    c = catalog()
+    fids = [c.vocab[f] for f in ("category:c3", "brand:b1", "category:c0")]
+    for step in range(1500):
+        items = rng.choice(300, size=int(rng.integers(1, 4)), p=None).tolist()
+        c.record_interaction(items, float(rng.choice([1.0, 1.0, 3.0])))
+        if step % 97 == 0:  # stock moves: who may be listed changes
+            c.set_stock(f"i{int(rng.integers(0, 300))}", int(rng.integers(0, 2)))
+        if rng.random() < 0.3:
+            k = int(rng.choice([10, 60, 150]))
+            assert c.popular(k).tolist() == reference.popular(c, k).tolist()
+        if rng.random() < 0.2:
+            fid = fids[int(rng.integers(0, 3))]
+            assert (
+                c.top_for_feature(fid, 40).tolist()
+                == reference.top_for_feature(c, fid, 40).tolist()
+            )
+    assert c.popular(60).tolist() == reference.popular(c, 60).tolist()
+
+
+def test_trending_top_is_exact_at_every_read_with_ties_and_rebases() -> None:
+    rng = np.random.default_rng(3)
+    t = Trending(capacity=200)
+    ts = 1_700_000_000_000.0
+    for _ in range(2000):
+        ts += float(rng.integers(0, 4 * 3_600_000))  # long gaps: rebases happen
+        t.observe(rng.choice(200, size=2).tolist(), 1.0, ts)  # equal weights: many exact ties
+        if rng.random() < 0.3:
+            assert t.top(30).tolist() == reference.trending_top(t, 30).tolist()
+            everyone = np.arange(200)
+            expected = t.scores[:, everyone].T / t.scores.max(axis=1)
+            assert np.array_equal(t.values(everyone), expected)  # the kept maxima are exact
+
+
+def test_best_is_one_total_order_whatever_the_ties() -> None:
+    keys = np.array([5.0, 7.0, 5.0, 9.0, 5.0, 1.0])
+    cands = np.arange(6)
+    assert best(cands, 3, lambda c: keys[c]).tolist() == [3, 1, 0]
+    assert best(cands, 4, lambda c: keys[c]).tolist() == [3, 1, 0, 2]
+    assert best(cands, 10, lambda c: keys[c]).tolist() == [3, 1, 0, 2, 4, 5]
