@@ -95,8 +95,7 @@ class CoOccurrence:
                 del row[j]
             else:
                 row[j] = left
-            if i in self._cache:
-                self._stale[i] = self._stale.get(i, 0.0) - weight
+            self._dirty.add(i)  # read side: this row changed
             return
         row[j] = row.get(j, 0.0) + weight
         self._dirty.add(i)  # read side: this row changed

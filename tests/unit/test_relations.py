@@ -27,3 +27,14 @@ def test_a_new_item_is_related_at_once() -> None:
     assert cooc.related(7)[0].tolist() == [8]
     cooc.observe([7, 9])  # tiny counts: any new pair is more than 5 % of them
     assert sorted(cooc.related(7)[0].tolist()) == [8, 9]
+
+
+def test_a_correction_reaches_rows_already_read() -> None:
+    """A late event takes back a pair (negative weight): a row read before must not keep it."""
+    cooc = CoOccurrence()
+    cooc.observe_pairs([(1, 2, 1.0), (1, 3, 2.0)])
+    ids, _ = cooc.related(1)
+    assert ids.tolist() == [3, 2]
+    cooc.observe_pairs([(1, 2, -1.0)])
+    ids, _ = cooc.related(1)
+    assert ids.tolist() == [3]
