@@ -250,12 +250,10 @@ async def _learned_caught_up(workers: list[WorkerProcess], timeout: float = 60.0
 def test_two_workers_rank_like_one_from_the_same_published_lookup(
     broker: Any, tmp_path: Path
 ) -> None:
+    """Relations from the shared lookup alone, and candidate pools that hold the whole catalog:
+    what Pfeed shares, checked apart from what the workers learn online."""
     root = tmp_path / "shared-lookup"
     lookup_store.publish(build_lookup(CATALOG), root)  # what `recstream model index` does
-    # Relations from the shared lookup alone, and candidate pools that hold the whole catalog:
-    # the online co-occurrence rows and the popularity-ordered pools are cached at read time, so
-    # with them the lists depend on when each worker happened to read (see the report; the same
-    # holds with RECSTREAM_PFEED=0). What is checked here is the part Pfeed shares.
     profile = tmp_path / "profile.json"
     profile.write_text(
         json.dumps(
@@ -272,6 +270,22 @@ def test_two_workers_rank_like_one_from_the_same_published_lookup(
         "RECSTREAM_PFEED_WEIGHTS": "1,0",
         "RECSTREAM_RANKING_PROFILE": str(profile),
     }
+    _one_worker_vs_two(broker, tmp_path, env)
+
+
+def test_two_workers_rank_like_one_with_everything_learned_online(
+    broker: Any, tmp_path: Path
+) -> None:
+    """The default configuration: the lookup blended with co-occurrence, popularity, trending
+    and repeat propensities learned from the shared `learned` topic. Every read model is exact
+    at read time (no cache whose content depends on when it was read), so once both workers
+    have read all of `learned`, they rank like one."""
+    root = tmp_path / "shared-lookup"
+    lookup_store.publish(build_lookup(CATALOG), root)
+    _one_worker_vs_two(broker, tmp_path, {"RECSTREAM_LOOKUP_DIR": str(root)})
+
+
+def _one_worker_vs_two(broker: Any, tmp_path: Path, env: dict[str, str]) -> None:
     users = [f"u-pf2-{i}" for i in range(12)]
     phase_one = history(users)
     # same events, same timestamps: ranking time is event time, so lists are comparable
