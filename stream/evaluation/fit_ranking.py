@@ -21,6 +21,7 @@ from tqdm import tqdm
 from stream.domain.engine import Engine
 from stream.domain.profile import UserProfile
 from stream.domain.ranking import RankingProfile
+from stream.domain.relations import RelatedItems
 from stream.domain.signals import SIGNALS, candidate_signals
 
 #: Logging starts this far into the warm-up (read models need history to say anything) ...
@@ -64,9 +65,16 @@ class RankingFitter:
         return cls(warm_index, orders)
 
     def log(
-        self, index: int, ts: int, engine: Engine, profile: UserProfile | None, targets: set[str]
+        self,
+        index: int,
+        ts: int,
+        engine: Engine,
+        profile: UserProfile | None,
+        targets: set[str],
+        relations: RelatedItems | None = None,
     ) -> None:
-        """Log the real-time engine's candidates for a purchase about to be revealed."""
+        """Log the real-time engine's candidates for a purchase about to be revealed (ranked
+        from ``relations`` when given, else from the engine's own)."""
         if index < self.start or profile is None:
             return
         self.seen += 1
@@ -75,7 +83,7 @@ class RankingFitter:
         sig = candidate_signals(
             profile,
             engine.catalog,
-            engine.relations,
+            relations if relations is not None else engine.relations,
             engine.ranking,
             float(ts),
             cfg=engine.profile_config,

@@ -190,6 +190,14 @@ def _learned_section(report: Mapping[str, Any]) -> list[str]:
             f"Validation Recall@10 (re-ranked logged candidates): fitted "
             f"{recall['fitted']:.4f}, hand weights {recall['hand']:.4f}.",
         ]
+    blend = learned.get("pfeed_validation_recall")
+    if blend:
+        tried = ", ".join(f"{w} → {r:.4f}" for w, r in blend.items())
+        lines += [
+            "",
+            f"Pfeed lookup weight (against co-occurrence 1), fitted the same way: "
+            f"{learned['pfeed_lookup_weight']:g} (validation Recall@10 per weight tried: {tried}).",
+        ]
     for key, when in (
         ("repeat_propensities_at_fit", "at the fit"),
         ("repeat_propensities_at_end", "at the end of the stream"),
