@@ -34,6 +34,7 @@ WEIGHT_KEYS = {
     "query_match": "w_query_match",
     "price_fit": "w_price_fit",
     "freshness": "w_freshness",
+    "relation_recent": "w_relation_recent",
 }
 #: item flags that boosts may name like features (they are not attributes of the item)
 FLAG_FEATURES = ("deal", "new")
@@ -189,6 +190,10 @@ class RankingProfile:
     #: recency of the item's first catalog message (0: off)
     w_freshness: float = 0.0
     freshness_tau_ms: float = 14 * 24 * 3600 * 1000.0
+    #: relations of the latest ``query_items``, each decayed by ``recent_decay ** n`` for a
+    #: query ``n`` events back (``stream.domain.recent_relation``): position in a burst
+    w_relation_recent: float = 1.0
+    recent_decay: float = 0.8
     #: items the user viewed but did not buy ("seen") that the propensities let back: "after"
     #: ranks them behind the unseen ones (at most ``seen_tail`` of them, more only if unseen
     #: items run out), "mixed" ranks them by score among the rest. Never counted by the caps.
@@ -227,6 +232,7 @@ class RankingProfile:
                 self.w_query_match,
                 self.w_price_fit,
                 self.w_freshness,
+                self.w_relation_recent,
             ]
         )
 

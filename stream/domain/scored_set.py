@@ -25,7 +25,7 @@ from stream.domain.signals import SIGNALS, Signals
 #: how signal columns group into what a reason talks about
 REASON_GROUPS: dict[str, tuple[str, ...]] = {
     "affinity": ("affinity_session", "affinity_long"),
-    "relation": ("relation", "relation_long"),
+    "relation": ("relation", "relation_long", "relation_recent"),
     "popularity": ("popularity", "trend_day", "trend_week"),
     "repeat": ("repeat",),
     "view_return": ("view_return",),

@@ -28,6 +28,7 @@ from stream.domain.context_signals import (
 from stream.domain.learned import RepeatModel
 from stream.domain.profile import DEFAULT_PROFILE_CONFIG, ProfileConfig, UserProfile, decayed
 from stream.domain.ranking_profile import FEEDS
+from stream.domain.recent_relation import recent_relation
 from stream.domain.relation_rows import rows_of
 from stream.domain.relations import RelatedItems
 from stream.domain.sorted_sets import members, sorted_unique
@@ -50,6 +51,7 @@ SIGNALS = (
     "query_match",
     "price_fit",
     "freshness",
+    "relation_recent",
 )
 CategoryOf = Callable[[str], str | None]
 
@@ -156,6 +158,11 @@ def candidate_signals(
         pools.append(query_candidates(profile, catalog, rp.per_feature_candidates))
     if trending is not None:
         pools.append(trending.top(rp.popular_candidates))
+    recent: tuple[np.ndarray, np.ndarray] = (np.zeros(0, dtype=np.int64), np.zeros(0))
+    if rp.w_relation_recent:  # zero weight: skip the cost
+        queries = profile.queries[: rp.query_items]
+        recent = recent_relation(queries, catalog, relations, rp.recent_decay, rp.buy_query_weight)
+        pools.append(recent[0])
     cands = sorted_unique(np.concatenate(pools))
     keep = catalog.eligible(cands)
     if feed == "deals_for_you":
@@ -176,6 +183,8 @@ def candidate_signals(
         for col, scores in ((2, rel_scores), (8, rel_long)):
             rel = lookup_sorted(rel_source.targets, scores, cands)
             values[:, col] = rel / max(1e-9, float(rel.max())) if rel.any() else rel
+        rel = lookup_sorted(recent[0], recent[1], cands)
+        values[:, 12] = rel / max(1e-9, float(rel.max())) if rel.any() else rel
         pop = catalog.popularity[cands]
         pop_max = float(pop.max())
         values[:, 3] = np.log1p(pop) / math.log1p(pop_max) if pop_max > 0 else 0.0

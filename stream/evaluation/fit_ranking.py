@@ -21,6 +21,7 @@ from tqdm import tqdm
 from stream.domain.engine import Engine
 from stream.domain.profile import UserProfile
 from stream.domain.ranking import RankingProfile
+from stream.domain.relations import RelatedItems
 from stream.domain.signals import SIGNALS, candidate_signals
 
 #: Logging starts this far into the warm-up (read models need history to say anything) ...
@@ -68,9 +69,16 @@ class RankingFitter:
         return cls(warm_index, orders)
 
     def log(
-        self, index: int, ts: int, engine: Engine, profile: UserProfile | None, targets: set[str]
+        self,
+        index: int,
+        ts: int,
+        engine: Engine,
+        profile: UserProfile | None,
+        targets: set[str],
+        relations: RelatedItems | None = None,
     ) -> None:
-        """Log the real-time engine's candidates for a purchase about to be revealed."""
+        """Log the real-time engine's candidates for a purchase about to be revealed (ranked
+        from ``relations`` when given, else from the engine's own)."""
         if index < self.start or profile is None:
             return
         self.seen += 1
@@ -79,7 +87,7 @@ class RankingFitter:
         sig = candidate_signals(
             profile,
             engine.catalog,
-            engine.relations,
+            relations if relations is not None else engine.relations,
             engine.ranking,
             float(ts),
             cfg=engine.profile_config,
@@ -102,7 +110,7 @@ class RankingFitter:
         if not train or not valid or not any(log.labels.any() for log in train):
             info["outcome"] = "not enough logged purchases: hand weights kept"
             return base, info
-        w = refine(train, non_negative_fit([log for log in train if log.labels.any()]))
+        w = best_on(valid, non_negative_fit([log for log in train if log.labels.any()]), train)
         fitted = with_weights(base, w, _slice(train))
         base_recall = validation_recall(valid, base.signal_weights())
         fit_recall = validation_recall(valid, fitted.signal_weights())
@@ -219,6 +227,14 @@ def refine(logs: list[LoggedList], w: np.ndarray, passes: int = 2) -> np.ndarray
     return w
 
 
+def best_on(valid: list[LoggedList], w: np.ndarray, train: list[LoggedList]) -> np.ndarray:
+    """The likelihood fit ``w`` or its ``refine``d version, whichever has the higher Recall@K
+    on the validation slice: the coordinate search can chase noise of the fit slice (on a
+    MovieLens warm-up it lowered the validation recall, 0.1826 -> 0.1814)."""
+    refined = refine(train, w)
+    return refined if validation_recall(valid, refined) >= validation_recall(valid, w) else w
+
+
 def validation_recall(
     logs: list[LoggedList],
     weights: np.ndarray,
@@ -277,6 +293,7 @@ def with_weights(base: RankingProfile, w: np.ndarray, fitted_on: str) -> Ranking
         w_query_match=round(float(w[9]), 4),
         w_price_fit=round(float(w[10]), 4),
         w_freshness=round(float(w[11]), 4),
+        w_relation_recent=round(float(w[12]), 4),
         fitted_on=fitted_on,
     )
 

@@ -18,8 +18,10 @@ from typing import Any
 
 from tqdm import tqdm
 
+from stream.domain.blended import BlendedRelations
 from stream.domain.profile import DEFAULT_PROFILE_CONFIG, ProfileConfig
 from stream.domain.ranking import BUILTIN_PROFILES, RankingProfile
+from stream.evaluation.fit_blend import BlendFitter
 from stream.evaluation.fit_ranking import RankingFitter
 from stream.evaluation.methods import EngineMethod, all_methods
 from stream.evaluation.metrics import MetricAccumulator, segment_for
@@ -78,7 +80,12 @@ def _evaluate(
     methods = all_methods(ranking, test_start, cfg.intervals, cfg.profile_config, lookup)
     engines = [m for m in methods if isinstance(m, EngineMethod)]
     realtime = next(m for m in engines if m.refresh_ms == 0)
-    fitter = RankingFitter.for_events(list(events), warm_index) if cfg.ranking is None else None
+    blend = realtime.engine.relations if lookup is not None else None
+    fitter: RankingFitter | BlendFitter | None = None
+    if cfg.ranking is None and isinstance(blend, BlendedRelations):
+        fitter = BlendFitter.for_events(list(events), warm_index, cfg.pfeed_weights[0])
+    elif cfg.ranking is None:
+        fitter = RankingFitter.for_events(list(events), warm_index)
     learned: dict[str, Any] = {"ranking": "given by --profile: nothing fitted"}
     acc = MetricAccumulator(k=cfg.k)
     items = 0
@@ -112,7 +119,12 @@ def _evaluate(
             targets = {str(line["item_id"]) for line in message["items"]}
             popularity.update(targets)
             targets_total += 1
-            if fitter is not None:
+            if isinstance(fitter, BlendFitter):
+                assert lookup is not None and isinstance(blend, BlendedRelations)
+                lookup.ready()  # the lookup the lists will rank from, built from the catalog
+                profile = realtime.profiles.get(user)
+                fitter.log(index, ts, realtime.engine, profile, targets, blend)
+            elif fitter is not None:
                 fitter.log(index, ts, realtime.engine, realtime.profiles.get(user), targets)
             if index >= warm_index:
                 evaluated += 1
@@ -180,14 +192,23 @@ def _evaluate(
 
 
 def _switch_to_fitted(
-    fitter: RankingFitter, ranking: RankingProfile, engines: list[EngineMethod]
+    fitter: RankingFitter | BlendFitter, ranking: RankingProfile, engines: list[EngineMethod]
 ) -> tuple[RankingProfile, dict[str, Any]]:
-    """End of the warm-up: fit the weights on what was logged, give every engine variant the
-    result (batch lists computed with the old weights are dropped)."""
-    fitted, info = fitter.fit(ranking)
+    """End of the warm-up: fit the weights (and the Pfeed blend weight) on what was logged,
+    give every engine variant the result (batch lists computed with the old ones are dropped)."""
+    if isinstance(fitter, BlendFitter):
+        fitted, info, lookup_weight = fitter.fit(ranking)
+    else:
+        (fitted, info), lookup_weight = fitter.fit(ranking), None
     for method in engines:
         method.engine.ranking = fitted
         method.lists.clear()
+        blend = method.engine.relations
+        if lookup_weight is not None and isinstance(blend, BlendedRelations):
+            blend.lookup_weight = lookup_weight
+            blend.set_lookup(blend.lookup)  # merged rows were cached at the old weight
+            if method.lookup is not None:
+                method.lookup.weights = (lookup_weight, blend.cooccurrence_weight)
     realtime = next(m for m in engines if m.refresh_ms == 0)
     info["repeat_propensities_at_fit"] = realtime.engine.repeats.summary()
     return fitted, info
@@ -230,8 +251,9 @@ COMMON_NOTES = [
     "No dataset-specific configuration: unless `--profile` is given, the engine starts from the "
     "hand `default` weights, learns re-buy and view-return propensities online from every event "
     "(test-then-train, like popularity), and at the end of the warm-up switches every engine "
-    "variant to signal weights fitted on lists it logged during the warm-up (see 'What the "
-    "engine learned'); nothing is fitted on the scored half.",
+    "variant to signal weights fitted on lists it logged during the warm-up (with Pfeed on, "
+    "also the lookup's blend weight: lists logged at each weight tried, the best validated "
+    "wins; see 'What the engine learned'); nothing is fitted on the scored half.",
     "Engine batch variants apply user events only at refresh boundaries (multiples of the "
     "interval) and rank as of that boundary; the real-time variant applies every event at once.",
 ]

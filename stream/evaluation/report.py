@@ -200,6 +200,14 @@ def _learned_section(report: Mapping[str, Any]) -> list[str]:
             f"{placement.get('tail', 5)} of them at the end of a {placement.get('size', 10)}-item "
             "list, behind the unseen ones; `mixed` ranks them by score).",
         ]
+    blend = learned.get("pfeed_validation_recall")
+    if blend:
+        tried = ", ".join(f"{w} → {r:.4f}" for w, r in blend.items())
+        lines += [
+            "",
+            f"Pfeed lookup weight (against co-occurrence 1), fitted the same way: "
+            f"{learned['pfeed_lookup_weight']:g} (validation Recall@10 per weight tried: {tried}).",
+        ]
     for key, when in (
         ("repeat_propensities_at_fit", "at the fit"),
         ("repeat_propensities_at_end", "at the end of the stream"),

@@ -78,9 +78,14 @@ class Shop:
     observations: list[Observation]
 
 
-def learned_shop(n_events: int = 3000, blend: bool = False, seed: int = 5) -> Shop:
+def learned_shop(
+    n_events: int = 3000,
+    blend: bool = False,
+    seed: int = 5,
+    ranking: RankingProfile | None = None,
+) -> Shop:
     """An engine after ``n_events`` (each applied and ranked, as a worker does)."""
-    engine = Engine(ranking=RankingProfile(), feeds=FEEDS)
+    engine = Engine(ranking=ranking or RankingProfile(), feeds=FEEDS)
     for message in catalog_messages():
         engine.catalog.upsert(message)
     if blend:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from stream.domain import ranking, scored_set, signals
-from stream.domain.ranking import rank_feeds
+from stream.domain.ranking import RankingProfile, rank_feeds
 from stream.domain.relation_rows import top_k_per_row
 from stream.domain.relations import CoOccurrence
 from tests.unit import fast_rank_reference as reference
@@ -19,7 +19,9 @@ from tests.unit.fast_rank_workload import Shop, learned_shop
 
 @pytest.fixture(scope="module", params=[False, True], ids=["cooccurrence", "pfeed-blend"])
 def shop(request: pytest.FixtureRequest) -> Shop:
-    return learned_shop(blend=request.param)
+    # relation_recent came after the reference code (fast_rank_reference): off, so both
+    # paths compute the same signals (tests/unit/test_recent_relation.py covers it)
+    return learned_shop(blend=request.param, ranking=RankingProfile(w_relation_recent=0.0))
 
 
 def by_target(row: tuple[np.ndarray, np.ndarray]) -> dict[int, float]:

@@ -17,8 +17,10 @@ from stream.evaluation.commands import eval_ranking
 from stream.evaluation.fit_ranking import (
     LoggedList,
     RankingFitter,
+    best_on,
     conditional_logit,
     non_negative_fit,
+    refine,
     validation_recall,
     with_placement,
 )
@@ -145,3 +147,16 @@ def test_no_dataset_name_in_the_engine_or_the_worker() -> None:
     files.append(ROOT / "stream" / "app.py")
     hits = [f"{f.name}: {m.group(0)}" for f in files for m in pattern.finditer(f.read_text())]
     assert len(files) > 5 and hits == []
+
+
+def test_refining_is_kept_only_when_it_wins_on_the_validation_slice() -> None:
+    """The coordinate search tunes for the fit slice; when the later slice disagrees (here a
+    different signal predicts there) the likelihood weights are kept."""
+    train = synthetic_logs(100, seed=3, signal=2)
+    valid = synthetic_logs(100, seed=4, signal=3)
+    w = np.zeros(len(SIGNALS))
+    w[2] = w[3] = 1.0
+    refined = refine(train, w)
+    assert validation_recall(valid, refined) < validation_recall(valid, w)  # the set-up holds
+    assert np.array_equal(best_on(valid, w, train), w)
+    assert np.array_equal(best_on(train, w, train), refined)  # where it wins, it is used

@@ -77,11 +77,22 @@ def test_after_two_trouser_clicks_unseen_trousers_lead() -> None:
 
 
 def test_seen_items_follow_the_unseen_ones_and_stay_in_the_list() -> None:
-    got = shopper_session(trouser_shop())
+    # without relation_recent, which credits A2 for being related to the latest query (A1)
+    # and would decide the order of the seen tail by that alone
+    engine = trouser_shop()
+    engine.ranking = replace(engine.ranking, w_relation_recent=0.0)
+    got = shopper_session(engine)
     # the shop's customers buy what they viewed, so the clicked trousers are allowed back:
     # behind every unseen item, the one dwelled on (more affinity, more recent) first
     assert got[-2:] == ["A1", "A2"]
     assert len(got) == 12
+
+
+def test_seen_items_stay_at_the_tail_with_the_recent_relation_on() -> None:
+    """With relation_recent on, A2 (related to the latest query A1, rank 0) outscores A1
+    (related to A2, one event back): still both at the tail, behind every unseen item."""
+    got = shopper_session(trouser_shop())
+    assert set(got[-2:]) == {"A1", "A2"} and len(got) == 12
 
 
 def test_seen_items_do_not_count_against_the_cap_when_mixed() -> None:
