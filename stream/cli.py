@@ -349,7 +349,12 @@ def _terminate_as_interrupt(signum: int, frame: FrameType | None) -> None:
 
     It re-raises itself as SIGINT rather than raising here: inside ``asyncio.run`` the runner's
     own SIGINT handling cancels the main task cleanly, whereas an exception raised from this
-    handler could surface anywhere in the event loop's machinery."""
+    handler could surface anywhere in the event loop's machinery.
+
+    A background job of a non-interactive shell (``recstream eval ... &``) starts with SIGINT
+    ignored, and a re-raised SIGINT would then do nothing: there the interrupt is raised here."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        raise KeyboardInterrupt
     signal.raise_signal(signal.SIGINT)
 
 

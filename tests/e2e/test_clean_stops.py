@@ -57,7 +57,15 @@ def _cmdline(pid: int) -> str:
         return "?"
 
 
-def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def _start(
+    args: list[str], env: dict[str, str], log: Path, sigint_ignored: bool = False
+) -> subprocess.Popen[bytes]:
+    """``sigint_ignored``: start it as a shell starts a background job (``cmd &``), which
+    ignores SIGINT; SIGTERM must still stop it."""
+
+    def ignore_sigint() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
     with open(log, "ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "stream.cli", *args],
@@ -65,6 +73,7 @@ def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=ignore_sigint if sigint_ignored else None,
         )
 
 
@@ -103,6 +112,15 @@ def test_broker_command_stops_its_broker(sig: int, tmp_path: Path) -> None:
     _wait_for(lambda: port_open(port), 20, "broker listening", log)
     assert _children(process.pid), "the broker command should run Tansu as a child"
     _stop_and_check(process, sig, log)
+    assert not port_open(port), "the broker port is still held"
+
+
+def test_a_background_job_stops_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "broker.log"
+    process = _start(["broker", "--port", str(port)], dict(os.environ), log, sigint_ignored=True)
+    _wait_for(lambda: port_open(port), 20, "broker listening", log)
+    _stop_and_check(process, signal.SIGTERM, log)
     assert not port_open(port), "the broker port is still held"
 
 
