@@ -151,6 +151,7 @@ def evaluate_live(
     rate: float = 60.0,
 ) -> dict[str, Any]:
     """Run broker (unless configured) + one worker, replay, score; compare with in-process."""
+    from stream.bounded_run import run_bounded
     from stream.broker import start_broker
     from stream.local_worker import spawn_worker, stop_worker, wait_ready
     from stream.tools import produce
@@ -188,11 +189,12 @@ def evaluate_live(
         worker = spawn_worker(env, log_path)
         wait_ready(worker, log_path)
         started = time.monotonic()
-        live_lists = asyncio.run(_collect(settings, catalog, events, rate))
+        live_lists = run_bounded(_collect(settings, catalog, events, rate))
         elapsed = time.monotonic() - started
     finally:
-        if worker is not None:
-            stop_worker(worker)
+        if worker is not None:  # its state is scratch: a short grace, then SIGKILL, so an
+            # interrupted eval stops within seconds even on a loaded machine
+            stop_worker(worker, timeout=3.0)
         if broker is not None:
             broker.stop()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -6,6 +6,7 @@ way no broker, worker or helper process may be left holding ports or files.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -94,6 +95,9 @@ def _stop_and_check(process: subprocess.Popen[bytes], sig: int, log: Path) -> No
         process.wait(timeout=10)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
+        for pid in descendants:  # children in sessions of their own: do not leak them either
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         tail = log.read_text()[-3000:]
         raise AssertionError(f"not stopped within 10 s by {sig}; log:\n{tail}") from None
     left = [pid for pid in descendants if _alive(pid)]
