@@ -62,10 +62,11 @@ def _start(
     args: list[str], env: dict[str, str], log: Path, sigint_ignored: bool = False
 ) -> subprocess.Popen[bytes]:
     """``sigint_ignored``: start it as a shell starts a background job (``cmd &``), which
-    ignores SIGINT; SIGTERM must still stop it."""
+    ignores SIGINT; SIGTERM must still stop it. Otherwise SIGINT is reset to its default, as
+    for a command in a terminal (Ctrl-C), whatever the test runner itself was started with."""
 
-    def ignore_sigint() -> None:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    def set_sigint() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN if sigint_ignored else signal.SIG_DFL)
 
     with open(log, "ab") as out:
         return subprocess.Popen(
@@ -74,7 +75,7 @@ def _start(
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=ignore_sigint if sigint_ignored else None,
+            preexec_fn=set_sigint,
         )
 
 

@@ -82,6 +82,9 @@ def test_replay_stops_cleanly_on_ctrl_c(broker: Any, tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # Ctrl-C in a terminal: SIGINT at its default, even under a runner started with it
+        # ignored (a background job of a non-interactive shell)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     time.sleep(6)  # catalog goes out first, then events at 100 msg/s
     proc.send_signal(signal.SIGINT)

@@ -17,11 +17,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 import yaml
 
 from stream.dashboards import all_panel_targets, load_dashboards, render_all
+from stream.dashboards_live import EXPERIMENT
 from stream.local_prometheus import ALERT_RULES, LocalPrometheus, running_prometheus, scrape_config
 from stream.tools import latest_recommendations
 
@@ -88,34 +88,6 @@ def wave(n: int) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-BURY_BRAND_0 = [{"feature": "brand:brand-0", "factor": 0}]
-PROFILES = [
-    (
-        "ranking-profiles",
-        (
-            b"default",
-            orjson.dumps(
-                {
-                    "name": "default",
-                    "version": 2,
-                    "variants": [
-                        {"name": "A", "share": 0.5},
-                        {"name": "B", "share": 0.5, "buries": BURY_BRAND_0},
-                    ],
-                }
-            ),
-        ),
-    ),
-    (
-        "ranking-profiles",
-        (
-            b"cand",
-            orjson.dumps({"name": "cand", "version": 1, "shadow": True, "buries": BURY_BRAND_0}),
-        ),
-    ),
-]
-
-
 def panel_failures(prom: LocalPrometheus) -> list[str]:
     """Every panel target that errors or has no finite sample now."""
     failures = []
@@ -136,7 +108,7 @@ def scraped(deployment: Any) -> Iterator[tuple[LocalPrometheus, Any]]:
     deployment.produce(catalog())
     worker = deployment.worker("obs", RECSTREAM_FEEDS="for_you,deals_for_you,new_for_you")
     worker.start().wait_ready()
-    deployment.produce(PROFILES, raw=True)  # A/B variants and a shadow: their panels need data
+    deployment.produce(EXPERIMENT, raw=True)  # A/B variants and a shadow: their panels need data
     with running_prometheus(scrape_config([f"127.0.0.1:{worker.metrics_port}"], 1.0)) as prom:
         for n in range(WAVES):  # counters need increases between scrapes for rate()
             deployment.produce(wave(n))
