@@ -13,7 +13,7 @@ from stream.domain.events import UserEvent
 from stream.domain.learning import Observation
 from stream.domain.lookup import QueryTargetLookup
 from stream.domain.profile import UserProfile
-from stream.domain.ranking import FEEDS, RankingProfile
+from stream.domain.ranking import FEEDS, RankingProfile, rank_feeds
 
 T0 = 1_700_000_000_000
 N_ITEMS = 400
@@ -100,3 +100,15 @@ def learned_shop(
         profiles[event.user_id] = result.state
         observations += result.observations
     return Shop(engine, profiles, float(stream[-1].ts), observations)
+
+
+def feed_lists(engine: Engine, shop: Shop) -> list[list[tuple[str, float, list[str]]]]:
+    """Each feed list of every user, as ``engine`` ranks it now: ids, scores and reasons."""
+    out = []
+    for profile in shop.profiles.values():
+        feeds = rank_feeds(
+            profile, engine.catalog, engine.relations, engine.ranking, shop.now, engine.feeds,
+            engine.profile_config, learned=engine.repeats, trending=engine.trending,
+        )  # fmt: skip
+        out += [[(i.item_id, i.score, i.reasons) for i in items] for items in feeds.values()]
+    return out

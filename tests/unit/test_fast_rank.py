@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from stream.domain import ranking, scored_set, signals
-from stream.domain.ranking import RankingProfile, rank_feeds
+from stream.domain.ranking import RankingProfile
 from stream.domain.relation_rows import top_k_per_row
 from stream.domain.relations import CoOccurrence
 from tests.unit import fast_rank_reference as reference
-from tests.unit.fast_rank_workload import Shop, learned_shop
+from tests.unit.fast_rank_workload import Shop, feed_lists, learned_shop
 
 
 @pytest.fixture(scope="module", params=[False, True], ids=["cooccurrence", "pfeed-blend"])
@@ -55,20 +55,10 @@ def test_relation_scores_are_the_old_scores_bit_for_bit(shop: Shop) -> None:
 def test_every_feed_list_is_the_old_list(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
     e = shop.engine
 
-    def lists() -> list[list[tuple[str, float, list[str]]]]:
-        out = []
-        for profile in shop.profiles.values():
-            feeds = rank_feeds(
-                profile, e.catalog, e.relations, e.ranking, shop.now, e.feeds,
-                e.profile_config, learned=e.repeats, trending=e.trending,
-            )  # fmt: skip
-            out += [[(i.item_id, i.score, i.reasons) for i in items] for items in feeds.values()]
-        return out
-
-    new = lists()
+    new = feed_lists(e, shop)
     monkeypatch.setattr(ranking, "candidate_signals", reference.candidate_signals)
     monkeypatch.setattr(scored_set.ScoredSet, "items", reference.items)
-    old = lists()
+    old = feed_lists(e, shop)
     assert new == old
     assert sum(len(items) for items in new) > 1000
 

@@ -10,18 +10,7 @@ import numpy as np
 from stream.domain.engine import Engine
 from stream.domain.ranking import FEEDS, RankingProfile, rank_feeds
 from stream.domain.relations import CoOccurrence
-from tests.unit.fast_rank_workload import Shop, catalog_messages, learned_shop
-
-
-def lists(engine: Engine, shop: Shop) -> list[list[tuple[str, float, list[str]]]]:
-    out = []
-    for profile in shop.profiles.values():
-        feeds = rank_feeds(
-            profile, engine.catalog, engine.relations, engine.ranking, shop.now, engine.feeds,
-            engine.profile_config, learned=engine.repeats, trending=engine.trending,
-        )  # fmt: skip
-        out += [[(i.item_id, i.score, i.reasons) for i in items] for items in feeds.values()]
-    return out
+from tests.unit.fast_rank_workload import Shop, catalog_messages, feed_lists, learned_shop
 
 
 def silent_replica(shop: Shop, read_every: int) -> Engine:
@@ -44,10 +33,10 @@ def silent_replica(shop: Shop, read_every: int) -> Engine:
 def test_replicas_with_the_same_observations_rank_alike_whenever_they_read() -> None:
     shop = learned_shop(n_events=2500)  # ranked after every event, as a worker does
     assert len(shop.observations) > 2000
-    live = lists(shop.engine, shop)
+    live = feed_lists(shop.engine, shop)
     assert sum(len(items) for items in live) > 1000
     for read_every in (0, 7, 97):
-        assert lists(silent_replica(shop, read_every), shop) == live
+        assert feed_lists(silent_replica(shop, read_every), shop) == live
 
 
 def test_cooccurrence_rows_do_not_depend_on_read_timing() -> None:
