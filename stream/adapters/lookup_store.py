@@ -44,8 +44,6 @@ def save(lookup: QueryTargetLookup, path: Path) -> None:
         "embeddings": lookup.embeddings,
         "active": lookup.active,
     }
-    if lookup.center is not None:
-        arrays["center"] = lookup.center
     for role in ROLES:
         arrays[f"rows_{role}"] = lookup.rows[role]
         arrays[f"sims_{role}"] = lookup.sims[role]
@@ -59,10 +57,7 @@ def load(path: Path) -> QueryTargetLookup:
     with np.load(path, allow_pickle=False) as data:
         if int(data["format"]) != FORMAT:
             raise ValueError(f"{path}: lookup format {int(data['format'])}, expected {FORMAT}")
-        # a version without "center" was scored raw (q·t): keep scoring its updates that way
-        emb = data["embeddings"]
-        center = data["center"] if "center" in data.files else np.zeros((2, emb.shape[2]))
-        lookup = QueryTargetLookup(data["ids"].tolist(), emb, int(data["k"]), center)
+        lookup = QueryTargetLookup(data["ids"].tolist(), data["embeddings"], int(data["k"]))
         lookup.active[:] = data["active"]
         for role in ROLES:
             rows, sims = data[f"rows_{role}"], data[f"sims_{role}"]

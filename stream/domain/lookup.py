@@ -8,18 +8,7 @@ Kept fresh incrementally: ``upsert`` gives new or changed items their own rows a
 into every other row where they beat the current K-th target (one ``items × new`` product);
 rows that held a changed or removed item are recomputed. Stock and feed restrictions are *not*
 baked in: ranking applies eligibility at read time, so a stock flip needs no lookup change.
-Strength = the target's position in the row, ``1 - rank / len(row)``, as ``blended`` reads it:
-the score below is centred, so its scale says nothing across queries (half of it is negative).
-
-Score = ``(q - q̄)·t``: the query embedding minus the mean query embedding of the role, times the
-target embedding. The encoder is trained with logQ correction, so ``q·t`` estimates
-p(target | query), dominated by a per-target term ``q̄·t`` that is the same for every query: on a
-900-item grocery shop only 36 items appear in any raw top-20 row and their rows hold chance-level
-shares of the query's own commodity (4 %), so a new item enters another item's row only if it is
-such a hub (3.6 % of the dropped items did). Subtracting that term (a PMI-style score) leaves
-what a target owes to *this* query: 259 distinct targets, 17 % same commodity, 29 % of the drops
-in others' rows. ``q̄`` is fixed when the lookup is first built (``center``), so incremental
-updates score exactly like the build they extend.
+Strength = cosine similarity clipped to [0, 1].
 """
 
 from __future__ import annotations
@@ -71,19 +60,10 @@ class QueryTargetLookup:
     #: rows recomputed exactly when an item changes or goes; beyond, the item is cut out of them
     max_recompute = 2048
 
-    def __init__(
-        self,
-        ids: Sequence[str],
-        embeddings: np.ndarray,
-        k: int = 20,
-        center: np.ndarray | None = None,
-    ) -> None:
+    def __init__(self, ids: Sequence[str], embeddings: np.ndarray, k: int = 20) -> None:
         if embeddings.shape[:2] != (3, len(ids)):
             raise ValueError(f"embeddings {embeddings.shape} do not match {len(ids)} ids")
         self.k = k
-        #: mean query embedding per role (2, d), subtracted from every query (see module doc);
-        #: None until the first build over a non-empty catalog computes it
-        self.center: np.ndarray | None = None if center is None else np.asarray(center, np.float32)
         self.ids = list(ids)
         self.index = {item_id: i for i, item_id in enumerate(self.ids)}
         n = len(ids)
@@ -128,20 +108,11 @@ class QueryTargetLookup:
         self.recompute(np.arange(len(self.ids)), chunk)
         return self
 
-    def _queries(self, ri: int) -> np.ndarray:
-        """Query embeddings of role ``ri`` minus the role's mean query (fixed at first use)."""
-        if self.center is None:
-            active = self.embeddings[:2, self.active]
-            if active.shape[1] == 0:
-                return self.embeddings[ri]
-            self.center = active.mean(axis=1).astype(np.float32)
-        return self.embeddings[ri] - self.center[ri]
-
     def recompute(self, queries: np.ndarray, chunk: int = 256) -> None:
         """Rows of ``queries`` against every active target, ``chunk`` queries per product."""
         targets = self.embeddings[2]
         for ri, role in enumerate(ROLES):
-            q_emb = self._queries(ri)
+            q_emb = self.embeddings[ri]
             for start in range(0, queries.size, chunk):
                 block = queries[start : start + chunk]
                 sims = q_emb[block] @ targets.T
@@ -154,10 +125,8 @@ class QueryTargetLookup:
     def _store(self, role: str, block: np.ndarray, idx: np.ndarray, vals: np.ndarray) -> None:
         self.rows[role][block] = idx
         self.sims[role][block] = vals
-        lengths = (idx >= 0).sum(axis=1)
-        position = 1.0 - np.arange(idx.shape[1])[None, :] / np.maximum(lengths, 1)[:, None]
-        self.strengths[role][block] = np.where(idx >= 0, position, 0.0)
-        self.lengths[role][block] = lengths
+        self.strengths[role][block] = np.clip(np.where(idx >= 0, vals, 0.0), 0.0, 1.0)
+        self.lengths[role][block] = (idx >= 0).sum(axis=1)
 
     # -- incremental -----------------------------------------------------------------------------
     def _grow(self, n: int) -> None:
@@ -228,7 +197,7 @@ class QueryTargetLookup:
         t_new = self.embeddings[2, pos]
         step = max(chunk, (1 << 22) // max(1, pos.size))  # rows per product: ≤ 4M similarities
         for ri, role in enumerate(ROLES):
-            q_emb = self._queries(ri)
+            q_emb = self.embeddings[ri]
             for start in range(0, len(self.ids), step):
                 block = np.arange(start, min(start + step, len(self.ids)))
                 sims = q_emb[block] @ t_new.T
@@ -258,7 +227,7 @@ class QueryTargetLookup:
         known = src >= 0
         emb = np.zeros((3, len(catalog_ids), self.embeddings.shape[2]), dtype=np.float32)
         emb[:, known] = self.embeddings[:, src[known]]
-        out = QueryTargetLookup(catalog_ids, emb, self.k, self.center)
+        out = QueryTargetLookup(catalog_ids, emb, self.k)
         out.active[:] = False
         out.active[known] = self.active[src[known]]
         for role in ROLES:

@@ -54,9 +54,7 @@ def test_new_item_gets_rows_and_enters_rows_like_a_rebuild(encoder: OnnxItemEnco
     idx = ll.catalog.index["p30"]
     assert ll.lookup.ids[idx] == "p30" and ll.related(idx, "view")[0].size == 10
     msgs = [item(i) for i in range(31)]
-    emb = encoder.embed(msgs)
-    full = QueryTargetLookup([m["item_id"] for m in msgs], emb, k=10, center=ll.lookup.center)
-    full.build()
+    full = QueryTargetLookup([m["item_id"] for m in msgs], encoder.embed(msgs), k=10).build()
     for q in range(31):
         assert ll.related(q, "buy")[0].tolist() == full.related(q, "buy")[0].tolist()
 

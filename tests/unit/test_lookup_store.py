@@ -31,31 +31,6 @@ def test_round_trip_keeps_rows_embeddings_and_removals(tmp_path: Path) -> None:
     assert back.related(25, "buy")[0].size == 4
 
 
-def test_a_loaded_lookup_scores_updates_with_the_mean_query_it_was_built_with(
-    tmp_path: Path,
-) -> None:
-    lookup = make(25, 1)
-    lookup_store.save(lookup, tmp_path / "v1.npz")
-    back = lookup_store.load(tmp_path / "v1.npz")
-    assert back.center is not None and lookup.center is not None
-    np.testing.assert_array_equal(back.center, lookup.center)
-    new = make(1, 2).embeddings
-    lookup.upsert(["x"], new)
-    back.upsert(["x"], new)
-    for idx in range(26):
-        assert back.related(idx, "buy")[0].tolist() == lookup.related(idx, "buy")[0].tolist()
-
-
-def test_a_version_saved_before_centring_keeps_raw_scores(tmp_path: Path) -> None:
-    lookup = make(25, 3)
-    lookup_store.save(lookup, tmp_path / "v1.npz")
-    with np.load(tmp_path / "v1.npz") as data:  # drop the key, as an older writer would
-        arrays = {name: data[name] for name in data.files if name != "center"}
-    np.savez(tmp_path / "v2.npz", **arrays)  # type: ignore[arg-type]
-    back = lookup_store.load(tmp_path / "v2.npz")
-    assert back.center is not None and not back.center.any()  # q·t, like its rows
-
-
 def test_publish_bumps_version_moves_pointer_and_prunes(tmp_path: Path) -> None:
     assert lookup_store.load_current(tmp_path) is None
     paths = [lookup_store.publish(make(10, s), tmp_path) for s in range(5)]

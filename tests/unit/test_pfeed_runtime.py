@@ -105,7 +105,6 @@ def test_catalog_messages_refresh_rows_and_qdrant_items(
         [f"p{i}" for i in range(31)],
         encoder.embed([item(i, brand="b1" if i == 30 else None) for i in range(31)]),
         k=20,
-        center=rt.live.lookup.center if rt.live is not None else None,  # the build's mean query
     ).build()
     for q in range(31):
         expected = [full.ids[t] for t in full.related(q, "view")[0]]
