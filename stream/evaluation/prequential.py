@@ -25,6 +25,7 @@ from stream.evaluation.fit_blend import BlendFitter
 from stream.evaluation.fit_ranking import RankingFitter
 from stream.evaluation.methods import EngineMethod, all_methods
 from stream.evaluation.metrics import MetricAccumulator, segment_for
+from stream.evaluation.new_items import NewItemScores
 from stream.evaluation.pfeed import SharedLookup, pfeed_notes
 
 DEFAULT_INTERVALS: tuple[tuple[str, int], ...] = (
@@ -88,12 +89,14 @@ def _evaluate(
         fitter = RankingFitter.for_events(list(events), warm_index)
     learned: dict[str, Any] = {"ranking": "given by --profile: nothing fitted"}
     acc = MetricAccumulator(k=cfg.k)
+    fresh = NewItemScores(cfg.k)  # the "new items" segment (stream.evaluation.new_items)
     items = 0
     for message in catalog:
         message = {**message, "topic": "catalog"}
         items += 1
         for method in methods:
             method.observe(message)
+        fresh.observe(message)
     prior: Counter[str] = Counter()
     last_ts: dict[str, int] = {}
     gaps: list[float] = []
@@ -129,8 +132,11 @@ def _evaluate(
             if index >= warm_index:
                 evaluated += 1
                 segment = segment_for(prior[user])
+                new = fresh.new_targets(targets, ts)
                 for method in methods:
-                    acc.add(method.name, segment, method.recommend(user, ts, cfg.k), targets)
+                    ranked = method.recommend(user, ts, cfg.k)
+                    acc.add(method.name, segment, ranked, targets)
+                    fresh.add(method.name, ranked, new)
                 if user in last_ts:
                     gaps.append((ts - last_ts[user]) / 1000.0)
                     for label, interval in cfg.intervals:
@@ -138,6 +144,7 @@ def _evaluate(
                             since_refresh[label] += 1
         for method in methods:
             method.observe(message)
+        fresh.observe(message)
         if user is not None:
             prior[user] += 1
             last_ts[user] = ts
@@ -186,6 +193,7 @@ def _evaluate(
             ),
         },
         "methods": summary,
+        "new_items": fresh.summary(items, popularity),
         "refresh_curve": curve,
         "notes": [*cfg.notes, *pfeed_notes(lookup), *dataset_notes(cfg.dataset)],
     }

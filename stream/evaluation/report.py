@@ -19,6 +19,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from stream.evaluation.metrics import COLD_MAX, WARM_MAX
+from stream.evaluation.new_items import markdown as new_items_markdown
 
 SEGMENT_ORDER: tuple[str, ...] = ("cold", "warm", "heavy", "all")
 #: Where real-time (interval 0) sits on the log-scaled refresh axis.
@@ -241,6 +242,7 @@ def render_markdown(report: Mapping[str, Any], plot_names: Sequence[str] = ()) -
     lines += [*_overall_table(methods, k), ""] if methods else ["No methods evaluated.", ""]
     if methods:
         lines += ["## By user segment", "", *_segment_table(methods, k), ""]
+    lines += new_items_markdown(report)
     notes = report.get("notes") or []
     if notes:
         lines += ["## Notes", "", *(f"- {note}" for note in notes), ""]
