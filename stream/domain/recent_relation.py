@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from stream.domain.catalog import Catalog
+from stream.domain.query_rows import QueryRows, read_query_rows
 from stream.domain.relations import RelatedItems
 
 _NONE = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64))
@@ -46,18 +47,32 @@ def recent_relation(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sorted target indexes and their summed ``strength × role weight × decay ** rank`` over
     ``queries`` ([item_id, role, ts], newest first)."""
-    targets: list[np.ndarray] = []
-    scores: list[np.ndarray] = []
-    for (item_id, role, _), rank in zip(queries, event_ranks(queries), strict=True):
-        q = catalog.index.get(item_id)
-        if q is None:
-            continue
-        found, strengths = relations.related(q, role)
-        if found.size:
-            weight = (buy_weight if role == "buy" else 1.0) * decay**rank
-            targets.append(found)
-            scores.append(strengths * weight)
-    if not targets:
+    rows = read_query_rows(queries, catalog, relations, len(queries))
+    return recent_from_rows(rows, queries, decay, buy_weight)
+
+
+def recent_from_rows(
+    rows: QueryRows, queries: list[list[Any]], decay: float, buy_weight: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``recent_relation`` from rows already read for this burst (``read_query_rows`` over at
+    least ``queries``). Each target sums its contributions in query order, as one ``related``
+    call per query did: a target appears once per row, so the order inside a row is moot."""
+    targets, strengths, row_of = rows.rows_within(len(queries))
+    if targets.size == 0:
         return _NONE
-    uniq, inv = np.unique(np.concatenate(targets), return_inverse=True)
-    return uniq, np.bincount(inv, weights=np.concatenate(scores), minlength=uniq.size)
+    ranks = event_ranks(queries)
+    known = rows.known_within(len(queries))
+    weights = [
+        (buy_weight if role == "buy" else 1.0) * decay ** ranks[n]
+        for n, role in zip(rows.positions[:known], rows.roles[:known], strict=True)
+    ]
+    scores = strengths * np.asarray(weights, dtype=np.float64)[row_of]
+    order = np.argsort(targets, kind="stable")
+    ordered = targets[order]
+    head = np.empty(ordered.size, dtype=bool)
+    head[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=head[1:])
+    inv = np.empty(order.size, dtype=np.int64)
+    inv[order] = np.cumsum(head) - 1
+    uniq = ordered[head]
+    return uniq, np.bincount(inv, weights=scores, minlength=uniq.size)

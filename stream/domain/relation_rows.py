@@ -56,20 +56,30 @@ def concat_rows(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> Rows:
 def top_k_per_row(strength: np.ndarray, sizes: np.ndarray, k: int) -> np.ndarray | None:
     """Mask of the ``k`` strongest entries of each row of a flat array (rows contiguous, of
     ``sizes``); None when no row is longer than ``k`` (everything is kept). Rows longer than
-    ``k`` are laid into one padded matrix and partitioned together (one numpy call)."""
+    ``k`` are laid into one padded matrix and partitioned together (one numpy call).
+
+    The k-th largest value of each long row (``np.partition``, ~3× cheaper than
+    ``argpartition`` here) keeps exactly the entries at or above it when no other entry ties
+    with it, the usual case; a row with such a tie takes the ``argpartition`` pick, as before."""
     big = np.flatnonzero(sizes > k)
     if big.size == 0:
         return None
-    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-    width = int(sizes[big].max())
-    grid = np.full((big.size, width), -np.inf)
+    starts = np.cumsum(sizes) - sizes
     lens = sizes[big]
+    width = int(lens.max())
+    ends = np.cumsum(lens)
     row = np.repeat(np.arange(big.size), lens)
-    col = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens)
+    col = np.arange(int(ends[-1])) - np.repeat(ends - lens, lens)
     flat = np.repeat(starts[big], lens) + col
+    grid = np.full((big.size, width), -np.inf)
     grid[row, col] = strength[flat]
-    best = np.argpartition(-grid, k - 1, axis=1)[:, :k]
+    kth = np.partition(grid, width - k, axis=1)[:, width - k]
+    above = strength[flat] >= kth[row]
     keep = np.ones(strength.size, dtype=bool)
+    if int(np.count_nonzero(above)) == big.size * k:  # exactly k per row: no tie at the k-th
+        keep[flat] = above
+        return keep
+    best = np.argpartition(-grid, k - 1, axis=1)[:, :k]
     keep[flat] = False
     keep[(starts[big][:, None] + best).ravel()] = True
     return keep

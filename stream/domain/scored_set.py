@@ -18,7 +18,7 @@ from stream.domain.catalog import Catalog
 from stream.domain.diversity import Caps, diversify
 from stream.domain.profile import UserProfile
 from stream.domain.ranking_profile import FeedRules, RankingProfile
-from stream.domain.reasons import ReasonInput, liked_features, reasons_for
+from stream.domain.reasons import ReasonInput, liked_rows, reasons_for
 from stream.domain.scoring import apply_factors, boost_factors, excluded, masks_of, pin_positions
 from stream.domain.signals import SIGNALS, Signals
 
@@ -161,13 +161,11 @@ class ScoredSet:
         # what the reasons read, gathered once for the whole list
         shown = np.asarray(idxs, dtype=np.int64)
         sources = self.sig.rel_source.subset(shown)
-        feats = catalog.feature_ids[shown]
-        weights = self.sig.liked[feats].tolist()
+        likes = liked_rows(catalog.feature_ids[shown], self.sig.liked)
         out = []
-        for idx, score, info, fids, w in zip(
-            idxs, scores, self.reason_inputs(sel), feats.tolist(), weights, strict=True
+        for idx, score, info, liked in zip(
+            idxs, scores, self.reason_inputs(sel), likes, strict=True
         ):
-            liked = liked_features(fids, w)
             reasons = reasons_for(idx, info, liked, catalog, profile, sources, now_ms, sel.feed)
             out.append(RankedItem(catalog.ids[idx], score, reasons))
         return out

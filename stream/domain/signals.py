@@ -27,9 +27,9 @@ from stream.domain.context_signals import (
 )
 from stream.domain.learned import RepeatModel
 from stream.domain.profile import DEFAULT_PROFILE_CONFIG, ProfileConfig, UserProfile, decayed
+from stream.domain.query_rows import QueryRows, read_query_rows
 from stream.domain.ranking_profile import FEEDS
-from stream.domain.recent_relation import recent_relation
-from stream.domain.relation_rows import rows_of
+from stream.domain.recent_relation import recent_from_rows
 from stream.domain.relations import RelatedItems
 from stream.domain.sorted_sets import members, sorted_unique
 from stream.domain.trending import Trending
@@ -137,7 +137,14 @@ def candidate_signals(
     (all-time and recent); business filters; one signal row per surviving candidate."""
     returns = returns_of(profile, learned, category_of(catalog))
     banned = banned_items(profile, rp, now_ms, returns)
-    rel_scores, rel_long, rel_source = relation_scores(profile, catalog, relations, rp, now_ms)
+    # the deepest query set any relation signal reads, read once for all of them
+    recent_depth = rp.query_items if rp.w_relation_recent else 0  # zero weight: skip the cost
+    rows = read_query_rows(
+        profile.queries, catalog, relations, max(relation_depth(rp), recent_depth)
+    )
+    rel_scores, rel_long, rel_source = relation_scores(
+        profile, catalog, relations, rp, now_ms, rows
+    )
     repeat = _repeat_scores(profile, catalog, now_ms, cfg, returns.bought, banned)
     views = _view_scores(profile, catalog, rp, now_ms, returns.viewed if learned else {}, banned)
     aff = affinity_vectors(profile, catalog, now_ms, cfg)
@@ -159,9 +166,9 @@ def candidate_signals(
     if trending is not None:
         pools.append(trending.top(rp.popular_candidates))
     recent: tuple[np.ndarray, np.ndarray] = (np.zeros(0, dtype=np.int64), np.zeros(0))
-    if rp.w_relation_recent:  # zero weight: skip the cost
-        queries = profile.queries[: rp.query_items]
-        recent = recent_relation(queries, catalog, relations, rp.recent_decay, rp.buy_query_weight)
+    if recent_depth:
+        queries = profile.queries[:recent_depth]
+        recent = recent_from_rows(rows, queries, rp.recent_decay, rp.buy_query_weight)
         pools.append(recent[0])
     cands = sorted_unique(np.concatenate(pools))
     keep = catalog.eligible(cands)
@@ -280,36 +287,47 @@ class RelationSources:
 _NONE = np.zeros(0, dtype=np.int64)
 
 
+def relation_depth(rp: RankingProfile) -> int:
+    """How many of the latest queries ``relation_scores`` reads."""
+    return rp.long_query_items if rp.w_relation_long > 0 else rp.query_items
+
+
 def relation_scores(
     profile: UserProfile,
     catalog: Catalog,
     relations: RelatedItems,
     rp: RankingProfile,
     now_ms: float,
+    rows: QueryRows | None = None,
 ) -> tuple[np.ndarray, np.ndarray, RelationSources]:
     """Relation strength × query recency summed over the query set, on two horizons: the
     latest ``query_items`` decayed with ``query_tau_ms`` (the session), and, when its weight is
     not 0, the deeper ``long_query_items`` decayed with ``long_query_tau_ms`` (the user's
-    taste). Returns both score arrays aligned with ``sources.targets`` (sorted item indexes)."""
+    taste). Returns both score arrays aligned with ``sources.targets`` (sorted item indexes).
+    ``rows``: the query rows already read for this burst (at least ``relation_depth`` deep)."""
     long_on = rp.w_relation_long > 0  # a zero weight: no cost, no candidates
-    depth = rp.long_query_items if long_on else rp.query_items
-    index = catalog.index
-    asked: list[tuple[int, str]] = []
+    depth = relation_depth(rp)
+    if rows is None:
+        rows = read_query_rows(profile.queries, catalog, relations, depth)
+    known = rows.known_within(depth)
     queries: list[tuple[float, int, str, float]] = []
     recency: list[float] = []
     long_recency: list[float] = []
-    for n, (item_id, role, ts) in enumerate(profile.queries[:depth]):
-        q = index.get(item_id)
-        if q is None:
-            continue
+    asked = zip(
+        rows.positions[:known],
+        rows.items[:known],
+        rows.roles[:known],
+        rows.stamps[:known],
+        strict=True,
+    )
+    for n, q, role, ts in asked:
         age = max(0.0, now_ms - ts)
         weight = rp.buy_query_weight if role == "buy" else 1.0
         recency.append(weight * math.exp(-age / rp.query_tau_ms) if n < rp.query_items else 0.0)
         long_recency.append(weight * math.exp(-age / rp.long_query_tau_ms) if long_on else 0.0)
-        asked.append((q, role))
         queries.append((0.0, q, role, ts))
-    # every query's row in one read (rows in query order: sums and ties below follow it)
-    targets, strengths, origin = rows_of(relations, asked)
+    # every query's row, read once (rows in query order: sums and ties below follow it)
+    targets, strengths, origin = rows.rows_within(depth)
     if targets.size == 0:
         empty = np.zeros(0)
         return empty, empty, RelationSources(_NONE, _NONE, queries)

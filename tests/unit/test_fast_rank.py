@@ -80,3 +80,13 @@ def test_top_k_per_row_keeps_the_strongest_of_long_rows_only() -> None:
     assert keep is not None
     assert keep.tolist() == [False, True, False, True, True, True, True]
     assert top_k_per_row(strength, np.array([2, 2, 3]), 3) is None
+
+
+def test_top_k_per_row_keeps_exactly_k_when_the_kth_value_ties() -> None:
+    # row 0: a tie at its 2nd largest (0.5, 0.5); row 1: no tie
+    strength = np.array([0.5, 0.9, 0.5, 0.1, 0.3, 0.8, 0.6])
+    keep = top_k_per_row(strength, np.array([4, 3]), 2)
+    assert keep is not None
+    row0, row1 = keep[:4].tolist(), keep[4:].tolist()
+    assert sum(row0) == 2 and row0[1] and not row0[3]  # 0.9 and one of the tied 0.5s
+    assert row1 == [False, True, True]

@@ -76,3 +76,45 @@ def test_the_signal_column_is_scaled_to_its_best_candidate_and_adds_candidates()
     assert col[2] == pytest.approx(1.0) and col[3] == pytest.approx(0.6)
     off = candidate_signals(profile, catalog, table, RankingProfile(w_relation_recent=0.0), NOW)
     assert not off.values[:, SIGNALS.index("relation_recent")].any()
+
+
+def _per_query_oracle(
+    queries: list[list[object]], catalog: Catalog, relations: object, decay: float, buy: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The signal as it was first written: one ``related`` call per query, then np.unique."""
+    targets, scores = [], []
+    for (item_id, role, _), rank in zip(queries, event_ranks(queries), strict=True):
+        q = catalog.index.get(str(item_id))
+        if q is None:
+            continue
+        found, strengths = relations.related(q, str(role))  # type: ignore[attr-defined]
+        if found.size:
+            targets.append(found)
+            scores.append(strengths * ((buy if role == "buy" else 1.0) * decay**rank))
+    if not targets:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    uniq, inv = np.unique(np.concatenate(targets), return_inverse=True)
+    return uniq, np.bincount(inv, weights=np.concatenate(scores), minlength=uniq.size)
+
+
+@pytest.mark.parametrize("blend", [False, True], ids=["cooccurrence", "pfeed-blend"])
+def test_rows_read_once_for_every_signal_give_the_per_query_signal_bit_for_bit(
+    blend: bool,
+) -> None:
+    from stream.domain.query_rows import read_query_rows
+    from stream.domain.recent_relation import recent_from_rows
+    from tests.unit.fast_rank_workload import learned_shop
+
+    shop_ = learned_shop(n_events=1200, blend=blend)
+    e = shop_.engine
+    checked = 0
+    for profile in shop_.profiles.values():
+        rows = read_query_rows(profile.queries, e.catalog, e.relations, 50)  # deeper: a prefix
+        for n in (1, 5, 20):
+            queries = profile.queries[:n]
+            new = recent_from_rows(rows, queries, 0.8, 0.7)
+            old = _per_query_oracle(queries, e.catalog, e.relations, 0.8, 0.7)
+            assert new[0].tolist() == old[0].tolist()
+            assert new[1].tolist() == old[1].tolist()
+            checked += old[0].size
+    assert checked > 1000
