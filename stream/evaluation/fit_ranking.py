@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -22,7 +22,8 @@ from stream.domain.engine import Engine
 from stream.domain.profile import UserProfile
 from stream.domain.ranking import RankingProfile
 from stream.domain.relations import RelatedItems
-from stream.domain.signals import SIGNALS, candidate_signals
+from stream.domain.signals import SIGNALS, candidate_signals, category_of, returns_of
+from stream.evaluation.fit_eligibility import LowRates, fit_eligibility, low_rates, relaxed
 
 #: Logging starts this far into the warm-up (read models need history to say anything) ...
 FIT_FROM = 0.3
@@ -45,6 +46,8 @@ class LoggedList:
     targets: int
     #: per candidate: viewed and not bought (what ``seen_placement`` moves); None = none
     seen: np.ndarray | None = None
+    #: per candidate: would the learned-rate bans drop it (``fit_eligibility``)
+    low: LowRates = field(default_factory=lambda: LowRates(None, None))
 
 
 def _iso(ms: int) -> str:
@@ -78,7 +81,8 @@ class RankingFitter:
         relations: RelatedItems | None = None,
     ) -> None:
         """Log the real-time engine's candidates for a purchase about to be revealed (ranked
-        from ``relations`` when given, else from the engine's own)."""
+        from ``relations`` when given, else from the engine's own). The learned-rate bans are
+        lifted and what they would drop is marked instead, so the fit can judge them."""
         if index < self.start or profile is None:
             return
         self.seen += 1
@@ -88,7 +92,7 @@ class RankingFitter:
             profile,
             engine.catalog,
             relations if relations is not None else engine.relations,
-            engine.ranking,
+            relaxed(engine.ranking),
             float(ts),
             cfg=engine.profile_config,
             learned=engine.repeats,
@@ -99,12 +103,21 @@ class RankingFitter:
         labels = np.array([engine.catalog.ids[i] in targets for i in sig.cands.tolist()])
         values = sig.values.astype(np.float32)
         seen = sig.seen.copy() if sig.seen.any() else None
-        self.logs.append(LoggedList(index, ts, values, labels, len(targets), seen))
+        returns = returns_of(profile, engine.repeats, category_of(engine.catalog))
+        low = low_rates(engine.ranking, returns, engine.catalog, sig.cands)
+        self.logs.append(LoggedList(index, ts, values, labels, len(targets), seen, low))
 
     def fit(self, base: RankingProfile) -> tuple[RankingProfile, dict[str, Any]]:
-        """Fitted profile (or ``base`` if the fit loses on validation) and what was learned."""
-        train = [log for log in self.logs if log.index < self.split]
-        valid = [log for log in self.logs if log.index >= self.split]
+        """Fitted profile (or ``base`` if the fit loses on validation) and what was learned,
+        with the learned-rate bans kept or lifted as validated (``fit_eligibility``)."""
+        return fit_eligibility(base, self.logs, self._fit_logs)
+
+    def _fit_logs(
+        self, base: RankingProfile, logs: list[LoggedList]
+    ) -> tuple[RankingProfile, dict[str, Any]]:
+        """Weights and placement fitted on ``logs`` (split into fit and validation slices)."""
+        train = [log for log in logs if log.index < self.split]
+        valid = [log for log in logs if log.index >= self.split]
         info: dict[str, Any] = {"signals": list(SIGNALS), "lists_fit": len(train)}
         info["lists_validation"] = len(valid)
         if not train or not valid or not any(log.labels.any() for log in train):
