@@ -321,7 +321,9 @@ def fit_on_warmup(
     """`recstream model fit-ranking`: walk the warm-up part of a stream through the real-time
     engine exactly as `eval` does (``EngineMethod``), log, fit. Never reads past the warm-up."""
     from stream.evaluation.methods import EngineMethod
+    from stream.evaluation.screen import screen
 
+    events = screen(events).events  # what a worker would dead-letter, eval sets aside too
     base = base or RankingProfile()
     method = EngineMethod("engine_realtime", base)
     for message in catalog:
