@@ -82,12 +82,19 @@ class RankingFitter:
     ) -> None:
         """Log the real-time engine's candidates for a purchase about to be revealed (ranked
         from ``relations`` when given, else from the engine's own). The learned-rate bans are
-        lifted and what they would drop is marked instead, so the fit can judge them."""
-        if index < self.start or profile is None:
+        lifted and what they would drop is marked instead, so the fit can judge them.
+
+        A user without a profile (a first purchase) is logged with an empty one, which is what
+        the engine ranks for them: where most buyers are new, their lists are most of what is
+        scored, and the weights of the signals a new user has (popularity, trends) are learned
+        from them."""
+        if index < self.start:
             return
         self.seen += 1
         if self.seen % self.stride:
             return
+        if profile is None:
+            profile = UserProfile(user_id="")
         sig = candidate_signals(
             profile,
             engine.catalog,

@@ -112,9 +112,9 @@ def electronics(seed: int = 1) -> tuple[list[Msg], list[Msg]]:
     return catalog, s.done()
 
 
-def staples(seed: int = 1) -> tuple[list[Msg], list[Msg]]:
+def staples(seed: int = 1, bare: bool = False) -> tuple[list[Msg], list[Msg]]:
     rng = np.random.default_rng(seed)
-    catalog, _, price = catalog_of(rng, 400, 15)
+    catalog, _, price = catalog_of(rng, 400, 15, bare=bare)
     pop = _zipf(rng, 400)
     promo = rng.choice(400, 40, replace=False)
     s = Stream()
@@ -139,6 +139,45 @@ def staples(seed: int = 1) -> tuple[list[Msg], list[Msg]]:
                     if int(i) in basket:
                         due[n] = ts + cycle[n] * rng.uniform(0.8, 1.2)
             ts += int(rng.uniform(2, 5) * DAY)
+    return catalog, s.done()
+
+
+def staples_bare(seed: int = 1) -> tuple[list[Msg], list[Msg]]:
+    """``staples`` with catalog records that carry no attribute (nothing but ids to go by)."""
+    return staples(seed, bare=True)
+
+
+def _drifting(rng: np.random.Generator, items: int, ts: int, life: float) -> np.ndarray:
+    """Popularity at ``ts`` when each item is in fashion for about ``life`` days."""
+    peak = T0 + (np.arange(items) * 7919 % items) / items * 60 * DAY
+    return np.exp(-(((ts - peak) / (life * DAY)) ** 2))
+
+
+def trendy(seed: int = 1) -> tuple[list[Msg], list[Msg]]:
+    """Items are in fashion for a few days each; users buy what is hot, a few times each."""
+    rng = np.random.default_rng(seed)
+    catalog, cat, price = catalog_of(rng, 300, 10)
+    s = Stream()
+    for u in range(400):
+        prefs = rng.choice(10, 3, replace=False)
+        for _ in range(int(rng.integers(1, 5))):
+            ts = T0 + int(rng.uniform(0, 60 * DAY))
+            w = _drifting(rng, 300, ts, 4.0) * np.where(np.isin(cat, prefs), 3.0, 1.0) + 1e-3
+            basket = rng.choice(300, int(rng.integers(1, 3)), replace=False, p=w / w.sum())
+            s.order(f"u{u}", ts, [int(i) for i in basket], price)
+    return catalog, s.done()
+
+
+def cold(seed: int = 1, users: int = 3000) -> tuple[list[Msg], list[Msg]]:
+    """Every user places one order and is never seen again; what sells drifts over weeks."""
+    rng = np.random.default_rng(seed)
+    catalog, _, price = catalog_of(rng, 300, 10)
+    s = Stream()
+    for u in range(users):
+        ts = T0 + int(rng.uniform(0, 60 * DAY))
+        w = _drifting(rng, 300, ts, 10.0) + 1e-3
+        basket = rng.choice(300, int(rng.integers(1, 3)), replace=False, p=w / w.sum())
+        s.order(f"u{u}", ts, [int(i) for i in basket], price)
     return catalog, s.done()
 
 
@@ -252,6 +291,9 @@ KINDS: dict[str, Callable[[int], tuple[list[Msg], list[Msg]]]] = {
     "pharmacy": _bundled("pharmacy"),
     "electronics": electronics,
     "staples": staples,
+    "staples_bare": staples_bare,
+    "trendy": trendy,
+    "cold": cold,
     "marketplace": marketplace,
     "bare": bare,
     "browse": browse,
