@@ -262,7 +262,8 @@ COMMON_NOTES = [
     "(the user history itself is updated in real time). `popularity` refreshes its top list "
     "every 500 purchases. All baselines apply the real-time engine's eligibility rules "
     "(`signals.banned_items`: returned, just bought, and items bought or viewed before when the "
-    "shop's customers, as learned so far, come back to them less than 5 % of the time).",
+    "shop's customers, as learned so far, come back to them less than 5 % of the time, unless the "
+    "warm-up fit found that lifting that ban ranks better; see 'What the engine learned').",
     "No dataset-specific configuration: unless `--profile` is given, the engine starts from the "
     "hand `default` weights, learns re-buy and view-return propensities online from every event "
     "(test-then-train, like popularity), and at the end of the warm-up switches every engine "
