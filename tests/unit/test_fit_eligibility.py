@@ -100,3 +100,12 @@ def test_weights_are_learned_where_every_buyer_is_new() -> None:
     assert recall["learned"] > 2 * recall["hand"], recall
     for baseline in ("popularity", "buy_again", "cooccurrence_frozen"):
         assert recall["learned"] > runs["learned"]["methods"][baseline]["all"]["recall@10"]
+
+
+def test_the_report_says_which_bans_were_lifted() -> None:
+    from stream.evaluation.report import _eligibility_lines
+
+    _, info = fitted(bought_low_seen=True)
+    (text,) = [line for line in _eligibility_lines(info["eligibility"]) if line]
+    assert "lifted for viewed items" in text and "filter_seen lifted 1.0000" in text
+    assert _eligibility_lines(None) == []
