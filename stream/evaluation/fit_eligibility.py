@@ -82,8 +82,8 @@ def fit_eligibility(
     best = fit(base, restrict(logs, base, choice))
     tried: dict[str, float] = {"bans kept": score(best[1])}
     for ban in BANS:
-        if getattr(base, ban) is not None or not any(log.low.mask(ban) is not None for log in logs):
-            continue
+        if getattr(base, ban) is not None or not _ever_bought(logs, ban):
+            continue  # lifting it would only add items nobody bought
         trial = {**choice, ban: False}
         result = fit(replace(base, **trial), restrict(logs, base, trial))
         tried[f"{', '.join(sorted(trial))} lifted"] = score(result[1])
@@ -96,6 +96,15 @@ def fit_eligibility(
         "min_return_rate": base.min_return_rate,
     }
     return profile, info
+
+
+def _ever_bought(logs: list[Any], ban: str) -> bool:
+    """Whether any logged purchase was of an item ``ban`` drops."""
+    for log in logs:
+        mask = log.low.mask(ban)
+        if mask is not None and bool((mask & log.labels).any()):
+            return True
+    return False
 
 
 def restrict(logs: list[Any], base: RankingProfile, lifted: dict[str, Any]) -> list[Any]:
