@@ -8,9 +8,10 @@ so every viewed item is banned - including the one in the cart, which is what th
 then buys (a 24 h batch that has not seen the session beat the real-time engine there).
 
 A hard ban cannot be learned by the signal weights (banned items never reach a logged list),
-so lists are logged *without* the rate bans, each candidate marked with the ban it would
-have had; the fit then compares, on the validation slice, keeping each ban (``None``: by
-learned rate) with lifting it (``False``), the weights refitted for each choice. The bans are
+so where a ban drops items the list is also logged *without* the rate bans, each candidate
+marked with the ban it would have had; the fit then compares, on the validation slice,
+keeping each ban (``None``: by learned rate) with lifting it (``False``), the weights
+refitted for each choice. The bans are
 kept on a tie, and a profile that sets ``filter_seen`` / ``filter_purchased`` keeps its value.
 """
 
@@ -101,27 +102,33 @@ def fit_eligibility(
 def _ever_bought(logs: list[Any], ban: str) -> bool:
     """Whether any logged purchase was of an item ``ban`` drops."""
     for log in logs:
-        mask = log.low.mask(ban)
-        if mask is not None and bool((mask & log.labels).any()):
+        wide = log.relaxed
+        mask = None if wide is None else wide.low.mask(ban)
+        if mask is not None and bool((mask & wide.labels).any()):
             return True
     return False
 
 
 def restrict(logs: list[Any], base: RankingProfile, lifted: dict[str, Any]) -> list[Any]:
-    """The logged lists as the engine would have shown them with the bans not in ``lifted``."""
+    """The logged lists as the engine would have shown them with the bans not in ``lifted``:
+    with every ban kept, the lists as logged; else each list logged without the bans
+    (``relaxed``), less the items of the bans kept. (Signals are scaled per list, so a list
+    restricted this way is scaled as the wider one: close to, not exactly, the engine's.)"""
+    if not lifted:
+        return logs
     out = []
     for log in logs:
+        log = log.relaxed if log.relaxed is not None else log
         drop = np.zeros(log.labels.size, dtype=bool)
         for ban in BANS:
             mask = log.low.mask(ban)
             if mask is not None and ban not in lifted and getattr(base, ban) is None:
                 drop |= mask
-        if not drop.any():
-            out.append(log)
-            continue
         keep = ~drop
         seen = None if log.seen is None else log.seen[keep]
-        out.append(replace(log, values=log.values[keep], labels=log.labels[keep], seen=seen))
+        out.append(
+            replace(log, values=log.values[keep], labels=log.labels[keep], seen=seen, relaxed=None)
+        )
     return out
 
 

@@ -46,8 +46,10 @@ class LoggedList:
     targets: int
     #: per candidate: viewed and not bought (what ``seen_placement`` moves); None = none
     seen: np.ndarray | None = None
-    #: per candidate: would the learned-rate bans drop it (``fit_eligibility``)
+    #: per candidate of a ``relaxed`` list: would the learned-rate bans drop it
     low: LowRates = field(default_factory=lambda: LowRates(None, None))
+    #: the same purchase's list without the learned-rate bans (None: they dropped nothing)
+    relaxed: LoggedList | None = None
 
 
 def _iso(ms: int) -> str:
@@ -81,8 +83,9 @@ class RankingFitter:
         relations: RelatedItems | None = None,
     ) -> None:
         """Log the real-time engine's candidates for a purchase about to be revealed (ranked
-        from ``relations`` when given, else from the engine's own). The learned-rate bans are
-        lifted and what they would drop is marked instead, so the fit can judge them.
+        from ``relations`` when given, else from the engine's own). Where the learned-rate bans
+        drop items, the list without those bans is logged beside it (``relaxed``), each of its
+        candidates marked with the ban it would have had, so the fit can judge the bans.
 
         A user without a profile (a first purchase) is logged with an empty one, which is what
         the engine ranks for them: where most buyers are new, their lists are most of what is
@@ -95,24 +98,43 @@ class RankingFitter:
             return
         if profile is None:
             profile = UserProfile(user_id="")
+        rels = relations if relations is not None else engine.relations
+        log, _ = self._logged(ts, engine, profile, targets, rels, engine.ranking, index)
+        loose = relaxed(engine.ranking)
+        if loose != engine.ranking:
+            wide, cands = self._logged(ts, engine, profile, targets, rels, loose, index)
+            returns = returns_of(profile, engine.repeats, category_of(engine.catalog))
+            wide.low = low_rates(engine.ranking, returns, engine.catalog, cands)
+            if wide.low.seen is not None or wide.low.bought is not None:
+                log.relaxed = wide
+        if log.values.shape[0] or log.relaxed is not None:
+            self.logs.append(log)
+
+    @staticmethod
+    def _logged(
+        ts: int,
+        engine: Engine,
+        profile: UserProfile,
+        targets: set[str],
+        relations: RelatedItems,
+        ranking: RankingProfile,
+        index: int,
+    ) -> tuple[LoggedList, np.ndarray]:
+        """The candidates ``ranking`` lets through (their catalog indexes) and signals."""
         sig = candidate_signals(
             profile,
             engine.catalog,
-            relations if relations is not None else engine.relations,
-            relaxed(engine.ranking),
+            relations,
+            ranking,
             float(ts),
             cfg=engine.profile_config,
             learned=engine.repeats,
             trending=engine.trending,
         )
-        if sig.cands.size == 0:
-            return
-        labels = np.array([engine.catalog.ids[i] in targets for i in sig.cands.tolist()])
+        labels = np.array([engine.catalog.ids[i] in targets for i in sig.cands.tolist()], bool)
         values = sig.values.astype(np.float32)
         seen = sig.seen.copy() if sig.seen.any() else None
-        returns = returns_of(profile, engine.repeats, category_of(engine.catalog))
-        low = low_rates(engine.ranking, returns, engine.catalog, sig.cands)
-        self.logs.append(LoggedList(index, ts, values, labels, len(targets), seen, low))
+        return LoggedList(index, ts, values, labels, len(targets), seen), sig.cands
 
     def fit(self, base: RankingProfile) -> tuple[RankingProfile, dict[str, Any]]:
         """Fitted profile (or ``base`` if the fit loses on validation) and what was learned,

@@ -19,14 +19,17 @@ from tests.unit.more_shops import cold, make
 def eligibility_log(i: int, bought_low_seen: bool) -> LoggedList:
     """20 candidates ranked by popularity; the 3 last are viewed items whose learned
     view-return rate is under the floor. The purchase is one of those (the item in the cart)
-    or the best of the others."""
+    or the best of the others. Logged as the engine shows it (the 17 others) with the list
+    without the ban beside it."""
     values = np.zeros((20, len(SIGNALS)), dtype=np.float32)
     values[:, SIGNALS.index("popularity")] = np.linspace(1.0, 0.1, 20)
     values[17:, SIGNALS.index("view_return")] = 1.0
     labels = np.zeros(20, dtype=bool)
     labels[18 if bought_low_seen else 0] = True
     low_seen = np.arange(20) >= 17
-    return LoggedList(i, i, values, labels, 1, seen=low_seen, low=LowRates(low_seen, None))
+    wide = LoggedList(i, i, values, labels, 1, seen=low_seen, low=LowRates(low_seen, None))
+    shown = LoggedList(i, i, values[:17], labels[:17], 1, relaxed=wide)
+    return shown
 
 
 def fitted(bought_low_seen: bool) -> tuple[RankingProfile, dict]:
@@ -60,12 +63,14 @@ def test_an_explicit_setting_is_never_changed() -> None:
 
 def test_restrict_drops_what_each_kept_ban_would_drop() -> None:
     log = eligibility_log(0, True)
-    log = replace(log, low=LowRates(log.low.seen, np.arange(20) == 0))
+    assert log.relaxed is not None
+    log.relaxed = replace(log.relaxed, low=LowRates(log.relaxed.low.seen, np.arange(20) == 0))
     base = RankingProfile()
-    (both,) = restrict([log], base, {})
-    assert both.values.shape[0] == 16 and both.seen is not None and not both.seen.any()
+    assert restrict([log], base, {}) == [log]  # every ban kept: the list as the engine showed it
     (only_bought,) = restrict([log], base, {"filter_seen": False})
     assert only_bought.values.shape[0] == 19 and bool(only_bought.labels.any())
+    (neither,) = restrict([log], base, {"filter_seen": False, "filter_purchased": False})
+    assert neither.values.shape[0] == 20 and neither.relaxed is None
 
 
 @pytest.mark.parametrize("kind", ["browse"])
