@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -22,7 +22,8 @@ from stream.domain.engine import Engine
 from stream.domain.profile import UserProfile
 from stream.domain.ranking import RankingProfile
 from stream.domain.relations import RelatedItems
-from stream.domain.signals import SIGNALS, candidate_signals
+from stream.domain.signals import SIGNALS, candidate_signals, category_of, returns_of
+from stream.evaluation.fit_eligibility import LowRates, fit_eligibility, low_rates, relaxed
 
 #: Logging starts this far into the warm-up (read models need history to say anything) ...
 FIT_FROM = 0.3
@@ -45,6 +46,10 @@ class LoggedList:
     targets: int
     #: per candidate: viewed and not bought (what ``seen_placement`` moves); None = none
     seen: np.ndarray | None = None
+    #: per candidate of a ``relaxed`` list: would the learned-rate bans drop it
+    low: LowRates = field(default_factory=lambda: LowRates(None, None))
+    #: the same purchase's list without the learned-rate bans (None: they dropped nothing)
+    relaxed: LoggedList | None = None
 
 
 def _iso(ms: int) -> str:
@@ -78,33 +83,70 @@ class RankingFitter:
         relations: RelatedItems | None = None,
     ) -> None:
         """Log the real-time engine's candidates for a purchase about to be revealed (ranked
-        from ``relations`` when given, else from the engine's own)."""
-        if index < self.start or profile is None:
+        from ``relations`` when given, else from the engine's own). Where the learned-rate bans
+        drop items, the list without those bans is logged beside it (``relaxed``), each of its
+        candidates marked with the ban it would have had, so the fit can judge the bans.
+
+        A user without a profile (a first purchase) is logged with an empty one, which is what
+        the engine ranks for them: where most buyers are new, their lists are most of what is
+        scored, and the weights of the signals a new user has (popularity, trends) are learned
+        from them."""
+        if index < self.start:
             return
         self.seen += 1
         if self.seen % self.stride:
             return
+        if profile is None:
+            profile = UserProfile(user_id="")
+        rels = relations if relations is not None else engine.relations
+        log, _ = self._logged(ts, engine, profile, targets, rels, engine.ranking, index)
+        loose = relaxed(engine.ranking)
+        if loose != engine.ranking:
+            wide, cands = self._logged(ts, engine, profile, targets, rels, loose, index)
+            returns = returns_of(profile, engine.repeats, category_of(engine.catalog))
+            wide.low = low_rates(engine.ranking, returns, engine.catalog, cands)
+            if wide.low.seen is not None or wide.low.bought is not None:
+                log.relaxed = wide
+        if log.values.shape[0] or log.relaxed is not None:
+            self.logs.append(log)
+
+    @staticmethod
+    def _logged(
+        ts: int,
+        engine: Engine,
+        profile: UserProfile,
+        targets: set[str],
+        relations: RelatedItems,
+        ranking: RankingProfile,
+        index: int,
+    ) -> tuple[LoggedList, np.ndarray]:
+        """The candidates ``ranking`` lets through (their catalog indexes) and signals."""
         sig = candidate_signals(
             profile,
             engine.catalog,
-            relations if relations is not None else engine.relations,
-            engine.ranking,
+            relations,
+            ranking,
             float(ts),
             cfg=engine.profile_config,
             learned=engine.repeats,
             trending=engine.trending,
         )
-        if sig.cands.size == 0:
-            return
-        labels = np.array([engine.catalog.ids[i] in targets for i in sig.cands.tolist()])
+        labels = np.array([engine.catalog.ids[i] in targets for i in sig.cands.tolist()], bool)
         values = sig.values.astype(np.float32)
         seen = sig.seen.copy() if sig.seen.any() else None
-        self.logs.append(LoggedList(index, ts, values, labels, len(targets), seen))
+        return LoggedList(index, ts, values, labels, len(targets), seen), sig.cands
 
     def fit(self, base: RankingProfile) -> tuple[RankingProfile, dict[str, Any]]:
-        """Fitted profile (or ``base`` if the fit loses on validation) and what was learned."""
-        train = [log for log in self.logs if log.index < self.split]
-        valid = [log for log in self.logs if log.index >= self.split]
+        """Fitted profile (or ``base`` if the fit loses on validation) and what was learned,
+        with the learned-rate bans kept or lifted as validated (``fit_eligibility``)."""
+        return fit_eligibility(base, self.logs, self._fit_logs)
+
+    def _fit_logs(
+        self, base: RankingProfile, logs: list[LoggedList]
+    ) -> tuple[RankingProfile, dict[str, Any]]:
+        """Weights and placement fitted on ``logs`` (split into fit and validation slices)."""
+        train = [log for log in logs if log.index < self.split]
+        valid = [log for log in logs if log.index >= self.split]
         info: dict[str, Any] = {"signals": list(SIGNALS), "lists_fit": len(train)}
         info["lists_validation"] = len(valid)
         if not train or not valid or not any(log.labels.any() for log in train):
@@ -308,7 +350,9 @@ def fit_on_warmup(
     """`recstream model fit-ranking`: walk the warm-up part of a stream through the real-time
     engine exactly as `eval` does (``EngineMethod``), log, fit. Never reads past the warm-up."""
     from stream.evaluation.methods import EngineMethod
+    from stream.evaluation.screen import screen
 
+    events = screen(events).events  # what a worker would dead-letter, eval sets aside too
     base = base or RankingProfile()
     method = EngineMethod("engine_realtime", base)
     for message in catalog:

@@ -27,6 +27,7 @@ from stream.evaluation.methods import EngineMethod, all_methods
 from stream.evaluation.metrics import MetricAccumulator, segment_for
 from stream.evaluation.new_items import NewItemScores
 from stream.evaluation.pfeed import SharedLookup, pfeed_notes
+from stream.evaluation.screen import screen
 
 DEFAULT_INTERVALS: tuple[tuple[str, int], ...] = (
     ("batch_24h", 24 * 3600 * 1000),
@@ -62,8 +63,15 @@ def evaluate(
     catalog: Iterable[dict[str, Any]], events: Sequence[dict[str, Any]], cfg: EvalConfig
 ) -> dict[str, Any]:
     """Run every method over the stream; the report dict (see evaluation.report) starts its
-    notes with plain verdicts: where the real-time engine wins and where it does not."""
-    report = _evaluate(catalog, events, cfg)
+    notes with plain verdicts: where the real-time engine wins and where it does not. Events
+    a worker would dead-letter are set aside first and counted (``evaluation.screen``)."""
+    screened = screen(events)
+    if screened.dead and not any("user_id" in e for e in screened.events):
+        raise ValueError("no user event a worker would accept. " + " ".join(screened.notes()))
+    report = _evaluate(catalog, screened.events, cfg)
+    if screened.dead:
+        report["data"]["dead_lettered"] = dict(sorted(screened.dead.items()))
+    report["notes"] += screened.notes()
     report["notes"] = verdicts(report) + report["notes"]
     return report
 
@@ -182,6 +190,7 @@ def _evaluate(
             "test_start": _iso(test_start),
             "first_event": _iso(int(events[0]["ts"])),
             "last_event": _iso(int(events[-1]["ts"])),
+            **_unknown_items(realtime),
         },
         "freshness": {
             "median_gap_s": statistics.median(gaps) if gaps else None,
@@ -197,6 +206,12 @@ def _evaluate(
         "refresh_curve": curve,
         "notes": [*cfg.notes, *pfeed_notes(lookup), *dataset_notes(cfg.dataset)],
     }
+
+
+def _unknown_items(realtime: EngineMethod) -> dict[str, int]:
+    """Valid user events naming an item the catalog never had (a worker dead-letters them;
+    the engine skipped them, baselines saw them), when there were any."""
+    return {"unknown_item_events": realtime.skipped_unknown} if realtime.skipped_unknown else {}
 
 
 def _switch_to_fitted(
@@ -255,7 +270,8 @@ COMMON_NOTES = [
     "(the user history itself is updated in real time). `popularity` refreshes its top list "
     "every 500 purchases. All baselines apply the real-time engine's eligibility rules "
     "(`signals.banned_items`: returned, just bought, and items bought or viewed before when the "
-    "shop's customers, as learned so far, come back to them less than 5 % of the time).",
+    "shop's customers, as learned so far, come back to them less than 5 % of the time, unless the "
+    "warm-up fit found that lifting that ban ranks better; see 'What the engine learned').",
     "No dataset-specific configuration: unless `--profile` is given, the engine starts from the "
     "hand `default` weights, learns re-buy and view-return propensities online from every event "
     "(test-then-train, like popularity), and at the end of the warm-up switches every engine "

@@ -201,6 +201,7 @@ def _learned_section(report: Mapping[str, Any]) -> list[str]:
             f"{placement.get('tail', 5)} of them at the end of a {placement.get('size', 10)}-item "
             "list, behind the unseen ones; `mixed` ranks them by score).",
         ]
+    lines += _eligibility_lines(learned.get("eligibility"))
     blend = learned.get("pfeed_validation_recall")
     if blend:
         tried = ", ".join(f"{w} → {r:.4f}" for w, r in blend.items())
@@ -223,6 +224,26 @@ def _learned_section(report: Mapping[str, Any]) -> list[str]:
                 f"{rates['view_return_trials']:.0f} first views.",
             ]
     return [*lines, ""]
+
+
+def _eligibility_lines(eligibility: Mapping[str, Any] | None) -> list[str]:
+    """Which learned-rate bans the warm-up fit kept (``evaluation.fit_eligibility``)."""
+    if not eligibility:
+        return []
+    lifted = eligibility.get("lifted") or []
+    tried = ", ".join(f"{k} {v:.4f}" for k, v in eligibility["validation_recall"].items())
+    what = {"filter_seen": "viewed", "filter_purchased": "bought"}
+    verdict = (
+        "lifted for " + " and ".join(f"{what.get(b, b)} items" for b in lifted)
+        if lifted
+        else "kept"
+    )
+    return [
+        "",
+        f"Bans of items the user viewed / bought that customers come back to less than "
+        f"{eligibility.get('min_return_rate', 0.05):g} of the time: {verdict} "
+        f"(validation Recall@10, weights refitted for each choice: {tried}).",
+    ]
 
 
 def render_markdown(report: Mapping[str, Any], plot_names: Sequence[str] = ()) -> str:
