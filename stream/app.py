@@ -19,7 +19,7 @@ from stream.adapters.changelog_store import ChangelogStore, changelog_name
 from stream.adapters.coalescing_writer import CoalescingWriter
 from stream.adapters.codec import Decoder
 from stream.adapters.fault import inject_faults
-from stream.adapters.faust_batches import BATCH_GAP_S, BatchFeeder
+from stream.adapters.faust_batches import BATCH_GAP_S, BatchFeeder, ConsumerLag
 from stream.adapters.faust_security import faust_credentials
 from stream.adapters.metrics import Metrics
 from stream.adapters.outputs import OutputProducer
@@ -333,7 +333,9 @@ def _add_agent(
         batch_seconds.observe(time.perf_counter() - started)
 
     async def agent(stream: Any) -> None:
-        await BatchFeeder(handle, batch_max, within, BATCH_GAP_S).run(stream)
+        # batches grow while the consumer's fetches show more records (see faust_batches)
+        lag = ConsumerLag(app.consumer.highwater)
+        await BatchFeeder(handle, batch_max, within, BATCH_GAP_S, lag).run(stream)
 
     agent.__name__ = f"{name}_agent"
     app.agent(channel, name=f"recstream.{name}")(agent)

@@ -152,7 +152,9 @@ class Pipeline:
             if isinstance(result, DeadLetter):
                 self._plan_dead_letter(plan, result)
                 continue
-            entry = work.setdefault(result.user_id, UserWork(record.partition))
+            entry = work.get(result.user_id)
+            if entry is None:  # (not setdefault: that built a UserWork per record)
+                entry = work[result.user_id] = UserWork(record.partition)
             entry.partition = record.partition
             entry.events.append(result)
             entry.received_ms = record.timestamp_ms

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from stream.adapters.faust_batches import BatchFeeder
+from stream.adapters.faust_batches import BatchFeeder, ConsumerLag
 
 
 class FakeStream:
@@ -156,3 +156,68 @@ def test_batch_max_must_be_positive() -> None:
 
     with pytest.raises(ValueError):
         BatchFeeder(handler, batch_max=0)
+
+
+class _Message:
+    def __init__(self, offset: int) -> None:
+        self.tp = ("clicks", 0)
+        self.offset = offset
+
+
+class _Event:
+    """A Faust-like event: what ``ConsumerLag`` reads (``message.tp``, ``message.offset``)."""
+
+    def __init__(self, offset: int) -> None:
+        self.message = _Message(offset)
+
+
+def test_consumer_lag_counts_fetched_records_beyond_the_last_handed_over() -> None:
+    highwater: dict[Any, int | None] = {("clicks", 0): 10}
+    lag = ConsumerLag(lambda tp: highwater[tp])
+    assert lag() == 0  # nothing seen yet: no claim
+    lag.saw(_Event(3))
+    assert lag() == 6  # offsets 4..9
+    lag.saw(_Event(9))
+    assert lag() == 0
+    highwater[("clicks", 0)] = None  # unknown: no claim
+    assert lag() == 0
+    del highwater[("clicks", 0)]  # unassigned (the lookup fails): no claim
+    assert lag() == 0
+
+
+def _batches_with_lag(behind: bool, pause_s: float) -> list[list[int]]:
+    """Events 0-2, a pause, events 3-5; ``behind`` = the consumer reports a backlog."""
+
+    async def scenario() -> list[list[int]]:
+        stream = FakeStream()
+        batches: list[list[int]] = []
+
+        async def handler(batch: Sequence[Any]) -> None:
+            batches.append([e.message.offset for e in batch])
+
+        lag = ConsumerLag(lambda tp: 100 if behind else None)
+        feeder = BatchFeeder(
+            handler, batch_max=50, within_s=0.05, gap_s=0.002, lag=lag, backlog_within_s=1.0
+        )
+        task = asyncio.create_task(feeder.run(stream))
+        stream.push(*(_Event(i) for i in range(3)))  # type: ignore[arg-type]
+        await asyncio.sleep(pause_s)
+        stream.push(*(_Event(i) for i in range(3, 6)))  # type: ignore[arg-type]
+        await asyncio.sleep(0.3)
+        stream.close()
+        await task
+        return batches
+
+    return asyncio.run(scenario())
+
+
+def test_under_a_backlog_a_fetch_gap_does_not_end_the_batch() -> None:
+    # a 20 ms pause (a fetch round trip): without a backlog the 2 ms gap ends the batch
+    assert _batches_with_lag(behind=False, pause_s=0.02) == [[0, 1, 2], [3, 4, 5]]
+    assert _batches_with_lag(behind=True, pause_s=0.02) == [[0, 1, 2, 3, 4, 5]]
+
+
+def test_a_claimed_backlog_that_never_arrives_costs_a_batch_at_most_within() -> None:
+    # offsets without records (markers) look like a backlog: the batch still leaves after
+    # within_s (50 ms) without arrivals, long before backlog_within_s (1 s)
+    assert _batches_with_lag(behind=True, pause_s=0.2) == [[0, 1, 2], [3, 4, 5]]
