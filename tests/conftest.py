@@ -59,11 +59,19 @@ class WorkerProcess:
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
         return 0 if self.process is None else stop_worker(self.process, sig, timeout)
 
-    def metrics(self) -> dict[str, float]:
-        """Scrape /metrics into {'name{labels}': value}."""
-        found = scrape_metrics(self.metrics_port)
-        assert found is not None, f"/metrics on port {self.metrics_port} did not answer"
-        return found
+    def metrics(self, attempts: int = 3) -> dict[str, float]:
+        """Scrape /metrics into {'name{labels}': value}.
+
+        A live worker gets ``attempts`` scrapes (2 s timeout each): on a starved machine (the
+        worker's timers logged 2 s drifts while other jobs held both cores) one scrape can time
+        out although nothing is wrong; an exited worker fails at once."""
+        for _ in range(attempts):
+            found = scrape_metrics(self.metrics_port)
+            if found is not None:
+                return found
+            if self.process is not None and self.process.poll() is not None:
+                break
+        raise AssertionError(f"/metrics on port {self.metrics_port} did not answer")
 
 
 @dataclass
