@@ -82,11 +82,18 @@ def _pick(rng: np.random.Generator, pool: np.ndarray, pop: np.ndarray, size: int
     return rng.choice(pool, size=min(size, pool.size), replace=False, p=w)
 
 
+def _shop(
+    rng: np.random.Generator, items: int, cats: int, bare: bool = False, a: float = 1.5
+) -> tuple[list[Msg], np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]:
+    """(catalog, category and price per item, Zipf popularity, items per category): the set-up."""
+    catalog, cat, price = catalog_of(rng, items, cats, bare=bare)
+    pop = _zipf(rng, items, a)
+    return catalog, cat, price, pop, [np.flatnonzero(cat == c) for c in range(cats)]
+
+
 def electronics(seed: int = 1) -> tuple[list[Msg], list[Msg]]:
     rng = np.random.default_rng(seed)
-    catalog, cat, price = catalog_of(rng, 500, 10)
-    pop = _zipf(rng, 500)
-    by_cat = [np.flatnonzero(cat == c) for c in range(10)]
+    catalog, _, price, pop, by_cat = _shop(rng, 500, 10)
     # each main item has 3 accessories (from the "accessory" categories 8 and 9)
     acc = {i: rng.choice(np.concatenate(by_cat[8:]), 3, replace=False) for i in range(500)}
     s = Stream()
@@ -183,9 +190,7 @@ def cold(seed: int = 1, users: int = 3000) -> tuple[list[Msg], list[Msg]]:
 
 def marketplace(seed: int = 1) -> tuple[list[Msg], list[Msg]]:
     rng = np.random.default_rng(seed)
-    catalog, cat, price = catalog_of(rng, 8000, 60)
-    pop = _zipf(rng, 8000, 1.3)
-    by_cat = [np.flatnonzero(cat == c) for c in range(60)]
+    catalog, cat, price, pop, by_cat = _shop(rng, 8000, 60, a=1.3)
     s = Stream()
     for u in range(3000):
         user, ts = f"u{u}", T0 + int(rng.uniform(0, 40 * DAY))
@@ -205,9 +210,7 @@ def marketplace(seed: int = 1) -> tuple[list[Msg], list[Msg]]:
 
 def bare(seed: int = 1) -> tuple[list[Msg], list[Msg]]:
     rng = np.random.default_rng(seed)
-    catalog, cat, price = catalog_of(rng, 600, 12, bare=True)
-    pop = _zipf(rng, 600)
-    by_cat = [np.flatnonzero(cat == c) for c in range(12)]
+    catalog, _, price, pop, by_cat = _shop(rng, 600, 12, bare=True)
     s = Stream()
     for u in range(250):
         user = f"u{u}"
@@ -222,9 +225,7 @@ def bare(seed: int = 1) -> tuple[list[Msg], list[Msg]]:
 
 def browse(seed: int = 1) -> tuple[list[Msg], list[Msg]]:
     rng = np.random.default_rng(seed)
-    catalog, cat, price = catalog_of(rng, 600, 12)
-    pop = _zipf(rng, 600)
-    by_cat = [np.flatnonzero(cat == c) for c in range(12)]
+    catalog, _, price, pop, by_cat = _shop(rng, 600, 12)
     s = Stream()
     for u in range(300):
         user = f"u{u}"
@@ -245,9 +246,7 @@ def browse(seed: int = 1) -> tuple[list[Msg], list[Msg]]:
 
 def heavy(seed: int = 1) -> tuple[list[Msg], list[Msg]]:
     rng = np.random.default_rng(seed)
-    catalog, cat, price = catalog_of(rng, 500, 10)
-    pop = _zipf(rng, 500)
-    by_cat = [np.flatnonzero(cat == c) for c in range(10)]
+    catalog, _, price, pop, by_cat = _shop(rng, 500, 10)
     s = Stream()
     for u in range(200):
         user = f"u{u}"
