@@ -12,7 +12,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +32,25 @@ def stop_group(
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         return process.wait(timeout)
+
+
+def stop_groups(processes: Sequence[subprocess.Popen[bytes]], timeout: float = 5.0) -> None:
+    """Signal every child's group at once, then SIGKILL what is left after one shared
+    ``timeout``: stopping a worker and its broker one after the other doubles the wait, and an
+    interrupted command must stop within seconds even on a loaded machine."""
+    running = [p for p in processes if p.poll() is None]
+    for process in running:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for process in running:
+        try:
+            process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+    for process in running:
+        process.wait(timeout)
 
 
 def broker_binary() -> str:

@@ -152,8 +152,8 @@ def evaluate_live(
 ) -> dict[str, Any]:
     """Run broker (unless configured) + one worker, replay, score; compare with in-process."""
     from stream.bounded_run import run_bounded
-    from stream.broker import start_broker
-    from stream.local_worker import spawn_worker, stop_worker, wait_ready
+    from stream.broker import LocalBroker, start_broker, stop_groups
+    from stream.local_worker import spawn_worker, wait_ready
     from stream.tools import produce
     from stream.worker import prepare
 
@@ -189,14 +189,15 @@ def evaluate_live(
         worker = spawn_worker(env, log_path)
         wait_ready(worker, log_path)
         started = time.monotonic()
-        live_lists = run_bounded(_collect(settings, catalog, events, rate))
+        live_lists = run_bounded(_collect(settings, catalog, events, rate), grace_s=2.0)
         elapsed = time.monotonic() - started
     finally:
-        if worker is not None:  # its state is scratch: a short grace, then SIGKILL, so an
-            # interrupted eval stops within seconds even on a loaded machine
-            stop_worker(worker, timeout=3.0)
-        if broker is not None:
-            broker.stop()
+        # worker state and broker are scratch: both signalled at once, a short shared grace,
+        # then SIGKILL, so an interrupted eval stops within seconds even on a loaded machine
+        stop_groups(
+            [p.process if isinstance(p, LocalBroker) else p for p in (worker, broker) if p],
+            timeout=3.0,
+        )
         shutil.rmtree(workdir, ignore_errors=True)
     reference = emitted_lists_in_process(catalog, events, ranking, cfg)
     acc = MetricAccumulator(k=cfg.k)
@@ -212,11 +213,15 @@ def evaluate_live(
     }
     same = sum(1 for eid, items in live_lists.items() if reference.get(eid, [])[:k] == items[:k])
     agrees = bool(comparable) and all(d <= TOLERANCE for d in diffs.values())
+    last = _last_event_per_user(events)
     return {
         "rate_msgs_per_s": rate,
         "elapsed_s": round(elapsed, 1),
         "lists_received": len(live_lists),
         "purchases_compared": len(comparable),
+        # a worker may fold a user's close events into one list, but never the last one
+        "users": len(last),
+        "users_last_event_answered": sum(1 for eid in last.values() if eid in live_lists),
         "identical_top_k_share": round(same / max(1, len(live_lists)), 4),
         "live": live_all,
         "in_process": ref_all,
@@ -227,3 +232,8 @@ def evaluate_live(
         + f" within ±{TOLERANCE} (recall diff {diffs[f'recall@{k}']:.4f}, "
         f"ndcg diff {diffs[f'ndcg@{k}']:.4f}, {len(comparable)} purchases)",
     }
+
+
+def _last_event_per_user(events: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """user -> event_id of their last event on a user topic (the one a list must answer)."""
+    return {str(m["user_id"]): str(m["event_id"]) for m in events if m["topic"] in USER_TOPICS}

@@ -42,10 +42,14 @@ def test_eval_live_agrees_with_in_process(broker: Any, tmp_path: Path) -> None:
     live = report["live"]
     assert live["agrees"] is True
     assert live["purchases_compared"] >= 100
-    # paced replay: most events got their own list from the worker (a worker slowed by a busy
-    # machine coalesces a user's close events into one list: 0.74-0.86 seen with other jobs
-    # running, above 0.9 on a quiet one) ...
-    assert live["lists_received"] >= 0.7 * report["data"]["events"]
+    # every user's last event is answered by a list (a worker may fold a user's close events
+    # into one list, but that list answers the last of them) ...
+    assert live["users"] == 12
+    assert live["users_last_event_answered"] == live["users"]
+    # ... and paced replay: many events got their own list (a worker slowed by a busy machine
+    # folds more, and batches grow with its backlog: 0.69-0.86 seen with other jobs running,
+    # above 0.9 on a quiet one; folding everything would leave one list per burst) ...
+    assert live["lists_received"] >= 0.5 * report["data"]["events"]
     # ... and many lists are exactly the in-process ones (52-66 % seen at this size; the rest
     # differ because topics are consumed by separate agents, so a user's click and order
     # produced milliseconds apart may be applied in either order)
