@@ -52,6 +52,18 @@ class LoggedList:
     relaxed: LoggedList | None = None
 
 
+def every_signal(ranking: RankingProfile) -> RankingProfile:
+    """``ranking`` with every skipped-at-zero signal switched on, for logging only. Logged with
+    the hand profile (which weighs them 0) their columns were all zero, so the fit could never
+    give them a weight: ``freshness`` was fitted to 0 on a shop whose buyers want new arrivals
+    12x more. The weights of the logging profile rank nothing (only the columns are kept), and
+    none of these gates a candidate, so the logged candidates are unchanged."""
+    # the signals ``candidate_signals`` computes only when weighed (cost skipped at zero)
+    return replace(
+        ranking, w_price_fit=ranking.w_price_fit or 1.0, w_freshness=ranking.w_freshness or 1.0
+    )
+
+
 def _iso(ms: int) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat(timespec="seconds")
 
@@ -125,7 +137,7 @@ class RankingFitter:
             profile,
             engine.catalog,
             relations,
-            ranking,
+            every_signal(ranking),
             float(ts),
             cfg=engine.profile_config,
             learned=engine.repeats,

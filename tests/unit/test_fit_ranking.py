@@ -11,7 +11,10 @@ import orjson
 import pytest
 
 from stream.cli import build_parser
+from stream.domain.catalog import Catalog
+from stream.domain.engine import Engine
 from stream.domain.ranking import BUILTIN_PROFILES, RankingProfile
+from stream.domain.relations import CoOccurrence
 from stream.domain.signals import SIGNALS
 from stream.evaluation.commands import eval_ranking
 from stream.evaluation.fit_ranking import (
@@ -160,3 +163,27 @@ def test_refining_is_kept_only_when_it_wins_on_the_validation_slice() -> None:
     assert validation_recall(valid, refined) < validation_recall(valid, w)  # the set-up holds
     assert np.array_equal(best_on(valid, w, train), w)
     assert np.array_equal(best_on(train, w, train), refined)  # where it wins, it is used
+
+
+def test_logged_lists_carry_the_signals_the_hand_profile_weighs_zero() -> None:
+    """The hand profile weighs ``freshness`` 0, and ``candidate_signals`` skips a zero-weight
+    signal; the lists the fit learns from must still carry it, or its weight can only be 0.
+    Freshness = e^(-age / 14 d): an item first seen 14 days before the purchase scores e^-1,
+    one first seen 1 day before e^(-1/14)."""
+    day = 86_400_000
+    t0 = 1_600_000_000_000
+    catalog = Catalog()
+    catalog.upsert({"item_id": "old", "ts": t0, "attributes": {"category": "c"}})
+    catalog.upsert({"item_id": "new", "ts": t0 + 13 * day, "attributes": {"category": "c"}})
+    hand = RankingProfile()
+    assert hand.w_freshness == 0.0 and hand.freshness_tau_ms == 14 * day
+    engine = Engine(catalog=catalog, relations=CoOccurrence(), ranking=hand)
+    fitter = RankingFitter(warm_index=10, orders_in_range=1)
+    fitter.log(5, t0 + 14 * day, engine, None, {"new"})
+    (log,) = fitter.logs
+    assert log.values.shape[0] == 2  # both items are candidates (popular, nothing banned)
+    fresh = log.values[:, SIGNALS.index("freshness")].tolist()
+    column = dict(zip(log.labels.tolist(), fresh, strict=True))
+    assert column[False] == pytest.approx(np.exp(-1.0), rel=1e-6)  # "old"
+    assert column[True] == pytest.approx(np.exp(-1.0 / 14), rel=1e-6)  # "new", the purchase
+    assert engine.ranking is hand and hand.w_freshness == 0.0  # logging changed no profile
