@@ -19,6 +19,7 @@ from types import ModuleType
 import numpy as np
 
 from stream.domain.item_tokens import ItemTokenizer
+from stream.domain.lookup import HUB_K
 from stream.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -112,6 +113,8 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.k < 1:
         raise ValueError("--k must be at least 1 (Pfeed uses 10)")
+    if args.hub_k < 0:
+        raise ValueError("--hub-k must be 0 (raw rows) or more")
     source = Path(args.embeddings) if args.embeddings else embeddings_path(settings, args.dataset)
     if not source.is_file():
         raise FileNotFoundError(f"{source} not found: run `recstream model embed` first")
@@ -119,7 +122,8 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
         ids, emb = data["ids"].tolist(), data["embeddings"]
     print(f"building the top-{args.k} lookup for {len(ids):,} items × 2 roles …", flush=True)
     started = time.perf_counter()
-    lookup = QueryTargetLookup(ids, emb, k=args.k)
+    lookup = QueryTargetLookup(ids, emb, k=args.k, hub_k=args.hub_k)
+    lookup.rehub(np.arange(len(ids)), args.chunk)  # hubness r(t) first: rows are ranked by it
     chunks = range(0, len(ids), args.chunk)
     from tqdm import tqdm
 
@@ -172,6 +176,13 @@ def register(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
     embed.add_argument("--out", default=None, help="default data/embeddings/<dataset>.npz")
     index.add_argument("--embeddings", default=None, help="file written by `model embed`")
     index.add_argument("--k", type=int, default=20, help="targets per item and role (>= 10)")
+    index.add_argument(
+        "--hub-k",
+        type=int,
+        default=HUB_K,
+        help="hub-aware rows: CSLS over this many nearest queries (0: raw cosine, the default;"
+        " see models/README.md, it did not pay on the arrivals shop)",
+    )
     index.add_argument("--chunk", type=int, default=256, help="queries per matrix product")
     index.add_argument("--root", default=None, help="lookup folder (default data/lookup)")
     p = group.add_parser("protocol", help="Pfeed's offline protocol → model card tables/plots")

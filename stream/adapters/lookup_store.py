@@ -18,7 +18,9 @@ import numpy as np
 
 from stream.domain.lookup import ROLES, QueryTargetLookup
 
-FORMAT = 1
+#: 2: hub-aware rows (``hub_k``, per role ``hub`` and ``near``); 1 (raw rows) still loads
+FORMAT = 2
+READABLE = (1, 2)
 POINTER = "current"
 KEEP = 3
 _VERSION = re.compile(r"^v(\d+)\.npz$")
@@ -40,6 +42,7 @@ def save(lookup: QueryTargetLookup, path: Path) -> None:
     arrays: dict[str, np.ndarray] = {
         "format": np.asarray(FORMAT),
         "k": np.asarray(lookup.k),
+        "hub_k": np.asarray(lookup.hub_k),
         "ids": np.asarray(lookup.ids, dtype=str),
         "embeddings": lookup.embeddings,
         "active": lookup.active,
@@ -47,6 +50,8 @@ def save(lookup: QueryTargetLookup, path: Path) -> None:
     for role in ROLES:
         arrays[f"rows_{role}"] = lookup.rows[role]
         arrays[f"sims_{role}"] = lookup.sims[role]
+        arrays[f"hub_{role}"] = lookup.hub[role]
+        arrays[f"near_{role}"] = lookup.near[role]
     tmp = path.with_name(f".{path.name}.{_unique()}.tmp")
     with open(tmp, "wb") as fh:
         np.savez(fh, **arrays)  # type: ignore[arg-type]
@@ -55,11 +60,17 @@ def save(lookup: QueryTargetLookup, path: Path) -> None:
 
 def load(path: Path) -> QueryTargetLookup:
     with np.load(path, allow_pickle=False) as data:
-        if int(data["format"]) != FORMAT:
-            raise ValueError(f"{path}: lookup format {int(data['format'])}, expected {FORMAT}")
-        lookup = QueryTargetLookup(data["ids"].tolist(), data["embeddings"], int(data["k"]))
+        fmt = int(data["format"])
+        if fmt not in READABLE:
+            raise ValueError(f"{path}: lookup format {fmt}, expected one of {READABLE}")
+        hub_k = int(data["hub_k"]) if fmt >= 2 else 0  # format 1 rows are raw cosine
+        ids, emb = data["ids"].tolist(), data["embeddings"]
+        lookup = QueryTargetLookup(ids, emb, int(data["k"]), hub_k)
         lookup.active[:] = data["active"]
         for role in ROLES:
+            if hub_k:  # before the rows: their strengths are score + r(target)
+                lookup.hub[role][:] = data[f"hub_{role}"]
+                lookup.near[role][:] = data[f"near_{role}"]
             rows, sims = data[f"rows_{role}"], data[f"sims_{role}"]
             lookup._store(role, np.arange(len(lookup)), rows.copy(), sims.copy())
     return lookup

@@ -47,6 +47,8 @@ class SharedLookup:
         self.pending: list[dict[str, Any]] = []
         self.live: LiveLookup | None = None
         self.build_seconds = 0.0
+        #: items the lookup was built with (the rest arrived as catalog messages afterwards)
+        self.built_ids: set[str] = set()
 
     def attach(self, engine: Engine) -> None:
         lookup_weight, cooc_weight = self.weights
@@ -79,9 +81,11 @@ class SharedLookup:
         live_ids = [i for i in catalog.ids if i in latest and not latest[i].get("deleted")]
         emb = encoder.embed([latest[i] for i in live_ids], progress=self.progress)
         lookup = QueryTargetLookup(live_ids, emb, k=self.k)
+        lookup.rehub(np.arange(len(live_ids)), CHUNK)
         starts = range(0, len(live_ids), CHUNK)
         for start in tqdm(starts, desc="pfeed lookup", disable=not self.progress, file=sys.stderr):
             lookup.recompute(np.arange(start, min(start + CHUNK, len(live_ids))), CHUNK)
+        self.built_ids = set(live_ids)
         self.live = LiveLookup(encoder, lookup, catalog)
         self.live.remember({i: encoder.tokenizer.encode(latest[i]) for i in live_ids})
         for engine, blend in zip(self.engines, self.blends, strict=True):
@@ -89,6 +93,22 @@ class SharedLookup:
                 raise RuntimeError("engine variants read the catalog in different orders")
             blend.set_lookup(self.live)
         self.build_seconds = time.perf_counter() - started
+
+
+def row_diversity(lookup: QueryTargetLookup, built_ids: set[str]) -> dict[str, float]:
+    """How many items the buy rows reach: the share of active items in another item's row, the
+    most rows one target fills, and the share of items that arrived after the build (upserted
+    from catalog messages) that entered another item's row — what hub-aware rows are for."""
+    rows = lookup.rows["buy"]
+    counts = np.bincount(rows[rows >= 0], minlength=len(lookup))
+    active = lookup.active
+    arrived = np.array([i not in built_ids for i in lookup.ids], dtype=bool) & active
+    return {
+        "targets_share": float((counts[active] > 0).mean()) if active.any() else 0.0,
+        "max_rows_share": float(counts.max() / max(1, len(lookup) - 1)) if counts.size else 0.0,
+        "arrived": float(arrived.sum()),
+        "arrived_in_rows_share": float((counts[arrived] > 0).mean()) if arrived.any() else 0.0,
+    }
 
 
 def pfeed_notes(lookup: SharedLookup | None) -> list[str]:
@@ -102,5 +122,25 @@ def pfeed_notes(lookup: SharedLookup | None) -> list[str]:
         f"{lookup.build_seconds:.1f} s) with online co-occurrence (weights {lookup.weights[0]:g} "
         f"/ {lookup.weights[1]:g}); `engine_realtime_no_pfeed` is the real-time engine on "
         "co-occurrence alone, with the same signal weights (fitted on the Pfeed engine's "
-        "warm-up lists when no --profile is given)."
+        "warm-up lists when no --profile is given).",
+        *_diversity_note(lookup),
     ]
+
+
+def _diversity_note(lookup: SharedLookup) -> list[str]:
+    if lookup.live is None:
+        return []
+    rows = lookup.live.lookup
+    div = row_diversity(rows, lookup.built_ids)
+    hubs = f"hub-aware (CSLS, r over {rows.hub_k} nearest queries)" if rows.hub_k else "raw cosine"
+    note = (
+        f"Lookup rows at the end of the stream ({hubs}, buy role): {div['targets_share']:.1%} "
+        f"of the items are a target in another item's row; the busiest target fills "
+        f"{div['max_rows_share']:.1%} of the rows"
+    )
+    if div["arrived"]:
+        note += (
+            f"; of the {div['arrived']:,.0f} items that arrived after the build, "
+            f"{div['arrived_in_rows_share']:.1%} entered another item's row"
+        )
+    return [note + "."]

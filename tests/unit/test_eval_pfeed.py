@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from stream.domain.blended import BlendedRelations
+from stream.domain.lookup import QueryTargetLookup
 from stream.domain.ranking import RankingProfile
 from stream.evaluation.methods import NO_PFEED, EngineMethod
-from stream.evaluation.pfeed import SharedLookup
+from stream.evaluation.pfeed import SharedLookup, row_diversity
 from stream.evaluation.prequential import EvalConfig, evaluate
 
 HOUR = 3600 * 1000
@@ -77,3 +80,20 @@ def test_one_lookup_serves_every_variant_and_changes_what_they_rank() -> None:
     assert isinstance(batch.engine.relations, BlendedRelations)
     assert batch.engine.relations.lookup is shared.live  # built once, shared
     assert with_lookup != without
+
+
+def test_row_diversity_counts_targets_and_arrivals_by_hand() -> None:
+    """4 items on a line, k=1, raw rows (hub_k=0), queries = targets: a=(1,0), b=(.8,.6),
+    c=(.6,.8), d=(0,1). Rows: a→b (.8 > .6 > 0), b→c (.96 > .8), c→b (.96), d→c (.8).
+    Targets: b, c = 2 of 4 items; c fills 2 of the 3 other rows; of the arrivals c and d
+    (not in the build), c entered a row, d did not."""
+    vec = np.array([[1.0, 0.0], [0.8, 0.6], [0.6, 0.8], [0.0, 1.0]], dtype=np.float32)
+    lookup = QueryTargetLookup(list("abcd"), np.stack([vec, vec, vec]), k=1, hub_k=0).build()
+    assert [lookup.related(i, "buy")[0].tolist() for i in range(4)] == [[1], [2], [1], [2]]
+    div = row_diversity(lookup, built_ids={"a", "b"})
+    assert div == {
+        "targets_share": 0.5,
+        "max_rows_share": 2 / 3,
+        "arrived": 2.0,
+        "arrived_in_rows_share": 0.5,
+    }

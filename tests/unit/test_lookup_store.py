@@ -10,14 +10,14 @@ from stream.adapters import lookup_store
 from stream.domain.lookup import QueryTargetLookup
 
 
-def make(n: int, seed: int) -> QueryTargetLookup:
+def make(n: int, seed: int, hub_k: int = 0) -> QueryTargetLookup:
     emb = np.random.default_rng(seed).standard_normal((3, n, 6)).astype(np.float32)
     emb /= np.linalg.norm(emb, axis=2, keepdims=True)
-    return QueryTargetLookup([f"i{j}" for j in range(n)], emb, k=4).build()
+    return QueryTargetLookup([f"i{j}" for j in range(n)], emb, k=4, hub_k=hub_k).build()
 
 
 def test_round_trip_keeps_rows_embeddings_and_removals(tmp_path: Path) -> None:
-    lookup = make(25, 0)
+    lookup = make(25, 0, hub_k=8)
     lookup.remove(["i3"])
     lookup_store.save(lookup, tmp_path / "v1.npz")
     back = lookup_store.load(tmp_path / "v1.npz")
@@ -27,8 +27,29 @@ def test_round_trip_keeps_rows_embeddings_and_removals(tmp_path: Path) -> None:
         for role in ("view", "buy"):
             assert back.related(idx, role)[0].tolist() == lookup.related(idx, role)[0].tolist()
             np.testing.assert_array_equal(back.related(idx, role)[1], lookup.related(idx, role)[1])
+    assert back.hub_k == lookup.hub_k > 0
+    for role in ("view", "buy"):  # the hubness r(t) the rows were ranked by comes back too
+        np.testing.assert_array_equal(back.hub[role], lookup.hub[role])
+        np.testing.assert_array_equal(back.near[role], lookup.near[role])
     back.upsert(["i25"], lookup.embeddings[:, :1])  # a loaded lookup stays incremental
-    assert back.related(25, "buy")[0].size == 4
+    lookup.upsert(["i25"], lookup.embeddings[:, :1])
+    for idx in range(26):
+        assert back.related(idx, "buy")[0].tolist() == lookup.related(idx, "buy")[0].tolist()
+
+
+def test_a_format_1_file_loads_as_raw_cosine_rows(tmp_path: Path) -> None:
+    """Files published before hub-aware rows hold raw cosine scores and no hubness."""
+    raw = make(12, 3)
+    lookup_store.save(raw, tmp_path / "v1.npz")
+    with np.load(tmp_path / "v1.npz") as data:
+        old = {n: data[n] for n in data.files if not n.startswith(("hub", "near"))}
+    old["format"] = np.asarray(1)
+    np.savez(tmp_path / "v2.npz", **old)  # type: ignore[arg-type]
+    back = lookup_store.load(tmp_path / "v2.npz")
+    assert back.hub_k == 0
+    for idx in range(12):
+        assert back.related(idx, "view")[0].tolist() == raw.related(idx, "view")[0].tolist()
+        np.testing.assert_array_equal(back.related(idx, "view")[1], raw.related(idx, "view")[1])
 
 
 def test_publish_bumps_version_moves_pointer_and_prunes(tmp_path: Path) -> None:
