@@ -146,8 +146,9 @@ class QueryTargetLookup:
     def scores(self, role: str, cos: np.ndarray, targets: np.ndarray) -> np.ndarray:
         """Row scores of the ``targets`` columns of ``cos``: ``cos - r(t)``, and -inf where
         ``cos <= 0``. Unrelated targets stay out of rows: CSLS would lift a target close to
-        nothing (low r; an item the encoder cannot place) into rows it is opposite to, where
-        its strength (the clipped cosine) is 0 anyway. Raw rows (``hub_k`` 0): the cosine."""
+        nothing (low r; an item the encoder cannot place) to the top of rows it is opposite
+        to, and the blend weighs a row by position, not cosine (``BlendedRelations``), so it
+        would count like a neighbour. Raw rows (``hub_k`` 0): the cosine."""
         if self.hub_k <= 0:
             return cos
         return np.where(cos > 0, cos - self.hub[role][targets], -np.inf)
