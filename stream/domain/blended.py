@@ -76,6 +76,10 @@ class BlendedRelations:
         self.dehub = dehub
         self._idf: tuple[Any, np.ndarray] | None = None
         self._generation = 0
+        #: the lookup's rows as ranking reads them (positional strength × idf), per (item,
+        #: role), made once per lookup version: they change only when the lookup does
+        self._learned: dict[Query, tuple[np.ndarray, np.ndarray]] = {}
+        self._learned_stamp: Any = None
 
     @property
     def name(self) -> str:
@@ -120,18 +124,31 @@ class BlendedRelations:
 
     def _learned_rows(self, queries: Sequence[Query], idf: np.ndarray | None) -> Rows:
         """The lookup's rows with positional strength ``1 - rank / len(row)`` (× idf)."""
+        stamp = (self._lookup_stamp(), idf is None)
+        if stamp != self._learned_stamp:  # a new lookup version: every row is made again
+            self._learned.clear()
+            self._learned_stamp = stamp
+        cache = self._learned
+        parts = []
+        for query in queries:
+            row = cache.get(query)
+            if row is None:
+                row = cache[query] = self._learned_row(query, idf)
+            parts.append(row)
+        targets, strength, row_of = concat_rows(parts)
+        return (targets, strength, row_of) if targets.size else EMPTY_ROWS
+
+    def _learned_row(self, query: Query, idf: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """One query's lookup row as ``_learned_rows`` reads it (the same float operations
+        as the batch form it replaced, element by element, so the values are bit-identical)."""
         lookup = self.lookup
         assert lookup is not None
-        targets, _, row_of = concat_rows([lookup.related(q, role) for q, role in queries])
-        if targets.size == 0:
-            return EMPTY_ROWS
-        sizes = np.bincount(row_of, minlength=len(queries))
-        starts = np.cumsum(sizes) - sizes
-        rank = np.arange(targets.size, dtype=np.float64) - starts[row_of]
-        strength = 1.0 - rank / np.maximum(sizes, 1)[row_of]
-        if idf is not None:
+        targets = np.array(lookup.related(*query)[0], dtype=np.int64)  # a copy, not a view
+        rank = np.arange(targets.size, dtype=np.float64)
+        strength = 1.0 - rank / max(targets.size, 1)
+        if idf is not None and targets.size:
             strength = strength * idf[np.minimum(targets, idf.size - 1)]
-        return targets, strength, row_of
+        return targets, strength
 
     def _target_idf(self, stamp: Any) -> np.ndarray | None:
         """``dehub``: per target, log(rows / rows holding it) / log(rows) — a target sitting in
