@@ -26,7 +26,11 @@ query's row by the query's recency and role and records which query a target cam
 what the reason names). Ranking reads a whole query set at once (``related_many``, see
 ``stream.domain.relation_rows``): both sources' rows come as flat arrays and are merged in one
 vectorised pass, so no merged row is cached (a cache keyed on when a row was read would make
-two workers with the same data rank differently).
+two workers with the same data rank differently). The lookup's side of a row (positional
+strength × idf) is kept per (item, role) until the lookup's version moves: it depends on the
+lookup alone, so the cache changes no result. The merged row cannot be kept so: a co-occurrence
+strength is normalised by every partner's count, and the popular partners most rows share are
+counted again by nearly every event, so such a cache would be invalid at almost every read.
 """
 
 from __future__ import annotations
