@@ -147,9 +147,11 @@ class BurstRunner:
         if reasons_probe and applied:
             e = self.engine
             t7 = time.perf_counter_ns()
-            rank(
-                profile, e.catalog, e.relations, e.ranking, now, cfg=e.profile_config, explain=False
-            )
+            rank(  # the same inputs as ``Engine.recommend`` (learned rates, trending), so the
+                # difference is the reasons alone: without them it also skipped those pools
+                profile, e.catalog, e.relations, e.ranking, now, cfg=e.profile_config,
+                explain=False, learned=e.repeats, trending=e.trending,
+            )  # fmt: skip
             timing["rank_without_reasons"] = time.perf_counter_ns() - t7
         return timing
 

@@ -138,8 +138,10 @@ def _hotspots_md(r: dict[str, Any]) -> list[str]:
 def _scaling_md(r: dict[str, Any]) -> list[str]:
     s = r["scaling"]
     lines = [f"## Per-event cost vs candidates and query set ({s['repeats']} clicks per point)", ""]
-    lines += [_row(["candidates", "p50 µs", "p99 µs"]), _row(["---"] * 3)]
-    lines += [_row([x["candidates"], x["p50"], x["p99"]]) for x in s["candidates"]]
+    lines += [_row(["candidates", "scored", "p50 µs", "p99 µs"]), _row(["---"] * 4)]
+    lines += [
+        _row([x["candidates"], x.get("scored", "?"), x["p50"], x["p99"]]) for x in s["candidates"]
+    ]
     lines += ["", _row(["query items", "p50 µs", "p99 µs"]), _row(["---"] * 3)]
     lines += [_row([x["query_items"], x["p50"], x["p99"]]) for x in s["queries"]]
     return [*lines, ""]

@@ -6,8 +6,12 @@ one click per call, for a *heavy* user: one whose history filled every bound of 
 ``ProfileConfig`` (100 query items, full affinity tables; built by replaying workload events
 re-keyed to that user). Only the ranking profile changes between points:
 
-- candidates: ``popular_candidates = C`` with no query, affinity or repeat pools, so exactly
-  ``min(C, catalog size)`` items are scored, filtered, diversified and explained;
+- candidates: ``popular_candidates = C`` with no query, affinity, repeat or relation pools
+  (``query_items = 0``, ``w_relation_long = 0``: until that weight was zeroed here the long
+  relation horizon still read 50 queries' rows, and the "10 candidates" point scored ~370), so
+  about ``min(C, catalog size)`` items are scored, filtered, diversified and explained; each
+  point also reports ``scored``, the candidate count the engine really scored for the first
+  probe (the trending pool and the user's purchases can add a few);
 - query set: ``query_items = q`` with the default profile otherwise (relation candidates from
   the q most recent query items, plus the affinity and popular pools).
 
@@ -19,9 +23,12 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from stream.adapters.codec import Envelope
 from stream.bench.inprocess import STAGES, BurstRunner, Raw, encode, quantiles_us
 from stream.domain.engine import Engine
-from stream.domain.ranking import RankingProfile
+from stream.domain.events import UserEvent
+from stream.domain.profile import UserProfile
+from stream.domain.ranking import RankingProfile, score_candidates
 
 CANDIDATES = (10, 50, 100, 250, 500, 1000, 2000)
 QUERIES = (1, 5, 10, 20, 50, 100)
@@ -52,6 +59,23 @@ def _cost(runner: BurstRunner, profile: bytes, clicks: list[Raw]) -> dict[str, f
     return quantiles_us(totals)
 
 
+def _scored(runner: BurstRunner, profile: bytes, click: Raw) -> int:
+    """How many candidates the engine scores for ``click`` on a copy of ``profile``."""
+    engine = runner.engine
+    event = runner.decoder.decode_user_event(
+        Envelope(click[0], 0, 0, click[1], click[2]), engine.catalog.index.__contains__
+    )
+    if not isinstance(event, UserEvent):
+        return 0
+    state = UserProfile.from_bytes(profile)
+    state = engine.apply(state, state.user_id, [event])[0]
+    scored = score_candidates(
+        state, engine.catalog, engine.relations, engine.ranking, float(event.ts),
+        engine.profile_config, engine.repeats, engine.trending,
+    )  # fmt: skip
+    return 0 if scored is None else int(scored.sig.cands.size)
+
+
 def _with_ranking(base: BurstRunner, ranking: RankingProfile) -> BurstRunner:
     engine: Engine = replace(base.engine, ranking=ranking)
     return BurstRunner(engine, base.store, base.decoder, base.offsets)
@@ -67,10 +91,16 @@ def measure_scaling(
     candidates = []
     for c in CANDIDATES:
         ranking = RankingProfile(
-            popular_candidates=c, affinity_features=0, query_items=0, w_repeat=0.0
+            popular_candidates=c,
+            affinity_features=0,
+            query_items=0,
+            w_repeat=0.0,
+            w_relation_long=0.0,
         )
-        cost = _cost(_with_ranking(runner, ranking), profile, clicks)
-        candidates.append({"candidates": min(c, n_items), **cost})
+        ranked = _with_ranking(runner, ranking)
+        cost = _cost(ranked, profile, clicks)
+        scored = _scored(ranked, profile, clicks[0]) if clicks else 0
+        candidates.append({"candidates": min(c, n_items), "scored": scored, **cost})
     queries = []
     for q in QUERIES:
         cost = _cost(_with_ranking(runner, RankingProfile(query_items=q)), profile, clicks)

@@ -26,7 +26,11 @@ query's row by the query's recency and role and records which query a target cam
 what the reason names). Ranking reads a whole query set at once (``related_many``, see
 ``stream.domain.relation_rows``): both sources' rows come as flat arrays and are merged in one
 vectorised pass, so no merged row is cached (a cache keyed on when a row was read would make
-two workers with the same data rank differently).
+two workers with the same data rank differently). The lookup's side of a row (positional
+strength × idf) is kept per (item, role) until the lookup's version moves: it depends on the
+lookup alone, so the cache changes no result. The merged row cannot be kept so: a co-occurrence
+strength is normalised by every partner's count, and the popular partners most rows share are
+counted again by nearly every event, so such a cache would be invalid at almost every read.
 """
 
 from __future__ import annotations
@@ -76,6 +80,10 @@ class BlendedRelations:
         self.dehub = dehub
         self._idf: tuple[Any, np.ndarray] | None = None
         self._generation = 0
+        #: the lookup's rows as ranking reads them (positional strength × idf), per (item,
+        #: role), made once per lookup version: they change only when the lookup does
+        self._learned: dict[Query, tuple[np.ndarray, np.ndarray]] = {}
+        self._learned_stamp: Any = None
 
     @property
     def name(self) -> str:
@@ -116,22 +124,35 @@ class BlendedRelations:
         if self.lookup is None or self.lookup_weight <= 0:
             return co
         learned = self._learned_rows(queries, self._target_idf(self._lookup_stamp()))
-        return self._merge(learned, co, len(queries))
+        return self._merge_rows(learned, co, len(queries))
 
     def _learned_rows(self, queries: Sequence[Query], idf: np.ndarray | None) -> Rows:
         """The lookup's rows with positional strength ``1 - rank / len(row)`` (× idf)."""
+        stamp = (self._lookup_stamp(), idf is None)
+        if stamp != self._learned_stamp:  # a new lookup version: every row is made again
+            self._learned.clear()
+            self._learned_stamp = stamp
+        cache = self._learned
+        parts = []
+        for query in queries:
+            row = cache.get(query)
+            if row is None:
+                row = cache[query] = self._learned_row(query, idf)
+            parts.append(row)
+        targets, strength, row_of = concat_rows(parts)
+        return (targets, strength, row_of) if targets.size else EMPTY_ROWS
+
+    def _learned_row(self, query: Query, idf: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """One query's lookup row as ``_learned_rows`` reads it (the same float operations
+        as the batch form it replaced, element by element, so the values are bit-identical)."""
         lookup = self.lookup
         assert lookup is not None
-        targets, _, row_of = concat_rows([lookup.related(q, role) for q, role in queries])
-        if targets.size == 0:
-            return EMPTY_ROWS
-        sizes = np.bincount(row_of, minlength=len(queries))
-        starts = np.cumsum(sizes) - sizes
-        rank = np.arange(targets.size, dtype=np.float64) - starts[row_of]
-        strength = 1.0 - rank / np.maximum(sizes, 1)[row_of]
-        if idf is not None:
+        targets = np.array(lookup.related(*query)[0], dtype=np.int64)  # a copy, not a view
+        rank = np.arange(targets.size, dtype=np.float64)
+        strength = 1.0 - rank / max(targets.size, 1)
+        if idf is not None and targets.size:
             strength = strength * idf[np.minimum(targets, idf.size - 1)]
-        return targets, strength, row_of
+        return targets, strength
 
     def _target_idf(self, stamp: Any) -> np.ndarray | None:
         """``dehub``: per target, log(rows / rows holding it) / log(rows) — a target sitting in
@@ -151,6 +172,49 @@ class BlendedRelations:
         idf = np.log((total + 1.0) / (held + 1.0)) / np.log(total + 1.0)
         self._idf = (stamp, idf)
         return idf
+
+    def _merge_rows(self, learned: Rows, co: Rows, n_queries: int) -> Rows:
+        """``_merge`` (capped) for a whole query set, with the same values and rows in query
+        order, but inside a row in another order (moot: see ``relation_rows``). Instead of
+        grouping the union of both sources' entries (a sort of every key, then a weighted
+        bincount), each co-occurrence entry of a row both sources have looks its target up
+        among that row's lookup entries (one search): a found pair sums
+        ``w_l·s_l + w_c·s_c`` — the bincount's ``0 + w_l·s_l + w_c·s_c``, float for float —
+        and every share is divided by ``w_l + w_c`` as there."""
+        if co[0].size == 0:
+            return learned
+        if learned[0].size == 0:
+            return co
+        (lt, ls, lr), (ct, cs, cr) = learned, co
+        both = (np.bincount(lr, minlength=n_queries) > 0) & (
+            np.bincount(cr, minlength=n_queries) > 0
+        )
+        in_l, in_c = both[lr], both[cr]
+        wl, wc = self.lookup_weight, self.cooccurrence_weight
+        width = int(max(lt.max(), ct.max())) + 1
+        l_at = np.flatnonzero(in_l)
+        c_at = np.flatnonzero(in_c)
+        l_key = lr[l_at] * width + lt[l_at]
+        by_key = np.argsort(l_key)  # keys are unique: a target sits once in a row
+        sorted_keys = l_key[by_key]
+        c_key = cr[c_at] * width + ct[c_at]
+        pos = np.minimum(np.searchsorted(sorted_keys, c_key), max(sorted_keys.size - 1, 0))
+        found = (sorted_keys[pos] == c_key) if sorted_keys.size else np.zeros(c_at.size, bool)
+        co_part = np.zeros(l_at.size)
+        co_part[by_key[pos[found]]] = cs[c_at[found]] * wc
+        strengths = ls.copy()
+        strengths[l_at] = np.minimum(1.0, (ls[l_at] * wl + co_part) / (wl + wc))
+        c_strengths = cs.copy()
+        c_strengths[c_at] = np.minimum(1.0, cs[c_at] * wc / (wl + wc))
+        c_keep = np.ones(ct.size, dtype=bool)
+        c_keep[c_at[found]] = False  # summed into the lookup entry of its row
+        row_of = np.concatenate([lr, cr[c_keep]])
+        order = np.argsort(row_of, kind="stable")
+        return (
+            np.concatenate([lt, ct[c_keep]])[order],
+            np.concatenate([strengths, c_strengths[c_keep]])[order],
+            row_of[order],
+        )
 
     def _merge(self, learned: Rows, co: Rows, n_queries: int, cap: bool = True) -> Rows:
         """Per query: one source's row as it is when only one has a row; else the union with

@@ -40,7 +40,10 @@ class GrowingTops:
     """Named exact top lists over one growing score (see the module docstring)."""
 
     def __init__(self) -> None:
-        self._log: list[int] = []
+        #: the log, an int64 buffer of ``MAX_LOG`` slots (its first ``_used`` hold entries), so
+        #: a read slices it instead of converting a Python list of the items grown since
+        self._log = np.zeros(MAX_LOG, dtype=np.int64)
+        self._used = 0
         self._base = 0  # log position of ``_log[0]``
         self._lists: dict[Hashable, _List] = {}
         #: the distinct items grown in the log since one position (lists read in one burst
@@ -49,14 +52,18 @@ class GrowingTops:
 
     def grew(self, indexes: Iterable[int]) -> None:
         """These items' scores went up (never down: call ``top`` with a new epoch for that)."""
-        self._log.extend(indexes)
-        if len(self._log) > MAX_LOG:
-            self._base += len(self._log)
-            self._log.clear()
+        grown = np.asarray(indexes, dtype=np.int64).ravel()
+        used = self._used
+        if used + grown.size > MAX_LOG:  # full: dropped, older lists are rebuilt in full
+            self._base += used + grown.size
+            self._used = 0
+            return
+        self._log[used : used + grown.size] = grown
+        self._used = used + grown.size
 
     def _grown(self, mark: int, end: int) -> np.ndarray:
         if self._since[:2] != (mark, end):
-            log = np.asarray(self._log[mark - self._base :], dtype=np.int64)
+            log = self._log[mark - self._base : end - self._base]
             self._since = (mark, end, sorted_unique(log))
         return self._since[2]
 
@@ -76,7 +83,7 @@ class GrowingTops:
         masks grown items that belong to the list, ``size`` is the member count (a merge longer
         than that is a rebuild instead)."""
         entry = self._lists.get(name)
-        end = self._base + len(self._log)
+        end = self._base + self._used
         if entry is None or entry.epoch != epoch or entry.depth < k or entry.mark < self._base:
             want = max(k, depth)
             entry = _List(best(members(), want, key), want, end, epoch)
@@ -94,17 +101,22 @@ class GrowingTops:
         entry: _List, grown: np.ndarray, admit: Callable[[np.ndarray], np.ndarray], key: Key
     ) -> None:
         """Bring a list up to date with its grown items. Nothing changes unless one of them now
-        reaches the key of the list's last item: an item in the list that grew is at or above
-        it, an item that enters must be; a list shorter than its depth already holds every
+        reaches the lowest key in the list: an item in the list that grew is at or above it,
+        an item that enters must be; a list shorter than its depth already holds every
         member, so only its order can change."""
-        grown = grown[admit(grown)] if grown.size else grown
         if grown.size == 0:
             return
         items = entry.items
         if items.size >= entry.depth:
-            last = items[-1:]
-            if not (key(grown) >= key(last)[0]).any():
+            # a full list: only a grown item at or above its lowest key now (its members may
+            # have grown past each other) can enter or reorder it; this test is cheaper than
+            # ``admit``, so it goes first
+            grown = grown[key(grown) >= key(items).min()]
+            if grown.size == 0:
                 return
+        grown = grown[admit(grown)]
+        if grown.size == 0:
+            return
         entry.items = best(sorted_unique(np.concatenate([items, grown])), entry.depth, key)
 
 

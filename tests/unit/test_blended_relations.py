@@ -13,6 +13,7 @@ from stream.domain.events import event_from_message
 from stream.domain.lookup import QueryTargetLookup
 from stream.domain.profile import UserProfile
 from stream.domain.ranking import RankingProfile, rank
+from stream.domain.relation_rows import Rows
 from stream.domain.relations import CoOccurrence
 
 NOW = 1_700_000_000_000
@@ -185,3 +186,48 @@ def test_dehub_weighs_lookup_targets_by_inverse_row_frequency() -> None:
         as_dict(dehubbed.related(q, "buy"))[hub] < as_dict(plain.related(q, "buy"))[hub]
         for q in hub_rows
     )
+
+
+def _random_rows(rng: np.random.Generator, n: int, share: float) -> Rows:
+    targets: list[int] = []
+    strengths: list[float] = []
+    row_of: list[int] = []
+    for q in range(n):
+        if rng.random() < share:
+            k = int(rng.integers(1, 15))
+            targets += rng.choice(40, size=k, replace=False).tolist()
+            # few distinct values: equal strengths and sums that round alike are common
+            strengths += rng.random(k).round(int(rng.integers(1, 4))).tolist()
+            row_of += [q] * k
+    return (
+        np.array(targets, dtype=np.int64),
+        np.array(strengths, dtype=np.float64),
+        np.array(row_of, dtype=np.int64),
+    )
+
+
+def _row(rows: Rows, q: int) -> dict[int, float]:
+    at = rows[2] == q
+    assert np.unique(rows[0][at]).size == int(at.sum())  # a target once per row
+    return dict(zip(rows[0][at].tolist(), rows[1][at].tolist(), strict=True))
+
+
+def test_the_batch_merge_gives_every_row_the_per_row_merge_values_bit_for_bit() -> None:
+    """``related_many``'s merge (a search per co-occurrence entry) against the union-and-group
+    merge ``related`` keeps: the same rows in the same order, each with the same targets and
+    the same float strengths (only the order inside a row may differ)."""
+    rng = np.random.default_rng(0)
+    blend = BlendedRelations(CoOccurrence())
+    merged_pairs = 0
+    for _ in range(300):
+        blend.lookup_weight = float(rng.choice([1.0, 0.5, 2.0, 0.3]))
+        blend.cooccurrence_weight = float(rng.choice([1.0, 0.7, 3.0]))
+        n = int(rng.integers(1, 12))
+        learned, co = _random_rows(rng, n, 0.7), _random_rows(rng, n, 0.6)
+        old = blend._merge(learned, co, n)
+        new = blend._merge_rows(learned, co, n)
+        assert new[2].tolist() == old[2].tolist()
+        for q in range(n):
+            assert _row(new, q) == _row(old, q)
+        merged_pairs += learned[0].size + co[0].size - old[0].size  # pairs both sources held
+    assert merged_pairs > 500  # the case that sums two sources really came up
