@@ -335,7 +335,9 @@ def _add_agent(
     async def agent(stream: Any) -> None:
         # batches grow while the consumer's fetches show more records (see faust_batches)
         lag = ConsumerLag(app.consumer.highwater)
-        await BatchFeeder(handle, batch_max, within, BATCH_GAP_S, lag).run(stream)
+        backlog_min = settings.batch_backlog_min or None
+        feeder = BatchFeeder(handle, batch_max, within, BATCH_GAP_S, lag, backlog_min=backlog_min)
+        await feeder.run(stream)
 
     agent.__name__ = f"{name}_agent"
     app.agent(channel, name=f"recstream.{name}")(agent)
