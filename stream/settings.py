@@ -92,7 +92,7 @@ class Settings:
     batch_max: int = 256
     batch_within_ms: int = 20
     #: records the consumer must hold beyond a batch for it to count as a backlog, which lets
-    #: a batch fill up to 250 ms (0 = ``batch_max // 4``; see stream.adapters.faust_batches)
+    #: a batch fill up to 250 ms (0 = 16; see stream.adapters.faust_batches)
     batch_backlog_min: int = 0
     qdrant_flush_ms: int = 5
     fetch_max_wait_ms: int = 20

@@ -26,15 +26,16 @@ the last one handed over (``ConsumerLag``: high-water mark minus last offset, pe
 a user's session coalesces into one ranking (measured: 0.39-0.40 rankings per event at
 ``batch_max`` 256, 0.31-0.32 at 1,024). With no backlog nothing changes.
 
-A backlog is at least ``backlog_min`` records (default ``batch_max // 4``), not any record at
-all: at a steady rate the consumer always holds the records of its last fetch that Faust has
-not handed over yet (rate × fetch wait, a few to ~20 at the rates one worker sustains), so
-"more than 0" held nearly all the time and, with events arriving every few ms, no gap ever
-ended a batch: every batch filled for ``backlog_within_s``. Measured at 50 % load
-(``bench --quick``): mean batch 43 events and p50 247 ms end to end, for a worker idle most
-of the time. A real backlog (a drain, or a rate above capacity) is hundreds to thousands of
-records, so it still fills batches; a worker falling behind crosses the threshold and
-catches up with large batches.
+A backlog is at least ``backlog_min`` records (default ``BACKLOG_MIN``, 16), not any record
+at all. Measured at 50 % load (``bench --quick``, 377 events/s): mean batch 43 events and p50
+247 ms end to end, for a worker idle most of the time: each fetch brings the records of the
+last fetch wait (~8 at 377/s with a 20 ms wait), "more than 0" was true whenever one was in
+flight, and with one every 20 ms no ``within_s`` gap ever ended a batch, so batches filled
+for up to ``backlog_within_s``. 16 is more than one fetch's worth at the rate one worker
+sustains (~750/s × 20 ms = 15), so a steady load below capacity holds no batch back, while a
+drain (hundreds to thousands held) or a worker falling behind (a CPU-starved worker's consumer
+thread holds 15-60 records while events age by seconds) still fills batches. ``behind`` is
+asked again at every step of a fill, so a batch waits only while the consumer holds that many.
 
 At-least-once is unchanged: a batch's events are acked only after ``handler`` returned (all
 its outputs delivered), in batch order; events still buffered when the worker stops are not
@@ -54,8 +55,8 @@ Handler = Callable[[Sequence[Any]], Awaitable[None]]
 BATCH_GAP_S = 0.001
 #: Under a backlog a batch fills for at most this long (or to ``batch_max``).
 BACKLOG_WITHIN_S = 0.25
-#: A backlog is at least ``batch_max // BACKLOG_FRACTION`` records not yet handed over.
-BACKLOG_FRACTION = 4
+#: A backlog is at least this many records fetched and not yet handed over (see above).
+BACKLOG_MIN = 16
 
 
 class ConsumerLag:
@@ -106,9 +107,7 @@ class BatchFeeder:
         self.gap_s = gap_s
         self.lag = lag
         self.backlog_within_s = max(within_s, backlog_within_s)
-        self.backlog_min = max(
-            1, batch_max // BACKLOG_FRACTION if backlog_min is None else backlog_min
-        )
+        self.backlog_min = max(1, BACKLOG_MIN if backlog_min is None else backlog_min)
         self._buffer: list[Any] = []
         self._arrived = asyncio.Event()  # the buffer is not empty
         self._room = asyncio.Event()  # the buffer has room for one more event

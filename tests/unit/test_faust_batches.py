@@ -226,7 +226,7 @@ def test_a_claimed_backlog_that_never_arrives_costs_a_batch_at_most_within() -> 
 def test_a_fetch_worth_of_records_is_not_a_backlog() -> None:
     # at a steady rate the consumer always holds a few fetched records Faust has not handed
     # over yet; that is no reason to hold a batch back: the gap ends it as without a backlog
-    # (batch_max 50: a backlog is >= 12 records; offset 2 seen, high-water 8: 5 held)
+    # (a backlog is >= 16 records; offset 2 seen, high-water 8: 5 held)
     assert _batches_with_lag(behind=True, pause_s=0.02, held=8) == [[0, 1, 2], [3, 4, 5]]
 
 
@@ -240,14 +240,15 @@ def _feeder_with_lag(held: int, batch_max: int = 256, backlog_min: int | None = 
     return feeder.behind()
 
 
-def test_a_backlog_is_a_quarter_batch_or_more_held_by_the_consumer() -> None:
+def test_a_backlog_is_more_than_a_fetch_worth_held_by_the_consumer() -> None:
     assert not _feeder_with_lag(held=0)
-    assert not _feeder_with_lag(held=63)  # batch_max 256: a backlog is >= 64 records
-    assert _feeder_with_lag(held=64)
+    assert not _feeder_with_lag(held=15)  # a backlog is >= 16 records (BACKLOG_MIN)
+    assert _feeder_with_lag(held=16)
     assert _feeder_with_lag(held=3000)
     assert _feeder_with_lag(held=5, backlog_min=5)  # explicit threshold
-    assert _feeder_with_lag(held=1, batch_max=2)  # never below one record
-    assert not _feeder_with_lag(held=0, batch_max=2)
+    assert not _feeder_with_lag(held=4, backlog_min=5)
+    assert _feeder_with_lag(held=1, backlog_min=0)  # never below one record
+    assert not _feeder_with_lag(held=0, backlog_min=0)
 
 
 def test_fill_deadline_and_gap_rule_on_a_fake_clock() -> None:
