@@ -288,6 +288,12 @@ def create_app(
     async def on_rebalance(*_: Any, **__: Any) -> None:
         pipeline.holders_stale = True  # users moved between workers
         store.forget_assignment()  # re-read changelog tails before serving partitions again
+        try:
+            partitions = assigned()
+        except Exception:  # consumer between generations: the batches recover what they need
+            log.debug("no assignment to recover ahead of the batches", exc_info=True)
+        else:
+            store.recover_soon(partitions)  # now, not when each partition's first batch comes
 
     app.on_rebalance_complete.connect(on_rebalance)
     rapp = RecstreamApp(
