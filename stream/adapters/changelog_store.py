@@ -196,6 +196,8 @@ class ChangelogStore:
                 return restored
 
     def close(self) -> None:
+        for task in list(self._background):  # no changelog read may write to a closed store
+            task.cancel()
         self._db.close()
 
 

@@ -204,3 +204,18 @@ def test_a_rebalance_during_a_recovery_makes_it_read_the_partition_again(tmp_pat
 
     started, recovered = asyncio.run(scenario())
     assert started == [1, 1] and recovered == {1}  # read again after the rebalance
+
+
+def test_closing_the_store_stops_a_background_recovery(tmp_path: Path) -> None:
+    async def scenario() -> bool:
+        rec = _RecordingStore(tmp_path)
+        task = rec.store.recover_soon({0})
+        for _ in range(100):
+            if rec.started:
+                break
+            await asyncio.sleep(0)
+        rec.store.close()  # the worker stops while a changelog read is under way
+        await asyncio.gather(task, return_exceptions=True)
+        return task.cancelled()
+
+    assert asyncio.run(scenario())
