@@ -288,6 +288,12 @@ def create_app(
     async def on_rebalance(*_: Any, **__: Any) -> None:
         pipeline.holders_stale = True  # users moved between workers
         store.forget_assignment()  # re-read changelog tails before serving partitions again
+        try:
+            partitions = assigned()
+        except Exception:  # consumer between generations: the batches recover what they need
+            log.debug("no assignment to recover ahead of the batches", exc_info=True)
+        else:
+            store.recover_soon(partitions)  # now, not when each partition's first batch comes
 
     app.on_rebalance_complete.connect(on_rebalance)
     rapp = RecstreamApp(
@@ -335,7 +341,9 @@ def _add_agent(
     async def agent(stream: Any) -> None:
         # batches grow while the consumer's fetches show more records (see faust_batches)
         lag = ConsumerLag(app.consumer.highwater)
-        await BatchFeeder(handle, batch_max, within, BATCH_GAP_S, lag).run(stream)
+        backlog_min = settings.batch_backlog_min or None
+        feeder = BatchFeeder(handle, batch_max, within, BATCH_GAP_S, lag, backlog_min=backlog_min)
+        await feeder.run(stream)
 
     agent.__name__ = f"{name}_agent"
     app.agent(channel, name=f"recstream.{name}")(agent)

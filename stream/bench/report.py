@@ -77,10 +77,14 @@ def _latency_md(r: dict[str, Any]) -> list[str]:
     head = ["what", "load", "events/s", "p50 ms", "p95", "p99", "max", "n", "unanswered"]
     head += ["worker mean ms", "mean batch"]
     lines += [_row(head), _row(["---"] * len(head))]
+    warm = r["latency"].get("warmup") or {}
     for name in ("pipeline", "floor"):
         for row in r["latency"][name]:
             values = [row.get(k, "-") for k in keys]
             lines.append(_row([name, f"{int(row['load'] * 100)} %", row["rate_eps"], *values]))
+        if name in warm:  # start-up, apart from the loads (see stream.bench.latency)
+            values = [warm[name].get(k, "-") for k in keys]
+            lines.append(_row([name, "warm-up", warm[name]["rate_eps"], *values]))
     over = r.get("latency_over_floor_ms") or {}
     if over:
         lines += [
@@ -92,7 +96,9 @@ def _latency_md(r: dict[str, Any]) -> list[str]:
         "",
         "`floor` = bare relay (consume → produce) on the same broker, same rates. "
         "`worker mean ms` / `mean batch`: the worker's own /metrics over the level (broker "
-        "receive → emit; events per batch), a cross-check of the probe's figures.",
+        "receive → emit; events per batch), a cross-check of the probe's figures. "
+        "`warm-up`: a short level at the lowest rate, run first, once the fresh worker's "
+        f"start-up backlog was processed ({warm.get('backlog_drained_s', '-')} s after ready).",
         "",
     ]
     return lines

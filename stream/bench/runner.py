@@ -23,7 +23,7 @@ from stream.bench.context import BenchContext, say
 from stream.bench.faust_baseline import NAIVE_OUT
 from stream.bench.hotspots import profile_bursts
 from stream.bench.inprocess import bursts, encode, measure_bursts
-from stream.bench.latency import prepare_levels, run_latency
+from stream.bench.latency import prepare_levels, run_latency, warmup_level
 from stream.bench.loadgen import write_jsonl
 from stream.bench.procstat import machine
 from stream.bench.report import headline_latency, write_report
@@ -178,7 +178,9 @@ def _with_processes(
     levels = prepare_levels(
         run_dir, catalog, opts.workload(), throughput["pipeline_eps"], opts.latency_seconds
     )
-    latency = run_latency(ctx, catalog, levels)
+    latency = run_latency(
+        ctx, catalog, levels, warmup_level(run_dir, catalog, opts.workload(), levels[0])
+    )
     out = {k: v for k, v in throughput.items() if k != "runs"}
     return out | {"throughput_runs": throughput["runs"], "latency": latency, "rss": rss}
 

@@ -103,3 +103,19 @@ def test_ratios_compare_each_figure_with_each_baseline() -> None:
     assert r["two_workers_vs_pipeline"] == pytest.approx(1.8)
     assert r["pipeline_vs_bare_consumer"] == pytest.approx(0.005)
     assert len(r) == 7
+
+
+def test_total_lag_sums_the_group_partitions_and_knows_when_it_does_not_know() -> None:
+    from stream.bench.latency import total_lag
+
+    name = "recstream_consumer_lag_messages"
+    sample = {
+        f'{name}{{consumer="group",partition="0",topic="lat-catalog"}}': 120.0,
+        f'{name}{{consumer="group",partition="1",topic="lat-clicks"}}': 3.0,
+        f'{name}{{consumer="replica",partition="0",topic="lat-catalog"}}': 50.0,  # not the group
+        "recstream_batch_events_count": 9.0,
+    }
+    assert total_lag(sample) == 123.0
+    assert total_lag({k: 0.0 for k in sample}) == 0.0
+    assert total_lag({"recstream_batch_events_count": 9.0}) is None  # not sampled yet
+    assert total_lag(None) is None  # worker not answering

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from stream.adapters.faust_batches import BatchFeeder, ConsumerLag
+from stream.adapters.faust_batches import BatchFeeder, ConsumerLag, fill_left, gap_ends_batch
 
 
 class FakeStream:
@@ -185,8 +185,8 @@ def test_consumer_lag_counts_fetched_records_beyond_the_last_handed_over() -> No
     assert lag() == 0
 
 
-def _batches_with_lag(behind: bool, pause_s: float) -> list[list[int]]:
-    """Events 0-2, a pause, events 3-5; ``behind`` = the consumer reports a backlog."""
+def _batches_with_lag(behind: bool, pause_s: float, held: int = 100) -> list[list[int]]:
+    """Events 0-2, a pause, events 3-5; ``behind``: the consumer holds ``held`` more records."""
 
     async def scenario() -> list[list[int]]:
         stream = FakeStream()
@@ -195,7 +195,7 @@ def _batches_with_lag(behind: bool, pause_s: float) -> list[list[int]]:
         async def handler(batch: Sequence[Any]) -> None:
             batches.append([e.message.offset for e in batch])
 
-        lag = ConsumerLag(lambda tp: 100 if behind else None)
+        lag = ConsumerLag(lambda tp: held if behind else None)
         feeder = BatchFeeder(
             handler, batch_max=50, within_s=0.05, gap_s=0.002, lag=lag, backlog_within_s=1.0
         )
@@ -221,3 +221,42 @@ def test_a_claimed_backlog_that_never_arrives_costs_a_batch_at_most_within() -> 
     # offsets without records (markers) look like a backlog: the batch still leaves after
     # within_s (50 ms) without arrivals, long before backlog_within_s (1 s)
     assert _batches_with_lag(behind=True, pause_s=0.2) == [[0, 1, 2], [3, 4, 5]]
+
+
+def test_a_fetch_worth_of_records_is_not_a_backlog() -> None:
+    # at a steady rate the consumer always holds a few fetched records Faust has not handed
+    # over yet; that is no reason to hold a batch back: the gap ends it as without a backlog
+    # (a backlog is >= 16 records; offset 2 seen, high-water 8: 5 held)
+    assert _batches_with_lag(behind=True, pause_s=0.02, held=8) == [[0, 1, 2], [3, 4, 5]]
+
+
+def _feeder_with_lag(held: int, batch_max: int = 256, backlog_min: int | None = None) -> bool:
+    async def handler(batch: Sequence[Any]) -> None:
+        return None
+
+    lag = ConsumerLag(lambda tp: held)
+    lag.saw(_Event(-1))  # last handed over: offset -1, so ``held`` records are behind it
+    feeder = BatchFeeder(handler, batch_max, 0.02, 0.001, lag, backlog_min=backlog_min)
+    return feeder.behind()
+
+
+def test_a_backlog_is_more_than_a_fetch_worth_held_by_the_consumer() -> None:
+    assert not _feeder_with_lag(held=0)
+    assert not _feeder_with_lag(held=15)  # a backlog is >= 16 records (BACKLOG_MIN)
+    assert _feeder_with_lag(held=16)
+    assert _feeder_with_lag(held=3000)
+    assert _feeder_with_lag(held=5, backlog_min=5)  # explicit threshold
+    assert not _feeder_with_lag(held=4, backlog_min=5)
+    assert _feeder_with_lag(held=1, backlog_min=0)  # never below one record
+    assert not _feeder_with_lag(held=0, backlog_min=0)
+
+
+def test_fill_deadline_and_gap_rule_on_a_fake_clock() -> None:
+    # started at t=10 s: 20 ms to fill without a backlog, 250 ms with one
+    assert fill_left(10.0, 10.005, False, 0.02, 0.25) == pytest.approx(0.015)
+    assert fill_left(10.0, 10.030, False, 0.02, 0.25) < 0
+    assert fill_left(10.0, 10.030, True, 0.02, 0.25) == pytest.approx(0.22)
+    # without a backlog any pause ends the batch; with one, only a pause of within_s
+    assert gap_ends_batch(False, 0.001, 0.02)
+    assert not gap_ends_batch(True, 0.001, 0.02)
+    assert gap_ends_batch(True, 0.02, 0.02)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -140,3 +141,81 @@ def test_changelog_store_keeps_partitions_apart_and_tracks_offsets(tmp_path: Pat
         assert list(store.owned()) == [(1, "u2")]  # only partitions this worker serves
     finally:
         store.close()
+
+
+class _RecordingStore:
+    """A ChangelogStore whose changelog reads are held by the test (no broker)."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        from stream.adapters.changelog_store import ChangelogStore
+        from stream.settings import Settings
+
+        self.store = ChangelogStore(Settings(), tmp_path / "state")
+        self.started: list[int] = []
+        self.release = asyncio.Event()
+
+        async def fake_recover(partition: int) -> None:
+            self.started.append(partition)
+            await self.release.wait()
+
+        self.store._recover = fake_recover  # type: ignore[method-assign]
+
+
+def test_partitions_recover_together_and_a_batch_waits_for_a_recovery_under_way(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> tuple[list[int], set[int], bool]:
+        rec = _RecordingStore(tmp_path)
+        try:
+            rec.store.recover_soon({0, 1, 2, 3})  # on assignment
+            for _ in range(100):  # all four reads under way at once (bounded: no hang)
+                if len(rec.started) == 4:
+                    break
+                await asyncio.sleep(0)
+            batch = asyncio.ensure_future(rec.store.ensure_recovered({2}))  # a first batch
+            await asyncio.sleep(0)
+            waiting = not batch.done()  # it waits for the recovery under way ...
+            rec.release.set()
+            await batch
+            return rec.started, set(rec.store.recovered), waiting
+        finally:
+            rec.store.close()
+
+    started, recovered, waiting = asyncio.run(scenario())
+    assert sorted(started) == [0, 1, 2, 3]  # all started before any finished, each once
+    assert waiting and recovered == {0, 1, 2, 3}
+
+
+def test_a_rebalance_during_a_recovery_makes_it_read_the_partition_again(tmp_path: Path) -> None:
+    async def scenario() -> tuple[list[int], set[int]]:
+        rec = _RecordingStore(tmp_path)
+        try:
+            first = rec.store.recover_soon({1})
+            for _ in range(100):  # until the changelog read is under way
+                if rec.started:
+                    break
+                await asyncio.sleep(0)
+            rec.store.forget_assignment()  # another worker may write partition 1 meanwhile
+            rec.release.set()
+            await first
+            return rec.started, set(rec.store.recovered)
+        finally:
+            rec.store.close()
+
+    started, recovered = asyncio.run(scenario())
+    assert started == [1, 1] and recovered == {1}  # read again after the rebalance
+
+
+def test_closing_the_store_stops_a_background_recovery(tmp_path: Path) -> None:
+    async def scenario() -> bool:
+        rec = _RecordingStore(tmp_path)
+        task = rec.store.recover_soon({0})
+        for _ in range(100):
+            if rec.started:
+                break
+            await asyncio.sleep(0)
+        rec.store.close()  # the worker stops while a changelog read is under way
+        await asyncio.gather(task, return_exceptions=True)
+        return task.cancelled()
+
+    assert asyncio.run(scenario())
