@@ -123,7 +123,10 @@ def test_a_batch_waits_while_events_keep_coming_but_not_past_within() -> None:
         for event in range(1, 7):  # one event every >= 5 ms
             stream.push(event)
             await asyncio.sleep(0.005)
-        await asyncio.sleep(0.1)
+        for _ in range(400):  # until every event is handed over (the fill ends on a 0.5 s gap)
+            if sum(len(b) for b in batches) == 6:
+                break
+            await asyncio.sleep(0.02)
         stream.close()
         await task
         return batches
