@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import new_deployment
-from tests.integration.test_kill_restart import _lists, _load, _processed, _wait_complete
+from tests.helpers import lists_with_every_version, missing_versions
+from tests.integration.test_kill_restart import _load, _processed, _wait_complete
 
 pytestmark = pytest.mark.integration
 
@@ -62,8 +63,6 @@ def test_join_then_kill_loses_nothing(broker: Any, tmp_path: Path) -> None:
             w.stop()
     for user, n in expected.items():
         assert profiles[user]["n"] == n, (user, profiles[user]["n"], n)  # once each
-    versions: dict[str, set[int]] = collections.defaultdict(set)
-    for message in _lists(dep):
-        versions[message["user_id"]].add(message["state_version"])
-    for user, profile in profiles.items():
-        assert set(range(1, profile["v"] + 1)) <= versions[user], user
+    final = {user: profile["v"] for user, profile in profiles.items()}
+    lists = lists_with_every_version(dep.settings, final)  # read until all there, or a deadline
+    assert not missing_versions(lists, final), missing_versions(lists, final)
