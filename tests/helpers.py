@@ -63,3 +63,13 @@ def lists_with_every_version(
     return read_topic_until(
         settings, "recommendations", lambda ms: not missing_versions(ms, final), timeout
     )
+
+
+def cpu_contention(probe_s: float = 0.5) -> float:
+    """Wall time over CPU time of a short busy loop in this process (>= 1): about how many
+    runnable processes share each core right now, so how much slower than on an idle machine
+    a CPU-bound child (a worker) runs. Independent of the CPU's own speed."""
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    while time.perf_counter() - wall0 < probe_s:
+        sum(range(10_000))
+    return max(1.0, (time.perf_counter() - wall0) / max(1e-6, time.process_time() - cpu0))

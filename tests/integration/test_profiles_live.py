@@ -104,7 +104,11 @@ def test_pushed_bury_reaches_the_next_list_without_restart(dep: Deployment, tmp_
     worker = start(dep)
     pid = worker.process.pid if worker.process else None
     shopper = "u-acme-fan"
+    sent = time.monotonic()
     before = send_and_wait(dep, [event("clicks", shopper, item_id=i) for i in ACME[:3]])
+    # the bound on the swap scales with how slow this machine is now: 10 s, or ten times one
+    # click's round trip (reader start, produce, ranked list read back) if that is longer
+    limit = max(10.0, 10 * (time.monotonic() - sent))
     assert before["profile"] == "default@1" and acme_in(before)  # acme fan: acme in the list
     push_file(dep, tmp_path, {"name": "default", "version": 2, "buries": BURY_ACME})
     pushed_at = time.time()
@@ -117,7 +121,7 @@ def test_pushed_bury_reaches_the_next_list_without_restart(dep: Deployment, tmp_
     assert swapped is not None, "the pushed profile never became live"
     seconds = swapped["emitted_at"] / 1000.0 - pushed_at
     print(f"\npush acked -> first list ranked with default@2: {seconds * 1000:.0f} ms")
-    assert seconds < 10.0  # generous bound (loaded CI machines); the figure is reported
+    assert seconds < limit, (seconds, limit)  # the figure is reported, the bound is for a hang
     assert acme_in(swapped) == [] and len(swapped["items"]) > 0
     assert worker.process is not None and worker.process.poll() is None
     assert worker.process.pid == pid  # same process: no restart
@@ -135,7 +139,7 @@ def test_pushed_bury_reaches_the_next_list_without_restart(dep: Deployment, tmp_
     print(
         f"push of default@3 -> live in each of two workers: {[f'{x * 1000:.0f} ms' for x in lags]}"
     )
-    assert all(0 < x < 10.0 for x in lags)  # generous bound; the figures are reported
+    assert all(0 < x < limit for x in lags), (lags, limit)  # the figures are reported
     # `recs --explain` re-ranks from the live state with the profile the workers run now
     done = run_cli("recs", shopper, "--explain", env=dep.env, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
