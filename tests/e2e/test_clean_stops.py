@@ -106,7 +106,9 @@ def _stop_and_check(process: subprocess.Popen[bytes], sig: int, log: Path) -> No
     for pid in left:  # do not leak them into the rest of the suite, then fail
         os.kill(pid, signal.SIGKILL)
     assert not left, f"processes left after signal {sig}: {names}"
-    assert time.monotonic() - started < 10
+    took = time.monotonic() - started
+    print(f"{' '.join(map(str, process.args[3:5]))}: stopped by signal {sig} in {took:.1f}s")
+    assert took < 10  # the contract (module docstring), not a guess of this machine's speed
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

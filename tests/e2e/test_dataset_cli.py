@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -59,36 +64,44 @@ def test_export_replay_and_eval_a_generic_folder(broker: Any, tmp_path: Path) ->
         assert path.stat().st_size > 0, path
 
 
-def test_replay_stops_cleanly_on_ctrl_c(broker: Any, tmp_path: Path) -> None:
-    import signal
-    import subprocess
-    import sys
-    import time
+def _events_under_way(stderr: Path) -> bool:
+    """The second progress bar (events; the first is the catalog's, with another total) has
+    counted some: the replay is past its catalog phase and sending events."""
+    bars = re.findall(r"\b(\d+)/(\d+)\b", stderr.read_text(errors="replace"))
+    return any(total != bars[0][1] and int(n) > 0 for n, total in bars)
 
+
+def test_replay_stops_cleanly_on_ctrl_c(broker: Any, tmp_path: Path) -> None:
     dep = new_deployment(broker, tmp_path / "deploy")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "stream.cli",
-            "replay",
-            "movielens",
-            "--max-users",
-            "30",
-            "--rate",
-            "100",
-        ],
-        env=dep.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        # Ctrl-C in a terminal: SIGINT at its default, even under a runner started with it
-        # ignored (a background job of a non-interactive shell)
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    time.sleep(6)  # catalog goes out first, then events at 100 msg/s
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
+    err_path = tmp_path / "replay.err"
+    with open(err_path, "wb") as err_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "stream.cli", "replay", "movielens", "--max-users", "30",
+             "--rate", "100"],
+            env=dep.env,
+            stdout=subprocess.PIPE,
+            stderr=err_file,
+            text=True,
+            # Ctrl-C in a terminal: SIGINT at its default, even under a runner started with it
+            # ignored (a background job of a non-interactive shell)
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )  # fmt: skip
+    try:
+        # catalog first, then events at 100 msg/s (~22 s for all 2,203): interrupt once events
+        # flow. A fixed 6 s pause was the wait before: on a busy machine start-up and catalog
+        # took longer, and the interrupt landed before anything was sent.
+        deadline = time.monotonic() + 120
+        while not _events_under_way(err_path):
+            assert proc.poll() is None, err_path.read_text()[-2000:]
+            assert time.monotonic() < deadline, err_path.read_text()[-2000:]
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    err = err_path.read_text(errors="replace")
     assert proc.returncode == 130, err[-2000:]
     assert "interrupted" in out
     sent = int(out.split("sent ")[1].split(" ")[0].replace(",", ""))

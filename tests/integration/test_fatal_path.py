@@ -20,8 +20,9 @@ import pytest
 
 from stream.adapters.fault import STATE_READ_USER, STATE_WRITE_USER
 from stream.app import EXIT_AGENT_FAILED
-from stream.tools import TopicReader, dump_profiles
+from stream.tools import dump_profiles
 from tests.conftest import Deployment, WorkerProcess, new_deployment
+from tests.helpers import missing_versions, read_topic_until
 from tests.integration.test_pipeline import CATALOG, event, send_and_wait
 
 pytestmark = pytest.mark.integration
@@ -47,14 +48,20 @@ def _profile(dep: Deployment, user: str, n: int, timeout: float = 60) -> dict[st
     raise AssertionError(f"{user}: {profile.get('n', 0)} of {n} events applied in {timeout}s")
 
 
-def _lists_of(dep: Deployment, user: str) -> list[dict[str, Any]]:
-    async def run() -> list[dict[str, Any]]:
-        async with TopicReader(dep.settings, "recommendations") as reader:
-            while await reader.poll(300):
-                pass
-            return [m for m in reader.messages if m["user_id"] == user]
+def _lists_of(dep: Deployment, user: str, version: int, trigger: str) -> list[dict[str, Any]]:
+    """The user's lists, read until versions 1..``version`` and the list answering ``trigger``
+    are there (or a deadline: a starved reader must not stop at a momentarily empty fetch)."""
 
-    return asyncio.run(run())
+    def mine(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [m for m in messages if m["user_id"] == user]
+
+    def done(messages: list[dict[str, Any]]) -> bool:
+        lists = mine(messages)
+        return not missing_versions(lists, {user: version}) and any(
+            m["trigger"]["event_id"] == trigger for m in lists
+        )
+
+    return mine(read_topic_until(dep.settings, "recommendations", done))
 
 
 @pytest.mark.parametrize("fault", [STATE_READ_USER, STATE_WRITE_USER])
@@ -91,9 +98,9 @@ def test_agent_failure_exits_70_and_the_batch_is_applied_once_after_restart(
         # one more event: applied on top, once
         after = event("clicks", VICTIM, item_id="sku-9")
         assert send_and_wait(dep, [after])["items"]
-        assert _profile(dep, VICTIM, len(batch) + 1)["n"] == len(batch) + 1
-        lists = _lists_of(dep, VICTIM)
-        final = asyncio.run(dump_profiles(dep.settings))[VICTIM]
+        final = _profile(dep, VICTIM, len(batch) + 1)
+        assert final["n"] == len(batch) + 1
+        lists = _lists_of(dep, VICTIM, final["v"], batch[-1][1]["event_id"])
         versions = collections.Counter(m["state_version"] for m in lists)
         assert set(range(1, final["v"] + 1)) <= set(versions), (final["v"], versions)
         triggers = {m["trigger"]["event_id"] for m in lists}

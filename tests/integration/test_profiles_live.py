@@ -73,8 +73,9 @@ def sample(metrics: dict[str, float], name: str, **labels: str) -> float:
     return metrics.get(f"{name}{{{inner}}}", 0.0)
 
 
-def eventually(worker: WorkerProcess, key: str, timeout: float = 5.0) -> float | None:
-    """A sample's value once present (sampled gauges lag by up to a second)."""
+def eventually(worker: WorkerProcess, key: str, timeout: float = 30.0) -> float | None:
+    """A sample's value once present (sampled gauges lag by up to a second on a quiet machine,
+    several on a starved one: the deadline is for a worker that never gets there)."""
     deadline = time.monotonic() + timeout
     while True:
         value = worker.metrics().get(key)
@@ -103,20 +104,24 @@ def test_pushed_bury_reaches_the_next_list_without_restart(dep: Deployment, tmp_
     worker = start(dep)
     pid = worker.process.pid if worker.process else None
     shopper = "u-acme-fan"
+    sent = time.monotonic()
     before = send_and_wait(dep, [event("clicks", shopper, item_id=i) for i in ACME[:3]])
+    # the bound on the swap scales with how slow this machine is now: 10 s, or ten times one
+    # click's round trip (reader start, produce, ranked list read back) if that is longer
+    limit = max(10.0, 10 * (time.monotonic() - sent))
     assert before["profile"] == "default@1" and acme_in(before)  # acme fan: acme in the list
     push_file(dep, tmp_path, {"name": "default", "version": 2, "buries": BURY_ACME})
     pushed_at = time.time()
     swapped = None
-    for _ in range(50):  # one click at a time until a list carries the new label
-        rec = send_and_wait(dep, [event("clicks", shopper, item_id=ACME[3])])
+    deadline = time.monotonic() + 30  # a follower that is stuck, not slow (the lag is asserted)
+    while swapped is None and time.monotonic() < deadline:  # a click at a time until a list
+        rec = send_and_wait(dep, [event("clicks", shopper, item_id=ACME[3])])  # has the label
         if rec["profile"] == "default@2":
             swapped = rec
-            break
     assert swapped is not None, "the pushed profile never became live"
     seconds = swapped["emitted_at"] / 1000.0 - pushed_at
     print(f"\npush acked -> first list ranked with default@2: {seconds * 1000:.0f} ms")
-    assert seconds < 10.0  # generous bound (loaded CI machines); the figure is reported
+    assert seconds < limit, (seconds, limit)  # the figure is reported, the bound is for a hang
     assert acme_in(swapped) == [] and len(swapped["items"]) > 0
     assert worker.process is not None and worker.process.poll() is None
     assert worker.process.pid == pid  # same process: no restart
@@ -134,7 +139,7 @@ def test_pushed_bury_reaches_the_next_list_without_restart(dep: Deployment, tmp_
     print(
         f"push of default@3 -> live in each of two workers: {[f'{x * 1000:.0f} ms' for x in lags]}"
     )
-    assert all(0 < x < 10.0 for x in lags)  # generous bound; the figures are reported
+    assert all(0 < x < limit for x in lags), (lags, limit)  # the figures are reported
     # `recs --explain` re-ranks from the live state with the profile the workers run now
     done = run_cli("recs", shopper, "--explain", env=dep.env, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -207,7 +212,10 @@ def test_shadow_profile_is_scored_and_compared_without_changing_shoppers_lists(
     shopper = "u-shadowed"
     send_and_wait(dep, [event("clicks", shopper, item_id=i) for i in ACME[:3]])
     push_file(dep, tmp_path, {"name": "cand", "version": 1, "shadow": True, "buries": BURY_ACME})
-    time.sleep(0.5)  # the followers read the push within one fetch wait (20 ms)
+    # the follower reads the push within one fetch wait (20 ms) on a quiet machine; wait for the
+    # gauge it sets on the swap, not a fixed pause (0.5 s was too short on a loaded one)
+    shadowing = 'recstream_ranking_shadow_info{active="default@1",shadow="cand@1"}'
+    assert eventually(worker, shadowing) == 1.0, "the shadow never went live"
     live = send_and_wait(dep, [event("clicks", shopper, item_id=ACME[3])])
     assert live["profile"] == "default@1" and acme_in(live)  # shoppers keep the live ranking
     shadow = wait_for(
