@@ -341,7 +341,7 @@ def _add_agent(
     async def agent(stream: Any) -> None:
         # batches grow while the consumer's fetches show more records (see faust_batches)
         lag = ConsumerLag(app.consumer.highwater)
-        backlog_min = settings.batch_backlog_min or None
+        backlog_min = settings.batch_backlog_min
         feeder = BatchFeeder(handle, batch_max, within, BATCH_GAP_S, lag, backlog_min=backlog_min)
         await feeder.run(stream)
 

@@ -92,8 +92,8 @@ class Settings:
     batch_max: int = 256
     batch_within_ms: int = 20
     #: records the consumer must hold beyond a batch for it to count as a backlog, which lets
-    #: a batch fill up to 250 ms (0 = 16; see stream.adapters.faust_batches)
-    batch_backlog_min: int = 0
+    #: a batch fill up to 250 ms (stream.adapters.faust_batches.BACKLOG_MIN says why 16)
+    batch_backlog_min: int = 16
     qdrant_flush_ms: int = 5
     fetch_max_wait_ms: int = 20
     feeds: tuple[str, ...] = ("for_you",)
@@ -141,7 +141,7 @@ class Settings:
             max_message_bytes=_int(env, "RECSTREAM_MAX_MESSAGE_BYTES", 64 * 1024),
             batch_max=_int(env, "RECSTREAM_BATCH_MAX", 256),
             batch_within_ms=_int(env, "RECSTREAM_BATCH_WITHIN_MS", 20),
-            batch_backlog_min=_int(env, "RECSTREAM_BATCH_BACKLOG_MIN", 0),
+            batch_backlog_min=_int(env, "RECSTREAM_BATCH_BACKLOG_MIN", 16),
             qdrant_flush_ms=_int(env, "RECSTREAM_QDRANT_FLUSH_MS", 5),
             fetch_max_wait_ms=_int(env, "RECSTREAM_FETCH_MAX_WAIT_MS", 20),
             feeds=feeds or ("for_you",),

@@ -97,7 +97,7 @@ class BatchFeeder:
         gap_s: float = 0.0,
         lag: ConsumerLag | None = None,
         backlog_within_s: float = BACKLOG_WITHIN_S,
-        backlog_min: int | None = None,
+        backlog_min: int = BACKLOG_MIN,
     ) -> None:
         if batch_max < 1:
             raise ValueError("batch_max must be >= 1")
@@ -107,7 +107,7 @@ class BatchFeeder:
         self.gap_s = gap_s
         self.lag = lag
         self.backlog_within_s = max(within_s, backlog_within_s)
-        self.backlog_min = max(1, BACKLOG_MIN if backlog_min is None else backlog_min)
+        self.backlog_min = max(1, backlog_min)
         self._buffer: list[Any] = []
         self._arrived = asyncio.Event()  # the buffer is not empty
         self._room = asyncio.Event()  # the buffer has room for one more event

@@ -8,7 +8,13 @@ from typing import Any
 
 import pytest
 
-from stream.adapters.faust_batches import BatchFeeder, ConsumerLag, fill_left, gap_ends_batch
+from stream.adapters.faust_batches import (
+    BACKLOG_MIN,
+    BatchFeeder,
+    ConsumerLag,
+    fill_left,
+    gap_ends_batch,
+)
 
 
 class FakeStream:
@@ -236,7 +242,7 @@ def test_a_fetch_worth_of_records_is_not_a_backlog() -> None:
     assert _batches_with_lag(behind=True, pause_s=0.02, held=8) == [[0, 1, 2], [3, 4, 5]]
 
 
-def _feeder_with_lag(held: int, batch_max: int = 256, backlog_min: int | None = None) -> bool:
+def _feeder_with_lag(held: int, batch_max: int = 256, backlog_min: int = BACKLOG_MIN) -> bool:
     async def handler(batch: Sequence[Any]) -> None:
         return None
 
