@@ -213,11 +213,17 @@ def evaluate_live(
     }
     same = sum(1 for eid, items in live_lists.items() if reference.get(eid, [])[:k] == items[:k])
     agrees = bool(comparable) and all(d <= TOLERANCE for d in diffs.values())
+    last = _last_event_per_user(events)
     return {
         "rate_msgs_per_s": rate,
         "elapsed_s": round(elapsed, 1),
         "lists_received": len(live_lists),
         "purchases_compared": len(comparable),
+        # diagnostic only: a worker folds a user's events of one poll into one list, and a click
+        # and an order on two topics may reach it in either order, so not every last event
+        # is answered by its own id
+        "users": len(last),
+        "users_last_event_answered": sum(1 for eid in last.values() if eid in live_lists),
         "identical_top_k_share": round(same / max(1, len(live_lists)), 4),
         "live": live_all,
         "in_process": ref_all,
@@ -228,3 +234,8 @@ def evaluate_live(
         + f" within ±{TOLERANCE} (recall diff {diffs[f'recall@{k}']:.4f}, "
         f"ndcg diff {diffs[f'ndcg@{k}']:.4f}, {len(comparable)} purchases)",
     }
+
+
+def _last_event_per_user(events: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """user -> event_id of their last event on a user topic (the one a list must answer)."""
+    return {str(m["user_id"]): str(m["event_id"]) for m in events if m["topic"] in USER_TOPICS}
