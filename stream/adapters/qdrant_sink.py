@@ -24,7 +24,10 @@ log = logging.getLogger(__name__)
 USER_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "recstream:users")
 DEFAULT_DIM = 64
 #: Payload fields the sinks index (keyword) so ops queries like "who holds item X" stay cheap.
+#: The Edge sink indexes ``user_id`` only this way and ``item_ids`` as ITEM_KEYS_FIELD instead.
 INDEXED_FIELDS: tuple[str, ...] = ("user_id", "item_ids")
+#: Edge payload field: the user's item ids as one string of ``item_key`` tokens (text index).
+ITEM_KEYS_FIELD = "item_keys"
 
 
 def point_id(user_id: str) -> str:
@@ -109,6 +112,24 @@ def item_ids_of(payload: dict[str, Any]) -> list[str]:
                 dict.fromkeys(_ids_of(feed.get("items") if isinstance(feed, dict) else feed))
             )
     return list(ids)
+
+
+def item_key(item_id: str) -> str:
+    """The full-text token of an item id: ``x`` + hex of its UTF-8 bytes + ``x``.
+
+    Why: one string of these tokens is a ~10x cheaper Edge payload than a list of ids (each list
+    leaf costs ~8 µs to convert, GIL held). Hex is injective and has no spaces, upper case or
+    punctuation for a tokenizer to split or fold, and the ``x`` delimiters (never a hex digit)
+    keep a match exact even where a text condition falls back to substring search: a query
+    token can only line up with a whole stored token. To filter "users whose list holds item
+    X", match ``item_key(X)`` as text on ITEM_KEYS_FIELD.
+    """
+    return f"x{item_id.encode().hex()}x"
+
+
+def item_keys(item_ids: Iterable[str]) -> str:
+    """ITEM_KEYS_FIELD's value: the ids' ``item_key`` tokens joined by single spaces."""
+    return " ".join([item_key(i) for i in item_ids])
 
 
 def stored_payload(point: UserPoint) -> dict[str, Any]:

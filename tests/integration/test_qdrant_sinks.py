@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pytest
+import qdrant_edge as qe
 from qdrant_client import QdrantClient
 
 from stream.adapters.coalescing_writer import CoalescingWriter
@@ -119,6 +121,87 @@ def test_users_holding_pages_past_one_scroll_page(sink: Any) -> None:
     sink.upsert([_point(f"p{i}", ["common", f"own{i}"], i) for i in range(1500)])
     holders = sink.users_holding("common")
     assert len(holders) == 1500 and len(set(holders)) == 1500
+
+
+#: ids a tokenizer could split, fold, stem or match in part: each must match only itself
+LOOKALIKES = ["hat", "Hat", "HAT", "hats", "ha", "hat s", "s", "hät", "hat-1", "1", "x" * 300, "x"]
+
+
+def test_users_holding_is_exact_for_lookalike_ids(sink: Any) -> None:
+    sink.upsert([_point(f"u{k}", [item, "common"], k) for k, item in enumerate(LOOKALIKES)])
+    for k, item in enumerate(LOOKALIKES):
+        assert sink.users_holding(item) == [f"u{k}"], item
+    assert sink.users_holding("hat s x") == [] and sink.users_holding("") == []
+    assert len(sink.users_holding("common")) == len(LOOKALIKES)
+
+
+def _edge_holders(sink: EdgeUserSink, item_id: str) -> list[str]:
+    """Users found by a vector search under the sink's holding filter (the serving-side use)."""
+    found = sink._shard.query(
+        qe.QueryRequest(
+            query=qe.Query.Nearest(_vec(0)),
+            limit=100,
+            with_payload=["user_id"],
+            filter=sink.holding_filter(item_id),
+        )
+    )
+    return sorted(str((p.payload or {}).get("user_id")) for p in found)
+
+
+@pytest.mark.parametrize("json_mode", [True, False])
+def test_edge_points_hold_no_id_lists_and_filter_searches(tmp_path: Path, json_mode: bool) -> None:
+    """Each string leaf of a payload list costs ~8 µs to convert (GIL held): json points keep
+    scalars only, and the holding filter works in searches, before and after optimize()."""
+    sink = EdgeUserSink(tmp_path / "users", dim=DIM, payload_json=json_mode)
+    try:
+        sink.upsert([_point(f"u{k}", [f"i{k}", f"i{k + 1}", "Hat"], k) for k in range(20)])
+        for _ in range(2):
+            raw = sink._shard.retrieve([point_id("u3")], True, False)[0].payload or {}
+            lists = sorted(k for k, v in raw.items() if isinstance(v, list))
+            assert lists == ([] if json_mode else ["item_ids", "items"])
+            assert _edge_holders(sink, "i4") == ["u3", "u4"]
+            assert _edge_holders(sink, "hat") == [] and len(_edge_holders(sink, "Hat")) == 20
+            sink._shard.optimize()
+    finally:
+        sink.close()
+
+
+def _write_pre_item_keys_shard(path: Path) -> None:
+    """A shard as the sink wrote it before `item_keys`: keyword indexes on user_id and item_ids,
+    payload {user_id, item_ids: [...], doc_json} with the ranked list (no item_ids) in doc_json."""
+    config = qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=DIM, distance=qe.Distance.Cosine))
+    path.mkdir(parents=True)
+    shard = qe.EdgeShard.create(str(path), config)
+    for name in ("user_id", "item_ids"):
+        shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword))
+    old = {"old1": ["hat", "shoe"], "old2": ["sock"]}
+    doc = {"feed": "for_you", "items": [], "version": 1}
+    points = [
+        qe.Point(
+            point_id(u),
+            _vec(1),
+            {"user_id": u, "item_ids": ids, "doc_json": orjson.dumps(doc).decode()},
+        )
+        for u, ids in old.items()
+    ]
+    shard.update(qe.UpdateOperation.upsert_points(points))
+    shard.flush()
+    shard.close()
+
+
+def test_edge_loads_a_shard_written_before_item_keys(tmp_path: Path) -> None:
+    path = tmp_path / "users"
+    _write_pre_item_keys_shard(path)
+    sink = EdgeUserSink(path, dim=DIM)
+    try:
+        got = sink.get("old1")
+        assert got is not None and got["item_ids"] == ["hat", "shoe"] and got["version"] == 1
+        sink.upsert([_point("new1", ["hat"], 2), _point("old2", ["hat"], 3)])  # old2 rewritten
+        assert sorted(sink.users_holding("hat")) == ["new1", "old1", "old2"]
+        assert sink.users_holding("sock") == [] and sink.users_holding("shoe") == ["old1"]
+        assert _edge_holders(sink, "hat") == ["new1", "old1", "old2"]
+    finally:
+        sink.close()
 
 
 def test_edge_shard_persists_across_close_and_load(tmp_path: Path) -> None:
