@@ -96,8 +96,19 @@ def _pyspy() -> str:
     return found
 
 
-def profile_worker(events: int, seconds: int, out: Path) -> dict[str, Any]:
-    """Broker + backlog + one worker, recorded by py-spy; returns the summary (also written)."""
+def spy_argv(spy_bin: str, pid: int, raw: Path, seconds: int, gil: bool) -> list[str]:
+    """py-spy's command line: all threads at 100 Hz, raw stacks, optionally GIL holders only."""
+    argv = [spy_bin, "record", "--pid", str(pid), "--format", "raw", "-o", str(raw)]
+    argv += ["-d", str(seconds), "-r", "100", "--nonblocking"]
+    return [*argv, "--gil"] if gil else argv
+
+
+def profile_worker(events: int, seconds: int, out: Path, gil: bool = False) -> dict[str, Any]:
+    """Broker + backlog + one worker, recorded by py-spy; returns the summary (also written).
+
+    ``gil``: sample only the thread holding the GIL. A thread waiting to re-take the GIL (after
+    a socket write, say) is not idle to py-spy, so without it such waits read as busy time.
+    """
     from stream.bench.context import BenchContext, say
     from stream.bench.procstat import cpu_seconds
     from stream.bench.runner import BenchOptions, _prefill
@@ -127,9 +138,8 @@ def profile_worker(events: int, seconds: int, out: Path) -> dict[str, Any]:
                 raise RuntimeError(f"worker exited (see {ctx.log('worker')})")
             time.sleep(0.05)
         t0, n0, cpu0 = time.time(), scrape_done(port) or 0, cpu_seconds(worker.pid)
-        argv = [spy_bin, "record", "--pid", str(worker.pid), "--format", "raw"]
         spy = subprocess.Popen(
-            [*argv, "-o", str(raw), "-d", str(seconds), "-r", "100", "--nonblocking"],
+            spy_argv(spy_bin, worker.pid, raw, seconds, gil),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -157,11 +167,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=20, help="recording time")
     parser.add_argument("--out", type=Path, default=Path("/tmp/recstream-profile"))
     parser.add_argument("--summarise", type=Path, help="only summarise this raw py-spy file")
+    parser.add_argument(
+        "--gil", action="store_true", help="only samples of the thread holding the GIL"
+    )
     args = parser.parse_args(argv)
     if args.summarise is not None:
         summary = summarise(args.summarise.read_text().splitlines())
     else:
-        summary = profile_worker(args.events, args.seconds, args.out)
+        summary = profile_worker(args.events, args.seconds, args.out, gil=args.gil)
     print(json.dumps(summary, indent=2))
     return 0
 

@@ -1,6 +1,8 @@
 """The py-spy summary: each busy sample goes to the component of its deepest known frame."""
 
-from stream.bench.worker_profile import component, summarise
+from pathlib import Path
+
+from stream.bench.worker_profile import component, spy_argv, summarise
 
 LOOP = "<module> (<frozen runpy>:198)"
 HANDLE = "handle_user_batch (/x/stream/pipeline.py:10)"
@@ -30,3 +32,9 @@ def test_shares_are_of_busy_samples_split_by_thread() -> None:
     assert out["idle_samples"] == 50
     assert out["event_loop_thread"] == {"engine": 0.6, "faust": 0.2}
     assert out["other_threads"] == {"qdrant_sink": 0.2}
+
+
+def test_gil_mode_asks_py_spy_for_gil_holders_only() -> None:
+    plain = spy_argv("py-spy", 42, Path("/t/w.raw"), 15, gil=False)
+    assert plain[:4] == ["py-spy", "record", "--pid", "42"] and "--gil" not in plain
+    assert spy_argv("py-spy", 42, Path("/t/w.raw"), 15, gil=True) == [*plain, "--gil"]
