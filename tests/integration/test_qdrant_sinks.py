@@ -166,6 +166,18 @@ def test_edge_points_hold_no_id_lists_and_filter_searches(tmp_path: Path, json_m
         sink.close()
 
 
+def test_client_holding_filter_in_a_search() -> None:
+    sink = ClientUserSink(QdrantClient(":memory:"), "users", dim=DIM, owns_client=True)
+    try:
+        sink.upsert([_point(f"u{k}", [f"i{k}", f"i{k + 1}"], k) for k in range(10)])
+        found = sink.client.query_points(
+            "users", query=_vec(0), limit=100, query_filter=sink.holding_filter("i4")
+        ).points
+        assert sorted(str((p.payload or {})["user_id"]) for p in found) == ["u3", "u4"]
+    finally:
+        sink.close()
+
+
 def _write_pre_item_keys_shard(path: Path) -> None:
     """A shard as the sink wrote it before `item_keys`: keyword indexes on user_id and item_ids,
     payload {user_id, item_ids: [...], doc_json} with the ranked list (no item_ids) in doc_json."""
