@@ -2,12 +2,13 @@
 
 Edge is Qdrant's Rust engine in-process and persists under the data dir, unlike qdrant-client's
 local mode (a Python emulation with one SQLite commit per point). Measured quirk of 0.9.0: building
-a ``Point`` converts the payload dict with the GIL held, ~8 µs per string leaf of a list (~3 µs
-per int), while one long string costs about nothing. So a point holds three scalars only:
+a ``Point`` converts the payload dict with the GIL held, ~5-8 µs per leaf whatever its length
+(a list of 30 ids: ~230 µs), and the write holds the GIL too. So a point holds three scalars:
 ``user_id`` (keyword index), ``doc_json`` (the ranked list as one orjson string, ``item_ids``
 included; ``get`` decodes it, so callers see the same dict as with the qdrant-client sink) and
 ``item_keys`` (the item ids as one string of ``item_key`` tokens under a whitespace full-text
-index): ~35 µs/point to build against ~230 µs with ``item_ids`` as a list of 30 strings.
+index). Per point of 30 items (CPU): ``qe.Point`` ~17 µs (was ~230), the whole build ~63 µs
+(was ~168), the write ~60 µs (was ~43: a text index costs a little more than a keyword one).
 "Users whose list holds item X" is ``MatchText(item_key(X))`` on ``item_keys``, exact (see
 ``item_key``). Shards written before ``item_keys`` hold ``item_ids`` lists under a keyword index:
 they load, read back the same, and ``users_holding`` also matches them until they are rewritten.
