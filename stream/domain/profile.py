@@ -8,12 +8,14 @@ feature keeps the time it was last touched), on two horizons: session (minutes) 
 from __future__ import annotations
 
 import math
+import struct
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+import pyarrow as pa
 
 from stream.domain.events import UserEvent
 from stream.domain.features import filter_features
@@ -75,17 +77,39 @@ def decayed(weight: float, since_ms: float, now_ms: float, tau_ms: float) -> flo
     return weight * math.exp(-(now_ms - since_ms) / tau_ms)
 
 
-#: format byte of a stored profile: zlib-compressed orjson. Plain JSON (the first format,
-#: starting with "{") is still read, so existing data dirs and changelogs recover unchanged.
+#: format bytes of a stored profile. ``ZSTD`` (written now): the byte, the JSON's length as a
+#: little-endian u32, then a zstd frame (level 1) of the orjson body. ``COMPRESSED`` (written
+#: until then): the byte, then zlib (level 1) of the same body. Plain JSON (the first format,
+#: starting with "{"). All three are read, so existing data dirs and changelogs recover unchanged.
+ZSTD = b"\x02"
 COMPRESSED = b"\x01"
+_LENGTH = struct.Struct("<I")
+#: zstd from pyarrow (a dependency already): on this body it compresses 2-4x faster than zlib
+#: level 1 and a little smaller (measured on the bench workload's profiles: encode 40 vs 75 µs,
+#: decode 56 vs 85 µs per user; heavy user 146 vs 370 and 170 vs 280 µs, 9.2 vs 10.4 KB)
+_ZSTD = pa.Codec("zstd", compression_level=1) if pa.Codec.is_available("zstd") else None
+
+
+def encode_stored(body: dict[str, Any]) -> bytes:
+    """``to_dict()`` fields → the stored form (zstd; zlib on a pyarrow built without zstd)."""
+    raw = orjson.dumps(body)
+    if _ZSTD is None:
+        return COMPRESSED + zlib.compress(raw, 1)
+    return ZSTD + _LENGTH.pack(len(raw)) + _ZSTD.compress(raw, asbytes=True)
 
 
 def decode_stored(raw: bytes) -> dict[str, Any]:
     """A stored profile's fields, whichever format wrote it; ValueError on anything else."""
     head = raw[:1]
-    if head == COMPRESSED:
-        body: dict[str, Any] = orjson.loads(zlib.decompress(raw[1:]))
+    if head == ZSTD:
+        if _ZSTD is None:
+            raise ValueError("a zstd-stored profile needs pyarrow built with zstd")
+        (size,) = _LENGTH.unpack_from(raw, 1)
+        body: dict[str, Any] = orjson.loads(_ZSTD.decompress(raw[5:], size, asbytes=True))
         return body
+    if head == COMPRESSED:
+        older: dict[str, Any] = orjson.loads(zlib.decompress(raw[1:]))
+        return older
     if head == b"{":
         legacy: dict[str, Any] = orjson.loads(raw)
         return legacy
@@ -123,12 +147,12 @@ class UserProfile:
     last_ts: int = 0
 
     def to_bytes(self) -> bytes:
-        """The stored form: a format byte, then zlib-compressed JSON (see ``decode_stored``).
+        """The stored form: a format byte, then compressed JSON (see ``encode_stored``).
 
-        Compression (level 1) takes a typical profile from ~3.7 KB to ~1.1 KB for ~25 µs per
-        burst: every profile is written to RocksDB *and* to the changelog topic, so its size
-        is paid in broker bytes, disk and recovery time, not only in memory."""
-        return COMPRESSED + zlib.compress(orjson.dumps(self.to_dict()), 1)
+        Compression takes a typical profile from ~3.9 KB to ~1.1 KB: every profile is written
+        to RocksDB *and* to the changelog topic, so its size is paid in broker bytes, disk and
+        recovery time, not only in memory."""
+        return encode_stored(self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
         """The profile as JSON-ready fields (short keys; what `recstream state dump` prints)."""
