@@ -109,9 +109,8 @@ def _retain(timeline: list[Entry]) -> None:
 
     A topic the user has no entry of yet cannot be waited for: with one topic only, the newest
     ``SINGLE_TOPIC_MAX`` entries stay, for the first events of another topic arriving late."""
-    newest: dict[str, int] = {}
-    for entry in timeline:
-        newest[entry[5]] = max(newest.get(entry[5], entry[0]), entry[0])
+    # the timeline is in time order, so each topic's last entry is its newest
+    newest: dict[str, int] = {entry[5]: entry[0] for entry in timeline}
     if len(newest) > 1:
         slowest = min(newest.values())
         before = bisect.bisect_left(timeline, slowest, key=lambda e: e[0])

@@ -233,6 +233,28 @@ def _bump(table: dict[str, list[float]], feature: str, delta: float, ts: int, ta
         slot[0] = w + decayed(delta, ts, t, tau)
 
 
+def _bump_features(
+    profile: UserProfile, features: Iterable[str], delta: float, ts: int, cfg: ProfileConfig
+) -> None:
+    """``_bump`` of every feature on both horizons, with the same arithmetic inlined: one call
+    per item instead of two per feature (an item has ~5 features; a few % of ``apply_event``)."""
+    features = features if isinstance(features, list | tuple) else list(features)
+    exp, when = math.exp, float(ts)
+    for table, tau in ((profile.session, cfg.session_tau_ms), (profile.long_term, cfg.long_tau_ms)):
+        get = table.get
+        for feature in features:
+            slot = get(feature)
+            if slot is None:
+                table[feature] = [delta, when]
+                continue
+            w, t = slot
+            if ts >= t:
+                slot[0] = (w * exp(-(ts - t) / tau) if ts > t else w) + delta
+                slot[1] = when
+            else:
+                slot[0] = w + delta * exp(-(t - ts) / tau)
+
+
 def _prune(table: dict[str, list[float]], limit: int, now_ms: float, tau: float) -> None:
     """Over ``limit``: keep the strongest entries by current |weight|, leaving 1/8 headroom so
     a full profile is sorted once per ``limit/8`` new entries, not on every event."""
@@ -316,9 +338,7 @@ def apply_event(
     ):
         scale = weight * (1.0 + math.log(qty)) if event.topic == "orders" and qty > 1 else weight
         if scale:
-            for feature in features_of(item_id):
-                _bump(profile.session, feature, scale, ts, cfg.session_tau_ms)
-                _bump(profile.long_term, feature, scale, ts, cfg.long_tau_ms)
+            _bump_features(profile, features_of(item_id), scale, ts, cfg)
         if event.topic == "orders":
             _touch_query(profile, item_id, "buy", ts, cfg.max_query_items)
             _bump(profile.purchases, item_id, 1.0, ts, cfg.repeat_tau_ms)
