@@ -92,3 +92,19 @@ def test_the_stored_length_header_matches_the_body() -> None:
     body = small_profile().to_dict()
     raw = encode_stored(body)
     assert int.from_bytes(raw[1:5], "little") == len(orjson.dumps(body))
+
+
+def test_profile_parts_say_what_each_bounded_part_costs() -> None:
+    """The bench's breakdown of the heavy user: entries per part, and bytes that drop out of
+    the stored form without that part (so they add up to less than the whole)."""
+    from stream.bench.state_size import profile_parts
+
+    raw = UserProfile.from_bytes(HEAVY_ZLIB.read_bytes()).to_bytes()
+    parts = profile_parts(raw)
+    long_term = parts["long_term (max_long_features)"]
+    assert long_term["entries"] == 227
+    assert parts["firsts (first_seen.MAX_ITEMS)"]["entries"] == 214
+    assert parts["returned (max_returned)"]["entries"] == 0
+    assert all(p["bytes"] > 0 for p in parts.values())
+    assert sum(p["bytes"] for p in parts.values()) < len(raw)
+    assert long_term["bytes"] == max(p["bytes"] for p in parts.values())
