@@ -24,7 +24,7 @@ from stream.domain.profile import (
     encode_stored,
 )
 
-HEAVY_ZLIB = Path(__file__).parent / "data" / "profile_zlib_heavy.bin"
+HEAVY_ZLIB = Path(__file__).parent / "fixtures" / "profile_zlib_heavy.bin"
 T0 = 1_700_000_000_000
 
 
