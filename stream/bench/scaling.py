@@ -25,6 +25,7 @@ from typing import Any
 
 from stream.adapters.codec import Envelope
 from stream.bench.inprocess import STAGES, BurstRunner, Raw, encode, quantiles_us
+from stream.bench.state_size import profile_parts
 from stream.domain.engine import Engine
 from stream.domain.events import UserEvent
 from stream.domain.profile import UserProfile
@@ -108,6 +109,7 @@ def measure_scaling(
     return {
         "repeats": len(clicks),
         "heavy_profile_bytes": len(profile),
+        "heavy_profile_parts": profile_parts(profile),
         "candidates": candidates,
         "queries": queries,
     }

@@ -33,7 +33,7 @@ from stream.bench.inprocess import BurstRunner, build_engine, encode
 from stream.bench.loadgen import read_jsonl
 from stream.bench.procstat import rss_bytes
 from stream.bench.supervisor import wait_for
-from stream.domain.profile import UserProfile, decode_stored
+from stream.domain.profile import UserProfile, decode_stored, encode_stored
 
 
 def profile_sizes(store: StateStore) -> dict[str, float]:
@@ -49,6 +49,33 @@ def profile_sizes(store: StateStore) -> dict[str, float]:
         "p95": round(p95, 1),
         "max": int(sizes.max()),
     }
+
+
+#: the bounded parts of a stored profile (``UserProfile.to_dict`` keys) and what bounds them
+PARTS = {
+    "l": "long_term (max_long_features)",
+    "s": "session (max_session_features)",
+    "fs": "firsts (first_seen.MAX_ITEMS)",
+    "q": "queries (max_query_items)",
+    "tl": "timeline (pairing: time window, <= RETAIN_MAX)",
+    "p": "purchases (max_purchases)",
+    "r": "returned (max_returned)",
+    "li": "last_items (list length)",
+    "o": "offsets (source partitions)",
+}
+
+
+def profile_parts(raw: bytes) -> dict[str, dict[str, int]]:
+    """What each bounded part of a stored profile costs: its entries, and the stored bytes it
+    adds (the stored size minus the size without it, so shared compression is accounted)."""
+    body = decode_stored(raw)
+    full = len(encode_stored(body))
+    out = {}
+    for key, name in PARTS.items():
+        if key in body:
+            without = len(encode_stored({k: v for k, v in body.items() if k != key}))
+            out[name] = {"entries": len(body[key]), "bytes": full - without}
+    return out
 
 
 def write_templates(store: StateStore, path: Path, limit: int = 2000) -> int:

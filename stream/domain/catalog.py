@@ -151,7 +151,9 @@ class Catalog:
     def record_interaction(self, indexes: list[int], weight: float) -> None:
         """Popularity as observed by this worker (its partitions' users), used for cold start."""
         if indexes:
-            np.add.at(self.popularity, np.asarray(indexes, dtype=np.int64), weight)
+            popularity = self.popularity
+            for i in indexes:  # in order, duplicates included, as ``np.add.at`` adds (see
+                popularity[i] += weight  # ``Trending.observe``: a scalar add is ~10x cheaper)
             self._tops.grew(indexes)
             if weight < 0:
                 self._shrunk += 1

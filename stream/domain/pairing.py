@@ -61,12 +61,6 @@ def _key(entry: Sequence[Any]) -> tuple[int, int, int]:
     return (int(entry[0]), int(entry[1]), int(entry[2]))
 
 
-def _pairable(x: Sequence[Any], y: Sequence[Any]) -> bool:
-    """Different events, different items, within the window (x before y)."""
-    same_event = x[0] == y[0] and x[1] == y[1]
-    return not same_event and x[3] != y[3] and y[0] - x[0] <= WINDOW_MS
-
-
 def record(
     timeline: list[Entry],
     ts: int,
@@ -81,7 +75,9 @@ def record(
     deltas: dict[tuple[str, str], float] = {}
 
     def count(x: Sequence[Any], y: Sequence[Any], sign: float) -> None:
-        if _pairable(x, y):
+        # pairable: different events, different items, within the window (x before y);
+        # inline, not a helper call: this runs ~10 times per item of every event
+        if (x[0] != y[0] or x[1] != y[1]) and x[3] != y[3] and y[0] - x[0] <= WINDOW_MS:
             key = (str(x[3]), str(y[3]))
             deltas[key] = deltas.get(key, 0.0) + sign * float(y[4])
 
@@ -113,9 +109,8 @@ def _retain(timeline: list[Entry]) -> None:
 
     A topic the user has no entry of yet cannot be waited for: with one topic only, the newest
     ``SINGLE_TOPIC_MAX`` entries stay, for the first events of another topic arriving late."""
-    newest: dict[str, int] = {}
-    for entry in timeline:
-        newest[entry[5]] = max(newest.get(entry[5], entry[0]), entry[0])
+    # the timeline is in time order, so each topic's last entry is its newest
+    newest: dict[str, int] = {entry[5]: entry[0] for entry in timeline}
     if len(newest) > 1:
         slowest = min(newest.values())
         before = bisect.bisect_left(timeline, slowest, key=lambda e: e[0])

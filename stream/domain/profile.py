@@ -8,12 +8,14 @@ feature keeps the time it was last touched), on two horizons: session (minutes) 
 from __future__ import annotations
 
 import math
+import struct
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+import pyarrow as pa
 
 from stream.domain.events import UserEvent
 from stream.domain.features import filter_features
@@ -75,17 +77,42 @@ def decayed(weight: float, since_ms: float, now_ms: float, tau_ms: float) -> flo
     return weight * math.exp(-(now_ms - since_ms) / tau_ms)
 
 
-#: format byte of a stored profile: zlib-compressed orjson. Plain JSON (the first format,
-#: starting with "{") is still read, so existing data dirs and changelogs recover unchanged.
+#: format bytes of a stored profile. ``ZSTD`` (written now): the byte, the JSON's length as a
+#: little-endian u32, then a zstd frame (level 1) of the orjson body. ``COMPRESSED`` (written
+#: until then): the byte, then zlib (level 1) of the same body. Plain JSON (the first format,
+#: starting with "{"). All three are read, so existing data dirs and changelogs recover unchanged.
+ZSTD = b"\x02"
 COMPRESSED = b"\x01"
+_LENGTH = struct.Struct("<I")
+#: zstd from pyarrow (a dependency already) instead of zlib: faster to compress and a little
+#: smaller, most for the largest profiles. Quick bench workload, A/B on a loaded 2-core box,
+#: CPU µs: encode 56-59 vs 71-95 per user, decode about even (52-65 vs 47-80); heavy user
+#: encode 150-250 vs 375-485, decode 220-300 vs 285-375; bytes mean 1,096 vs 1,146, p95 2,157
+#: vs 2,435, heavy 9,192 vs 10,381. (A call through pyarrow has a fixed cost: on a median
+#: profile zstd decompresses in 11-15 µs, zlib in 12, so small profiles gain only on encode.)
+_ZSTD = pa.Codec("zstd", compression_level=1) if pa.Codec.is_available("zstd") else None
+
+
+def encode_stored(body: dict[str, Any]) -> bytes:
+    """``to_dict()`` fields → the stored form (zstd; zlib on a pyarrow built without zstd)."""
+    raw = orjson.dumps(body)
+    if _ZSTD is None:
+        return COMPRESSED + zlib.compress(raw, 1)
+    return ZSTD + _LENGTH.pack(len(raw)) + _ZSTD.compress(raw, asbytes=True)
 
 
 def decode_stored(raw: bytes) -> dict[str, Any]:
     """A stored profile's fields, whichever format wrote it; ValueError on anything else."""
     head = raw[:1]
-    if head == COMPRESSED:
-        body: dict[str, Any] = orjson.loads(zlib.decompress(raw[1:]))
+    if head == ZSTD:
+        if _ZSTD is None:
+            raise ValueError("a zstd-stored profile needs pyarrow built with zstd")
+        (size,) = _LENGTH.unpack_from(raw, 1)
+        body: dict[str, Any] = orjson.loads(_ZSTD.decompress(raw[5:], size, asbytes=True))
         return body
+    if head == COMPRESSED:
+        older: dict[str, Any] = orjson.loads(zlib.decompress(raw[1:]))
+        return older
     if head == b"{":
         legacy: dict[str, Any] = orjson.loads(raw)
         return legacy
@@ -123,12 +150,12 @@ class UserProfile:
     last_ts: int = 0
 
     def to_bytes(self) -> bytes:
-        """The stored form: a format byte, then zlib-compressed JSON (see ``decode_stored``).
+        """The stored form: a format byte, then compressed JSON (see ``encode_stored``).
 
-        Compression (level 1) takes a typical profile from ~3.7 KB to ~1.1 KB for ~25 µs per
-        burst: every profile is written to RocksDB *and* to the changelog topic, so its size
-        is paid in broker bytes, disk and recovery time, not only in memory."""
-        return COMPRESSED + zlib.compress(orjson.dumps(self.to_dict()), 1)
+        Compression takes a typical profile from ~3.9 KB to ~1.1 KB: every profile is written
+        to RocksDB *and* to the changelog topic, so its size is paid in broker bytes, disk and
+        recovery time, not only in memory."""
+        return encode_stored(self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
         """The profile as JSON-ready fields (short keys; what `recstream state dump` prints)."""
@@ -207,6 +234,28 @@ def _bump(table: dict[str, list[float]], feature: str, delta: float, ts: int, ta
         slot[1] = float(ts)
     else:  # a late event counts as much as it would have decayed to by now
         slot[0] = w + decayed(delta, ts, t, tau)
+
+
+def _bump_features(
+    profile: UserProfile, features: Iterable[str], delta: float, ts: int, cfg: ProfileConfig
+) -> None:
+    """``_bump`` of every feature on both horizons, with the same arithmetic inlined: one call
+    per item instead of two per feature (an item has ~5 features; a few % of ``apply_event``)."""
+    features = features if isinstance(features, list | tuple) else list(features)
+    exp, when = math.exp, float(ts)
+    for table, tau in ((profile.session, cfg.session_tau_ms), (profile.long_term, cfg.long_tau_ms)):
+        get = table.get
+        for feature in features:
+            slot = get(feature)
+            if slot is None:
+                table[feature] = [delta, when]
+                continue
+            w, t = slot
+            if ts >= t:
+                slot[0] = (w * exp(-(ts - t) / tau) if ts > t else w) + delta
+                slot[1] = when
+            else:
+                slot[0] = w + delta * exp(-(t - ts) / tau)
 
 
 def _prune(table: dict[str, list[float]], limit: int, now_ms: float, tau: float) -> None:
@@ -292,9 +341,7 @@ def apply_event(
     ):
         scale = weight * (1.0 + math.log(qty)) if event.topic == "orders" and qty > 1 else weight
         if scale:
-            for feature in features_of(item_id):
-                _bump(profile.session, feature, scale, ts, cfg.session_tau_ms)
-                _bump(profile.long_term, feature, scale, ts, cfg.long_tau_ms)
+            _bump_features(profile, features_of(item_id), scale, ts, cfg)
         if event.topic == "orders":
             _touch_query(profile, item_id, "buy", ts, cfg.max_query_items)
             _bump(profile.purchases, item_id, 1.0, ts, cfg.repeat_tau_ms)

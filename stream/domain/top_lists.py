@@ -52,8 +52,13 @@ class GrowingTops:
 
     def grew(self, indexes: Iterable[int]) -> None:
         """These items' scores went up (never down: call ``top`` with a new epoch for that)."""
-        grown = np.asarray(indexes, dtype=np.int64).ravel()
         used = self._used
+        # most events grow one item: write it without building an array
+        if isinstance(indexes, list) and len(indexes) == 1 and used < MAX_LOG:
+            self._log[used] = indexes[0]
+            self._used = used + 1
+            return
+        grown = np.asarray(indexes, dtype=np.int64).ravel()
         if used + grown.size > MAX_LOG:  # full: dropped, older lists are rebuilt in full
             self._base += used + grown.size
             self._used = 0

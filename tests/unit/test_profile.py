@@ -6,21 +6,18 @@ import math
 from dataclasses import replace
 from typing import Any
 
-import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stream.domain.events import UserEvent
 from stream.domain.profile import (
-    COMPRESSED,
     DEFAULT_PROFILE_CONFIG,
     ProfileConfig,
     UserProfile,
     _bump,
     apply_event,
     decayed,
-    decode_stored,
     event_weight,
 )
 
@@ -450,16 +447,3 @@ def test_to_bytes_from_bytes_roundtrip() -> None:
     assert not apply_event(
         back, ev("clicks", T0 + 5, ("i1",), source=("clicks", 3, 17)), features_of
     )
-
-
-def test_stored_form_is_compressed_and_the_first_format_still_reads() -> None:
-    """Profiles written before compression (plain JSON) recover unchanged; anything else is a
-    clear error, not a silently empty profile."""
-    profile = applied(*(ev("clicks", T0 + n, (f"i{n % 7}",)) for n in range(60)))
-    raw = profile.to_bytes()
-    plain = orjson.dumps(profile.to_dict())
-    assert raw[:1] == COMPRESSED and len(raw) < len(plain)
-    assert UserProfile.from_bytes(plain) == profile == UserProfile.from_bytes(raw)
-    assert decode_stored(raw) == orjson.loads(plain)
-    with pytest.raises(ValueError, match="format byte"):
-        UserProfile.from_bytes(b"\x07garbage")

@@ -32,3 +32,26 @@ def test_rebasing_far_in_the_future_keeps_the_ratios() -> None:
     assert values[:, 0] == pytest.approx([1.0, 0.0, 1.0], abs=1e-12)
     restored = Trending.from_dict(trend.to_dict())
     assert restored.values(np.array([0, 1, 2])) == pytest.approx(values)
+
+
+def test_counts_add_as_numpy_add_at_does_duplicates_included() -> None:
+    """``observe`` adds element by element (cheaper than ``np.add.at`` for an event's few
+    items): the counts, the best per horizon and the top list must be bit-for-bit the same."""
+    rng = np.random.default_rng(3)
+    trend = Trending(capacity=8)
+    expected = np.zeros((2, 8))
+    t0 = None
+    for n in range(300):
+        items = rng.integers(0, 8, size=int(rng.integers(1, 5))).tolist()  # repeats happen
+        weight, ts = float(rng.choice([0.5, 1.0, 3.0, 5.0])), n * 3_600_000.0
+        trend.observe(items, weight, ts)
+        t0 = ts if t0 is None else t0
+        for row, tau in enumerate(trend.horizons_ms):
+            np.add.at(expected[row], np.asarray(items), weight * math.exp((ts - t0) / tau))
+        if n % 50 == 0:
+            trend.values(np.arange(8))  # a read keeps a running best from here on
+    assert trend._rebases == 0 and trend.t0 == 0.0
+    assert np.array_equal(trend.scores[:, :8], expected)
+    best = expected.max(axis=1)
+    assert np.array_equal(trend.values(np.arange(8)), expected.T / best)
+    assert trend.top(8).tolist() == np.lexsort((np.arange(8), -expected[0]))[:8].tolist()

@@ -1,0 +1,110 @@
+"""The stored form of a profile: zstd now, and every format written before still reads.
+
+``profile_zlib_heavy.bin`` was written by the previous code (format byte 0x01, zlib over the
+``to_dict()`` JSON): the bench's heavy user (600 workload events replayed as one user, every
+default bound near full, with a timeline, first-seen times and a click context), as a worker's
+RocksDB store and changelog hold it today.
+"""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import orjson
+import pytest
+
+from stream.domain.events import UserEvent
+from stream.domain.profile import (
+    COMPRESSED,
+    ZSTD,
+    UserProfile,
+    apply_event,
+    decode_stored,
+    encode_stored,
+)
+
+HEAVY_ZLIB = Path(__file__).parent / "fixtures" / "profile_zlib_heavy.bin"
+T0 = 1_700_000_000_000
+
+
+def zlib_bytes(profile: UserProfile) -> bytes:
+    """What ``to_bytes`` wrote before this format (kept here to produce old data)."""
+    return COMPRESSED + zlib.compress(orjson.dumps(profile.to_dict()), 1)
+
+
+def small_profile() -> UserProfile:
+    profile = UserProfile(user_id="u1")
+    events = [
+        UserEvent("clicks", f"e{n}", "u1", T0 + n, (f"i{n % 7}",), source=("clicks", 0, n))
+        for n in range(40)
+    ]
+    events.append(UserEvent("searches", "s", "u1", T0 + 50, (), filters={"size": "M"}))
+    events.append(UserEvent("orders", "o", "u1", T0 + 60, ("i1", "i2"), quantities=(2, 1)))
+    events.append(UserEvent("returns", "r", "u1", T0 + 70, ("i2",)))
+    for event in events:
+        apply_event(profile, event, lambda item: [f"brand:{item}", "category:x"])
+    profile.last_items = ["i3", "i4"]
+    profile.version = 9
+    return profile
+
+
+def test_new_profiles_are_written_with_zstd_and_read_back_exactly() -> None:
+    profile = small_profile()
+    raw = profile.to_bytes()
+    assert raw[:1] == ZSTD
+    back = UserProfile.from_bytes(raw)
+    assert back == profile
+    assert back.to_bytes() == raw  # deterministic: a replayed burst writes the same bytes
+    assert decode_stored(raw) == profile.to_dict()
+
+
+def test_the_heavy_profile_written_by_the_old_code_loads_and_rewrites_smaller() -> None:
+    old = HEAVY_ZLIB.read_bytes()
+    assert old[:1] == COMPRESSED
+    profile = UserProfile.from_bytes(old)
+    assert profile.user_id == "bench-heavy"
+    assert (len(profile.long_term), len(profile.queries), len(profile.firsts)) == (227, 100, 214)
+    assert profile.timeline and profile.context
+    assert zlib_bytes(profile) == old  # the fixture is exactly what the old writer produced
+    new = profile.to_bytes()
+    assert new[:1] == ZSTD and len(new) < len(old)
+    assert UserProfile.from_bytes(new) == profile
+    assert decode_stored(new) == decode_stored(old)
+
+
+def test_every_older_format_reads_to_the_same_profile() -> None:
+    profile = small_profile()
+    plain = orjson.dumps(profile.to_dict())  # the first format: plain JSON
+    for raw in (plain, zlib_bytes(profile), profile.to_bytes()):
+        assert UserProfile.from_bytes(raw) == profile
+        assert decode_stored(raw) == orjson.loads(plain)
+
+
+def test_anything_else_is_a_clear_error_not_an_empty_profile() -> None:
+    with pytest.raises(ValueError, match="format byte"):
+        UserProfile.from_bytes(b"\x07garbage")
+    with pytest.raises(ValueError, match="format byte"):
+        decode_stored(b"")
+
+
+def test_the_stored_length_header_matches_the_body() -> None:
+    body = small_profile().to_dict()
+    raw = encode_stored(body)
+    assert int.from_bytes(raw[1:5], "little") == len(orjson.dumps(body))
+
+
+def test_profile_parts_say_what_each_bounded_part_costs() -> None:
+    """The bench's breakdown of the heavy user: entries per part, and bytes that drop out of
+    the stored form without that part (so they add up to less than the whole)."""
+    from stream.bench.state_size import profile_parts
+
+    raw = UserProfile.from_bytes(HEAVY_ZLIB.read_bytes()).to_bytes()
+    parts = profile_parts(raw)
+    long_term = parts["long_term (max_long_features)"]
+    assert long_term["entries"] == 227
+    assert parts["firsts (first_seen.MAX_ITEMS)"]["entries"] == 214
+    assert parts["returned (max_returned)"]["entries"] == 0
+    assert all(p["bytes"] > 0 for p in parts.values())
+    assert sum(p["bytes"] for p in parts.values()) < len(raw)
+    assert long_term["bytes"] == max(p["bytes"] for p in parts.values())
