@@ -84,6 +84,8 @@ def decayed(weight: float, since_ms: float, now_ms: float, tau_ms: float) -> flo
 ZSTD = b"\x02"
 COMPRESSED = b"\x01"
 _LENGTH = struct.Struct("<I")
+#: far above any bounded profile (a heavy one is ~40 KB of JSON)
+MAX_STORED_JSON = 16 * 2**20
 #: zstd from pyarrow (a dependency already) instead of zlib: faster to compress and a little
 #: smaller, most for the largest profiles. Quick bench workload, A/B on a loaded 2-core box,
 #: CPU µs: encode 56-59 vs 71-95 per user, decode about even (52-65 vs 47-80); heavy user
@@ -108,7 +110,13 @@ def decode_stored(raw: bytes) -> dict[str, Any]:
         if _ZSTD is None:
             raise ValueError("a zstd-stored profile needs pyarrow built with zstd")
         (size,) = _LENGTH.unpack_from(raw, 1)
-        body: dict[str, Any] = orjson.loads(_ZSTD.decompress(raw[5:], size, asbytes=True))
+        if size > MAX_STORED_JSON:  # a corrupt header must not allocate gigabytes
+            raise ValueError(f"stored profile claims {size} bytes of JSON")
+        try:
+            json = _ZSTD.decompress(raw[5:], size, asbytes=True)
+        except (OSError, pa.ArrowException) as exc:  # pyarrow reports a bad frame as OSError
+            raise ValueError(f"stored profile: {exc}") from exc
+        body: dict[str, Any] = orjson.loads(json)
         return body
     if head == COMPRESSED:
         older: dict[str, Any] = orjson.loads(zlib.decompress(raw[1:]))

@@ -108,3 +108,11 @@ def test_profile_parts_say_what_each_bounded_part_costs() -> None:
     assert all(p["bytes"] > 0 for p in parts.values())
     assert sum(p["bytes"] for p in parts.values()) < len(raw)
     assert long_term["bytes"] == max(p["bytes"] for p in parts.values())
+
+
+def test_a_corrupt_zstd_profile_is_a_value_error_not_an_allocation() -> None:
+    raw = encode_stored(small_profile().to_dict())
+    with pytest.raises(ValueError, match="claims"):
+        decode_stored(raw[:1] + (2**31).to_bytes(4, "little") + raw[5:])
+    with pytest.raises(ValueError):  # pyarrow says OSError: re-raised as ValueError
+        decode_stored(raw[:5] + b"\x00" * 12)
