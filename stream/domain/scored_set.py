@@ -18,7 +18,7 @@ from stream.domain.catalog import Catalog
 from stream.domain.diversity import Caps, diversify
 from stream.domain.profile import UserProfile
 from stream.domain.ranking_profile import FeedRules, RankingProfile
-from stream.domain.reasons import ReasonInput, liked_rows, reasons_for
+from stream.domain.reasons import GROUPS, ListContext, ReasonInput, explain_list
 from stream.domain.scoring import apply_factors, boost_factors, excluded, masks_of, pin_positions
 from stream.domain.signals import SIGNALS, Signals
 
@@ -33,6 +33,7 @@ REASON_GROUPS: dict[str, tuple[str, ...]] = {
     "price_fit": ("price_fit",),
     "freshness": ("freshness",),
 }
+assert tuple(REASON_GROUPS) == GROUPS  # the column order ``explain_list`` reads
 _COLUMN = {name: i for i, name in enumerate(SIGNALS)}
 #: signals × reason groups, 1 where a signal belongs to a group
 _GROUPS = np.array([[float(name in cols) for cols in REASON_GROUPS.values()] for name in SIGNALS])
@@ -138,37 +139,48 @@ class ScoredSet:
         whole list), the boosts that raised it, whether it was pinned."""
         chosen = np.asarray(sel.chosen, dtype=np.int64)
         grouped = (self.terms[chosen] @ _GROUPS).tolist()
-        boosted: list[tuple[str, ...]] = [() for _ in sel.chosen]
+        return [
+            ReasonInput(dict(zip(REASON_GROUPS, row, strict=True)), b, pos in sel.pinned)
+            for row, b, pos in zip(grouped, self._boosted(sel, chosen), sel.chosen, strict=True)
+        ]
+
+    def _boosted(self, sel: Selection, chosen: np.ndarray) -> list[tuple[str, ...]]:
+        """Per shown item: the boost rules (factor > 1, applying now) that raised it."""
+        boosted: list[tuple[str, ...]] = [()] * len(sel.chosen)
         for rule in sel.rules.boosts:
             if rule.factor > 1 and rule.applies(sel.context):
                 hit = self.masks.mask(rule.feature)[self.sig.cands[chosen]].tolist()
                 boosted = [
                     (*b, rule.feature) if h else b for b, h in zip(boosted, hit, strict=True)
                 ]
-        return [
-            ReasonInput(dict(zip(REASON_GROUPS, row, strict=True)), b, pos in sel.pinned)
-            for row, b, pos in zip(grouped, boosted, sel.chosen, strict=True)
-        ]
+        return boosted
 
     def items(
         self, sel: Selection, profile: UserProfile, now_ms: float, explain: bool
     ) -> list[RankedItem]:
+        """The feed's list; with ``explain``, each item's reasons. What the reasons read is
+        gathered once for the whole list: contributions per group (one matrix product), the
+        relation sources of the shown items (one search), the feature names (a table kept per
+        catalog), the liked features of the items whose affinity counts."""
         catalog, cands = self.catalog, self.sig.cands
         idxs = cands[sel.chosen].tolist()
         scores = sel.score[sel.chosen].tolist()
+        ids = catalog.ids
         if not explain or not idxs:
-            return [RankedItem(catalog.ids[i], s, []) for i, s in zip(idxs, scores, strict=True)]
-        # what the reasons read, gathered once for the whole list
-        shown = np.asarray(idxs, dtype=np.int64)
-        sources = self.sig.rel_source.subset(shown)
-        likes = liked_rows(catalog.feature_ids[shown], self.sig.liked)
-        out = []
-        for idx, score, info, liked in zip(
-            idxs, scores, self.reason_inputs(sel), likes, strict=True
-        ):
-            reasons = reasons_for(idx, info, liked, catalog, profile, sources, now_ms, sel.feed)
-            out.append(RankedItem(catalog.ids[idx], score, reasons))
-        return out
+            return [RankedItem(ids[i], s, []) for i, s in zip(idxs, scores, strict=True)]
+        chosen = np.asarray(sel.chosen, dtype=np.int64)
+        shown = cands[chosen]
+        texts = explain_list(
+            idxs,
+            (self.terms[chosen] @ _GROUPS).tolist(),
+            self._boosted(sel, chosen),
+            [pos in sel.pinned for pos in sel.chosen],
+            catalog.feature_ids[shown],
+            self.sig.liked,
+            self.sig.rel_source.subset(shown),
+            ListContext(catalog, profile, now_ms, sel.feed),
+        )
+        return [RankedItem(ids[i], s, r) for i, s, r in zip(idxs, scores, texts, strict=True)]
 
     def breakdown(self, sel: Selection, pos: int) -> dict[str, Any]:
         """Everything that made one shown item's score: each signal's value, weight and
