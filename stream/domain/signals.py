@@ -184,7 +184,8 @@ def candidate_signals(
     seen = members(cands, seen_idx)
     values = np.zeros((cands.size, len(SIGNALS)), dtype=np.float64)
     if cands.size:
-        feat = catalog.feature_ids[cands]
+        # as intp once: indexing with the stored int32 ids casts them again per gather
+        feat = catalog.feature_ids[cands].astype(np.intp)
         for col, dense in ((0, session), (1, long_term)):
             values[:, col] = dense[feat].sum(axis=1) / aff.scale(dense)
         for col, scores in ((2, rel_scores), (8, rel_long)):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from stream.domain.catalog import Catalog
 from stream.domain.profile import UserProfile
-from stream.domain.reasons import ListContext, readable, readable_names
+from stream.domain.reasons import ListContext, liked_features, liked_rows, readable, readable_names
 
 NOW = 1_700_000_000_000
 MIN = 60_000
@@ -48,3 +50,12 @@ def test_the_shared_query_list_never_names_the_item_itself() -> None:
     assert ctx.liked_reason(2, []) == "similar to what you looked at"
     brand = catalog.vocab["brand:maker2"]
     assert ctx.liked_reason(2, [code, brand]) == "matches your interest in brand Maker2"
+
+
+def test_liked_rows_are_each_rows_liked_features_ties_in_item_order() -> None:
+    rng = np.random.default_rng(3)
+    liked = rng.choice([-1.0, 0.5, 2.0, *[0.0] * 27], size=50)  # ties, dislikes, zeros
+    feats = rng.integers(0, 50, size=(40, 12)).astype(np.int32)
+    rows = liked_rows(feats, liked)
+    assert rows == [liked_features(f, liked[f].tolist()) for f in feats.tolist()]
+    assert any(len(r) > 1 for r in rows) and any(not r for r in rows)
