@@ -122,17 +122,21 @@ class ScoredSet:
         if head < pos.size:
             pos = pos[np.argpartition(-score[pos], head - 1)[:head]]
         order = pos[np.argsort(-score[pos], kind="stable")]
-        cands = self.sig.cands
-        groups, limits = [self.catalog.category[cands]], [rp.max_per_category]
+        # the walk reads the ordered head only: gather its groups, exemptions and features,
+        # not every candidate's, and diversify positions into ``order``
+        shown = self.sig.cands[order]
+        groups, limits = [self.catalog.category[shown]], [rp.max_per_category]
         if rp.max_per_brand:
             if self._brand is None:
-                self._brand = self.masks.brand_of(cands)
-            groups.append(self._brand)
+                self._brand = self.masks.brand_of(self.sig.cands)
+            groups.append(self._brand[order])
             limits.append(rp.max_per_brand)
         caps = Caps(groups, limits)
-        exempt = (self.sig.values[:, _COLUMN["repeat"]] > 0) | self.sig.seen
-        features = self.catalog.feature_ids[cands] if rp.mmr_lambda < 1.0 else None
-        return diversify(order, caps, exempt, k, score, features, rp.mmr_lambda)
+        exempt = (self.sig.values[order, _COLUMN["repeat"]] > 0) | self.sig.seen[order]
+        features = self.catalog.feature_ids[shown] if rp.mmr_lambda < 1.0 else None
+        local = np.arange(order.size)
+        picked = diversify(local, caps, exempt, k, score[order], features, rp.mmr_lambda)
+        return order[picked].tolist()
 
     def reason_inputs(self, sel: Selection) -> list[ReasonInput]:
         """Per shown item: its contribution per reason group (one matrix product for the
