@@ -335,29 +335,27 @@ def relation_scores(
     short = strengths * np.asarray(recency)[origin]
     long = strengths * np.asarray(long_recency)[origin]
     keep = (short > 0) | (long > 0)
-    targets, short, long, origin = targets[keep], short[keep], long[keep], origin[keep]
-    if targets.size == 0:
+    if not keep.any():
         empty = np.zeros(0)
         return empty, empty, RelationSources(_NONE, _NONE, queries)
-    # group by target with one stable sort (what np.unique + np.lexsort did in two)
-    order = np.argsort(targets, kind="stable")
-    head = np.empty(order.size, dtype=bool)
-    head[0] = True
-    np.not_equal(targets[order][1:], targets[order][:-1], out=head[1:])
-    group = np.cumsum(head) - 1  # per sorted entry: its target's position in ``uniq``
-    uniq = targets[order][head]
-    inv = np.empty_like(group)
-    inv[order] = group
-    short_sum = np.bincount(inv, weights=short, minlength=uniq.size)
-    long_sum = np.bincount(inv, weights=long, minlength=uniq.size)
-    # best query per target: the largest contribution, ties to the earliest query
-    share = (short + 1e-12 * long)[order]
-    top = share == np.maximum.reduceat(share, np.flatnonzero(head))[group]
+    # grouped by target with the grouping shared with ``relation_recent`` (``QueryRows.groups``):
+    # an entry not kept adds 0.0 (x + 0.0 == x); a target with no kept entry is dropped
+    g = rows.groups
+    inv, n = g.inv[: targets.size], g.uniq.size
+    has = np.bincount(inv, weights=keep, minlength=n) > 0
+    short_sum = np.bincount(inv, weights=short, minlength=n)[has]
+    long_sum = np.bincount(inv, weights=long, minlength=n)[has]
+    # best query per target: the largest contribution among kept entries, ties to the
+    # earliest query (entries outside this prefix or not kept never win)
+    share = np.full(g.inv.size, -np.inf)
+    share[: targets.size] = np.where(keep, short + 1e-12 * long, -np.inf)
+    ordered = share[g.order]
+    top = ordered == np.maximum.reduceat(ordered, g.starts)[g.group]
     at = np.flatnonzero(top)
     first = np.ones(at.size, dtype=bool)
-    first[1:] = group[at][1:] != group[at][:-1]
-    best = origin[order][at[first]]
-    return short_sum, long_sum, RelationSources(uniq, best, queries)
+    first[1:] = g.group[at][1:] != g.group[at][:-1]
+    best = rows.rows[2][g.order[at[first]][has]]  # the known query of each best entry
+    return short_sum, long_sum, RelationSources(g.uniq[has], best, queries)
 
 
 def lookup_sorted(keys: np.ndarray, values: np.ndarray, cands: np.ndarray) -> np.ndarray:
