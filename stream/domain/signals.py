@@ -188,8 +188,8 @@ def candidate_signals(
         feat = catalog.feature_ids[cands].astype(np.intp)
         for col, dense in ((0, session), (1, long_term)):
             values[:, col] = dense[feat].sum(axis=1) / aff.scale(dense)
-        for col, scores in ((2, rel_scores), (8, rel_long)):
-            rel = lookup_sorted(rel_source.targets, scores, cands)
+        both = lookup_sorted(rel_source.targets, np.column_stack([rel_scores, rel_long]), cands)
+        for col, rel in ((2, both[:, 0]), (8, both[:, 1])):  # one search for both horizons
             values[:, col] = rel / max(1e-9, float(rel.max())) if rel.any() else rel
         rel = lookup_sorted(recent[0], recent[1], cands)
         values[:, 12] = rel / max(1e-9, float(rel.max())) if rel.any() else rel
@@ -359,8 +359,9 @@ def relation_scores(
 
 
 def lookup_sorted(keys: np.ndarray, values: np.ndarray, cands: np.ndarray) -> np.ndarray:
-    """Values of sorted candidate indexes from sorted ``keys`` (both sorted, unique)."""
-    out = np.zeros(cands.size, dtype=np.float64)
+    """Values of sorted candidate indexes from sorted ``keys`` (both sorted, unique); rows of
+    ``values`` may hold several columns, read with one search."""
+    out = np.zeros((cands.size, *values.shape[1:]), dtype=np.float64)
     if keys.size and cands.size:
         pos = np.searchsorted(cands, keys)
         hit = (pos < cands.size) & (cands[np.minimum(pos, cands.size - 1)] == keys)
