@@ -49,28 +49,42 @@ def diversify(
     return _mmr(order, caps, exempt, size, score, features, mmr_lambda)
 
 
-def _active(caps: Caps) -> list[tuple[list[int], int]]:
-    return [(g.tolist(), int(lim)) for g, lim in zip(caps.groups, caps.limits, strict=True) if lim]
-
-
 def _capped_in_order(order: np.ndarray, caps: Caps, exempt: np.ndarray, size: int) -> list[int]:
-    """λ = 1: walk the score order once, skipping items whose group is full."""
-    active = _active(caps)
-    free = exempt.tolist()
+    """λ = 1: walk the score order once, skipping items whose group is full. Most lists fill
+    within the first few dozen items, so a short prefix is walked first (only its groups reach
+    Python); the whole order is walked only when the prefix leaves the list short — the same
+    walk, so the same list."""
+    prefix = max(4 * size, 32)
+    chosen, overflow = _walk(order[:prefix] if prefix < order.size else order, caps, exempt, size)
+    if len(chosen) < size and prefix < order.size:
+        chosen, overflow = _walk(order, caps, exempt, size)
+    chosen.extend(overflow[: size - len(chosen)])
+    return chosen
+
+
+def _walk(
+    order: np.ndarray, caps: Caps, exempt: np.ndarray, size: int
+) -> tuple[list[int], list[int]]:
+    """Up to ``size`` positions of ``order`` within the caps, and those skipped for a cap."""
+    active = [
+        (g[order].tolist(), int(lim))
+        for g, lim in zip(caps.groups, caps.limits, strict=True)
+        if lim
+    ]
+    free = exempt[order].tolist()
     counts: list[dict[int, int]] = [{} for _ in active]
     chosen: list[int] = []
     overflow: list[int] = []
-    for pos in order.tolist():
-        if not free[pos] and _full(pos, active, counts):
+    for i, pos in enumerate(order.tolist()):
+        if not free[i] and _full(i, active, counts):
             overflow.append(pos)
             continue
-        if not free[pos]:
-            _count(pos, active, counts)
+        if not free[i]:
+            _count(i, active, counts)
         chosen.append(pos)
         if len(chosen) >= size:
-            return chosen
-    chosen.extend(overflow[: size - len(chosen)])
-    return chosen
+            break
+    return chosen, overflow
 
 
 def _full(pos: int, active: list[tuple[list[int], int]], counts: list[dict[int, int]]) -> bool:

@@ -67,12 +67,7 @@ def recent_from_rows(
         for n, role in zip(rows.positions[:known], rows.roles[:known], strict=True)
     ]
     scores = strengths * np.asarray(weights, dtype=np.float64)[row_of]
-    order = np.argsort(targets, kind="stable")
-    ordered = targets[order]
-    head = np.empty(ordered.size, dtype=bool)
-    head[0] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=head[1:])
-    inv = np.empty(order.size, dtype=np.int64)
-    inv[order] = np.cumsum(head) - 1
-    uniq = ordered[head]
-    return uniq, np.bincount(inv, weights=scores, minlength=uniq.size)
+    g = rows.groups  # every row read, grouped by target once for both relation signals
+    inv = g.inv[: targets.size]
+    present = np.bincount(inv, minlength=g.uniq.size) > 0
+    return g.uniq[present], np.bincount(inv, weights=scores, minlength=g.uniq.size)[present]

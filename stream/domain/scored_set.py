@@ -18,7 +18,7 @@ from stream.domain.catalog import Catalog
 from stream.domain.diversity import Caps, diversify
 from stream.domain.profile import UserProfile
 from stream.domain.ranking_profile import FeedRules, RankingProfile
-from stream.domain.reasons import ReasonInput, liked_rows, reasons_for
+from stream.domain.reasons import GROUPS, ListContext, ReasonInput, explain_list
 from stream.domain.scoring import apply_factors, boost_factors, excluded, masks_of, pin_positions
 from stream.domain.signals import SIGNALS, Signals
 
@@ -33,12 +33,13 @@ REASON_GROUPS: dict[str, tuple[str, ...]] = {
     "price_fit": ("price_fit",),
     "freshness": ("freshness",),
 }
+assert tuple(REASON_GROUPS) == GROUPS  # the column order ``explain_list`` reads
 _COLUMN = {name: i for i, name in enumerate(SIGNALS)}
 #: signals × reason groups, 1 where a signal belongs to a group
 _GROUPS = np.array([[float(name in cols) for cols in REASON_GROUPS.values()] for name in SIGNALS])
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen init costs ~3x, and 20 are made per list
 class RankedItem:
     item_id: str
     score: float
@@ -121,54 +122,69 @@ class ScoredSet:
         if head < pos.size:
             pos = pos[np.argpartition(-score[pos], head - 1)[:head]]
         order = pos[np.argsort(-score[pos], kind="stable")]
-        cands = self.sig.cands
-        groups, limits = [self.catalog.category[cands]], [rp.max_per_category]
+        # the walk reads the ordered head only: gather its groups, exemptions and features,
+        # not every candidate's, and diversify positions into ``order``
+        shown = self.sig.cands[order]
+        groups, limits = [self.catalog.category[shown]], [rp.max_per_category]
         if rp.max_per_brand:
             if self._brand is None:
-                self._brand = self.masks.brand_of(cands)
-            groups.append(self._brand)
+                self._brand = self.masks.brand_of(self.sig.cands)
+            groups.append(self._brand[order])
             limits.append(rp.max_per_brand)
         caps = Caps(groups, limits)
-        exempt = (self.sig.values[:, _COLUMN["repeat"]] > 0) | self.sig.seen
-        features = self.catalog.feature_ids[cands] if rp.mmr_lambda < 1.0 else None
-        return diversify(order, caps, exempt, k, score, features, rp.mmr_lambda)
+        exempt = (self.sig.values[order, _COLUMN["repeat"]] > 0) | self.sig.seen[order]
+        features = self.catalog.feature_ids[shown] if rp.mmr_lambda < 1.0 else None
+        local = np.arange(order.size)
+        picked = diversify(local, caps, exempt, k, score[order], features, rp.mmr_lambda)
+        return order[picked].tolist()
 
     def reason_inputs(self, sel: Selection) -> list[ReasonInput]:
         """Per shown item: its contribution per reason group (one matrix product for the
         whole list), the boosts that raised it, whether it was pinned."""
         chosen = np.asarray(sel.chosen, dtype=np.int64)
         grouped = (self.terms[chosen] @ _GROUPS).tolist()
-        boosted: list[tuple[str, ...]] = [() for _ in sel.chosen]
+        return [
+            ReasonInput(dict(zip(REASON_GROUPS, row, strict=True)), b, pos in sel.pinned)
+            for row, b, pos in zip(grouped, self._boosted(sel, chosen), sel.chosen, strict=True)
+        ]
+
+    def _boosted(self, sel: Selection, chosen: np.ndarray) -> list[tuple[str, ...]]:
+        """Per shown item: the boost rules (factor > 1, applying now) that raised it."""
+        boosted: list[tuple[str, ...]] = [()] * len(sel.chosen)
         for rule in sel.rules.boosts:
             if rule.factor > 1 and rule.applies(sel.context):
                 hit = self.masks.mask(rule.feature)[self.sig.cands[chosen]].tolist()
                 boosted = [
                     (*b, rule.feature) if h else b for b, h in zip(boosted, hit, strict=True)
                 ]
-        return [
-            ReasonInput(dict(zip(REASON_GROUPS, row, strict=True)), b, pos in sel.pinned)
-            for row, b, pos in zip(grouped, boosted, sel.chosen, strict=True)
-        ]
+        return boosted
 
     def items(
         self, sel: Selection, profile: UserProfile, now_ms: float, explain: bool
     ) -> list[RankedItem]:
+        """The feed's list; with ``explain``, each item's reasons. What the reasons read is
+        gathered once for the whole list: contributions per group (one matrix product), the
+        relation sources of the shown items (one search), the feature names (a table kept per
+        catalog), the liked features of the items whose affinity counts."""
         catalog, cands = self.catalog, self.sig.cands
         idxs = cands[sel.chosen].tolist()
         scores = sel.score[sel.chosen].tolist()
+        ids = catalog.ids
         if not explain or not idxs:
-            return [RankedItem(catalog.ids[i], s, []) for i, s in zip(idxs, scores, strict=True)]
-        # what the reasons read, gathered once for the whole list
-        shown = np.asarray(idxs, dtype=np.int64)
-        sources = self.sig.rel_source.subset(shown)
-        likes = liked_rows(catalog.feature_ids[shown], self.sig.liked)
-        out = []
-        for idx, score, info, liked in zip(
-            idxs, scores, self.reason_inputs(sel), likes, strict=True
-        ):
-            reasons = reasons_for(idx, info, liked, catalog, profile, sources, now_ms, sel.feed)
-            out.append(RankedItem(catalog.ids[idx], score, reasons))
-        return out
+            return [RankedItem(ids[i], s, []) for i, s in zip(idxs, scores, strict=True)]
+        chosen = np.asarray(sel.chosen, dtype=np.int64)
+        shown = cands[chosen]
+        texts = explain_list(
+            idxs,
+            (self.terms[chosen] @ _GROUPS).tolist(),
+            self._boosted(sel, chosen),
+            [pos in sel.pinned for pos in sel.chosen],
+            catalog.feature_ids[shown],
+            self.sig.liked,
+            self.sig.rel_source.subset(shown),
+            ListContext(catalog, profile, now_ms, sel.feed),
+        )
+        return [RankedItem(ids[i], s, r) for i, s, r in zip(idxs, scores, texts, strict=True)]
 
     def breakdown(self, sel: Selection, pos: int) -> dict[str, Any]:
         """Everything that made one shown item's score: each signal's value, weight and

@@ -184,11 +184,12 @@ def candidate_signals(
     seen = members(cands, seen_idx)
     values = np.zeros((cands.size, len(SIGNALS)), dtype=np.float64)
     if cands.size:
-        feat = catalog.feature_ids[cands]
+        # as intp once: indexing with the stored int32 ids casts them again per gather
+        feat = catalog.feature_ids[cands].astype(np.intp)
         for col, dense in ((0, session), (1, long_term)):
             values[:, col] = dense[feat].sum(axis=1) / aff.scale(dense)
-        for col, scores in ((2, rel_scores), (8, rel_long)):
-            rel = lookup_sorted(rel_source.targets, scores, cands)
+        both = lookup_sorted(rel_source.targets, np.column_stack([rel_scores, rel_long]), cands)
+        for col, rel in ((2, both[:, 0]), (8, both[:, 1])):  # one search for both horizons
             values[:, col] = rel / max(1e-9, float(rel.max())) if rel.any() else rel
         rel = lookup_sorted(recent[0], recent[1], cands)
         values[:, 12] = rel / max(1e-9, float(rel.max())) if rel.any() else rel
@@ -334,34 +335,33 @@ def relation_scores(
     short = strengths * np.asarray(recency)[origin]
     long = strengths * np.asarray(long_recency)[origin]
     keep = (short > 0) | (long > 0)
-    targets, short, long, origin = targets[keep], short[keep], long[keep], origin[keep]
-    if targets.size == 0:
+    if not keep.any():
         empty = np.zeros(0)
         return empty, empty, RelationSources(_NONE, _NONE, queries)
-    # group by target with one stable sort (what np.unique + np.lexsort did in two)
-    order = np.argsort(targets, kind="stable")
-    head = np.empty(order.size, dtype=bool)
-    head[0] = True
-    np.not_equal(targets[order][1:], targets[order][:-1], out=head[1:])
-    group = np.cumsum(head) - 1  # per sorted entry: its target's position in ``uniq``
-    uniq = targets[order][head]
-    inv = np.empty_like(group)
-    inv[order] = group
-    short_sum = np.bincount(inv, weights=short, minlength=uniq.size)
-    long_sum = np.bincount(inv, weights=long, minlength=uniq.size)
-    # best query per target: the largest contribution, ties to the earliest query
-    share = (short + 1e-12 * long)[order]
-    top = share == np.maximum.reduceat(share, np.flatnonzero(head))[group]
+    # grouped by target with the grouping shared with ``relation_recent`` (``QueryRows.groups``):
+    # an entry not kept adds 0.0 (x + 0.0 == x); a target with no kept entry is dropped
+    g = rows.groups
+    inv, n = g.inv[: targets.size], g.uniq.size
+    has = np.bincount(inv, weights=keep, minlength=n) > 0
+    short_sum = np.bincount(inv, weights=short, minlength=n)[has]
+    long_sum = np.bincount(inv, weights=long, minlength=n)[has]
+    # best query per target: the largest contribution among kept entries, ties to the
+    # earliest query (entries outside this prefix or not kept never win)
+    share = np.full(g.inv.size, -np.inf)
+    share[: targets.size] = np.where(keep, short + 1e-12 * long, -np.inf)
+    ordered = share[g.order]
+    top = ordered == np.maximum.reduceat(ordered, g.starts)[g.group]
     at = np.flatnonzero(top)
     first = np.ones(at.size, dtype=bool)
-    first[1:] = group[at][1:] != group[at][:-1]
-    best = origin[order][at[first]]
-    return short_sum, long_sum, RelationSources(uniq, best, queries)
+    first[1:] = g.group[at][1:] != g.group[at][:-1]
+    best = rows.rows[2][g.order[at[first]][has]]  # the known query of each best entry
+    return short_sum, long_sum, RelationSources(g.uniq[has], best, queries)
 
 
 def lookup_sorted(keys: np.ndarray, values: np.ndarray, cands: np.ndarray) -> np.ndarray:
-    """Values of sorted candidate indexes from sorted ``keys`` (both sorted, unique)."""
-    out = np.zeros(cands.size, dtype=np.float64)
+    """Values of sorted candidate indexes from sorted ``keys`` (both sorted, unique); rows of
+    ``values`` may hold several columns, read with one search."""
+    out = np.zeros((cands.size, *values.shape[1:]), dtype=np.float64)
     if keys.size and cands.size:
         pos = np.searchsorted(cands, keys)
         hit = (pos < cands.size) & (cands[np.minimum(pos, cands.size - 1)] == keys)

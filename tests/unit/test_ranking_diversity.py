@@ -162,3 +162,19 @@ def test_mmr_on_a_large_head_looks_at_a_bounded_pool() -> None:
     assert got == [0, 7, 1, 2, 3, 4, 5, 6, 8, 9]
     wide = diversify(order, caps, np.zeros(n, dtype=bool), 10, -order.astype(float), features, 0.0)
     assert wide[:3] == [0, 7, 1] and max(wide) < 50  # λ = 0 still stays in the pool
+
+
+def test_caps_that_a_short_prefix_cannot_fill_walk_the_whole_order() -> None:
+    # the first 150 in score order share one category (cap 3): the list must reach past them
+    n = 200
+    category = np.array([7] * 150 + list(range(100, 150)), dtype=np.int64)
+    caps = Caps([category], [3])
+    free = np.zeros(n, dtype=bool)
+    order = np.arange(n)
+    assert diversify(order, caps, free, 10) == [0, 1, 2, *range(150, 157)]
+    # one category only: the caps leave it short, the capped fill it in score order
+    one = Caps([np.full(n, 7, dtype=np.int64)], [3])
+    assert diversify(order, one, free, 10) == list(range(10))
+    # exempt items are never capped, wherever they sit
+    free[[5, 120]] = True
+    assert diversify(order, caps, free, 6) == [0, 1, 2, 5, 120, 150]

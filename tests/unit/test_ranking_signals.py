@@ -13,7 +13,14 @@ from stream.domain.learned import RepeatModel
 from stream.domain.profile import UserProfile
 from stream.domain.ranking import RankingProfile, rank
 from stream.domain.relations import CoOccurrence
-from stream.domain.signals import SIGNALS, Signals, banned_items, candidate_signals, returns_of
+from stream.domain.signals import (
+    SIGNALS,
+    Signals,
+    banned_items,
+    candidate_signals,
+    lookup_sorted,
+    returns_of,
+)
 from stream.domain.trending import Trending
 
 NOW = 1_700_000_000_000
@@ -178,3 +185,15 @@ def test_purchased_and_seen_filters(
     assert banned_items(profile, rp, NOW, returns) == banned
     got = {i.item_id for i in rank(profile, shop(), CoOccurrence(), rp, NOW, learned=model)}
     assert not banned & got and (set(shop().ids) - banned) == got
+
+
+def test_lookup_sorted_reads_several_columns_with_one_search() -> None:
+    keys = np.array([2, 5, 9, 11])
+    cands = np.array([1, 2, 3, 9, 12])
+    short, long = np.array([0.1, 0.2, 0.3, 0.4]), np.array([1.0, 2.0, 3.0, 4.0])
+    both = lookup_sorted(keys, np.column_stack([short, long]), cands)
+    assert both.shape == (5, 2)
+    assert both[:, 0].tolist() == lookup_sorted(keys, short, cands).tolist() == [0, 0.1, 0, 0.3, 0]
+    assert both[:, 1].tolist() == lookup_sorted(keys, long, cands).tolist() == [0, 1, 0, 3, 0]
+    empty = np.zeros(0, dtype=np.int64)
+    assert lookup_sorted(empty, np.zeros((0, 2)), cands).shape == (5, 2)
