@@ -14,8 +14,9 @@ catalog edits, a trending rebase) starts a new ``epoch``, and lists are rebuilt 
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Hashable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,6 +24,10 @@ from stream.domain.sorted_sets import sorted_unique
 
 #: the log is dropped past this many entries; lists older than it are rebuilt in full
 MAX_LOG = 1 << 16
+
+#: a merge of at most this many grown items runs in Python (see ``_List.order``): a burst grows
+#: a handful, where each numpy call (key, partition, lexsort over ~100 members) costs µs
+SMALL = 64
 
 #: item indexes -> their scores (what a list ranks by, descending)
 Key = Callable[[np.ndarray], np.ndarray]
@@ -34,6 +39,12 @@ class _List:
     depth: int
     mark: int  # log position it is up to date with
     epoch: int
+    #: the members as ``(-key, index)`` ascending (the list's order), built on the first small
+    #: merge and kept by the small merges; None once a numpy merge or rebuild replaced ``items``
+    order: list[tuple[float, int]] | None = None
+    #: member index -> its ``-key`` in ``order`` (to find and move a member that grew)
+    negkey: dict[int, float] = field(default_factory=dict)
+    ids: list[int] = field(default_factory=list)  # the indexes of ``order``
 
 
 class GrowingTops:
@@ -95,8 +106,12 @@ class GrowingTops:
             self._lists[name] = entry
         elif entry.mark < end:
             if end - entry.mark > max(size, 64):
-                entry.items = best(members(), entry.depth, key)
+                entry.items, entry.order = best(members(), entry.depth, key), None
+            elif end - entry.mark <= SMALL:  # the log entries as they are: repeats are harmless
+                log = self._log[entry.mark - self._base : end - self._base]
+                _merge_small(entry, log, admit, key)
             else:
+                entry.order = None
                 self._merge(entry, self._grown(entry.mark, end), admit, key)
             entry.mark = end
         return entry.items[:k]
@@ -123,6 +138,59 @@ class GrowingTops:
         if grown.size == 0:
             return
         entry.items = best(sorted_unique(np.concatenate([items, grown])), entry.depth, key)
+
+
+def _merge_small(
+    entry: _List, grown: np.ndarray, admit: Callable[[np.ndarray], np.ndarray], key: Key
+) -> None:
+    """``_merge`` for a few grown items, in Python: the same total order (``key`` descending,
+    then index), each member's key remembered so a read keys only the grown items. A member
+    that grew moves up in place (members stay admitted within an epoch, and ``_merge`` keeps
+    them whatever ``admit`` says); an outsider can enter only if it now sorts before the
+    current last member (members only grow, so the last only moves up) and ``admit`` takes
+    it; the list is then cut back to its depth."""
+    fresh = entry.order is None  # built from the current keys: members that grew are in place
+    order = _order_of(entry, key)
+    ids, negkey = entry.ids, entry.negkey
+    full = len(order) >= entry.depth
+    moved: list[tuple[float, int]] = []
+    outsiders: list[tuple[float, int]] = []
+    # a repeated item has one key: the dict keeps one of each
+    for g, kv in dict(zip(grown.tolist(), (-key(grown)).tolist(), strict=True)).items():
+        if g in negkey:
+            if kv != negkey[g]:  # (a zero weight grows nothing)
+                moved.append((kv, g))
+        elif not full or (kv, g) < order[-1]:
+            outsiders.append((kv, g))
+    if outsiders:
+        ok = admit(np.array([g for _, g in outsiders], dtype=np.int64)).tolist()
+        outsiders = [t for t, yes in zip(outsiders, ok, strict=True) if yes]
+    if not moved and not outsiders and not fresh:
+        return
+    for _, g in moved:
+        at = bisect_left(order, (negkey[g], g))
+        del order[at], ids[at]
+    for kv, g in moved + outsiders:
+        at = bisect_left(order, (kv, g))
+        order.insert(at, (kv, g))
+        ids.insert(at, g)
+        negkey[g] = kv
+    if len(order) > entry.depth:
+        for g in ids[entry.depth :]:
+            del negkey[g]
+        del order[entry.depth :], ids[entry.depth :]
+    entry.items = np.array(ids, dtype=np.int64)
+
+
+def _order_of(entry: _List, key: Key) -> list[tuple[float, int]]:
+    """``entry.order`` (with ``ids`` and ``negkey``), built from the members' current keys
+    when a numpy merge or rebuild dropped it."""
+    if entry.order is None:
+        negated = (-key(entry.items)).tolist()
+        entry.order = sorted(zip(negated, entry.items.tolist(), strict=True))
+        entry.ids = [i for _, i in entry.order]
+        entry.negkey = {i: k for k, i in entry.order}
+    return entry.order
 
 
 def best(cands: np.ndarray, k: int, key: Key) -> np.ndarray:
