@@ -60,6 +60,9 @@ class GrowingTops:
         #: the distinct items grown in the log since one position (lists read in one burst
         #: usually share it): (from, to, items)
         self._since: tuple[int, int, np.ndarray] = (0, 0, np.zeros(0, dtype=np.int64))
+        #: the items grown in the log between two positions with their ``-key`` (one pair per
+        #: item), for one epoch and key: the lists read in one burst share them
+        self._keyed: tuple[int, int, int, Key | None, list[tuple[int, float]]] = (0, 0, 0, None, [])
 
     def grew(self, indexes: Iterable[int]) -> None:
         """These items' scores went up (never down: call ``top`` with a new epoch for that)."""
@@ -82,6 +85,17 @@ class GrowingTops:
             log = self._log[mark - self._base : end - self._base]
             self._since = (mark, end, sorted_unique(log))
         return self._since[2]
+
+    def _grown_keys(self, mark: int, end: int, epoch: int, key: Key) -> list[tuple[int, float]]:
+        """The distinct items grown in ``[mark, end)`` with their ``-key``, kept for the next
+        list read over the same span. Within an epoch a key changes only with a log entry."""
+        cached = self._keyed
+        if cached[:3] != (mark, end, epoch) or cached[3] != key:
+            log = self._log[mark - self._base : end - self._base]
+            # a repeated item has one key: the dict keeps one of each
+            pairs = dict(zip(log.tolist(), key(log).tolist(), strict=True))
+            self._keyed = (mark, end, epoch, key, [(g, -kv) for g, kv in pairs.items()])
+        return self._keyed[4]
 
     def top(
         self,
@@ -108,8 +122,7 @@ class GrowingTops:
             if end - entry.mark > max(size, 64):
                 entry.items, entry.order = best(members(), entry.depth, key), None
             elif end - entry.mark <= SMALL:  # the log entries as they are: repeats are harmless
-                log = self._log[entry.mark - self._base : end - self._base]
-                _merge_small(entry, log, admit, key)
+                _merge_small(entry, self._grown_keys(entry.mark, end, epoch, key), admit, key)
             else:
                 entry.order = None
                 self._merge(entry, self._grown(entry.mark, end), admit, key)
@@ -141,7 +154,10 @@ class GrowingTops:
 
 
 def _merge_small(
-    entry: _List, grown: np.ndarray, admit: Callable[[np.ndarray], np.ndarray], key: Key
+    entry: _List,
+    grown: list[tuple[int, float]],
+    admit: Callable[[np.ndarray], np.ndarray],
+    key: Key,
 ) -> None:
     """``_merge`` for a few grown items, in Python: the same total order (``key`` descending,
     then index), each member's key remembered so a read keys only the grown items. A member
@@ -155,8 +171,7 @@ def _merge_small(
     full = len(order) >= entry.depth
     moved: list[tuple[float, int]] = []
     outsiders: list[tuple[float, int]] = []
-    # a repeated item has one key: the dict keeps one of each
-    for g, kv in dict(zip(grown.tolist(), (-key(grown)).tolist(), strict=True)).items():
+    for g, kv in grown:
         if g in negkey:
             if kv != negkey[g]:  # (a zero weight grows nothing)
                 moved.append((kv, g))

@@ -12,13 +12,14 @@ from stream.domain.top_lists import SMALL, GrowingTops, best
 
 N = 40
 
-#: one step: items that grow (repeats allowed) by one amount (0 grows nothing), then which
-#: lists are read, with which k
+#: one step: items that grow (repeats allowed) by one amount (0 grows nothing; -1 shrinks them,
+#: which starts a new epoch), then which lists are read, with which k
 steps = st.lists(
     st.tuples(
-        st.lists(st.integers(0, N - 1), min_size=1, max_size=2 * SMALL),
-        st.sampled_from([0.0, 1.0, 1.0, 2.0]),
+        st.lists(st.integers(0, N - 1), min_size=1, max_size=6),
+        st.sampled_from([0.0, 1.0, 1.0, 2.0, -1.0]),
         st.lists(st.tuples(st.integers(0, 3), st.integers(1, 12)), max_size=4),
+        st.booleans(),
     ),
     min_size=1,
     max_size=60,
@@ -26,31 +27,35 @@ steps = st.lists(
 
 
 @settings(max_examples=150, deadline=None)
-@given(steps=steps, small_only=st.booleans())
+@given(steps=steps, some_big=st.booleans())
 def test_every_read_equals_a_full_recomputation(
-    steps: list[tuple[list[int], float, list[tuple[int, int]]]], small_only: bool
+    steps: list[tuple[list[int], float, list[tuple[int, int]], bool]], some_big: bool
 ) -> None:
     scores = np.zeros(N)  # whole numbers: many exact ties, broken by index
     tops = GrowingTops()
+    epoch = 0
     # list 0 holds every item, the others every 2nd, 3rd, 5th (depth 6 > some member counts)
     listed = [np.arange(N)] + [np.arange(0, N, m) for m in (2, 3, 5)]
 
     def key(items: np.ndarray) -> np.ndarray:
         return scores[items]
 
-    for grown, amount, reads in steps:
-        if small_only:
-            grown = grown[:SMALL]
+    for grown, amount, reads, big in steps:
+        if some_big and big:  # past ``SMALL`` log entries: the numpy merge
+            grown = (grown * SMALL)[: SMALL + 1]
         for i in grown:
             scores[i] += amount
-        tops.grew(grown)
+        if amount < 0:
+            epoch += 1
+        else:
+            tops.grew(grown)
         for name, k in reads:
             members = listed[name]
             got = tops.top(
                 name,
                 k,
                 6,
-                0,
+                epoch,
                 lambda members=members: members,
                 lambda g, members=members: np.isin(g, members),
                 key,
