@@ -16,6 +16,12 @@ Order of effects per batch, which is what makes at-least-once safe (README "Guar
 A crash before 4 re-delivers the batch: the profiles were not written, so it is applied again and
 its outputs repeat (identifiable by ``(user_id, trigger.event_id, state_version)``; observations
 are de-duplicated by source offset). A crash after 4 loses nothing: all had been delivered.
+
+The worker does not sit idle during the wait of step 3: ``dispatch_user_batch`` returns once the
+outputs are queued, and steps 3-4 complete in a task, in batch order, while the next batch is
+planned; that batch reads profiles still being written from ``stream.inflight`` (which says
+why, what it gained and why the order above still holds). Events are acknowledged only after
+their batch completed.
 """
 
 from __future__ import annotations
@@ -25,7 +31,6 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -41,61 +46,14 @@ from stream.domain.engine import Engine, Recommendation
 from stream.domain.erasure import Erasures
 from stream.domain.events import UserEvent
 from stream.domain.holders import Holders
-from stream.domain.learning import Observation
 from stream.domain.profile import UserProfile
+from stream.inflight import InFlight
+from stream.plan import BatchPlan, Durability, Record, Send, Sent, UserWork
 
 if TYPE_CHECKING:
     from stream.adapters.profile_runtime import ProfileRuntime
 
 log = logging.getLogger(__name__)
-
-#: (logical topic, key, value or None for a tombstone, partition or None) -> delivery future
-Send = Callable[[str, bytes, bytes | None, int | None], Awaitable["asyncio.Future[Any]"]]
-
-
-@dataclass
-class Durability:
-    """How state becomes durable: its changelog topic (logical), what to do once a partition's
-    changelog records are delivered, and how to make sure a partition's state is recovered
-    before it is served. Absent (unit tests, tools): the store alone is the state."""
-
-    changelog: str
-    delivered: Callable[[int, int], None]
-    recover: Callable[[set[int]], Awaitable[None]]
-    #: the user partitions this worker is assigned now
-    assigned: Callable[[], set[int]]
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One consumed message, framework-free. ``topic`` is logical (no deployment prefix)."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    timestamp_ms: int | None = None
-
-
-@dataclass
-class UserWork:
-    """One user's share of a batch, in arrival order."""
-
-    partition: int
-    events: list[UserEvent] = field(default_factory=list)
-    received_ms: int | None = None
-
-
-@dataclass
-class BatchPlan:
-    """What a batch must do to the outside world, in the order ``commit`` does it."""
-
-    outputs: list[tuple[str, bytes, bytes | None]] = field(default_factory=list)
-    writes: list[tuple[str, int, bytes | None]] = field(default_factory=list)  # None = delete
-    lists: list[tuple[UserProfile, Recommendation, int | None]] = field(default_factory=list)
-    forgotten: list[str] = field(default_factory=list)
-    observations: list[Observation] = field(default_factory=list)
 
 
 class Pipeline:
@@ -111,8 +69,11 @@ class Pipeline:
         metrics: Metrics,
         caught_up: Callable[[], Awaitable[bool]],
         durability: Durability | None = None,
+        inflight: int = 1,
     ) -> None:
         self.engine = engine
+        #: batches whose completion may still run while the next one is planned (1: none)
+        self.inflight = InFlight(inflight)
         self.durability = durability
         self.decoder = decoder
         self.store = store
@@ -136,7 +97,20 @@ class Pipeline:
 
     # -- user events --------------------------------------------------------------------------
     async def handle_user_batch(self, records: Sequence[Record]) -> None:
-        """A burst from the user and control topics: one profile write + one ranking per user."""
+        """A burst from the user and control topics: one profile write + one ranking per user;
+        returns once all of it was delivered and written."""
+        await (await self.dispatch_user_batch(records))
+
+    async def dispatch_user_batch(self, records: Sequence[Record]) -> asyncio.Future[None]:
+        """``handle_user_batch`` up to its outputs queued for delivery; the rest (delivery,
+        state writes, Qdrant) completes in the returned task, in batch order, while the caller
+        may take the next batch (``stream.inflight`` says why and what stays safe)."""
+        await self.inflight.admit()
+        plan = await self._plan_user_batch(records)
+        sent = await self._send_all(plan)
+        return self.inflight.start(plan.writes, lambda: self._complete(plan, sent))
+
+    async def _plan_user_batch(self, records: Sequence[Record]) -> BatchPlan:
         await self.ready.wait()
         if self.durability is not None:
             await self.durability.recover({r.partition for r in records})
@@ -160,7 +134,7 @@ class Pipeline:
             entry.received_ms = record.timestamp_ms
         for user_id, entry in work.items():
             self._plan_user(plan, user_id, entry)
-        await self.commit(plan)
+        return plan
 
     async def _decode_all(
         self, records: Sequence[Record]
@@ -184,7 +158,9 @@ class Pipeline:
 
     def _plan_user(self, plan: BatchPlan, user_id: str, work: UserWork) -> None:
         started = time.perf_counter()
-        raw = self.store.get(user_id, partition=work.partition)
+        pending, raw = self.inflight.read(user_id)  # a write still in flight is the newest
+        if not pending:
+            raw = self.store.get(user_id, partition=work.partition)
         state = UserProfile.from_bytes(raw) if raw is not None else None
         self.metrics.observe_stage("state_read", time.perf_counter() - started)
         if self.profiles is not None:
@@ -252,6 +228,10 @@ class Pipeline:
 
         A delivery failure propagates and stops the worker, so the batch is re-delivered after
         restart with its state unwritten (see the module docstring)."""
+        await self._complete(plan, await self._send_all(plan))
+
+    async def _send_all(self, plan: BatchPlan) -> Sent:
+        """Queue every output and changelog record of ``plan`` on the producer."""
         started = time.perf_counter()
         futures = [await self.send(t, key, value, None) for t, key, value in plan.outputs]
         # in source-offset order: readers of `learned` treat an older offset of a source
@@ -265,6 +245,11 @@ class Pipeline:
             for user_id, partition, value in plan.writes:
                 fut = await self.send(name, user_id.encode(), value, partition)
                 changelog.append((partition, fut))
+        return Sent(started, futures, changelog)
+
+    async def _complete(self, plan: BatchPlan, sent: Sent) -> None:
+        """Wait for ``sent`` to be delivered, then write state, mark the changelog, feed Qdrant."""
+        started, futures, changelog = sent.started, sent.futures, sent.changelog
         if futures or changelog:
             await asyncio.gather(*futures, *(f for _, f in changelog))
         delivered = time.perf_counter()

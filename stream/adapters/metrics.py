@@ -37,9 +37,12 @@ _QDRANT_BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000)
 #: and ``engine`` (per user burst; the engine step is profile update + candidates + ranking in
 #: one pure call today — ``candidates`` and ``rank`` are reserved for when the domain exposes
 #: them separately), ``send`` (outputs delivered) and ``state_write`` (per batch), ``qdrant``
-#: (per sink call, off the hot path).
+#: (per sink call, off the hot path), and ``delivery`` (per user event: its broker timestamp →
+#: its batch handed to the pipeline, i.e. fetch + Faust + waiting for the worker; at a load
+#: the worker keeps up with, most of an event's latency was there, not in the stages above).
 STAGES = (
     "decode", "state_read", "engine", "candidates", "rank", "send", "state_write", "qdrant",
+    "delivery",
 )  # fmt: skip
 #: Who reads a partition: the Faust group consumer (user topics) or the per-worker replica.
 CONSUMERS = ("group", "replica")
@@ -112,7 +115,7 @@ class Metrics(ProfileMetrics):
         self.stage_seconds = LoopHistogram(
             "recstream_stage_seconds",
             "Time per pipeline stage (decode, send, state_write per batch; state_read, engine "
-            "per user burst; qdrant per sink call)",
+            "per user burst; qdrant per sink call; delivery per event: broker → pipeline)",
             ["stage"],
             _STAGE_BUCKETS,
             r,

@@ -18,7 +18,8 @@ from stream.adapters.codec import Envelope
 from stream.adapters.profile_body import decode_record, parse_profile
 from stream.adapters.validation import SchemaError
 from stream.domain.profile_registry import build_live
-from stream.pipeline import BatchPlan, Pipeline, Record
+from stream.pipeline import Pipeline
+from stream.plan import BatchPlan, Record
 
 log = logging.getLogger(__name__)
 

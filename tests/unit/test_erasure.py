@@ -17,7 +17,8 @@ from stream.domain.erasure import Erasures
 from stream.domain.events import UserEvent
 from stream.domain.profile import UserProfile
 from stream.domain.ranking import RankingProfile
-from stream.pipeline import Pipeline, Record
+from stream.pipeline import Pipeline
+from stream.plan import Record
 
 T0 = 1_700_000_000_000
 

@@ -19,7 +19,8 @@ from stream.adapters.validation import get_validators
 from stream.domain.catalog import Catalog
 from stream.domain.engine import Engine
 from stream.domain.ranking import RankingProfile
-from stream.pipeline import Pipeline, Record
+from stream.pipeline import Pipeline
+from stream.plan import Record
 from stream.settings import Settings
 
 T0 = 1_700_000_000_000
