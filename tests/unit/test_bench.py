@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from stream.bench.inprocess import BurstRunner, Raw, build_engine, bursts, encode
+from stream.bench.inprocess import BurstRunner, Raw, build_engine, bursts, encode, measure_bursts
 from stream.bench.latency import WARMUP_S, answered_latencies, summarize
 from stream.bench.throughput import ratios
 from stream.bench.workload import WorkloadConfig, generate_events, topic_mix
@@ -79,7 +79,28 @@ def test_a_burst_over_several_topics_is_applied_and_ranked_once() -> None:
     assert runner.offsets == {"clicks": 1, "dwell": 0}  # offsets count per topic
     stored = runner.store.get("a")
     assert stored is not None and UserProfile.from_bytes(stored).version == 1  # one apply
-    assert {"rank", "rank_without_reasons"} <= set(timing)
+    assert {"rank", "rank_warm", "rank_without_reasons"} <= set(timing)
+
+
+def test_the_warm_rankings_alternate_their_order_burst_by_burst() -> None:
+    runner = BurstRunner(build_engine(CATALOG))
+    runner.run(encode([_event("clicks", 1, "a", "i1"), _event("clicks", 2, "a", "i2")]))
+    stored = runner.store.get("a")
+    assert stored is not None
+    profile = UserProfile.from_bytes(stored)
+    orders = [list(runner.rank_again(profile, 3.0)) for _ in range(3)]
+    warm_first = ["rank_warm", "rank_without_reasons"]
+    assert orders == [warm_first, warm_first[::-1], warm_first]
+
+
+def test_measure_bursts_reports_cold_warm_and_the_split() -> None:
+    events = list(generate_events(CATALOG, WorkloadConfig(items=200, users=20, seed=5), 400))
+    result, _ = measure_bursts(CATALOG, events, batch_max=64, pfeed=False)
+    assert result["events_per_burst"] > 1  # a window holds several events of a user
+    for key in ("rank_without_reasons_us", "rank_warm_us"):
+        assert result[key]["mean"] > 0
+    assert set(result["rank_split_us"]) == {"refresh", "reasons"}
+    assert result["per_event_us"] > 0 and set(result["stages_us"]["rank"]) == {"p50", "p99", "mean"}
 
 
 def _write(path: Path, rows: list[tuple[str, str, float]]) -> Path:
@@ -145,3 +166,19 @@ def test_total_lag_sums_the_group_partitions_and_knows_when_it_does_not_know() -
     assert total_lag({k: 0.0 for k in sample}) == 0.0
     assert total_lag({"recstream_batch_events_count": 9.0}) is None  # not sampled yet
     assert total_lag(None) is None  # worker not answering
+
+
+def test_burst_table_shows_cold_warm_and_split_and_reads_older_reports() -> None:
+    from stream.bench.report import _burst_md
+
+    q = {"p50": 1.0, "p99": 2.0, "mean": 1.5}
+    old = {
+        "bursts": 2, "events": 5, "events_per_burst": 2.5, "batch_max": 256, "total_us": q,
+        "per_event_us": 1.0, "stages_us": {"decode": q, "rank": q}, "rank_without_reasons_us": q,
+    }  # fmt: skip
+    new = old | {"rank_warm_us": q, "rank_split_us": {"refresh": 400.0, "reasons": 160.0}}
+    md = "\n".join(_burst_md({"burst": new}))
+    assert "| rank (cold) |" in md and "| (rank again, warm) | 1.0 |" in md
+    assert "**400.0 µs**" in md and "**160.0 µs**" in md
+    md_old = "\n".join(_burst_md({"burst": old}))
+    assert "| (rank again, warm) | - |" in md_old and "Refresh" not in md_old
