@@ -116,10 +116,23 @@ def _burst_md(r: dict[str, Any]) -> list[str]:
         _row(["---"] * 4),
     ]
     for stage, q in b["stages_us"].items():
-        lines.append(_row([stage, q["p50"], q["p99"], q["mean"]]))
-    q = b["rank_without_reasons_us"]
-    lines += [_row(["(rank without reasons)", q["p50"], q["p99"], q["mean"]]), ""]
+        lines.append(_row([f"{stage} (cold)" if stage == "rank" else stage, *_q(q)]))
+    lines.append(_row(["(rank again, warm)", *_q(b.get("rank_warm_us"))]))
+    lines += [_row(["(rank without reasons, warm)", *_q(b["rank_without_reasons_us"])]), ""]
+    split = b.get("rank_split_us")
+    if split:  # (reports written before the warm probe have no split)
+        lines += [
+            "Rows in brackets are not in the total: the burst's ranking timed again right after "
+            "the cold one, with and without reasons. Refresh of the shared read models after "
+            f"the burst's writes (cold − warm, mean): **{split['refresh']} µs**; reasons (warm "
+            f"− warm without reasons, mean): **{split['reasons']} µs**.",
+            "",
+        ]
     return lines
+
+
+def _q(q: dict[str, float] | None) -> list[Any]:
+    return [q["p50"], q["p99"], q["mean"]] if q else ["-"] * 3
 
 
 def _hotspots_md(r: dict[str, Any]) -> list[str]:

@@ -90,6 +90,9 @@ def test_bench_quick_writes_positive_figures(tmp_path: Path) -> None:
     assert set(burst["stages_us"]) >= {"decode", "state_read", "apply", "rank", "serialise"}
     for stage, q in burst["stages_us"].items():
         _positive(q["p50"], f"stage {stage}")
+    for key in ("rank_warm_us", "rank_without_reasons_us"):
+        _positive(burst[key]["mean"], key)
+    assert set(burst["rank_split_us"]) == {"refresh", "reasons"}
     assert r["hotspots"]["functions"], "no profile of the hot path"
     for f in r["hotspots"]["functions"]:
         _positive(f["self_share"], f["function"])

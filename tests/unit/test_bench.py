@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 
-from stream.bench.inprocess import bursts, encode
+from stream.bench.inprocess import BurstRunner, Raw, build_engine, bursts, encode, measure_bursts
 from stream.bench.latency import WARMUP_S, answered_latencies, summarize
 from stream.bench.throughput import ratios
 from stream.bench.workload import WorkloadConfig, generate_events, topic_mix
+from stream.domain.profile import UserProfile
 
 CATALOG = [
     {"item_id": f"i{n}", "ts": 0, "attributes": {"category": [f"dep{n % 3}", f"cat{n % 7}"]}}
@@ -40,20 +43,64 @@ def test_workload_is_seeded_mixed_and_time_ordered() -> None:
     assert ranked[0] >= 10 * ranked[len(ranked) // 2]
 
 
-def test_bursts_split_windows_by_topic_then_user_in_order() -> None:
+def _event(topic: str, n: int, user: str, item: str = "i1") -> dict[str, Any]:
+    event = {"topic": topic, "event_id": f"e{n}", "user_id": user, "item_id": item, "ts": n}
+    return event | ({"dwell_ms": 5000} if topic == "dwell" else {})
+
+
+def _ids(burst: list[Raw]) -> list[str]:
+    return [orjson.loads(value)["event_id"] for _, _, value in burst]
+
+
+def test_bursts_group_a_window_by_user_across_topics_as_the_pipeline_does() -> None:
     raw = encode(
         [
-            {"topic": "clicks", "event_id": "1", "user_id": "a", "item_id": "x", "ts": 1},
-            {"topic": "dwell", "event_id": "2", "user_id": "a", "item_id": "x", "ts": 2,
-             "dwell_ms": 5},
-            {"topic": "clicks", "event_id": "3", "user_id": "b", "item_id": "x", "ts": 3},
-            {"topic": "clicks", "event_id": "4", "user_id": "a", "item_id": "y", "ts": 4},
-            {"topic": "clicks", "event_id": "5", "user_id": "a", "item_id": "z", "ts": 5},
+            _event("clicks", 1, "a"),
+            _event("dwell", 2, "a"),
+            _event("clicks", 3, "b"),
+            _event("carts", 4, "a") | {"action": "add", "quantity": 1},
+            _event("clicks", 5, "a"),  # next window: a user's burst never spans two windows
+            _event("dwell", 6, "b"),
         ]
-    )  # fmt: skip
+    )
     cut = bursts(raw, batch_max=4)
-    ids = [[m[2].split(b'"event_id":"')[1][:1].decode() for m in b] for b in cut]
-    assert ids == [["1", "4"], ["2"], ["3"], ["5"]]
+    # one burst per user and window, topics mixed, arrival order kept, users by first appearance
+    assert [_ids(b) for b in cut] == [["e1", "e2", "e4"], ["e3"], ["e5"], ["e6"]]
+    assert [m[0] for m in cut[0]] == ["clicks", "dwell", "carts"]
+
+
+def test_a_burst_over_several_topics_is_applied_and_ranked_once() -> None:
+    runner = BurstRunner(build_engine(CATALOG))
+    burst = encode(
+        [_event("clicks", 1, "a", "i1"), _event("dwell", 2, "a", "i1"), _event("clicks", 3, "a")]
+    )
+    timing = runner.run(burst, reasons_probe=True)
+    assert timing["events"] == 3 and timing["output_bytes"] > 0
+    assert runner.offsets == {"clicks": 1, "dwell": 0}  # offsets count per topic
+    stored = runner.store.get("a")
+    assert stored is not None and UserProfile.from_bytes(stored).version == 1  # one apply
+    assert {"rank", "rank_warm", "rank_without_reasons"} <= set(timing)
+
+
+def test_the_warm_rankings_alternate_their_order_burst_by_burst() -> None:
+    runner = BurstRunner(build_engine(CATALOG))
+    runner.run(encode([_event("clicks", 1, "a", "i1"), _event("clicks", 2, "a", "i2")]))
+    stored = runner.store.get("a")
+    assert stored is not None
+    profile = UserProfile.from_bytes(stored)
+    orders = [list(runner.rank_again(profile, 3.0)) for _ in range(3)]
+    warm_first = ["rank_warm", "rank_without_reasons"]
+    assert orders == [warm_first, warm_first[::-1], warm_first]
+
+
+def test_measure_bursts_reports_cold_warm_and_the_split() -> None:
+    events = list(generate_events(CATALOG, WorkloadConfig(items=200, users=20, seed=5), 400))
+    result, _ = measure_bursts(CATALOG, events, batch_max=64, pfeed=False)
+    assert result["events_per_burst"] > 1  # a window holds several events of a user
+    for key in ("rank_without_reasons_us", "rank_warm_us"):
+        assert result[key]["mean"] > 0
+    assert set(result["rank_split_us"]) == {"refresh", "reasons"}
+    assert result["per_event_us"] > 0 and set(result["stages_us"]["rank"]) == {"p50", "p99", "mean"}
 
 
 def _write(path: Path, rows: list[tuple[str, str, float]]) -> Path:
@@ -119,3 +166,19 @@ def test_total_lag_sums_the_group_partitions_and_knows_when_it_does_not_know() -
     assert total_lag({k: 0.0 for k in sample}) == 0.0
     assert total_lag({"recstream_batch_events_count": 9.0}) is None  # not sampled yet
     assert total_lag(None) is None  # worker not answering
+
+
+def test_burst_table_shows_cold_warm_and_split_and_reads_older_reports() -> None:
+    from stream.bench.report import _burst_md
+
+    q = {"p50": 1.0, "p99": 2.0, "mean": 1.5}
+    old = {
+        "bursts": 2, "events": 5, "events_per_burst": 2.5, "batch_max": 256, "total_us": q,
+        "per_event_us": 1.0, "stages_us": {"decode": q, "rank": q}, "rank_without_reasons_us": q,
+    }  # fmt: skip
+    new = old | {"rank_warm_us": q, "rank_split_us": {"refresh": 400.0, "reasons": 160.0}}
+    md = "\n".join(_burst_md({"burst": new}))
+    assert "| rank (cold) |" in md and "| (rank again, warm) | 1.0 |" in md
+    assert "**400.0 µs**" in md and "**160.0 µs**" in md
+    md_old = "\n".join(_burst_md({"burst": old}))
+    assert "| (rank again, warm) | - |" in md_old and "Refresh" not in md_old
