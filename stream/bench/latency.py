@@ -52,6 +52,7 @@ _LAG = "recstream_consumer_lag_messages"
 #: worker-side view of a level, from its /metrics (a cross-check of the probe's figures)
 _WORKER_SUMS = {
     "worker_mean_ms": "recstream_event_to_recommendation_seconds",
+    "worker_delivery_ms": 'recstream_stage_seconds{stage="delivery"}',
     "worker_mean_batch": "recstream_batch_events",
 }
 
@@ -181,9 +182,11 @@ def _worker_view(before: dict[str, float] | None, after: dict[str, float] | None
     if before is None or after is None:
         return {}
     out: dict[str, Any] = {}
-    for key, metric in _WORKER_SUMS.items():
-        count = after.get(f"{metric}_count", 0.0) - before.get(f"{metric}_count", 0.0)
-        total = after.get(f"{metric}_sum", 0.0) - before.get(f"{metric}_sum", 0.0)
+    for key, series in _WORKER_SUMS.items():
+        metric, brace, labels = series.partition("{")
+        count_key, sum_key = f"{metric}_count{brace}{labels}", f"{metric}_sum{brace}{labels}"
+        count = after.get(count_key, 0.0) - before.get(count_key, 0.0)
+        total = after.get(sum_key, 0.0) - before.get(sum_key, 0.0)
         if count > 0:
             scale = 1000.0 if key.endswith("_ms") else 1.0
             out[key] = round(total / count * scale, 2)

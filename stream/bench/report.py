@@ -29,7 +29,7 @@ def headline_latency(latency: dict[str, Any], name: str = "pipeline") -> dict[st
     return {k: row[k] for k in ("p50", "p95", "p99", "max")} | {"load": 0.5}
 
 
-_WORKER_COLUMNS = ("worker_mean_ms", "worker_mean_batch")
+_WORKER_COLUMNS = ("worker_mean_ms", "worker_delivery_ms", "worker_mean_batch")
 
 
 def _row(cells: list[Any]) -> str:
@@ -75,7 +75,7 @@ def _latency_md(r: dict[str, Any]) -> list[str]:
     lines = ["## End-to-end latency (event produced → list consumed by a separate process)", ""]
     keys = ("p50", "p95", "p99", "max", "events", "unanswered", *_WORKER_COLUMNS)
     head = ["what", "load", "events/s", "p50 ms", "p95", "p99", "max", "n", "unanswered"]
-    head += ["worker mean ms", "mean batch"]
+    head += ["worker mean ms", "of which delivery", "mean batch"]
     lines += [_row(head), _row(["---"] * len(head))]
     warm = r["latency"].get("warmup") or {}
     for name in ("pipeline", "floor"):
@@ -96,7 +96,9 @@ def _latency_md(r: dict[str, Any]) -> list[str]:
         "",
         "`floor` = bare relay (consume → produce) on the same broker, same rates. "
         "`worker mean ms` / `mean batch`: the worker's own /metrics over the level (broker "
-        "receive → emit; events per batch), a cross-check of the probe's figures. "
+        "receive → emit; events per batch), a cross-check of the probe's figures; `of which "
+        "delivery`: broker receive → handed to the pipeline (fetch, Faust, waiting behind "
+        "earlier batches), the rest is the worker's own work. "
         "`warm-up`: a short level at the lowest rate, run first, once the fresh worker's "
         f"start-up backlog was processed ({warm.get('backlog_drained_s', '-')} s after ready).",
         "",

@@ -182,3 +182,26 @@ def test_burst_table_shows_cold_warm_and_split_and_reads_older_reports() -> None
     assert "**400.0 µs**" in md and "**160.0 µs**" in md
     md_old = "\n".join(_burst_md({"burst": old}))
     assert "| (rank again, warm) | - |" in md_old and "Refresh" not in md_old
+
+
+def test_worker_view_reads_plain_and_labelled_histograms_over_a_level() -> None:
+    from stream.bench.latency import _worker_view
+
+    before = {
+        "recstream_event_to_recommendation_seconds_count": 10.0,
+        "recstream_event_to_recommendation_seconds_sum": 1.0,
+        'recstream_stage_seconds_count{stage="delivery"}': 10.0,
+        'recstream_stage_seconds_sum{stage="delivery"}': 0.5,
+        'recstream_stage_seconds_sum{stage="engine"}': 9.0,
+    }
+    after = {
+        "recstream_event_to_recommendation_seconds_count": 30.0,
+        "recstream_event_to_recommendation_seconds_sum": 3.0,
+        'recstream_stage_seconds_count{stage="delivery"}': 30.0,
+        'recstream_stage_seconds_sum{stage="delivery"}': 1.3,
+        'recstream_stage_seconds_sum{stage="engine"}': 99.0,
+        "recstream_batch_events_count": 5.0,
+        "recstream_batch_events_sum": 20.0,
+    }
+    view = _worker_view(before, after)
+    assert view == {"worker_mean_ms": 100.0, "worker_delivery_ms": 40.0, "worker_mean_batch": 4.0}
