@@ -53,10 +53,39 @@ def concat_rows(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> Rows:
     return targets, strengths, np.repeat(np.arange(len(parts), dtype=np.int64), sizes)
 
 
+#: up to this many rows longer than ``k``, ``top_k_per_row`` partitions each row on its own
+FEW_LONG_ROWS = 4
+
+
 def top_k_per_row(strength: np.ndarray, sizes: np.ndarray, k: int) -> np.ndarray | None:
     """Mask of the ``k`` strongest entries of each row of a flat array (rows contiguous, of
-    ``sizes``); None when no row is longer than ``k`` (everything is kept). Rows longer than
-    ``k`` are laid into one padded matrix and partitioned together (one numpy call).
+    ``sizes``); None when no row is longer than ``k`` (everything is kept).
+
+    A burst usually has about two long rows (of ~6 queries): each is partitioned on its own
+    slice, ~4 numpy calls a row, 16 µs per read against 35 µs for the padded matrix below
+    (real reads of the quick bench). The mask is the same: the k-th largest of a row is the
+    same value, and a row where it ties takes the matrix path's pick."""
+    lens = sizes.tolist()
+    if max(lens, default=0) <= k:
+        return None
+    if sum(n > k for n in lens) > FEW_LONG_ROWS:
+        return _top_k_grid(strength, sizes, k)
+    keep = np.ones(strength.size, dtype=bool)
+    start = 0
+    for n in lens:
+        if n > k:
+            row = strength[start : start + n]
+            above = row >= np.partition(row, n - k)[n - k]
+            if int(np.count_nonzero(above)) != k:  # a tie at the k-th: the matrix path's pick
+                return _top_k_grid(strength, sizes, k)
+            keep[start : start + n] = above
+        start += n
+    return keep
+
+
+def _top_k_grid(strength: np.ndarray, sizes: np.ndarray, k: int) -> np.ndarray | None:
+    """``top_k_per_row`` for any number of long rows: rows longer than ``k`` are laid into one
+    padded matrix and partitioned together (one numpy call).
 
     The k-th largest value of each long row (``np.partition``, ~3× cheaper than
     ``argpartition`` here) keeps exactly the entries at or above it when no other entry ties

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stream.domain import ranking, scored_set, signals
+from stream.domain import ranking, relation_rows, scored_set, signals
 from stream.domain.ranking import RankingProfile
 from stream.domain.relation_rows import top_k_per_row
 from stream.domain.relations import CoOccurrence
@@ -90,3 +90,23 @@ def test_top_k_per_row_keeps_exactly_k_when_the_kth_value_ties() -> None:
     row0, row1 = keep[:4].tolist(), keep[4:].tolist()
     assert sum(row0) == 2 and row0[1] and not row0[3]  # 0.9 and one of the tied 0.5s
     assert row1 == [False, True, True]
+
+
+def test_top_k_per_row_few_long_rows_pick_what_the_matrix_path_picks() -> None:
+    # randomised: 0-8 long rows (the per-row path takes up to FEW_LONG_ROWS), coarse values so
+    # some rows tie at the k-th (those go to the matrix path, whose pick is arbitrary)
+    rng = np.random.default_rng(7)
+    for _ in range(500):
+        k = int(rng.integers(1, 6))
+        sizes = rng.integers(0, 3 * k + 2, size=int(rng.integers(1, 10)))
+        coarse = bool(rng.integers(0, 2))
+        strength = (
+            rng.integers(0, 6, size=int(sizes.sum())) / 5
+            if coarse
+            else rng.random(int(sizes.sum()))
+        )
+        new = top_k_per_row(strength, sizes, k)
+        old = relation_rows._top_k_grid(strength, sizes, k)
+        assert (new is None) == (old is None)
+        if new is not None and old is not None:
+            assert new.tolist() == old.tolist()

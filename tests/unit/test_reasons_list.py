@@ -59,3 +59,32 @@ def test_liked_rows_are_each_rows_liked_features_ties_in_item_order() -> None:
     rows = liked_rows(feats, liked)
     assert rows == [liked_features(f, liked[f].tolist()) for f in feats.tolist()]
     assert any(len(r) > 1 for r in rows) and any(not r for r in rows)
+
+
+def test_a_list_reads_as_its_items_read_one_by_one() -> None:
+    """Randomised: ``explain_list`` (one context per list: texts written once and shared) gives
+    each item the reasons ``reasons_for`` gives it alone, ties between reasons included."""
+    from stream.domain.reasons import GROUPS, ReasonInput, explain_list, reasons_for
+
+    catalog = _catalog(30)
+    rng = np.random.default_rng(9)
+    queries = [[f"i{q}", ["view", "buy"][q % 2], NOW - q * 7 * MIN] for q in range(8)]
+    profile = UserProfile("u", queries=queries, purchases={"i3": (2.0, NOW - 90 * MIN)})
+    liked = rng.choice([0.0, 0.5, 1.0, -1.0], size=len(catalog.vocab_names) + 1)
+    for _ in range(40):
+        idxs = rng.choice(30, size=20, replace=False).tolist()
+        grouped = rng.choice([0.0, 0.0, 0.25, 0.5, -0.5], size=(20, len(GROUPS))).tolist()
+        sources = {i: (0.0, int(rng.integers(0, 8)), "view", NOW - 5 * MIN) for i in idxs[::2]}
+        boosted = [("deal",) if rng.random() < 0.2 else () for _ in idxs]
+        pinned = [bool(rng.random() < 0.1) for _ in idxs]
+        feats = catalog.feature_ids[idxs]
+        for feed in ("for_you", "deals_for_you"):
+            ctx = ListContext(catalog, profile, NOW, feed)
+            got = explain_list(idxs, grouped, boosted, pinned, feats, liked, sources, ctx)
+            for n, idx in enumerate(idxs):
+                mine = liked_features(feats[n].tolist(), liked[feats[n]].tolist())
+                info = ReasonInput(
+                    dict(zip(GROUPS, grouped[n], strict=True)), boosted[n], pinned[n]
+                )
+                alone = reasons_for(idx, info, mine, catalog, profile, sources, NOW, feed)
+                assert got[n] == alone
