@@ -5,7 +5,6 @@ Nothing happens at import time; every worker, test and tool builds its own app f
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import time
@@ -125,9 +124,6 @@ class _Lifecycle(mode.Service):
 
     async def on_stop(self) -> None:
         r = self.rapp
-        # batches still completing write state and need the producer: let them finish first
-        if not await r.pipeline.inflight.drain(timeout=10.0):
-            log.warning("stopping with batches still completing (re-delivered after restart)")
         # bounded: a dead Qdrant must not hold up a supervisor's stop (it is a serving copy;
         # the lists are on the topic and each user's point is rewritten at their next event)
         await r.writer.stop(timeout=5.0)
@@ -246,9 +242,8 @@ def create_app(
         changelog_name(settings), store.mark_applied, store.ensure_recovered, assigned
     )
     pipeline = Pipeline(
-        engine, decoder, store, outputs.send, writer, metrics, caught_up, durability,
-        inflight=settings.inflight_batches,
-    )  # fmt: skip
+        engine, decoder, store, outputs.send, writer, metrics, caught_up, durability
+    )
     replica.on_stock_change = pipeline.on_stock_change
     pipeline.profiles = profiles = ProfileRuntime(settings, engine, metrics)
     pfeed = PfeedRuntime.for_worker(settings, engine) if settings.pfeed else None
@@ -264,7 +259,7 @@ def create_app(
         settings,
         "users",
         USER_TOPICS + CONTROL_TOPICS,
-        pipeline.dispatch_user_batch,
+        pipeline.handle_user_batch,
         settings.batch_max,
         within,
         metrics,
@@ -343,28 +338,16 @@ def _add_agent(
             if r.timestamp_ms:
                 metrics.observe_stage("delivery", max(0.0, now_ms - r.timestamp_ms) / 1000.0)
 
-    async def finish(done: asyncio.Future[None], started: float) -> None:
-        try:
-            await done
-        except Exception as exc:
-            die(f"agent {name} cannot proceed: {exc!r}", exc)
-        batch_seconds.observe(time.perf_counter() - started)
-
-    async def handle(events: Sequence[Any]) -> asyncio.Future[None] | None:
-        """Hand the batch to the pipeline; a batch still completing (``stream.inflight``)
-        comes back as a future the feeder acks after, which takes the worker down if it fails."""
+    async def handle(events: Sequence[Any]) -> None:
         started = time.perf_counter()
         records = [record(fev) for fev in events]
         if timed_delivery:
             observe_delivery(records)
         try:
-            done = await handler(records)
+            await handler(records)
         except Exception as exc:
             die(f"agent {name} cannot proceed: {exc!r}", exc)
-        if done is None:
-            batch_seconds.observe(time.perf_counter() - started)
-            return None
-        return asyncio.ensure_future(finish(done, started))
+        batch_seconds.observe(time.perf_counter() - started)
 
     async def agent(stream: Any) -> None:
         # batches grow while the consumer's fetches show more records (see faust_batches)

@@ -16,12 +16,6 @@ Order of effects per batch, which is what makes at-least-once safe (README "Guar
 A crash before 4 re-delivers the batch: the profiles were not written, so it is applied again and
 its outputs repeat (identifiable by ``(user_id, trigger.event_id, state_version)``; observations
 are de-duplicated by source offset). A crash after 4 loses nothing: all had been delivered.
-
-The worker does not sit idle during the wait of step 3: ``dispatch_user_batch`` returns once the
-outputs are queued, and steps 3-4 complete in a task, in batch order, while the next batch is
-planned; that batch reads profiles still being written from ``stream.inflight`` (which says
-why, what it gained and why the order above still holds). Events are acknowledged only after
-their batch completed.
 """
 
 from __future__ import annotations
@@ -47,8 +41,7 @@ from stream.domain.erasure import Erasures
 from stream.domain.events import UserEvent
 from stream.domain.holders import Holders
 from stream.domain.profile import UserProfile
-from stream.inflight import InFlight
-from stream.plan import BatchPlan, Durability, Record, Send, Sent, UserWork
+from stream.plan import BatchPlan, Durability, Record, Send, UserWork
 
 if TYPE_CHECKING:
     from stream.adapters.profile_runtime import ProfileRuntime
@@ -69,11 +62,8 @@ class Pipeline:
         metrics: Metrics,
         caught_up: Callable[[], Awaitable[bool]],
         durability: Durability | None = None,
-        inflight: int = 1,
     ) -> None:
         self.engine = engine
-        #: batches whose completion may still run while the next one is planned (1: none)
-        self.inflight = InFlight(inflight)
         self.durability = durability
         self.decoder = decoder
         self.store = store
@@ -97,20 +87,7 @@ class Pipeline:
 
     # -- user events --------------------------------------------------------------------------
     async def handle_user_batch(self, records: Sequence[Record]) -> None:
-        """A burst from the user and control topics: one profile write + one ranking per user;
-        returns once all of it was delivered and written."""
-        await (await self.dispatch_user_batch(records))
-
-    async def dispatch_user_batch(self, records: Sequence[Record]) -> asyncio.Future[None]:
-        """``handle_user_batch`` up to its outputs queued for delivery; the rest (delivery,
-        state writes, Qdrant) completes in the returned task, in batch order, while the caller
-        may take the next batch (``stream.inflight`` says why and what stays safe)."""
-        await self.inflight.admit()
-        plan = await self._plan_user_batch(records)
-        sent = await self._send_all(plan)
-        return self.inflight.start(plan.writes, lambda: self._complete(plan, sent))
-
-    async def _plan_user_batch(self, records: Sequence[Record]) -> BatchPlan:
+        """A burst from the user and control topics: one profile write + one ranking per user."""
         await self.ready.wait()
         if self.durability is not None:
             await self.durability.recover({r.partition for r in records})
@@ -134,7 +111,7 @@ class Pipeline:
             entry.received_ms = record.timestamp_ms
         for user_id, entry in work.items():
             self._plan_user(plan, user_id, entry)
-        return plan
+        await self.commit(plan)
 
     async def _decode_all(
         self, records: Sequence[Record]
@@ -158,9 +135,7 @@ class Pipeline:
 
     def _plan_user(self, plan: BatchPlan, user_id: str, work: UserWork) -> None:
         started = time.perf_counter()
-        pending, raw = self.inflight.read(user_id)  # a write still in flight is the newest
-        if not pending:
-            raw = self.store.get(user_id, partition=work.partition)
+        raw = self.store.get(user_id, partition=work.partition)
         state = UserProfile.from_bytes(raw) if raw is not None else None
         self.metrics.observe_stage("state_read", time.perf_counter() - started)
         if self.profiles is not None:
@@ -228,10 +203,6 @@ class Pipeline:
 
         A delivery failure propagates and stops the worker, so the batch is re-delivered after
         restart with its state unwritten (see the module docstring)."""
-        await self._complete(plan, await self._send_all(plan))
-
-    async def _send_all(self, plan: BatchPlan) -> Sent:
-        """Queue every output and changelog record of ``plan`` on the producer."""
         started = time.perf_counter()
         futures = [await self.send(t, key, value, None) for t, key, value in plan.outputs]
         # in source-offset order: readers of `learned` treat an older offset of a source
@@ -245,11 +216,6 @@ class Pipeline:
             for user_id, partition, value in plan.writes:
                 fut = await self.send(name, user_id.encode(), value, partition)
                 changelog.append((partition, fut))
-        return Sent(started, futures, changelog)
-
-    async def _complete(self, plan: BatchPlan, sent: Sent) -> None:
-        """Wait for ``sent`` to be delivered, then write state, mark the changelog, feed Qdrant."""
-        started, futures, changelog = sent.started, sent.futures, sent.changelog
         if futures or changelog:
             await asyncio.gather(*futures, *(f for _, f in changelog))
         delivered = time.perf_counter()

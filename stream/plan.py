@@ -61,12 +61,3 @@ class BatchPlan:
     lists: list[tuple[UserProfile, Recommendation, int | None]] = field(default_factory=list)
     forgotten: list[str] = field(default_factory=list)
     observations: list[Observation] = field(default_factory=list)
-
-
-@dataclass
-class Sent:
-    """A plan's records queued on the producer: their delivery futures, and when queued."""
-
-    started: float
-    futures: list[asyncio.Future[Any]]
-    changelog: list[tuple[int, asyncio.Future[Any]]]

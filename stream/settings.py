@@ -94,14 +94,8 @@ class Settings:
     #: records the consumer must hold beyond a batch for it to count as a backlog, which lets
     #: a batch fill up to 250 ms (stream.adapters.faust_batches.BACKLOG_MIN says why 16)
     batch_backlog_min: int = 16
-    #: batches whose delivery may still be awaited while the next one is planned (1: none;
-    #: stream.inflight says why)
-    inflight_batches: int = 4
     qdrant_flush_ms: int = 5
     fetch_max_wait_ms: int = 20
-    #: the interpreter's thread switch interval (``sys.setswitchinterval``), in µs: how long the
-    #: CPU-bound event loop keeps the GIL from Faust's consumer thread (stream.worker says why)
-    switch_interval_us: int = 500
     feeds: tuple[str, ...] = ("for_you",)
     rebalance_timeout_s: float = 6.0
     #: a worker that cannot reach the broker this long exits non-zero (a supervisor restarts it)
@@ -148,10 +142,8 @@ class Settings:
             batch_max=_int(env, "RECSTREAM_BATCH_MAX", 256),
             batch_within_ms=_int(env, "RECSTREAM_BATCH_WITHIN_MS", 20),
             batch_backlog_min=_int(env, "RECSTREAM_BATCH_BACKLOG_MIN", 16),
-            inflight_batches=max(1, _int(env, "RECSTREAM_INFLIGHT_BATCHES", 4)),
             qdrant_flush_ms=_int(env, "RECSTREAM_QDRANT_FLUSH_MS", 5),
             fetch_max_wait_ms=_int(env, "RECSTREAM_FETCH_MAX_WAIT_MS", 20),
-            switch_interval_us=max(1, _int(env, "RECSTREAM_SWITCH_INTERVAL_US", 500)),
             feeds=feeds or ("for_you",),
             rebalance_timeout_s=float(env.get("RECSTREAM_REBALANCE_TIMEOUT_S") or 6.0),
             broker_down_exit_s=float(env.get("RECSTREAM_BROKER_DOWN_EXIT_S") or 30.0),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 
 import faust
 
@@ -31,10 +30,6 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
         flavour,
         "ON" if flavour == "tansu" else "off",
     )
-    # Faust reads Kafka in a thread of its own, so every fetch response and hand-over needs
-    # the GIL from the event loop, which ranks (CPU-bound) most of the time under load; at
-    # Python's default 5 ms switch interval each of those steps waited up to 5 ms ("convoy").
-    sys.setswitchinterval(settings.switch_interval_us / 1e6)
     rapp = create_app(settings, flavour)
     worker = faust.Worker(
         rapp.faust_app, loglevel=loglevel, quiet=True, loop=asyncio.new_event_loop()

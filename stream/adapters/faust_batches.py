@@ -37,11 +37,9 @@ drain (hundreds to thousands held) or a worker falling behind (a CPU-starved wor
 thread holds 15-60 records while events age by seconds) still fills batches. ``behind`` is
 asked again at every step of a fill, so a batch waits only while the consumer holds that many.
 
-At-least-once is unchanged: a batch's events are acked only after it is done (all its outputs
-delivered), in batch order; events still buffered when the worker stops are not acked and are
-re-delivered after a restart or rebalance. "Done" is when ``handler`` returned, or, when it
-returns a future (its outputs still on their way, ``stream.inflight``), when that future is:
-the next batch is taken at once and the acks follow in order.
+At-least-once is unchanged: a batch's events are acked only after ``handler`` returned (all
+its outputs delivered), in batch order; events still buffered when the worker stops are not
+acked and are re-delivered after a restart or rebalance.
 """
 
 from __future__ import annotations
@@ -51,9 +49,7 @@ import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-#: takes a batch; returns None once it is done, or a future of its completion that may still
-#: be running (``stream.inflight``): the batch's events are acked when it is done
-Handler = Callable[[Sequence[Any]], Awaitable["asyncio.Future[None] | None"]]
+Handler = Callable[[Sequence[Any]], Awaitable[None]]
 
 #: A batch is handled once Faust has handed over nothing new for this long (see ``_fill``).
 BATCH_GAP_S = 0.001
@@ -116,8 +112,6 @@ class BatchFeeder:
         self._arrived = asyncio.Event()  # the buffer is not empty
         self._room = asyncio.Event()  # the buffer has room for one more event
         self._room.set()
-        #: acks of batches whose completion was still running when the next one was taken
-        self._acks: asyncio.Task[None] | None = None
 
     async def run(self, stream: Any) -> None:
         """Read ``stream`` until it ends or the agent is cancelled; the handler task goes
@@ -131,8 +125,6 @@ class BatchFeeder:
             worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
-            if self._acks is not None:  # not acked: re-delivered after a restart or rebalance
-                self._acks.cancel()
         if worker.done() and not worker.cancelled() and worker.exception() is not None:
             raise worker.exception()  # type: ignore[misc]
 
@@ -154,38 +146,9 @@ class BatchFeeder:
             await self._arrived.wait()
             await self._fill()
             batch = self._take()
-            done = await self.handler(batch)
-            self._raise_failed_acks()
-            if done is None and self._acks is None:
-                for event in batch:
-                    await stream.ack(event)
-            else:
-                self._acks = asyncio.ensure_future(self._ack_when(stream, batch, done, self._acks))
-
-    async def _ack_when(
-        self,
-        stream: Any,
-        batch: Sequence[Any],
-        done: asyncio.Future[None] | None,
-        previous: asyncio.Task[None] | None,
-    ) -> None:
-        """Ack ``batch`` once ``done`` is, after the batches before it (waits, not awaits:
-        cancelling the acks must not cancel a completion)."""
-        for before in (previous, done):
-            if before is not None:
-                if not before.done():
-                    await asyncio.wait({before})
-                before.result()  # a failed completion: no ack (``_raise_failed_acks``)
-        for event in batch:
-            await stream.ack(event)
-
-    def _raise_failed_acks(self) -> None:
-        """A completion that failed ends the agent here (its events stay un-acked)."""
-        acks = self._acks
-        if acks is not None and acks.done():
-            self._acks = None
-            if not acks.cancelled() and acks.exception() is not None:
-                raise acks.exception()  # type: ignore[misc]
+            await self.handler(batch)
+            for event in batch:
+                await stream.ack(event)
 
     def behind(self) -> bool:
         """Is the consumer holding a backlog for this agent (see the module docstring)?"""

@@ -162,60 +162,6 @@ def test_a_failing_handler_fails_the_agent_and_acks_nothing() -> None:
     assert asyncio.run(scenario()).acked == []
 
 
-def test_a_batch_still_completing_does_not_hold_back_the_next_and_acks_follow_in_order() -> None:
-    async def scenario() -> tuple[list[list[int]], list[int], list[int]]:
-        stream = FakeStream()
-        batches: list[list[int]] = []
-        done: list[asyncio.Future[None]] = []
-
-        async def handler(batch: Sequence[Any]) -> asyncio.Future[None]:
-            batches.append(list(batch))
-            done.append(asyncio.get_running_loop().create_future())
-            return done[-1]
-
-        task = asyncio.create_task(BatchFeeder(handler, batch_max=2).run(stream))
-        stream.push(1)
-        await _settle()
-        stream.push(2)
-        await _settle()
-        taken_before_any_done = [e for b in batches for e in b]
-        done[1].set_result(None)  # the second batch completes first ...
-        await _settle()
-        acked_early = list(stream.acked)  # ... but is not acked before the first
-        done[0].set_result(None)
-        await _settle()
-        stream.close()
-        await task
-        return batches, acked_early, stream.acked + taken_before_any_done
-
-    batches, acked_early, rest = asyncio.run(scenario())
-    assert batches == [[1], [2]]
-    assert acked_early == []
-    assert rest == [1, 2, 1, 2]  # both acked, in batch order; both taken before either was done
-
-
-def test_a_failed_completion_fails_the_agent_without_acking_it() -> None:
-    async def scenario() -> FakeStream:
-        stream = FakeStream()
-        futures: list[asyncio.Future[None]] = []
-
-        async def handler(batch: Sequence[Any]) -> asyncio.Future[None]:
-            futures.append(asyncio.get_running_loop().create_future())
-            return futures[-1]
-
-        task = asyncio.create_task(BatchFeeder(handler, batch_max=1).run(stream))
-        stream.push(1)
-        await _settle()
-        futures[0].set_exception(OSError("delivery failed"))
-        await _settle()
-        stream.push(2)  # the next batch surfaces the failure
-        with pytest.raises(OSError, match="delivery failed"):
-            await asyncio.wait_for(task, 2)
-        return stream
-
-    assert asyncio.run(scenario()).acked == []
-
-
 def test_batch_max_must_be_positive() -> None:
     async def handler(batch: Sequence[Any]) -> None:
         return None
