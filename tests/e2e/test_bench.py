@@ -84,6 +84,8 @@ def test_bench_quick_writes_positive_figures(tmp_path: Path) -> None:
             _positive(row["events"], f"{name} events at {row['load']}")
             for q in ("p50", "p95", "p99", "max"):
                 _positive(row[q], f"{name} {q} at {row['load']}")
+    for row in r["latency"]["pipeline"]:  # the worker's own view: total, and delivery within it
+        _positive(row["worker_delivery_ms"], f"delivery at {row['load']}")
     burst = r["burst"]
     _positive(burst["total_us"]["p50"], "burst p50")
     _positive(burst["total_us"]["p99"], "burst p99")
