@@ -263,6 +263,7 @@ def create_app(
         settings.batch_max,
         within,
         metrics,
+        time_delivery=True,
     )
     _add_agent(
         app,
@@ -315,10 +316,12 @@ def _add_agent(
     batch_max: int,
     within: float,
     metrics: Metrics,
+    time_delivery: bool = False,
 ) -> None:
     """One agent over ``topics``. An agent that cannot proceed takes the worker down with a
     non-zero exit: the un-acked batch is re-delivered after restart (idempotent state), whereas
-    Faust's in-process actor restart would skip it silently."""
+    Faust's in-process actor restart would skip it silently. ``time_delivery``: observe each
+    record's broker → pipeline time (the ``delivery`` stage; user events only)."""
     logical = {settings.topic(t): t for t in topics}
     channel = app.topic(
         *logical, key_serializer="raw", value_serializer="raw", partitions=settings.partitions
@@ -330,7 +333,6 @@ def _add_agent(
         return Record(logical[m.topic], m.partition, m.offset, m.key, m.value, stamp)
 
     batch_seconds = metrics.batch_seconds.labels(name)
-    timed_delivery = name == "users"  # (the other agents' records are not user events)
 
     def observe_delivery(records: Sequence[Record]) -> None:
         now_ms = time.time() * 1000.0
@@ -341,7 +343,7 @@ def _add_agent(
     async def handle(events: Sequence[Any]) -> None:
         started = time.perf_counter()
         records = [record(fev) for fev in events]
-        if timed_delivery:
+        if time_delivery:
             observe_delivery(records)
         try:
             await handler(records)
