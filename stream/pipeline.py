@@ -108,7 +108,9 @@ class Pipeline:
                 entry = work[result.user_id] = UserWork(record.partition)
             entry.partition = record.partition
             entry.events.append(result)
-            entry.received_ms = record.timestamp_ms
+            stamp = record.timestamp_ms
+            if stamp is not None and (entry.received_ms is None or stamp > entry.received_ms):
+                entry.received_ms = stamp  # the newest record's: the list answers the newest
         for user_id, entry in work.items():
             self._plan_user(plan, user_id, entry)
         await self.commit(plan)

@@ -49,7 +49,7 @@ class UserWork:
 
     partition: int
     events: list[UserEvent] = field(default_factory=list)
-    received_ms: int | None = None
+    received_ms: int | None = None  # broker time of the user's newest record in the batch
 
 
 @dataclass

@@ -6,11 +6,11 @@ consumer (``probe``). Loads are 25 / 50 / 75 % of the maximum rate measured by t
 phase; the floor runs at the same absolute rates on its own topics.
 
 Which answer belongs to an event: the worker coalesces a user's burst into one ranking that
-answers the burst's last event, so an event's answer is the first list for that user whose
-trigger is this event or a later one of the same user (same level). Its latency is that list's
-arrival at the probe minus the event's send time (both wall clock, same machine). Events with
-no such list within the level are counted as ``unanswered``; the first ``WARMUP_S`` of a level
-are not counted.
+answers the burst's newest event (``Engine.step``), so an event's answer is the first list for
+that user whose trigger is this event or a later one of the same user (same level). Its latency
+is that list's arrival at the probe minus the event's send time (both wall clock, same
+machine). Events with no such list within the level are counted as ``unanswered``; the first
+``WARMUP_S`` of a level are not counted.
 
 Start-up is measured apart from the loads: before the first level the harness waits until the
 worker's consumer lag is 0 (a fresh consumer group first reads the whole `catalog` topic through

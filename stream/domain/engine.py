@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from stream.domain import first_seen, pairing
@@ -210,13 +211,23 @@ class Engine:
         profile, applied, replayed, observations = self.apply_observed(state, user_id, updates)
         recs: list[Recommendation] = []
         if applied:
-            last = updates[-1]
+            last = newest(updates)
             now = max(profile.last_ts, last.ts, *(r.ts for r in refreshes))
             recs = self.recommend(profile, Trigger(last.event_id, last.topic, last.ts), now)
         elif refreshes:
-            last = refreshes[-1]
+            last = newest(refreshes)
             now = max(profile.last_ts, last.ts)
             # refreshes are stock-outs by the topic's contract: the stock event is the trigger
             recs = self.recommend(profile, Trigger(last.event_id, "stock", last.ts), now)
         refreshed = bool(recs) and not applied
         return StepResult(profile, recs, applied, replayed, observations, refreshed)
+
+
+def newest(events: list[UserEvent]) -> UserEvent:
+    """The event a coalesced list answers: the newest by event time (the last of equals).
+
+    Not simply the batch's last: a batch interleaves a user's topics in fetch order, so an
+    order sent after a click can come first. Naming the click would leave the order looking
+    unanswered to a consumer waiting for its list (measured: such events were "answered" only
+    by the user's next list, seconds later)."""
+    return max(reversed(events), key=attrgetter("ts"))

@@ -304,3 +304,16 @@ def test_refresh_of_an_unknown_user_is_a_cold_start_list() -> None:
     result = engine.step(None, "new", [UserEvent("refresh", "r1", "new", T0, ())])
     assert result.refreshed and result.applied == 0
     assert len(result.recommendations[0].items) > 0
+
+
+def test_a_coalesced_list_answers_the_newest_event_not_the_batch_last() -> None:
+    """A batch interleaves a user's topics in fetch order: an order sent after a click can
+    come first. The list names the newest event (by event time; the last of equals)."""
+    engine = make_engine()
+    order_first = [event("orders", 9, "i9", offset=1), event("clicks", 5, "i5", offset=2)]
+    result = engine.step(None, "u1", order_first)
+    assert {rec.trigger.event_id for rec in result.recommendations} == {"orders-9"}
+    at = T0 + 20_000
+    tied = [event("clicks", 8, "i2", offset=3, ts=at), event("clicks", 7, "i1", offset=4, ts=at)]
+    result = engine.step(result.state, "u1", tied)
+    assert {rec.trigger.event_id for rec in result.recommendations} == {"clicks-7"}
