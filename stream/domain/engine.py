@@ -209,18 +209,25 @@ class Engine:
         updates = [e for e in events if e.topic != "refresh"]
         refreshes = [e for e in events if e.topic == "refresh"]
         profile, applied, replayed, observations = self.apply_observed(state, user_id, updates)
-        recs: list[Recommendation] = []
-        if applied:
+        recs = self.answer(profile, updates if applied else [], refreshes)
+        refreshed = bool(recs) and not applied
+        return StepResult(profile, recs, applied, replayed, observations, refreshed)
+
+    def answer(
+        self, profile: UserProfile, updates: list[UserEvent], refreshes: list[UserEvent]
+    ) -> list[Recommendation]:
+        """The lists for a burst whose ``updates`` were applied (empty: none was): they answer
+        its newest event; a burst of refreshes only is answered as a stock-out, as of its time."""
+        if updates:
             last = newest(updates)
             now = max(profile.last_ts, last.ts, *(r.ts for r in refreshes))
-            recs = self.recommend(profile, Trigger(last.event_id, last.topic, last.ts), now)
-        elif refreshes:
+            return self.recommend(profile, Trigger(last.event_id, last.topic, last.ts), now)
+        if refreshes:
             last = newest(refreshes)
             now = max(profile.last_ts, last.ts)
             # refreshes are stock-outs by the topic's contract: the stock event is the trigger
-            recs = self.recommend(profile, Trigger(last.event_id, "stock", last.ts), now)
-        refreshed = bool(recs) and not applied
-        return StepResult(profile, recs, applied, replayed, observations, refreshed)
+            return self.recommend(profile, Trigger(last.event_id, "stock", last.ts), now)
+        return []
 
 
 def newest(events: list[UserEvent]) -> UserEvent:

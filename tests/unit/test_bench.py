@@ -82,6 +82,19 @@ def test_a_burst_over_several_topics_is_applied_and_ranked_once() -> None:
     assert {"rank", "rank_warm", "rank_without_reasons"} <= set(timing)
 
 
+def test_a_refresh_alone_re_ranks_a_stored_profile_as_engine_step_does() -> None:
+    runner = BurstRunner(build_engine(CATALOG))
+    runner.run(encode([_event("clicks", 1, "a", "i1")]))
+    stored = runner.store.get("a")
+    assert stored is not None
+    refresh = {"event_id": "r9", "user_id": "a", "item_id": "i1", "ts": 9}
+    timing = runner.run([("refresh", b"a", orjson.dumps(refresh))], reasons_probe=True)
+    assert timing["output_bytes"] > 0 and timing["rank_warm"] > 0  # answered and ranked
+    after = runner.store.get("a")
+    assert after is not None  # nothing applied (a refresh is no interest signal)
+    assert UserProfile.from_bytes(after).version == UserProfile.from_bytes(stored).version
+
+
 def test_the_warm_rankings_alternate_their_order_burst_by_burst() -> None:
     runner = BurstRunner(build_engine(CATALOG))
     runner.run(encode([_event("clicks", 1, "a", "i1"), _event("clicks", 2, "a", "i2")]))
