@@ -288,7 +288,7 @@ def create_app(
     )
 
     async def on_rebalance(*_: Any, **__: Any) -> None:
-        pipeline.holders_stale = True  # users moved between workers
+        pipeline.stock.stale = True  # users moved between workers
         store.forget_assignment()  # re-read changelog tails before serving partitions again
         try:
             partitions = assigned()

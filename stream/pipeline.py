@@ -39,9 +39,9 @@ from stream.domain.dense import user_vector
 from stream.domain.engine import Engine, Recommendation
 from stream.domain.erasure import Erasures
 from stream.domain.events import UserEvent
-from stream.domain.holders import Holders
 from stream.domain.profile import UserProfile
 from stream.plan import BatchPlan, Durability, Record, Send, UserWork
+from stream.stock_index import StockIndex
 
 if TYPE_CHECKING:
     from stream.adapters.profile_runtime import ProfileRuntime
@@ -71,11 +71,8 @@ class Pipeline:
         self.writer = writer
         self.metrics = metrics
         self.caught_up = caught_up
-        self.holders = Holders()
+        self.stock = StockIndex(store, durability)
         self.erasures = Erasures()
-        #: after a (re)start or rebalance the index no longer matches the local users; it is
-        #: rebuilt from the stored profiles' last lists before the next stock-out refresh
-        self.holders_stale = True
         self.ready = asyncio.Event()
         #: live ranking profiles (per-user variant, shadow lists); None = the engine's own
         self.profiles: ProfileRuntime | None = None
@@ -238,16 +235,16 @@ class Pipeline:
         if plan.writes:
             self.metrics.observe_stage("state_write", time.perf_counter() - delivered)
         for user_id in plan.forgotten:
-            self.holders.drop(user_id)
+            self.stock.drop(user_id)
             if self.writer is not None:
                 self.writer.submit_delete(user_id)
         for profile, rec, _ in plan.lists:
             if rec.feed != "for_you":
                 continue
-            self.holders.update(rec.user_id, [item.item_id for item in rec.items])
+            self.stock.update(rec.user_id, [item.item_id for item in rec.items])
             if self.writer is not None:
                 self.writer.submit(_point(profile, rec, self.user_vector))
-        self.metrics.users_holding.set(len(self.holders.by_user))
+        self.metrics.users_holding.set(len(self.stock))
 
     # -- item topics (validation + accounting; the replica applies them) ----------------------
     async def handle_item_batch(self, records: Sequence[Record]) -> None:
@@ -262,19 +259,6 @@ class Pipeline:
         await self.commit(plan)
 
     # -- stock --------------------------------------------------------------------------------
-    async def rebuild_holders(self) -> None:
-        """Index the last list of every user whose state this worker currently holds."""
-        if self.durability is not None:
-            await self.durability.recover(self.durability.assigned())
-        holders = Holders()
-        for partition, user_id in self.store.owned():
-            raw = self.store.get(user_id, partition=partition)
-            if raw is not None:
-                holders.update(user_id, UserProfile.from_bytes(raw).last_items)
-        self.holders = holders
-        self.holders_stale = False
-        log.info("stock index rebuilt: %d users hold lists", len(holders.by_user))
-
     async def on_stock_change(self, change: StockChange, message: dict[str, Any]) -> None:
         """Out of stock: every local user holding the item gets a fresh list now.
 
@@ -289,10 +273,9 @@ class Pipeline:
             # a list without the item at their next event (ranking never shows it)
             return
         item_id = catalog.ids[change.index]
-        if self.holders_stale:
-            await self.rebuild_holders()
+        await self.stock.ensure()
         futures = []
-        for user_id in self.holders.holding(item_id):
+        for user_id in self.stock.holding(item_id):
             body = {
                 "event_id": str(message["event_id"]),
                 "user_id": user_id,

@@ -177,9 +177,15 @@ def _state_md(r: dict[str, Any]) -> list[str]:
         f"p50 {b['p50']} B, p95 {b['p95']} B, max {b['max']} B; a heavy user with every "
         f"default bound filled: **{st['heavy_profile_bytes']} B**.",
         "",
-        _row(["users", "RSS MB before", "after fill", "after serving", "disk MB", "fill s"]),
-        _row(["---"] * 6),
-    ]
+        _row(
+            [
+                "users", "RSS MB before", "after fill", "after serving", "disk MB", "fill s",
+                "stock index rebuild s", "µs/user", "longest loop block ms",
+                "full decode µs/user (before)",
+            ]
+        ),
+        _row(["---"] * 10),
+    ]  # fmt: skip
     for x in st["rss"]:
         lines.append(
             _row(
@@ -190,6 +196,10 @@ def _state_md(r: dict[str, Any]) -> list[str]:
                     x["rss_mb_after_serving"],
                     x["disk_mb"],
                     x["fill_s"],
+                    x.get("index_rebuild_s", "-"),
+                    x.get("index_rebuild_us_per_user", "-"),
+                    x.get("index_max_loop_block_ms", "-"),
+                    x.get("full_decode_us_per_user", "-"),
                 ]
             )
         )

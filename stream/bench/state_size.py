@@ -8,7 +8,9 @@ RSS: a child process per size (so sizes do not share a heap) loads the catalog i
 uses the same engine) with N users — real profiles of the in-process run, user id rewritten,
 cycled — then serves ``sample`` random users (read → one click → rank → write), as a worker
 would. It reports RSS before the fill, after it, and after serving, and the store's size on
-disk. Usage::
+disk, and how long rebuilding the stock index over those users takes (``StockIndex``: the
+last list of every local user, read after a restart) against decoding every profile in full,
+its cost before the list moved into the stored header. Usage::
 
     python -m stream.bench.state_size --users N --templates FILE --catalog FILE --dir DIR \
         --result FILE
@@ -17,6 +19,7 @@ disk. Usage::
 from __future__ import annotations
 
 import argparse
+import asyncio
 import shutil
 import subprocess
 import time
@@ -33,7 +36,9 @@ from stream.bench.inprocess import BurstRunner, build_engine, encode
 from stream.bench.loadgen import read_jsonl
 from stream.bench.procstat import rss_bytes
 from stream.bench.supervisor import wait_for
+from stream.domain.holders import Holders
 from stream.domain.profile import UserProfile, decode_stored, encode_stored
+from stream.stock_index import StockIndex
 
 
 def profile_sizes(store: StateStore) -> dict[str, float]:
@@ -110,6 +115,7 @@ def fill_and_serve(
         runner.run(encode([click]))
     serve_s = time.perf_counter() - started
     rss_served = rss_bytes()
+    rebuild = time_stock_index(store, min(users, FULL_DECODE_SAMPLE))
     store.close()
     disk = sum(f.stat().st_size for f in directory.rglob("*") if f.is_file())
     return {
@@ -121,6 +127,53 @@ def fill_and_serve(
         "fill_s": round(fill_s, 2),
         "served": sample,
         "serve_us_per_user": round(serve_s / max(1, sample) * 1e6, 1),
+        **rebuild,
+    }
+
+
+#: users whose profiles the baseline decodes in full (its cost per user does not depend on
+#: how many there are; decoding 1M would add a minute to the bench)
+FULL_DECODE_SAMPLE = 50_000
+
+
+def time_stock_index(store: StateStore, sample: int) -> dict[str, float]:
+    """The stock index rebuild after a restart over every stored user: its duration and the
+    longest the event loop waited for it (a ticker task's largest gap); next to it, in the same
+    run, what the rebuild before cost per user (each profile decoded in full, no yield)."""
+
+    async def rebuild() -> tuple[float, float]:
+        index, done, gaps = StockIndex(store), asyncio.Event(), [0.0]
+
+        async def ticker() -> None:
+            last = time.perf_counter()
+            while not done.is_set():
+                await asyncio.sleep(0)
+                now = time.perf_counter()
+                gaps[0], last = max(gaps[0], now - last), now
+
+        task = asyncio.create_task(ticker())
+        started = time.perf_counter()
+        await index.ensure()
+        took = time.perf_counter() - started
+        done.set()
+        await task
+        return took, gaps[0]
+
+    took, gap = asyncio.run(rebuild())
+    users = sum(1 for _ in store.owned())
+    started, old = time.perf_counter(), Holders()
+    for n, (partition, key) in enumerate(store.owned()):
+        if n >= sample:
+            break
+        raw = store.get(key, partition=partition)
+        if raw is not None:  # the rebuild before: every profile decoded, in one go
+            old.update(key, UserProfile.from_bytes(raw).last_items)
+    full_us = (time.perf_counter() - started) / max(1, min(sample, users)) * 1e6
+    return {
+        "index_rebuild_s": round(took, 3),
+        "index_rebuild_us_per_user": round(took / max(1, users) * 1e6, 2),
+        "index_max_loop_block_ms": round(gap * 1000, 2),
+        "full_decode_us_per_user": round(full_us, 2),
     }
 
 

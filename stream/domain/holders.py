@@ -13,10 +13,16 @@ class Holders:
         self.by_user: dict[str, tuple[str, ...]] = {}
 
     def update(self, user_id: str, items: Sequence[str]) -> None:
-        self.drop(user_id)
+        if user_id in self.by_user:
+            self.drop(user_id)
         self.by_user[user_id] = tuple(items)
-        for item in items:
-            self.by_item.setdefault(item, set()).add(user_id)
+        by_item = self.by_item
+        for item in items:  # (no set built per item to be thrown away, as setdefault did)
+            users = by_item.get(item)
+            if users is None:
+                by_item[item] = {user_id}
+            else:
+                users.add(user_id)
 
     def drop(self, user_id: str) -> None:
         """Forget a user entirely (erasure, or the user's partition moved away)."""

@@ -108,6 +108,8 @@ def test_bench_quick_writes_positive_figures(tmp_path: Path) -> None:
     for x in state["rss"]:
         _positive(x["rss_mb_after_serving"], "rss")
         _positive(x["disk_mb"], "disk")
+        for key in ("index_rebuild_us_per_user", "full_decode_us_per_user"):
+            _positive(x[key], key)
     assert r["header"]["commit"] and r["header"]["machine"]["cpus"]
     assert r["workload"]["mix"].get("clicks") and r["workload"]["mix"].get("orders")
     md = (out / "bench.md").read_text()

@@ -1,4 +1,5 @@
-"""The stored form of a profile: zstd now, and every format written before still reads.
+"""The stored form of a profile: zstd with the last list up front now, and every format written
+before still reads.
 
 ``profile_zlib_heavy.bin`` was written by the previous code (format byte 0x01, zlib over the
 ``to_dict()`` JSON): the bench's heavy user (600 workload events replayed as one user, every
@@ -17,11 +18,13 @@ import pytest
 from stream.domain.events import UserEvent
 from stream.domain.profile import (
     COMPRESSED,
+    HEADED,
     ZSTD,
     UserProfile,
     apply_event,
     decode_stored,
     encode_stored,
+    stored_last_items,
 )
 
 HEAVY_ZLIB = Path(__file__).parent / "fixtures" / "profile_zlib_heavy.bin"
@@ -31,6 +34,15 @@ T0 = 1_700_000_000_000
 def zlib_bytes(profile: UserProfile) -> bytes:
     """What ``to_bytes`` wrote before this format (kept here to produce old data)."""
     return COMPRESSED + zlib.compress(orjson.dumps(profile.to_dict()), 1)
+
+
+def zstd_bytes(profile: UserProfile) -> bytes:
+    """What ``to_bytes`` wrote before the list moved up front (format 0x02)."""
+    import pyarrow as pa
+
+    raw = orjson.dumps(profile.to_dict())
+    frame = pa.Codec("zstd", compression_level=1).compress(raw, asbytes=True)
+    return ZSTD + len(raw).to_bytes(4, "little") + frame
 
 
 def small_profile() -> UserProfile:
@@ -49,10 +61,10 @@ def small_profile() -> UserProfile:
     return profile
 
 
-def test_new_profiles_are_written_with_zstd_and_read_back_exactly() -> None:
+def test_new_profiles_are_written_with_the_list_up_front_and_read_back_exactly() -> None:
     profile = small_profile()
     raw = profile.to_bytes()
-    assert raw[:1] == ZSTD
+    assert raw[:1] == HEADED
     back = UserProfile.from_bytes(raw)
     assert back == profile
     assert back.to_bytes() == raw  # deterministic: a replayed burst writes the same bytes
@@ -68,7 +80,7 @@ def test_the_heavy_profile_written_by_the_old_code_loads_and_rewrites_smaller() 
     assert profile.timeline and profile.context
     assert zlib_bytes(profile) == old  # the fixture is exactly what the old writer produced
     new = profile.to_bytes()
-    assert new[:1] == ZSTD and len(new) < len(old)
+    assert new[:1] == HEADED and len(new) < len(old)
     assert UserProfile.from_bytes(new) == profile
     assert decode_stored(new) == decode_stored(old)
 
@@ -76,9 +88,10 @@ def test_the_heavy_profile_written_by_the_old_code_loads_and_rewrites_smaller() 
 def test_every_older_format_reads_to_the_same_profile() -> None:
     profile = small_profile()
     plain = orjson.dumps(profile.to_dict())  # the first format: plain JSON
-    for raw in (plain, zlib_bytes(profile), profile.to_bytes()):
+    for raw in (plain, zlib_bytes(profile), zstd_bytes(profile), profile.to_bytes()):
         assert UserProfile.from_bytes(raw) == profile
         assert decode_stored(raw) == orjson.loads(plain)
+        assert stored_last_items(raw) == ["i3", "i4"]
 
 
 def test_anything_else_is_a_clear_error_not_an_empty_profile() -> None:
@@ -91,7 +104,27 @@ def test_anything_else_is_a_clear_error_not_an_empty_profile() -> None:
 def test_the_stored_length_header_matches_the_body() -> None:
     body = small_profile().to_dict()
     raw = encode_stored(body)
-    assert int.from_bytes(raw[1:5], "little") == len(orjson.dumps(body))
+    rest = {k: v for k, v in body.items() if k != "li"}
+    assert int.from_bytes(raw[1:5], "little") == len(orjson.dumps(rest))
+    assert raw[7:9] == b"i3" and int.from_bytes(raw[5:7], "little") == len(b"i3\x1fi4")
+
+
+@pytest.mark.parametrize("last", [[], ["i1"], ["a\x1fb", "c"], ["", "x"], ["é", "名"]])
+def test_the_last_list_reads_without_decoding_and_any_id_round_trips(last: list[str]) -> None:
+    profile = small_profile()
+    profile.last_items = last
+    raw = profile.to_bytes()
+    assert stored_last_items(raw) == last
+    assert UserProfile.from_bytes(raw) == profile
+    framable = all(last) and not any("\x1f" in i for i in last)
+    assert raw[:1] == (HEADED if framable else ZSTD)  # else the list stays in the body
+
+
+def test_a_truncated_header_is_a_value_error() -> None:
+    raw = small_profile().to_bytes()
+    for cut in (3, 8):
+        with pytest.raises(ValueError, match="truncated"):
+            stored_last_items(raw[:cut])
 
 
 def test_profile_parts_say_what_each_bounded_part_costs() -> None:
