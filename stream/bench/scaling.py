@@ -12,8 +12,10 @@ re-keyed to that user). Only the ranking profile changes between points:
   about ``min(C, catalog size)`` items are scored, filtered, diversified and explained; each
   point also reports ``scored``, the candidate count the engine really scored for the first
   probe (the trending pool and the user's purchases can add a few);
-- query set: ``query_items = q`` with the default profile otherwise (relation candidates from
-  the q most recent query items, plus the affinity and popular pools).
+- query set: ``query_items = long_query_items = q`` with the default profile otherwise
+  (relation candidates from the q most recent query items on both relation horizons, plus the
+  affinity and popular pools). Until both were set, the long horizon kept reading its default
+  50 queries at every point, so the curve hardly moved with q.
 
 Each point is the median (and p99) of ``repeats`` calls, each on a fresh copy of the profile.
 """
@@ -104,7 +106,8 @@ def measure_scaling(
         candidates.append({"candidates": min(c, n_items), "scored": scored, **cost})
     queries = []
     for q in QUERIES:
-        cost = _cost(_with_ranking(runner, RankingProfile(query_items=q)), profile, clicks)
+        ranking = RankingProfile(query_items=q, long_query_items=q)
+        cost = _cost(_with_ranking(runner, ranking), profile, clicks)
         queries.append({"query_items": q, **cost})
     return {
         "repeats": len(clicks),
