@@ -9,7 +9,7 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import faust
@@ -21,6 +21,7 @@ from stream.adapters.codec import Decoder
 from stream.adapters.fault import inject_faults
 from stream.adapters.faust_batches import BATCH_GAP_S, BatchFeeder, ConsumerLag
 from stream.adapters.faust_security import faust_credentials
+from stream.adapters.gc_pauses import GcPauses
 from stream.adapters.metrics import Metrics
 from stream.adapters.outputs import OutputProducer
 from stream.adapters.pfeed_runtime import PfeedRuntime
@@ -92,6 +93,10 @@ class RecstreamApp:
     flavour: str
     profiles: ProfileRuntime | None = None
     pfeed: PfeedRuntime | None = None
+    gc: GcPauses = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.gc = GcPauses(self.metrics.gc_pause, self.metrics.gc_frozen)
 
 
 class _Lifecycle(mode.Service):
@@ -120,10 +125,14 @@ class _Lifecycle(mode.Service):
         )
         if r.pfeed is not None:
             await r.pfeed.start()  # the shared lookup, before the first list is ranked
+        r.gc.install()
+        if r.settings.gc_freeze:
+            r.gc.freeze()  # what start-up built is not walked by every later full collection
         r.pipeline.ready.set()
 
     async def on_stop(self) -> None:
         r = self.rapp
+        r.gc.uninstall()
         # bounded: a dead Qdrant must not hold up a supervisor's stop (it is a serving copy;
         # the lists are on the topic and each user's point is rewritten at their next event)
         await r.writer.stop(timeout=5.0)

@@ -107,6 +107,8 @@ class Settings:
     lookup_dir: Path | None = None
     #: relation strength = (w_lookup·lookup + w_cooc·co-occurrence) / weights present
     pfeed_weights: tuple[float, float] = (0.25, 1.0)
+    #: freeze the start-up heap out of garbage collection once ready (stream.adapters.gc_pauses)
+    gc_freeze: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -149,6 +151,7 @@ class Settings:
             broker_down_exit_s=float(env.get("RECSTREAM_BROKER_DOWN_EXIT_S") or 30.0),
             ranking_profile=env.get("RECSTREAM_RANKING_PROFILE") or None,
             pfeed=_int(env, "RECSTREAM_PFEED", 1) != 0,
+            gc_freeze=_int(env, "RECSTREAM_GC_FREEZE", 1) != 0,
             pfeed_weights=parse_weights(env.get("RECSTREAM_PFEED_WEIGHTS") or "0.25,1"),
             lookup_dir=Path(env["RECSTREAM_LOOKUP_DIR"])
             if env.get("RECSTREAM_LOOKUP_DIR")

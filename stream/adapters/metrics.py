@@ -259,6 +259,18 @@ class Metrics(ProfileMetrics):
             "1 once the catalog replica has caught up and agents process events",
             registry=r,
         )
+        self.gc_pause = Histogram(  # (observed from any thread: not a LoopHistogram)
+            "recstream_gc_pause_seconds",
+            "Garbage-collector pauses by generation (2 = full; see stream.adapters.gc_pauses)",
+            ["generation"],
+            buckets=(0.0001, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0),
+            registry=r,
+        )
+        self.gc_frozen = Gauge(
+            "recstream_gc_frozen_objects",
+            "Objects frozen out of garbage collection once the worker was ready",
+            registry=r,
+        )
 
     # -- helpers (one-line call sites) --------------------------------------------------------
     def serve(self, port: int) -> None:

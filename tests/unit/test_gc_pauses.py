@@ -1,0 +1,53 @@
+"""GC pauses are timed per generation, and freezing leaves later collections less to walk."""
+
+from __future__ import annotations
+
+import gc
+
+from prometheus_client import CollectorRegistry, Gauge, Histogram
+
+from stream.adapters.gc_pauses import GcPauses
+
+
+def pauses() -> tuple[GcPauses, Histogram, Gauge]:
+    r = CollectorRegistry()
+    hist = Histogram("p_seconds", "doc", ["generation"], registry=r)
+    frozen = Gauge("f", "doc", registry=r)
+    return GcPauses(hist, frozen), hist, frozen
+
+
+def count(hist: Histogram, generation: str) -> float:
+    for metric in hist.collect():
+        for s in metric.samples:
+            if s.name.endswith("_count") and s.labels["generation"] == generation:
+                return s.value
+    return 0.0
+
+
+def test_collections_are_timed_per_generation_only_while_installed() -> None:
+    gcp, hist, _ = pauses()
+    gcp.install()
+    try:
+        gc.collect(2)
+        gc.collect(0)
+    finally:
+        gcp.uninstall()
+    assert count(hist, "2") >= 1 and count(hist, "0") >= 1
+    before = count(hist, "2")
+    gc.collect(2)
+    assert count(hist, "2") == before  # uninstalled: no longer observed
+    assert gcp._on_gc not in gc.callbacks
+
+
+def test_freeze_moves_the_heap_out_of_collection_and_reports_it() -> None:
+    gcp, _, frozen = pauses()
+    keep = [{"row": i} for i in range(20_000)]  # a read model built at start-up
+    try:
+        tracked_before = len(gc.get_objects())
+        n = gcp.freeze()
+        assert n == gc.get_freeze_count() and n >= len(keep)
+        assert frozen._value.get() == n
+        assert len(gc.get_objects()) < tracked_before - len(keep)  # not walked any more
+    finally:
+        gc.unfreeze()
+    assert keep
