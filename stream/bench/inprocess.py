@@ -48,7 +48,7 @@ import orjson
 from stream.adapters.codec import DeadLetter, Decoder, Envelope
 from stream.adapters.state_store import MemoryStore, StateStore
 from stream.adapters.validation import get_validators
-from stream.domain.engine import Engine
+from stream.domain.engine import Engine, split_refreshes
 from stream.domain.events import UserEvent
 from stream.domain.profile import UserProfile
 from stream.domain.ranking import rank_feeds
@@ -137,8 +137,7 @@ class BurstRunner:
         state = UserProfile.from_bytes(raw) if raw is not None else None
         t2 = time.perf_counter_ns()
         # as ``Engine.step`` does it, in two timed halves
-        updates = [e for e in events if e.topic != "refresh"]
-        refreshes = [e for e in events if e.topic == "refresh"]
+        updates, refreshes = split_refreshes(events)
         profile, applied, _ = self.engine.apply(state, user_id, updates)
         t3 = time.perf_counter_ns()
         recs = self.engine.answer(profile, updates if applied else [], refreshes)

@@ -206,8 +206,7 @@ class Engine:
         went out of stock, or the shop asks for one when a shopper arrives). The worker and the
         offline evaluator both answer it here, so a list scored offline is a list the worker
         would emit."""
-        updates = [e for e in events if e.topic != "refresh"]
-        refreshes = [e for e in events if e.topic == "refresh"]
+        updates, refreshes = split_refreshes(events)
         profile, applied, replayed, observations = self.apply_observed(state, user_id, updates)
         recs = self.answer(profile, updates if applied else [], refreshes)
         refreshed = bool(recs) and not applied
@@ -228,6 +227,12 @@ class Engine:
             # refreshes are stock-outs by the topic's contract: the stock event is the trigger
             return self.recommend(profile, Trigger(last.event_id, "stock", last.ts), now)
         return []
+
+
+def split_refreshes(events: list[UserEvent]) -> tuple[list[UserEvent], list[UserEvent]]:
+    """A burst's events to apply, and its ``refresh`` requests (which apply nothing)."""
+    updates = [e for e in events if e.topic != "refresh"]
+    return updates, [e for e in events if e.topic == "refresh"]
 
 
 def newest(events: list[UserEvent]) -> UserEvent:
