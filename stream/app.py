@@ -305,6 +305,7 @@ def create_app(
             log.debug("no assignment to recover ahead of the batches", exc_info=True)
         else:
             store.recover_soon(partitions)  # now, not when each partition's first batch comes
+            pipeline.stock.rebuild_soon()  # before a stock-out needs it (it waits for recovery)
 
     app.on_rebalance_complete.connect(on_rebalance)
     rapp = RecstreamApp(

@@ -8,6 +8,9 @@ no decompression for profiles written since that format) and yields to the loop 
 profile in one go: ~50 µs a user, 5 s of a frozen loop for 100k users at the first stock-out
 after a restart.
 
+The worker starts a rebuild in the background at each rebalance (``rebuild_soon``), so a
+stock-out rarely waits for one.
+
 A list committed while a rebuild runs is newer than what the rebuild may have read for that
 user: such users are noted and their committed lists win when the rebuilt index is swapped in.
 """
@@ -42,6 +45,7 @@ class StockIndex:
         self.stale = True
         self._lock = asyncio.Lock()
         self._touched: set[str] | None = None  # users whose list changed during a rebuild
+        self._background: set[asyncio.Task[None]] = set()
         self.rebuilds = 0
 
     def update(self, user_id: str, items: Sequence[str]) -> None:
@@ -60,6 +64,20 @@ class StockIndex:
     def __len__(self) -> int:
         """Users with a list in the index."""
         return len(self.holders.by_user)
+
+    def rebuild_soon(self) -> None:
+        """Rebuild in the background now (after a rebalance), so the next stock-out finds the
+        index ready instead of waiting for it; a failure is logged and leaves it stale, so that
+        stock-out rebuilds it again."""
+        task = asyncio.get_running_loop().create_task(self._ensure_logged())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _ensure_logged(self) -> None:
+        try:
+            await self.ensure()
+        except Exception:  # e.g. the consumer between generations: the lazy path retries
+            log.warning("stock index rebuild failed; retried at the next stock-out", exc_info=True)
 
     async def ensure(self) -> None:
         """Rebuild when stale; one rebuild at a time (a caller arriving meanwhile waits)."""

@@ -113,3 +113,30 @@ def test_one_rebuild_for_concurrent_callers_and_again_after_a_rebalance() -> Non
     asyncio.run(main())
     assert index.rebuilds == 2
     assert recovered == [{0, 2}, {0, 2}]  # state recovered before it is read
+
+
+def test_rebuild_soon_runs_in_the_background_and_a_failure_leaves_it_stale() -> None:
+    store = store_with(3)
+    calls: list[int] = []
+
+    async def recover(partitions: set[int]) -> None:
+        calls.append(len(calls))
+        if len(calls) == 1:
+            raise RuntimeError("consumer between generations")
+
+    index = StockIndex(store, Durability("changelog", lambda p, o: None, recover, lambda: {0}))
+
+    async def settle() -> None:
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+    async def main() -> None:
+        index.rebuild_soon()
+        await settle()
+        assert index.stale and index.rebuilds == 0  # failed: logged, the lazy path retries
+        index.rebuild_soon()
+        await settle()
+        assert not index.stale and index.rebuilds == 1
+        assert index.holding("i1") == ["u1"]
+
+    asyncio.run(main())
