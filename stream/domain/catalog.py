@@ -54,7 +54,11 @@ class Catalog:
         self.tiebreak = np.zeros(capacity, dtype=np.float64)
         #: ``ts`` of the first catalog message of each item (0: unknown), for freshness
         self.first_seen = np.zeros(capacity, dtype=np.int64)
-        self.items_by_feature: dict[int, list[int]] = {}
+        #: per feature id, the items carrying it, in the order they got it: a dict used as an
+        #: ordered set, so an update removes an item in O(1) (a list's ``remove`` scanned the
+        #: whole member list: 271 µs an update for the demo's 23,652 products re-published in
+        #: another order, where a feature holds 19,201 of them; quadratic in a bulk import)
+        self.items_by_feature: dict[int, dict[int, None]] = {}
         self.version = 0  # bumps on every change that can alter candidate sets
         self.attr_version = 0  # bumps only when item attributes, titles or flags change
         #: exact most-popular lists, overall and per feature (``stream.domain.top_lists``)
@@ -113,15 +117,15 @@ class Catalog:
             for fid in self.feature_ids[idx]:
                 if fid != PAD:
                     members = self.items_by_feature.get(int(fid))
-                    if members is not None and idx in members:
-                        members.remove(idx)
+                    if members is not None:
+                        members.pop(idx, None)
         attributes = message.get("attributes")
         features = item_features(attributes if isinstance(attributes, Mapping) else None)
         row = [self._feature_id(f) for f in features]
         self.feature_ids[idx] = 0
         self.feature_ids[idx, : len(row)] = row
         for fid in row:
-            self.items_by_feature.setdefault(fid, []).append(idx)
+            self.items_by_feature.setdefault(fid, {})[idx] = None
         cat = leaf_category(features)
         self.category[idx] = self.vocab[cat] if cat else PAD
         title = message.get("title")
@@ -163,6 +167,11 @@ class Catalog:
         """Mask of items that may be shown at all: in stock and not deleted."""
         return (self.available[indexes] > 0) & ~self.deleted[indexes]
 
+    def members_of(self, fid: int) -> np.ndarray:
+        """The items carrying feature ``fid``, in the order they got it."""
+        members = self.items_by_feature.get(fid, {})
+        return np.fromiter(members, dtype=np.int64, count=len(members))
+
     def features_of(self, idx: int) -> list[str]:
         return [self.vocab_names[f] for f in self.feature_ids[idx] if f != PAD]
 
@@ -190,13 +199,13 @@ class Catalog:
 
     def top_for_feature(self, fid: int, k: int) -> np.ndarray:
         """Most popular eligible items carrying feature ``fid`` (exact, like ``popular``)."""
-        members = self.items_by_feature.get(fid, [])
+        members = self.items_by_feature.get(fid, {})
         return self._tops.top(
             fid,
             k,
             50,
             self.version + self._shrunk,
-            lambda: self._eligible_of(np.asarray(members, dtype=np.int64)),
+            lambda: self._eligible_of(self.members_of(fid)),
             lambda grown: self.eligible(grown) & (self.feature_ids[grown] == fid).any(axis=1),
             self._popularity_key,
             len(members),

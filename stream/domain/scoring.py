@@ -47,9 +47,8 @@ class FeatureMasks:
         else:
             out = np.zeros(n, dtype=bool)
             fid = catalog.vocab.get(feature)
-            members = catalog.items_by_feature.get(fid, ()) if fid not in (None, PAD) else ()
-            if members:
-                out[np.asarray(members, dtype=np.int64)] = True
+            if fid not in (None, PAD):
+                out[catalog.members_of(fid)] = True
         self._masks[feature] = out
         return out
 

@@ -156,7 +156,7 @@ def popular(catalog: Catalog, k: int) -> np.ndarray:
 
 
 def top_for_feature(catalog: Catalog, fid: int, k: int) -> np.ndarray:
-    members = np.asarray(catalog.items_by_feature.get(fid, ()), dtype=np.int64)
+    members = catalog.members_of(fid)
     return _by_popularity(catalog, members, k)
 
 
