@@ -55,6 +55,7 @@ class CatalogReplica:
         self.on_item: OnItem | None = None
         self.applied = 0
         self.skipped = 0
+        self.unchanged = 0  # catalog messages that repeated their item's last one
         self._kinds = {settings.topic("catalog"): "catalog", settings.topic("stock"): "stock"}
         self.items = Follower(settings, list(self._kinds), self._on_item, "catalog-replica")
         self.learned: Follower | None = None
@@ -103,6 +104,9 @@ class CatalogReplica:
             self.validators.validate(kind, message)
         except (orjson.JSONDecodeError, SchemaError):
             self.skipped += 1  # dead-lettered by the group-consumed agent for this topic
+            return
+        if kind == "catalog" and self.feed.unchanged(message):
+            self.unchanged += 1  # a full dump re-sending an item as it is: nothing to do
             return
         self.applied += 1
         applied = self.feed.apply(kind, message)

@@ -4,13 +4,22 @@ A worker's replica and the offline evaluator both feed item messages through ``I
 offline figure never rests on different item rules than the worker runs. The one subtle rule:
 a stock message may arrive before its item's catalog entry (separate topics, no order between
 them); it is held and applied when the entry arrives instead of being lost.
+
+A catalog message that repeats the item's last one (but for its ``ts`` and ``event_id``) changes
+nothing and is skipped (``unchanged``): full catalog dumps re-send mostly unchanged items, and
+each applied message costs the replica its upsert, the Pfeed re-embedding and every cached top
+list (measured: re-publishing the demo's 23,652 products stalled user lists for ~15 s).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
+import orjson
 
 from stream.domain.catalog import Catalog, StockChange
 
@@ -28,11 +37,23 @@ class ItemFeed:
     catalog: Catalog
     #: item_id -> the latest stock message seen before the item's catalog entry
     pending_stock: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: per item index: a 64-bit fingerprint of its last catalog message (0: none)
+    _prints: np.ndarray = field(default_factory=lambda: np.zeros(1024, dtype=np.uint64))
+
+    def unchanged(self, message: Mapping[str, Any]) -> bool:
+        """Is this catalog message the item's last one again (``ts``/``event_id`` aside)?"""
+        idx = self.catalog.index.get(str(message["item_id"]))
+        return idx is not None and idx < self._prints.size and self._prints[idx] == _print(message)
 
     def apply(self, kind: str, message: Mapping[str, Any]) -> list[Applied]:
         """Apply one validated message ("catalog" or "stock"); the stock changes it caused."""
         if kind == "catalog":
-            self.catalog.upsert(message)
+            idx = self.catalog.upsert(message)
+            if idx >= self._prints.size:
+                grown = np.zeros(max(idx + 1, 2 * self._prints.size), dtype=np.uint64)
+                grown[: self._prints.size] = self._prints
+                self._prints = grown
+            self._prints[idx] = _print(message)
             held = self.pending_stock.pop(str(message["item_id"]), None)
             return [] if held is None else self.apply("stock", held)
         if kind != "stock":
@@ -43,3 +64,13 @@ class ItemFeed:
             self.pending_stock[item_id] = message
             return []
         return [Applied(change, message)]
+
+
+_VOLATILE = ("ts", "event_id")
+
+
+def _print(message: Mapping[str, Any]) -> np.uint64:
+    """What a catalog message says about its item, as 64 bits (never 0: 0 means none)."""
+    body = {k: v for k, v in message.items() if k not in _VOLATILE}
+    digest = hashlib.blake2b(orjson.dumps(body, option=orjson.OPT_SORT_KEYS), digest_size=8)
+    return np.uint64(int.from_bytes(digest.digest(), "little") or 1)

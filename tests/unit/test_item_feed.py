@@ -43,3 +43,25 @@ def test_stock_changes_report_items_going_out_and_coming_back() -> None:
 def test_other_kinds_are_refused() -> None:
     with pytest.raises(ValueError, match="not an item message"):
         ItemFeed(Catalog()).apply("clicks", entry("a"))
+
+
+def test_a_repeated_catalog_entry_is_unchanged_whatever_its_time_and_id() -> None:
+    feed = ItemFeed(Catalog())
+    first = {**entry("a"), "attributes": {"brand": "acme"}}
+    assert not feed.unchanged(first)  # an unknown item is always news
+    feed.apply("catalog", first)
+    assert feed.unchanged({**first, "ts": 99, "event_id": "again"})
+    assert not feed.unchanged({**first, "title": "renamed"})
+    assert not feed.unchanged({**first, "attributes": {"brand": "other"}})
+    assert not feed.unchanged({**first, "deleted": True})
+    feed.apply("catalog", {**first, "title": "renamed"})  # the latest applied one counts
+    assert not feed.unchanged(first)
+    assert feed.unchanged({**first, "title": "renamed", "ts": 5})
+
+
+def test_fingerprints_follow_a_growing_catalog() -> None:
+    feed = ItemFeed(Catalog(capacity=2))
+    for i in range(3000):  # past the first fingerprint array
+        feed.apply("catalog", entry(f"i{i}"))
+    assert all(feed.unchanged(entry(f"i{i}")) for i in range(0, 3000, 97))
+    assert not feed.unchanged({**entry("i2999"), "title": "x"})
