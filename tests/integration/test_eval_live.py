@@ -124,13 +124,18 @@ def test_eval_live_agrees_with_in_process(broker: Any, tmp_path: Path) -> None:
     # msg/s over 12 users a user's next event comes ~200 ms later on average; a worker whose
     # lists take longer than that (a busy machine) finds the next event already waiting and
     # folds both into one list, which is its job (0.47 of events seen with 4 suites and a CPU
-    # hog sharing 2 cores, 0.69-0.86 with other jobs running, above 0.9 on a quiet machine)
+    # hog sharing 2 cores, 0.69-0.86 with other jobs running, above 0.9 on a quiet machine).
+    # Even on a quiet machine a run can fold far more: a pause of the paced replay (~250 ms)
+    # hands the worker 16+ records at once, which it treats as a backlog and coalesces for up to
+    # 250 ms (stream.adapters.faust_batches). Seen back to back, on this code and the code
+    # before it alike: 0.57-0.98 here, 0.47 on a quiet clean-clone CI run. So the bound is 0.4:
+    # it still fails a worker that folds most events (one list per user burst is ~0.1-0.2).
     gap_ms = 1000 * live["users"] / live["rate_msgs_per_s"]
     latency_ms = statistics.median(m["latency_ms"] for m in lists if "latency_ms" in m)
     share = live["lists_received"] / report["data"]["events"]
     print(f"median list latency {latency_ms:.0f} ms (per-user gap {gap_ms:.0f} ms), share {share}")
     if latency_ms <= gap_ms:  # kept pace: folding everything would leave one list per burst
-        assert share >= 0.5, (share, latency_ms)
+        assert share >= 0.4, (share, latency_ms)
     # ... and many lists are exactly the in-process ones (52-66 % seen at this size; the rest
     # differ because topics are consumed by separate agents, so a user's click and order
     # produced milliseconds apart may be applied in either order)
