@@ -45,7 +45,8 @@ def test_freeze_moves_the_heap_out_of_collection_and_reports_it() -> None:
     try:
         tracked_before = len(gc.get_objects())
         n = gcp.freeze()
-        assert n == gc.get_freeze_count() and n >= len(keep)
+        # Frozen objects can still die (another thread drops one), never join: the count only falls.
+        assert len(keep) <= gc.get_freeze_count() <= n
         assert frozen._value.get() == n
         assert len(gc.get_objects()) < tracked_before - len(keep)  # not walked any more
     finally:
