@@ -22,6 +22,7 @@ from stream.adapters.fault import inject_faults
 from stream.adapters.faust_batches import BATCH_GAP_S, BatchFeeder, ConsumerLag
 from stream.adapters.faust_security import faust_credentials
 from stream.adapters.gc_pauses import GcPauses
+from stream.adapters.item_group import ItemGroup
 from stream.adapters.metrics import Metrics
 from stream.adapters.outputs import OutputProducer
 from stream.adapters.pfeed_runtime import PfeedRuntime
@@ -93,6 +94,7 @@ class RecstreamApp:
     flavour: str
     profiles: ProfileRuntime | None = None
     pfeed: PfeedRuntime | None = None
+    items: ItemGroup | None = None
     gc: GcPauses = field(init=False)
 
     def __post_init__(self) -> None:
@@ -112,6 +114,8 @@ class _Lifecycle(mode.Service):
         r.metrics.serve(r.settings.metrics_port)
         await r.outputs.start()
         await r.replica.start()
+        if r.items is not None:
+            await r.items.start()
         await r.writer.start()
         if r.profiles is not None:
             await r.profiles.start()  # ends on the latest published profile before serving
@@ -138,6 +142,8 @@ class _Lifecycle(mode.Service):
         await r.writer.stop(timeout=5.0)
         if r.profiles is not None:
             await r.profiles.stop()
+        if r.items is not None:
+            await r.items.stop()
         await r.replica.stop()
         await r.outputs.stop()
         if r.pfeed is not None:
@@ -152,6 +158,8 @@ class _Lifecycle(mode.Service):
             failure = self.rapp.replica.failed
             if failure is not None:
                 die("catalog replica died", failure)
+            if self.rapp.items is not None and self.rapp.items.failed is not None:
+                die("item group consumer died", self.rapp.items.failed)
             if self.rapp.profiles is not None and self.rapp.profiles.failed is not None:
                 die("ranking-profiles follower died", self.rapp.profiles.failed)
             await self.sampler.sample()
@@ -274,16 +282,11 @@ def create_app(
         metrics,
         time_delivery=True,
     )
-    _add_agent(
-        app,
-        settings,
-        "items",
-        ITEM_TOPICS,
-        pipeline.handle_item_batch,
-        settings.batch_max,
-        within,
-        metrics,
-    )
+    # validation + dead letters of item records, once across workers (replicas apply them)
+    items = ItemGroup(
+        settings, ITEM_TOPICS, _fatal("items", pipeline.handle_item_batch, metrics),
+        settings.batch_max, flavour,
+    )  # fmt: skip
 
     _add_agent(  # validation + dead letters, once per record (followers apply them)
         app,
@@ -313,6 +316,7 @@ def create_app(
         profiles,
     )  # fmt: skip
     rapp.pfeed = pfeed
+    rapp.items = items
     app.add_dependency(_Lifecycle(rapp))
     return rapp
 
@@ -342,24 +346,19 @@ def _add_agent(
         stamp = int(m.timestamp * 1000) if m.timestamp else None
         return Record(logical[m.topic], m.partition, m.offset, m.key, m.value, stamp)
 
-    batch_seconds = metrics.batch_seconds.labels(name)
-
     def observe_delivery(records: Sequence[Record]) -> None:
         now_ms = time.time() * 1000.0
         for r in records:
             if r.timestamp_ms:
                 metrics.observe_stage("delivery", max(0.0, now_ms - r.timestamp_ms) / 1000.0)
 
+    handle_records = _fatal(name, handler, metrics)
+
     async def handle(events: Sequence[Any]) -> None:
-        started = time.perf_counter()
         records = [record(fev) for fev in events]
         if time_delivery:
             observe_delivery(records)
-        try:
-            await handler(records)
-        except Exception as exc:
-            die(f"agent {name} cannot proceed: {exc!r}", exc)
-        batch_seconds.observe(time.perf_counter() - started)
+        await handle_records(records)
 
     async def agent(stream: Any) -> None:
         # batches grow while the consumer's fetches show more records (see faust_batches)
@@ -370,6 +369,21 @@ def _add_agent(
 
     agent.__name__ = f"{name}_agent"
     app.agent(channel, name=f"recstream.{name}")(agent)
+
+
+def _fatal(name: str, handler: Any, metrics: Metrics) -> Any:
+    """``handler`` timed per batch; one that raises takes the worker down (see ``_add_agent``)."""
+    batch_seconds = metrics.batch_seconds.labels(name)
+
+    async def handle(records: Sequence[Record]) -> None:
+        started = time.perf_counter()
+        try:
+            await handler(records)
+        except Exception as exc:
+            die(f"agent {name} cannot proceed: {exc!r}", exc)
+        batch_seconds.observe(time.perf_counter() - started)
+
+    return handle
 
 
 EXIT_AGENT_FAILED = 70

@@ -45,7 +45,7 @@ def check(key: bytes | None, value: bytes | None) -> tuple[str, str] | None:
 
 
 def profile_batch_handler(pipeline: Pipeline) -> Callable[[Sequence[Record]], Awaitable[None]]:
-    """The agent's handler: count, dead-letter the invalid, deliver, like the item agent."""
+    """The agent's handler: count, dead-letter the invalid, deliver, like the item group."""
     metrics = pipeline.metrics
 
     async def handle(records: Sequence[Record]) -> None:

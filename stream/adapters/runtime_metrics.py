@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from stream.adapters.metrics import Metrics
-from stream.settings import CONTROL_TOPICS, ITEM_TOPICS, USER_TOPICS
+from stream.settings import CONTROL_TOPICS, USER_TOPICS
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +68,8 @@ class RuntimeSampler:
         self.metrics = metrics
         self.rapp = rapp
         settings = rapp.settings
-        self.group_topics = [
-            settings.topic(name) for name in USER_TOPICS + CONTROL_TOPICS + ITEM_TOPICS
-        ]
+        # item topics have their own group and consumer (``item_group``), sampled apart
+        self.group_topics = [settings.topic(name) for name in USER_TOPICS + CONTROL_TOPICS]
         self._lag_keys: set[tuple[str, str, int]] = set()
         self._profile: frozenset[tuple[str, str]] = frozenset()
         self._model: tuple[str, str] | None = None
@@ -88,8 +87,11 @@ class RuntimeSampler:
         try:
             # position() may wait for an offset reset: never hold up the watchdog for it
             lag.update(await asyncio.wait_for(r.replica.lag(), REPLICA_LAG_TIMEOUT_S))
+            items = getattr(r, "items", None)
+            if items is not None:
+                lag.update(await asyncio.wait_for(items.lag(), REPLICA_LAG_TIMEOUT_S))
         except Exception:
-            log.debug("replica lag unavailable", exc_info=True)
+            log.debug("replica or item group lag unavailable", exc_info=True)
         self._set_lag(lag)
         m.state_bytes.set(r.store.size_bytes())
         started = time.monotonic()

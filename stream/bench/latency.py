@@ -13,8 +13,8 @@ machine). Events with no such list within the level are counted as ``unanswered`
 ``WARMUP_S`` of a level are not counted.
 
 Start-up is measured apart from the loads: before the first level the harness waits until the
-worker's consumer lag is 0 (a fresh consumer group first reads the whole `catalog` topic through
-the items agent, ~3 s for the quick catalog, during which user events wait) and then runs a
+worker's consumer lag is 0 (a fresh item group first reads the whole `catalog` topic; through
+a Faust agent that took ~3 s for the quick catalog, during which user events waited) and runs a
 warm-up level (``WARMUP_LEVEL_S`` at the lowest rate, its own events), reported as ``warmup``.
 Before that, the 25 % level took every start-up cost and its p95 was the worker's start-up.
 """
