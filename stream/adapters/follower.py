@@ -17,6 +17,9 @@ from aiokafka.structs import ConsumerRecord
 
 from stream.settings import Settings
 
+#: the longest a follower applies records before it lets other tasks of the loop run
+YIELD_EVERY_S = 0.005
+
 Apply = Callable[[str, ConsumerRecord[bytes, bytes]], Awaitable[None]]
 
 
@@ -95,9 +98,15 @@ class Follower:
                 if await self._at_end():
                     self._last_empty_round_start = started
                 continue
+            budget_end = loop.time() + YIELD_EVERY_S
             for tp, records in batches.items():
                 for record in records:
                     await self.apply(tp.topic, record)
+                    if loop.time() >= budget_end:
+                        # a fetch holds up to 5,000 records (~0.5 s of catalog upserts): let
+                        # the user agent's batches run between slices instead of after all
+                        await asyncio.sleep(0)
+                        budget_end = loop.time() + YIELD_EVERY_S
 
     async def _at_end(self) -> bool:
         assert self.consumer is not None

@@ -40,10 +40,22 @@ class ItemFeed:
     #: per item index: a 64-bit fingerprint of its last catalog message (0: none)
     _prints: np.ndarray = field(default_factory=lambda: np.zeros(1024, dtype=np.uint64))
 
+    #: the message ``unchanged`` last fingerprinted, and its print (``apply`` reuses it)
+    _last: tuple[Mapping[str, Any] | None, np.uint64] = (None, np.uint64(0))
+
     def unchanged(self, message: Mapping[str, Any]) -> bool:
         """Is this catalog message the item's last one again (``ts``/``event_id`` aside)?"""
         idx = self.catalog.index.get(str(message["item_id"]))
-        return idx is not None and idx < self._prints.size and self._prints[idx] == _print(message)
+        if idx is None or idx >= self._prints.size:
+            return False
+        fingerprint = _print(message)
+        self._last = (message, fingerprint)
+        return bool(self._prints[idx] == fingerprint)
+
+    def _print_of(self, message: Mapping[str, Any]) -> np.uint64:
+        last, fingerprint = self._last
+        self._last = (None, np.uint64(0))
+        return fingerprint if last is message else _print(message)
 
     def apply(self, kind: str, message: Mapping[str, Any]) -> list[Applied]:
         """Apply one validated message ("catalog" or "stock"); the stock changes it caused."""
@@ -53,7 +65,7 @@ class ItemFeed:
                 grown = np.zeros(max(idx + 1, 2 * self._prints.size), dtype=np.uint64)
                 grown[: self._prints.size] = self._prints
                 self._prints = grown
-            self._prints[idx] = _print(message)
+            self._prints[idx] = self._print_of(message)
             held = self.pending_stock.pop(str(message["item_id"]), None)
             return [] if held is None else self.apply("stock", held)
         if kind != "stock":

@@ -65,3 +65,20 @@ def test_fingerprints_follow_a_growing_catalog() -> None:
         feed.apply("catalog", entry(f"i{i}"))
     assert all(feed.unchanged(entry(f"i{i}")) for i in range(0, 3000, 97))
     assert not feed.unchanged({**entry("i2999"), "title": "x"})
+
+
+def test_apply_reuses_the_print_of_the_message_just_checked_and_only_that_one() -> None:
+    feed = ItemFeed(Catalog())
+    feed.apply("catalog", entry("a"))
+    feed.apply("catalog", entry("b"))
+    renamed = {**entry("a"), "title": "new a"}
+    assert not feed.unchanged(renamed)
+    feed.apply("catalog", renamed)  # the print just computed, recorded for "a"
+    assert feed.unchanged({**renamed, "ts": 9})
+    assert not feed.unchanged(entry("a"))
+    # a check of one message, then the apply of another: the other's own print is recorded
+    assert not feed.unchanged({**entry("b"), "title": "checked, never applied"})
+    other = {**entry("b"), "title": "applied"}
+    feed.apply("catalog", other)
+    assert feed.unchanged(other)
+    assert not feed.unchanged({**entry("b"), "title": "checked, never applied"})

@@ -205,3 +205,32 @@ def test_item_writes_are_kept_newest_per_item_and_retried_after_a_failure() -> N
     asyncio.run(sync.flush())
     assert set(index.points) == {"p1"} and sync.pending == 0
     assert index.points["p1"]["deal"] == "yes" and index.points["p1"]["stock"] == "out"
+
+
+def test_a_bulk_item_write_leaves_the_gil_to_the_loop_between_chunks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each chunk's write time is followed by a sleep of 1/WRITE_DUTY - 1 times as long (this
+    thread holds the GIL while it builds Edge points); nothing sleeps after the last chunk."""
+    from stream.adapters import item_sync
+
+    clock = [0.0]
+    slept: list[float] = []
+
+    class Slow:
+        calls = 0
+
+        def upsert(self, payloads: Any, vectors: Any) -> None:
+            Slow.calls += 1
+            clock[0] += 0.01  # each chunk "takes" 10 ms
+
+    monkeypatch.setattr(item_sync.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(item_sync.time, "sleep", slept.append)
+    sync = ItemSync(lambda: Slow())  # type: ignore[arg-type,return-value]
+    vec = np.ones(4, dtype=np.float32)
+    for i in range(2 * item_sync.CHUNK + 1):
+        sync.put(item(i), vec, 1)
+    asyncio.run(sync.flush())
+    assert Slow.calls == 3 and sync.written == 2 * item_sync.CHUNK + 1
+    ratio = 1.0 / item_sync.WRITE_DUTY - 1.0
+    assert slept == pytest.approx([0.01 * ratio, 0.01 * ratio])
