@@ -9,12 +9,12 @@ fetch responses report.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
+from stream.adapters.consumer_task import ConsumerTask
 from stream.settings import Settings
 
 #: the longest a follower applies records before it lets other tasks of the loop run
@@ -37,7 +37,7 @@ def standalone_consumer(settings: Settings, fetch_bytes: int = 4 * 1024 * 1024) 
     )
 
 
-class Follower:
+class Follower(ConsumerTask):
     """One consumer over ``topics`` (full names); ``apply(topic, record)`` for every record."""
 
     def __init__(self, settings: Settings, topics: list[str], apply: Apply, name: str) -> None:
@@ -45,8 +45,6 @@ class Follower:
         self.topics = topics
         self.apply = apply
         self.name = name
-        self.consumer: AIOKafkaConsumer | None = None
-        self._task: asyncio.Task[None] | None = None
         self._last_empty_round_start = -1.0
 
     async def start(self) -> None:
@@ -69,21 +67,6 @@ class Follower:
         await consumer.seek_to_beginning(*partitions)
         self.consumer = consumer
         self._task = asyncio.create_task(self._run(), name=self.name)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self.consumer is not None:
-            await self.consumer.stop()
-
-    @property
-    def failed(self) -> BaseException | None:
-        """The exception that killed the follower, if any (the worker must then crash)."""
-        if self._task is not None and self._task.done() and not self._task.cancelled():
-            return self._task.exception()
-        return None
 
     async def _run(self) -> None:
         assert self.consumer is not None

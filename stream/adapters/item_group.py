@@ -15,7 +15,6 @@ worker exits and its supervisor restarts it (see ``stream.app.die``), never a si
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
+from stream.adapters.consumer_task import ConsumerTask
 from stream.plan import Record
 from stream.settings import Settings
 
@@ -62,7 +62,7 @@ class _Forget(ConsumerRebalanceListener):
         return None
 
 
-class ItemGroup:
+class ItemGroup(ConsumerTask):
     """Consumes ``topics`` (logical names) in the group ``group_id(settings)``; hands each
     fetched batch, as ``Record``s, to ``handle``, then commits it."""
 
@@ -79,8 +79,6 @@ class ItemGroup:
         self.batch_max = batch_max
         self.flavour = flavour
         self._logical = {settings.topic(t): t for t in topics}
-        self.consumer: AIOKafkaConsumer | None = None
-        self._task: asyncio.Task[None] | None = None
         self._committed: dict[TopicPartition, int] = {}
         self.batches = 0
 
@@ -99,22 +97,6 @@ class ItemGroup:
         consumer.subscribe(list(self._logical), listener=_Forget(self._committed))
         self.consumer = consumer
         self._task = asyncio.create_task(self._run(), name="item-group")
-
-    async def stop(self) -> None:
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self.consumer is not None:
-            await self.consumer.stop()
-            self.consumer = None
-
-    @property
-    def failed(self) -> BaseException | None:
-        """The exception that ended the consumer's loop, if any (the worker must then crash)."""
-        if self._task is not None and self._task.done() and not self._task.cancelled():
-            return self._task.exception()
-        return None
 
     async def _run(self) -> None:
         assert self.consumer is not None

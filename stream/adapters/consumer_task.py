@@ -1,0 +1,33 @@
+"""A bare aiokafka consumer driven by one background task: what the follower (replicas) and the
+item group share. Stopping never raises the task's own failure (``failed`` reports it; the
+worker's watchdog turns it into an exit), so a supervisor's stop always completes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from aiokafka import AIOKafkaConsumer
+
+
+class ConsumerTask:
+    """Holds ``consumer`` and the task reading it; subclasses start both."""
+
+    consumer: AIOKafkaConsumer | None = None
+    _task: asyncio.Task[None] | None = None
+
+    async def stop(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self.consumer is not None:
+            await self.consumer.stop()
+            self.consumer = None
+
+    @property
+    def failed(self) -> BaseException | None:
+        """The exception that ended the task, if any (the worker must then crash)."""
+        if self._task is not None and self._task.done() and not self._task.cancelled():
+            return self._task.exception()
+        return None
