@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 
 class ConsumerTask:
@@ -15,6 +15,8 @@ class ConsumerTask:
 
     consumer: AIOKafkaConsumer | None = None
     _task: asyncio.Task[None] | None = None
+    #: the ``consumer`` label of ``recstream_consumer_lag_messages``
+    lag_label = "replica"
 
     async def stop(self) -> None:
         if self._task is not None and not self._task.done():
@@ -31,3 +33,22 @@ class ConsumerTask:
         if self._task is not None and self._task.done() and not self._task.cancelled():
             return self._task.exception()
         return None
+
+    async def done_upto(self, tp: TopicPartition) -> int:
+        """The offset below which ``tp`` counts as done: the fetch position by default."""
+        assert self.consumer is not None
+        return int(await self.consumer.position(tp))
+
+    async def lag(self) -> dict[tuple[str, str, int], int]:
+        """Messages behind the high-water mark per assigned partition. The high-water mark
+        comes from fetch responses, which are right on the bundled broker too."""
+        consumer = self.consumer
+        if consumer is None:
+            return {}
+        out: dict[tuple[str, str, int], int] = {}
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            if high is not None:
+                done = await self.done_upto(tp)
+                out[(self.lag_label, tp.topic, tp.partition)] = max(0, high - done)
+        return out

@@ -99,20 +99,6 @@ class Follower(ConsumerTask):
                 return False
         return True
 
-    async def lag(self) -> dict[tuple[str, str, int], int]:
-        """Messages behind the high-water mark per partition. The high-water mark comes from
-        fetch responses, which are right on the bundled broker too."""
-        consumer = self.consumer
-        if consumer is None:
-            return {}
-        out: dict[tuple[str, str, int], int] = {}
-        for tp in consumer.assignment():
-            high = consumer.highwater(tp)
-            if high is not None:
-                position = await consumer.position(tp)
-                out[("replica", tp.topic, tp.partition)] = max(0, high - position)
-        return out
-
     async def caught_up(self, timeout: float = 5.0) -> bool:
         """True once a fetch round that began after this call found nothing new."""
         loop = asyncio.get_running_loop()

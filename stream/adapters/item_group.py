@@ -66,6 +66,8 @@ class ItemGroup(ConsumerTask):
     """Consumes ``topics`` (logical names) in the group ``group_id(settings)``; hands each
     fetched batch, as ``Record``s, to ``handle``, then commits it."""
 
+    lag_label = "group"
+
     def __init__(
         self,
         settings: Settings,
@@ -128,19 +130,7 @@ class ItemGroup(ConsumerTask):
         self._committed.update(offsets)
         self.batches += 1
 
-    async def lag(self) -> dict[tuple[str, str, int], int]:
-        """Messages behind the high-water mark per assigned partition, counted from what this
-        worker committed there (from its fetch position until its first commit)."""
-        consumer = self.consumer
-        if consumer is None:
-            return {}
-        out: dict[tuple[str, str, int], int] = {}
-        for tp in consumer.assignment():
-            high = consumer.highwater(tp)
-            if high is None:
-                continue
-            done = self._committed.get(tp)
-            if done is None:
-                done = await consumer.position(tp)
-            out[("group", tp.topic, tp.partition)] = max(0, high - done)
-        return out
+    async def done_upto(self, tp: TopicPartition) -> int:
+        """What this worker committed on ``tp`` (its fetch position until its first commit)."""
+        done = self._committed.get(tp)
+        return done if done is not None else await super().done_upto(tp)
