@@ -372,6 +372,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env(os.environ)
         return int(args.func(args, settings) or 0)
     except KeyboardInterrupt:
+        # a stop that lands outside a command's own handling (between two phases, say) still
+        # says so; the command's ``finally`` blocks have stopped what it started
+        print(f"recstream {args.command}: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # one-line reason, non-zero exit
         logging.getLogger("recstream").debug("failure", exc_info=True)

@@ -152,7 +152,11 @@ async def replay(
     stats = ReplayStats()
     kwargs = {**DEFAULT_PRODUCER_KWARGS, **(security_kwargs or {}), **(producer_kwargs or {})}
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **kwargs)
-    await producer.start()
+    try:
+        await producer.start()
+    except BaseException:  # a stop during start: no half-started client left behind
+        await producer.stop()
+        raise
     started = time.monotonic()
     pending: deque[tuple[str, asyncio.Future[Any]]] = deque()
     bar = tqdm(
