@@ -4,8 +4,8 @@ Faust's GlobalTable does not replicate across workers (faust-streaming #283, see
 each worker runs its own consumer with no group, assigned every partition, and folds the
 messages into its local read models: the numpy catalog, and (from `learned`) popularity and item
 relations, so what any worker learned survives restarts and is the same on every worker.
-Validation and dead-lettering of `catalog` and `stock` is done once, by the group-consumed
-agents; the replica silently skips what they reject.
+Validation and dead-lettering of `catalog` and `stock` is done once across workers, by the item
+group consumer (``item_group``); the replica silently skips what it rejects.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ class CatalogReplica:
             message = orjson.loads(raw or b"")
             self.validators.validate(kind, message)
         except (orjson.JSONDecodeError, SchemaError):
-            self.skipped += 1  # dead-lettered by the group-consumed agent for this topic
+            self.skipped += 1  # dead-lettered by the item group consumer (``item_group``)
             return
         if kind == "catalog" and self.feed.unchanged(message):
             self.unchanged += 1  # a full dump re-sending an item as it is: nothing to do
