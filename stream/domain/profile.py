@@ -190,6 +190,9 @@ class UserProfile:
     context: dict[str, str] = field(default_factory=dict)
     query: str = ""
     query_ts: int = 0  # event time of the latest context or query
+    #: features the latest search's filters asked for (``size:m``, ``colour:navy``): they
+    #: belong to that search, so a click from another query or a new search replaces them
+    filters: list[str] = field(default_factory=list)
     #: what the shared models learn from, by event time (``Engine.learn``): the recent item
     #: entries co-occurrence pairs come from (``stream.domain.pairing``) and per item the first
     #: view and buy times repeat flags come from (``stream.domain.first_seen``)
@@ -226,6 +229,8 @@ class UserProfile:
         }
         if self.query_ts:  # most users never search: no bytes for an empty context
             body.update(cx=self.context, qy=self.query, qt=self.query_ts)
+        if self.filters:
+            body["qf"] = self.filters
         if self.timeline or self.firsts:
             body.update(tl=self.timeline, fs=self.firsts)
         return body
@@ -250,6 +255,7 @@ class UserProfile:
             context=d.get("cx", {}),
             query=d.get("qy", ""),
             query_ts=d.get("qt", 0),
+            filters=d.get("qf", []),
             timeline=d.get("tl", []),
             firsts=d.get("fs", {}),
             version=d["v"],
@@ -343,16 +349,28 @@ def _drop_query(profile: UserProfile, item_id: str, role: str | None = None) -> 
 FeaturesOf = Callable[[str], Iterable[str]]
 #: a query longer than this is cut: it only feeds a token overlap
 MAX_QUERY_CHARS = 256
+#: a search's filters beyond this many features are dropped (they only feed a share)
+MAX_FILTERS = 16
 
 
 def _remember_context(profile: UserProfile, event: UserEvent) -> None:
-    """Keep the latest context and query (a late event does not overwrite a newer one)."""
-    if event.ts < profile.query_ts or not (event.context or event.query):
+    """Keep the latest context, query and search filters (a late event does not overwrite a
+    newer one). A search replaces the query and filters as a whole, even when it has no text:
+    what the user looks for now is that search. A click's query keeps the filters only while
+    it is the query they were set with."""
+    search = event.topic == "searches"
+    if event.ts < profile.query_ts or not (event.context or event.query or search):
         return
     if event.context:
         profile.context = dict(event.context)
-    if event.query:
-        profile.query = event.query[:MAX_QUERY_CHARS]
+    query = (event.query or "")[:MAX_QUERY_CHARS]
+    if search:
+        profile.query = query
+        profile.filters = filter_features(event.filters)[:MAX_FILTERS]
+    elif query:
+        if query != profile.query:
+            profile.filters = []
+        profile.query = query
     profile.query_ts = event.ts
 
 

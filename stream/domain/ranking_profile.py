@@ -35,6 +35,7 @@ WEIGHT_KEYS = {
     "price_fit": "w_price_fit",
     "freshness": "w_freshness",
     "relation_recent": "w_relation_recent",
+    "search_filters": "w_search_filters",
 }
 #: item flags that boosts may name like features (they are not attributes of the item)
 FLAG_FEATURES = ("deal", "new")
@@ -194,6 +195,10 @@ class RankingProfile:
     #: query ``n`` events back (``stream.domain.recent_relation``): position in a burst
     w_relation_recent: float = 1.0
     recent_decay: float = 0.8
+    #: share of the latest search's filter attributes the item satisfies, fading like the
+    #: query: filters are constraints the shopper set by hand, so a full match outweighs
+    #: the query text (``w_query_match``)
+    w_search_filters: float = 2.0
     #: items the user viewed but did not buy ("seen") that the propensities let back: "after"
     #: ranks them behind the unseen ones (at most ``seen_tail`` of them, more only if unseen
     #: items run out), "mixed" ranks them by score among the rest. Never counted by the caps.
@@ -233,6 +238,7 @@ class RankingProfile:
                 self.w_price_fit,
                 self.w_freshness,
                 self.w_relation_recent,
+                self.w_search_filters,
             ]
         )
 

@@ -110,6 +110,7 @@ GROUPS = (
     "query_match",
     "price_fit",
     "freshness",
+    "search_filters",
 )
 
 
@@ -153,6 +154,13 @@ class ListContext:
             if q != idx and not shared.isdisjoint(features):
                 return text
         return "similar to what you looked at"
+
+    def filters_reason(self, idx: int) -> str:
+        """The filter reason: the latest search's filter values this item has, as shown."""
+        wanted, vocab, table = self.profile.filters, self.catalog.vocab_names, self.names
+        fids = self.catalog.feature_ids[idx].tolist()
+        names = [table[f] for f in fids if vocab[f] in wanted and table[f]]
+        return f"matches your filters: {', '.join(names)}" if names else "matches your filters"
 
     def related_reason(self, source: tuple[float, int, str, float]) -> str:
         """The relation reason naming ``source`` (its strongest query), written once a list."""
@@ -253,13 +261,15 @@ def item_reasons(
     ctx: ListContext,
 ) -> list[str]:
     """One item's reasons from its contributions per group (``GROUPS`` order)."""
-    aff, rel, pop, rep, view, query, price, fresh = row
+    aff, rel, pop, rep, view, query, price, fresh, filters = row
     profile, now_ms = ctx.profile, ctx.now_ms
     reasons: list[tuple[float, str]] = []
     if pinned:
         reasons.append((float("inf"), "featured by the shop"))
     if query > 0:
         reasons.append((query, f"matches your search '{profile.query}'"))
+    if filters > 0:
+        reasons.append((filters, ctx.filters_reason(idx)))
     if view > 0:
         reasons.append((view, "you looked at this recently"))
     if rep > 0:

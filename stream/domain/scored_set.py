@@ -32,6 +32,7 @@ REASON_GROUPS: dict[str, tuple[str, ...]] = {
     "query_match": ("query_match",),
     "price_fit": ("price_fit",),
     "freshness": ("freshness",),
+    "search_filters": ("search_filters",),
 }
 assert tuple(REASON_GROUPS) == GROUPS  # the column order ``explain_list`` reads
 _COLUMN = {name: i for i, name in enumerate(SIGNALS)}

@@ -348,6 +348,7 @@ def with_weights(base: RankingProfile, w: np.ndarray, fitted_on: str) -> Ranking
         w_price_fit=round(float(w[10]), 4),
         w_freshness=round(float(w[11]), 4),
         w_relation_recent=round(float(w[12]), 4),
+        w_search_filters=round(float(w[13]), 4),
         fitted_on=fitted_on,
     )
 
