@@ -54,6 +54,8 @@ class Catalog:
         self.tiebreak = np.zeros(capacity, dtype=np.float64)
         #: ``ts`` of the first catalog message of each item (0: unknown), for freshness
         self.first_seen = np.zeros(capacity, dtype=np.int64)
+        #: the ``price`` attribute as a number (NaN: none), for price-range search filters
+        self.price = np.full(capacity, np.nan, dtype=np.float64)
         #: per feature id, the items carrying it, in the order they got it: a dict used as an
         #: ordered set, so an update removes an item in O(1) (a list's ``remove`` scanned the
         #: whole member list: 271 µs an update for the demo's 23,652 products re-published in
@@ -84,10 +86,11 @@ class Catalog:
             "popularity",
             "tiebreak",
             "first_seen",
+            "price",
         ):
             old = getattr(self, name)
             shape = (cap, *old.shape[1:])
-            fill = 1 if name == "available" else 0
+            fill = 1 if name == "available" else np.nan if name == "price" else 0
             new = np.full(shape, fill, dtype=old.dtype)
             new[: old.shape[0]] = old
             setattr(self, name, new)
@@ -126,6 +129,9 @@ class Catalog:
         self.feature_ids[idx, : len(row)] = row
         for fid in row:
             self.items_by_feature.setdefault(fid, {})[idx] = None
+        price = attributes.get("price") if isinstance(attributes, Mapping) else None
+        numeric = isinstance(price, int | float) and not isinstance(price, bool)
+        self.price[idx] = float(price) if numeric else np.nan  # type: ignore[arg-type]
         cat = leaf_category(features)
         self.category[idx] = self.vocab[cat] if cat else PAD
         title = message.get("title")

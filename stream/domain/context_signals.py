@@ -4,9 +4,9 @@ freshness — each roughly in [0, 1], each a column of ``signals.SIGNALS``.
 * ``query_match``: share of the tokens of the user's latest query (a search, or the query a
   click came from, ``clicks.context.query``) found in the item's title or category path,
   fading with the query's age — what the user typed is the strongest intent there is.
-* ``search_filters``: share of the latest search's filter attributes (``colour``, ``size``)
-  the item satisfies (any of an attribute's values), fading like the query: a shopper who
-  filtered for navy in size M wants navy in M next, in any category.
+* ``search_filters`` (``stream.domain.search_filters``): share of the latest search's filters
+  the item meets, fading like the query: a shopper who filtered for navy in size M under 60
+  wants navy in M under 60 next, in any category.
 * ``price_fit``: closeness of the item's price band (``price_band:N``, log2 of the price) to
   the user's typical band, the affinity-weighted mean band of what they interacted with.
   Zero for items without a price and for users without price history.
@@ -24,6 +24,7 @@ import numpy as np
 
 from stream.domain.catalog import Catalog
 from stream.domain.profile import UserProfile
+from stream.domain.search_filters import NO_FILTERS, SearchFilters, filter_hits, filter_match
 
 _TOKEN = re.compile(r"[^\W_]{2,}")
 #: a user's query contributes at most this many tokens (longer text is noise here)
@@ -107,53 +108,27 @@ def query_match(
     return out * (weight / len(words))
 
 
-def filter_groups(profile: UserProfile, catalog: Catalog) -> list[np.ndarray]:
-    """The latest search's filters as one array of feature ids per attribute (a filter
-    ``colour: [navy, black]`` is one group of two). Attributes no item carries (``price_max``,
-    ``in_stock``) are left out: no item could match them, so they would only dilute the share."""
-    groups: dict[str, list[int]] = {}
-    for feature in profile.filters:
-        fid = catalog.vocab.get(feature)
-        if fid is not None:
-            groups.setdefault(feature.partition(":")[0], []).append(fid)
-    return [np.asarray(fids, dtype=np.int64) for fids in groups.values()]
-
-
-def filter_match(
-    groups: list[np.ndarray], catalog: Catalog, cands: np.ndarray, weight: float
-) -> np.ndarray:
-    """Share of the filter groups each candidate satisfies, times the query's weight."""
-    out = np.zeros(cands.size, dtype=np.float64)
-    if weight <= 0 or not groups or cands.size == 0:
-        return out
-    feats = catalog.feature_ids[cands]
-    for fids in groups:
-        out += np.isin(feats, fids).any(axis=1)
-    return out * (weight / len(groups))
-
-
 def query_candidates(
-    profile: UserProfile, catalog: Catalog, k: int, groups: list[np.ndarray] | None = None
+    profile: UserProfile, catalog: Catalog, k: int, filters: SearchFilters = NO_FILTERS
 ) -> np.ndarray:
-    """The ``k`` items matching the most query tokens and filter groups, the most popular
+    """The ``k`` items matching the most query tokens and search filters, the most popular
     first among equals: what the user searched for must be a candidate even when nothing else
-    would bring it. Without tokens, the hits are each filter value's ``k`` most popular items
-    (bounded reads, whatever the catalog's size)."""
+    would bring it. Without tokens the hits come from the filters (``filter_hits``)."""
     words = tokens(profile.query)[:MAX_QUERY_TOKENS]
-    groups = groups or []
-    if (not words and not groups) or k <= 0:
+    if (not words and not len(filters)) or k <= 0:
         return np.zeros(0, dtype=np.int64)
     if words:
         index = token_index(catalog)
         hits = np.unique(np.concatenate([index.items_with(w) for w in words]))
     else:
-        tops = [catalog.top_for_feature(fid, k) for fids in groups for fid in fids.tolist()]
-        hits = np.unique(np.concatenate(tops))
+        hits = filter_hits(filters, catalog, k)
     hits = hits[catalog.eligible(hits)]
     if hits.size > k:
         key = catalog.popularity[hits] + catalog.tiebreak[hits]
-        if groups:  # every filter matched outranks any popularity
-            key = key / (1.0 + float(key.max())) + filter_match(groups, catalog, hits, len(groups))
+        if len(filters):  # each filter met outranks any popularity
+            key = key / (1.0 + float(key.max())) + filter_match(
+                filters, catalog, hits, len(filters)
+            )
         hits = hits[np.argpartition(-key, k - 1)[:k]]
     return hits
 

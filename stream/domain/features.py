@@ -60,6 +60,15 @@ def item_features(attributes: Mapping[str, object] | None) -> list[str]:
     return list(seen)[:MAX_FEATURES_PER_ITEM]
 
 
+#: search filter keys that bound the item's ``price`` (``stream.domain.search_filters``): no item
+#: carries them as a feature, so they never enter affinities
+PRICE_BOUNDS = {"price_min": 0, "price_max": 1}
+
+
+def is_price_bound(feature: str) -> bool:
+    return feature.partition(":")[0] in PRICE_BOUNDS
+
+
 def filter_features(filters: Mapping[str, object] | None) -> list[str]:
     """Features a search filter asks for (``{"colour": ["navy", "black"]}`` → two features)."""
     if not filters:

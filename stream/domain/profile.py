@@ -18,7 +18,7 @@ import orjson
 import pyarrow as pa
 
 from stream.domain.events import UserEvent
-from stream.domain.features import filter_features
+from stream.domain.features import filter_features, is_price_bound
 
 
 @dataclass(frozen=True)
@@ -403,7 +403,8 @@ def apply_event(
     _remember_context(profile, event)
     if event.topic == "searches":
         for feature in filter_features(event.filters):
-            _bump(profile.session, feature, cfg.search_filter, ts, cfg.session_tau_ms)
+            if not is_price_bound(feature):  # a bound is a range, not a feature items carry
+                _bump(profile.session, feature, cfg.search_filter, ts, cfg.session_tau_ms)
     for item_id, qty in zip(
         event.item_ids, event.quantities or (1,) * len(event.item_ids), strict=False
     ):

@@ -19,8 +19,6 @@ import numpy as np
 from stream.domain.affinity import affinity_vectors
 from stream.domain.catalog import PAD, Catalog
 from stream.domain.context_signals import (
-    filter_groups,
-    filter_match,
     freshness,
     price_fit,
     query_candidates,
@@ -33,6 +31,7 @@ from stream.domain.query_rows import QueryRows, read_query_rows
 from stream.domain.ranking_profile import FEEDS
 from stream.domain.recent_relation import recent_from_rows
 from stream.domain.relations import RelatedItems
+from stream.domain.search_filters import NO_FILTERS, filter_match, search_filters
 from stream.domain.sorted_sets import members, sorted_unique
 from stream.domain.trending import Trending
 
@@ -164,9 +163,9 @@ def candidate_signals(
     pools.append(catalog.popular(rp.popular_candidates))
     pools.append(_pinned(rp, catalog))
     q_weight = query_weight(profile, now_ms, rp.query_context_tau_ms)
-    groups = filter_groups(profile, catalog) if q_weight > 0 else []
+    filters = search_filters(profile, catalog) if q_weight > 0 else NO_FILTERS
     if q_weight > 0:
-        pools.append(query_candidates(profile, catalog, rp.per_feature_candidates, groups))
+        pools.append(query_candidates(profile, catalog, rp.per_feature_candidates, filters))
     if trending is not None:
         pools.append(trending.top(rp.popular_candidates))
     recent: tuple[np.ndarray, np.ndarray] = (np.zeros(0, dtype=np.int64), np.zeros(0))
@@ -205,7 +204,7 @@ def candidate_signals(
         if trending is not None:
             values[:, 6:8] = trending.values(cands)
         values[:, 9] = query_match(profile, catalog, cands, q_weight)
-        values[:, 13] = filter_match(groups, catalog, cands, q_weight)
+        values[:, 13] = filter_match(filters, catalog, cands, q_weight)
         if rp.w_price_fit:  # zero weight: skip the cost
             values[:, 10] = price_fit(catalog, cands, long_term + session)
         if rp.w_freshness:

@@ -11,11 +11,12 @@ import orjson
 import pytest
 
 from stream.domain.catalog import Catalog
-from stream.domain.context_signals import filter_groups, filter_match, query_candidates
+from stream.domain.context_signals import query_candidates
 from stream.domain.events import UserEvent, event_from_message
 from stream.domain.profile import UserProfile, apply_event
 from stream.domain.ranking import RankingProfile, rank
 from stream.domain.relations import CoOccurrence
+from stream.domain.search_filters import filter_match, in_range, search_filters
 
 NOW = 1_700_000_000_000
 DAY = 24 * 3600 * 1000
@@ -75,7 +76,7 @@ def clothes() -> Catalog:
             ("navy", "M") if i < 6 else (("red", "black", "navy")[i % 3], ("S", "L")[i % 2])
         )
         category = ("shirts", "trousers", "boots")[i % 3]
-        attrs = {"colour": colour, "size": size, "category": ["clothing", category]}
+        attrs = {"colour": colour, "size": size, "category": ["clothing", category], "price": i}
         idx = catalog.upsert({"item_id": f"i{i}", "title": f"{category} {i}", "attributes": attrs})
         catalog.record_interaction([idx], 1.0 if i < 6 else 100.0 + i)
     return catalog
@@ -84,12 +85,12 @@ def clothes() -> Catalog:
 def test_filter_match_is_the_share_of_filter_attributes_met() -> None:
     catalog = clothes()
     profile = UserProfile("u", query_ts=NOW, filters=["colour:navy", "size:m", "in_stock:true"])
-    groups = filter_groups(profile, catalog)
+    groups = search_filters(profile, catalog)
     assert len(groups) == 2  # no item has an in_stock attribute: it cannot dilute the share
     idx = [catalog.index[i] for i in ("i0", "i8", "i6", "i7")]  # navy M, navy S, red S, black L
     assert filter_match(groups, catalog, np.array(idx), 0.5).tolist() == [0.5, 0.25, 0.0, 0.0]
     either = replace(profile, filters=["colour:navy", "colour:red"])
-    got = filter_match(filter_groups(either, catalog), catalog, np.array(idx), 1.0)
+    got = filter_match(search_filters(either, catalog), catalog, np.array(idx), 1.0)
     assert got.tolist() == [1.0, 1.0, 1.0, 0.0]  # one attribute, any of its values
 
 
@@ -111,13 +112,13 @@ def test_a_filter_only_search_brings_the_matching_items_first_and_names_the_filt
 def test_query_candidates_prefer_items_meeting_every_filter() -> None:
     catalog = clothes()
     profile = UserProfile("u", query="trousers", query_ts=NOW, filters=["colour:navy", "size:m"])
-    got = query_candidates(profile, catalog, 3, filter_groups(profile, catalog))
+    got = query_candidates(profile, catalog, 3, search_filters(profile, catalog))
     trousers_navy_m = [i for i in range(6) if i % 3 == 1]  # i1, i4: the only full matches
     assert {catalog.ids[i] for i in got} >= {f"i{i}" for i in trousers_navy_m}
     assert query_candidates(profile, catalog, 3).size == 3  # without filters: by popularity
 
 
-@pytest.mark.parametrize("filters", [{}, {"price_max": 60}])
+@pytest.mark.parametrize("filters", [{}, {"in_stock": True}])
 def test_filters_no_item_carries_change_no_score(filters: dict[str, Any]) -> None:
     catalog = clothes()
     profile = UserProfile("u")
@@ -125,3 +126,31 @@ def test_filters_no_item_carries_change_no_score(filters: dict[str, Any]) -> Non
     got = rank(profile, catalog, CoOccurrence(), RankingProfile(), NOW)
     cold = rank(UserProfile("u"), catalog, CoOccurrence(), RankingProfile(), NOW)
     assert [i.item_id for i in got] == [i.item_id for i in cold]
+
+
+def test_a_price_range_is_met_by_the_items_price_and_never_by_an_unknown_one() -> None:
+    price = np.array([5.0, 20.0, 60.0, 61.0, np.nan])
+    assert in_range(price, 20.0, 60.0).tolist() == [False, True, True, False, False]
+    assert in_range(price, np.nan, 60.0).tolist() == [True, True, True, False, False]
+    catalog = clothes()
+    catalog.upsert({"item_id": "free", "attributes": {"colour": "navy"}})  # no price
+    profile = UserProfile("u", query_ts=NOW, filters=["price_min:10", "price_max:20.5"])
+    filters = search_filters(profile, catalog)
+    assert (filters.groups, filters.price) == ([], (10.0, 20.5))
+    idx = np.array([catalog.index[i] for i in ("i9", "i10", "i20", "i21", "free")])
+    assert filter_match(filters, catalog, idx, 1.0).tolist() == [0, 1, 1, 0, 0]
+    bad = replace(profile, filters=["price_max:cheap", "price_min:inf"])
+    assert search_filters(bad, catalog).price is None
+
+
+def test_a_price_filter_ranks_affordable_items_first_and_stays_out_of_affinities() -> None:
+    catalog = clothes()
+    profile = UserProfile("u")
+    apply_event(profile, search(NOW, 1, "", colour="navy", price_max=30), no_features)
+    assert set(profile.session) == {"colour:navy"}
+    assert profile.filters == ["colour:navy", "price_max:30"]
+    got = rank(profile, catalog, CoOccurrence(), RankingProfile(), NOW)
+    prices = [int(item.item_id[1:]) for item in got[:10]]  # item i costs i
+    assert max(prices) <= 30, prices  # the diversity caps may bring a red one at most 30
+    assert all(i < 6 or i % 3 == 2 for i in prices[:5]), prices  # navy and at most 30 first
+    assert "matches your filters: Navy, your price range" in got[0].reasons
