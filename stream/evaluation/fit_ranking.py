@@ -165,6 +165,9 @@ class RankingFitter:
             info["outcome"] = "not enough logged purchases: hand weights kept"
             return base, info
         w = best_on(valid, non_negative_fit([log for log in train if log.labels.any()]), train)
+        absent = unobserved(train)
+        w = np.where(absent, base.signal_weights(), w)
+        info["kept_for_absent_signals"] = [n for n, a in zip(SIGNALS, absent, strict=True) if a]
         fitted = with_weights(base, w, _slice(train))
         base_recall = validation_recall(valid, base.signal_weights())
         fit_recall = validation_recall(valid, fitted.signal_weights())
@@ -179,6 +182,18 @@ class RankingFitter:
             return with_placement(base, valid, info), info
         info["outcome"] = "fitted weights used"
         return with_placement(fitted, valid, info), info
+
+
+def unobserved(logs: list[LoggedList]) -> np.ndarray:
+    """Per signal: zero in every logged candidate, i.e. the data never showed it (no searches
+    in a purchase log, no catalog dates). The fit can only give such a signal weight 0, which
+    says nothing about it, and a worker running the fitted profile would then ignore it live
+    (a shopper's search would change nothing): its weight stays the base profile's instead."""
+    seen = np.zeros(len(SIGNALS), dtype=bool)
+    for log in logs:
+        if log.values.size:
+            seen |= np.abs(log.values).max(axis=0) > 0
+    return ~seen
 
 
 def with_placement(

@@ -187,3 +187,25 @@ def test_logged_lists_carry_the_signals_the_hand_profile_weighs_zero() -> None:
     assert column[False] == pytest.approx(np.exp(-1.0), rel=1e-6)  # "old"
     assert column[True] == pytest.approx(np.exp(-1.0 / 14), rel=1e-6)  # "new", the purchase
     assert engine.ranking is hand and hand.w_freshness == 0.0  # logging changed no profile
+
+
+def test_signals_absent_from_the_fit_data_keep_the_base_weight() -> None:
+    """A purchase log without searches has an all-zero ``query_match`` / ``search_filters``
+    column: the fit gives them 0, which would switch searches off in a worker running the
+    fitted profile. They keep the base profile's weights; an observed signal that does not
+    help is still fitted to 0."""
+    logs = synthetic_logs(100, seed=4, signal=4)
+    absent = ("query_match", "search_filters")
+    for log in logs:
+        for name in absent:
+            log.values[:, SIGNALS.index(name)] = 0.0
+        log.values[:, 0] = 1.0 - log.labels  # observed, predicts against: fitted to 0
+    fitter = RankingFitter(warm_index=100, orders_in_range=100)
+    fitter.logs = logs
+    base = RankingProfile()
+    fitted, info = fitter.fit(base)
+    assert info["outcome"] == "fitted weights used"
+    assert info["kept_for_absent_signals"] == list(absent)
+    assert (fitted.w_query_match, fitted.w_search_filters) == (1.0, 2.0)
+    assert fitted.w_affinity * fitted.w_session == 0.0
+    assert fitted.w_repeat == max(fitted.signal_weights())
