@@ -349,8 +349,10 @@ def _drop_query(profile: UserProfile, item_id: str, role: str | None = None) -> 
 FeaturesOf = Callable[[str], Iterable[str]]
 #: a query longer than this is cut: it only feeds a token overlap
 MAX_QUERY_CHARS = 256
-#: a search's filters beyond this many features are dropped (they only feed a share)
+#: a search's filters beyond this many features, or longer than this, are not kept (they only
+#: feed a share; a profile is written on every event and must stay small)
 MAX_FILTERS = 16
+MAX_FILTER_CHARS = 128
 
 
 def _remember_context(profile: UserProfile, event: UserEvent) -> None:
@@ -366,7 +368,8 @@ def _remember_context(profile: UserProfile, event: UserEvent) -> None:
     query = (event.query or "")[:MAX_QUERY_CHARS]
     if search:
         profile.query = query
-        profile.filters = filter_features(event.filters)[:MAX_FILTERS]
+        wanted = [f for f in filter_features(event.filters) if len(f) <= MAX_FILTER_CHARS]
+        profile.filters = wanted[:MAX_FILTERS]
     elif query:
         if query != profile.query:
             profile.filters = []

@@ -48,6 +48,13 @@ def test_a_search_keeps_its_filters_and_the_next_search_replaces_them() -> None:
     assert (profile.query, profile.filters, profile.query_ts) == ("", [], NOW + 1)
 
 
+def test_a_search_keeps_at_most_16_filters_of_at_most_128_characters() -> None:
+    profile = UserProfile("u")
+    many = [f"c{i}" for i in range(40)]
+    apply_event(profile, search(NOW, 1, colour=many, note="x" * 500), no_features)
+    assert profile.filters == [f"colour:c{i}" for i in range(16)]
+
+
 def test_a_click_from_another_query_drops_the_filters_the_same_query_keeps_them() -> None:
     profile = UserProfile("u")
     apply_event(profile, search(NOW, 1, "chinos", size="M"), no_features)
