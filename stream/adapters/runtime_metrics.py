@@ -71,6 +71,7 @@ class RuntimeSampler:
         # item topics have their own group and consumer (``item_group``), sampled apart
         self.group_topics = [settings.topic(name) for name in USER_TOPICS + CONTROL_TOPICS]
         self._lag_keys: set[tuple[str, str, int]] = set()
+        self._last_source_lag: dict[str, Lag] = {}  # per reader: its last answer
         self._profile: frozenset[tuple[str, str]] = frozenset()
         self._model: tuple[str, str] | None = None
         self._next_users_count = -math.inf
@@ -84,14 +85,9 @@ class RuntimeSampler:
         m.qdrant_oldest.set(r.writer.oldest_pending_seconds)
         m.ready.set(1 if r.pipeline.ready.is_set() else 0)
         lag = group_lag(r.faust_app, self.group_topics)
-        try:
-            # position() may wait for an offset reset: never hold up the watchdog for it
-            lag.update(await asyncio.wait_for(r.replica.lag(), REPLICA_LAG_TIMEOUT_S))
-            items = getattr(r, "items", None)
-            if items is not None:
-                lag.update(await asyncio.wait_for(items.lag(), REPLICA_LAG_TIMEOUT_S))
-        except Exception:
-            log.debug("replica or item group lag unavailable", exc_info=True)
+        for name, source in (("replica", r.replica), ("item group", getattr(r, "items", None))):
+            if source is not None:
+                lag.update(await self._source_lag(name, source))
         self._set_lag(lag)
         m.state_bytes.set(r.store.size_bytes())
         started = time.monotonic()
@@ -106,6 +102,19 @@ class RuntimeSampler:
             profiles.info() if profiles is not None else [(engine.ranking.label, engine.variant)]
         )
         self._set_model(r.engine.relations)
+
+    async def _source_lag(self, name: str, source: Any) -> Lag:
+        """One reader's lag. Each reader is asked on its own, so one that cannot answer hides
+        no other's; one that cannot answer keeps its last values (a series that vanished for
+        a sample would read as a retired partition, and an alert on it would flap)."""
+        try:
+            # position() may wait for an offset reset: never hold up the watchdog for it
+            lag: Lag = await asyncio.wait_for(source.lag(), REPLICA_LAG_TIMEOUT_S)
+        except Exception:
+            log.debug("%s lag unavailable", name, exc_info=True)
+            return self._last_source_lag.get(name, {})
+        self._last_source_lag[name] = lag
+        return lag
 
     def _set_lag(self, lag: Lag) -> None:
         gauge = self.metrics.consumer_lag

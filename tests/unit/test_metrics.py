@@ -189,3 +189,29 @@ def test_a_scrape_can_ask_for_only_the_metrics_it_reads() -> None:
     assert only['recstream_events_processed_total{topic="clicks"}'] == 3.0
     assert all(name.startswith("recstream_events_processed_total") for name in only)
     assert any(name.startswith("recstream_stage_seconds") for name in full)
+
+
+class FailingReplica:
+    def __init__(self, result: dict[tuple[str, str, int], int]) -> None:
+        self.result = result
+        self.fail = False
+
+    async def lag(self) -> dict[tuple[str, str, int], int]:
+        if self.fail:
+            raise TimeoutError("position() waits for an offset reset")
+        return self.result
+
+
+def test_a_reader_that_cannot_answer_hides_no_other_and_keeps_its_last_lag() -> None:
+    m = Metrics()
+    rapp = fake_rapp(FakeConsumer(set(), {}, {}))
+    rapp.replica = FailingReplica({("replica", "stock", 0): 4})
+    rapp.items = FailingReplica({("group", "catalog", 0): 2})
+    sampler = RuntimeSampler(m, rapp)
+    asyncio.run(sampler.sample())
+    lag = "recstream_consumer_lag_messages"
+    rapp.replica.fail = True
+    rapp.items.result = {("group", "catalog", 0): 9}
+    asyncio.run(sampler.sample())
+    assert sample(m, lag, {"consumer": "replica", "topic": "stock", "partition": "0"}) == 4
+    assert sample(m, lag, {"consumer": "group", "topic": "catalog", "partition": "0"}) == 9
