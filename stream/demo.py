@@ -4,7 +4,9 @@ Starts what is missing (the bundled broker unless RECSTREAM_KAFKA_BOOTSTRAP is s
 unless RECSTREAM_QDRANT_URL is set; one worker), loads the 84.51° Complete Journey data
 (simulated from real shopping patterns, per its authors), replays baskets as `orders` with
 time compression and prints live lists with their latency. Every 15 s it also takes the item
-most often shown out of stock (a derived event, marked as such) to show the stock logic.
+most often shown out of stock (a derived event, marked as such) to show the stock logic, and,
+half-way between, lets the shopper of the latest list search for their #1 item's kind filtered
+to another brand (derived too), printing how much of their next list meets the filter.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from stream.local_worker import scrape_metrics, spawn_worker, wait_ready
 from stream.settings import Settings
 
 STOCK_DEMO_EVERY_S = 15.0
+#: the search demo runs as often, half a period after the stock demo
+SEARCH_DEMO_EVERY_S = 15.0
 #: how often the rolling summary line is printed, and the window its latency covers
 SUMMARY_EVERY_S = 5.0
 
@@ -36,8 +40,15 @@ def _say(text: str) -> None:
 class LiveView:
     """Prints a sample of lists as they arrive and a rolling summary line."""
 
-    def __init__(self, titles: dict[str, str]) -> None:
+    def __init__(
+        self, titles: dict[str, str], facts: dict[str, tuple[str, str]] | None = None
+    ) -> None:
         self.titles = titles
+        #: item id -> (product title, brand): what the search demo searches and filters by
+        self.facts = facts or {}
+        self.last: tuple[str, list[str]] | None = None  # the latest list: user, item ids
+        #: user -> (brand filtered to, share of their list of that brand before the search)
+        self.searched: dict[str, tuple[str, float]] = {}
         self.received = 0
         #: (arrival, latency ms) of recent lists: the summary shows the last ``window_s``, so
         #: a fresh worker's start-up backlog shows in the first lines, not in every later one
@@ -57,8 +68,13 @@ class LiveView:
         trigger = message["trigger"]
         if trigger["topic"] == "stock":
             self.stock_refreshes += 1
+        ids = [item["item_id"] for item in items]
+        self.last = (message["user_id"], ids)
         now = time.monotonic()
-        if now - self.last_print < 0.4 and trigger["topic"] != "stock":
+        searched = (
+            self.searched.pop(message["user_id"], None) if trigger["topic"] == "searches" else None
+        )
+        if now - self.last_print < 0.4 and trigger["topic"] != "stock" and searched is None:
             return
         self.last_print = now
         top = " · ".join(self.titles.get(i["item_id"], i["item_id"]) for i in items[:3])
@@ -68,6 +84,35 @@ class LiveView:
             f"  {message['user_id']:<10} ← {trigger['topic']:<7} {lat} │ {top}\n"
             f"  {'':<10}   why #1: {why}"
         )
+        if searched is not None:
+            brand, before = searched
+            after = self.brand_share(ids, brand)
+            _say(f"  {'':<10}   brand {brand}: {after:.0%} of the top 10 (was {before:.0%})")
+
+    def brand_share(self, ids: list[str], brand: str) -> float:
+        top = ids[:10]
+        return sum(self.facts.get(i, ("", ""))[1] == brand for i in top) / max(1, len(top))
+
+    def plan_search(self, ts: int, tag: int) -> tuple[dict[str, Any], str] | None:
+        """A search by the shopper of the latest list: their #1 item's title, filtered to the
+        most common other brand (None when the catalog has no second brand)."""
+        if self.last is None or not self.last[1] or self.last[1][0] not in self.facts:
+            return None
+        user, ids = self.last
+        title, brand = self.facts[ids[0]]
+        brands = collections.Counter(b for _, b in self.facts.values() if b and b != brand)
+        if not brands:
+            return None
+        other = brands.most_common(1)[0][0]
+        self.searched[user] = (other, self.brand_share(ids, other))
+        event = {
+            "event_id": f"demo-search-{user}-{tag}",
+            "user_id": user,
+            "ts": ts,
+            "query": title,
+            "filters": {"brand": other},
+        }
+        return event, f"{user} searches '{title}' filtered to brand {other}"
 
     def summary(self, sent: int, now: float | None = None) -> str:
         since = (time.monotonic() if now is None else now) - self.window_s
@@ -87,12 +132,13 @@ async def _live(
     settings: Settings,
     events: list[dict[str, Any]],
     titles: dict[str, str],
+    facts: dict[str, tuple[str, str]],
     speed: float,
     seconds: float | None,
 ) -> LiveView:
     from stream.tools import TopicReader, produce, replay_to
 
-    view = LiveView(titles)
+    view = LiveView(titles, facts)
     progress = {"sent": 0, "ts": 0}
 
     def counted() -> Any:
@@ -104,6 +150,7 @@ async def _live(
     replay_task = asyncio.create_task(replay_to(settings, counted(), speed=speed, progress=False))
     started = time.monotonic()
     last_summary = last_stock = started
+    last_search = started - SEARCH_DEMO_EVERY_S / 2  # half-way between two stock demos
     stocked_out: set[str] = set()
     async with TopicReader(settings, "recommendations") as reader:
         while seconds is None or time.monotonic() - started < seconds:
@@ -142,6 +189,13 @@ async def _live(
                         ],
                     )
                 last_stock = now
+            if now - last_search > SEARCH_DEMO_EVERY_S:
+                planned = view.plan_search(progress["ts"] or int(time.time() * 1000), int(now))
+                if planned is not None:
+                    event, text = planned
+                    _say(f"** demo: {text} (derived event) → their list is re-ranked now")
+                    await produce(settings, [("searches", event)])
+                last_search = now
             if replay_task.done() and not reader.messages:
                 exc = replay_task.exception()
                 if exc is not None:
@@ -241,7 +295,12 @@ def run_demo(
         )
         # bounded exit: an interrupted asyncio.run waits without limit for cancelled Kafka client
         # tasks (6.8 s from SIGTERM to "stopping ..." seen with the load at 12 on 2 cores)
-        view = run_bounded(_live(settings, events, titles, speed, seconds), grace_s=2.0)
+        facts = {
+            m["item_id"]: (str(m.get("title") or ""), str(m.get("attributes", {}).get("brand", "")))
+            for m in dataset.catalog
+        }
+        live = _live(settings, events, titles, facts, speed, seconds)
+        view = run_bounded(live, grace_s=2.0)
         if view.received == 0:
             _say("no recommendations arrived: see " + str(log_path))
             return 1

@@ -30,3 +30,33 @@ def test_the_summary_covers_the_last_window_only() -> None:
     assert "latency p50 50 ms p95 60 ms" in line
     later = view.summary(sent=4, now=time.monotonic() + 3 * view.window_s)
     assert "latency -" in later  # nothing arrived in that window
+
+
+def test_the_search_demo_filters_the_latest_shopper_to_another_brand() -> None:
+    facts = {"i1": ("CHEESE", "National"), "i2": ("CHEESE", "Private"), "i3": ("MILK", "Private")}
+    view = LiveView({}, facts)
+    assert view.plan_search(ts=5, tag=1) is None  # no list yet: nobody to search for
+    view.on_message(_list(10))  # u1's list: i1 (National) first
+    planned = view.plan_search(ts=5, tag=1)
+    assert planned is not None
+    event, text = planned
+    assert event == {
+        "event_id": "demo-search-u1-1",
+        "user_id": "u1",
+        "ts": 5,
+        "query": "CHEESE",
+        "filters": {"brand": "Private"},
+    }
+    assert "u1 searches 'CHEESE' filtered to brand Private" in text
+    assert view.searched == {"u1": ("Private", 0.0)}
+    after = {
+        "user_id": "u1",
+        "items": [{"item_id": i, "reasons": ["matches your filters"]} for i in ("i2", "i3", "i1")],
+        "trigger": {"topic": "searches"},
+    }
+    view.on_message(after)
+    assert view.searched == {}  # reported once
+    assert view.brand_share(["i2", "i3", "i1"], "Private") == 2 / 3
+    one_brand = LiveView({}, {"i1": ("CHEESE", "National")})
+    one_brand.on_message(_list(10))
+    assert one_brand.plan_search(ts=5, tag=1) is None
