@@ -131,7 +131,6 @@ class ListContext:
         #: sources in its ~16 relation reasons (quick bench), and its items share liked names
         self._related: dict[tuple[float, int, str, float], str] = {}
         self._interest: dict[tuple[str, ...], str] = {}
-        self._price: tuple[tuple[float, float] | None] | None = None  # read once, if needed
 
     def liked_reason(self, idx: int, fids: Sequence[int]) -> str:
         """The affinity reason: up to three readable liked features, else a recent query
@@ -162,15 +161,15 @@ class ListContext:
         wanted, vocab, table = self.profile.filters, self.catalog.vocab_names, self.names
         fids = self.catalog.feature_ids[idx].tolist()
         names = [table[f] for f in fids if vocab[f] in wanted and table[f]]
-        price = self._price_range()
+        price = self._price_range
         if price is not None and in_range(self.catalog.price[idx : idx + 1], *price)[0]:
             names.append("your price range")
         return f"matches your filters: {', '.join(names)}" if names else "matches your filters"
 
+    @functools.cached_property
     def _price_range(self) -> tuple[float, float] | None:
-        if self._price is None:
-            self._price = (search_filters(self.profile, self.catalog).price,)
-        return self._price[0]
+        """The search's price range, read once per list and only when an item needs it."""
+        return search_filters(self.profile, self.catalog).price
 
     def related_reason(self, source: tuple[float, int, str, float]) -> str:
         """The relation reason naming ``source`` (its strongest query), written once a list."""
