@@ -109,6 +109,10 @@ class Settings:
     pfeed_weights: tuple[float, float] = (0.25, 1.0)
     #: freeze the start-up heap out of garbage collection once ready (stream.adapters.gc_pauses)
     gc_freeze: bool = True
+    #: seconds between snapshots of what `learned` taught this worker (also taken at a clean
+    #: stop), so a restart reads the topic on from there, not from its beginning; 0 = none
+    #: (``stream.adapters.learned_snapshots``)
+    learned_snapshot_s: float = 300.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -152,6 +156,7 @@ class Settings:
             ranking_profile=env.get("RECSTREAM_RANKING_PROFILE") or None,
             pfeed=_int(env, "RECSTREAM_PFEED", 1) != 0,
             gc_freeze=_int(env, "RECSTREAM_GC_FREEZE", 1) != 0,
+            learned_snapshot_s=float(env.get("RECSTREAM_LEARNED_SNAPSHOT_S") or 300.0),
             pfeed_weights=parse_weights(env.get("RECSTREAM_PFEED_WEIGHTS") or "0.25,1"),
             lookup_dir=Path(env["RECSTREAM_LOOKUP_DIR"])
             if env.get("RECSTREAM_LOOKUP_DIR")

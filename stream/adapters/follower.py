@@ -47,7 +47,10 @@ class Follower(ConsumerTask):
         self.name = name
         self._last_empty_round_start = -1.0
 
-    async def start(self) -> None:
+    async def start(self, positions: dict[int, int] | None = None) -> None:
+        """Assign every partition; read from ``positions`` (partition → next offset, single
+        topic: a restored snapshot's) where given, else from the beginning."""
+        positions = positions or {}
         consumer = standalone_consumer(self.settings)
         await consumer.start()
         partitions: list[TopicPartition] = []
@@ -64,7 +67,12 @@ class Follower(ConsumerTask):
             await consumer.stop()
             raise
         consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
+        resumed = [tp for tp in partitions if positions.get(tp.partition, 0) > 0]
+        for tp in resumed:
+            consumer.seek(tp, positions[tp.partition])
+        fresh = [tp for tp in partitions if tp not in resumed]
+        if fresh:
+            await consumer.seek_to_beginning(*fresh)
         self.consumer = consumer
         self._task = asyncio.create_task(self._run(), name=self.name)
 

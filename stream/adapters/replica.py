@@ -11,6 +11,7 @@ group consumer (``item_group``); the replica silently skips what it rejects.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -19,6 +20,7 @@ import orjson
 from aiokafka.structs import ConsumerRecord
 
 from stream.adapters.follower import Follower
+from stream.adapters.learned_snapshots import Applied, LearnedSnapshots
 from stream.adapters.validation import SchemaError, Validators
 from stream.domain.catalog import Catalog, StockChange
 from stream.domain.item_feed import ItemFeed
@@ -59,6 +61,12 @@ class CatalogReplica:
         self._kinds = {settings.topic("catalog"): "catalog", settings.topic("stock"): "stock"}
         self.items = Follower(settings, list(self._kinds), self._on_item, "catalog-replica")
         self.learned: Follower | None = None
+        #: per `learned` partition, the last record applied (what a snapshot resumes after)
+        self.learned_applied: dict[int, Applied] = {}
+        self.snapshots: LearnedSnapshots | None = None
+        if learner is not None and settings.learned_snapshot_s > 0:
+            self.snapshots = LearnedSnapshots(settings, settings.data_dir)
+        self._snapshotting: asyncio.Task[None] | None = None
         if learner is not None:
             self.learned = Follower(
                 settings, [settings.topic("learned")], self._on_learned, "learned-replica"
@@ -73,11 +81,42 @@ class CatalogReplica:
         if self.learned is not None:
             if not await self.items.caught_up(timeout):
                 raise RuntimeError(f"catalog replica did not catch up within {timeout:.0f} s")
-            await self.learned.start()
+            await self._start_learned(self.learned)
+
+    async def _start_learned(self, learned: Follower) -> None:
+        """From a valid snapshot's positions when there is one, else from the beginning."""
+        if self.snapshots is not None and self.learner is not None:
+            self.learned_applied = await self.snapshots.restore_into(self.learner)
+        await learned.start({p: a.offset + 1 for p, a in self.learned_applied.items()})
+        every = self.settings.learned_snapshot_s
+        if self.snapshots is not None and every > 0:
+            self._snapshotting = asyncio.create_task(self._snapshot_every(every), name="snapshots")
+
+    async def _snapshot_every(self, seconds: float) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            self.save_snapshot()
+
+    def save_snapshot(self) -> None:
+        """Write what `learned` taught so far; a failure is logged, never fatal (the next
+        start reads more of the topic, nothing is lost)."""
+        if self.snapshots is None or self.learner is None or self.failed is not None:
+            return
+        try:
+            self.snapshots.save(self.learner, self.learned_applied)
+        except OSError:
+            log.exception("learned snapshot not written")
 
     async def stop(self) -> None:
+        if self._snapshotting is not None:
+            self._snapshotting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._snapshotting
         for follower in reversed(self.followers):
             await follower.stop()
+        if self._snapshotting is not None:  # the learned follower had started: a clean stop
+            self._snapshotting = None
+            self.save_snapshot()
 
     @property
     def failed(self) -> BaseException | None:
@@ -97,6 +136,9 @@ class CatalogReplica:
 
     async def _on_learned(self, topic: str, record: ConsumerRecord[bytes, bytes]) -> None:
         self._learn(record.value)
+        self.learned_applied[record.partition] = Applied(
+            record.offset, record.timestamp, record.key
+        )
 
     async def _apply(self, kind: str, raw: bytes | None) -> None:
         try:

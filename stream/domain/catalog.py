@@ -168,6 +168,12 @@ class Catalog:
             if weight < 0:
                 self._shrunk += 1
 
+    def restore_popularity(self, indexes: np.ndarray, values: np.ndarray) -> None:
+        """Popularity from a snapshot (``stream.domain.learned_snapshot``): set, not added;
+        every popular list is rebuilt at its next read."""
+        self.popularity[indexes] = values
+        self._shrunk += 1
+
     # -- reads ---------------------------------------------------------------------------------
     def eligible(self, indexes: np.ndarray) -> np.ndarray:
         """Mask of items that may be shown at all: in stock and not deleted."""

@@ -108,6 +108,12 @@ class CoOccurrence:
         top = np.argsort(-rank, kind="stable")[:keep]
         return {int(keys[t]): float(counts[t]) for t in top}
 
+    def restore(self, counts: dict[int, float], pairs: dict[int, dict[int, float]]) -> None:
+        """Counts and rows from a snapshot (``stream.domain.learned_snapshot``), as kept."""
+        self.counts = counts
+        self.pairs = pairs
+        self._dirty.update(counts)  # the read side refreshes these counts at its next read
+
     def related(self, idx: int, role: str = "view") -> tuple[np.ndarray, np.ndarray]:
         """The ``top_k`` partners by cosine-normalised strength, strongest first (ordered
         before the cap at 1, so partners above it keep their order)."""

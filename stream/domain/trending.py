@@ -75,6 +75,19 @@ class Trending:
         self._rebases += 1
         self._best = None
 
+    def restore(self, t0: float | None, indexes: np.ndarray, scores: np.ndarray) -> None:
+        """Counts from a snapshot (``stream.domain.learned_snapshot``): ``scores[:, k]`` is
+        item ``indexes[k]``'s, relative to ``t0`` as stored (forward decay goes on from it)."""
+        need = int(indexes.max()) + 1 if indexes.size else 0
+        if need > self.scores.shape[1]:
+            grown = np.zeros((self.scores.shape[0], max(need, self.scores.shape[1])))
+            grown[:, : self.scores.shape[1]] = self.scores
+            self.scores = grown
+        self.scores[:, indexes] = scores
+        self.t0 = t0
+        self._rebases += 1  # a new epoch: the hot list is rebuilt
+        self._best = None
+
     def values(self, cands: np.ndarray) -> np.ndarray:
         """(len(cands), horizons): each horizon's count relative to its current best item."""
         out = np.zeros((cands.size, len(self.horizons_ms)))

@@ -1,0 +1,186 @@
+"""Snapshots of what `learned` taught a worker, on its data dir, so a restart reads on from there.
+
+Without one, every start re-reads `learned` from its beginning (the topic grows with every
+event). With ``RECSTREAM_LEARNED_SNAPSHOT_S`` > 0 the catalog replica writes the learner's state
+(``stream.domain.learned_snapshot``) with, per `learned` partition, the position after the last
+record it applied — every that many seconds and at a clean stop — and a starting worker that
+finds one restores it and follows `learned` from those positions.
+
+A snapshot is only trusted when the topic still holds what it was taken against: for every
+partition read past 0, the record just before the saved position must still be there with the
+same key and timestamp. A topic deleted and recreated (a wiped bundled broker, a new cluster) or
+a retention that dropped that record makes the worker read from the beginning instead, as
+without a snapshot, and says so in its log. A lost or unreadable file does the same.
+
+Format: one ``.npz`` (numpy arrays, no pickle) with the JSON meta as a byte array; written to a
+temporary file, fsynced and renamed, so a crash mid-write leaves the previous snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+from aiokafka import TopicPartition
+
+from stream.adapters.follower import standalone_consumer
+from stream.domain.learned_snapshot import Arrays, SnapshotMismatch, capture, restore
+from stream.domain.learning import Learner
+from stream.settings import Settings
+
+log = logging.getLogger(__name__)
+
+FILE_NAME = "learned.snapshot.npz"
+
+
+@dataclass(frozen=True)
+class Applied:
+    """The last record applied from one `learned` partition (what a snapshot is checked by)."""
+
+    offset: int
+    timestamp: int
+    key: bytes | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"offset": self.offset, "ts": self.timestamp, "key": (self.key or b"").hex()}
+
+
+@dataclass
+class Snapshot:
+    meta: dict[str, Any]
+    arrays: Arrays
+
+    @property
+    def positions(self) -> dict[int, dict[str, Any]]:
+        """Per `learned` partition, its last applied record (``Applied.to_json``)."""
+        return {int(p): v for p, v in self.meta.get("positions", {}).items()}
+
+
+class LearnedSnapshots:
+    """Reads and writes one worker's snapshot file; checks it against the topic."""
+
+    def __init__(self, settings: Settings, directory: Path) -> None:
+        self.settings = settings
+        self.topic = settings.topic("learned")
+        self.path = directory / FILE_NAME
+        self.written = 0
+        self.last_seconds = 0.0  # how long the last capture + write held the event loop
+
+    def save(self, learner: Learner, applied: dict[int, Applied]) -> None:
+        """Capture and write atomically (runs on the event loop: a capture is a consistent
+        point between two applied records)."""
+        started = time.perf_counter()
+        meta, arrays = capture(learner)
+        meta["topic"] = self.topic
+        meta["positions"] = {str(p): a.to_json() for p, a in sorted(applied.items())}
+        buffer = io.BytesIO()
+        payload: dict[str, Any] = {**arrays, "meta": np.frombuffer(orjson.dumps(meta), np.uint8)}
+        np.savez(buffer, **payload)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        with open(tmp, "wb") as out:
+            out.write(buffer.getbuffer())
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, self.path)
+        self.written += 1
+        self.last_seconds = time.perf_counter() - started
+        log.info(
+            "learned snapshot written: %d observations applied, %.1f KB, %.0f ms",
+            learner.applied,
+            len(buffer.getbuffer()) / 1024,
+            self.last_seconds * 1000,
+        )
+
+    def load(self) -> Snapshot | None:
+        """The snapshot on disk, or None (absent, unreadable or of another topic: logged)."""
+        if not self.path.exists():
+            return None
+        try:
+            with np.load(self.path, allow_pickle=False) as data:
+                arrays = {name: data[name] for name in data.files}
+            meta = orjson.loads(arrays.pop("meta").tobytes())
+        except (OSError, ValueError, KeyError, orjson.JSONDecodeError) as exc:
+            log.warning("learned snapshot %s unreadable (%s): reading learned from the start",
+                        self.path, exc)  # fmt: skip
+            return None
+        if meta.get("topic") != self.topic:
+            log.warning("learned snapshot is of topic %r, not %r: not used",
+                        meta.get("topic"), self.topic)  # fmt: skip
+            return None
+        return Snapshot(meta, arrays)
+
+    async def still_valid(self, snapshot: Snapshot, timeout_s: float = 10.0) -> bool:
+        """Does the topic still hold, at each saved position, the record the snapshot saw?"""
+        expected = {p: a for p, a in snapshot.positions.items() if a["offset"] >= 0}
+        consumer = standalone_consumer(self.settings)
+        await consumer.start()
+        try:
+            partitions = consumer.partitions_for_topic(self.topic)
+            if partitions is None:
+                await consumer._client.force_metadata_update()
+                partitions = consumer.partitions_for_topic(self.topic) or set()
+            if not set(snapshot.positions) <= partitions:
+                return False
+            if not expected:
+                return True
+            tps = {p: TopicPartition(self.topic, p) for p in expected}
+            consumer.assign(list(tps.values()))
+            for p, tp in tps.items():
+                consumer.seek(tp, expected[p]["offset"])
+            return await _first_records_match(consumer, tps, expected, timeout_s)
+        finally:
+            await consumer.stop()
+
+    async def restore_into(self, learner: Learner) -> dict[int, Applied]:
+        """Restore a valid snapshot into ``learner``; per `learned` partition the last record
+        it had applied, to follow on from (empty: read from the beginning)."""
+        snapshot = self.load()
+        if snapshot is None:
+            return {}
+        if not await self.still_valid(snapshot):
+            log.warning("learned snapshot does not match the topic any more (recreated, or "
+                        "its records expired): reading learned from the start")  # fmt: skip
+            return {}
+        try:
+            dropped = restore(learner, snapshot.meta, snapshot.arrays)
+        except SnapshotMismatch as exc:
+            log.warning("learned snapshot not used (%s): reading learned from the start", exc)
+            return {}
+        log.info("learned snapshot restored: %d observations, %d items no longer in the catalog",
+                 learner.applied, dropped)  # fmt: skip
+        return {
+            p: Applied(int(a["offset"]), int(a["ts"]), bytes.fromhex(a["key"]) or None)
+            for p, a in snapshot.positions.items()
+        }
+
+
+async def _first_records_match(
+    consumer: Any,
+    tps: dict[int, TopicPartition],
+    expected: dict[int, dict[str, Any]],
+    timeout_s: float,
+) -> bool:
+    """Each partition's first fetched record is the expected one (offset, timestamp, key)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    pending = dict(tps)
+    while pending and loop.time() < deadline:
+        batches = await consumer.getmany(*pending.values(), timeout_ms=200, max_records=1)
+        for tp, records in batches.items():
+            if not records:
+                continue
+            record, want = records[0], expected[tp.partition]
+            key = (record.key or b"").hex()
+            if (record.offset, record.timestamp, key) != (want["offset"], want["ts"], want["key"]):
+                return False
+            pending.pop(tp.partition, None)
+    return not pending

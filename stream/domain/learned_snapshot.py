@@ -1,0 +1,150 @@
+"""What a worker learned from `learned`, as data: captured and restored by item id, exactly.
+
+A worker folds every `learned` observation into its shared read models (popularity, trending,
+repeat propensities, co-occurrence) and, without a snapshot, re-reads the whole topic at every
+start: 27 µs an observation, so a shop at 500 events/s adds ~20 minutes of start-up a day. A
+snapshot is those models plus the ``Learner``'s de-duplication state (``seen``, ``pending``)
+at a point where the follower had applied exactly the records before ``positions``; restoring
+it and reading on from there gives the same models, float for float, as reading everything
+(``tests/unit/test_learned_snapshot.py``), because:
+
+* every number is stored as it is (float64 arrays, no re-summing): a sum continued from a
+  restored value adds the same floats in the same order as the uninterrupted worker;
+* ``pending`` (observations this worker applied at once and whose echo it has not read yet) is
+  kept, so their echoes after the restart are skipped exactly as they would have been; an
+  observation whose batch was never delivered (a crash) is re-observed when the batch is
+  re-delivered, recognised as pending, not applied twice, and published again;
+* arrays are indexed by item *id* (the catalog's order at capture time, in ``ids``): a restart
+  may read the catalog in another order, and an item the catalog no longer has is dropped, as
+  an observation naming it would be.
+
+Pure: ``capture`` returns (meta, arrays), ``restore`` takes them; files and Kafka positions
+are the adapter's (``stream.adapters.learned_snapshots``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from stream.domain.learned import RepeatModel
+from stream.domain.learning import Learner
+from stream.domain.relations import CoOccurrence
+
+#: bumped when the layout changes; a snapshot of another version is not read (full replay)
+SNAPSHOT_VERSION = 1
+
+Arrays = dict[str, np.ndarray]
+
+
+def capture(learner: Learner) -> tuple[dict[str, Any], Arrays]:
+    """The learner's read models and de-duplication state (copies: the worker goes on)."""
+    catalog = learner.catalog
+    n = len(catalog.ids)
+    meta: dict[str, Any] = {
+        "version": SNAPSHOT_VERSION,
+        "ids": list(catalog.ids),
+        "seen": dict(learner.seen),
+        "pending": {key: sorted(offsets) for key, offsets in learner.pending.items() if offsets},
+        "applied": learner.applied,
+        "duplicates": learner.duplicates,
+        "repeats": learner.repeats.to_dict() if learner.repeats is not None else None,
+        "trending": None,
+        "cooccurrence": isinstance(learner.relations, CoOccurrence),
+    }
+    arrays: Arrays = {"popularity": catalog.popularity[:n].copy()}
+    if learner.trending is not None:
+        trending = learner.trending
+        scores = np.zeros((len(trending.horizons_ms), n))
+        cols = min(n, trending.scores.shape[1])
+        scores[:, :cols] = trending.scores[:, :cols]
+        arrays["trending"] = scores
+        meta["trending"] = {"t0": trending.t0, "horizons_ms": list(trending.horizons_ms)}
+    if isinstance(learner.relations, CoOccurrence):
+        arrays.update(_capture_cooccurrence(learner.relations))
+    return meta, arrays
+
+
+def _capture_cooccurrence(cooc: CoOccurrence) -> Arrays:
+    """Counts and partner rows (in each row's dict order) as flat arrays of catalog indexes."""
+    rows = list(cooc.pairs.items())
+    sizes = np.fromiter((len(row) for _, row in rows), dtype=np.int64, count=len(rows))
+    total = int(sizes.sum())
+    partners = np.fromiter((j for _, row in rows for j in row), dtype=np.int64, count=total)
+    weights = np.fromiter((w for _, row in rows for w in row.values()), np.float64, total)
+    return {
+        "count_items": np.fromiter(cooc.counts.keys(), dtype=np.int64, count=len(cooc.counts)),
+        "count_values": np.fromiter(cooc.counts.values(), np.float64, len(cooc.counts)),
+        "pair_rows": np.fromiter((i for i, _ in rows), dtype=np.int64, count=len(rows)),
+        "pair_sizes": sizes,
+        "pair_partners": partners,
+        "pair_weights": weights,
+    }
+
+
+class SnapshotMismatch(ValueError):
+    """A snapshot this learner cannot take (another version, another configuration)."""
+
+
+def restore(learner: Learner, meta: dict[str, Any], arrays: Arrays) -> int:
+    """Put a captured state into a learner that has applied nothing yet (a starting worker,
+    its catalog read). Returns how many of the snapshot's items the catalog no longer has."""
+    if meta.get("version") != SNAPSHOT_VERSION:
+        raise SnapshotMismatch(f"snapshot version {meta.get('version')!r}")
+    if learner.applied or learner.seen or any(learner.pending.values()):
+        raise SnapshotMismatch("the learner has applied observations already")
+    if bool(meta.get("cooccurrence")) != isinstance(learner.relations, CoOccurrence):
+        raise SnapshotMismatch("the snapshot and the learner disagree on co-occurrence")
+    trend = meta.get("trending")
+    if (trend is None) != (learner.trending is None) or (
+        trend is not None
+        and learner.trending is not None
+        and tuple(trend["horizons_ms"]) != learner.trending.horizons_ms
+    ):
+        raise SnapshotMismatch("the snapshot's trending horizons differ")
+    index = learner.catalog.index
+    now = np.array([index.get(i, -1) for i in meta["ids"]], dtype=np.int64)
+    known = now >= 0
+    learner.catalog.restore_popularity(now[known], arrays["popularity"][known])
+    if trend is not None and learner.trending is not None:
+        learner.trending.restore(trend["t0"], now[known], arrays["trending"][:, known])
+    if learner.repeats is not None and meta.get("repeats") is not None:
+        loaded = RepeatModel.from_dict(meta["repeats"])
+        learner.repeats.rebuy, learner.repeats.view_return = loaded.rebuy, loaded.view_return
+    if isinstance(learner.relations, CoOccurrence):
+        _restore_cooccurrence(learner.relations, now, arrays)
+    learner.seen = {str(k): int(v) for k, v in meta["seen"].items()}
+    learner.pending = {str(k): {int(o) for o in v} for k, v in meta["pending"].items()}
+    learner.applied = int(meta["applied"])
+    learner.duplicates = int(meta["duplicates"])
+    return int((~known).sum())
+
+
+def _restore_cooccurrence(cooc: CoOccurrence, now: np.ndarray, arrays: Arrays) -> None:
+    """Rows and counts mapped to the current catalog's indexes, in their captured order."""
+    n = now.size
+
+    def mapped(snapshot_idx: np.ndarray) -> list[int]:
+        inside = (snapshot_idx >= 0) & (snapshot_idx < n)
+        out = np.full(snapshot_idx.size, -1, dtype=np.int64)
+        out[inside] = now[snapshot_idx[inside]]
+        return out.tolist()
+
+    counts: dict[int, float] = {}
+    for i, value in zip(
+        mapped(arrays["count_items"]), arrays["count_values"].tolist(), strict=True
+    ):
+        if i >= 0:
+            counts[i] = value
+    pairs: dict[int, dict[int, float]] = {}
+    partners = mapped(arrays["pair_partners"])
+    weights = arrays["pair_weights"].tolist()
+    start = 0
+    for i, size in zip(mapped(arrays["pair_rows"]), arrays["pair_sizes"].tolist(), strict=True):
+        end = start + size
+        if i >= 0:
+            got = zip(partners[start:end], weights[start:end], strict=True)
+            pairs[i] = {j: w for j, w in got if j >= 0}
+        start = end
+    cooc.restore(counts, pairs)
