@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test unit integration lint typecheck eval bench model clean prometheus dashboards
+.PHONY: install demo test unit integration lint typecheck eval bench bench-restart model clean prometheus dashboards
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ eval: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/recstream bench $(BENCH_ARGS)
+
+# restart time with N observations on `learned`: snapshot vs full replay (reports/bench/restart)
+bench-restart: $(STAMP)
+	$(PY) -m stream.bench.restart $(RESTART_ARGS)
 
 # Pfeed encoder: train (torch, the `train` extra), export to ONNX, embed the catalog, build the lookup.
 model: $(STAMP)

@@ -146,3 +146,30 @@ def test_bench_stops_its_processes_on_sigterm(tmp_path: Path) -> None:
     while _survivors(tmp_path) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _survivors(tmp_path) == []
+
+
+def test_restart_bench_writes_both_kinds_of_start(tmp_path: Path) -> None:
+    """`python -m stream.bench.restart` on a tiny topic: a replayed and a restored start each."""
+    out = tmp_path / "restart"
+    argv = ["-m", "stream.bench.restart", "--observations", "400", "--pairs", "1"]
+    done = subprocess.run(
+        [sys.executable, *argv, "--out", str(out)],
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    assert "[restart] published 400/400 observations" in done.stderr
+    r = orjson.loads((out / "restart.json").read_bytes())
+    starts = {row["start"].split(" #")[0]: row for row in r["rows"]}
+    assert set(starts) == {"first (no snapshot yet)", "full replay", "from snapshot"}
+    assert not starts["full replay"]["restored"] and starts["from snapshot"]["restored"]
+    assert starts["first (no snapshot yet)"]["snapshot_kb"] > 0  # written at its clean stop
+    assert {row["applied"] for row in r["rows"]} == {400}  # restored, never applied twice
+    for row in r["rows"]:
+        _positive(row["replica_ready_s"], row["start"])
+    _positive(r["speedup"], "speedup")
+    assert (out / "restart.png").stat().st_size > 1000
+    assert "full replay" in (out / "restart.md").read_text()
+    assert _survivors(tmp_path) == []

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,12 @@ def lists_at(dep: Deployment, ts: int, tag: str) -> dict[str, list[tuple[str, fl
     }
 
 
+def processed(metrics: dict[str, float]) -> float:
+    """User events the worker applied (the catalog is counted too, under its own topic)."""
+    return sum(metrics.get(f'recstream_events_processed_total{{topic="{t}"}}', 0.0)
+               for t in ("clicks", "orders"))  # fmt: skip
+
+
 def applied_at_ready(log: str) -> int:
     match = re.search(r"catalog replica ready: \d+ items, (\d+) learned observations", log)
     assert match, log[-3000:]
@@ -99,6 +106,10 @@ def test_restart_from_snapshot_ranks_like_a_full_replay(broker: Any, tmp_path: P
     for n, (_, body) in enumerate(history):
         body["ts"] = start + n * 1000  # each user's order strictly their newest event
     answered(dep, history, {body["event_id"] for topic, body in history if topic == "orders"})
+    deadline = time.monotonic() + 60  # an order can be answered before its user's clicks came
+    while processed(worker.metrics()) < len(history) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert processed(worker.metrics()) == len(history)
     assert worker.stop() == 0
     snapshot = tmp_path / "w" / FILE_NAME
     assert "learned snapshot written" in worker.log() and snapshot.exists()
