@@ -22,7 +22,9 @@ import asyncio
 import io
 import logging
 import os
+import threading
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,11 +74,15 @@ class LearnedSnapshots:
         self.topic = settings.topic("learned")
         self.path = directory / FILE_NAME
         self.written = 0
-        self.last_seconds = 0.0  # how long the last capture + write held the event loop
+        self.written_at = 0.0  # epoch seconds of the last snapshot written (0: none yet)
+        self.last_loop_seconds = 0.0  # how long the last capture held the event loop
+        self._observations = 0
+        self._lock = threading.Lock()
 
-    def save(self, learner: Learner, applied: dict[int, Applied]) -> None:
-        """Capture and write atomically (runs on the event loop: a capture is a consistent
-        point between two applied records)."""
+    def capture(self, learner: Learner, applied: dict[int, Applied]) -> bytes:
+        """The snapshot's bytes. On the event loop, between two applied records: that makes it
+        a consistent point (the learner's state and ``applied`` agree); timed in
+        ``last_loop_seconds``, the one part of a snapshot that holds the loop."""
         started = time.perf_counter()
         meta, arrays = capture(learner)
         meta["topic"] = self.topic
@@ -84,21 +90,41 @@ class LearnedSnapshots:
         buffer = io.BytesIO()
         payload: dict[str, Any] = {**arrays, "meta": np.frombuffer(orjson.dumps(meta), np.uint8)}
         np.savez(buffer, **payload)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "wb") as out:
-            out.write(buffer.getbuffer())
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, self.path)
+        self.last_loop_seconds = time.perf_counter() - started
+        self._observations = learner.applied
+        return buffer.getvalue()
+
+    def write(self, data: bytes) -> None:
+        """Atomically replace the file. May run in a thread; writes are serialised, so a clean
+        stop's snapshot, taken after a periodic one still being written, lands last."""
+        started = time.perf_counter()
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            with open(tmp, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, self.path)
         self.written += 1
-        self.last_seconds = time.perf_counter() - started
+        self.written_at = time.time()
         log.info(
-            "learned snapshot written: %d observations applied, %.1f KB, %.0f ms",
-            learner.applied,
-            len(buffer.getbuffer()) / 1024,
-            self.last_seconds * 1000,
+            "learned snapshot written: %d observations applied, %.1f KB, %.0f ms "
+            "(%.0f ms of it on the event loop)",
+            self._observations,
+            len(data) / 1024,
+            (self.last_loop_seconds + time.perf_counter() - started) * 1000,
+            self.last_loop_seconds * 1000,
         )
+
+    def save(self, learner: Learner, applied: dict[int, Applied]) -> None:
+        """Capture and write now (a clean stop)."""
+        self.write(self.capture(learner, applied))
+
+    async def save_soon(self, learner: Learner, applied: dict[int, Applied]) -> None:
+        """Capture on the loop, write in a thread (the periodic snapshots)."""
+        data = self.capture(learner, applied)
+        await asyncio.to_thread(self.write, data)
 
     def load(self) -> Snapshot | None:
         """The snapshot on disk, or None (absent, unreadable or of another topic: logged)."""
@@ -108,7 +134,7 @@ class LearnedSnapshots:
             with np.load(self.path, allow_pickle=False) as data:
                 arrays = {name: data[name] for name in data.files}
             meta = orjson.loads(arrays.pop("meta").tobytes())
-        except (OSError, ValueError, KeyError, orjson.JSONDecodeError) as exc:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             log.warning("learned snapshot %s unreadable (%s): reading learned from the start",
                         self.path, exc)  # fmt: skip
             return None

@@ -218,6 +218,16 @@ class Metrics(ProfileMetrics):
             "RocksDB footprint of this worker's state (SST files + memtable arenas)",
             registry=r,
         )
+        self.snapshot_written = Gauge(
+            "recstream_learned_snapshot_timestamp_seconds",
+            "When this worker last wrote its learned snapshot (0: none since it started)",
+            registry=r,
+        )
+        self.snapshot_loop = Gauge(
+            "recstream_learned_snapshot_loop_seconds",
+            "How long the last learned snapshot's capture held the event loop",
+            registry=r,
+        )
         self.ranking_profile = Gauge(
             "recstream_ranking_profile_info",
             "Active ranking profile (value 1; labels name@version and variant)",

@@ -67,6 +67,7 @@ class CatalogReplica:
         if learner is not None and settings.learned_snapshot_s > 0:
             self.snapshots = LearnedSnapshots(settings, settings.data_dir)
         self._snapshotting: asyncio.Task[None] | None = None
+        self._snapshot_state: tuple[Any, ...] | None = None  # at the last periodic snapshot
         if learner is not None:
             self.learned = Follower(
                 settings, [settings.topic("learned")], self._on_learned, "learned-replica"
@@ -95,16 +96,32 @@ class CatalogReplica:
     async def _snapshot_every(self, seconds: float) -> None:
         while True:
             await asyncio.sleep(seconds)
-            self.save_snapshot()
+            if self.snapshots is None or self.learner is None or self.failed is not None:
+                continue
+            state = self._learned_state()
+            if state == self._snapshot_state:
+                continue  # nothing learned since the last one: the file is still exact
+            try:
+                await self.snapshots.save_soon(self.learner, dict(self.learned_applied))
+                self._snapshot_state = state
+            except Exception:  # never fatal: the next start reads more of the topic, that is all
+                log.exception("learned snapshot not written")
+
+    def _learned_state(self) -> tuple[Any, ...]:
+        """Changes whenever the learner or the positions do (what a snapshot would differ in)."""
+        assert self.learner is not None
+        learner = self.learner
+        offsets = tuple(sorted((p, a.offset) for p, a in self.learned_applied.items()))
+        pending = sum(len(v) for v in learner.pending.values())
+        return learner.applied, learner.duplicates, pending, offsets
 
     def save_snapshot(self) -> None:
-        """Write what `learned` taught so far; a failure is logged, never fatal (the next
-        start reads more of the topic, nothing is lost)."""
+        """Write what `learned` taught so far, now (a clean stop); a failure is logged."""
         if self.snapshots is None or self.learner is None or self.failed is not None:
             return
         try:
             self.snapshots.save(self.learner, self.learned_applied)
-        except OSError:
+        except Exception:
             log.exception("learned snapshot not written")
 
     async def stop(self) -> None:

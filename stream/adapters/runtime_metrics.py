@@ -90,6 +90,10 @@ class RuntimeSampler:
                 lag.update(await self._source_lag(name, source))
         self._set_lag(lag)
         m.state_bytes.set(r.store.size_bytes())
+        snapshots = getattr(r.replica, "snapshots", None)
+        if snapshots is not None:
+            m.snapshot_written.set(snapshots.written_at)
+            m.snapshot_loop.set(snapshots.last_loop_seconds)
         started = time.monotonic()
         if started >= self._next_users_count:
             m.state_users.set(r.store.user_count())

@@ -1,7 +1,8 @@
 """A restarted worker resumes `learned` from its snapshot and ranks exactly as a full replay.
 
-Phase 1 learns from a few users' events and stops cleanly (a snapshot is written). Phase 2
-restarts on the same data dir: it restores the snapshot instead of re-reading the topic, and its
+Phase 1 learns from a few users' events with a snapshot every second, one more user's events
+after a snapshot, and is killed (SIGKILL: no snapshot at stop). Phase 2 restarts on the same
+data dir: it restores the last periodic snapshot and reads `learned` on from there, and its
 lists (refresh requests at a fixed time, so nothing but what was learned can differ) are taken.
 Phase 3 restarts with snapshots off: a full replay of `learned` must give the same count of
 applied observations and the same lists, item for item and score for score. Phase 4 tampers
@@ -13,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +26,7 @@ import pytest
 
 from stream.adapters.learned_snapshots import FILE_NAME
 from stream.tools import TopicReader, produce
-from tests.conftest import Deployment, new_deployment
+from tests.conftest import Deployment, WorkerProcess, new_deployment
 from tests.integration.test_pipeline import CATALOG, event, now_ms
 
 pytestmark = pytest.mark.integration
@@ -66,6 +69,23 @@ def lists_at(dep: Deployment, ts: int, tag: str) -> dict[str, list[tuple[str, fl
     }
 
 
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"no {what} within {timeout:.0f} s"
+        time.sleep(0.2)
+
+
+def learn(
+    dep: Deployment, worker: WorkerProcess, events: list[tuple[str, Any]], total: int
+) -> None:
+    """Produce ``events`` and wait until the worker has applied ``total`` user events (an
+    order can be answered before its user's clicks, on another topic, were fetched)."""
+    answered(dep, events, {body["event_id"] for topic, body in events if topic == "orders"})
+    wait_until(lambda: processed(worker.metrics()) >= total, f"{total} events processed")
+    assert processed(worker.metrics()) == total
+
+
 def processed(metrics: dict[str, float]) -> float:
     """User events the worker applied (the catalog is counted too, under its own topic)."""
     return sum(metrics.get(f'recstream_events_processed_total{{topic="{t}"}}', 0.0)
@@ -92,7 +112,7 @@ def tamper(path: Path) -> None:
 def test_restart_from_snapshot_ranks_like_a_full_replay(broker: Any, tmp_path: Path) -> None:
     dep = new_deployment(broker, tmp_path)
     dep.produce([("catalog", m) for m in CATALOG])
-    worker = dep.worker("w").start()
+    worker = dep.worker("w", RECSTREAM_LEARNED_SNAPSHOT_S="1").start()
     worker.wait_ready()
     rng = np.random.default_rng(11)
     history = []
@@ -105,14 +125,14 @@ def test_restart_from_snapshot_ranks_like_a_full_replay(broker: Any, tmp_path: P
     start = now_ms() - 600_000
     for n, (_, body) in enumerate(history):
         body["ts"] = start + n * 1000  # each user's order strictly their newest event
-    answered(dep, history, {body["event_id"] for topic, body in history if topic == "orders"})
-    deadline = time.monotonic() + 60  # an order can be answered before its user's clicks came
-    while processed(worker.metrics()) < len(history) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert processed(worker.metrics()) == len(history)
-    assert worker.stop() == 0
+    early, late = history[:-7], history[-7:]  # the last user's events come after a snapshot
+    learn(dep, worker, early, len(early))
+    written = worker.log().count("learned snapshot written")
+    wait_until(lambda: worker.log().count("learned snapshot written") > written, "a snapshot")
+    learn(dep, worker, late, len(history))
+    assert worker.stop(signal.SIGKILL) != 0  # a crash: only the periodic snapshots exist
     snapshot = tmp_path / "w" / FILE_NAME
-    assert "learned snapshot written" in worker.log() and snapshot.exists()
+    assert snapshot.exists()
     at = now_ms() + 60_000
 
     resumed = dep.worker("w").start()

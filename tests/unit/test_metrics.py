@@ -89,6 +89,7 @@ def test_group_lag_counts_input_partitions_only_and_skips_unknown_highwater() ->
 class FakeReplica:
     def __init__(self) -> None:
         self.result: dict[tuple[str, str, int], int] = {("replica", "stock", 0): 4}
+        self.snapshots = SimpleNamespace(written_at=1_700_000_000.5, last_loop_seconds=0.04)
 
     async def lag(self) -> dict[tuple[str, str, int], int]:
         return self.result
@@ -123,6 +124,8 @@ def test_sampler_retires_revoked_partitions_and_replaced_profiles() -> None:
     assert sample(m, "recstream_qdrant_pending_points") == 5
     assert sample(m, "recstream_catalog_items") == 3
     assert sample(m, "recstream_state_users") == 7
+    assert sample(m, "recstream_learned_snapshot_timestamp_seconds") == 1_700_000_000.5
+    assert sample(m, "recstream_learned_snapshot_loop_seconds") == 0.04
     assert sample(m, "recstream_ranking_profile_info", {"profile": "default@1", "variant": "A"})
     assert sample(m, "recstream_model_info", {"model": "simplenamespace", "version": "online"})
 
