@@ -76,33 +76,34 @@ class LearnedSnapshots:
         self.written = 0
         self.written_at = 0.0  # epoch seconds of the last snapshot written (0: none yet)
         self.last_loop_seconds = 0.0  # how long the last capture held the event loop
-        self._observations = 0
         self._lock = threading.Lock()
 
-    def capture(self, learner: Learner, applied: dict[int, Applied]) -> bytes:
-        """The snapshot's bytes. On the event loop, between two applied records: that makes it
-        a consistent point (the learner's state and ``applied`` agree); timed in
+    def capture(
+        self, learner: Learner, applied: dict[int, Applied]
+    ) -> tuple[dict[str, Any], Arrays]:
+        """The snapshot's content (copies). On the event loop, between two applied records:
+        that makes it a consistent point (the learner's state and ``applied`` agree); timed in
         ``last_loop_seconds``, the one part of a snapshot that holds the loop."""
         started = time.perf_counter()
         meta, arrays = capture(learner)
         meta["topic"] = self.topic
         meta["positions"] = {str(p): a.to_json() for p, a in sorted(applied.items())}
+        self.last_loop_seconds = time.perf_counter() - started
+        return meta, arrays
+
+    def write(self, meta: dict[str, Any], arrays: Arrays) -> None:
+        """Encode and atomically replace the file. May run in a thread (the content is a copy);
+        writes are serialised, so a clean stop's snapshot, taken after a periodic one still
+        being written, lands last."""
+        started = time.perf_counter()
         buffer = io.BytesIO()
         payload: dict[str, Any] = {**arrays, "meta": np.frombuffer(orjson.dumps(meta), np.uint8)}
         np.savez(buffer, **payload)
-        self.last_loop_seconds = time.perf_counter() - started
-        self._observations = learner.applied
-        return buffer.getvalue()
-
-    def write(self, data: bytes) -> None:
-        """Atomically replace the file. May run in a thread; writes are serialised, so a clean
-        stop's snapshot, taken after a periodic one still being written, lands last."""
-        started = time.perf_counter()
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_suffix(".tmp")
             with open(tmp, "wb") as out:
-                out.write(data)
+                out.write(buffer.getbuffer())
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(tmp, self.path)
@@ -111,20 +112,20 @@ class LearnedSnapshots:
         log.info(
             "learned snapshot written: %d observations applied, %.1f KB, %.0f ms "
             "(%.0f ms of it on the event loop)",
-            self._observations,
-            len(data) / 1024,
+            meta["applied"],
+            buffer.getbuffer().nbytes / 1024,
             (self.last_loop_seconds + time.perf_counter() - started) * 1000,
             self.last_loop_seconds * 1000,
         )
 
     def save(self, learner: Learner, applied: dict[int, Applied]) -> None:
         """Capture and write now (a clean stop)."""
-        self.write(self.capture(learner, applied))
+        self.write(*self.capture(learner, applied))
 
     async def save_soon(self, learner: Learner, applied: dict[int, Applied]) -> None:
-        """Capture on the loop, write in a thread (the periodic snapshots)."""
-        data = self.capture(learner, applied)
-        await asyncio.to_thread(self.write, data)
+        """Capture on the loop, encode and write in a thread (the periodic snapshots)."""
+        meta, arrays = self.capture(learner, applied)
+        await asyncio.to_thread(self.write, meta, arrays)
 
     def load(self) -> Snapshot | None:
         """The snapshot on disk, or None (absent, unreadable or of another topic: logged)."""
