@@ -113,6 +113,9 @@ class Settings:
     #: stop), so a restart reads the topic on from there, not from its beginning; 0 = none
     #: (``stream.adapters.learned_snapshots``)
     learned_snapshot_s: float = 300.0
+    #: a folder shared by the deployment's workers where each also copies its snapshot, so a
+    #: worker with an empty data dir starts from the newest valid one (None: local only)
+    learned_snapshot_shared: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -157,6 +160,9 @@ class Settings:
             pfeed=_int(env, "RECSTREAM_PFEED", 1) != 0,
             gc_freeze=_int(env, "RECSTREAM_GC_FREEZE", 1) != 0,
             learned_snapshot_s=float(env.get("RECSTREAM_LEARNED_SNAPSHOT_S") or 300.0),
+            learned_snapshot_shared=Path(env["RECSTREAM_LEARNED_SNAPSHOT_SHARED"])
+            if env.get("RECSTREAM_LEARNED_SNAPSHOT_SHARED")
+            else None,
             pfeed_weights=parse_weights(env.get("RECSTREAM_PFEED_WEIGHTS") or "0.25,1"),
             lookup_dir=Path(env["RECSTREAM_LOOKUP_DIR"])
             if env.get("RECSTREAM_LOOKUP_DIR")

@@ -59,6 +59,12 @@ class Applied:
 class Snapshot:
     meta: dict[str, Any]
     arrays: Arrays
+    path: Path | None = None
+
+    @property
+    def records_read(self) -> int:
+        """How much of the topic it covers (of two valid snapshots, the larger is newer)."""
+        return sum(int(a["offset"]) + 1 for a in self.meta.get("positions", {}).values())
 
     @property
     def positions(self) -> dict[int, dict[str, Any]]:
@@ -73,6 +79,11 @@ class LearnedSnapshots:
         self.settings = settings
         self.topic = settings.topic("learned")
         self.path = directory / FILE_NAME
+        #: a folder every worker of the deployment shares (``RECSTREAM_LEARNED_SNAPSHOT_SHARED``):
+        #: each snapshot is copied there too, so a worker with an empty data dir starts from
+        #: the latest one any worker wrote (the models are the same on every worker)
+        shared = settings.learned_snapshot_shared
+        self.shared = shared / f"{self.topic}.npz" if shared is not None else None
         self.written = 0
         self.written_at = 0.0  # epoch seconds of the last snapshot written (0: none yet)
         self.last_loop_seconds = 0.0  # how long the last capture held the event loop
@@ -100,13 +111,12 @@ class LearnedSnapshots:
         payload: dict[str, Any] = {**arrays, "meta": np.frombuffer(orjson.dumps(meta), np.uint8)}
         np.savez(buffer, **payload)
         with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp")
-            with open(tmp, "wb") as out:
-                out.write(buffer.getbuffer())
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, self.path)
+            _replace(self.path, buffer.getbuffer())
+            if self.shared is not None:
+                try:
+                    _replace(self.shared, buffer.getbuffer())
+                except OSError as exc:  # the local one is written: a restart is still quick
+                    log.warning("learned snapshot not copied to %s: %s", self.shared, exc)
         self.written += 1
         self.written_at = time.time()
         log.info(
@@ -127,23 +137,27 @@ class LearnedSnapshots:
         meta, arrays = self.capture(learner, applied)
         await asyncio.to_thread(self.write, meta, arrays)
 
-    def load(self) -> Snapshot | None:
-        """The snapshot on disk, or None (absent, unreadable or of another topic: logged)."""
-        if not self.path.exists():
+    def load(self, path: Path | None = None) -> Snapshot | None:
+        """The snapshot at ``path`` (default: the local one), or None (absent, unreadable or
+        of another topic: logged)."""
+        path = path or self.path
+        if not path.exists():
             return None
         try:
-            with np.load(self.path, allow_pickle=False) as data:
+            with np.load(path, allow_pickle=False) as data:
                 arrays = {name: data[name] for name in data.files}
             meta = orjson.loads(arrays.pop("meta").tobytes())
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-            log.warning("learned snapshot %s unreadable (%s): reading learned from the start",
-                        self.path, exc)  # fmt: skip
+            log.warning("learned snapshot %s unreadable (%s): not used", path, exc)
+            return None
+        if not isinstance(meta, dict) or not isinstance(meta.get("positions"), dict):
+            log.warning("learned snapshot %s has no positions: not used", path)
             return None
         if meta.get("topic") != self.topic:
             log.warning("learned snapshot is of topic %r, not %r: not used",
                         meta.get("topic"), self.topic)  # fmt: skip
             return None
-        return Snapshot(meta, arrays)
+        return Snapshot(meta, arrays, path)
 
     async def still_valid(self, snapshot: Snapshot, timeout_s: float = 10.0) -> bool:
         """Does the topic still hold, at each saved position, the record the snapshot saw?"""
@@ -168,26 +182,61 @@ class LearnedSnapshots:
             await consumer.stop()
 
     async def restore_into(self, learner: Learner) -> dict[int, Applied]:
-        """Restore a valid snapshot into ``learner``; per `learned` partition the last record
-        it had applied, to follow on from (empty: read from the beginning)."""
-        snapshot = self.load()
-        if snapshot is None:
-            return {}
-        if not await self.still_valid(snapshot):
-            log.warning("learned snapshot does not match the topic any more (recreated, or "
-                        "its records expired): reading learned from the start")  # fmt: skip
-            return {}
-        try:
-            dropped = restore(learner, snapshot.meta, snapshot.arrays)
-        except SnapshotMismatch as exc:
-            log.warning("learned snapshot not used (%s): reading learned from the start", exc)
-            return {}
-        log.info("learned snapshot restored: %d observations, %d items no longer in the catalog",
-                 learner.applied, dropped)  # fmt: skip
-        return {
+        """Restore the newest valid snapshot (local or shared) into ``learner``; per `learned`
+        partition the last record it had applied, to follow on from (empty: from the start).
+        Nothing a snapshot file holds can stop the worker: a bad one is logged and skipped."""
+        found = [s for p in (self.path, self.shared) if p is not None and (s := self.load(p))]
+        for snapshot in sorted(found, key=_records_read, reverse=True):
+            try:
+                applied = await self._restore(learner, snapshot)
+            except Exception:  # a damaged file must not keep a worker down
+                log.warning("learned snapshot %s not used", snapshot.path, exc_info=True)
+                continue
+            if applied is not None:
+                return applied
+        if found:
+            log.warning("no usable learned snapshot: reading learned from the start")
+        return {}
+
+    async def _restore(self, learner: Learner, snapshot: Snapshot) -> dict[int, Applied] | None:
+        positions = {
             p: Applied(int(a["offset"]), int(a["ts"]), bytes.fromhex(a["key"]) or None)
             for p, a in snapshot.positions.items()
         }
+        if not await self.still_valid(snapshot):
+            log.warning("learned snapshot %s does not match the topic any more (recreated, "
+                        "or its records expired): not used", snapshot.path)  # fmt: skip
+            return None
+        try:
+            dropped = restore(learner, snapshot.meta, snapshot.arrays)
+        except SnapshotMismatch as exc:
+            log.warning("learned snapshot %s not used: %s", snapshot.path, exc)
+            return None
+        log.info("learned snapshot restored from %s: %d observations, %d items no longer "
+                 "in the catalog", snapshot.path, learner.applied, dropped)  # fmt: skip
+        return positions
+
+
+def _records_read(snapshot: Snapshot) -> int:
+    try:
+        return snapshot.records_read
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return -1  # damaged: tried last (and refused by ``_restore``)
+
+
+def _replace(path: Path, data: memoryview) -> None:
+    """Write ``data`` to ``path`` atomically: a uniquely named temporary file (several workers
+    may write one shared path), fsynced, then renamed over it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with open(tmp, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 async def _first_records_match(

@@ -24,6 +24,7 @@ are the adapter's (``stream.adapters.learned_snapshots``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -89,11 +90,54 @@ class SnapshotMismatch(ValueError):
 
 def restore(learner: Learner, meta: dict[str, Any], arrays: Arrays) -> int:
     """Put a captured state into a learner that has applied nothing yet (a starting worker,
-    its catalog read). Returns how many of the snapshot's items the catalog no longer has."""
-    if meta.get("version") != SNAPSHOT_VERSION:
-        raise SnapshotMismatch(f"snapshot version {meta.get('version')!r}")
+    its catalog read). Returns how many of the snapshot's items the catalog no longer has.
+
+    All or nothing: every part is read and checked before the learner is touched, so a
+    snapshot that does not fit (another version or configuration, a damaged file) raises
+    ``SnapshotMismatch`` and leaves the learner as it was (the worker then reads `learned` from
+    the beginning; half a snapshot under a full replay would count twice)."""
     if learner.applied or learner.seen or any(learner.pending.values()):
         raise SnapshotMismatch("the learner has applied observations already")
+    try:
+        parts = _read(learner, meta, arrays)
+    except SnapshotMismatch:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        raise SnapshotMismatch(f"damaged snapshot ({type(exc).__name__}: {exc})") from exc
+    learner.catalog.restore_popularity(parts.known_now, parts.popularity)
+    if parts.trending is not None and learner.trending is not None:
+        learner.trending.restore(parts.trending[0], parts.known_now, parts.trending[1])
+    if learner.repeats is not None and parts.repeats is not None:
+        learner.repeats.rebuy, learner.repeats.view_return = (
+            parts.repeats.rebuy,
+            parts.repeats.view_return,
+        )
+    if isinstance(learner.relations, CoOccurrence) and parts.cooccurrence is not None:
+        learner.relations.restore(*parts.cooccurrence)
+    learner.seen, learner.pending = parts.seen, parts.pending
+    learner.applied, learner.duplicates = parts.applied, parts.duplicates
+    return parts.dropped
+
+
+@dataclass
+class _Parts:
+    """A snapshot read and mapped to the current catalog, not yet applied."""
+
+    known_now: np.ndarray
+    popularity: np.ndarray
+    trending: tuple[float | None, np.ndarray] | None
+    repeats: RepeatModel | None
+    cooccurrence: tuple[dict[int, float], dict[int, dict[int, float]]] | None
+    seen: dict[str, int]
+    pending: dict[str, set[int]]
+    applied: int
+    duplicates: int
+    dropped: int
+
+
+def _read(learner: Learner, meta: dict[str, Any], arrays: Arrays) -> _Parts:
+    if meta.get("version") != SNAPSHOT_VERSION:
+        raise SnapshotMismatch(f"snapshot version {meta.get('version')!r}")
     if bool(meta.get("cooccurrence")) != isinstance(learner.relations, CoOccurrence):
         raise SnapshotMismatch("the snapshot and the learner disagree on co-occurrence")
     trend = meta.get("trending")
@@ -104,47 +148,63 @@ def restore(learner: Learner, meta: dict[str, Any], arrays: Arrays) -> int:
     ):
         raise SnapshotMismatch("the snapshot's trending horizons differ")
     index = learner.catalog.index
-    now = np.array([index.get(i, -1) for i in meta["ids"]], dtype=np.int64)
+    ids = meta["ids"]
+    now = np.array([index.get(str(i), -1) for i in ids], dtype=np.int64)
     known = now >= 0
-    learner.catalog.restore_popularity(now[known], arrays["popularity"][known])
-    if trend is not None and learner.trending is not None:
-        learner.trending.restore(trend["t0"], now[known], arrays["trending"][:, known])
-    if learner.repeats is not None and meta.get("repeats") is not None:
-        loaded = RepeatModel.from_dict(meta["repeats"])
-        learner.repeats.rebuy, learner.repeats.view_return = loaded.rebuy, loaded.view_return
-    if isinstance(learner.relations, CoOccurrence):
-        _restore_cooccurrence(learner.relations, now, arrays)
-    learner.seen = {str(k): int(v) for k, v in meta["seen"].items()}
-    learner.pending = {str(k): {int(o) for o in v} for k, v in meta["pending"].items()}
-    learner.applied = int(meta["applied"])
-    learner.duplicates = int(meta["duplicates"])
-    return int((~known).sum())
+    popularity = np.asarray(arrays["popularity"], dtype=np.float64)
+    if popularity.shape != (len(ids),):
+        raise SnapshotMismatch("popularity does not match the snapshot's items")
+    trending = None
+    if trend is not None:
+        scores = np.asarray(arrays["trending"], dtype=np.float64)
+        if scores.shape != (len(trend["horizons_ms"]), len(ids)):
+            raise SnapshotMismatch("trending does not match the snapshot's items")
+        t0 = trend["t0"]
+        trending = (None if t0 is None else float(t0), scores[:, known])
+    repeats = meta.get("repeats")
+    return _Parts(
+        known_now=now[known],
+        popularity=popularity[known],
+        trending=trending,
+        repeats=None if repeats is None else RepeatModel.from_dict(repeats),
+        cooccurrence=_read_cooccurrence(now, arrays) if meta.get("cooccurrence") else None,
+        seen={str(k): int(v) for k, v in meta["seen"].items()},
+        pending={str(k): {int(o) for o in v} for k, v in meta["pending"].items()},
+        applied=int(meta["applied"]),
+        duplicates=int(meta["duplicates"]),
+        dropped=int((~known).sum()),
+    )
 
 
-def _restore_cooccurrence(cooc: CoOccurrence, now: np.ndarray, arrays: Arrays) -> None:
+def _read_cooccurrence(
+    now: np.ndarray, arrays: Arrays
+) -> tuple[dict[int, float], dict[int, dict[int, float]]]:
     """Rows and counts mapped to the current catalog's indexes, in their captured order."""
     n = now.size
 
     def mapped(snapshot_idx: np.ndarray) -> list[int]:
+        snapshot_idx = np.asarray(snapshot_idx, dtype=np.int64)
         inside = (snapshot_idx >= 0) & (snapshot_idx < n)
         out = np.full(snapshot_idx.size, -1, dtype=np.int64)
         out[inside] = now[snapshot_idx[inside]]
         return out.tolist()
 
     counts: dict[int, float] = {}
-    for i, value in zip(
-        mapped(arrays["count_items"]), arrays["count_values"].tolist(), strict=True
-    ):
+    values = np.asarray(arrays["count_values"], dtype=np.float64).tolist()
+    for i, value in zip(mapped(arrays["count_items"]), values, strict=True):
         if i >= 0:
             counts[i] = value
     pairs: dict[int, dict[int, float]] = {}
     partners = mapped(arrays["pair_partners"])
-    weights = arrays["pair_weights"].tolist()
+    weights = np.asarray(arrays["pair_weights"], dtype=np.float64).tolist()
+    sizes = np.asarray(arrays["pair_sizes"], dtype=np.int64)
+    if len(partners) != len(weights) or int(sizes.sum()) != len(partners) or (sizes < 0).any():
+        raise SnapshotMismatch("co-occurrence rows do not add up")
     start = 0
-    for i, size in zip(mapped(arrays["pair_rows"]), arrays["pair_sizes"].tolist(), strict=True):
+    for i, size in zip(mapped(arrays["pair_rows"]), sizes.tolist(), strict=True):
         end = start + size
         if i >= 0:
             got = zip(partners[start:end], weights[start:end], strict=True)
             pairs[i] = {j: w for j, w in got if j >= 0}
         start = end
-    cooc.restore(counts, pairs)
+    return counts, pairs

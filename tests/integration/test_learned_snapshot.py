@@ -6,8 +6,9 @@ data dir: it restores the last periodic snapshot and reads `learned` on from the
 lists (refresh requests at a fixed time, so nothing but what was learned can differ) are taken.
 Phase 3 restarts with snapshots off: a full replay of `learned` must give the same count of
 applied observations and the same lists, item for item and score for score. Phase 4 tampers
-with the snapshot (its last record's timestamp, as after a recreated topic): the worker must
-refuse it and replay from the start.
+with the snapshots, local and shared (their last record's timestamp, as after a recreated
+topic): the worker must refuse both and replay from the start. Phase 5 starts a new worker on an
+empty data dir: it restores the copy in the shared folder and ranks like the others.
 """
 
 from __future__ import annotations
@@ -110,7 +111,8 @@ def tamper(path: Path) -> None:
 
 
 def test_restart_from_snapshot_ranks_like_a_full_replay(broker: Any, tmp_path: Path) -> None:
-    dep = new_deployment(broker, tmp_path)
+    shared = tmp_path / "shared"  # every worker also copies its snapshot here
+    dep = new_deployment(broker, tmp_path, RECSTREAM_LEARNED_SNAPSHOT_SHARED=str(shared))
     dep.produce([("catalog", m) for m in CATALOG])
     worker = dep.worker("w", RECSTREAM_LEARNED_SNAPSHOT_S="1").start()
     worker.wait_ready()
@@ -154,11 +156,25 @@ def test_restart_from_snapshot_ranks_like_a_full_replay(broker: Any, tmp_path: P
     finally:
         assert replayed.stop() == 0
 
-    tamper(snapshot)
+    copies = list(shared.glob("*.npz"))
+    assert len(copies) == 1  # the resumed worker's clean stop copied its snapshot there
+    for path in (snapshot, *copies):
+        tamper(path)
     refused = dep.worker("w").start()
     try:
         refused.wait_ready()
-        assert "does not match the topic" in refused.log()
+        assert refused.log().count("does not match the topic") == 2
+        assert "reading learned from the start" in refused.log()
         assert applied_at_ready(refused.log()) == learned
     finally:
         assert refused.stop() == 0
+
+    # a new worker (empty data dir) starts from the shared copy the last clean stop wrote
+    fresh = dep.worker("fresh").start()
+    try:
+        fresh.wait_ready()
+        assert f"learned snapshot restored from {copies[0]}" in fresh.log()
+        assert applied_at_ready(fresh.log()) == learned
+        assert lists_at(dep, at, "fresh") == from_snapshot
+    finally:
+        assert fresh.stop() == 0

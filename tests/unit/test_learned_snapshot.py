@@ -119,3 +119,32 @@ def test_a_learner_that_applied_something_refuses_a_snapshot(shop: Shop) -> None
         restore(busy.learner, meta, arrays)
     with pytest.raises(SnapshotMismatch):
         restore(replica().learner, {**meta, "version": 99}, arrays)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda m, a: a.pop("popularity"),
+        lambda m, a: a.update(popularity=a["popularity"][:-1]),
+        lambda m, a: a.update(trending=a["trending"][:, :3]),
+        lambda m, a: a.update(pair_sizes=a["pair_sizes"] + 1),
+        lambda m, a: a.update(pair_partners=a["pair_partners"][:-1]),
+        lambda m, a: m.update(seen={"clicks:0": "many"}),
+        lambda m, a: m.update(repeats={"rebuy": {"items": {"p1": [1, 2, 3]}}}),
+        lambda m, a: m.pop("ids"),
+        lambda m, a: m["trending"].pop("horizons_ms"),
+    ],
+)
+def test_a_damaged_snapshot_is_refused_and_leaves_the_learner_untouched(
+    shop: Shop, damage: object
+) -> None:
+    live = replica()
+    for obs in shop.observations[:300]:
+        live.learner.remote(obs)
+    meta, arrays = capture(live.learner)
+    damage(meta, arrays)  # type: ignore[operator]
+    fresh = replica()
+    before = by_id(fresh)
+    with pytest.raises(SnapshotMismatch):
+        restore(fresh.learner, meta, arrays)
+    assert by_id(fresh) == before
