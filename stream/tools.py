@@ -67,6 +67,8 @@ class TopicReader:
         self._consumer: AIOKafkaConsumer | None = None
 
     async def __aenter__(self) -> TopicReader:
+        from stream.adapters.follower import topic_partitions
+
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.kafka_bootstrap,
             group_id=None,
@@ -76,10 +78,7 @@ class TopicReader:
             **self.settings.kafka_security.aiokafka_kwargs(),
         )
         await consumer.start()
-        parts = consumer.partitions_for_topic(self.topic) or set()
-        if not parts:
-            await consumer.client.force_metadata_update()
-            parts = consumer.partitions_for_topic(self.topic) or set()
+        parts = await topic_partitions(consumer, self.topic)
         tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
@@ -187,16 +186,13 @@ async def read_latest(settings: Settings, topic: str, idle_rounds: int = 3) -> d
     The end is found by empty fetches, not end offsets (the bundled broker reports wrong end
     offsets for multi-record batches)."""
     name = settings.topic(topic)
-    from stream.adapters.follower import standalone_consumer
+    from stream.adapters.follower import standalone_consumer, topic_partitions
 
     consumer = standalone_consumer(settings)
     await consumer.start()
     latest: dict[str, Any] = {}
     try:
-        parts = consumer.partitions_for_topic(name) or set()
-        if not parts:
-            await consumer.client.force_metadata_update()
-            parts = consumer.partitions_for_topic(name) or set()
+        parts = await topic_partitions(consumer, name)
         if not parts:
             raise RuntimeError(f"topic {name} does not exist")
         tps = [TopicPartition(name, p) for p in sorted(parts)]

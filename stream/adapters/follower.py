@@ -37,6 +37,16 @@ def standalone_consumer(settings: Settings, fetch_bytes: int = 4 * 1024 * 1024) 
     )
 
 
+async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    """The partitions of ``topic`` (empty: no such topic), asking the broker again once when
+    the consumer's metadata does not know it yet (a topic created since the client started)."""
+    ids = consumer.partitions_for_topic(topic)
+    if not ids:
+        await consumer.client.force_metadata_update()
+        ids = consumer.partitions_for_topic(topic)
+    return set(ids or ())
+
+
 class Follower(ConsumerTask):
     """One consumer over ``topics`` (full names); ``apply(topic, record)`` for every record."""
 
@@ -56,10 +66,7 @@ class Follower(ConsumerTask):
         partitions: list[TopicPartition] = []
         try:
             for topic in self.topics:
-                ids = consumer.partitions_for_topic(topic)
-                if not ids:
-                    await consumer._client.force_metadata_update()
-                    ids = consumer.partitions_for_topic(topic) or set()
+                ids = await topic_partitions(consumer, topic)
                 if not ids:
                     raise RuntimeError(f"topic {topic} does not exist; create topics first")
                 partitions.extend(TopicPartition(topic, p) for p in sorted(ids))

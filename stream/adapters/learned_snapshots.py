@@ -33,7 +33,7 @@ import numpy as np
 import orjson
 from aiokafka import TopicPartition
 
-from stream.adapters.follower import standalone_consumer
+from stream.adapters.follower import standalone_consumer, topic_partitions
 from stream.domain.learned_snapshot import Arrays, SnapshotMismatch, capture, restore
 from stream.domain.learning import Learner
 from stream.settings import Settings
@@ -165,10 +165,7 @@ class LearnedSnapshots:
         consumer = standalone_consumer(self.settings)
         await consumer.start()
         try:
-            partitions = consumer.partitions_for_topic(self.topic)
-            if partitions is None:
-                await consumer._client.force_metadata_update()
-                partitions = consumer.partitions_for_topic(self.topic) or set()
+            partitions = await topic_partitions(consumer, self.topic)
             if not set(snapshot.positions) <= partitions:
                 return False
             if not expected:
