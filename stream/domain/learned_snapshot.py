@@ -31,6 +31,7 @@ import numpy as np
 
 from stream.domain.learned import RepeatModel
 from stream.domain.learning import Learner
+from stream.domain.partner_rows import read_rows
 from stream.domain.relations import CoOccurrence
 
 #: bumped when the layout changes; a snapshot of another version is not read (full replay)
@@ -68,12 +69,10 @@ def capture(learner: Learner) -> tuple[dict[str, Any], Arrays]:
 
 
 def _capture_cooccurrence(cooc: CoOccurrence) -> Arrays:
-    """Counts and partner rows (in each row's dict order) as flat arrays of catalog indexes."""
-    rows = list(cooc.pairs.items())
+    """Counts and partner rows (in each row's order) as flat arrays of catalog indexes."""
+    rows = list(cooc.rows.items())
     sizes = np.fromiter((len(row) for _, row in rows), dtype=np.int64, count=len(rows))
-    total = int(sizes.sum())
-    partners = np.fromiter((j for _, row in rows for j in row), dtype=np.int64, count=total)
-    weights = np.fromiter((w for _, row in rows for w in row.values()), np.float64, total)
+    partners, weights = read_rows([row for _, row in rows])
     return {
         "count_items": np.fromiter(cooc.counts.keys(), dtype=np.int64, count=len(cooc.counts)),
         "count_values": np.fromiter(cooc.counts.values(), np.float64, len(cooc.counts)),

@@ -7,11 +7,11 @@ ONNX/Qdrant query→target lookup of the next stage replaces this without touchi
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from itertools import chain
 from typing import Protocol
 
 import numpy as np
 
+from stream.domain.partner_rows import PartnerRow, read_rows
 from stream.domain.relation_rows import (
     EMPTY_ROWS,
     Query,
@@ -42,7 +42,9 @@ class CoOccurrence:
     def __init__(self, max_neighbours: int = 256, top_k: int = 40) -> None:
         self.max_neighbours = max_neighbours
         self.top_k = top_k
-        self.pairs: dict[int, dict[int, float]] = {}
+        #: per item, its partners and pair counts (``PartnerRow``: arrays, so a read of a whole
+        #: query set is a slice per row, not a walk over dict entries)
+        self.rows: dict[int, PartnerRow] = {}
         self.counts: dict[int, float] = {}
         self.frozen = False
         #: tiny per-item constants (``Catalog.tiebreak``): equal counts and strengths are common
@@ -84,29 +86,43 @@ class CoOccurrence:
                 self._add(j, i, weight)
 
     def _add(self, i: int, j: int, weight: float) -> None:
-        row = self.pairs.get(i)
+        row = self.rows.get(i)
         if row is None:
-            row = self.pairs[i] = {}
+            row = self.rows[i] = PartnerRow()
         if weight < 0:  # a correction: take back what was counted, if the partner is still kept
-            if j not in row:
+            have = row.get(j)
+            if have is None:
                 return
-            left = row[j] + weight
+            left = have + weight
             if left <= 1e-9:
-                del row[j]
+                row.remove(j)
             else:
-                row[j] = left
+                row.set(j, left)
             return
-        row[j] = row.get(j, 0.0) + weight
+        pos = row.slot.get(j)
+        if pos is not None:  # the usual case, inlined (``PartnerRow.add``): ~25 a burst
+            row.vals[pos] += weight
+            return
+        row.add(j, weight)
         if len(row) > self.max_neighbours:
-            self.pairs[i] = self._strongest(row, self.max_neighbours // 2)
+            self.rows[i] = self._strongest(row, self.max_neighbours // 2)
 
-    def _strongest(self, row: dict[int, float], keep: int) -> dict[int, float]:
+    def _strongest(self, row: PartnerRow, keep: int) -> PartnerRow:
         """The ``keep`` partners with the largest counts, ties broken by item, not by order."""
-        keys = np.fromiter(row.keys(), dtype=np.int64, count=len(row))
-        counts = np.fromiter(row.values(), dtype=np.float64, count=len(row))
+        keys, counts = row.arrays()
         rank = counts + (self.tiebreak(keys) if self.tiebreak is not None else 0.0)
         top = np.argsort(-rank, kind="stable")[:keep]
-        return {int(keys[t]): float(counts[t]) for t in top}
+        return PartnerRow.of(zip(keys[top].tolist(), counts[top].tolist(), strict=True))
+
+    @property
+    def pairs(self) -> dict[int, dict[int, float]]:
+        """Every row as ``{item: {partner: count}}`` in the row's order (a copy: snapshots,
+        tests; ranking reads ``rows``)."""
+        return {i: row.as_dict() for i, row in self.rows.items()}
+
+    @pairs.setter
+    def pairs(self, pairs: dict[int, dict[int, float]]) -> None:
+        self.rows = {i: PartnerRow.of(row.items()) for i, row in pairs.items()}
 
     def restore(self, counts: dict[int, float], pairs: dict[int, dict[int, float]]) -> None:
         """Counts and rows from a snapshot (``stream.domain.learned_snapshot``), as kept."""
@@ -130,21 +146,16 @@ class CoOccurrence:
     def _rows(self, queries: Sequence[Query]) -> Rows:
         """``related_many`` before the cap."""
         self._sync()
-        # every row straight from its dict, all rows in one pass per column: the query items'
-        # rows change with nearly every event of their user (58 % of rows read on the quick
-        # bench had changed since their last read), so per-row arrays kept between reads were
-        # mostly rebuilt, then concatenated (31 µs a read against 22 µs; and the writes no
-        # longer mark rows, so ``_sync`` refreshes only the counts that moved)
-        empty: dict[int, float] = {}
-        rows = [self.pairs.get(q) or empty for q, _ in queries]
-        lens = [len(row) for row in rows]
-        total = sum(lens)
-        if not total:
+        # every row is read as it is now (no per-row cache: the query items' rows change with
+        # nearly every event of their user, 58 % of rows read on the quick bench had changed
+        # since their last read); ``PartnerRow`` keeps them as arrays, so this is one join per
+        # column, not a walk over every entry (``stream.domain.partner_rows``)
+        found = self.rows
+        rows = [found.get(q) for q, _ in queries]
+        lens = [0 if row is None else len(row) for row in rows]
+        if not any(lens):
             return EMPTY_ROWS
-        keys = np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=total)
-        pair = np.fromiter(
-            chain.from_iterable([row.values() for row in rows]), dtype=np.float64, count=total
-        )
+        keys, pair = read_rows([row for row in rows if row is not None])
         sizes = np.array(lens, dtype=np.int64)
         row_of = np.repeat(np.arange(len(rows), dtype=np.int64), sizes)
         mine = np.fromiter((q for q, _ in queries), dtype=np.int64, count=len(queries))

@@ -1,0 +1,117 @@
+"""Co-occurrence rows kept as arrays (``PartnerRow``) behave exactly as the dict rows they
+replaced: same partners, same counts float for float, same order inside a row (ties downstream
+are broken by position), same reads."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stream.domain.partner_rows import PartnerRow
+from stream.domain.relations import CoOccurrence
+
+
+class DictRows:
+    """The previous write side of ``CoOccurrence``: one dict per row (the reference)."""
+
+    def __init__(self, max_neighbours: int, tiebreak: object) -> None:
+        self.max_neighbours = max_neighbours
+        self.tiebreak = tiebreak
+        self.pairs: dict[int, dict[int, float]] = {}
+
+    def add(self, i: int, j: int, weight: float) -> None:
+        row = self.pairs.get(i)
+        if row is None:
+            row = self.pairs[i] = {}
+        if weight < 0:
+            if j not in row:
+                return
+            left = row[j] + weight
+            if left <= 1e-9:
+                del row[j]
+            else:
+                row[j] = left
+            return
+        row[j] = row.get(j, 0.0) + weight
+        if len(row) > self.max_neighbours:
+            keys = np.fromiter(row.keys(), dtype=np.int64, count=len(row))
+            counts = np.fromiter(row.values(), dtype=np.float64, count=len(row))
+            rank = counts + self.tiebreak(keys)  # type: ignore[operator]
+            top = np.argsort(-rank, kind="stable")[: self.max_neighbours // 2]
+            self.pairs[i] = {int(keys[t]): float(counts[t]) for t in top}
+
+
+def test_a_row_appends_updates_and_removes_in_dict_order() -> None:
+    row = PartnerRow()
+    want: dict[int, float] = {}
+    rng = np.random.default_rng(5)
+    for _ in range(2_000):
+        j = int(rng.integers(0, 30))
+        if j in want and rng.random() < 0.3:
+            row.remove(j)
+            del want[j]
+        else:
+            w = float(rng.choice([0.5, 1.0, 3.0]))
+            row.add(j, w)
+            want[j] = want.get(j, 0.0) + w
+        assert list(row.as_dict().items()) == list(want.items())
+        assert len(row) == len(want)
+    keys, vals = row.arrays()
+    assert keys.tolist() == list(want) and vals.tolist() == list(want.values())
+
+
+def test_a_row_grows_past_its_first_capacity() -> None:
+    row = PartnerRow.of((j, float(j)) for j in range(3))
+    for j in range(3, 300):
+        row.add(j, float(j))
+    assert row.as_dict() == {j: float(j) for j in range(300)}
+    assert row.get(299) == 299.0 and row.get(300) is None
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_cooccurrence_equals_the_dict_rows_it_replaced(seed: int) -> None:
+    """Random observations, pair corrections (negative weights) and prunes (small rows): after
+    every step the rows equal the dict reference (order included), and reads of random query
+    sets equal reads from a fresh object restored from the reference's dicts."""
+    rng = np.random.default_rng(seed)
+    tiebreak = lambda idx: np.asarray(idx) * 1e-9  # noqa: E731
+    cooc = CoOccurrence(max_neighbours=8, top_k=3)
+    cooc.tiebreak = tiebreak
+    ref = DictRows(8, tiebreak)
+    for step in range(1_500):
+        if rng.random() < 0.4:
+            items = rng.choice(40, size=int(rng.integers(1, 4)), replace=False).tolist()
+            context = rng.choice(40, size=2).tolist()
+            cooc.observe(items, context, 1.0)
+            unique = list(dict.fromkeys(items))[:30]
+            partners = list(dict.fromkeys([*unique, *context]))[:40]
+            for i in unique:
+                for j in partners:
+                    if i != j:
+                        ref.add(i, j, 1.0)
+                        ref.add(j, i, 1.0)
+        else:
+            pairs = [
+                (int(rng.integers(0, 40)), int(rng.integers(0, 40)), float(w))
+                for w in rng.choice([2.0, 1.0, -0.5, -1.0], size=3)
+            ]
+            cooc.observe_pairs(pairs)
+            for i, j, w in pairs:
+                if i != j:
+                    ref.add(i, j, w)
+                    ref.add(j, i, w)
+        got = cooc.pairs
+        assert [(i, list(r.items())) for i, r in got.items()] == [
+            (i, list(r.items())) for i, r in ref.pairs.items()
+        ]
+        if step % 7 == 0:
+            queries = [(int(q), "view") for q in rng.integers(0, 45, size=int(rng.integers(1, 9)))]
+            fresh = CoOccurrence(max_neighbours=8, top_k=3)
+            fresh.tiebreak = tiebreak
+            fresh.restore(dict(cooc.counts), ref.pairs)
+            got_rows, want_rows = cooc.related_many(queries), fresh.related_many(queries)
+            assert [a.tolist() for a in got_rows] == [a.tolist() for a in want_rows]
+            for q, _ in queries:
+                assert [a.tolist() for a in cooc.related(q)] == [
+                    a.tolist() for a in fresh.related(q)
+                ]
