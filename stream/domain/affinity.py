@@ -26,11 +26,13 @@ def _decayed_into(
 ) -> list[int]:
     exp = math.exp
     touched = []
+    values = []
     for name, (w, t) in table.items():
         fid = vocab.get(name)
         if fid is not None and fid != PAD:
-            out[fid] = w if now <= t else w * exp(-(now - t) / tau)
+            values.append(w if now <= t else w * exp(-(now - t) / tau))
             touched.append(fid)
+    out[touched] = values  # one assignment, not a numpy scalar write per feature
     return touched
 
 

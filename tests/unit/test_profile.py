@@ -447,3 +447,30 @@ def test_to_bytes_from_bytes_roundtrip() -> None:
     assert not apply_event(
         back, ev("clicks", T0 + 5, ("i1",), source=("clicks", 3, 17)), features_of
     )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "c", "d", "e"]),
+            st.sampled_from(["view", "buy"]),
+            st.integers(min_value=0, max_value=4),
+        ),
+        max_size=40,
+    ),
+    st.integers(min_value=1, max_value=12),
+)
+def test_query_set_order_is_the_key_sort(touches: list[tuple[str, str, int]], limit: int) -> None:
+    """The query set after any sequence of touches, with many equal times, is what sorting by
+    ``(-ts, item, role)`` after each touch gives (the order the bound cuts by)."""
+    from stream.domain.profile import _touch_query
+
+    profile = UserProfile(user_id="u")
+    want: list[list[Any]] = []
+    for item, role, ts in touches:
+        _touch_query(profile, item, role, T0 + ts, limit)
+        kept = [q for q in want if not (q[0] == item and q[1] == role)]
+        newest = max([T0 + ts] + [q[2] for q in want if q[0] == item and q[1] == role])
+        want = sorted([[item, role, newest], *kept], key=lambda q: (-q[2], q[0], q[1]))[:limit]
+        assert profile.queries == want
