@@ -31,7 +31,6 @@ import numpy as np
 
 from stream.domain.learned import RepeatModel
 from stream.domain.learning import Learner
-from stream.domain.partner_rows import read_rows
 from stream.domain.relations import CoOccurrence
 
 #: bumped when the layout changes; a snapshot of another version is not read (full replay)
@@ -71,12 +70,12 @@ def capture(learner: Learner) -> tuple[dict[str, Any], Arrays]:
 def _capture_cooccurrence(cooc: CoOccurrence) -> Arrays:
     """Counts and partner rows (in each row's order) as flat arrays of catalog indexes."""
     rows = list(cooc.rows.items())
-    sizes = np.fromiter((len(row) for _, row in rows), dtype=np.int64, count=len(rows))
-    partners, weights = read_rows([row for _, row in rows])
+    partners, weights, lens = cooc.rows.read(rows)
+    sizes = np.asarray(lens, dtype=np.int64)
     return {
         "count_items": np.fromiter(cooc.counts.keys(), dtype=np.int64, count=len(cooc.counts)),
         "count_values": np.fromiter(cooc.counts.values(), np.float64, len(cooc.counts)),
-        "pair_rows": np.fromiter((i for i, _ in rows), dtype=np.int64, count=len(rows)),
+        "pair_rows": np.asarray(rows, dtype=np.int64),
         "pair_sizes": sizes,
         "pair_partners": partners,
         "pair_weights": weights,

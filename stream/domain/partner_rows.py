@@ -1,13 +1,17 @@
-"""One co-occurrence row kept as two typed arrays: partner item indexes and pair counts, in
-insertion order, with each partner's position in a small dict.
+"""Co-occurrence rows kept as numpy arrays: per item, its partners and pair counts in
+insertion order, plus each partner's position in a small dict.
 
 Why not a dict per row (as before): ranking reads every row of a user's query set on every
 burst, up to ``long_query_items`` (50) rows of up to 256 partners each, and a dict had to be
 walked entry by entry into numpy (``np.fromiter`` over its keys and values): on a heavy user
-(50 known queries) ~1.2 ms of a ~2.9 ms click, 40 % of it. Here a row is an ``array.array``
-pair, so a whole query set is read with one ``bytes.join`` per column (50 rows of 256: 10 µs
-against 430 µs from dicts, 39 µs from numpy slices), and a write stays O(1) and cheap
-(``array`` item update ~70 ns, a numpy scalar one ~115 ns).
+(50 known queries) ~1.2 ms of a ~2.9 ms click, 40 % of it. Here a read is a view per row and
+one concatenation per column (50 rows of 256: ~30 µs against ~430 µs from dicts); a write
+finds the partner in the position dict and updates the count in place.
+
+Why parallel dicts of arrays and not an object per row: the garbage collector walks every
+tracked object at each full collection (~0.5 µs an object here), and the rows learned after a
+worker's start-up freeze are walked again and again. A dict holding only ints, a numpy array
+and an int are not tracked; a row object (or an ``array.array``) would be, three per row.
 
 The order of a row is the order a dict kept (new partners appended, a deleted one removed,
 a prune keeps the strongest in their rank order), so everything downstream that breaks ties
@@ -16,71 +20,121 @@ by position sees what it saw with the dict (``tests/unit/test_partner_rows.py``)
 
 from __future__ import annotations
 
-from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
+#: first capacity of a row's arrays; doubled when full
+_FIRST = 8
+_NO_KEYS = np.zeros(0, dtype=np.int64)
+_NO_VALS = np.zeros(0, dtype=np.float64)
 
-class PartnerRow:
-    """Partner → count in insertion order, readable as arrays without a Python loop."""
 
-    __slots__ = ("keys", "slot", "vals")
+class PartnerRows:
+    """item → (partner → count, in insertion order), readable as arrays without a Python loop."""
 
     def __init__(self) -> None:
-        self.slot: dict[int, int] = {}  # partner -> position in keys/vals
-        self.keys = array("q")
-        self.vals = array("d")
-
-    @classmethod
-    def of(cls, entries: Iterable[tuple[int, float]]) -> PartnerRow:
-        """A row holding ``entries`` (partner, count) in their order (partners unique)."""
-        row = cls()
-        for partner, count in entries:
-            row.slot[partner] = len(row.keys)
-            row.keys.append(partner)
-            row.vals.append(count)
-        return row
+        #: per item: partner -> position in its arrays (its size is the row's size)
+        self._slot: dict[int, dict[int, int]] = {}
+        #: per item: (int64 partners, float64 counts), of a capacity >= the row's size; a
+        #: tuple of untracked arrays is itself untracked after the collector's first look
+        self._arr: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def __len__(self) -> int:
-        return len(self.keys)
+        return len(self._slot)
 
-    def add(self, partner: int, weight: float) -> None:
-        """Count ``weight`` more for ``partner`` (appended when new)."""
-        pos = self.slot.get(partner)
+    def __contains__(self, item: object) -> bool:
+        return item in self._slot
+
+    def size(self, item: int) -> int:
+        slot = self._slot.get(item)
+        return 0 if slot is None else len(slot)
+
+    def touch(self, item: int) -> None:
+        """Make ``item``'s row exist, empty if new (a dict row was made on any write)."""
+        if item not in self._slot:
+            self._set_row(item, [])
+
+    def get(self, item: int, partner: int) -> float | None:
+        slot = self._slot.get(item)
+        pos = None if slot is None else slot.get(partner)
+        return None if pos is None else float(self._arr[item][1][pos])
+
+    def add(self, item: int, partner: int, weight: float) -> int:
+        """Count ``weight`` more for the pair (the partner appended when new); returns the
+        row's size."""
+        slot = self._slot.get(item)
+        if slot is None:
+            self._set_row(item, [])
+            slot = self._slot[item]
+        pos = slot.get(partner)
         if pos is not None:
-            self.vals[pos] += weight
-            return
-        self.slot[partner] = len(self.keys)
-        self.keys.append(partner)
-        self.vals.append(weight)
+            self._arr[item][1][pos] += weight
+            return len(slot)
+        keys, vals = self._arr[item]
+        n = len(slot)
+        if n == keys.size:
+            grow = max(n, _FIRST)
+            keys = np.concatenate([keys, np.empty(grow, dtype=np.int64)])
+            vals = np.concatenate([vals, np.empty(grow, dtype=np.float64)])
+            self._arr[item] = (keys, vals)
+        keys[n] = partner
+        vals[n] = weight
+        slot[partner] = n
+        return n + 1
 
-    def get(self, partner: int) -> float | None:
-        pos = self.slot.get(partner)
-        return None if pos is None else self.vals[pos]
+    def set(self, item: int, partner: int, value: float) -> None:
+        """Overwrite the count of a pair the row holds."""
+        self._arr[item][1][self._slot[item][partner]] = value
 
-    def set(self, partner: int, value: float) -> None:
-        """Overwrite the count of a partner the row holds."""
-        self.vals[self.slot[partner]] = value
-
-    def remove(self, partner: int) -> None:
+    def remove(self, item: int, partner: int) -> None:
         """Drop a partner; the others keep their order (rare: a correction that empties it)."""
-        pos = self.slot.pop(partner)
-        del self.keys[pos]
-        del self.vals[pos]
-        for p in range(pos, len(self.keys)):
-            self.slot[self.keys[p]] = p
+        slot, (keys, vals) = self._slot[item], self._arr[item]
+        n = len(slot)
+        pos = slot.pop(partner)
+        keys[pos : n - 1] = keys[pos + 1 : n].copy()
+        vals[pos : n - 1] = vals[pos + 1 : n].copy()
+        for p, k in enumerate(keys[pos : n - 1].tolist(), start=pos):
+            slot[k] = p
 
-    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        """(partners, counts) as numpy copies, in the row's order."""
-        return read_rows([self])
+    def replace(self, item: int, entries: Iterable[tuple[int, float]]) -> None:
+        """Set ``item``'s row to ``entries`` (partner, count) in their order (partners unique)."""
+        self._set_row(item, list(entries))
 
-    def as_dict(self) -> dict[int, float]:
-        return dict(zip(self.keys, self.vals, strict=True))
+    def _set_row(self, item: int, pairs: list[tuple[int, float]]) -> None:
+        n = len(pairs)
+        keys = np.empty(max(n, _FIRST), dtype=np.int64)
+        vals = np.empty(max(n, _FIRST), dtype=np.float64)
+        if n:
+            keys[:n] = [k for k, _ in pairs]
+            vals[:n] = [v for _, v in pairs]
+        self._arr[item] = (keys, vals)
+        self._slot[item] = {k: p for p, (k, _) in enumerate(pairs)}
 
+    def arrays(self, item: int) -> tuple[np.ndarray, np.ndarray]:
+        """(partners, counts) of one row as views, in the row's order (valid until a write)."""
+        n = self.size(item)
+        if not n:
+            return _NO_KEYS, _NO_VALS
+        keys, vals = self._arr[item]
+        return keys[:n], vals[:n]
 
-def read_rows(rows: Sequence[PartnerRow]) -> tuple[np.ndarray, np.ndarray]:
-    """Every row's partners and counts, concatenated in row order (writable numpy arrays)."""
-    keys = np.frombuffer(b"".join([row.keys for row in rows]), dtype=np.int64).copy()
-    vals = np.frombuffer(b"".join([row.vals for row in rows]), dtype=np.float64).copy()
-    return keys, vals
+    def read(self, items: Sequence[int]) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        """Every row of ``items`` concatenated in their order: (partners, counts, row sizes);
+        writable copies."""
+        slots, arr = self._slot, self._arr
+        lens = [len(slots.get(i) or ()) for i in items]
+        held = [(arr[i], n) for i, n in zip(items, lens, strict=True) if n]
+        if not held:
+            return _NO_KEYS.copy(), _NO_VALS.copy(), lens
+        k = np.concatenate([a[0][:n] for a, n in held])
+        v = np.concatenate([a[1][:n] for a, n in held])
+        return k, v, lens
+
+    def items(self) -> Iterator[int]:
+        """Every item with a row (also the empty ones), in creation order."""
+        return iter(self._slot)
+
+    def as_dict(self, item: int) -> dict[int, float]:
+        keys, vals = self.arrays(item)
+        return dict(zip(keys.tolist(), vals.tolist(), strict=True))

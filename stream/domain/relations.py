@@ -11,7 +11,7 @@ from typing import Protocol
 
 import numpy as np
 
-from stream.domain.partner_rows import PartnerRow, read_rows
+from stream.domain.partner_rows import PartnerRows
 from stream.domain.relation_rows import (
     EMPTY_ROWS,
     Query,
@@ -42,9 +42,9 @@ class CoOccurrence:
     def __init__(self, max_neighbours: int = 256, top_k: int = 40) -> None:
         self.max_neighbours = max_neighbours
         self.top_k = top_k
-        #: per item, its partners and pair counts (``PartnerRow``: arrays, so a read of a whole
-        #: query set is a slice per row, not a walk over dict entries)
-        self.rows: dict[int, PartnerRow] = {}
+        #: per item, its partners and pair counts (``PartnerRows``: arrays, so a read of a whole
+        #: query set is a view per row, not a walk over dict entries)
+        self.rows = PartnerRows()
         self.counts: dict[int, float] = {}
         self.frozen = False
         #: tiny per-item constants (``Catalog.tiebreak``): equal counts and strengths are common
@@ -86,43 +86,40 @@ class CoOccurrence:
                 self._add(j, i, weight)
 
     def _add(self, i: int, j: int, weight: float) -> None:
-        row = self.rows.get(i)
-        if row is None:
-            row = self.rows[i] = PartnerRow()
+        rows = self.rows
         if weight < 0:  # a correction: take back what was counted, if the partner is still kept
-            have = row.get(j)
+            rows.touch(i)
+            have = rows.get(i, j)
             if have is None:
                 return
             left = have + weight
             if left <= 1e-9:
-                row.remove(j)
+                rows.remove(i, j)
             else:
-                row.set(j, left)
+                rows.set(i, j, left)
             return
-        pos = row.slot.get(j)
-        if pos is not None:  # the usual case, inlined (``PartnerRow.add``): ~25 a burst
-            row.vals[pos] += weight
-            return
-        row.add(j, weight)
-        if len(row) > self.max_neighbours:
-            self.rows[i] = self._strongest(row, self.max_neighbours // 2)
+        if rows.add(i, j, weight) > self.max_neighbours:
+            self._prune(i, self.max_neighbours // 2)
 
-    def _strongest(self, row: PartnerRow, keep: int) -> PartnerRow:
-        """The ``keep`` partners with the largest counts, ties broken by item, not by order."""
-        keys, counts = row.arrays()
+    def _prune(self, i: int, keep: int) -> None:
+        """Keep the ``keep`` partners with the largest counts, ties broken by item, not by
+        order, in that order."""
+        keys, counts = self.rows.arrays(i)
         rank = counts + (self.tiebreak(keys) if self.tiebreak is not None else 0.0)
         top = np.argsort(-rank, kind="stable")[:keep]
-        return PartnerRow.of(zip(keys[top].tolist(), counts[top].tolist(), strict=True))
+        self.rows.replace(i, zip(keys[top].tolist(), counts[top].tolist(), strict=True))
 
     @property
     def pairs(self) -> dict[int, dict[int, float]]:
         """Every row as ``{item: {partner: count}}`` in the row's order (a copy: snapshots,
         tests; ranking reads ``rows``)."""
-        return {i: row.as_dict() for i, row in self.rows.items()}
+        return {i: self.rows.as_dict(i) for i in self.rows.items()}
 
     @pairs.setter
     def pairs(self, pairs: dict[int, dict[int, float]]) -> None:
-        self.rows = {i: PartnerRow.of(row.items()) for i, row in pairs.items()}
+        self.rows = PartnerRows()
+        for i, row in pairs.items():
+            self.rows.replace(i, row.items())
 
     def restore(self, counts: dict[int, float], pairs: dict[int, dict[int, float]]) -> None:
         """Counts and rows from a snapshot (``stream.domain.learned_snapshot``), as kept."""
@@ -148,17 +145,15 @@ class CoOccurrence:
         self._sync()
         # every row is read as it is now (no per-row cache: the query items' rows change with
         # nearly every event of their user, 58 % of rows read on the quick bench had changed
-        # since their last read); ``PartnerRow`` keeps them as arrays, so this is one join per
-        # column, not a walk over every entry (``stream.domain.partner_rows``)
-        found = self.rows
-        rows = [found.get(q) for q, _ in queries]
-        lens = [0 if row is None else len(row) for row in rows]
-        if not any(lens):
+        # since their last read); ``PartnerRows`` keeps them as arrays, so this is one concatenation
+        # per column, not a walk over every entry (``stream.domain.partner_rows``)
+        items = [q for q, _ in queries]
+        keys, pair, lens = self.rows.read(items)
+        if not keys.size:
             return EMPTY_ROWS
-        keys, pair = read_rows([row for row in rows if row is not None])
         sizes = np.array(lens, dtype=np.int64)
-        row_of = np.repeat(np.arange(len(rows), dtype=np.int64), sizes)
-        mine = np.fromiter((q for q, _ in queries), dtype=np.int64, count=len(queries))
+        row_of = np.repeat(np.arange(len(items), dtype=np.int64), sizes)
+        mine = np.array(items, dtype=np.int64)
         count_of = self._counts_upto(max(int(keys.max()), int(mine.max())) + 1)
         strength = pair / np.sqrt(count_of[mine][row_of] * np.maximum(count_of[keys], 1.0))
         if self.tiebreak is not None:

@@ -1,13 +1,15 @@
-"""Co-occurrence rows kept as arrays (``PartnerRow``) behave exactly as the dict rows they
+"""Co-occurrence rows kept as arrays (``PartnerRows``) behave exactly as the dict rows they
 replaced: same partners, same counts float for float, same order inside a row (ties downstream
 are broken by position), same reads."""
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 import pytest
 
-from stream.domain.partner_rows import PartnerRow
+from stream.domain.partner_rows import PartnerRows
 from stream.domain.relations import CoOccurrence
 
 
@@ -42,30 +44,40 @@ class DictRows:
 
 
 def test_a_row_appends_updates_and_removes_in_dict_order() -> None:
-    row = PartnerRow()
+    rows = PartnerRows()
     want: dict[int, float] = {}
     rng = np.random.default_rng(5)
     for _ in range(2_000):
         j = int(rng.integers(0, 30))
         if j in want and rng.random() < 0.3:
-            row.remove(j)
+            rows.remove(7, j)
             del want[j]
         else:
             w = float(rng.choice([0.5, 1.0, 3.0]))
-            row.add(j, w)
+            assert rows.add(7, j, w) == len(want) + (j not in want)
             want[j] = want.get(j, 0.0) + w
-        assert list(row.as_dict().items()) == list(want.items())
-        assert len(row) == len(want)
-    keys, vals = row.arrays()
+        assert list(rows.as_dict(7).items()) == list(want.items())
+        assert rows.size(7) == len(want)
+    keys, vals = rows.arrays(7)
     assert keys.tolist() == list(want) and vals.tolist() == list(want.values())
+    got, counts, lens = rows.read([3, 7, 7])
+    assert lens == [0, len(want), len(want)]
+    assert got.tolist() == list(want) * 2 and counts.tolist() == list(want.values()) * 2
 
 
-def test_a_row_grows_past_its_first_capacity() -> None:
-    row = PartnerRow.of((j, float(j)) for j in range(3))
+def test_rows_grow_past_their_first_capacity_and_are_not_walked_by_the_gc() -> None:
+    rows = PartnerRows()
+    rows.replace(1, [(j, float(j)) for j in range(3)])
     for j in range(3, 300):
-        row.add(j, float(j))
-    assert row.as_dict() == {j: float(j) for j in range(300)}
-    assert row.get(299) == 299.0 and row.get(300) is None
+        rows.add(1, j, float(j))
+    assert rows.as_dict(1) == {j: float(j) for j in range(300)}
+    assert rows.get(1, 299) == 299.0 and rows.get(1, 300) is None and rows.get(2, 0) is None
+    rows.touch(2)
+    assert list(rows.items()) == [1, 2] and rows.size(2) == 0
+    # a row adds no object the garbage collector tracks (see the module docstring)
+    gc.collect()  # (a tuple is untracked at the collector's first look at it)
+    inner = [rows._slot[1], *rows._arr[1], rows._arr[1], rows._slot[2], rows._arr[2]]
+    assert not any(gc.is_tracked(obj) for obj in inner)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -106,6 +118,11 @@ def test_cooccurrence_equals_the_dict_rows_it_replaced(seed: int) -> None:
         ]
         if step % 7 == 0:
             queries = [(int(q), "view") for q in rng.integers(0, 45, size=int(rng.integers(1, 9)))]
+            items = [q for q, _ in queries]  # what the dict read walked, entry by entry
+            keys, counts, lens = cooc.rows.read(items)
+            assert keys.tolist() == [j for q in items for j in ref.pairs.get(q, {})]
+            assert counts.tolist() == [w for q in items for w in ref.pairs.get(q, {}).values()]
+            assert lens == [len(ref.pairs.get(q, {})) for q in items]
             fresh = CoOccurrence(max_neighbours=8, top_k=3)
             fresh.tiebreak = tiebreak
             fresh.restore(dict(cooc.counts), ref.pairs)
