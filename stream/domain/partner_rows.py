@@ -10,8 +10,9 @@ finds the partner in the position dict and updates the count in place.
 
 Why parallel dicts of arrays and not an object per row: the garbage collector walks every
 tracked object at each full collection (~0.5 µs an object here), and the rows learned after a
-worker's start-up freeze are walked again and again. A dict holding only ints, a numpy array
-and an int are not tracked; a row object (or an ``array.array``) would be, three per row.
+worker's start-up freeze are walked again and again. A dict holding only ints and a numpy
+array are never tracked, a tuple of two arrays no more after the collector's first look; an
+object per row holding two ``array.array`` (this module's first version) added three a row.
 
 The order of a row is the order a dict kept (new partners appended, a deleted one removed,
 a prune keeps the strongest in their rank order), so everything downstream that breaks ties
