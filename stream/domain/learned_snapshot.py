@@ -69,13 +69,13 @@ def capture(learner: Learner) -> tuple[dict[str, Any], Arrays]:
 
 def _capture_cooccurrence(cooc: CoOccurrence) -> Arrays:
     """Counts and partner rows (in each row's order) as flat arrays of catalog indexes."""
-    rows = list(cooc.rows.items())
-    partners, weights, lens = cooc.rows.read(rows)
+    items = list(cooc.rows.items())
+    partners, weights, lens = cooc.rows.read(items)
     sizes = np.asarray(lens, dtype=np.int64)
     return {
         "count_items": np.fromiter(cooc.counts.keys(), dtype=np.int64, count=len(cooc.counts)),
         "count_values": np.fromiter(cooc.counts.values(), np.float64, len(cooc.counts)),
-        "pair_rows": np.asarray(rows, dtype=np.int64),
+        "pair_rows": np.asarray(items, dtype=np.int64),
         "pair_sizes": sizes,
         "pair_partners": partners,
         "pair_weights": weights,

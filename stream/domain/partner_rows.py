@@ -41,12 +41,6 @@ class PartnerRows:
         #: tuple of untracked arrays is itself untracked after the collector's first look
         self._arr: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
-    def __len__(self) -> int:
-        return len(self._slot)
-
-    def __contains__(self, item: object) -> bool:
-        return item in self._slot
-
     def size(self, item: int) -> int:
         slot = self._slot.get(item)
         return 0 if slot is None else len(slot)
