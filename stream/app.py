@@ -5,6 +5,7 @@ Nothing happens at import time; every worker, test and tool builds its own app f
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -20,7 +21,7 @@ from stream.adapters.coalescing_writer import CoalescingWriter
 from stream.adapters.codec import Decoder
 from stream.adapters.fault import inject_faults
 from stream.adapters.faust_batches import BATCH_GAP_S, BatchFeeder, ConsumerLag
-from stream.adapters.faust_security import faust_credentials
+from stream.adapters.faust_config import faust_config
 from stream.adapters.gc_pauses import GcPauses
 from stream.adapters.item_group import ItemGroup
 from stream.adapters.metrics import Metrics
@@ -32,6 +33,7 @@ from stream.adapters.qdrant_sink import UserSink, make_user_sink
 from stream.adapters.replica import CatalogReplica
 from stream.adapters.runtime_metrics import RuntimeSampler
 from stream.adapters.validation import get_validators
+from stream.domain import relation_kernels
 from stream.domain.engine import Engine
 from stream.domain.ranking import load_ranking_profile
 from stream.pipeline import Pipeline
@@ -39,42 +41,6 @@ from stream.plan import Durability, Record
 from stream.settings import CONTROL_TOPICS, ITEM_TOPICS, USER_TOPICS, Settings
 
 log = logging.getLogger(__name__)
-
-
-def _patch_faust_fetch_wait() -> None:
-    """Faust hard-codes fetch_max_wait_ms=1500 for worker consumers.
-
-    On the bundled broker a waiting fetch only returns after that wait, so every event would
-    take ~1.5 s; we set the app's own value (``Settings.fetch_max_wait_ms``) on the consumer
-    before it starts. Harmless on Apache Kafka, where fetches return as soon as data arrives.
-    """
-    from faust.transport.drivers import aiokafka as driver
-
-    if getattr(driver.AIOKafkaConsumerThread, "_recstream_patched", False):
-        return
-    original = driver.AIOKafkaConsumerThread._create_worker_consumer
-
-    def create(self: Any, transport: Any) -> Any:
-        consumer = original(self, transport)
-        wait_ms = getattr(self.app, "recstream_fetch_max_wait_ms", None)
-        if wait_ms is not None:
-            consumer._fetch_max_wait_ms = wait_ms
-        return consumer
-
-    driver.AIOKafkaConsumerThread._create_worker_consumer = create  # type: ignore[method-assign]
-    driver.AIOKafkaConsumerThread._recstream_patched = True  # type: ignore[attr-defined]
-
-
-def _tansu_workarounds(settings: Settings) -> dict[str, Any]:
-    """Bundled-broker only (DESIGN.md "Known limits"); none of this applies to Apache Kafka."""
-    return {
-        # (No one-record-per-batch producer here: state is not a Faust Table, and our own
-        # changelog recovery reads the end from fetch responses, which are right on Tansu.)
-        # Tansu holds every JoinGroup for the full rebalance timeout: 30 s+ per start otherwise.
-        "broker_rebalance_timeout": settings.rebalance_timeout_s,
-        "broker_session_timeout": max(10.0, settings.rebalance_timeout_s),
-        "broker_heartbeat_interval": 1.0,
-    }
 
 
 @dataclass
@@ -129,6 +95,11 @@ class _Lifecycle(mode.Service):
         )
         if r.pfeed is not None:
             await r.pfeed.start()  # the shared lookup, before the first list is ranked
+        # the compiled ranking kernels: loaded from their on-disk cache (~0.2 s), or compiled
+        # once after an install (~6 s), here rather than in the first user's ranking; in a
+        # thread, so the consumer's heartbeats go on
+        took = await asyncio.to_thread(relation_kernels.warm_up)
+        log.info("ranking kernels ready in %.2f s", took)
         r.gc.install()
         if r.settings.gc_freeze:
             r.gc.freeze()  # what start-up built is not walked by every later full collection
@@ -187,28 +158,6 @@ class _Lifecycle(mode.Service):
                 last_ok = time.monotonic()
             elif time.monotonic() - last_ok > limit:
                 die(f"broker {self.rapp.settings.kafka_bootstrap} unreachable for {limit:.0f} s")
-
-
-def faust_config(settings: Settings, flavour: str) -> dict[str, Any]:
-    """Faust settings every app here shares (the worker, and the bench's Faust baselines, so
-    they are measured under the same configuration); callers add store and web port."""
-    _patch_faust_fetch_wait()
-    (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
-    tuning = _tansu_workarounds(settings) if flavour == "tansu" else {"producer_linger_ms": 2}
-    return {
-        "broker": f"kafka://{settings.kafka_bootstrap}",
-        "broker_credentials": faust_credentials(settings.kafka_security),
-        "datadir": str(settings.data_dir / "faust"),
-        "autodiscover": False,
-        "topic_partitions": settings.partitions,
-        "topic_replication_factor": 1,
-        "processing_guarantee": "at_least_once",
-        "consumer_auto_offset_reset": "earliest",
-        "broker_commit_interval": 0.5,
-        "web_enabled": False,
-        "web_host": "127.0.0.1",
-        **tuning,
-    }
 
 
 def create_app(

@@ -4,7 +4,7 @@
 - ``naive``: the same agent doing one Table update and one send per event: what a first Faust
   version of this product would do.
 
-Both get the pipeline's Faust settings (``stream.app.faust_config``: on the bundled broker a
+Both get the pipeline's Faust settings (``stream.adapters.faust_config``: on the bundled broker a
 short rebalance and fetch wait; the naive agent's Table also one record per produced batch) so
 the ratios compare code, not configuration. Usage (environment as for ``recstream worker``)::
 
@@ -21,7 +21,7 @@ from typing import Any
 
 import faust
 
-from stream.app import faust_config
+from stream.adapters.faust_config import faust_config
 from stream.bench.rate import RateCounter
 from stream.broker import free_port
 from stream.settings import USER_TOPICS, Settings

@@ -6,9 +6,9 @@ events back). The second used to read its rows one ``related`` call per query: ~
 each, 20 queries, ~40 % of a burst's rank time whatever the candidate count — the fixed cost
 of a burst. Here the deepest query set either signal needs is read in one batch
 (``relation_rows.rows_of``) and each signal takes the prefix it uses: rows come in query
-order, and a row does not depend on which other rows are read with it. Both signals also group
-their entries by target: the grouping of every row read (one stable sort) is made once
-(``QueryRows.groups``) and each signal sums over its prefix with it.
+order, and a row does not depend on which other rows are read with it. Each signal then sums
+its prefix per target in one compiled pass (``stream.domain.relation_kernels``); the grouping
+by target both used to share (one stable sort and its bookkeeping, ~10 numpy calls) is gone.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -24,18 +23,6 @@ import numpy as np
 from stream.domain.catalog import Catalog
 from stream.domain.relation_rows import Rows, rows_of
 from stream.domain.relations import RelatedItems
-
-
-@dataclass(frozen=True)
-class TargetGroups:
-    """The entries of every row read, grouped by target. ``bincount(inv[:end], w)`` sums any
-    prefix's weights per target in entry order, as a grouping of the prefix alone would."""
-
-    uniq: np.ndarray  # the distinct targets, sorted
-    inv: np.ndarray  # per entry: its target's position in ``uniq``
-    order: np.ndarray  # the entries by target, stable (query order inside a target)
-    starts: np.ndarray  # per target: where its entries begin in ``order``
-    group: np.ndarray  # per position in ``order``: its target's position in ``uniq``
 
 
 @dataclass(frozen=True)
@@ -61,20 +48,6 @@ class QueryRows:
             return self.rows
         end = int(np.searchsorted(row_of, k))
         return targets[:end], strengths[:end], row_of[:end]
-
-    @cached_property
-    def groups(self) -> TargetGroups:
-        """Every entry of ``rows`` grouped by target (one stable sort, made on first use)."""
-        targets = self.rows[0]
-        order = np.argsort(targets, kind="stable")
-        ordered = targets[order]
-        head = np.empty(order.size, dtype=bool)
-        head[:1] = True
-        np.not_equal(ordered[1:], ordered[:-1], out=head[1:])
-        group = np.cumsum(head) - 1
-        inv = np.empty_like(group)
-        inv[order] = group
-        return TargetGroups(ordered[head], inv, order, np.flatnonzero(head), group)
 
 
 def read_query_rows(

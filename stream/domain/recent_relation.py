@@ -22,6 +22,7 @@ import numpy as np
 
 from stream.domain.catalog import Catalog
 from stream.domain.query_rows import QueryRows, read_query_rows
+from stream.domain.relation_kernels import scratch_slots, weighted_sums
 from stream.domain.relations import RelatedItems
 
 _NONE = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64))
@@ -66,8 +67,8 @@ def recent_from_rows(
         (buy_weight if role == "buy" else 1.0) * decay ** ranks[n]
         for n, role in zip(rows.positions[:known], rows.roles[:known], strict=True)
     ]
-    scores = strengths * np.asarray(weights, dtype=np.float64)[row_of]
-    g = rows.groups  # every row read, grouped by target once for both relation signals
-    inv = g.inv[: targets.size]
-    present = np.bincount(inv, minlength=g.uniq.size) > 0
-    return g.uniq[present], np.bincount(inv, weights=scores, minlength=g.uniq.size)[present]
+    # per target, ``strength × weight`` summed in entry order, in one compiled pass
+    slots = scratch_slots(targets)
+    return weighted_sums(
+        targets, strengths, row_of, targets.size, np.asarray(weights, np.float64), slots
+    )

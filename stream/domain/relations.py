@@ -12,6 +12,7 @@ from typing import Protocol
 import numpy as np
 
 from stream.domain.partner_rows import PartnerRows
+from stream.domain.relation_kernels import cooc_rows
 from stream.domain.relation_rows import (
     EMPTY_ROWS,
     Query,
@@ -19,6 +20,8 @@ from stream.domain.relation_rows import (
     strongest_first,
     top_k_per_row,
 )
+
+_NO_TIE = np.zeros(0, dtype=np.float64)
 
 
 class RelatedItems(Protocol):
@@ -130,18 +133,17 @@ class CoOccurrence:
     def related(self, idx: int, role: str = "view") -> tuple[np.ndarray, np.ndarray]:
         """The ``top_k`` partners by cosine-normalised strength, strongest first (ordered
         before the cap at 1, so partners above it keep their order)."""
-        targets, strengths, _ = self._rows([(idx, role)])
+        targets, strengths, _ = self._rows([(idx, role)], cap=False)
         targets, strengths = strongest_first(targets, strengths)
         return targets, np.minimum(1.0, strengths)
 
     def related_many(self, queries: Sequence[Query]) -> Rows:
         """Every query's row at once (see ``stream.domain.relation_rows``): strength =
         pair / sqrt(count_i · max(count_j, 1)) (+ tie-break), the ``top_k`` per row, capped at 1."""
-        targets, strengths, row_of = self._rows(queries)
-        return targets, np.minimum(1.0, strengths), row_of
+        return self._rows(queries, cap=True)
 
-    def _rows(self, queries: Sequence[Query]) -> Rows:
-        """``related_many`` before the cap."""
+    def _rows(self, queries: Sequence[Query], cap: bool) -> Rows:
+        """``related_many``, capped at 1 or not (``related`` orders before the cap)."""
         self._sync()
         # every row is read as it is now (no per-row cache: the query items' rows change with
         # nearly every event of their user, 58 % of rows read on the quick bench had changed
@@ -152,16 +154,22 @@ class CoOccurrence:
         if not keys.size:
             return EMPTY_ROWS
         sizes = np.array(lens, dtype=np.int64)
-        row_of = np.repeat(np.arange(len(items), dtype=np.int64), sizes)
         mine = np.array(items, dtype=np.int64)
         count_of = self._counts_upto(max(int(keys.max()), int(mine.max())) + 1)
+        tie = _NO_TIE if self.tiebreak is None else np.asarray(self.tiebreak(keys), np.float64)
+        # one compiled pass (``relation_kernels``); the numpy code below stays the
+        # specification, and decides which of tied entries at a row's k-th strongest stay
+        got = cooc_rows(keys, pair, sizes, mine, count_of, tie, self.top_k, cap)
+        if got[3]:
+            return got[0], got[1], got[2]
+        row_of = np.repeat(np.arange(len(items), dtype=np.int64), sizes)
         strength = pair / np.sqrt(count_of[mine][row_of] * np.maximum(count_of[keys], 1.0))
-        if self.tiebreak is not None:
-            strength = strength + self.tiebreak(keys)
+        if tie.size:
+            strength = strength + tie
         keep = top_k_per_row(strength, sizes, self.top_k)
         if keep is not None:
             keys, strength, row_of = keys[keep], strength[keep], row_of[keep]
-        return keys, strength, row_of
+        return keys, np.minimum(1.0, strength) if cap else strength, row_of
 
     def _sync(self) -> None:
         """Bring the read side up to date with the writes since the last read."""

@@ -30,6 +30,7 @@ from stream.domain.profile import DEFAULT_PROFILE_CONFIG, ProfileConfig, UserPro
 from stream.domain.query_rows import QueryRows, read_query_rows
 from stream.domain.ranking_profile import FEEDS
 from stream.domain.recent_relation import recent_from_rows
+from stream.domain.relation_kernels import relation_sums, scratch_slots
 from stream.domain.relations import RelatedItems
 from stream.domain.search_filters import NO_FILTERS, filter_match, search_filters
 from stream.domain.sorted_sets import members, sorted_unique
@@ -338,30 +339,21 @@ def relation_scores(
     if targets.size == 0:
         empty = np.zeros(0)
         return empty, empty, RelationSources(_NONE, _NONE, queries)
-    short = strengths * np.asarray(recency)[origin]
-    long = strengths * np.asarray(long_recency)[origin]
-    keep = (short > 0) | (long > 0)
-    if not keep.any():
-        empty = np.zeros(0)
-        return empty, empty, RelationSources(_NONE, _NONE, queries)
-    # grouped by target with the grouping shared with ``relation_recent`` (``QueryRows.groups``):
-    # an entry not kept adds 0.0 (x + 0.0 == x); a target with no kept entry is dropped
-    g = rows.groups
-    inv, n = g.inv[: targets.size], g.uniq.size
-    has = np.bincount(inv, weights=keep, minlength=n) > 0
-    short_sum = np.bincount(inv, weights=short, minlength=n)[has]
-    long_sum = np.bincount(inv, weights=long, minlength=n)[has]
-    # best query per target: the largest contribution among kept entries, ties to the
-    # earliest query (entries outside this prefix or not kept never win)
-    share = np.full(g.inv.size, -np.inf)
-    share[: targets.size] = np.where(keep, short + 1e-12 * long, -np.inf)
-    ordered = share[g.order]
-    top = ordered == np.maximum.reduceat(ordered, g.starts)[g.group]
-    at = np.flatnonzero(top)
-    first = np.ones(at.size, dtype=bool)
-    first[1:] = g.group[at][1:] != g.group[at][:-1]
-    best = rows.rows[2][g.order[at[first]][has]]  # the known query of each best entry
-    return short_sum, long_sum, RelationSources(g.uniq[has], best, queries)
+    # per target, in one compiled pass (``relation_kernels.relation_sums``): the sums over
+    # every entry in entry order (as ``np.bincount`` adds them; an entry not kept adds its
+    # own short/long, 0.0 unless the strength is negative), kept only for targets with a kept
+    # entry (short > 0 or long > 0), and the best query: the largest kept contribution
+    # ``short + 1e-12·long``, ties to the earliest query
+    uniq, short_sum, long_sum, best = relation_sums(
+        targets,
+        strengths,
+        origin,
+        targets.size,
+        np.asarray(recency, dtype=np.float64),
+        np.asarray(long_recency, dtype=np.float64),
+        scratch_slots(targets),
+    )
+    return short_sum, long_sum, RelationSources(uniq, best, queries)
 
 
 def lookup_sorted(keys: np.ndarray, values: np.ndarray, cands: np.ndarray) -> np.ndarray:

@@ -1,0 +1,68 @@
+"""The Faust settings every app here shares: the worker's, and the bench's Faust baselines', so
+they are measured under the same configuration; the bundled broker's workarounds stay off
+against Apache Kafka (DESIGN.md "Known limits of the bundled broker")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stream.adapters.faust_security import faust_credentials
+from stream.settings import Settings
+
+
+def _patch_faust_fetch_wait() -> None:
+    """Faust hard-codes fetch_max_wait_ms=1500 for worker consumers.
+
+    On the bundled broker a waiting fetch only returns after that wait, so every event would
+    take ~1.5 s; we set the app's own value (``Settings.fetch_max_wait_ms``) on the consumer
+    before it starts. Harmless on Apache Kafka, where fetches return as soon as data arrives.
+    """
+    from faust.transport.drivers import aiokafka as driver
+
+    if getattr(driver.AIOKafkaConsumerThread, "_recstream_patched", False):
+        return
+    original = driver.AIOKafkaConsumerThread._create_worker_consumer
+
+    def create(self: Any, transport: Any) -> Any:
+        consumer = original(self, transport)
+        wait_ms = getattr(self.app, "recstream_fetch_max_wait_ms", None)
+        if wait_ms is not None:
+            consumer._fetch_max_wait_ms = wait_ms
+        return consumer
+
+    driver.AIOKafkaConsumerThread._create_worker_consumer = create  # type: ignore[method-assign]
+    driver.AIOKafkaConsumerThread._recstream_patched = True  # type: ignore[attr-defined]
+
+
+def _tansu_workarounds(settings: Settings) -> dict[str, Any]:
+    """Bundled-broker only (DESIGN.md "Known limits"); none of this applies to Apache Kafka."""
+    return {
+        # (No one-record-per-batch producer here: state is not a Faust Table, and our own
+        # changelog recovery reads the end from fetch responses, which are right on Tansu.)
+        # Tansu holds every JoinGroup for the full rebalance timeout: 30 s+ per start otherwise.
+        "broker_rebalance_timeout": settings.rebalance_timeout_s,
+        "broker_session_timeout": max(10.0, settings.rebalance_timeout_s),
+        "broker_heartbeat_interval": 1.0,
+    }
+
+
+def faust_config(settings: Settings, flavour: str) -> dict[str, Any]:
+    """Faust settings every app here shares (the worker, and the bench's Faust baselines, so
+    they are measured under the same configuration); callers add store and web port."""
+    _patch_faust_fetch_wait()
+    (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
+    tuning = _tansu_workarounds(settings) if flavour == "tansu" else {"producer_linger_ms": 2}
+    return {
+        "broker": f"kafka://{settings.kafka_bootstrap}",
+        "broker_credentials": faust_credentials(settings.kafka_security),
+        "datadir": str(settings.data_dir / "faust"),
+        "autodiscover": False,
+        "topic_partitions": settings.partitions,
+        "topic_replication_factor": 1,
+        "processing_guarantee": "at_least_once",
+        "consumer_auto_offset_reset": "earliest",
+        "broker_commit_interval": 0.5,
+        "web_enabled": False,
+        "web_host": "127.0.0.1",
+        **tuning,
+    }

@@ -1,0 +1,262 @@
+"""Compiled kernels (numba) for the relation block of a ranking: co-occurrence rows, their
+blend with the lookup's rows, and the per-target sums both relation signals make of them.
+
+Why compiled: the block was ~400 µs of a ~1,500 µs ranking on the quick bench (one worker,
+real timings per call) and grows with the query set, yet the arrays are small (a few thousand
+entries): nearly all of it was the fixed cost of ~60 numpy calls and the Python between them,
+not arithmetic. Each kernel here is one call over the same arrays.
+
+Exactness: every kernel makes the same float operations in the same order as the numpy code it
+replaces (kept as the specification: ``relation_rows.top_k_per_row``, the numpy paths of
+``blended`` and ``signals``, and the tests compare both), so results are bit-identical:
+products and quotients are IEEE operations either way, a sum per target accumulates in entry
+order from 0.0 as ``np.bincount`` does, and LLVM contracts ``a * b + c`` into a fused
+multiply-add only under fastmath, which is off. ``np.minimum``'s NaN propagation is mirrored.
+
+Kernels are compiled on first use and cached on disk next to this module (``cache=True``), so
+only the first process after an install pays the compile (~2 s); ``warm_up`` lets a worker
+pay even that before its first event. No kernel checks bounds at run time (numba does not), so
+each one takes only indexes its caller has checked: ``slots`` must be longer than the largest
+target, and every target must be >= 0 (``scratch_slots``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numba
+import numpy as np
+
+
+@numba.njit(cache=True, nogil=True)
+def cooc_rows(
+    keys: np.ndarray,
+    pair: np.ndarray,
+    lens: np.ndarray,
+    mine: np.ndarray,
+    count_of: np.ndarray,
+    tie: np.ndarray,
+    k: int,
+    cap: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """Rows of ``lens`` entries (partners ``keys`` of query item ``mine[row]`` with counts
+    ``pair``): strength ``pair / sqrt(count_i · max(count_j, 1)) + tie`` (``tie`` per entry, or
+    empty), the ``k`` strongest of each row, capped at 1 when ``cap``. Returns (targets,
+    strengths, row_of, ok); not ``ok`` when a row longer than ``k`` ties (or holds a NaN) at its
+    k-th strongest: which of the tied entries stay is then ``top_k_per_row``'s pick."""
+    n = keys.size
+    strength = np.empty(n)
+    keep = np.ones(n, dtype=np.bool_)
+    with_tie = tie.size == n and n > 0
+    start = 0
+    for r in range(lens.size):
+        m = lens[r]
+        count_i = count_of[mine[r]]
+        for j in range(start, start + m):
+            count_j = count_of[keys[j]]
+            s = pair[j] / np.sqrt(
+                count_i * (count_j if (count_j >= 1.0 or count_j != count_j) else 1.0)
+            )
+            strength[j] = s + tie[j] if with_tie else s
+        if m > k:
+            ordered = np.sort(strength[start : start + m])
+            kth = ordered[m - k]
+            above = 0
+            for j in range(start, start + m):
+                keep[j] = strength[j] >= kth
+                if keep[j]:
+                    above += 1
+            if above != k:
+                none = np.empty(0, dtype=np.int64)
+                return none, np.empty(0), none, False
+        start += m
+    kept = int(keep.sum())
+    out_t = np.empty(kept, dtype=np.int64)
+    out_s = np.empty(kept)
+    out_r = np.empty(kept, dtype=np.int64)
+    o = 0
+    start = 0
+    for r in range(lens.size):
+        for j in range(start, start + lens[r]):
+            if keep[j]:
+                s = strength[j]
+                out_t[o] = keys[j]
+                out_s[o] = 1.0 if (cap and s > 1.0) else s
+                out_r[o] = r
+                o += 1
+        start += lens[r]
+    return out_t, out_s, out_r, True
+
+
+@numba.njit(cache=True, nogil=True)
+def merge_rows(
+    lt: np.ndarray,
+    ls: np.ndarray,
+    lr: np.ndarray,
+    ct: np.ndarray,
+    cs: np.ndarray,
+    cr: np.ndarray,
+    n_queries: int,
+    wl: float,
+    wc: float,
+    slots: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``BlendedRelations._merge_rows``: per query, a row only one source has as it is; a row
+    both have as the lookup's entries with ``min(1, (w_l·s_l + w_c·s_c) / (w_l + w_c))`` (s_c
+    0.0 when the co-occurrence row lacks the target), then the co-occurrence entries the lookup
+    row lacks with ``min(1, w_c·s_c / (w_l + w_c))``. Rows (``lr``, ``cr``) ascending, targets
+    unique in a row; ``slots`` all -1 (left so)."""
+    total = lt.size + ct.size
+    out_t = np.empty(total, dtype=np.int64)
+    out_s = np.empty(total)
+    out_r = np.empty(total, dtype=np.int64)
+    co_part = np.zeros(lt.size)
+    found = np.zeros(ct.size, dtype=np.bool_)
+    wsum = wl + wc
+    li = ci = o = 0
+    for q in range(n_queries):
+        la = li
+        while li < lt.size and lr[li] == q:
+            li += 1
+        ca = ci
+        while ci < ct.size and cr[ci] == q:
+            ci += 1
+        both = la < li and ca < ci
+        if both:
+            for j in range(la, li):
+                slots[lt[j]] = j
+            for j in range(ca, ci):
+                at = slots[ct[j]]
+                if at >= 0:
+                    co_part[at] = cs[j] * wc
+                    found[j] = True
+            for j in range(la, li):
+                slots[lt[j]] = -1
+        for j in range(la, li):
+            s = (ls[j] * wl + co_part[j]) / wsum if both else ls[j]
+            out_t[o] = lt[j]
+            out_s[o] = 1.0 if (both and s > 1.0) else s
+            out_r[o] = q
+            o += 1
+        for j in range(ca, ci):
+            if found[j]:
+                continue  # summed into the lookup entry of its row
+            s = cs[j] * wc / wsum if both else cs[j]
+            out_t[o] = ct[j]
+            out_s[o] = 1.0 if (both and s > 1.0) else s
+            out_r[o] = q
+            o += 1
+    return out_t[:o], out_s[:o], out_r[:o]
+
+
+@numba.njit(cache=True, nogil=True)
+def relation_sums(
+    targets: np.ndarray,
+    strengths: np.ndarray,
+    row_of: np.ndarray,
+    end: int,
+    recency: np.ndarray,
+    long_recency: np.ndarray,
+    slots: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``signals.relation_scores`` over the first ``end`` entries: per target (ascending) with
+    at least one kept entry (``short > 0`` or ``long > 0``, short = strength × recency of its
+    row), the sums of ``short`` and ``long`` over all its entries in entry order, and the row
+    of its largest kept ``short + 1e-12·long`` (the earliest of equals)."""
+    n_groups = 0
+    group_target = np.empty(end, dtype=np.int64)
+    short_sum = np.zeros(end)
+    long_sum = np.zeros(end)
+    best_share = np.full(end, -np.inf)
+    best_row = np.full(end, -1, dtype=np.int64)
+    has = np.zeros(end, dtype=np.bool_)
+    for e in range(end):
+        t = targets[e]
+        g = slots[t]
+        if g < 0:
+            g = n_groups
+            slots[t] = g
+            group_target[g] = t
+            n_groups += 1
+        row = row_of[e]
+        short = strengths[e] * recency[row]
+        long = strengths[e] * long_recency[row]
+        short_sum[g] += short
+        long_sum[g] += long
+        if short > 0 or long > 0:
+            has[g] = True
+            share = short + 1e-12 * long
+            if share > best_share[g]:
+                best_share[g] = share
+                best_row[g] = row
+    for g in range(n_groups):
+        slots[group_target[g]] = -1
+    picked = np.flatnonzero(has[:n_groups])
+    order = picked[np.argsort(group_target[picked])]
+    return group_target[order], short_sum[order], long_sum[order], best_row[order]
+
+
+@numba.njit(cache=True, nogil=True)
+def weighted_sums(
+    targets: np.ndarray,
+    strengths: np.ndarray,
+    row_of: np.ndarray,
+    end: int,
+    weights: np.ndarray,
+    slots: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per target of the first ``end`` entries (ascending): the sum of ``strength ×
+    weights[row]`` in entry order (``recent_relation.recent_from_rows``)."""
+    n_groups = 0
+    group_target = np.empty(end, dtype=np.int64)
+    sums = np.zeros(end)
+    for e in range(end):
+        t = targets[e]
+        g = slots[t]
+        if g < 0:
+            g = n_groups
+            slots[t] = g
+            group_target[g] = t
+            n_groups += 1
+        sums[g] += strengths[e] * weights[row_of[e]]
+    for g in range(n_groups):
+        slots[group_target[g]] = -1
+    order = np.argsort(group_target[:n_groups])
+    return group_target[order], sums[order]
+
+
+class _Scratch(threading.local):
+    slots: np.ndarray = np.full(0, -1, dtype=np.int64)
+
+
+_scratch = _Scratch()
+
+
+def scratch_slots(*targets: np.ndarray) -> np.ndarray:
+    """A per-thread int64 array of -1 longer than every target of ``targets`` (kernels leave
+    it so); ValueError on a negative target, which no kernel could index."""
+    present = [t for t in targets if t.size]
+    if not present:
+        return _scratch.slots
+    top = max(int(t.max()) for t in present)
+    low = min(int(t.min()) for t in present)
+    if low < 0:
+        raise ValueError(f"relation target {low} is not an item index")
+    if top >= _scratch.slots.size:
+        _scratch.slots = np.full(max(top + 1, 2 * _scratch.slots.size, 1024), -1, np.int64)
+    return _scratch.slots
+
+
+def warm_up() -> float:
+    """Compile (or load from the cache) every kernel with the types ranking passes; returns
+    the seconds it took."""
+    started = time.perf_counter()
+    i = np.zeros(2, dtype=np.int64)
+    f = np.ones(2)
+    slots = scratch_slots(i)
+    cooc_rows(i, f, np.array([2], dtype=np.int64), i[:1], f, f[:0], 1, True)
+    merge_rows(i, f, i, i, f, i, 1, 1.0, 1.0, slots)
+    relation_sums(i, f, i, 2, f, f, slots)
+    weighted_sums(i, f, i, 2, f, slots)
+    return time.perf_counter() - started
