@@ -233,14 +233,13 @@ class _Scratch(threading.local):
 _scratch = _Scratch()
 
 
-def scratch_slots(*targets: np.ndarray) -> np.ndarray:
-    """A per-thread int64 array of -1 longer than every target of ``targets`` (kernels leave
-    it so); ValueError on a negative target, which no kernel could index."""
-    present = [t for t in targets if t.size]
-    if not present:
-        return _scratch.slots
-    top = max(int(t.max()) for t in present)
-    low = min(int(t.min()) for t in present)
+def scratch_slots(targets: np.ndarray, more: np.ndarray | None = None) -> np.ndarray:
+    """A per-thread int64 array of -1 longer than every target of ``targets`` (and ``more``),
+    as kernels leave it; ValueError on a negative target, which no kernel could index."""
+    top = int(targets.max()) if targets.size else -1
+    low = int(targets.min()) if targets.size else 0
+    if more is not None and more.size:
+        top, low = max(top, int(more.max())), min(low, int(more.min()))
     if low < 0:
         raise ValueError(f"relation target {low} is not an item index")
     if top >= _scratch.slots.size:
