@@ -49,19 +49,30 @@ def cooc_rows(
     strength = np.empty(n)
     keep = np.ones(n, dtype=np.bool_)
     with_tie = tie.size == n and n > 0
+    # the gathers first, then branch-free loops LLVM vectorises (a division and a square root
+    # an entry cost ~15 ns in one scalar loop: most of the kernel on long rows)
+    start = 0
+    for r in range(lens.size):
+        count_i = count_of[mine[r]]
+        for j in range(start, start + lens[r]):
+            count_j = count_of[keys[j]]
+            strength[j] = count_i * (count_j if (count_j >= 1.0 or count_j != count_j) else 1.0)
+        start += lens[r]
+    for j in range(n):
+        strength[j] = pair[j] / np.sqrt(strength[j])
+    if with_tie:
+        for j in range(n):
+            strength[j] = strength[j] + tie[j]
+    buf = np.empty(int(lens.max()) if lens.size else 0)
     start = 0
     for r in range(lens.size):
         m = lens[r]
-        count_i = count_of[mine[r]]
-        for j in range(start, start + m):
-            count_j = count_of[keys[j]]
-            s = pair[j] / np.sqrt(
-                count_i * (count_j if (count_j >= 1.0 or count_j != count_j) else 1.0)
-            )
-            strength[j] = s + tie[j] if with_tie else s
         if m > k:
-            ordered = np.sort(strength[start : start + m])
-            kth = ordered[m - k]
+            buf[:m] = strength[start : start + m]
+            if np.isnan(buf[:m]).any():  # NaN orders apart in a partition: numpy's pick
+                none = np.empty(0, dtype=np.int64)
+                return none, np.empty(0), none, False
+            kth = _select(buf, m, m - k)  # np.partition(row, m - k)[m - k]
             above = 0
             for j in range(start, start + m):
                 keep[j] = strength[j] >= kth
@@ -87,6 +98,33 @@ def cooc_rows(
                 o += 1
         start += lens[r]
     return out_t, out_s, out_r, True
+
+
+@numba.njit(cache=True, nogil=True)
+def _select(buf: np.ndarray, m: int, i: int) -> float:
+    """The ``i``-th smallest of ``buf[:m]`` (no NaN), reordering it: quickselect (Hoare's
+    partition around a median of three), ~3× cheaper than sorting a row of 100."""
+    lo, hi = 0, m - 1
+    while lo < hi:
+        a, b, c = buf[lo], buf[(lo + hi) // 2], buf[hi]
+        pivot = max(min(a, b), min(max(a, b), c))
+        left, right = lo, hi
+        while left <= right:
+            while buf[left] < pivot:
+                left += 1
+            while buf[right] > pivot:
+                right -= 1
+            if left <= right:
+                buf[left], buf[right] = buf[right], buf[left]
+                left += 1
+                right -= 1
+        if i <= right:
+            hi = right
+        elif i >= left:
+            lo = left
+        else:
+            return float(buf[i])
+    return float(buf[lo])
 
 
 @numba.njit(cache=True, nogil=True)

@@ -160,3 +160,12 @@ def test_warm_up_compiles_every_kernel() -> None:
         kernels.weighted_sums,
     ):
         assert kernel.signatures  # compiled (or loaded from the cache)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_select_is_the_partition_value(seed: int) -> None:
+    rng = np.random.default_rng(400 + seed)
+    for m in (1, 2, 3, 7, 41, 100, 257):
+        row = rng.choice([0.1, 0.2, 0.3], size=m) if seed % 2 else rng.random(m)
+        for i in sorted({0, m // 3, m // 2, m - 1}):
+            assert kernels._select(row.copy(), m, i) == np.partition(row, i)[i]
