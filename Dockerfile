@@ -16,13 +16,16 @@ RUN groupadd --system --gid 10001 recstream \
  && mkdir -p /app /data \
  && chown recstream:recstream /data
 COPY --from=build /opt/venv /opt/venv
+# NUMBA_CACHE_DIR: the ranking kernels (stream/domain/relation_kernels.py) are compiled at the
+# first start and cached; the installed package is not writable by this user, /data is.
 # JSON Schemas validated at ingestion (the installed package finds them via RECSTREAM_SCHEMAS_DIR).
 COPY schemas /app/schemas
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     RECSTREAM_SCHEMAS_DIR=/app/schemas \
     RECSTREAM_DATA_DIR=/data \
-    RECSTREAM_METRICS_PORT=9100
+    RECSTREAM_METRICS_PORT=9100 \
+    NUMBA_CACHE_DIR=/data/numba-cache
 WORKDIR /app
 USER recstream:recstream
 VOLUME ["/data"]

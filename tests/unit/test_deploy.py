@@ -168,3 +168,14 @@ def test_image_is_multi_stage_non_root_and_ships_the_schemas() -> None:
     schemas_dest = re.search(r"^COPY schemas (\S+)", dockerfile, re.M)
     assert schemas_dest is not None
     assert f"RECSTREAM_SCHEMAS_DIR={schemas_dest.group(1)}" in dockerfile
+
+
+def test_the_image_caches_compiled_kernels_where_its_user_may_write() -> None:
+    """The installed package is root's; the kernels' cache goes under the data volume."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    cache = re.search(r"NUMBA_CACHE_DIR=(\S+)", dockerfile)
+    data = re.search(r"RECSTREAM_DATA_DIR=(\S+)", dockerfile)
+    volume = re.search(r'^VOLUME \["(\S+)"\]', dockerfile, re.M)
+    assert cache and data and volume
+    assert Path(cache.group(1)).is_relative_to(data.group(1).rstrip(" \\"))
+    assert Path(cache.group(1)).is_relative_to(volume.group(1))
