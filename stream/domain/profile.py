@@ -9,6 +9,7 @@ Its stored bytes are ``stream.domain.profile_codec``; its search context, ``prof
 from __future__ import annotations
 
 import math
+from bisect import insort
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -239,17 +240,38 @@ def _prune(table: dict[str, list[float]], limit: int, now_ms: float, tau: float)
         del table[feature]
 
 
+def _query_key(q: list[Any]) -> tuple[float, str, str]:
+    return (-q[2], q[0], q[1])
+
+
 def _touch_query(profile: UserProfile, item_id: str, role: str, ts: int, limit: int) -> None:
+    """Put (item, role) at ``ts`` into the query set, kept sorted by ``(-ts, item, role)``:
+    newest first even when events arrive late; equal times by item and role, not by arrival,
+    so which of them the bound keeps is the same whatever order a user's topics arrive in.
+
+    The entry's old place is dropped and the new one inserted by binary search (a full sort
+    per touch called its key on every entry: ~30 µs an event with 100 queries, a tenth of a
+    heavy user's burst). A list found out of that order (written by a release that kept
+    another, or built by hand) is sorted instead, as every touch did."""
     queries = []
+    ordered = True
+    prev: list[Any] | None = None
     for q in profile.queries:
         if q[0] == item_id and q[1] == role:
             ts = max(ts, q[2])  # a late duplicate must not make the entry older
-        else:
-            queries.append(q)
-    queries.insert(0, [item_id, role, ts])
-    # newest first even when events arrive late; equal times by item and role, not by arrival,
-    # so which of them the bound keeps is the same whatever order a user's topics arrive in
-    queries.sort(key=lambda q: (-q[2], q[0], q[1]))
+            continue
+        if prev is not None and (
+            q[2] > prev[2] or (q[2] == prev[2] and (q[0], q[1]) < (prev[0], prev[1]))
+        ):
+            ordered = False
+        queries.append(q)
+        prev = q
+    entry = [item_id, role, ts]
+    if ordered:
+        insort(queries, entry, key=_query_key)
+    else:
+        queries.append(entry)
+        queries.sort(key=_query_key)
     del queries[limit:]
     profile.queries = queries
 

@@ -474,3 +474,43 @@ def test_query_set_order_is_the_key_sort(touches: list[tuple[str, str, int]], li
         newest = max([T0 + ts] + [q[2] for q in want if q[0] == item and q[1] == role])
         want = sorted([[item, role, newest], *kept], key=lambda q: (-q[2], q[0], q[1]))[:limit]
         assert profile.queries == want
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "c", "d", "e", "f"]),
+            st.sampled_from(["view", "buy"]),
+            st.integers(min_value=0, max_value=3),
+        ),
+        max_size=12,
+    ),
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "c", "g"]),
+            st.sampled_from(["view", "buy"]),
+            st.integers(min_value=0, max_value=4),
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    st.integers(min_value=1, max_value=12),
+)
+def test_a_query_set_in_any_stored_order_is_sorted_by_the_first_touch(
+    stored: list[tuple[str, str, int]], touches: list[tuple[str, str, int]], limit: int
+) -> None:
+    """A stored list need not be in the key order (an older release, a hand-built profile):
+    each touch still gives what sorting by ``(-ts, item, role)`` gives, as a full sort per
+    touch did, whether the list it finds is in order (binary insertion) or not (a sort)."""
+    from stream.domain.profile import _touch_query
+
+    profile = UserProfile(user_id="u")
+    profile.queries = [[item, role, T0 + ts] for item, role, ts in stored]  # any order, repeats
+    want = [list(q) for q in profile.queries]
+    for item, role, ts in touches:
+        _touch_query(profile, item, role, T0 + ts, limit)
+        kept = [q for q in want if not (q[0] == item and q[1] == role)]
+        newest = max([T0 + ts] + [q[2] for q in want if q[0] == item and q[1] == role])
+        want = sorted([[item, role, newest], *kept], key=lambda q: (-q[2], q[0], q[1]))[:limit]
+        assert profile.queries == want
