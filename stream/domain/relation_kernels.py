@@ -189,6 +189,28 @@ def merge_rows(
 
 
 @numba.njit(cache=True, nogil=True)
+def _groups(targets: np.ndarray, end: int, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``end`` entries grouped by target, groups in order of first appearance: per
+    entry its group, per group its target. ``slots`` (all -1, longer than every target) map a
+    target to its group meanwhile and are all -1 again on return."""
+    group_of = np.empty(end, dtype=np.int64)
+    group_target = np.empty(end, dtype=np.int64)
+    n = 0
+    for e in range(end):
+        t = targets[e]
+        g = slots[t]
+        if g < 0:
+            g = n
+            slots[t] = g
+            group_target[n] = t
+            n += 1
+        group_of[e] = g
+    for g in range(n):
+        slots[group_target[g]] = -1
+    return group_of, group_target[:n]
+
+
+@numba.njit(cache=True, nogil=True)
 def relation_sums(
     targets: np.ndarray,
     strengths: np.ndarray,
@@ -202,21 +224,15 @@ def relation_sums(
     at least one kept entry (``short > 0`` or ``long > 0``, short = strength × recency of its
     row), the sums of ``short`` and ``long`` over all its entries in entry order, and the row
     of its largest kept ``short + 1e-12·long`` (the earliest of equals)."""
-    n_groups = 0
-    group_target = np.empty(end, dtype=np.int64)
-    short_sum = np.zeros(end)
-    long_sum = np.zeros(end)
-    best_share = np.full(end, -np.inf)
-    best_row = np.full(end, -1, dtype=np.int64)
-    has = np.zeros(end, dtype=np.bool_)
+    group_of, group_target = _groups(targets, end, slots)
+    n = group_target.size
+    short_sum = np.zeros(n)
+    long_sum = np.zeros(n)
+    best_share = np.full(n, -np.inf)
+    best_row = np.full(n, -1, dtype=np.int64)
+    has = np.zeros(n, dtype=np.bool_)
     for e in range(end):
-        t = targets[e]
-        g = slots[t]
-        if g < 0:
-            g = n_groups
-            slots[t] = g
-            group_target[g] = t
-            n_groups += 1
+        g = group_of[e]
         row = row_of[e]
         short = strengths[e] * recency[row]
         long = strengths[e] * long_recency[row]
@@ -228,9 +244,7 @@ def relation_sums(
             if share > best_share[g]:
                 best_share[g] = share
                 best_row[g] = row
-    for g in range(n_groups):
-        slots[group_target[g]] = -1
-    picked = np.flatnonzero(has[:n_groups])
+    picked = np.flatnonzero(has)
     order = picked[np.argsort(group_target[picked])]
     return group_target[order], short_sum[order], long_sum[order], best_row[order]
 
@@ -246,21 +260,11 @@ def weighted_sums(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per target of the first ``end`` entries (ascending): the sum of ``strength ×
     weights[row]`` in entry order (``recent_relation.recent_from_rows``)."""
-    n_groups = 0
-    group_target = np.empty(end, dtype=np.int64)
-    sums = np.zeros(end)
+    group_of, group_target = _groups(targets, end, slots)
+    sums = np.zeros(group_target.size)
     for e in range(end):
-        t = targets[e]
-        g = slots[t]
-        if g < 0:
-            g = n_groups
-            slots[t] = g
-            group_target[g] = t
-            n_groups += 1
-        sums[g] += strengths[e] * weights[row_of[e]]
-    for g in range(n_groups):
-        slots[group_target[g]] = -1
-    order = np.argsort(group_target[:n_groups])
+        sums[group_of[e]] += strengths[e] * weights[row_of[e]]
+    order = np.argsort(group_target)
     return group_target[order], sums[order]
 
 

@@ -449,6 +449,14 @@ def test_to_bytes_from_bytes_roundtrip() -> None:
     )
 
 
+def _touched(want: list[list[Any]], item: str, role: str, ts: int, limit: int) -> list[list[Any]]:
+    """The query set after a touch, by its definition: the entry at its newest time, the
+    others as they were, sorted by ``(-ts, item, role)``, cut to ``limit``."""
+    kept = [q for q in want if not (q[0] == item and q[1] == role)]
+    newest = max([ts] + [q[2] for q in want if q[0] == item and q[1] == role])
+    return sorted([[item, role, newest], *kept], key=lambda q: (-q[2], q[0], q[1]))[:limit]
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     st.lists(
@@ -470,9 +478,7 @@ def test_query_set_order_is_the_key_sort(touches: list[tuple[str, str, int]], li
     want: list[list[Any]] = []
     for item, role, ts in touches:
         _touch_query(profile, item, role, T0 + ts, limit)
-        kept = [q for q in want if not (q[0] == item and q[1] == role)]
-        newest = max([T0 + ts] + [q[2] for q in want if q[0] == item and q[1] == role])
-        want = sorted([[item, role, newest], *kept], key=lambda q: (-q[2], q[0], q[1]))[:limit]
+        want = _touched(want, item, role, T0 + ts, limit)
         assert profile.queries == want
 
 
@@ -510,7 +516,5 @@ def test_a_query_set_in_any_stored_order_is_sorted_by_the_first_touch(
     want = [list(q) for q in profile.queries]
     for item, role, ts in touches:
         _touch_query(profile, item, role, T0 + ts, limit)
-        kept = [q for q in want if not (q[0] == item and q[1] == role)]
-        newest = max([T0 + ts] + [q[2] for q in want if q[0] == item and q[1] == role])
-        want = sorted([[item, role, newest], *kept], key=lambda q: (-q[2], q[0], q[1]))[:limit]
+        want = _touched(want, item, role, T0 + ts, limit)
         assert profile.queries == want
