@@ -56,13 +56,11 @@ def cooc_rows(
         count_i = count_of[mine[r]]
         for j in range(start, start + lens[r]):
             count_j = count_of[keys[j]]
-            strength[j] = count_i * (count_j if (count_j >= 1.0 or count_j != count_j) else 1.0)
+            s = pair[j] / np.sqrt(
+                count_i * (count_j if (count_j >= 1.0 or count_j != count_j) else 1.0)
+            )
+            strength[j] = s + tie[j] if with_tie else s
         start += lens[r]
-    for j in range(n):
-        strength[j] = pair[j] / np.sqrt(strength[j])
-    if with_tie:
-        for j in range(n):
-            strength[j] = strength[j] + tie[j]
     buf = np.empty(int(lens.max()) if lens.size else 0)
     start = 0
     for r in range(lens.size):

@@ -61,10 +61,12 @@ def top_k_per_row(strength: np.ndarray, sizes: np.ndarray, k: int) -> np.ndarray
     """Mask of the ``k`` strongest entries of each row of a flat array (rows contiguous, of
     ``sizes``); None when no row is longer than ``k`` (everything is kept).
 
-    A burst usually has about two long rows (of ~6 queries): each is partitioned on its own
-    slice, ~4 numpy calls a row, 16 µs per read against 35 µs for the padded matrix below
-    (real reads of the quick bench). The mask is the same: the k-th largest of a row is the
-    same value, and a row where it ties takes the matrix path's pick."""
+    Co-occurrence reads its rows through ``relation_kernels.cooc_rows``, which hands a read
+    back here only when a long row ties (or holds a NaN) at its k-th strongest: this pick
+    among the tied entries is then the one every read makes. With few long rows each is
+    partitioned on its own slice (~4 numpy calls a row), else they go through the padded
+    matrix below; the mask is the same: the k-th largest of a row is the same value, and a row
+    where it ties takes the matrix path's pick."""
     lens = sizes.tolist()
     if max(lens, default=0) <= k:
         return None
