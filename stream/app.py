@@ -33,7 +33,7 @@ from stream.adapters.qdrant_sink import UserSink, make_user_sink
 from stream.adapters.replica import CatalogReplica
 from stream.adapters.runtime_metrics import RuntimeSampler
 from stream.adapters.validation import get_validators
-from stream.domain import relation_kernels
+from stream.domain import relation_kernels, top_kernels
 from stream.domain.engine import Engine
 from stream.domain.ranking import load_ranking_profile
 from stream.pipeline import Pipeline
@@ -99,6 +99,7 @@ class _Lifecycle(mode.Service):
         # once after an install (~6 s), here rather than in the first user's ranking; in a
         # thread, so the consumer's heartbeats go on
         took = await asyncio.to_thread(relation_kernels.warm_up)
+        took += await asyncio.to_thread(top_kernels.warm_up)
         log.info("ranking kernels ready in %.2f s", took)
         r.gc.install()
         if r.settings.gc_freeze:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from stream.domain.features import MAX_FEATURES_PER_ITEM, item_features, leaf_category
+from stream.domain.top_kernels import eligible_with
 from stream.domain.top_lists import GrowingTops
 
 PAD = 0  # feature id 0 is padding: its weight is always 0
@@ -218,7 +219,7 @@ class Catalog:
             50,
             self.version + self._shrunk,
             lambda: self._eligible_of(self.members_of(fid)),
-            lambda grown: self.eligible(grown) & (self.feature_ids[grown] == fid).any(axis=1),
+            lambda grown: eligible_with(grown, self.available, self.deleted, self.feature_ids, fid),
             self._popularity_key,
             len(members),
         )

@@ -8,26 +8,31 @@ differently. Here a list is exact at every read and cheap to keep so: popularity
 forward-decayed trending counts) only grow, so an item outside the top ``depth`` can enter it
 only by growing itself. Each list therefore remembers the position in a log of grown items
 where it was last brought up to date, and a read merges the items grown since (a handful per
-burst) into it. Anything that can shrink a score or change who may be listed (stock, deletes,
-catalog edits, a trending rebase) starts a new ``epoch``, and lists are rebuilt in full.
+burst) into it, in one compiled call (``top_kernels.merge_top``). Anything that can shrink a
+score or change who may be listed (stock, deletes, catalog edits, a trending rebase) starts a
+new ``epoch``, and lists are rebuilt in full.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Callable, Hashable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from stream.domain.sorted_sets import sorted_unique
+from stream.domain.top_kernels import merge_top
 
 #: the log is dropped past this many entries; lists older than it are rebuilt in full
 MAX_LOG = 1 << 16
 
-#: a merge of at most this many grown items runs in Python (see ``_List.order``): a burst grows
-#: a handful, where each numpy call (key, partition, lexsort over ~100 members) costs µs
+#: a merge of more grown items than this first drops those below a full list's lowest key (one
+#: numpy comparison), so ``admit`` runs only on items that could enter
 SMALL = 64
+
+#: a list this many log entries behind (or more than its member count) is rebuilt from its
+#: members rather than merged: a merge of a few hundred entries costs a few µs (two gathers and
+#: a compiled pass), a rebuild ~15 µs even for a handful of members
+REBUILD_SPAN = 512
 
 #: item indexes -> their scores (what a list ranks by, descending)
 Key = Callable[[np.ndarray], np.ndarray]
@@ -39,12 +44,6 @@ class _List:
     depth: int
     mark: int  # log position it is up to date with
     epoch: int
-    #: the members as ``(-key, index)`` ascending (the list's order), built on the first small
-    #: merge and kept by the small merges; None once a numpy merge or rebuild replaced ``items``
-    order: list[tuple[float, int]] | None = None
-    #: member index -> its ``-key`` in ``order`` (to find and move a member that grew)
-    negkey: dict[int, float] = field(default_factory=dict)
-    ids: list[int] = field(default_factory=list)  # the indexes of ``order``
 
 
 class GrowingTops:
@@ -57,12 +56,6 @@ class GrowingTops:
         self._used = 0
         self._base = 0  # log position of ``_log[0]``
         self._lists: dict[Hashable, _List] = {}
-        #: the distinct items grown in the log since one position (lists read in one burst
-        #: usually share it): (from, to, items)
-        self._since: tuple[int, int, np.ndarray] = (0, 0, np.zeros(0, dtype=np.int64))
-        #: the items grown in the log between two positions with their ``-key`` (one pair per
-        #: item), for one epoch and key: the lists read in one burst share them
-        self._keyed: tuple[int, int, int, Key | None, list[tuple[int, float]]] = (0, 0, 0, None, [])
 
     def grew(self, indexes: Iterable[int]) -> None:
         """These items' scores went up (never down: call ``top`` with a new epoch for that)."""
@@ -79,23 +72,6 @@ class GrowingTops:
             return
         self._log[used : used + grown.size] = grown
         self._used = used + grown.size
-
-    def _grown(self, mark: int, end: int) -> np.ndarray:
-        if self._since[:2] != (mark, end):
-            log = self._log[mark - self._base : end - self._base]
-            self._since = (mark, end, sorted_unique(log))
-        return self._since[2]
-
-    def _grown_keys(self, mark: int, end: int, epoch: int, key: Key) -> list[tuple[int, float]]:
-        """The distinct items grown in ``[mark, end)`` with their ``-key``, kept for the next
-        list read over the same span. Within an epoch a key changes only with a log entry."""
-        cached = self._keyed
-        if cached[:3] != (mark, end, epoch) or cached[3] != key:
-            log = self._log[mark - self._base : end - self._base]
-            # a repeated item has one key: the dict keeps one of each
-            pairs = dict(zip(log.tolist(), key(log).tolist(), strict=True))
-            self._keyed = (mark, end, epoch, key, [(g, -kv) for g, kv in pairs.items()])
-        return self._keyed[4]
 
     def top(
         self,
@@ -119,93 +95,29 @@ class GrowingTops:
             entry = _List(best(members(), want, key), want, end, epoch)
             self._lists[name] = entry
         elif entry.mark < end:
-            if end - entry.mark > max(size, 64):
-                entry.items, entry.order = best(members(), entry.depth, key), None
-            elif end - entry.mark <= SMALL:  # the log entries as they are: repeats are harmless
-                _merge_small(entry, self._grown_keys(entry.mark, end, epoch, key), admit, key)
+            if end - entry.mark > max(size, REBUILD_SPAN):
+                entry.items = best(members(), entry.depth, key)
             else:
-                entry.order = None
-                self._merge(entry, self._grown(entry.mark, end), admit, key)
+                grown = self._log[entry.mark - self._base : end - self._base]
+                entry.items = _merged(entry, grown, admit, key)
             entry.mark = end
         return entry.items[:k]
 
-    @staticmethod
-    def _merge(
-        entry: _List, grown: np.ndarray, admit: Callable[[np.ndarray], np.ndarray], key: Key
-    ) -> None:
-        """Bring a list up to date with its grown items. Nothing changes unless one of them now
-        reaches the lowest key in the list: an item in the list that grew is at or above it,
-        an item that enters must be; a list shorter than its depth already holds every
-        member, so only its order can change."""
-        if grown.size == 0:
-            return
-        items = entry.items
-        if items.size >= entry.depth:
-            # a full list: only a grown item at or above its lowest key now (its members may
-            # have grown past each other) can enter or reorder it; this test is cheaper than
-            # ``admit``, so it goes first
-            grown = grown[key(grown) >= key(items).min()]
-            if grown.size == 0:
-                return
-        grown = grown[admit(grown)]
-        if grown.size == 0:
-            return
-        entry.items = best(sorted_unique(np.concatenate([items, grown])), entry.depth, key)
 
-
-def _merge_small(
-    entry: _List,
-    grown: list[tuple[int, float]],
-    admit: Callable[[np.ndarray], np.ndarray],
-    key: Key,
-) -> None:
-    """``_merge`` for a few grown items, in Python: the same total order (``key`` descending,
-    then index), each member's key remembered so a read keys only the grown items. A member
-    that grew moves up in place (members stay admitted within an epoch, and ``_merge`` keeps
-    them whatever ``admit`` says); an outsider can enter only if it now sorts before the
-    current last member (members only grow, so the last only moves up) and ``admit`` takes
-    it; the list is then cut back to its depth."""
-    fresh = entry.order is None  # built from the current keys: members that grew are in place
-    order = _order_of(entry, key)
-    ids, negkey = entry.ids, entry.negkey
-    full = len(order) >= entry.depth
-    moved: list[tuple[float, int]] = []
-    outsiders: list[tuple[float, int]] = []
-    for g, kv in grown:
-        if g in negkey:
-            if kv != negkey[g]:  # (a zero weight grows nothing)
-                moved.append((kv, g))
-        elif not full or (kv, g) < order[-1]:
-            outsiders.append((kv, g))
-    if outsiders:
-        ok = admit(np.array([g for _, g in outsiders], dtype=np.int64)).tolist()
-        outsiders = [t for t, yes in zip(outsiders, ok, strict=True) if yes]
-    if not moved and not outsiders and not fresh:
-        return
-    for _, g in moved:
-        at = bisect_left(order, (negkey[g], g))
-        del order[at], ids[at]
-    for kv, g in moved + outsiders:
-        at = bisect_left(order, (kv, g))
-        order.insert(at, (kv, g))
-        ids.insert(at, g)
-        negkey[g] = kv
-    if len(order) > entry.depth:
-        for g in ids[entry.depth :]:
-            del negkey[g]
-        del order[entry.depth :], ids[entry.depth :]
-    entry.items = np.array(ids, dtype=np.int64)
-
-
-def _order_of(entry: _List, key: Key) -> list[tuple[float, int]]:
-    """``entry.order`` (with ``ids`` and ``negkey``), built from the members' current keys
-    when a numpy merge or rebuild dropped it."""
-    if entry.order is None:
-        negated = (-key(entry.items)).tolist()
-        entry.order = sorted(zip(negated, entry.items.tolist(), strict=True))
-        entry.ids = [i for _, i in entry.order]
-        entry.negkey = {i: k for k, i in entry.order}
-    return entry.order
+def _merged(
+    entry: _List, grown: np.ndarray, admit: Callable[[np.ndarray], np.ndarray], key: Key
+) -> np.ndarray:
+    """A list brought up to date with the log entries ``grown`` (repeats allowed): the best of
+    its members and the grown items ``admit`` takes, by their current keys (``merge_top``).
+    Within an epoch members stay admitted and keys only grow, so this equals a rebuild. Only
+    a grown item at or above a full list's lowest key can enter or reorder it: a long merge
+    drops the others before ``admit`` runs."""
+    items = entry.items
+    item_keys, grown_keys = key(items), key(grown)
+    if grown.size > SMALL and items.size >= entry.depth:
+        reach = grown_keys >= item_keys.min()
+        grown, grown_keys = grown[reach], grown_keys[reach]
+    return merge_top(items, item_keys, grown, grown_keys, admit(grown), entry.depth)
 
 
 def best(cands: np.ndarray, k: int, key: Key) -> np.ndarray:
