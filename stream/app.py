@@ -102,6 +102,7 @@ class _Lifecycle(mode.Service):
         took += await asyncio.to_thread(top_kernels.warm_up)
         log.info("ranking kernels ready in %.2f s", took)
         r.gc.install()
+        r.gc.set_gen0(r.settings.gc_gen0_threshold)
         if r.settings.gc_freeze:
             r.gc.freeze()  # what start-up built is not walked by every later full collection
         r.pipeline.ready.set()

@@ -109,6 +109,9 @@ class Settings:
     pfeed_weights: tuple[float, float] = (0.25, 1.0)
     #: freeze the start-up heap out of garbage collection once ready (stream.adapters.gc_pauses)
     gc_freeze: bool = True
+    #: allocations (net, of container objects) between two youngest-generation collections once
+    #: ready; 0 keeps Python's 700 (stream.adapters.gc_pauses)
+    gc_gen0_threshold: int = 10_000
     #: seconds between snapshots of what `learned` taught this worker (also taken at a clean
     #: stop), so a restart reads the topic on from there, not from its beginning; 0 = none
     #: (``stream.adapters.learned_snapshots``)
@@ -128,6 +131,9 @@ class Settings:
                 f"RECSTREAM_KAFKA_FLAVOUR must be auto, tansu or kafka, got {flavour!r}"
             )
         feeds = tuple(f for f in env.get("RECSTREAM_FEEDS", "for_you").split(",") if f)
+        gc_gen0 = _int(env, "RECSTREAM_GC_GEN0_THRESHOLD", 10_000)
+        if gc_gen0 < 0:
+            raise ValueError(f"RECSTREAM_GC_GEN0_THRESHOLD must be >= 0, got {gc_gen0}")
         return cls(
             kafka_bootstrap=bootstrap or DEFAULT_BOOTSTRAP,
             kafka_bootstrap_explicit=bool(bootstrap),
@@ -159,6 +165,7 @@ class Settings:
             ranking_profile=env.get("RECSTREAM_RANKING_PROFILE") or None,
             pfeed=_int(env, "RECSTREAM_PFEED", 1) != 0,
             gc_freeze=_int(env, "RECSTREAM_GC_FREEZE", 1) != 0,
+            gc_gen0_threshold=gc_gen0,
             learned_snapshot_s=float(env.get("RECSTREAM_LEARNED_SNAPSHOT_S") or 300.0),
             learned_snapshot_shared=Path(env["RECSTREAM_LEARNED_SNAPSHOT_SHARED"])
             if env.get("RECSTREAM_LEARNED_SNAPSHOT_SHARED")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import gc
 
+import pytest
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 
 from stream.adapters.gc_pauses import GcPauses
+from stream.settings import Settings
 
 
 def pauses() -> tuple[GcPauses, Histogram, Gauge]:
@@ -52,3 +54,35 @@ def test_freeze_moves_the_heap_out_of_collection_and_reports_it() -> None:
     finally:
         gc.unfreeze()
     assert keep
+
+
+def test_the_youngest_threshold_is_set_and_put_back_on_uninstall() -> None:
+    gcp, _, _ = pauses()
+    before = gc.get_threshold()
+    gcp.install()
+    try:
+        gcp.set_gen0(12_345)
+        assert gc.get_threshold() == (12_345, *before[1:])
+        gcp.set_gen0(23_456)  # a second call still remembers the first thresholds
+        assert gc.get_threshold()[0] == 23_456
+    finally:
+        gcp.uninstall()
+    assert gc.get_threshold() == before
+
+
+def test_a_zero_threshold_leaves_python_alone_and_a_negative_one_is_refused() -> None:
+    gcp, _, _ = pauses()
+    before = gc.get_threshold()
+    gcp.set_gen0(0)
+    assert gc.get_threshold() == before
+    with pytest.raises(ValueError, match="gen0"):
+        gcp.set_gen0(-1)
+    gcp.uninstall()
+    assert gc.get_threshold() == before
+
+
+def test_the_threshold_setting_defaults_to_ten_thousand_and_refuses_negatives() -> None:
+    assert Settings.from_env({}).gc_gen0_threshold == 10_000
+    assert Settings.from_env({"RECSTREAM_GC_GEN0_THRESHOLD": "0"}).gc_gen0_threshold == 0
+    with pytest.raises(ValueError, match="RECSTREAM_GC_GEN0_THRESHOLD"):
+        Settings.from_env({"RECSTREAM_GC_GEN0_THRESHOLD": "-1"})
