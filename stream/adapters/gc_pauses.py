@@ -13,16 +13,15 @@ counting when replaced. ``RECSTREAM_GC_FREEZE=0`` turns the freeze off.
 The youngest generation is collected every 10,000 net container allocations once the worker is
 ready (``set_gen0``; Python's default is 700). Every event allocates hundreds of short-lived
 dicts, lists and tuples, so at 700 a draining worker ran ~110 youngest, ~10 middle and ~1 full
-collections a second: 5-6 % of its main thread's CPU (0.83-0.86 s of GC pauses in 15 s of a
-20,000-event drain, two runs). At 10,000 most of those objects are freed by reference
-counting before any collection sees them and the survivors are walked ~10x less often:
-0.37-0.46 s in the same drains (three runs), and the drain rate went from 663 / 678 to 749 /
-819 / 863 events/s (runs back to back; the machine is noisy). The price is a longer youngest
-collection (a few ms instead of ~0.1 ms, tens of times a second fewer) and cyclic garbage kept
-a little longer. ``RECSTREAM_GC_GEN0_THRESHOLD=0`` keeps Python's default.
-
-The pauses are exported as ``recstream_gc_pause_seconds{generation}`` (gc.callbacks, which run
-in whichever thread triggered the collection, so a thread-safe prometheus_client histogram).
+collections a second: 0.77-0.86 s of pauses in 15 s of a 20,000-event drain, 5-6 % of its main
+thread's CPU. At 10,000 most of those objects are freed by reference counting before any
+collection sees them, and survivors are walked ~10x less often: 0.35-0.46 s in the same drains,
+no full collection in 15 s. Three A/B pairs back to back: 739 / 660 / 852 events/s at 700 against
+778 / 697 / 828 at 10,000 (the ~5 % saved is within this machine's noise). The price: a youngest
+collection takes ~3 ms instead of ~0.1 ms and a middle one ~7 ms instead of ~2 ms (both shorter
+than the ~25 ms full collections they mostly replace), and cyclic garbage is kept a little
+longer. ``RECSTREAM_GC_GEN0_THRESHOLD=0``
+keeps Python's default.
 """
 
 from __future__ import annotations
