@@ -16,6 +16,7 @@ import numpy as np
 
 from stream.domain.catalog import Catalog
 from stream.domain.diversity import Caps, diversify
+from stream.domain.diversity_kernel import capped_top
 from stream.domain.profile import UserProfile
 from stream.domain.ranking_profile import FeedRules, RankingProfile
 from stream.domain.reasons import GROUPS, ListContext, ReasonInput, explain_list
@@ -115,11 +116,14 @@ class ScoredSet:
 
     def _diversified(self, score: np.ndarray, mask: np.ndarray, k: int) -> list[int]:
         rp = self.rp
+        # only the best few hundred can make the list, even with the caps skipping some
+        most = max(4 * k * rp.max_per_category, 200)
+        if rp.mmr_lambda >= 1.0:  # caps only: one compiled pass (``diversity_kernel``)
+            return self._capped(score, mask, k, most) if k > 0 else []
         pos = np.flatnonzero(mask)
         if k <= 0 or pos.size == 0:
             return []
-        # only the best few hundred can make the list, even with the caps skipping some
-        head = min(pos.size, max(4 * k * rp.max_per_category, 200))
+        head = min(pos.size, most)
         if head < pos.size:
             pos = pos[np.argpartition(-score[pos], head - 1)[:head]]
         order = pos[np.argsort(-score[pos], kind="stable")]
@@ -138,6 +142,24 @@ class ScoredSet:
         local = np.arange(order.size)
         picked = diversify(local, caps, exempt, k, score[order], features, rp.mmr_lambda)
         return order[picked].tolist()
+
+    def _capped(self, score: np.ndarray, mask: np.ndarray, k: int, head: int) -> list[int]:
+        """``_diversified`` at λ = 1 (no MMR): the same list, from arrays over every
+        candidate (the kernel walks only as far as the list needs)."""
+        rp = self.rp
+        groups, limits = [self.catalog.category[self.sig.cands]], [rp.max_per_category]
+        if rp.max_per_brand:
+            if self._brand is None:
+                self._brand = self.masks.brand_of(self.sig.cands)
+            groups.append(self._brand)
+            limits.append(rp.max_per_brand)
+        active = [i for i, lim in enumerate(limits) if lim]  # a cap of 0 caps nothing
+        rows = np.zeros((len(active), score.size), dtype=np.int64)
+        for r, i in enumerate(active):
+            rows[r] = groups[i]
+        exempt = (self.sig.values[:, _COLUMN["repeat"]] > 0) | self.sig.seen
+        caps = np.array([limits[i] for i in active], dtype=np.int64)
+        return capped_top(score, mask, rows, caps, exempt, k, head).tolist()
 
     def reason_inputs(self, sel: Selection) -> list[ReasonInput]:
         """Per shown item: its contribution per reason group (one matrix product for the
