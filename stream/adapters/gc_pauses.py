@@ -26,9 +26,11 @@ keeps Python's default.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import Gauge, Histogram
@@ -85,3 +87,28 @@ class GcPauses:
         self.frozen.set(count)
         log.info("froze the start-up heap: %d objects no longer walked by the collector", count)
         return count
+
+
+@contextlib.contextmanager
+def as_worker(freeze: bool, gen0_threshold: int) -> Iterator[None]:
+    """The collector as a ready worker runs it (``freeze``: the heap so far frozen;
+    ``gen0_threshold``: 0 leaves it), put back afterwards: what an in-process measurement of
+    the worker's code should run under, or its timings carry collections a worker does not
+    make (a full collection of the unfrozen heap landed in one burst of the quick bench's
+    in-process run, ~130 ms)."""
+    if gen0_threshold < 0:
+        raise ValueError(f"gen0 threshold must be >= 0, got {gen0_threshold}")
+    before = gc.get_threshold()
+    # ``unfreeze`` thaws everything: a heap frozen before (by someone else) stays frozen
+    thaw = freeze and gc.get_freeze_count() == 0
+    if freeze:
+        gc.collect()
+        gc.freeze()
+    if gen0_threshold:
+        gc.set_threshold(gen0_threshold, *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        if thaw:
+            gc.unfreeze()

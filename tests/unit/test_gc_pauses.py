@@ -7,7 +7,7 @@ import gc
 import pytest
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 
-from stream.adapters.gc_pauses import GcPauses
+from stream.adapters.gc_pauses import GcPauses, as_worker
 from stream.settings import Settings
 
 
@@ -86,3 +86,25 @@ def test_the_threshold_setting_defaults_to_ten_thousand_and_refuses_negatives() 
     assert Settings.from_env({"RECSTREAM_GC_GEN0_THRESHOLD": "0"}).gc_gen0_threshold == 0
     with pytest.raises(ValueError, match="RECSTREAM_GC_GEN0_THRESHOLD"):
         Settings.from_env({"RECSTREAM_GC_GEN0_THRESHOLD": "-1"})
+
+
+def test_as_worker_freezes_and_sets_the_threshold_then_puts_both_back() -> None:
+    before = gc.get_threshold()
+    gc.unfreeze()
+    keep = [{"row": i} for i in range(1_000)]
+    with as_worker(True, 9_999):
+        assert gc.get_threshold() == (9_999, *before[1:])
+        assert gc.get_freeze_count() >= len(keep)
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
+    with as_worker(False, 0):  # neither: the collector as it was
+        assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+    gc.freeze()  # frozen before: left frozen
+    try:
+        with as_worker(True, 0):
+            pass
+        assert gc.get_freeze_count() >= len(keep)
+    finally:
+        gc.unfreeze()
+    with pytest.raises(ValueError, match="gen0"), as_worker(False, -1):
+        pass
