@@ -20,8 +20,7 @@ no full collection in 15 s. Three A/B pairs back to back: 739 / 660 / 852 events
 778 / 697 / 828 at 10,000 (the ~5 % saved is within this machine's noise). The price: a youngest
 collection takes ~3 ms instead of ~0.1 ms and a middle one ~7 ms instead of ~2 ms (both shorter
 than the ~25 ms full collections they mostly replace), and cyclic garbage is kept a little
-longer. ``RECSTREAM_GC_GEN0_THRESHOLD=0``
-keeps Python's default.
+longer. ``RECSTREAM_GC_GEN0_THRESHOLD=0`` keeps Python's default.
 """
 
 from __future__ import annotations

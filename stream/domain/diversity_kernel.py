@@ -92,7 +92,6 @@ def warm_up() -> float:
     seconds it took."""
     started = time.perf_counter()
     ones = np.ones(2, dtype=np.bool_)
-    capped_top(
-        np.ones(2), ones, np.ones((1, 2), dtype=np.int32), np.ones(1, dtype=np.int64), ones, 1, 2
-    )
+    groups = np.ones((1, 2), dtype=np.int64)
+    capped_top(np.ones(2), ones, groups, np.ones(1, dtype=np.int64), ones, 1, 2)
     return time.perf_counter() - started

@@ -132,13 +132,11 @@ class ScoredSet:
         shown = self.sig.cands[order]
         groups, limits = [self.catalog.category[shown]], [rp.max_per_category]
         if rp.max_per_brand:
-            if self._brand is None:
-                self._brand = self.masks.brand_of(self.sig.cands)
-            groups.append(self._brand[order])
+            groups.append(self._brands()[order])
             limits.append(rp.max_per_brand)
         caps = Caps(groups, limits)
         exempt = (self.sig.values[order, _COLUMN["repeat"]] > 0) | self.sig.seen[order]
-        features = self.catalog.feature_ids[shown] if rp.mmr_lambda < 1.0 else None
+        features = self.catalog.feature_ids[shown]  # MMR's similarities
         local = np.arange(order.size)
         picked = diversify(local, caps, exempt, k, score[order], features, rp.mmr_lambda)
         return order[picked].tolist()
@@ -147,19 +145,20 @@ class ScoredSet:
         """``_diversified`` at λ = 1 (no MMR): the same list, from arrays over every
         candidate (the kernel walks only as far as the list needs)."""
         rp = self.rp
-        groups, limits = [self.catalog.category[self.sig.cands]], [rp.max_per_category]
-        if rp.max_per_brand:
-            if self._brand is None:
-                self._brand = self.masks.brand_of(self.sig.cands)
-            groups.append(self._brand)
-            limits.append(rp.max_per_brand)
-        active = [i for i, lim in enumerate(limits) if lim]  # a cap of 0 caps nothing
+        limits = [rp.max_per_category, rp.max_per_brand]
+        active = [r for r, lim in enumerate(limits) if lim]  # None or 0 caps nothing
         rows = np.zeros((len(active), score.size), dtype=np.int64)
-        for r, i in enumerate(active):
-            rows[r] = groups[i]
+        for r, which in enumerate(active):
+            rows[r] = self.catalog.category[self.sig.cands] if which == 0 else self._brands()
         exempt = (self.sig.values[:, _COLUMN["repeat"]] > 0) | self.sig.seen
-        caps = np.array([limits[i] for i in active], dtype=np.int64)
+        caps = np.array([limits[r] for r in active], dtype=np.int64)
         return capped_top(score, mask, rows, caps, exempt, k, head).tolist()
+
+    def _brands(self) -> np.ndarray:
+        """Each candidate's brand feature id (PAD: none), made once per scored set."""
+        if self._brand is None:
+            self._brand = self.masks.brand_of(self.sig.cands)
+        return self._brand
 
     def reason_inputs(self, sel: Selection) -> list[ReasonInput]:
         """Per shown item: its contribution per reason group (one matrix product for the

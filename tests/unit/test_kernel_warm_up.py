@@ -1,0 +1,67 @@
+"""A worker's warm-up compiles every kernel for the argument types ranking then passes: a
+kernel first met with other types (an int32 array where warm-up passed int64) would compile
+during a live user's ranking, seconds of a stalled event loop after an install. Run in a fresh
+process, so kernels other tests compiled in this one do not hide a gap."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+SCRIPT = r"""
+import collections
+import numba
+from stream.domain import catalog as catalog_module, scored_set, top_lists
+from stream.domain import diversity_kernel, relation_kernels, top_kernels
+from stream.domain.catalog import Catalog
+from stream.domain.engine import Engine
+from stream.domain.events import UserEvent
+from stream.domain.ranking import FEEDS, RankingProfile
+
+calls = collections.Counter()
+
+def counted(module, name):
+    kernel = getattr(module, name)
+    def call(*args):
+        calls[name] += 1
+        return kernel(*args)
+    setattr(module, name, call)
+
+counted(scored_set, "capped_top")
+counted(top_lists, "merge_top")
+counted(catalog_module, "eligible_with")
+
+def compiled():
+    out = {}
+    for module in (diversity_kernel, relation_kernels, top_kernels):
+        for name, obj in vars(module).items():
+            if isinstance(obj, numba.core.registry.CPUDispatcher):
+                out[f"{module.__name__}.{name}"] = set(obj.signatures)
+    return out
+
+for module in (diversity_kernel, relation_kernels, top_kernels):
+    module.warm_up()
+before = compiled()
+catalog = Catalog(capacity=16)
+for i in range(12):
+    catalog.upsert({"item_id": f"i{i}", "attributes": {"category": [f"c{i % 3}"], "brand": f"b{i % 2}"}})
+engine = Engine(catalog=catalog, ranking=RankingProfile(), feeds=FEEDS)
+state = None
+for step in range(12):  # rankings after interactions: the top lists merge grown items
+    events = [UserEvent("clicks", f"e{step}", "u", 1_000 * (step + 1), (f"i{step % 12}",), (1,))]
+    state = engine.step(state, "u", events).state
+after = compiled()
+extra = {k: sorted(map(str, after[k] - before[k])) for k in after if after[k] - before[k]}
+print("calls", dict(calls))
+assert not extra, extra
+"""
+
+
+def test_a_ranking_after_warm_up_compiles_nothing_new() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    # the kernels ranking reaches were reached (else the comparison says nothing)
+    for kernel in ("capped_top", "merge_top", "eligible_with"):
+        assert f"'{kernel}'" in done.stdout, done.stdout
