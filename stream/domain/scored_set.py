@@ -76,6 +76,8 @@ class ScoredSet:
         self.base = self.terms.sum(axis=1)
         self.masks = masks_of(catalog)
         self._brand: np.ndarray | None = None
+        #: ``_capped``'s group rows, cap limits and exempt mask (the same for every feed)
+        self._cap_arrays: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def feed_mask(self, feed: str, rules: FeedRules) -> np.ndarray:
         """Candidates this feed may show at all (before boosts remove any)."""
@@ -144,14 +146,17 @@ class ScoredSet:
     def _capped(self, score: np.ndarray, mask: np.ndarray, k: int, head: int) -> list[int]:
         """``_diversified`` at λ = 1 (no MMR): the same list, from arrays over every
         candidate (the kernel walks only as far as the list needs)."""
-        rp = self.rp
-        limits = [rp.max_per_category, rp.max_per_brand]
-        active = [r for r, lim in enumerate(limits) if lim]  # None or 0 caps nothing
-        rows = np.zeros((len(active), score.size), dtype=np.int64)
-        for r, which in enumerate(active):
-            rows[r] = self.catalog.category[self.sig.cands] if which == 0 else self._brands()
-        exempt = (self.sig.values[:, _COLUMN["repeat"]] > 0) | self.sig.seen
-        caps = np.array([limits[r] for r in active], dtype=np.int64)
+        if self._cap_arrays is None:  # per scored set, not per feed: no feed changes them
+            rp = self.rp
+            limits = [rp.max_per_category, rp.max_per_brand]
+            active = [r for r, lim in enumerate(limits) if lim]  # None or 0 caps nothing
+            rows = np.zeros((len(active), score.size), dtype=np.int64)
+            for r, which in enumerate(active):
+                rows[r] = self.catalog.category[self.sig.cands] if which == 0 else self._brands()
+            exempt = (self.sig.values[:, _COLUMN["repeat"]] > 0) | self.sig.seen
+            caps = np.array([limits[r] for r in active], dtype=np.int64)
+            self._cap_arrays = (rows, caps, exempt)
+        rows, caps, exempt = self._cap_arrays
         return capped_top(score, mask, rows, caps, exempt, k, head).tolist()
 
     def _brands(self) -> np.ndarray:

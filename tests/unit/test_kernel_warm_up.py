@@ -44,7 +44,8 @@ for module in (diversity_kernel, relation_kernels, top_kernels):
 before = compiled()
 catalog = Catalog(capacity=16)
 for i in range(12):
-    catalog.upsert({"item_id": f"i{i}", "attributes": {"category": [f"c{i % 3}"], "brand": f"b{i % 2}"}})
+    attributes = {"category": [f"c{i % 3}"], "brand": f"b{i % 2}"}
+    catalog.upsert({"item_id": f"i{i}", "attributes": attributes})
 engine = Engine(catalog=catalog, ranking=RankingProfile(), feeds=FEEDS)
 state = None
 for step in range(12):  # rankings after interactions: the top lists merge grown items
