@@ -35,6 +35,14 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    """``_int`` that must be at least 1 (a zero fetch wait would spin a consumer)."""
+    value = _int(env, name, default)
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return value
+
+
 def parse_weights(raw: str) -> tuple[float, float]:
     """RECSTREAM_PFEED_WEIGHTS="lookup,cooccurrence" (non-negative floats)."""
     try:
@@ -96,6 +104,10 @@ class Settings:
     batch_backlog_min: int = 16
     qdrant_flush_ms: int = 5
     fetch_max_wait_ms: int = 20
+    #: the same for the worker's followers (catalog/stock replica, `learned`, ranking profiles,
+    #: the item group): none of them carries a user's event to its list, and each idle fetch
+    #: costs the broker and the worker CPU that the user agent then lacks (see README)
+    follower_fetch_max_wait_ms: int = 100
     feeds: tuple[str, ...] = ("for_you",)
     rebalance_timeout_s: float = 6.0
     #: a worker that cannot reach the broker this long exits non-zero (a supervisor restarts it)
@@ -158,7 +170,8 @@ class Settings:
             batch_within_ms=_int(env, "RECSTREAM_BATCH_WITHIN_MS", 20),
             batch_backlog_min=_int(env, "RECSTREAM_BATCH_BACKLOG_MIN", 16),
             qdrant_flush_ms=_int(env, "RECSTREAM_QDRANT_FLUSH_MS", 5),
-            fetch_max_wait_ms=_int(env, "RECSTREAM_FETCH_MAX_WAIT_MS", 20),
+            fetch_max_wait_ms=_positive(env, "RECSTREAM_FETCH_MAX_WAIT_MS", 20),
+            follower_fetch_max_wait_ms=_positive(env, "RECSTREAM_FOLLOWER_FETCH_MAX_WAIT_MS", 100),
             feeds=feeds or ("for_you",),
             rebalance_timeout_s=float(env.get("RECSTREAM_REBALANCE_TIMEOUT_S") or 6.0),
             broker_down_exit_s=float(env.get("RECSTREAM_BROKER_DOWN_EXIT_S") or 30.0),

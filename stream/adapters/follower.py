@@ -23,15 +23,18 @@ YIELD_EVERY_S = 0.005
 Apply = Callable[[str, ConsumerRecord[bytes, bytes]], Awaitable[None]]
 
 
-def standalone_consumer(settings: Settings, fetch_bytes: int = 4 * 1024 * 1024) -> AIOKafkaConsumer:
+def standalone_consumer(
+    settings: Settings, fetch_bytes: int = 4 * 1024 * 1024, wait_ms: int | None = None
+) -> AIOKafkaConsumer:
     """A consumer outside any group, reading from the earliest offset, committing nothing: what
-    every reader of whole topics here uses (replicas, state recovery, tools)."""
+    every reader of whole topics here uses (replicas, state recovery, tools). ``wait_ms``: its
+    fetch wait (default ``settings.fetch_max_wait_ms``)."""
     return AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms if wait_ms is None else wait_ms,
         max_partition_fetch_bytes=fetch_bytes,
         **settings.kafka_security.aiokafka_kwargs(),
     )
@@ -50,18 +53,28 @@ async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
 class Follower(ConsumerTask):
     """One consumer over ``topics`` (full names); ``apply(topic, record)`` for every record."""
 
-    def __init__(self, settings: Settings, topics: list[str], apply: Apply, name: str) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        topics: list[str],
+        apply: Apply,
+        name: str,
+        wait_ms: int | None = None,
+    ) -> None:
         self.settings = settings
         self.topics = topics
         self.apply = apply
         self.name = name
+        #: the fetch wait: ``settings.follower_fetch_max_wait_ms`` unless given (the catalog
+        #: and stock replica is given the user path's, as a stock-out changes lists)
+        self.wait_ms = settings.follower_fetch_max_wait_ms if wait_ms is None else wait_ms
         self._last_empty_round_start = -1.0
 
     async def start(self, positions: dict[int, int] | None = None) -> None:
         """Assign every partition; read from ``positions`` (partition → next offset, single
         topic: a restored snapshot's) where given, else from the beginning."""
         positions = positions or {}
-        consumer = standalone_consumer(self.settings)
+        consumer = standalone_consumer(self.settings, wait_ms=self.wait_ms)
         await consumer.start()
         partitions: list[TopicPartition] = []
         try:
@@ -86,7 +99,7 @@ class Follower(ConsumerTask):
     async def _run(self) -> None:
         assert self.consumer is not None
         loop = asyncio.get_running_loop()
-        wait_ms = self.settings.fetch_max_wait_ms
+        wait_ms = self.wait_ms
         while True:
             started = loop.time()
             batches = await self.consumer.getmany(timeout_ms=wait_ms, max_records=5000)
@@ -118,7 +131,7 @@ class Follower(ConsumerTask):
         """True once a fetch round that began after this call found nothing new."""
         loop = asyncio.get_running_loop()
         # an in-flight fetch may predate the call: require a round started one wait later
-        asked = loop.time() + self.settings.fetch_max_wait_ms / 1000.0
+        asked = loop.time() + self.wait_ms / 1000.0
         deadline = loop.time() + timeout
         while self._last_empty_round_start < asked:
             if self.failed is not None:

@@ -78,6 +78,8 @@ class ItemGroup(ConsumerTask):
     ) -> None:
         self.settings = settings
         self.handle = handle
+        #: validation and accounting only (the replica applies item records): no user waits
+        self.wait_ms = settings.follower_fetch_max_wait_ms
         self.batch_max = batch_max
         self.flavour = flavour
         self._logical = {settings.topic(t): t for t in topics}
@@ -91,7 +93,7 @@ class ItemGroup(ConsumerTask):
             group_id=group_id(s),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            fetch_max_wait_ms=s.fetch_max_wait_ms,
+            fetch_max_wait_ms=self.wait_ms,
             **group_kwargs(s, self.flavour),
             **s.kafka_security.aiokafka_kwargs(),
         )
@@ -102,7 +104,7 @@ class ItemGroup(ConsumerTask):
 
     async def _run(self) -> None:
         assert self.consumer is not None
-        wait_ms = self.settings.fetch_max_wait_ms
+        wait_ms = self.wait_ms
         while True:
             fetched = await self.consumer.getmany(timeout_ms=wait_ms, max_records=self.batch_max)
             if fetched:

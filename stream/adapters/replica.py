@@ -59,7 +59,13 @@ class CatalogReplica:
         self.skipped = 0
         self.unchanged = 0  # catalog messages that repeated their item's last one
         self._kinds = {settings.topic("catalog"): "catalog", settings.topic("stock"): "stock"}
-        self.items = Follower(settings, list(self._kinds), self._on_item, "catalog-replica")
+        self.items = Follower(
+            settings,
+            list(self._kinds),
+            self._on_item,
+            "catalog-replica",
+            wait_ms=settings.fetch_max_wait_ms,  # a stock-out is on the way to users' lists
+        )
         self.learned: Follower | None = None
         #: per `learned` partition, the last record applied (what a snapshot resumes after)
         self.learned_applied: dict[int, Applied] = {}
