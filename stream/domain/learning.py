@@ -3,8 +3,9 @@
 Learned read models must outlive a worker and be the same on every worker, so each applied user
 event yields an ``Observation`` (pure data) that the worker publishes on the `learned` topic; every
 worker follows that topic from the beginning and folds what it reads into its read models. The
-worker that made an observation applies it at once as well, so its next list does not wait for a
-round trip. ``Learner`` makes both paths idempotent per source event:
+worker that made an observation applies it itself as well, once its batch is ranked
+(``Engine.learning_held``), so its next list does not wait for a round trip. ``Learner`` makes
+both paths idempotent per source event:
 
 * observations carry the (topic, partition, offset) of the event they came from; one source
   partition is owned by one worker at a time and published in offset order to one `learned`
