@@ -33,6 +33,7 @@ import numpy as np
 from stream.adapters.topics import all_topics, ensure_topics
 from stream.bench.context import BenchContext, say
 from stream.bench.loadgen import write_jsonl
+from stream.bench.procstat import cpu_seconds
 from stream.bench.relay import RELAY_OUT
 from stream.bench.supervisor import wait_for
 from stream.bench.workload import WorkloadConfig, generate_events
@@ -193,6 +194,21 @@ def _worker_view(before: dict[str, float] | None, after: dict[str, float] | None
     return out
 
 
+def cpu_view(
+    before: dict[str, float], after: dict[str, float], seconds: float, events: int
+) -> dict[str, float]:
+    """CPU of a level: the system under test's per event sent (ms) and the broker's share of a
+    core. At a steady rate a worker pays per-batch and per-fetch costs a drain shares out, and
+    runs with caches the other processes evicted between events: this says what an event
+    cost at that load, next to what the relay (the floor) pays for the same events."""
+    if seconds <= 0 or events <= 0:
+        return {}
+    return {
+        "sut_cpu_ms_per_event": round((after["sut"] - before["sut"]) / events * 1000.0, 3),
+        "broker_cores": round((after["broker"] - before["broker"]) / seconds, 3),
+    }
+
+
 def _run_levels(
     ctx: BenchContext,
     prefix: str,
@@ -217,18 +233,25 @@ def _run_levels(
             argv = ["-m", "stream.bench.loadgen", "--events", str(level.events)]
             argv += ["--rate", f"{level.rate:.3f}", "--sent", str(sent)]
             before = scrape_metrics(metrics_port) if metrics_port else None
+            cpu0, started = _cpu(ctx, sut), time.monotonic()
             gen = ctx.supervisor.spawn(argv, ctx.env(prefix, f"{name}-loadgen"), ctx.log("loadgen"))
             with ctx.supervisor.running(gen):
                 code = gen.wait(timeout=60 + 2 * level.count / level.rate)
             if code != 0 or sut.poll() is not None:
                 raise RuntimeError(f"{name} at {label}: load generator {code}, SUT {sut.poll()}")
             _settle(probe_log)
+            seconds = time.monotonic() - started
             stats = summarize(*answered_latencies(sent, read_probe(probe_log)))
+            stats |= cpu_view(cpu0, _cpu(ctx, sut), seconds, level.count)
             if metrics_port:
                 stats |= _worker_view(before, scrape_metrics(metrics_port))
             say(f"[latency] {name} at {label}: {_line(stats)}")
             results.append({"load": level.share, "rate_eps": round(level.rate, 1), **stats})
     return results
+
+
+def _cpu(ctx: BenchContext, sut: subprocess.Popen[bytes]) -> dict[str, float]:
+    return {"sut": cpu_seconds(sut.pid), "broker": cpu_seconds(ctx.broker_pid)}
 
 
 def _line(stats: dict[str, Any]) -> str:

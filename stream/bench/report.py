@@ -30,6 +30,7 @@ def headline_latency(latency: dict[str, Any], name: str = "pipeline") -> dict[st
 
 
 _WORKER_COLUMNS = ("worker_mean_ms", "worker_delivery_ms", "worker_mean_batch")
+_CPU_COLUMNS = ("sut_cpu_ms_per_event", "broker_cores")
 
 
 def _row(cells: list[Any]) -> str:
@@ -73,9 +74,9 @@ def _throughput_md(r: dict[str, Any]) -> list[str]:
 
 def _latency_md(r: dict[str, Any]) -> list[str]:
     lines = ["## End-to-end latency (event produced → list consumed by a separate process)", ""]
-    keys = ("p50", "p95", "p99", "max", "events", "unanswered", *_WORKER_COLUMNS)
+    keys = ("p50", "p95", "p99", "max", "events", "unanswered", *_WORKER_COLUMNS, *_CPU_COLUMNS)
     head = ["what", "load", "events/s", "p50 ms", "p95", "p99", "max", "n", "unanswered"]
-    head += ["worker mean ms", "of which delivery", "mean batch"]
+    head += ["worker mean ms", "of which delivery", "mean batch", "CPU ms/event", "broker cores"]
     lines += [_row(head), _row(["---"] * len(head))]
     warm = r["latency"].get("warmup") or {}
     for name in ("pipeline", "floor"):
@@ -98,7 +99,9 @@ def _latency_md(r: dict[str, Any]) -> list[str]:
         "`worker mean ms` / `mean batch`: the worker's own /metrics over the level (broker "
         "receive → emit; events per batch), a cross-check of the probe's figures; `of which "
         "delivery`: broker receive → handed to the pipeline (fetch, Faust, waiting behind "
-        "earlier batches), the rest is the worker's own work. "
+        "earlier batches), the rest is the worker's own work. `CPU ms/event`: CPU time of "
+        "the worker (or relay) over the level, per event sent; `broker cores`: the broker's "
+        "CPU over the level, in cores. "
         "`warm-up`: a short level at the lowest rate, run first, once the fresh worker's "
         f"start-up backlog was processed ({warm.get('backlog_drained_s', '-')} s after ready).",
         "",

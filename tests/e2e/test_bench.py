@@ -84,6 +84,9 @@ def test_bench_quick_writes_positive_figures(tmp_path: Path) -> None:
             _positive(row["events"], f"{name} events at {row['load']}")
             for q in ("p50", "p95", "p99", "max"):
                 _positive(row[q], f"{name} {q} at {row['load']}")
+            # what the level cost: the worker's (relay's) CPU per event, the broker's cores
+            _positive(row["sut_cpu_ms_per_event"], f"{name} CPU at {row['load']}")
+            _positive(row["broker_cores"], f"{name} broker CPU at {row['load']}")
     for row in r["latency"]["pipeline"]:  # the worker's own view: total, and delivery within it
         _positive(row["worker_delivery_ms"], f"delivery at {row['load']}")
     burst = r["burst"]

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from stream.bench.inprocess import BurstRunner, Raw, build_engine, bursts, encode, measure_bursts
-from stream.bench.latency import WARMUP_S, answered_latencies, summarize
+from stream.bench.latency import WARMUP_S, answered_latencies, cpu_view, summarize
 from stream.bench.throughput import ratios
 from stream.bench.workload import WorkloadConfig, generate_events, topic_mix
 from stream.domain.profile import UserProfile
@@ -218,3 +218,12 @@ def test_worker_view_reads_plain_and_labelled_histograms_over_a_level() -> None:
     }
     view = _worker_view(before, after)
     assert view == {"worker_mean_ms": 100.0, "worker_delivery_ms": 40.0, "worker_mean_batch": 4.0}
+
+
+def test_a_level_cpu_is_per_event_for_the_system_and_in_cores_for_the_broker() -> None:
+    before = {"sut": 10.0, "broker": 5.0}
+    after = {"sut": 12.5, "broker": 8.0}
+    view = cpu_view(before, after, seconds=10.0, events=1000)
+    assert view == {"sut_cpu_ms_per_event": 2.5, "broker_cores": 0.3}
+    assert cpu_view(before, after, seconds=0.0, events=1000) == {}
+    assert cpu_view(before, after, seconds=10.0, events=0) == {}
