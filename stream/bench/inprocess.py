@@ -2,7 +2,8 @@
 
 What a worker does for one user's burst, minus Kafka and Faust: decode and validate the raw
 messages (``Decoder``), read the profile (in-memory ``StateStore`` + ``UserProfile.from_bytes``),
-fold the events in (``Engine.apply``: profile + shared popularity / co-occurrence), rank every
+fold the events in (``Engine.apply``: the profile; shared popularity / co-occurrence once per
+window, as a worker's batch does), rank every
 feed (``Engine.recommend``: candidates, scoring, filters, diversity and reasons — the public
 API does not split candidates from scoring), serialise the output messages (orjson) and write
 the profile back (``to_bytes`` + ``set``).
@@ -18,9 +19,11 @@ it). The first half of the workload only warms the engine (popularity, co-occurr
 profiles with a history); the second half is timed, under the collector a ready worker runs
 (``gc_pauses.as_worker``: the warmed heap frozen, the youngest generation's threshold of
 ``Settings.gc_gen0_threshold``), so a burst pays the collections a worker pays, not a full
-collection of the whole bench process.
+collection of the whole bench process. Each window runs as the worker runs a batch: what its
+bursts teach the shared read models is applied once all are ranked (``Engine.learning_held``),
+timed once and shared evenly by the window's bursts in their ``apply`` stage.
 
-The ``rank`` stage is cold, as the worker pays it: the first ranking after the burst's writes
+The ``rank`` stage is cold, as the worker pays it: the first ranking after a batch's writes
 also brings the shared read models (co-occurrence rows, top lists) up to date. Beside it, not
 part of the total, the same ranking is timed again (``rank_warm``: same inputs, models
 already synced) and without reasons (``rank_without_reasons``, also warm). So cold − warm is
@@ -101,17 +104,22 @@ def encode(events: Iterable[dict[str, Any]]) -> list[Raw]:
     ]
 
 
-def bursts(raw: Sequence[Raw], batch_max: int) -> list[list[Raw]]:
-    """Windows of ``batch_max`` consecutive events → per user (the key), topics mixed, as
-    ``handle_user_batch`` groups a batch: arrival order inside a user, users in order of
-    first appearance."""
-    out: list[list[Raw]] = []
+def burst_windows(raw: Sequence[Raw], batch_max: int) -> list[list[list[Raw]]]:
+    """Windows of ``batch_max`` consecutive events (a worker's batches under a backlog), each
+    cut per user (the key), topics mixed, as ``handle_user_batch`` groups a batch: arrival
+    order inside a user, users in order of first appearance."""
+    out: list[list[list[Raw]]] = []
     for start in range(0, len(raw), batch_max):
         groups: dict[bytes, list[Raw]] = {}
         for message in raw[start : start + batch_max]:
             groups.setdefault(message[1], []).append(message)
-        out.extend(groups.values())
+        out.append(list(groups.values()))
     return out
+
+
+def bursts(raw: Sequence[Raw], batch_max: int) -> list[list[Raw]]:
+    """``burst_windows`` flattened: every user burst in order."""
+    return [burst for window in burst_windows(raw, batch_max) for burst in window]
 
 
 @dataclass
@@ -167,6 +175,25 @@ class BurstRunner:
             timing |= self.rank_again(profile, now)
         return timing
 
+    def run_window(
+        self, window: Sequence[Sequence[Raw]], reasons_probe: bool = False
+    ) -> list[dict[str, int]]:
+        """One batch's bursts as the worker runs them: learning held until all are ranked
+        (``Engine.learning_held``); applying what they taught is timed once and shared evenly
+        by the window's bursts, in their ``apply`` stage, where learning was timed before."""
+        self.engine.hold_learning()
+        try:
+            timings = [self.run(burst, reasons_probe) for burst in window]
+        except BaseException:
+            self.engine.drop_learning()
+            raise
+        started = time.perf_counter_ns()
+        self.engine.release_learning()
+        share = (time.perf_counter_ns() - started) // max(1, len(timings))
+        for timing in timings:
+            timing["apply"] += share
+        return timings
+
     def rank_again(self, profile: UserProfile, now: float) -> dict[str, int]:
         """The burst's ranking again, warm (right after the cold one: shared read models
         synced), with and without reasons; same inputs as ``Engine.recommend`` (learned rates,
@@ -218,13 +245,13 @@ def measure_bursts(
     ``pfeed`` None = as a worker runs by default (``Settings().pfeed``)."""
     pfeed = Settings().pfeed if pfeed is None else pfeed
     runner = BurstRunner(build_engine(catalog, pfeed=pfeed))
-    all_bursts = bursts(encode(events), batch_max)
-    half = len(all_bursts) // 2
-    for burst in all_bursts[:half]:
-        runner.run(burst)
+    windows = burst_windows(encode(events), batch_max)
+    half = len(windows) // 2
+    for window in windows[:half]:
+        runner.run_window(window)
     settings = Settings()
     with as_worker(settings.gc_freeze, settings.gc_gen0_threshold):  # the worker's collector
-        timings = [runner.run(burst, reasons_probe=True) for burst in all_bursts[half:]]
+        timings = [t for w in windows[half:] for t in runner.run_window(w, reasons_probe=True)]
     totals = [sum(t[s] for s in STAGES) for t in timings]
     probed = [t for t in timings if "rank_warm" in t]
     n_events = sum(t["events"] for t in timings)

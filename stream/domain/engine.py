@@ -156,18 +156,30 @@ class Engine:
         per event; nothing changes for a batch of one user). What a list misses is its own
         batch's events in other users' counts and its own event's one pair or popularity step.
         The offline evaluator steps without it, one burst at a time."""
-        if self._held is not None:
-            raise RuntimeError("learning is already held")
-        held: list[Observation] = []
-        self._held = held
+        self.hold_learning()
         try:
             yield
         except BaseException:
-            self._held = None
+            self.drop_learning()  # the batch is not committed
             raise
+        self.release_learning()
+
+    def hold_learning(self) -> None:
+        """Start holding observations (``learning_held`` is the safe form)."""
+        if self._held is not None:
+            raise RuntimeError("learning is already held")
+        self._held = []
+
+    def drop_learning(self) -> None:
+        """Stop holding and forget the held observations (their batch failed)."""
         self._held = None
+
+    def release_learning(self) -> int:
+        """Apply the held observations in order and stop holding; returns how many."""
+        held, self._held = self._held or [], None
         for obs in held:
             self.learner.local(obs)
+        return len(held)
 
     def apply(
         self, state: UserProfile | None, user_id: str, events: list[UserEvent]

@@ -8,7 +8,15 @@ from typing import Any
 import orjson
 import pytest
 
-from stream.bench.inprocess import BurstRunner, Raw, build_engine, bursts, encode, measure_bursts
+from stream.bench.inprocess import (
+    BurstRunner,
+    Raw,
+    build_engine,
+    burst_windows,
+    bursts,
+    encode,
+    measure_bursts,
+)
 from stream.bench.latency import WARMUP_S, answered_latencies, cpu_view, summarize
 from stream.bench.throughput import ratios
 from stream.bench.workload import WorkloadConfig, generate_events, topic_mix
@@ -67,6 +75,25 @@ def test_bursts_group_a_window_by_user_across_topics_as_the_pipeline_does() -> N
     # one burst per user and window, topics mixed, arrival order kept, users by first appearance
     assert [_ids(b) for b in cut] == [["e1", "e2", "e4"], ["e3"], ["e5"], ["e6"]]
     assert [m[0] for m in cut[0]] == ["clicks", "dwell", "carts"]
+
+
+def test_a_window_runs_as_a_batch_learning_applied_once_after_its_bursts() -> None:
+    raw = encode([_event("clicks", i, u, f"i{i}") for i, u in enumerate("abab", start=1)])
+    (window,) = burst_windows(raw, batch_max=4)
+    runner = BurstRunner(build_engine(CATALOG))
+    learner = runner.engine.learner
+    seen: list[int] = []
+    real_run = runner.run
+
+    def run(burst: list[Raw], reasons_probe: bool = False) -> dict[str, int]:
+        seen.append(learner.applied)  # nothing learned yet while the window's bursts run
+        return real_run(burst, reasons_probe)
+
+    runner.run = run  # type: ignore[method-assign]
+    timings = runner.run_window(window)
+    assert seen == [0, 0] and learner.applied == 4  # then all four, once the window is ranked
+    assert len(timings) == 2 and all(t["apply"] > 0 for t in timings)
+    assert runner.engine._held is None
 
 
 def test_a_burst_over_several_topics_is_applied_and_ranked_once() -> None:
