@@ -181,15 +181,11 @@ class BurstRunner:
         """One batch's bursts as the worker runs them: learning held until all are ranked
         (``Engine.learning_held``); applying what they taught is timed once and shared evenly
         by the window's bursts, in their ``apply`` stage, where learning was timed before."""
-        self.engine.hold_learning()
-        try:
+        with self.engine.learning_held():
             timings = [self.run(burst, reasons_probe) for burst in window]
-        except BaseException:
-            self.engine.drop_learning()
-            raise
-        started = time.perf_counter_ns()
-        self.engine.release_learning()
-        share = (time.perf_counter_ns() - started) // max(1, len(timings))
+            started = time.perf_counter_ns()
+            self.engine.release_learning()  # (the block's end then has nothing left to apply)
+            share = (time.perf_counter_ns() - started) // max(1, len(timings))
         for timing in timings:
             timing["apply"] += share
         return timings
