@@ -7,8 +7,9 @@ phase; the floor runs at the same absolute rates on its own topics.
 
 Which answer belongs to an event: the worker coalesces a user's burst into one ranking that
 answers the burst's newest event (``Engine.step``), so an event's answer is the first list for
-that user whose trigger is this event or a later one of the same user (same level). Its latency
-is that list's arrival at the probe minus the event's send time (both wall clock, same
+that user whose trigger is this event or a later one of the same user (same level; later by
+event time, and an event of the same instant counts as well: see ``answered_latencies``). Its
+latency is that list's arrival at the probe minus the event's send time (both wall clock, same
 machine). Events with no such list within the level are counted as ``unanswered``; the first
 ``WARMUP_S`` of a level are not counted.
 
@@ -59,28 +60,43 @@ _WORKER_SUMS = {
 
 
 def answered_latencies(sent: Path, received: dict[str, float]) -> tuple[np.ndarray, int]:
-    """Latency (ms) of every event after warm-up, and how many got no answer."""
+    """Latency (ms) of every event after warm-up, and how many got no answer.
+
+    A list answers its user's events up to its trigger's event time, so events are matched by
+    event time (the log's 4th column; send order when any line lacks it). Events of one user with
+    the same event time share their answers: the worker names the last of equals in the order
+    it fetched them, which need not be the order they were sent (a click and a cart of one
+    instant go to different topics). An answer counts only if it arrived after the send."""
     rows = [line.split("\t") for line in sent.read_text().splitlines() if line]
     if not rows:
         return np.zeros(0), 0
     t_first = float(rows[0][2])
-    by_user: dict[str, list[tuple[str, float]]] = {}
-    for event_id, user, sent_at in rows:
-        by_user.setdefault(user, []).append((event_id, float(sent_at)))
+    timed = all(len(row) > 3 and row[3] for row in rows)
+    by_user: dict[str, list[tuple[float, str, float]]] = {}
+    for n, row in enumerate(rows):
+        event_ts = float(row[3]) if timed else float(n)
+        by_user.setdefault(row[1], []).append((event_ts, row[0], float(row[2])))
     latencies: list[float] = []
     unanswered = 0
     for events in by_user.values():
-        answer: float | None = None
-        for event_id, at in reversed(events):  # newest first: carry the nearest later answer
-            got = received.get(event_id)
-            if got is not None:
-                answer = got if answer is None else min(answer, got)
-            if at - t_first < WARMUP_S:
-                continue
-            if answer is None:
-                unanswered += 1
-            else:
-                latencies.append((answer - at) * 1000.0)
+        events.sort(key=lambda e: e[0])  # stable: equal event times keep their send order
+        carried: list[float] = []  # answers of this user's later events (event time)
+        end = len(events)
+        while end:
+            start = end
+            while start and events[start - 1][0] == events[end - 1][0]:
+                start -= 1
+            group = events[start:end]  # one event time, newest first overall
+            carried += [received[e] for _, e, _ in group if e in received]
+            for _, _, at in group:
+                if at - t_first < WARMUP_S:
+                    continue
+                after = [got for got in carried if got >= at]
+                if after:
+                    latencies.append((min(after) - at) * 1000.0)
+                else:
+                    unanswered += 1
+            end = start
     return np.asarray(latencies), unanswered
 
 

@@ -3,7 +3,8 @@ send time logged, so latency can be measured from the moment an event is produce
 
 The schedule is absolute (event n is due at start + n / rate): a late send is not made up by
 sleeping less later, and sends run ahead of the schedule never. Each line of the send log is
-``event_id<TAB>user_id<TAB>sent_at`` (wall clock, s), written just before ``producer.send``.
+``event_id<TAB>user_id<TAB>sent_at<TAB>ts`` (wall clock, s; then the event's own time, empty
+when it has none), written just before ``producer.send``.
 Usage (worker environment)::
 
     python -m stream.bench.loadgen --events FILE --rate R --sent LOG
@@ -52,6 +53,7 @@ async def produce_paced(settings: Settings, events: Path, rate: float, sent: Pat
             orjson.dumps({k: v for k, v in r.items() if k != "topic"}),
             str(r.get("event_id", "")),
             str(r.get("user_id", "")),
+            str(r.get("ts", "")),
         )
         for r in read_jsonl(events)
     ]
@@ -66,11 +68,11 @@ async def produce_paced(settings: Settings, events: Path, rate: float, sent: Pat
     futures = []
     try:
         start = time.monotonic()
-        for n, (topic, key, value, event_id, user_id) in enumerate(records):
+        for n, (topic, key, value, event_id, user_id, ts) in enumerate(records):
             wait = start + n / rate - time.monotonic()
             if wait > 0.0005:
                 await asyncio.sleep(wait)
-            lines.append(f"{event_id}\t{user_id}\t{time.time():.6f}\n")
+            lines.append(f"{event_id}\t{user_id}\t{time.time():.6f}\t{ts}\n")
             futures.append(await producer.send(topic, value=value, key=key))
         await asyncio.gather(*futures)
     finally:

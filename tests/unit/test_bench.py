@@ -177,6 +177,43 @@ def test_an_answer_to_an_earlier_event_does_not_count_for_a_later_one(tmp_path: 
     assert unanswered == 1  # a2 came after the only list
 
 
+def _write_timed(path: Path, rows: list[tuple[str, str, float, int]]) -> Path:
+    path.write_text("".join(f"{e}\t{u}\t{t:.6f}\t{ts}\n" for e, u, t, ts in rows))
+    return path
+
+
+def test_events_of_one_instant_share_the_list_that_names_either(tmp_path: Path) -> None:
+    # the worker names the last of equal event times in its fetch order: here the one sent first
+    t = 3000.0 + WARMUP_S
+    sent = _write_timed(
+        tmp_path / "sent.tsv",
+        [("x", "a", 3000.0, 1), ("c", "a", t, 50), ("k", "a", t + 0.001, 50)],
+    )
+    latencies, unanswered = answered_latencies(sent, {"c": t + 0.010})
+    assert sorted(latencies.round(3).tolist()) == [9.0, 10.0]
+    assert unanswered == 0
+
+
+def test_matching_follows_event_time_and_ignores_answers_before_the_send(tmp_path: Path) -> None:
+    t = 4000.0 + WARMUP_S
+    sent = _write_timed(
+        tmp_path / "sent.tsv",
+        [("x", "a", 4000.0, 1), ("a1", "a", t, 70), ("a2", "a", t + 1, 70), ("a3", "a", t + 2, 60)],
+    )
+    # a1's list arrived before a2 was sent; a3 happened before both and is answered by a1's
+    latencies, unanswered = answered_latencies(sent, {"a1": t + 0.5})
+    assert latencies.round(3).tolist() == [500.0]  # a1; a3 was sent after that list arrived
+    assert unanswered == 2  # a2 (its instant's only answer came before it), a3
+
+
+def test_a_log_without_event_times_falls_back_to_send_order(tmp_path: Path) -> None:
+    t = 5000.0 + WARMUP_S
+    sent = _write(tmp_path / "sent.tsv", [("x", "a", 5000.0), ("a1", "a", t), ("a2", "a", t + 1)])
+    latencies, unanswered = answered_latencies(sent, {"a2": t + 1.5})
+    assert sorted(latencies.round(3).tolist()) == [500.0, 1500.0]
+    assert unanswered == 0
+
+
 def test_ratios_compare_each_figure_with_each_baseline() -> None:
     figures = {
         "pipeline_eps": 500.0,
