@@ -33,7 +33,7 @@ from stream.adapters.qdrant_sink import UserSink, make_user_sink
 from stream.adapters.replica import CatalogReplica
 from stream.adapters.runtime_metrics import RuntimeSampler
 from stream.adapters.validation import get_validators
-from stream.domain import diversity_kernel, relation_kernels, top_kernels
+from stream.domain import candidate_kernels, diversity_kernel, relation_kernels, top_kernels
 from stream.domain.engine import Engine
 from stream.domain.ranking import load_ranking_profile
 from stream.pipeline import Pipeline
@@ -101,6 +101,7 @@ class _Lifecycle(mode.Service):
         took = await asyncio.to_thread(relation_kernels.warm_up)
         took += await asyncio.to_thread(top_kernels.warm_up)
         took += await asyncio.to_thread(diversity_kernel.warm_up)
+        took += await asyncio.to_thread(candidate_kernels.warm_up)
         log.info("ranking kernels ready in %.2f s", took)
         r.gc.install()
         r.gc.set_gen0(r.settings.gc_gen0_threshold)

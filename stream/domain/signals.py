@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from stream.domain.affinity import affinity_vectors
+from stream.domain.candidate_kernels import candidate_block
+from stream.domain.candidate_kernels import lookup_sorted as lookup_sorted
 from stream.domain.catalog import PAD, Catalog
 from stream.domain.context_signals import (
     freshness,
@@ -33,7 +35,6 @@ from stream.domain.recent_relation import recent_from_rows
 from stream.domain.relation_kernels import relation_sums, scratch_slots
 from stream.domain.relations import RelatedItems
 from stream.domain.search_filters import NO_FILTERS, filter_match, search_filters
-from stream.domain.sorted_sets import members, sorted_unique
 from stream.domain.trending import Trending
 
 if TYPE_CHECKING:
@@ -176,34 +177,26 @@ def candidate_signals(
         queries = profile.queries[:recent_depth]
         recent = recent_from_rows(rows, queries, rp.recent_decay, rp.buy_query_weight)
         pools.append(recent[0])
-    cands = sorted_unique(np.concatenate(pools))
-    keep = catalog.eligible(cands)
-    if feed == "deals_for_you":
-        keep &= catalog.deal[cands]
-    elif feed == "new_for_you":
-        keep &= catalog.new[cands]
-    if banned:
-        banned_idx = [catalog.index[i] for i in banned if i in catalog.index]
-        keep &= ~members(cands, banned_idx)
-    cands = cands[keep]
-    seen_idx = [catalog.index[i] for i in returns.viewed if i in catalog.index]
-    seen = members(cands, seen_idx)
-    values = np.zeros((cands.size, len(SIGNALS)), dtype=np.float64)
+    flags = {"deals_for_you": catalog.deal, "new_for_you": catalog.new}.get(feed)
+    index = catalog.index
+    cands, values, seen = candidate_block(
+        np.concatenate(pools).astype(np.int64, copy=False),
+        catalog.available,
+        catalog.deleted,
+        flags,
+        _indexes([index[i] for i in banned if i in index]),
+        _indexes([index[i] for i in returns.viewed if i in index]),
+        catalog.feature_ids,
+        (session, long_term, aff.scale(session), aff.scale(long_term)),
+        (rel_source.targets, rel_scores, rel_long, *recent),
+        (*_sparse(repeat), *_sparse(views)),
+        _BLOCK_COLS,
+        len(SIGNALS),
+    )
     if cands.size:
-        # as intp once: indexing with the stored int32 ids casts them again per gather
-        feat = catalog.feature_ids[cands].astype(np.intp)
-        for col, dense in ((0, session), (1, long_term)):
-            values[:, col] = dense[feat].sum(axis=1) / aff.scale(dense)
-        both = lookup_sorted(rel_source.targets, np.column_stack([rel_scores, rel_long]), cands)
-        for col, rel in ((2, both[:, 0]), (8, both[:, 1])):  # one search for both horizons
-            values[:, col] = rel / max(1e-9, float(rel.max())) if rel.any() else rel
-        rel = lookup_sorted(recent[0], recent[1], cands)
-        values[:, 12] = rel / max(1e-9, float(rel.max())) if rel.any() else rel
         pop = catalog.popularity[cands]
         pop_max = float(pop.max())
         values[:, 3] = np.log1p(pop) / math.log1p(pop_max) if pop_max > 0 else 0.0
-        values[:, 4] = lookup(repeat, cands)
-        values[:, 5] = lookup(views, cands)
         if trending is not None:
             values[:, 6:8] = trending.values(cands)
         values[:, 9] = query_match(profile, catalog, cands, q_weight)
@@ -213,6 +206,34 @@ def candidate_signals(
         if rp.w_freshness:
             values[:, 11] = freshness(catalog, cands, now_ms, rp.freshness_tau_ms)
     return Signals(cands, values, rel_source, combined, seen)
+
+
+#: the columns ``candidate_block`` fills, in the order it takes them
+_BLOCK_COLS = np.array(
+    [
+        SIGNALS.index(name)
+        for name in (
+            "affinity_session",
+            "affinity_long",
+            "relation",
+            "relation_long",
+            "relation_recent",
+            "repeat",
+            "view_return",
+        )
+    ],
+    dtype=np.int64,
+)
+
+
+def _indexes(values: list[int]) -> np.ndarray:
+    return np.array(values, dtype=np.int64) if values else _NONE
+
+
+def _sparse(scores: dict[int, float]) -> tuple[np.ndarray, np.ndarray]:
+    """A sparse score dict as (keys, values) arrays, for ``candidate_block``."""
+    keys = np.fromiter(scores.keys(), dtype=np.int64, count=len(scores))
+    return keys, np.fromiter(scores.values(), dtype=np.float64, count=len(scores))
 
 
 def _pinned(rp: RankingProfile, catalog: Catalog) -> np.ndarray:
@@ -354,17 +375,6 @@ def relation_scores(
         scratch_slots(targets),
     )
     return short_sum, long_sum, RelationSources(uniq, best, queries)
-
-
-def lookup_sorted(keys: np.ndarray, values: np.ndarray, cands: np.ndarray) -> np.ndarray:
-    """Values of sorted candidate indexes from sorted ``keys`` (both sorted, unique); rows of
-    ``values`` may hold several columns, read with one search."""
-    out = np.zeros((cands.size, *values.shape[1:]), dtype=np.float64)
-    if keys.size and cands.size:
-        pos = np.searchsorted(cands, keys)
-        hit = (pos < cands.size) & (cands[np.minimum(pos, cands.size - 1)] == keys)
-        out[pos[hit]] = values[hit]
-    return out
 
 
 def lookup(scores: dict[int, float], cands: np.ndarray) -> np.ndarray:

@@ -12,13 +12,14 @@ SCRIPT = r"""
 import collections
 import numba
 from stream.domain import catalog as catalog_module, scored_set, top_lists
-from stream.domain import diversity_kernel, relation_kernels, top_kernels
+from stream.domain import candidate_kernels, diversity_kernel, relation_kernels, top_kernels
 from stream.domain.catalog import Catalog
 from stream.domain.engine import Engine
 from stream.domain.events import UserEvent
 from stream.domain.ranking import FEEDS, RankingProfile
 
 calls = collections.Counter()
+KERNELS = (candidate_kernels, diversity_kernel, relation_kernels, top_kernels)
 
 def counted(module, name):
     kernel = getattr(module, name)
@@ -30,16 +31,17 @@ def counted(module, name):
 counted(scored_set, "capped_top")
 counted(top_lists, "merge_top")
 counted(catalog_module, "eligible_with")
+counted(candidate_kernels, "candidate_block_kernel")
 
 def compiled():
     out = {}
-    for module in (diversity_kernel, relation_kernels, top_kernels):
+    for module in KERNELS:
         for name, obj in vars(module).items():
             if isinstance(obj, numba.core.registry.CPUDispatcher):
                 out[f"{module.__name__}.{name}"] = set(obj.signatures)
     return out
 
-for module in (diversity_kernel, relation_kernels, top_kernels):
+for module in KERNELS:
     module.warm_up()
 before = compiled()
 catalog = Catalog(capacity=16)
@@ -64,5 +66,5 @@ def test_a_ranking_after_warm_up_compiles_nothing_new() -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     # the kernels ranking reaches were reached (else the comparison says nothing)
-    for kernel in ("capped_top", "merge_top", "eligible_with"):
+    for kernel in ("capped_top", "merge_top", "eligible_with", "candidate_block_kernel"):
         assert f"'{kernel}'" in done.stdout, done.stdout

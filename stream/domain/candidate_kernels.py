@@ -1,0 +1,308 @@
+"""The candidate block of a ranking in one compiled pass (numba): the pooled candidate indexes
+made unique and filtered, and the signal columns that are only gathers and lookups filled.
+
+What the block does (``candidate_block_numpy`` is its specification, the code it replaced):
+
+1. sort the pooled indexes and drop repeats;
+2. keep the eligible ones (in stock, not deleted), those carrying the feed's flag (deals, new)
+   when it has one, and none that is banned; mark the kept ones the user only viewed (``seen``);
+3. fill, per kept candidate: the session and long-term affinity (the sum of its features'
+   weights over the vector's scale), both relation horizons and the recent relation (looked up
+   in their sorted targets, each column over ``max(1e-9, its max)`` when any entry is not 0),
+   and the repeat and view-return scores (sparse, looked up).
+
+Why compiled: in numpy that is ~25 calls over a few hundred candidates, ~17 % of an in-process
+burst on the full bench workload (py-spy by line): call overhead, not arithmetic. The other
+columns (popularity, trending, query and filter match, price fit, freshness) stay in numpy.
+
+Exactness: the kernel makes the numpy code's float operations in its order, so results are
+bit-identical (``tests/unit/test_candidate_kernels.py`` compares them on random and bench
+inputs). The one sum, a row of feature weights, is numpy's pairwise summation for a row of
+8-128 values (eight running sums, combined in pairs, then the rest one by one; fewer than 8
+are added one by one); quotients are IEEE either way. Indexes are checked, since numba does
+not: one out of range (or a row longer than 128) makes the kernel report failure, and the
+caller runs the numpy code, which raises where numpy indexing would.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numba
+import numpy as np
+
+from stream.domain.sorted_sets import members, sorted_unique
+
+#: the widest feature row the kernel sums as numpy does (numpy's pairwise block size)
+_PW_BLOCK = 128
+
+
+def candidate_block_numpy(
+    pooled: np.ndarray,
+    available: np.ndarray,
+    deleted: np.ndarray,
+    flags: np.ndarray | None,
+    banned: np.ndarray,
+    seen_keys: np.ndarray,
+    feature_ids: np.ndarray,
+    dense: tuple[np.ndarray, np.ndarray, float, float],
+    relation: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    sparse: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    cols: np.ndarray,
+    n_signals: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The specification: ``(cands, values, seen)``; only the block's columns are filled.
+
+    ``dense``: session and long-term weights per feature id and their scales; ``relation``:
+    sorted targets with short and long sums, then the recent relation's sorted targets and
+    values; ``sparse``: repeat keys and values, view keys and values (any order, unique);
+    ``cols``: the columns of session, long, relation, relation_long, recent, repeat, view."""
+    session, long_term, s_scale, l_scale = dense
+    rel_keys, rel_short, rel_long, recent_keys, recent_vals = relation
+    cands = sorted_unique(pooled)
+    keep = (available[cands] > 0) & ~deleted[cands]
+    if flags is not None:
+        keep &= flags[cands]
+    if banned.size:
+        keep &= ~members(cands, banned)
+    cands = cands[keep]
+    seen = members(cands, seen_keys)
+    values = np.zeros((cands.size, n_signals), dtype=np.float64)
+    if cands.size:
+        feat = feature_ids[cands].astype(np.intp)
+        values[:, cols[0]] = session[feat].sum(axis=1) / s_scale
+        values[:, cols[1]] = long_term[feat].sum(axis=1) / l_scale
+        both = lookup_sorted(rel_keys, np.column_stack([rel_short, rel_long]), cands)
+        for col, rel in ((cols[2], both[:, 0]), (cols[3], both[:, 1])):
+            values[:, col] = rel / max(1e-9, float(rel.max())) if rel.any() else rel
+        rel = lookup_sorted(recent_keys, recent_vals, cands)
+        values[:, cols[4]] = rel / max(1e-9, float(rel.max())) if rel.any() else rel
+        for col, (keys, vals) in ((cols[5], sparse[:2]), (cols[6], sparse[2:])):
+            pos = np.searchsorted(cands, keys)
+            hit = (pos < cands.size) & (cands[np.minimum(pos, cands.size - 1)] == keys)
+            values[pos[hit], col] = vals[hit]
+    return cands, values, seen
+
+
+def lookup_sorted(keys: np.ndarray, values: np.ndarray, cands: np.ndarray) -> np.ndarray:
+    """Values of sorted candidate indexes from sorted ``keys`` (both sorted, unique); rows of
+    ``values`` may hold several columns, read with one search."""
+    out = np.zeros((cands.size, *values.shape[1:]), dtype=np.float64)
+    if keys.size and cands.size:
+        pos = np.searchsorted(cands, keys)
+        hit = (pos < cands.size) & (cands[np.minimum(pos, cands.size - 1)] == keys)
+        out[pos[hit]] = values[hit]
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _row_sum(weights: np.ndarray, row: np.ndarray) -> float:
+    """``weights[row].sum()`` as numpy adds it (pairwise; see the module docstring)."""
+    n = row.size
+    if n < 8:
+        res = 0.0
+        for i in range(n):
+            res += weights[row[i]]
+        return 0.0 + res
+    r = np.empty(8)
+    for j in range(8):
+        r[j] = weights[row[j]]
+    i = 8
+    while i < n - (n % 8):
+        for j in range(8):
+            r[j] += weights[row[i + j]]
+        i += 8
+    res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+    while i < n:
+        res += weights[row[i]]
+        i += 1
+    return 0.0 + res
+
+
+@numba.njit(cache=True, nogil=True)
+def _in_sorted(keys: np.ndarray, cands: np.ndarray) -> np.ndarray:
+    """Mask of ``cands`` (sorted, unique) found in ``keys`` (sorted, repeats allowed)."""
+    out = np.zeros(cands.size, dtype=np.bool_)
+    k = 0
+    for c in range(cands.size):
+        while k < keys.size and keys[k] < cands[c]:
+            k += 1
+        if k < keys.size and keys[k] == cands[c]:
+            out[c] = True
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _scaled(values: np.ndarray, col: int) -> None:
+    """``rel / max(1e-9, rel.max()) if rel.any() else rel`` on one column, in place."""
+    n = values.shape[0]
+    top = values[0, col]
+    anything = False
+    for i in range(n):
+        v = values[i, col]
+        if v != 0.0:
+            anything = True
+        if np.isnan(v) or (not np.isnan(top) and v > top):  # numpy's max propagates NaN
+            top = v
+    if not anything:
+        return
+    d = top if top > 1e-9 else 1e-9  # max(1e-9, nan) is 1e-9, as in Python
+    for i in range(n):
+        values[i, col] = values[i, col] / d
+
+
+@numba.njit(cache=True, nogil=True)
+def _merge_sorted(keys: np.ndarray, vals: np.ndarray, cands: np.ndarray, out: np.ndarray) -> None:
+    """``out[i] = vals[k]`` where ``cands[i] == keys[k]`` (both sorted and unique)."""
+    k = 0
+    for c in range(cands.size):
+        while k < keys.size and keys[k] < cands[c]:
+            k += 1
+        if k < keys.size and keys[k] == cands[c]:
+            out[c] = vals[k]
+
+
+@numba.njit(cache=True, nogil=True)
+def _sparse_into(
+    keys: np.ndarray, vals: np.ndarray, cands: np.ndarray, values: np.ndarray, col: int
+) -> None:
+    for k in range(keys.size):
+        pos = np.searchsorted(cands, keys[k])
+        if pos < cands.size and cands[pos] == keys[k]:
+            values[pos, col] = vals[k]
+
+
+@numba.njit(cache=True, nogil=True)
+def candidate_block_kernel(
+    pooled: np.ndarray,
+    available: np.ndarray,
+    deleted: np.ndarray,
+    flags: np.ndarray,
+    use_flags: bool,
+    banned: np.ndarray,
+    seen_keys: np.ndarray,
+    feature_ids: np.ndarray,
+    session: np.ndarray,
+    long_term: np.ndarray,
+    s_scale: float,
+    l_scale: float,
+    rel_keys: np.ndarray,
+    rel_short: np.ndarray,
+    rel_long: np.ndarray,
+    recent_keys: np.ndarray,
+    recent_vals: np.ndarray,
+    rep_keys: np.ndarray,
+    rep_vals: np.ndarray,
+    view_keys: np.ndarray,
+    view_vals: np.ndarray,
+    cols: np.ndarray,
+    n_signals: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """``candidate_block_numpy`` in one pass; the last value is False when an index was out
+    of range (then nothing else is meaningful)."""
+    fail = (np.zeros(0, np.int64), np.zeros((0, n_signals)), np.zeros(0, np.bool_), False)
+    cap = min(available.size, deleted.size, feature_ids.shape[0])
+    if use_flags:
+        cap = min(cap, flags.size)
+    if feature_ids.shape[1] > _PW_BLOCK:
+        return fail
+    for i in range(pooled.size):
+        if pooled[i] < 0 or pooled[i] >= cap:
+            return fail
+    ordered = np.sort(pooled)
+    kept = np.empty(ordered.size, dtype=np.int64)
+    banned_sorted = np.sort(banned)
+    m = 0
+    b = 0
+    for i in range(ordered.size):
+        c = ordered[i]
+        if i > 0 and c == ordered[i - 1]:
+            continue
+        while b < banned_sorted.size and banned_sorted[b] < c:
+            b += 1
+        if b < banned_sorted.size and banned_sorted[b] == c:
+            continue
+        if available[c] > 0 and not deleted[c] and (not use_flags or flags[c]):
+            kept[m] = c
+            m += 1
+    cands = kept[:m]
+    seen = _in_sorted(np.sort(seen_keys), cands)
+    values = np.zeros((m, n_signals))
+    if m == 0:
+        return cands, values, seen, True
+    n_dense = min(session.size, long_term.size)
+    for i in range(m):
+        row = feature_ids[cands[i]]
+        for f in row:
+            if f < 0 or f >= n_dense:
+                return fail
+        values[i, cols[0]] = _row_sum(session, row) / s_scale
+        values[i, cols[1]] = _row_sum(long_term, row) / l_scale
+    for col, keys, vals in ((cols[2], rel_keys, rel_short), (cols[3], rel_keys, rel_long)):
+        out = np.zeros(m)
+        _merge_sorted(keys, vals, cands, out)
+        values[:, col] = out
+        _scaled(values, col)
+    out = np.zeros(m)
+    _merge_sorted(recent_keys, recent_vals, cands, out)
+    values[:, cols[4]] = out
+    _scaled(values, cols[4])
+    _sparse_into(rep_keys, rep_vals, cands, values, cols[5])
+    _sparse_into(view_keys, view_vals, cands, values, cols[6])
+    return cands, values, seen, True
+
+
+_NO_FLAGS = np.zeros(0, dtype=np.bool_)
+
+
+def candidate_block(
+    pooled: np.ndarray,
+    available: np.ndarray,
+    deleted: np.ndarray,
+    flags: np.ndarray | None,
+    banned: np.ndarray,
+    seen_keys: np.ndarray,
+    feature_ids: np.ndarray,
+    dense: tuple[np.ndarray, np.ndarray, float, float],
+    relation: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    sparse: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    cols: np.ndarray,
+    n_signals: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``candidate_block_numpy``'s result, compiled; the numpy code when an index is out of
+    range (it raises as numpy indexing does, or gives numpy's answer)."""
+    got = candidate_block_kernel(
+        pooled,
+        available,
+        deleted,
+        _NO_FLAGS if flags is None else flags,
+        flags is not None,
+        banned,
+        seen_keys,
+        feature_ids,
+        *dense,
+        *relation,
+        *sparse,
+        cols,
+        n_signals,
+    )
+    if got[3]:
+        return got[0], got[1], got[2]
+    return candidate_block_numpy(
+        pooled, available, deleted, flags, banned, seen_keys, feature_ids, dense, relation,
+        sparse, cols, n_signals,
+    )  # fmt: skip
+
+
+def warm_up() -> float:
+    """Compile (or load from the cache) the kernel with the types ranking passes; returns the
+    seconds it took."""
+    started = time.perf_counter()
+    i = np.zeros(2, dtype=np.int64)
+    f = np.ones(2)
+    candidate_block(
+        i, np.ones(2, dtype=np.int64), np.zeros(2, dtype=np.bool_), None, i[:0], i[:0],
+        np.zeros((2, 12), dtype=np.int32), (f, f, 1.0, 1.0), (i, f, f, i, f),
+        (i[:0], f[:0], i[:0], f[:0]), np.arange(7, dtype=np.int64), 14,
+    )  # fmt: skip
+    return time.perf_counter() - started
