@@ -71,8 +71,12 @@ class BenchOptions:
         return WorkloadConfig(items=self.items, users=self.users, seed=self.seed)
 
 
-def _commit() -> tuple[str, bool]:
-    root = Path(__file__).resolve().parents[2]
+#: the checkout this module runs from
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _commit(root: Path = ROOT) -> tuple[str, bool]:
+    """The checkout's short commit, and whether its code (not its reports) has changes."""
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
@@ -83,7 +87,9 @@ def _commit() -> tuple[str, bool]:
             timeout=10,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            # the reports a run writes are not code: a quick run's fresh report must not mark
+            # the full run after it as dirty
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!reports"],
             cwd=root,
             capture_output=True,
             text=True,

@@ -291,3 +291,25 @@ def test_a_level_cpu_is_per_event_for_the_system_and_in_cores_for_the_broker() -
     assert view == {"sut_cpu_ms_per_event": 2.5, "broker_cores": 0.3}
     assert cpu_view(before, after, seconds=0.0, events=1000) == {}
     assert cpu_view(before, after, seconds=10.0, events=0) == {}
+
+
+def test_a_fresh_report_does_not_mark_the_code_dirty(tmp_path: Path) -> None:
+    import subprocess
+
+    from stream.bench.runner import _commit
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "bench.md").write_text("old\n")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    sha, dirty = _commit(tmp_path)
+    assert sha != "unknown" and not dirty
+    (tmp_path / "reports" / "bench.md").write_text("new\n")  # what a quick run before writes
+    assert _commit(tmp_path)[1] is False
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert _commit(tmp_path)[1] is True
