@@ -16,9 +16,13 @@ from typing import Protocol
 
 import numpy as np
 
+from stream.domain.affinity import FeatureWeights
 from stream.domain.catalog import Catalog
 from stream.domain.profile import UserProfile
 from stream.domain.search_filters import in_range, search_filters
+
+#: the user's weight per feature id: ranking's sparse ``FeatureWeights``, or a dense vector
+Weights = FeatureWeights | np.ndarray
 
 
 class Sources(Container[int], Protocol):
@@ -74,7 +78,7 @@ def liked_features(fids: Sequence[int], weights: Sequence[float]) -> list[int]:
     return [f for f, _ in liked]
 
 
-def liked_rows(feats: np.ndarray, liked: np.ndarray) -> list[list[int]]:
+def liked_rows(feats: np.ndarray, liked: Weights) -> list[list[int]]:
     """``liked_features`` of every row of ``feats`` (items × feature ids) at once, given the
     user's weight per feature id. Most weights are 0: the liked entries are found in one
     numpy pass (row-major, so item order inside a row) and only they reach Python, where each
@@ -241,7 +245,7 @@ def explain_list(
     boosted: Sequence[tuple[str, ...]],
     pinned: Sequence[bool],
     feats: np.ndarray,
-    liked: np.ndarray,
+    liked: Weights,
     rel_source: Sources,
     ctx: ListContext,
 ) -> list[list[str]]:

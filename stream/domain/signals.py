@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from stream.domain.affinity import affinity_vectors
+from stream.domain.affinity import FeatureWeights, affinity_vectors
 from stream.domain.candidate_kernels import candidate_block
 from stream.domain.candidate_kernels import lookup_sorted as lookup_sorted
 from stream.domain.catalog import PAD, Catalog
@@ -123,7 +123,7 @@ class Signals:
     values: np.ndarray  # (len(cands), len(SIGNALS))
     rel_source: RelationSources
     #: per feature id: the user's weighted affinity (> 0: liked), for the reasons
-    liked: np.ndarray
+    liked: FeatureWeights
     #: per candidate: the user viewed it and did not buy it (what "seen" placement moves)
     seen: np.ndarray
 
@@ -154,7 +154,6 @@ def candidate_signals(
     repeat = _repeat_scores(profile, catalog, now_ms, cfg, returns.bought, banned)
     views = _view_scores(profile, catalog, rp, now_ms, returns.viewed if learned else {}, banned)
     aff = affinity_vectors(profile, catalog, now_ms, cfg)
-    session, long_term = aff.session, aff.long_term
     combined, liked = aff.combined(rp.w_session, rp.w_long_term)
     pools = [
         rel_source.targets,
@@ -187,7 +186,7 @@ def candidate_signals(
         _indexes([index[i] for i in banned if i in index]),
         _indexes([index[i] for i in returns.viewed if i in index]),
         catalog.feature_ids,
-        (session, long_term, aff.scale(session), aff.scale(long_term)),
+        (aff.ids, aff.session, aff.long_term, aff.scale(aff.session), aff.scale(aff.long_term)),
         (rel_source.targets, rel_scores, rel_long, *recent),
         (*_sparse(repeat), *_sparse(views)),
         _BLOCK_COLS,
@@ -202,7 +201,8 @@ def candidate_signals(
         values[:, 9] = query_match(profile, catalog, cands, q_weight)
         values[:, 13] = filter_match(filters, catalog, cands, q_weight)
         if rp.w_price_fit:  # zero weight: skip the cost
-            values[:, 10] = price_fit(catalog, cands, long_term + session)
+            # (a vocabulary-sized vector, built only when the signal is weighted)
+            values[:, 10] = price_fit(catalog, cands, aff.dense(aff.long_term + aff.session))
         if rp.w_freshness:
             values[:, 11] = freshness(catalog, cands, now_ms, rp.freshness_tau_ms)
     return Signals(cands, values, rel_source, combined, seen)

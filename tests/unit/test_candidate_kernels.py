@@ -20,9 +20,10 @@ N_SIGNALS = 14
 
 def _inputs(rng: np.random.Generator, items: int = 400, width: int = 12) -> dict[str, Any]:
     features = 300
-    session = rng.standard_normal(features) * rng.random(features) * 50
-    long_term = rng.standard_normal(features) * 20
-    session[0] = long_term[0] = 0.0  # the padding id
+    ids = np.unique(rng.integers(1, features, 120))  # the user's features (never PAD, 0)
+    session = rng.standard_normal(ids.size) * rng.random(ids.size) * 50
+    session[rng.random(ids.size) < 0.3] = 0.0  # only on the long-term horizon
+    long_term = rng.standard_normal(ids.size) * 20
     feature_ids = rng.integers(0, features, (items, width)).astype(np.int32)
     feature_ids[:, width // 2 :][rng.random((items, width - width // 2)) < 0.5] = 0
     rel_keys = np.unique(rng.integers(0, items, 120))
@@ -37,7 +38,7 @@ def _inputs(rng: np.random.Generator, items: int = 400, width: int = 12) -> dict
         "banned": rng.integers(0, items, 40).astype(np.int64),
         "seen_keys": rng.integers(0, items, 50).astype(np.int64),
         "feature_ids": feature_ids,
-        "dense": (session, long_term, float(np.abs(session).max()), 1.0),
+        "affinity": (ids, session, long_term, float(np.abs(session).max()), 1.0),
         "relation": (
             rel_keys,
             rng.random(rel_keys.size) * 3,
@@ -95,21 +96,29 @@ def test_a_row_wider_than_the_pairwise_block_goes_to_numpy() -> None:
     inputs = _inputs(np.random.default_rng(9), width=129)
     assert not candidate_block_kernel(
         inputs["pooled"], inputs["available"], inputs["deleted"], np.zeros(0, np.bool_), False,
-        inputs["banned"], inputs["seen_keys"], inputs["feature_ids"], *inputs["dense"],
+        inputs["banned"], inputs["seen_keys"], inputs["feature_ids"], *inputs["affinity"],
         *inputs["relation"], *inputs["sparse"], COLS, N_SIGNALS,
     )[3]  # fmt: skip
     _same(inputs)
 
 
-@pytest.mark.parametrize("where", ["pooled", "feature"])
-def test_an_index_out_of_range_raises_as_numpy_indexing_does(where: str) -> None:
+def test_an_item_index_out_of_range_raises_as_numpy_indexing_does() -> None:
     inputs = _inputs(np.random.default_rng(3))
-    if where == "pooled":
-        inputs["pooled"] = np.append(inputs["pooled"], 400)
-    else:
-        inputs["feature_ids"][inputs["pooled"][0], 3] = 300
-        inputs["available"][:] = 1
-        inputs["deleted"][:] = False
-        inputs["banned"] = inputs["banned"][:0]
+    inputs["pooled"] = np.append(inputs["pooled"], 400)
     with pytest.raises(IndexError):
         candidate_block(**inputs)
+
+
+def test_affinity_sums_equal_the_dense_vectors_they_replaced() -> None:
+    rng = np.random.default_rng(11)
+    inputs = _inputs(rng)
+    ids, session, long_term, s_scale, l_scale = inputs["affinity"]
+    cands, values, _ = candidate_block(**inputs)
+    for col, weights, scale in ((0, session, s_scale), (1, long_term, l_scale)):
+        dense = np.zeros(300)  # the vocabulary-sized vector of before
+        dense[ids] = weights
+        want = dense[inputs["feature_ids"][cands]].sum(axis=1) / scale
+        assert values[:, col].tobytes() == want.tobytes()
+    # a feature id beyond every id the user has reads as 0, as an unweighted one did
+    inputs["feature_ids"][:, 0] = 10**6
+    _same(inputs)

@@ -61,6 +61,20 @@ def test_liked_rows_are_each_rows_liked_features_ties_in_item_order() -> None:
     assert any(len(r) > 1 for r in rows) and any(not r for r in rows)
 
 
+def test_sparse_feature_weights_read_as_the_dense_vector() -> None:
+    from stream.domain.affinity import FeatureWeights
+
+    rng = np.random.default_rng(4)
+    dense = rng.choice([-1.0, 0.5, 2.0, *[0.0] * 27], size=50)
+    ids = np.flatnonzero(dense)
+    sparse = FeatureWeights(ids, dense[ids])
+    feats = rng.integers(0, 60, size=(40, 12)).astype(np.int32)  # ids past the vector too
+    padded = np.concatenate([dense, np.zeros(10)])
+    assert sparse[feats].tobytes() == padded[feats].tobytes()
+    assert liked_rows(feats, sparse) == liked_rows(feats, padded)
+    assert FeatureWeights(ids[:0], dense[:0])[feats].shape == feats.shape
+
+
 def test_a_list_reads_as_its_items_read_one_by_one() -> None:
     """Randomised: ``explain_list`` (one context per list: texts written once and shared) gives
     each item the reasons ``reasons_for`` gives it alone, ties between reasons included."""
