@@ -163,15 +163,16 @@ def _position(keys: np.ndarray, slot: np.ndarray, mask: int, f: int) -> int:
 
 
 @numba.njit(cache=True, nogil=True)
-def _in_sorted(keys: np.ndarray, cands: np.ndarray) -> np.ndarray:
-    """Mask of ``cands`` (sorted, unique) found in ``keys`` (sorted, repeats allowed)."""
-    out = np.zeros(cands.size, dtype=np.bool_)
+def _matches(keys: np.ndarray, cands: np.ndarray) -> np.ndarray:
+    """Per candidate (sorted, unique): the position of its first copy in ``keys`` (sorted,
+    repeats allowed), or -1: one merge walk, for masks and lookups alike."""
+    out = np.full(cands.size, -1, dtype=np.int64)
     k = 0
     for c in range(cands.size):
         while k < keys.size and keys[k] < cands[c]:
             k += 1
         if k < keys.size and keys[k] == cands[c]:
-            out[c] = True
+            out[c] = k
     return out
 
 
@@ -197,12 +198,10 @@ def _scaled(values: np.ndarray, col: int) -> None:
 @numba.njit(cache=True, nogil=True)
 def _merge_sorted(keys: np.ndarray, vals: np.ndarray, cands: np.ndarray, out: np.ndarray) -> None:
     """``out[i] = vals[k]`` where ``cands[i] == keys[k]`` (both sorted and unique)."""
-    k = 0
+    pos = _matches(keys, cands)
     for c in range(cands.size):
-        while k < keys.size and keys[k] < cands[c]:
-            k += 1
-        if k < keys.size and keys[k] == cands[c]:
-            out[c] = vals[k]
+        if pos[c] >= 0:
+            out[c] = vals[pos[c]]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -270,18 +269,18 @@ def candidate_block_kernel(
             kept[m] = c
             m += 1
     cands = kept[:m]
-    seen = _in_sorted(np.sort(seen_keys), cands)
+    seen = _matches(np.sort(seen_keys), cands) >= 0
     values = np.zeros((m, n_signals))
     if m == 0:
         return cands, values, seen, True
     width = feature_ids.shape[1]
     s_row = np.empty(width)
     l_row = np.empty(width)
-    keys, slot, mask = _id_table(aff_ids)
+    table, slot, mask = _id_table(aff_ids)
     for i in range(m):
         row = feature_ids[cands[i]]
         for j in range(width):
-            p = _position(keys, slot, mask, row[j])
+            p = _position(table, slot, mask, row[j])
             s_row[j] = session[p] if p >= 0 else 0.0
             l_row[j] = long_term[p] if p >= 0 else 0.0
         values[i, cols[0]] = _pairwise_sum(s_row) / s_scale

@@ -375,15 +375,3 @@ def relation_scores(
         scratch_slots(targets),
     )
     return short_sum, long_sum, RelationSources(uniq, best, queries)
-
-
-def lookup(scores: dict[int, float], cands: np.ndarray) -> np.ndarray:
-    """Scores of sorted candidate indexes from a sparse dict, without a Python loop per item."""
-    out = np.zeros(cands.size, dtype=np.float64)
-    if scores:
-        keys = np.fromiter(scores.keys(), dtype=np.int64, count=len(scores))
-        vals = np.fromiter(scores.values(), dtype=np.float64, count=len(scores))
-        pos = np.searchsorted(cands, keys)
-        hit = (pos < cands.size) & (cands[np.minimum(pos, cands.size - 1)] == keys)
-        out[pos[hit]] = vals[hit]
-    return out
