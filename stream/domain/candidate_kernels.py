@@ -30,6 +30,7 @@ up, not indexed: any id reads as 0 unless the user has a weight for it.)
 from __future__ import annotations
 
 import time
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -41,40 +42,46 @@ from stream.domain.sorted_sets import members, sorted_unique
 _PW_BLOCK = 128
 
 
-def candidate_block_numpy(
-    pooled: np.ndarray,
-    available: np.ndarray,
-    deleted: np.ndarray,
-    flags: np.ndarray | None,
-    banned: np.ndarray,
-    seen_keys: np.ndarray,
-    feature_ids: np.ndarray,
-    affinity: tuple[np.ndarray, np.ndarray, np.ndarray, float, float],
-    relation: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    sparse: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    cols: np.ndarray,
-    n_signals: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The specification: ``(cands, values, seen)``; only the block's columns are filled.
+class Block(NamedTuple):
+    """What the candidate block reads.
 
+    ``flags``: the feed's flag per item (deals, new), None for a feed without one;
     ``affinity``: the user's feature ids (sorted), their session and long-term weights and the
-    two scales (``Affinity``: an id not listed weighs 0); ``relation``:
-    sorted targets with short and long sums, then the recent relation's sorted targets and
-    values; ``sparse``: repeat keys and values, view keys and values (any order, unique);
-    ``cols``: the columns of session, long, relation, relation_long, recent, repeat, view."""
-    ids, session, long_term, s_scale, l_scale = affinity
-    rel_keys, rel_short, rel_long, recent_keys, recent_vals = relation
-    cands = sorted_unique(pooled)
+    two scales (``Affinity``: an id not listed weighs 0); ``relation``: sorted targets with
+    short and long sums, then the recent relation's sorted targets and values; ``sparse``:
+    repeat keys and values, view keys and values (any order, unique); ``cols``: the columns of
+    session, long, relation, relation_long, recent, repeat, view."""
+
+    pooled: np.ndarray
+    available: np.ndarray
+    deleted: np.ndarray
+    flags: np.ndarray | None
+    banned: np.ndarray
+    seen_keys: np.ndarray
+    feature_ids: np.ndarray
+    affinity: tuple[np.ndarray, np.ndarray, np.ndarray, float, float]
+    relation: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+    sparse: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+    cols: np.ndarray
+    n_signals: int
+
+
+def candidate_block_numpy(b: Block) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The specification: ``(cands, values, seen)``; only the block's columns are filled."""
+    ids, session, long_term, s_scale, l_scale = b.affinity
+    rel_keys, rel_short, rel_long, recent_keys, recent_vals = b.relation
+    available, deleted, flags, cols = b.available, b.deleted, b.flags, b.cols
+    cands = sorted_unique(b.pooled)
     keep = (available[cands] > 0) & ~deleted[cands]
     if flags is not None:
         keep &= flags[cands]
-    if banned.size:
-        keep &= ~members(cands, banned)
+    if b.banned.size:
+        keep &= ~members(cands, b.banned)
     cands = cands[keep]
-    seen = members(cands, seen_keys)
-    values = np.zeros((cands.size, n_signals), dtype=np.float64)
+    seen = members(cands, b.seen_keys)
+    values = np.zeros((cands.size, b.n_signals), dtype=np.float64)
     if cands.size:
-        feat = feature_ids[cands].astype(np.intp)
+        feat = b.feature_ids[cands].astype(np.intp)
         values[:, cols[0]] = FeatureWeights(ids, session)[feat].sum(axis=1) / s_scale
         values[:, cols[1]] = FeatureWeights(ids, long_term)[feat].sum(axis=1) / l_scale
         both = lookup_sorted(rel_keys, np.column_stack([rel_short, rel_long]), cands)
@@ -82,7 +89,7 @@ def candidate_block_numpy(
             values[:, col] = rel / max(1e-9, float(rel.max())) if rel.any() else rel
         rel = lookup_sorted(recent_keys, recent_vals, cands)
         values[:, cols[4]] = rel / max(1e-9, float(rel.max())) if rel.any() else rel
-        for col, (keys, vals) in ((cols[5], sparse[:2]), (cols[6], sparse[2:])):
+        for col, (keys, vals) in ((cols[5], b.sparse[:2]), (cols[6], b.sparse[2:])):
             pos = np.searchsorted(cands, keys)
             hit = (pos < cands.size) & (cands[np.minimum(pos, cands.size - 1)] == keys)
             values[pos[hit], col] = vals[hit]
@@ -302,43 +309,27 @@ def candidate_block_kernel(
 _NO_FLAGS = np.zeros(0, dtype=np.bool_)
 
 
-def candidate_block(
-    pooled: np.ndarray,
-    available: np.ndarray,
-    deleted: np.ndarray,
-    flags: np.ndarray | None,
-    banned: np.ndarray,
-    seen_keys: np.ndarray,
-    feature_ids: np.ndarray,
-    affinity: tuple[np.ndarray, np.ndarray, np.ndarray, float, float],
-    relation: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    sparse: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    cols: np.ndarray,
-    n_signals: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def candidate_block(b: Block) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``candidate_block_numpy``'s result, compiled; the numpy code when an index is out of
     range (it raises as numpy indexing does, or gives numpy's answer)."""
     got = candidate_block_kernel(
-        pooled,
-        available,
-        deleted,
-        _NO_FLAGS if flags is None else flags,
-        flags is not None,
-        banned,
-        seen_keys,
-        feature_ids,
-        *affinity,
-        *relation,
-        *sparse,
-        cols,
-        n_signals,
+        b.pooled,
+        b.available,
+        b.deleted,
+        _NO_FLAGS if b.flags is None else b.flags,
+        b.flags is not None,
+        b.banned,
+        b.seen_keys,
+        b.feature_ids,
+        *b.affinity,
+        *b.relation,
+        *b.sparse,
+        b.cols,
+        b.n_signals,
     )
     if got[3]:
         return got[0], got[1], got[2]
-    return candidate_block_numpy(
-        pooled, available, deleted, flags, banned, seen_keys, feature_ids, affinity, relation,
-        sparse, cols, n_signals,
-    )  # fmt: skip
+    return candidate_block_numpy(b)
 
 
 def warm_up() -> float:
@@ -347,9 +338,10 @@ def warm_up() -> float:
     started = time.perf_counter()
     i = np.zeros(2, dtype=np.int64)
     f = np.ones(2)
-    candidate_block(
+    block = Block(
         i, np.ones(2, dtype=np.int64), np.zeros(2, dtype=np.bool_), None, i[:0], i[:0],
         np.zeros((2, 12), dtype=np.int32), (i, f, f, 1.0, 1.0), (i, f, f, i, f),
         (i[:0], f[:0], i[:0], f[:0]), np.arange(7, dtype=np.int64), 14,
     )  # fmt: skip
+    candidate_block(block)
     return time.perf_counter() - started

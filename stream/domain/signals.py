@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from stream.domain.affinity import FeatureWeights, affinity_vectors
-from stream.domain.candidate_kernels import candidate_block
+from stream.domain.candidate_kernels import Block, candidate_block
 from stream.domain.candidate_kernels import lookup_sorted as lookup_sorted
 from stream.domain.catalog import PAD, Catalog
 from stream.domain.context_signals import (
@@ -178,7 +178,7 @@ def candidate_signals(
         pools.append(recent[0])
     flags = {"deals_for_you": catalog.deal, "new_for_you": catalog.new}.get(feed)
     index = catalog.index
-    cands, values, seen = candidate_block(
+    block = Block(
         np.concatenate(pools).astype(np.int64, copy=False),
         catalog.available,
         catalog.deleted,
@@ -192,6 +192,7 @@ def candidate_signals(
         _BLOCK_COLS,
         len(SIGNALS),
     )
+    cands, values, seen = candidate_block(block)
     if cands.size:
         pop = catalog.popularity[cands]
         pop_max = float(pop.max())

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from stream.domain.candidate_kernels import (
+    Block,
     candidate_block,
     candidate_block_kernel,
     candidate_block_numpy,
@@ -53,8 +54,8 @@ def _inputs(rng: np.random.Generator, items: int = 400, width: int = 12) -> dict
 
 
 def _same(inputs: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    want = candidate_block_numpy(**inputs)
-    got = candidate_block(**inputs)
+    want = candidate_block_numpy(Block(**inputs))
+    got = candidate_block(Block(**inputs))
     for a, b in zip(got, want, strict=True):
         assert a.dtype == b.dtype and a.shape == b.shape
         assert a.tobytes() == b.tobytes()  # bit for bit
@@ -106,14 +107,14 @@ def test_an_item_index_out_of_range_raises_as_numpy_indexing_does() -> None:
     inputs = _inputs(np.random.default_rng(3))
     inputs["pooled"] = np.append(inputs["pooled"], 400)
     with pytest.raises(IndexError):
-        candidate_block(**inputs)
+        candidate_block(Block(**inputs))
 
 
 def test_affinity_sums_equal_the_dense_vectors_they_replaced() -> None:
     rng = np.random.default_rng(11)
     inputs = _inputs(rng)
     ids, session, long_term, s_scale, l_scale = inputs["affinity"]
-    cands, values, _ = candidate_block(**inputs)
+    cands, values, _ = candidate_block(Block(**inputs))
     for col, weights, scale in ((0, session, s_scale), (1, long_term, l_scale)):
         dense = np.zeros(300)  # the vocabulary-sized vector of before
         dense[ids] = weights
