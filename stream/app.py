@@ -76,6 +76,16 @@ class _Lifecycle(mode.Service):
         self.sampler = RuntimeSampler(rapp.metrics, rapp)
 
     async def on_start(self) -> None:
+        try:
+            await self._start()
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # a stop during start-up
+            # a library's internal cancellation: mode would stop the worker quietly, exit 0
+            die("start-up was cancelled from inside, not by a stop")
+
+    async def _start(self) -> None:
         r = self.rapp
         r.metrics.serve(r.settings.metrics_port)
         await r.outputs.start()

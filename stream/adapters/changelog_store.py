@@ -27,7 +27,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from stream.adapters.follower import standalone_consumer
+from stream.adapters.follower import standalone_consumer, stop_consumer
 from stream.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -164,7 +164,7 @@ class ChangelogStore:
             consumer.seek(tp, start)
             restored = await self._read_to_end(consumer, tp, partition)
         finally:
-            await consumer.stop()
+            await stop_consumer(consumer)
         self.restored_records += restored
         log.info(
             "state partition %d: %d changelog records from offset %d in %.2fs",

@@ -33,7 +33,7 @@ import numpy as np
 import orjson
 from aiokafka import TopicPartition
 
-from stream.adapters.follower import standalone_consumer, topic_partitions
+from stream.adapters.follower import standalone_consumer, stop_consumer, topic_partitions
 from stream.domain.learned_snapshot import Arrays, SnapshotMismatch, capture, restore
 from stream.domain.learning import Learner
 from stream.settings import Settings
@@ -176,7 +176,7 @@ class LearnedSnapshots:
                 consumer.seek(tp, expected[p]["offset"])
             return await _first_records_match(consumer, tps, expected, timeout_s)
         finally:
-            await consumer.stop()
+            await stop_consumer(consumer)
 
     async def restore_into(self, learner: Learner) -> dict[int, Applied]:
         """Restore the newest valid snapshot (local or shared) into ``learner``; per `learned`

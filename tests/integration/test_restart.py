@@ -24,6 +24,7 @@ def test_restart_keeps_state_and_stock_refreshes(broker: Any, tmp_path: Path) ->
         dep, [event("clicks", "u-restart", item_id=f"sku-{i}") for i in (2, 7, 12)]
     )
     assert worker.stop() == 0
+    assert "SIGTERM received: stopping" in worker.log()  # a stop from outside says so
     again = dep.worker("w").start()  # same data dir: RocksDB state + changelog
     try:
         again.wait_ready()
