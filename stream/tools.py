@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from stream.adapters.consumer_task import stop_consumer
 from stream.settings import ITEM_TOPICS, Settings
 
 
@@ -87,7 +88,7 @@ class TopicReader:
 
     async def __aexit__(self, *exc: object) -> None:
         if self._consumer is not None:
-            await self._consumer.stop()
+            await stop_consumer(self._consumer)
 
     async def poll(self, timeout_ms: int = 50) -> list[dict[str, Any]]:
         assert self._consumer is not None
@@ -206,7 +207,7 @@ async def read_latest(settings: Settings, topic: str, idle_rounds: int = 3) -> d
                 for record in records:
                     latest[(record.key or b"").decode("utf-8", errors="replace")] = record.value
     finally:
-        await consumer.stop()
+        await stop_consumer(consumer)
     return latest
 
 

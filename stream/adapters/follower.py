@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from stream.adapters.consumer_task import ConsumerTask
+from stream.adapters.consumer_task import stop_consumer as stop_consumer
 from stream.settings import Settings
 
 #: the longest a follower applies records before it lets other tasks of the loop run
@@ -38,22 +39,6 @@ def standalone_consumer(
         max_partition_fetch_bytes=fetch_bytes,
         **settings.kafka_security.aiokafka_kwargs(),
     )
-
-
-async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
-    """``consumer.stop()``, without the CancelledError aiokafka can leak from it.
-
-    Stopping a consumer shortly after its start, its group coordinator cancels its own
-    ``_reset_committed_routine`` task and awaits it, and that task's CancelledError came out of
-    ``stop()``: raised from a worker's start-up (the learned snapshot's check), it made mode
-    stop the worker quietly with exit code 0 (a restart test failed ~1 run in 8). The error is
-    re-raised only when the task calling this is itself being cancelled."""
-    try:
-        await consumer.stop()
-    except asyncio.CancelledError:
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            raise
 
 
 async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
@@ -100,7 +85,7 @@ class Follower(ConsumerTask):
                     raise RuntimeError(f"topic {topic} does not exist; create topics first")
                 partitions.extend(TopicPartition(topic, p) for p in sorted(ids))
         except BaseException:
-            await consumer.stop()
+            await stop_consumer(consumer)
             raise
         consumer.assign(partitions)
         resumed = [tp for tp in partitions if positions.get(tp.partition, 0) > 0]

@@ -222,6 +222,12 @@ def _sparse_into(
 
 
 @numba.njit(cache=True, nogil=True)
+def _failed(n_signals: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """The kernel's "an index was out of range" answer (built only then, not per call)."""
+    return np.zeros(0, np.int64), np.zeros((0, n_signals)), np.zeros(0, np.bool_), False
+
+
+@numba.njit(cache=True, nogil=True)
 def candidate_block_kernel(
     pooled: np.ndarray,
     available: np.ndarray,
@@ -250,15 +256,14 @@ def candidate_block_kernel(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
     """``candidate_block_numpy`` in one pass; the last value is False when an index was out
     of range (then nothing else is meaningful)."""
-    fail = (np.zeros(0, np.int64), np.zeros((0, n_signals)), np.zeros(0, np.bool_), False)
     cap = min(available.size, deleted.size, feature_ids.shape[0])
     if use_flags:
         cap = min(cap, flags.size)
     if feature_ids.shape[1] > _PW_BLOCK:
-        return fail
+        return _failed(n_signals)
     for i in range(pooled.size):
         if pooled[i] < 0 or pooled[i] >= cap:
-            return fail
+            return _failed(n_signals)
     ordered = np.sort(pooled)
     kept = np.empty(ordered.size, dtype=np.int64)
     banned_sorted = np.sort(banned)
