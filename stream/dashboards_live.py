@@ -131,6 +131,8 @@ def run(out: Path, seconds: float, rate: float, households: int) -> int:
             replay(_traffic(events, 200), bootstrap=broker.bootstrap, rate=rate, progress=True)
         )
         _say(stats.summary())
+        if stats.interrupted:  # the replay reports a Ctrl-C / SIGTERM instead of raising it
+            raise KeyboardInterrupt
         time.sleep(5.0)  # a few more scrapes after the last event
         _say("[6/6] rendering")
         render_all(prom.api.url, out, (time.time() - started + 10) / 60, DASHBOARD_DIR)

@@ -200,6 +200,8 @@ async def _live(
                 exc = replay_task.exception()
                 if exc is not None:
                     raise exc
+                if replay_task.result().interrupted:  # a Ctrl-C that landed in its step
+                    raise KeyboardInterrupt("replay interrupted")
     replay_task.cancel()
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await replay_task

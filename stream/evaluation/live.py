@@ -136,6 +136,10 @@ async def _collect(
                     lists[message["trigger"]["event_id"]] = [i["item_id"] for i in message["items"]]
             if new:
                 idle_since = time.monotonic()
+            if task.done() and task.result().interrupted:
+                # the replay swallows a Ctrl-C / SIGTERM that lands in its own step (it reports
+                # partial counts): without this the command went on waiting for lists after it
+                raise KeyboardInterrupt("replay interrupted")
             if task.done() and (wanted <= lists.keys() or time.monotonic() - idle_since > 10):
                 break
         await task
