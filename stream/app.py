@@ -226,6 +226,7 @@ def create_app(
     )
     replica.on_stock_change = pipeline.on_stock_change
     pipeline.profiles = profiles = ProfileRuntime(settings, engine, metrics)
+    pipeline.learned_group_max = settings.learned_group_max
     pfeed = PfeedRuntime.for_worker(settings, engine) if settings.pfeed else None
     if pfeed is not None:
         replica.on_item = pfeed.on_item

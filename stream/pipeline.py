@@ -39,6 +39,7 @@ from stream.domain.dense import user_vector
 from stream.domain.engine import Engine, Recommendation
 from stream.domain.erasure import Erasures
 from stream.domain.events import UserEvent
+from stream.domain.learning import learned_records
 from stream.domain.profile import UserProfile
 from stream.plan import BatchPlan, Durability, Record, Send, UserWork
 from stream.stock_index import StockIndex
@@ -78,6 +79,8 @@ class Pipeline:
         self.profiles: ProfileRuntime | None = None
         #: the users' Qdrant vector (the Pfeed runtime swaps in the mean of query embeddings)
         self.user_vector: Callable[[UserProfile, float], Any] = user_vector
+        #: observations per `learned` record (``learned_records``; 1 = one each, version 2)
+        self.learned_group_max = 64
         #: read models to bring up to date before a batch is ranked (the Pfeed lookup applies
         #: the catalog messages the replica has read, so a new item is never ranked without rows)
         self.before_rank: Callable[[], None] | None = None
@@ -207,9 +210,8 @@ class Pipeline:
         futures = [await self.send(t, key, value, None) for t, key, value in plan.outputs]
         # in source-offset order: readers of `learned` treat an older offset of a source
         # partition as a re-published duplicate (see stream.domain.learning)
-        for obs in sorted(plan.observations, key=lambda o: o.source or ("", 0, 0)):
-            key = (obs.source_key or "").encode()
-            futures.append(await self.send("learned", key, obs.to_bytes(), None))
+        for key, record in learned_records(plan.observations, self.learned_group_max):
+            futures.append(await self.send("learned", key, record, None))
         changelog: list[tuple[int, asyncio.Future[Any]]] = []
         if self.durability is not None:
             name = self.durability.changelog

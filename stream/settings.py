@@ -128,6 +128,9 @@ class Settings:
     #: stop), so a restart reads the topic on from there, not from its beginning; 0 = none
     #: (``stream.adapters.learned_snapshots``)
     learned_snapshot_s: float = 300.0
+    #: observations of one source partition per `learned` record (``learning.learned_records``);
+    #: 1 writes one record each in the format older workers read (for a rolling upgrade)
+    learned_group_max: int = 64
     #: a folder shared by the deployment's workers where each also copies its snapshot, so a
     #: worker with an empty data dir starts from the newest valid one (None: local only)
     learned_snapshot_shared: Path | None = None
@@ -180,6 +183,7 @@ class Settings:
             gc_freeze=_int(env, "RECSTREAM_GC_FREEZE", 1) != 0,
             gc_gen0_threshold=gc_gen0,
             learned_snapshot_s=float(env.get("RECSTREAM_LEARNED_SNAPSHOT_S") or 300.0),
+            learned_group_max=_positive(env, "RECSTREAM_LEARNED_GROUP_MAX", 64),
             learned_snapshot_shared=Path(env["RECSTREAM_LEARNED_SNAPSHOT_SHARED"])
             if env.get("RECSTREAM_LEARNED_SNAPSHOT_SHARED")
             else None,

@@ -24,7 +24,7 @@ from stream.adapters.learned_snapshots import Applied, LearnedSnapshots
 from stream.adapters.validation import SchemaError, Validators
 from stream.domain.catalog import Catalog, StockChange
 from stream.domain.item_feed import ItemFeed
-from stream.domain.learning import Learner, Observation
+from stream.domain.learning import Learner, observations_from_bytes
 from stream.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -186,12 +186,13 @@ class CatalogReplica:
     def _learn(self, raw: bytes | None) -> None:
         assert self.learner is not None
         try:
-            obs = Observation.from_bytes(raw or b"")
+            observations = observations_from_bytes(raw or b"")
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError):
             self.skipped += 1  # only workers write this topic; never let one record stop us
             log.debug("skipped a malformed observation on learned")
             return
-        self.learner.remote(obs)
+        for obs in observations:
+            self.learner.remote(obs)
 
     async def _stock_changed(self, change: StockChange, message: dict[str, Any]) -> None:
         if (change.went_out or change.came_back) and self.on_stock_change is not None:

@@ -24,10 +24,16 @@ by event time, with late events correcting what earlier observations counted.
 Format on `learned`: orjson with short keys. Version 2 adds ``p`` (pairs, ``[earlier, later,
 weight]``) and the flags ``r``/``x``/``y``; version-1 messages (no ``p``; ``c`` a list of context
 items paired with every item at the observation's weight) are still read and applied as before.
+Version 3 (``learned_records``) groups a batch's consecutive observations of one source
+partition into one record, ``{"g": [observation, ...]}``, in offset order: a record costs the
+producer, the broker and every worker that follows the topic far more than its ~141 bytes, and
+a drained backlog held one record per event. A group of one is written in version 2, as is
+everything when the group size is 1 (what older workers read during a rolling upgrade).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,7 +88,11 @@ class Observation:
     @classmethod
     def from_bytes(cls, raw: bytes) -> Observation:
         """Raises ValueError/KeyError/TypeError on a message that is not an observation."""
-        d: dict[str, Any] = orjson.loads(raw)
+        return cls.from_dict(orjson.loads(raw))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Observation:
+        """One decoded observation (version 1 or 2); ValueError/KeyError/TypeError if not."""
         src = d["s"]
         source = None if src is None else (str(src[0]), int(src[1]), int(src[2]))
         items = tuple(str(i) for i in d["i"])
@@ -101,6 +111,56 @@ class Observation:
             flags,
             pairs,
         )
+
+
+#: the key of a version-3 `learned` record: the list of the observations it groups
+GROUP = "g"
+#: a grouped record stays under this many bytes (Kafka's default limit is ~1 MB; a 256-event
+#: batch from one source partition is ~36 KB at ~141 bytes an observation)
+GROUP_MAX_BYTES = 64 * 1024
+
+
+def learned_records(
+    observations: Iterable[Observation], max_group: int = 64, max_bytes: int = GROUP_MAX_BYTES
+) -> list[tuple[bytes, bytes]]:
+    """``(key, value)`` records for `learned`: the observations in source-offset order, each
+    run of one source partition in records of up to ``max_group`` observations (and about
+    ``max_bytes``). Same key, same order as one record each: readers de-duplicate per
+    observation exactly as before."""
+    records: list[tuple[bytes, bytes]] = []
+    key, size = "", 0
+    parts: list[bytes] = []
+    for obs in sorted(observations, key=lambda o: o.source or ("", 0, 0)):
+        raw, k = obs.to_bytes(), obs.source_key or ""
+        if parts and (k != key or len(parts) >= max_group or size + len(raw) > max_bytes):
+            records.append(_record(key, parts))
+            parts, size = [], 0
+        key = k
+        parts.append(raw)
+        size += len(raw) + 1
+    if parts:
+        records.append(_record(key, parts))
+    return records
+
+
+def _record(key: str, parts: list[bytes]) -> tuple[bytes, bytes]:
+    if len(parts) == 1:
+        return key.encode(), parts[0]
+    return key.encode(), b'{"' + GROUP.encode() + b'":[' + b",".join(parts) + b"]}"
+
+
+def observations_from_bytes(raw: bytes) -> list[Observation]:
+    """The observations of one `learned` record, grouped (version 3) or not; raises
+    ValueError/KeyError/TypeError on a record that is not one (the whole record)."""
+    d = orjson.loads(raw)
+    if not isinstance(d, dict):
+        raise TypeError(f"not an observation: {type(d).__name__}")
+    group = d.get(GROUP)
+    if group is None:
+        return [Observation.from_dict(d)]
+    if not isinstance(group, list) or not all(isinstance(o, dict) for o in group):
+        raise TypeError("a grouped observation record must hold a list of objects")
+    return [Observation.from_dict(o) for o in group]
 
 
 def observation_weight(topic: str, action: str | None) -> float:
