@@ -147,7 +147,9 @@ async def _live(
             progress["ts"] = max(progress["ts"], int(message.get("ts") or 0))
             yield message
 
-    replay_task = asyncio.create_task(replay_to(settings, counted(), speed=speed, progress=False))
+    replay_task = asyncio.create_task(
+        replay_to(settings, counted(), partial=True, speed=speed, progress=False)
+    )
     started = time.monotonic()
     last_summary = last_stock = started
     last_search = started - SEARCH_DEMO_EVERY_S / 2  # half-way between two stock demos

@@ -141,17 +141,28 @@ async def latest_recommendations(
     return latest
 
 
-async def replay_to(settings: Settings, events: Iterable[dict[str, Any]], **kwargs: Any) -> Any:
-    """``stream.replay.replay`` against this deployment's broker, prefix and credentials."""
+async def replay_to(
+    settings: Settings, events: Iterable[dict[str, Any]], *, partial: bool = False, **kwargs: Any
+) -> Any:
+    """``stream.replay.replay`` against this deployment's broker, prefix and credentials.
+
+    ``replay`` answers a Ctrl-C / SIGTERM that lands inside it with partial counts
+    (``interrupted``) instead of raising. Only a caller that reports them (``partial=True``: the
+    replay command, the loops that read lists beside a replay) wants that; for every other one
+    (the bench's pre-fills) it is raised again here, so an interrupted run stops instead of
+    going on with a partial catalog or backlog."""
     from stream.replay import replay
 
-    return await replay(
+    stats = await replay(
         events,
         bootstrap=settings.kafka_bootstrap,
         topic_prefix=settings.topic_prefix,
         security_kwargs=settings.kafka_security.aiokafka_kwargs(),
         **kwargs,
     )
+    if stats.interrupted and not partial:
+        raise KeyboardInterrupt("replay interrupted")
+    return stats
 
 
 async def replay_dataset(
@@ -175,10 +186,10 @@ async def replay_dataset(
     events: Iterable[dict[str, Any]] = data.events
     if limit is not None:
         events = itertools.islice(events, limit)
-    published = await replay_to(settings, catalog, total=len(catalog))
+    published = await replay_to(settings, catalog, partial=True, total=len(catalog))
     if published.interrupted:  # Ctrl-C / SIGTERM while publishing the catalog: stop here
         return published
-    return await replay_to(settings, events, speed=speed, rate=rate)
+    return await replay_to(settings, events, partial=True, speed=speed, rate=rate)
 
 
 async def read_latest(settings: Settings, topic: str, idle_rounds: int = 3) -> dict[str, Any]:

@@ -125,7 +125,7 @@ async def _collect(
     lists: dict[str, list[str]] = {}
     async with TopicReader(settings, "recommendations") as reader:
         task = asyncio.create_task(
-            replay_to(settings, [dict(m) for m in events], rate=rate, progress=True)
+            replay_to(settings, [dict(m) for m in events], partial=True, rate=rate, progress=True)
         )
         idle_since = time.monotonic()
         while True:

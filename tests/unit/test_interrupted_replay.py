@@ -5,6 +5,8 @@ counts with ``interrupted=True``. ``eval --live``'s collection and the demo's li
 turn that back into the interrupt. ``eval --live`` used to keep waiting for lists for another
 10 s, and a clean-clone CI run saw it miss its 10 s stop contract that way
 (tests/e2e/test_clean_stops.py); the demo, reading forever, would have ignored the Ctrl-C.
+``replay_to`` raises it again for every caller that did not ask for partial counts (a Ctrl-C
+inside a bench pre-fill's replay would have let the bench go on with a partial catalog).
 """
 
 from __future__ import annotations
@@ -81,3 +83,26 @@ def test_the_demo_keeps_serving_after_a_finished_replay(monkeypatch: pytest.Monk
     _patch(monkeypatch, ReplayStats(sent={"clicks": 2}), [])
     view = asyncio.run(demo._live(Settings(), EVENTS, {}, {}, speed=1.0, seconds=0.3))
     assert isinstance(view, demo.LiveView)
+
+
+def _fake_replay(monkeypatch: pytest.MonkeyPatch, stats: ReplayStats) -> None:
+    import stream.replay
+
+    async def replay(*_args: Any, **_kwargs: Any) -> ReplayStats:
+        return stats
+
+    monkeypatch.setattr(stream.replay, "replay", replay)
+
+
+def test_replay_to_raises_an_interruption_unless_partial_counts_are_asked_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The bench's pre-fills must stop on Ctrl-C, not go on with half a catalog."""
+    interrupted = ReplayStats(sent={"catalog": 3}, interrupted=True)
+    _fake_replay(monkeypatch, interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        asyncio.run(tools.replay_to(Settings(), EVENTS))
+    assert asyncio.run(tools.replay_to(Settings(), EVENTS, partial=True)) is interrupted
+    done = ReplayStats(sent={"clicks": 2})
+    _fake_replay(monkeypatch, done)
+    assert asyncio.run(tools.replay_to(Settings(), EVENTS)) is done
