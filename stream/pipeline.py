@@ -39,7 +39,7 @@ from stream.domain.dense import user_vector
 from stream.domain.engine import Engine, Recommendation
 from stream.domain.erasure import Erasures
 from stream.domain.events import UserEvent
-from stream.domain.learning import learned_records
+from stream.domain.learning import GROUP_MAX, learned_records
 from stream.domain.profile import UserProfile
 from stream.plan import BatchPlan, Durability, Record, Send, UserWork
 from stream.stock_index import StockIndex
@@ -80,7 +80,7 @@ class Pipeline:
         #: the users' Qdrant vector (the Pfeed runtime swaps in the mean of query embeddings)
         self.user_vector: Callable[[UserProfile, float], Any] = user_vector
         #: observations per `learned` record (``learned_records``; 1 = one each, version 2)
-        self.learned_group_max = 64
+        self.learned_group_max = GROUP_MAX
         #: read models to bring up to date before a batch is ranked (the Pfeed lookup applies
         #: the catalog messages the replica has read, so a new item is never ranked without rows)
         self.before_rank: Callable[[], None] | None = None

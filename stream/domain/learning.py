@@ -115,13 +115,17 @@ class Observation:
 
 #: the key of a version-3 `learned` record: the list of the observations it groups
 GROUP = "g"
+#: observations per grouped record by default (``Settings.learned_group_max`` sets it)
+GROUP_MAX = 64
 #: a grouped record stays under this many bytes (Kafka's default limit is ~1 MB; a 256-event
 #: batch from one source partition is ~36 KB at ~141 bytes an observation)
 GROUP_MAX_BYTES = 64 * 1024
 
 
 def learned_records(
-    observations: Iterable[Observation], max_group: int = 64, max_bytes: int = GROUP_MAX_BYTES
+    observations: Iterable[Observation],
+    max_group: int = GROUP_MAX,
+    max_bytes: int = GROUP_MAX_BYTES,
 ) -> list[tuple[bytes, bytes]]:
     """``(key, value)`` records for `learned`: the observations in source-offset order, each
     run of one source partition in records of up to ``max_group`` observations (and about
