@@ -27,7 +27,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from stream.adapters.follower import standalone_consumer, stop_consumer
+from stream.adapters.consumer_task import stop_consumer
+from stream.adapters.follower import standalone_consumer
 from stream.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -14,8 +14,7 @@ from collections.abc import Awaitable, Callable
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from stream.adapters.consumer_task import ConsumerTask
-from stream.adapters.consumer_task import stop_consumer as stop_consumer
+from stream.adapters.consumer_task import ConsumerTask, stop_consumer
 from stream.settings import Settings
 
 #: the longest a follower applies records before it lets other tasks of the loop run

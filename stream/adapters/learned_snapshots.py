@@ -33,7 +33,8 @@ import numpy as np
 import orjson
 from aiokafka import TopicPartition
 
-from stream.adapters.follower import standalone_consumer, stop_consumer, topic_partitions
+from stream.adapters.consumer_task import stop_consumer
+from stream.adapters.follower import standalone_consumer, topic_partitions
 from stream.domain.learned_snapshot import Arrays, SnapshotMismatch, capture, restore
 from stream.domain.learning import Learner
 from stream.settings import Settings

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from stream.adapters.follower import stop_consumer
+from stream.adapters.consumer_task import stop_consumer
 
 
 class LeakyConsumer:
