@@ -18,7 +18,6 @@ import numpy as np
 
 from stream.domain.affinity import FeatureWeights, affinity_vectors
 from stream.domain.candidate_kernels import Block, candidate_block
-from stream.domain.candidate_kernels import lookup_sorted as lookup_sorted
 from stream.domain.catalog import PAD, Catalog
 from stream.domain.context_signals import (
     freshness,

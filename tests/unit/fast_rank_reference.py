@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from stream.domain.blended import BlendedRelations
+from stream.domain.candidate_kernels import lookup_sorted
 from stream.domain.catalog import PAD, Catalog
 from stream.domain.context_signals import (
     freshness,
@@ -39,7 +40,6 @@ from stream.domain.signals import (
     _view_scores,
     banned_items,
     category_of,
-    lookup_sorted,
 )
 from stream.domain.trending import Trending
 

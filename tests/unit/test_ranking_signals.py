@@ -8,6 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from stream.domain.candidate_kernels import lookup_sorted
 from stream.domain.catalog import Catalog
 from stream.domain.learned import RepeatModel
 from stream.domain.profile import UserProfile
@@ -18,7 +19,6 @@ from stream.domain.signals import (
     Signals,
     banned_items,
     candidate_signals,
-    lookup_sorted,
     returns_of,
 )
 from stream.domain.trending import Trending
