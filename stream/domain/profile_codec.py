@@ -8,11 +8,12 @@ ever written: a data dir or changelog from an older release recovers unchanged.
 from __future__ import annotations
 
 import struct
+import threading
 import zlib
 from typing import Any
 
 import orjson
-import pyarrow as pa
+import zstandard
 
 #: format bytes of a stored profile. ``HEADED`` (written now): the byte, the body JSON's length
 #: and the last list's length (``_HEAD``: u32, u16, little-endian), the last for_you list's item
@@ -33,27 +34,42 @@ _HEAD = struct.Struct("<IH")
 _SEP = "\x1f"  # (ids may hold any character: a list it cannot frame stays in the body)
 #: far above any bounded profile (a heavy one is ~40 KB of JSON)
 MAX_STORED_JSON = 16 * 2**20
-#: zstd from pyarrow (a dependency already) instead of zlib: faster to compress and a little
-#: smaller, most for the largest profiles. Quick bench workload, A/B on a loaded 2-core box,
-#: CPU µs: encode 56-59 vs 71-95 per user, decode about even (52-65 vs 47-80); heavy user
-#: encode 150-250 vs 375-485, decode 220-300 vs 285-375; bytes mean 1,096 vs 1,146, p95 2,157
-#: vs 2,435, heavy 9,192 vs 10,381. (A call through pyarrow has a fixed cost: on a median
-#: profile zstd decompresses in 11-15 µs, zlib in 12, so small profiles gain only on encode.)
-_ZSTD = pa.Codec("zstd", compression_level=1) if pa.Codec.is_available("zstd") else None
+#: zstd (level 1) through python-zstandard, with one compression and one decompression context
+#: per thread, reused: the frames are byte for byte what pyarrow's codec wrote before (checked
+#: in ``tests/unit/test_profile_store.py``), so nothing stored changes. pyarrow's codec made a
+#: context per call: on the bench's profiles (3.9 KB of JSON on average) 20.1 µs to compress and
+#: 12.4 µs to decompress, against 12.2 and 5.1 µs here. (zstd itself replaced zlib earlier:
+#: faster to compress and a little smaller, most for the largest profiles; bytes mean 1,096 vs
+#: 1,146, p95 2,157 vs 2,435, heavy 9,192 vs 10,381 on the quick bench's users.)
+_CONTEXTS = threading.local()
+
+
+def _compressor() -> zstandard.ZstdCompressor:
+    # a context is not safe to share between threads (tools and snapshots run in threads)
+    ctx: zstandard.ZstdCompressor | None = getattr(_CONTEXTS, "compress", None)
+    if ctx is None:
+        ctx = _CONTEXTS.compress = zstandard.ZstdCompressor(level=1)
+    return ctx
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    ctx: zstandard.ZstdDecompressor | None = getattr(_CONTEXTS, "decompress", None)
+    if ctx is None:
+        ctx = _CONTEXTS.decompress = zstandard.ZstdDecompressor()
+    return ctx
 
 
 def encode_stored(body: dict[str, Any]) -> bytes:
-    """``to_dict()`` fields → the stored form (zlib on a pyarrow built without zstd)."""
-    if _ZSTD is None:
-        return COMPRESSED + zlib.compress(orjson.dumps(body), 1)
+    """``to_dict()`` fields → the stored form (``HEADED``, or ``ZSTD`` for a list the header
+    cannot frame)."""
     last: list[str] = body.get("li") or []
     joined = _SEP.join(last)
     head = joined.encode()
     if joined.count(_SEP) != max(0, len(last) - 1) or not all(last) or len(head) > 0xFFFF:
         raw = orjson.dumps(body)  # an id the header cannot frame: the list stays in the body
-        return ZSTD + _LENGTH.pack(len(raw)) + _ZSTD.compress(raw, asbytes=True)
+        return ZSTD + _LENGTH.pack(len(raw)) + _compressor().compress(raw)
     raw = orjson.dumps({k: v for k, v in body.items() if k != "li"})
-    return HEADED + _HEAD.pack(len(raw), len(head)) + head + _ZSTD.compress(raw, asbytes=True)
+    return HEADED + _HEAD.pack(len(raw), len(head)) + head + _compressor().compress(raw)
 
 
 def decode_stored(raw: bytes) -> dict[str, Any]:
@@ -94,13 +110,16 @@ def _split(head: bytes) -> list[str]:
 
 
 def _unzstd(frame: bytes, size: int) -> dict[str, Any]:
-    if _ZSTD is None:
-        raise ValueError("a zstd-stored profile needs pyarrow built with zstd")
     if size > MAX_STORED_JSON:  # a corrupt header must not allocate gigabytes
         raise ValueError(f"stored profile claims {size} bytes of JSON")
     try:
-        json = _ZSTD.decompress(frame, size, asbytes=True)
-    except (OSError, pa.ArrowException) as exc:  # pyarrow reports a bad frame as OSError
+        # a frame states its size too, and decompress would allocate what it states
+        if zstandard.frame_content_size(frame) not in (size, -1):
+            raise ValueError("stored profile: its frame and its header differ on its size")
+        json = _decompressor().decompress(frame, max_output_size=size)
+    except zstandard.ZstdError as exc:
         raise ValueError(f"stored profile: {exc}") from exc
+    if len(json) != size:
+        raise ValueError(f"stored profile: {len(json)} bytes of JSON, its header says {size}")
     body: dict[str, Any] = orjson.loads(json)
     return body

@@ -9,6 +9,7 @@ RocksDB store and changelog hold it today.
 
 from __future__ import annotations
 
+import struct
 import zlib
 from pathlib import Path
 
@@ -147,5 +148,28 @@ def test_a_corrupt_zstd_profile_is_a_value_error_not_an_allocation() -> None:
     raw = encode_stored(small_profile().to_dict())
     with pytest.raises(ValueError, match="claims"):
         decode_stored(raw[:1] + (2**31).to_bytes(4, "little") + raw[5:])
-    with pytest.raises(ValueError):  # pyarrow says OSError: re-raised as ValueError
+    with pytest.raises(ValueError):  # zstandard says ZstdError: re-raised as ValueError
         decode_stored(raw[:5] + b"\x00" * 12)
+
+
+def test_a_frame_that_disagrees_with_its_header_is_a_value_error() -> None:
+    raw = encode_stored(small_profile().to_dict())
+    (size,) = struct.unpack_from("<I", raw, 1)
+    lied = raw[:1] + struct.pack("<I", size - 1) + raw[5:]  # the frame says ``size``
+    with pytest.raises(ValueError, match="differ on its size"):
+        decode_stored(lied)
+
+
+def test_the_frames_are_what_pyarrows_codec_wrote_before() -> None:
+    """The codec changed (python-zstandard, one context per thread), the bytes did not: a
+    replayed burst still writes what the previous release wrote, and both read each other."""
+    import pyarrow as pa
+
+    old = pa.Codec("zstd", compression_level=1)
+    heavy = UserProfile.from_bytes(HEAVY_ZLIB.read_bytes())
+    for profile in (small_profile(), heavy):
+        raw = profile.to_bytes()
+        (size, n) = struct.unpack_from("<IH", raw, 1)
+        body = {k: v for k, v in profile.to_dict().items() if k != "li"}
+        assert raw[1 + 6 + n :] == old.compress(orjson.dumps(body), asbytes=True)
+        assert len(orjson.dumps(body)) == size
