@@ -104,6 +104,9 @@ class Settings:
     batch_backlog_min: int = 16
     qdrant_flush_ms: int = 5
     fetch_max_wait_ms: int = 20
+    #: the worker's event loops (its own and Faust's consumer thread's): "uvloop" or Python's
+    #: own "asyncio" (stream.adapters.event_loop says why uvloop)
+    event_loop: str = "uvloop"
     #: the same for the worker's followers (catalog/stock replica, `learned`, ranking profiles,
     #: the item group): none of them carries a user's event to its list, and each idle fetch
     #: costs the broker and the worker CPU that the user agent then lacks (see README)
@@ -146,6 +149,9 @@ class Settings:
                 f"RECSTREAM_KAFKA_FLAVOUR must be auto, tansu or kafka, got {flavour!r}"
             )
         feeds = tuple(f for f in env.get("RECSTREAM_FEEDS", "for_you").split(",") if f)
+        event_loop = env.get("RECSTREAM_EVENT_LOOP") or "uvloop"
+        if event_loop not in ("uvloop", "asyncio"):
+            raise ValueError(f"RECSTREAM_EVENT_LOOP must be uvloop or asyncio, got {event_loop!r}")
         gc_gen0 = _int(env, "RECSTREAM_GC_GEN0_THRESHOLD", 10_000)
         if gc_gen0 < 0:
             raise ValueError(f"RECSTREAM_GC_GEN0_THRESHOLD must be >= 0, got {gc_gen0}")
@@ -174,6 +180,7 @@ class Settings:
             batch_backlog_min=_int(env, "RECSTREAM_BATCH_BACKLOG_MIN", 16),
             qdrant_flush_ms=_int(env, "RECSTREAM_QDRANT_FLUSH_MS", 5),
             fetch_max_wait_ms=_positive(env, "RECSTREAM_FETCH_MAX_WAIT_MS", 20),
+            event_loop=event_loop,
             follower_fetch_max_wait_ms=_positive(env, "RECSTREAM_FOLLOWER_FETCH_MAX_WAIT_MS", 100),
             feeds=feeds or ("for_you",),
             rebalance_timeout_s=float(env.get("RECSTREAM_REBALANCE_TIMEOUT_S") or 6.0),

@@ -7,6 +7,7 @@ import logging
 
 import faust
 
+from stream.adapters.event_loop import use_event_loop
 from stream.adapters.topics import detect_flavour, ensure_topics
 from stream.app import create_app
 from stream.settings import Settings
@@ -38,12 +39,14 @@ class Worker(faust.Worker):
 
 def run_worker(settings: Settings, loglevel: str = "info") -> None:
     """Blocks until the worker stops; exits non-zero if an agent cannot proceed."""
+    loop = use_event_loop(settings.event_loop)  # before any loop exists (Faust's thread too)
     flavour = asyncio.run(prepare(settings))
     log.info(
-        "broker %s is %s; bundled-broker workarounds %s",
+        "broker %s is %s; bundled-broker workarounds %s; event loop %s",
         settings.kafka_bootstrap,
         flavour,
         "ON" if flavour == "tansu" else "off",
+        loop,
     )
     rapp = create_app(settings, flavour)
     worker = Worker(rapp.faust_app, loglevel=loglevel, quiet=True, loop=asyncio.new_event_loop())

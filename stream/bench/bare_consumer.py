@@ -15,6 +15,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from stream.adapters.event_loop import use_event_loop
 from stream.bench.rate import RateCounter
 from stream.settings import USER_TOPICS, Settings
 
@@ -52,7 +53,9 @@ def main() -> None:
     parser.add_argument("--expect", type=int, required=True)
     parser.add_argument("--result", type=Path, required=True)
     args = parser.parse_args()
-    asyncio.run(consume(Settings.from_env(), RateCounter(args.expect, args.result)))
+    settings = Settings.from_env()
+    use_event_loop(settings.event_loop)  # the worker's loop: measured like with like
+    asyncio.run(consume(settings, RateCounter(args.expect, args.result)))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from typing import Any
 
 import faust
 
+from stream.adapters.event_loop import use_event_loop
 from stream.adapters.faust_config import faust_config
 from stream.bench.rate import RateCounter
 from stream.broker import free_port
@@ -87,6 +88,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
     settings = Settings.from_env()
+    use_event_loop(settings.event_loop)  # the worker's loop: measured like with like
     flavour = asyncio.run(prepare(settings))
     app = build_app(args.kind, settings, flavour, RateCounter(args.expect, args.result))
     worker = faust.Worker(app, loglevel="info", quiet=True, loop=asyncio.new_event_loop())

@@ -18,6 +18,7 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from stream.adapters.event_loop import use_event_loop
 from stream.adapters.outputs import OUTPUT_LINGER_MS
 from stream.bench.probe import assigned_consumer
 from stream.settings import USER_TOPICS, Settings
@@ -63,7 +64,9 @@ def main() -> None:
     parser.add_argument("--out", default=RELAY_OUT)
     parser.add_argument("--ready", type=Path, required=True)
     args = parser.parse_args()
-    asyncio.run(relay(Settings.from_env(), args.out, args.ready))
+    settings = Settings.from_env()
+    use_event_loop(settings.event_loop)  # the worker's loop: measured like with like
+    asyncio.run(relay(settings, args.out, args.ready))
 
 
 if __name__ == "__main__":
