@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from stream.adapters.event_loop import EVENT_LOOPS
+
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 
 #: Input topics keyed by user_id (co-partitioned: same partition count, default partitioner).
@@ -104,9 +106,6 @@ class Settings:
     batch_backlog_min: int = 16
     qdrant_flush_ms: int = 5
     fetch_max_wait_ms: int = 20
-    #: the worker's event loops (its own and Faust's consumer thread's): "uvloop" or Python's
-    #: own "asyncio" (stream.adapters.event_loop says why uvloop)
-    event_loop: str = "uvloop"
     #: the same for the worker's followers (catalog/stock replica, `learned`, ranking profiles,
     #: the item group): none of them carries a user's event to its list, and each idle fetch
     #: costs the broker and the worker CPU that the user agent then lacks (see README)
@@ -127,6 +126,9 @@ class Settings:
     #: allocations (net, of container objects) between two youngest-generation collections once
     #: ready; 0 keeps Python's 700 (stream.adapters.gc_pauses)
     gc_gen0_threshold: int = 10_000
+    #: the worker's event loops (its own and Faust's consumer thread's): "uvloop" or Python's
+    #: own "asyncio" (stream.adapters.event_loop says why uvloop)
+    event_loop: str = "uvloop"
     #: seconds between snapshots of what `learned` taught this worker (also taken at a clean
     #: stop), so a restart reads the topic on from there, not from its beginning; 0 = none
     #: (``stream.adapters.learned_snapshots``)
@@ -150,8 +152,10 @@ class Settings:
             )
         feeds = tuple(f for f in env.get("RECSTREAM_FEEDS", "for_you").split(",") if f)
         event_loop = env.get("RECSTREAM_EVENT_LOOP") or "uvloop"
-        if event_loop not in ("uvloop", "asyncio"):
-            raise ValueError(f"RECSTREAM_EVENT_LOOP must be uvloop or asyncio, got {event_loop!r}")
+        if event_loop not in EVENT_LOOPS:
+            raise ValueError(
+                f"RECSTREAM_EVENT_LOOP must be one of {', '.join(EVENT_LOOPS)}, got {event_loop!r}"
+            )
         gc_gen0 = _int(env, "RECSTREAM_GC_GEN0_THRESHOLD", 10_000)
         if gc_gen0 < 0:
             raise ValueError(f"RECSTREAM_GC_GEN0_THRESHOLD must be >= 0, got {gc_gen0}")
@@ -180,7 +184,6 @@ class Settings:
             batch_backlog_min=_int(env, "RECSTREAM_BATCH_BACKLOG_MIN", 16),
             qdrant_flush_ms=_int(env, "RECSTREAM_QDRANT_FLUSH_MS", 5),
             fetch_max_wait_ms=_positive(env, "RECSTREAM_FETCH_MAX_WAIT_MS", 20),
-            event_loop=event_loop,
             follower_fetch_max_wait_ms=_positive(env, "RECSTREAM_FOLLOWER_FETCH_MAX_WAIT_MS", 100),
             feeds=feeds or ("for_you",),
             rebalance_timeout_s=float(env.get("RECSTREAM_REBALANCE_TIMEOUT_S") or 6.0),
@@ -189,6 +192,7 @@ class Settings:
             pfeed=_int(env, "RECSTREAM_PFEED", 1) != 0,
             gc_freeze=_int(env, "RECSTREAM_GC_FREEZE", 1) != 0,
             gc_gen0_threshold=gc_gen0,
+            event_loop=event_loop,
             learned_snapshot_s=float(env.get("RECSTREAM_LEARNED_SNAPSHOT_S") or 300.0),
             learned_group_max=_positive(env, "RECSTREAM_LEARNED_GROUP_MAX", 64),
             learned_snapshot_shared=Path(env["RECSTREAM_LEARNED_SNAPSHOT_SHARED"])
