@@ -34,7 +34,7 @@ import numpy as np
 from stream.adapters.topics import all_topics, ensure_topics
 from stream.bench.context import BenchContext, say
 from stream.bench.loadgen import write_jsonl
-from stream.bench.procstat import cpu_seconds
+from stream.bench.procstat import cpu_seconds, machine_cpu
 from stream.bench.relay import RELAY_OUT
 from stream.bench.supervisor import wait_for
 from stream.bench.workload import WorkloadConfig, generate_events
@@ -213,16 +213,23 @@ def _worker_view(before: dict[str, float] | None, after: dict[str, float] | None
 def cpu_view(
     before: dict[str, float], after: dict[str, float], seconds: float, events: int
 ) -> dict[str, float]:
-    """CPU of a level: the system under test's per event sent (ms) and the broker's share of a
-    core. At a steady rate a worker pays per-batch and per-fetch costs a drain shares out, and
-    runs with caches the other processes evicted between events: this says what an event
-    cost at that load, next to what the relay (the floor) pays for the same events."""
+    """CPU of a level: the system under test's per event sent (ms), the broker's share of a
+    core, and how busy the whole machine was (0-1 of all its cores: the worker, the broker,
+    the load generator and the probe share them). At a steady rate a worker pays per-batch and
+    per-fetch costs a drain shares out, and runs with caches the other processes evicted
+    between events: this says what an event cost at that load, next to what the relay (the
+    floor) pays for the same events, and whether the level's latency is the machine's."""
     if seconds <= 0 or events <= 0:
         return {}
-    return {
+    view = {
         "sut_cpu_ms_per_event": round((after["sut"] - before["sut"]) / events * 1000.0, 3),
         "broker_cores": round((after["broker"] - before["broker"]) / seconds, 3),
     }
+    total = after.get("machine_total", 0.0) - before.get("machine_total", 0.0)
+    if total > 0:
+        busy = after["machine_busy"] - before["machine_busy"]
+        view["machine_busy"] = round(busy / total, 3)
+    return view
 
 
 def _run_levels(
@@ -267,7 +274,13 @@ def _run_levels(
 
 
 def _cpu(ctx: BenchContext, sut: subprocess.Popen[bytes]) -> dict[str, float]:
-    return {"sut": cpu_seconds(sut.pid), "broker": cpu_seconds(ctx.broker_pid)}
+    busy, total = machine_cpu()
+    return {
+        "sut": cpu_seconds(sut.pid),
+        "broker": cpu_seconds(ctx.broker_pid),
+        "machine_busy": busy,
+        "machine_total": total,
+    }
 
 
 def _line(stats: dict[str, Any]) -> str:

@@ -23,6 +23,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, over all its cores
+    (``/proc/stat``; busy is all but idle and iowait); (0.0, 0.0) if unreadable."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0.0, 0.0
+    total = sum(ticks[:8])  # user nice system idle iowait irq softirq steal (guest is in user)
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
+    return (total - idle) / _TICKS, total / _TICKS
+
+
 def rss_bytes(pid: int | None = None) -> int:
     """Resident set size of ``pid`` (default: this process) in bytes; 0 if it is gone."""
     try:

@@ -289,8 +289,23 @@ def test_a_level_cpu_is_per_event_for_the_system_and_in_cores_for_the_broker() -
     after = {"sut": 12.5, "broker": 8.0}
     view = cpu_view(before, after, seconds=10.0, events=1000)
     assert view == {"sut_cpu_ms_per_event": 2.5, "broker_cores": 0.3}
+    # with the machine's counters: its busy share of all cores over the level
+    before |= {"machine_busy": 100.0, "machine_total": 400.0}
+    after |= {"machine_busy": 115.0, "machine_total": 420.0}
+    view = cpu_view(before, after, seconds=10.0, events=1000)
+    assert view["machine_busy"] == 0.75
     assert cpu_view(before, after, seconds=0.0, events=1000) == {}
     assert cpu_view(before, after, seconds=10.0, events=0) == {}
+
+
+def test_machine_cpu_reads_busy_and_total_seconds_that_only_grow() -> None:
+    from stream.bench.procstat import machine_cpu
+
+    busy, total = machine_cpu()
+    assert 0.0 < busy <= total
+    sum(i * i for i in range(200_000))  # some CPU
+    busy2, total2 = machine_cpu()
+    assert busy2 >= busy and total2 >= total
 
 
 def test_a_fresh_report_does_not_mark_the_code_dirty(tmp_path: Path) -> None:
