@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from stream.domain.features import MAX_FEATURES_PER_ITEM, item_features, leaf_category
-from stream.domain.top_kernels import eligible_with
-from stream.domain.top_lists import GrowingTops
+from stream.domain.top_lists import Arrays, GrowingTops, PopularTops
 
 PAD = 0  # feature id 0 is padding: its weight is always 0
+_OVERALL = np.zeros(1, dtype=np.int64)  # the popular list's row in its table
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +65,9 @@ class Catalog:
         self.version = 0  # bumps on every change that can alter candidate sets
         self.attr_version = 0  # bumps only when item attributes, titles or flags change
         #: exact most-popular lists, overall and per feature (``stream.domain.top_lists``)
-        self._tops = GrowingTops()
+        self._tops = GrowingTops()  # the log of grown items the lists are merged with
+        self._popular = PopularTops(self._tops, 100, by_feature=False)  # one row: 0
+        self._by_feature = PopularTops(self._tops, 50, by_feature=True)  # row r: feature r
         self._shrunk = 0  # popularity went down somewhere: the lists are rebuilt
 
     def __len__(self) -> int:
@@ -188,38 +190,27 @@ class Catalog:
     def features_of(self, idx: int) -> list[str]:
         return [self.vocab_names[f] for f in self.feature_ids[idx] if f != PAD]
 
-    def _popularity_key(self, items: np.ndarray) -> np.ndarray:
-        """What the popular lists rank by: popularity, ties by a per-item constant."""
-        return self.popularity[items] + self.tiebreak[items]
+    def _all_items(self, _: int) -> np.ndarray:
+        """Every item: the overall popular list's members (for a rebuild)."""
+        return np.arange(len(self.ids), dtype=np.int64)
 
-    def _eligible_of(self, members: np.ndarray) -> np.ndarray:
-        """Eligible ``members``, sorted by index (what ``best_by`` ranks)."""
-        members = np.sort(members)
-        return members[self.eligible(members)]
+    def _top_arrays(self) -> Arrays:
+        """What the popular lists read (fetched per read: ``_grow`` replaces the arrays)."""
+        return self.popularity, self.tiebreak, self.available, self.deleted, self.feature_ids
 
     def popular(self, k: int) -> np.ndarray:
-        """Most popular eligible items: exact at every read, kept up to date incrementally."""
-        return self._tops.top(
-            None,
-            k,
-            100,
-            self.version + self._shrunk,
-            lambda: self._eligible_of(np.arange(len(self.ids), dtype=np.int64)),
-            self.eligible,
-            self._popularity_key,
-            len(self.ids),
-        )
+        """Most popular eligible items: exact at every read, kept up to date incrementally
+        (``top_lists.PopularTops``); ranked by popularity, ties by a per-item constant."""
+        epoch = self.version + self._shrunk
+        return self._popular.read(_OVERALL, k, epoch, self._top_arrays(), self._all_items)
 
     def top_for_feature(self, fid: int, k: int) -> np.ndarray:
         """Most popular eligible items carrying feature ``fid`` (exact, like ``popular``)."""
-        members = self.items_by_feature.get(fid, {})
-        return self._tops.top(
-            fid,
-            k,
-            50,
-            self.version + self._shrunk,
-            lambda: self._eligible_of(self.members_of(fid)),
-            lambda grown: eligible_with(grown, self.available, self.deleted, self.feature_ids, fid),
-            self._popularity_key,
-            len(members),
-        )
+        return self.tops_for_features(np.full(1, fid, dtype=np.int64), k)
+
+    def tops_for_features(self, fids: np.ndarray, k: int) -> np.ndarray:
+        """``top_for_feature(fid, k)`` of each of ``fids``, one after the other, in one call
+        (what a ranking reads for its liked features)."""
+        names = np.ascontiguousarray(fids, dtype=np.int64)
+        epoch = self.version + self._shrunk
+        return self._by_feature.read(names, k, epoch, self._top_arrays(), self.members_of)

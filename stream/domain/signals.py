@@ -160,8 +160,7 @@ def candidate_signals(
         np.fromiter(views.keys(), dtype=np.int64, count=len(views)),
     ]
     strongest = liked[np.argsort(-combined[liked], kind="stable")[: rp.affinity_features]]
-    for fid in strongest.tolist():
-        pools.append(catalog.top_for_feature(fid, rp.per_feature_candidates))
+    pools.append(catalog.tops_for_features(strongest, rp.per_feature_candidates))
     pools.append(catalog.popular(rp.popular_candidates))
     pools.append(_pinned(rp, catalog))
     q_weight = query_weight(profile, now_ms, rp.query_context_tau_ms)

@@ -11,7 +11,7 @@ import sys
 SCRIPT = r"""
 import collections
 import numba
-from stream.domain import catalog as catalog_module, scored_set, top_lists
+from stream.domain import scored_set, top_lists
 from stream.domain import candidate_kernels, diversity_kernel, relation_kernels, top_kernels
 from stream.domain.catalog import Catalog
 from stream.domain.engine import Engine
@@ -30,7 +30,8 @@ def counted(module, name):
 
 counted(scored_set, "capped_top")
 counted(top_lists, "merge_top")
-counted(catalog_module, "eligible_with")
+counted(top_lists, "popular_tops")
+counted(top_lists, "rebuild_row")
 counted(candidate_kernels, "candidate_block_kernel")
 
 def compiled():
@@ -66,5 +67,6 @@ def test_a_ranking_after_warm_up_compiles_nothing_new() -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     # the kernels ranking reaches were reached (else the comparison says nothing)
-    for kernel in ("capped_top", "merge_top", "eligible_with", "candidate_block_kernel"):
+    kernels = ("capped_top", "merge_top", "popular_tops", "rebuild_row", "candidate_block_kernel")
+    for kernel in kernels:
         assert f"'{kernel}'" in done.stdout, done.stdout

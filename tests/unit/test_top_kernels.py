@@ -1,16 +1,16 @@
-"""``top_kernels`` against the numpy they stand for: ``merge_top`` is ``best`` of the list's
-members and the admitted grown items (ties broken by index, repeats, lists shorter than their
-depth, full lists whose lowest key a grown item only ties), ``eligible_with`` is
-``Catalog.eligible(g) & (feature_ids[g] == fid).any(axis=1)``."""
+"""``top_kernels.merge_top`` against the numpy it stands for: ``best`` of the list's members
+and the admitted grown items (ties broken by index, repeats, lists shorter than their depth,
+full lists whose lowest key a grown item only ties). The popularity tables' kernels
+(``popular_tops``, ``rebuild_row``) are tested through ``PopularTops`` in
+``test_popular_tops.py``."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.domain.top_kernels import eligible_with, merge_top, warm_up
+from stream.domain.top_kernels import merge_top, warm_up
 from stream.domain.top_lists import best
 
 N = 30
@@ -49,42 +49,5 @@ def test_a_grown_item_that_only_ties_the_lowest_key_enters_by_index() -> None:
     assert got.tolist() == [0, 1]
 
 
-@settings(max_examples=200, deadline=None)
-@given(
-    rows=st.lists(st.lists(st.integers(0, 5), min_size=3, max_size=3), min_size=1, max_size=12),
-    stock=st.lists(st.integers(-1, 2), min_size=12, max_size=12),
-    deleted=st.lists(st.booleans(), min_size=12, max_size=12),
-    picks=st.lists(st.integers(0, 11), max_size=20),
-    fid=st.integers(1, 5),
-)
-def test_eligible_with_is_the_numpy_mask(
-    rows: list[list[int]],
-    stock: list[int],
-    deleted: list[bool],
-    picks: list[int],
-    fid: int,
-) -> None:
-    feature_ids = np.asarray(rows, dtype=np.int32)
-    n = feature_ids.shape[0]
-    available = np.asarray(stock[:n], dtype=np.int64)
-    gone = np.asarray(deleted[:n], dtype=np.bool_)
-    grown = np.asarray([p for p in picks if p < n], dtype=np.int64)
-    want = (available[grown] > 0) & ~gone[grown] & (feature_ids[grown] == fid).any(axis=1)
-    got = eligible_with(grown, available, gone, feature_ids, fid)
-    assert got.tolist() == want.tolist()
-
-
-@pytest.mark.parametrize("bad", [-1, 4])
-def test_eligible_with_refuses_an_index_outside_the_catalog(bad: int) -> None:
-    with pytest.raises(IndexError):
-        eligible_with(
-            np.array([0, bad], dtype=np.int64),
-            np.ones(4, dtype=np.int64),
-            np.zeros(4, dtype=np.bool_),
-            np.zeros((4, 2), dtype=np.int32),
-            1,
-        )
-
-
-def test_warm_up_compiles_both_kernels() -> None:
+def test_warm_up_compiles_the_kernels() -> None:
     assert warm_up() >= 0.0

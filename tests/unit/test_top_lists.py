@@ -38,6 +38,9 @@ def test_popular_and_per_feature_lists_are_exact_at_every_read() -> None:
                 c.top_for_feature(fid, 40).tolist()
                 == reference.top_for_feature(c, fid, 40).tolist()
             )
+        if rng.random() < 0.1:  # a ranking's read: several features in one call
+            want = [i for f in fids for i in reference.top_for_feature(c, f, 40).tolist()]
+            assert c.tops_for_features(np.array(fids), 40).tolist() == want
     assert c.popular(60).tolist() == reference.popular(c, 60).tolist()
 
 
