@@ -16,7 +16,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -56,17 +56,15 @@ def read_query_rows(
     """Rows of the first ``depth`` ``queries`` ([item_id, role, ts], newest first) whose item
     the catalog knows, in one batch read."""
     index = catalog.index
-    positions: list[int] = []
-    items: list[int] = []
-    roles: list[str] = []
-    stamps: list[float] = []
-    for n, (item_id, role, ts) in enumerate(queries[:depth]):
-        q = index.get(item_id)
-        if q is None:
-            continue
-        positions.append(n)
-        items.append(q)
-        roles.append(role)
-        stamps.append(ts)
+    asked = queries[:depth]
+    got = [index.get(q[0]) for q in asked]  # a few comprehensions: no append per query
+    if None in got:  # an item the catalog does not know (yet, or any more): skipped
+        positions = [n for n, q in enumerate(got) if q is not None]
+        asked = [asked[n] for n in positions]
+        items = [q for q in got if q is not None]
+    else:
+        positions, items = list(range(len(asked))), cast(list[int], got)
+    roles: list[str] = [q[1] for q in asked]
+    stamps: list[float] = [q[2] for q in asked]
     rows = rows_of(relations, list(zip(items, roles, strict=True)))
     return QueryRows(positions, items, roles, stamps, rows)

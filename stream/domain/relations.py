@@ -147,15 +147,14 @@ class CoOccurrence:
         self._sync()
         # every row is read as it is now (no per-row cache: the query items' rows change with
         # nearly every event of their user, 58 % of rows read on the quick bench had changed
-        # since their last read); ``PartnerRows`` keeps them as arrays, so this is one concatenation
-        # per column, not a walk over every entry (``stream.domain.partner_rows``)
+        # since their last read); ``PartnerRows`` keeps them in one arena, so this is one
+        # compiled gather, not a walk over every entry (``stream.domain.partner_rows``)
         items = [q for q, _ in queries]
-        keys, pair, lens = self.rows.read(items)
+        keys, pair, sizes, top = self.rows.gather(items)
         if not keys.size:
             return EMPTY_ROWS
-        sizes = np.array(lens, dtype=np.int64)
         mine = np.array(items, dtype=np.int64)
-        count_of = self._counts_upto(max(int(keys.max()), int(mine.max())) + 1)
+        count_of = self._counts_upto(max(top, int(max(items))) + 1)
         tie = _NO_TIE if self.tiebreak is None else np.asarray(self.tiebreak(keys), np.float64)
         # one compiled pass (``relation_kernels``); the numpy code below stays the
         # specification, and decides which of tied entries at a row's k-th strongest stay

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from stream.adapters.encoder import BUNDLED_MODEL_DIR, OnnxItemEncoder
+from stream.domain import relation_kernels
 from stream.domain.blended import BlendedRelations, blend_into
 from stream.domain.catalog import Catalog
 from stream.domain.engine import Engine, Trigger
@@ -231,3 +232,36 @@ def test_the_batch_merge_gives_every_row_the_per_row_merge_values_bit_for_bit() 
             assert _row(new, q) == _row(old, q)
         merged_pairs += learned[0].size + co[0].size - old[0].size  # pairs both sources held
     assert merged_pairs > 500  # the case that sums two sources really came up
+
+
+def test_a_batch_read_merges_the_kept_lookup_rows_as_the_concatenated_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``related_many`` reads the lookup's kept rows in place (``merge_at``): the same rows,
+    entry for entry, as ``_merge_rows`` over the concatenated rows (``_learned_rows``), over
+    reads that add rows to the cache, repeat queries, change the lookup's version, and hold a
+    target larger than any slot read so far."""
+    monkeypatch.setattr(relation_kernels._scratch, "slots", np.full(16, -1, dtype=np.int32))
+    rng = np.random.default_rng(7)
+    cooc = CoOccurrence(top_k=6)
+    for _ in range(400):
+        cooc.observe(rng.choice(50, size=3, replace=False).tolist())
+    table = {
+        q: (rng.choice(60, size=int(rng.integers(0, 9)), replace=False).tolist(), [])
+        for q in range(70)
+    }
+    lookup = Fixed({q: (t, [0.0] * len(t)) for q, (t, _) in table.items()})
+    blend = BlendedRelations(cooc, lookup, lookup_weight=0.6, cooccurrence_weight=1.4, dehub=False)
+    for step in range(60):
+        if step == 30:
+            lookup.table[3] = ([9, 4, 200_000], [0.0, 0.0, 0.0])  # beyond any slot so far
+            lookup.version += 1
+        queries = [(int(q), str(rng.choice(["view", "buy"]))) for q in rng.integers(0, 70, 12)]
+        queries += [(3, "view")] if step >= 30 else []
+        got = blend.related_many(queries)
+        want = blend._merge_rows(
+            blend._learned_rows(queries, None), cooc.related_many(queries), len(queries)
+        )
+        for a, b in zip(got, want, strict=True):
+            assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+    assert 200_000 in got[0].tolist() and relation_kernels.current_slots().size > 200_000

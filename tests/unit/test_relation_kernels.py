@@ -144,6 +144,62 @@ def test_merged_rows_keep_one_source_rows_and_sum_shared_targets(seed: int) -> N
         assert mine == theirs
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_gathered_rows_are_the_concatenated_slices(seed: int) -> None:
+    """``gather_rows`` (``PartnerRows``' read) against the views and ``np.concatenate`` it
+    replaced: rows anywhere in the arena, repeated, empty, or none at all."""
+    rng = np.random.default_rng(500 + seed)
+    keys, vals = rng.integers(0, 10**6, size=3_000), rng.random(3_000)
+    n = int(rng.integers(0, 30))
+    sizes = rng.integers(0, 200, size=n).astype(np.int64) * (rng.random(n) < 0.8)
+    starts = np.array([int(rng.integers(0, 3_000 - m + 1)) for m in sizes], dtype=np.int64)
+    got_k, got_v, top = kernels.gather_rows(keys, vals, starts, sizes)
+    want_k = np.concatenate([keys[a : a + m] for a, m in zip(starts, sizes, strict=True)] + [[]])
+    want_v = np.concatenate([vals[a : a + m] for a, m in zip(starts, sizes, strict=True)] + [[]])
+    assert got_k.tobytes() == want_k.astype(np.int64).tobytes()
+    assert got_v.tobytes() == want_v.tobytes()
+    assert top == (int(want_k.max()) if want_k.size else np.iinfo(np.int64).min)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_merge_at_reads_kept_rows_as_merge_rows_reads_them_concatenated(seed: int) -> None:
+    """The lookup's rows read where they are kept (any order, some read twice) merge to what
+    the concatenated rows merge to, entry for entry and float for float."""
+    rng = np.random.default_rng(600 + seed)
+    n = int(rng.integers(1, 25))
+    lt, lr, lens = _rows(rng, n, 12, 60)
+    ls = rng.random(lt.size)
+    ct, cr, _ = _rows(rng, n, 12, 60)
+    cs = rng.random(ct.size) * 2.0  # some above 1: the cap
+    # the rows kept in another order, with a decoy row between them
+    order = rng.permutation(n)
+    kept_t, kept_s = [np.array([7, 8])], [np.array([0.5, 0.25])]
+    at, size, end = np.zeros(n, np.int64), lens.copy(), 2
+    starts = np.cumsum(lens) - lens
+    for q in order:
+        at[q] = end
+        kept_t.append(lt[starts[q] : starts[q] + lens[q]])
+        kept_s.append(ls[starts[q] : starts[q] + lens[q]])
+        end += lens[q]
+    kt, ks = np.concatenate(kept_t), np.concatenate(kept_s)
+    slots = kernels.scratch_slots(lt, ct)
+    want = kernels.merge_rows(lt, ls, lr, ct, cs, cr, n, 0.7, 1.3, slots)
+    *got, ok = kernels.merge_at(kt, ks, at, size, np.arange(n), ct, cs, cr, 0.7, 1.3, slots)
+    assert ok
+    for a, b in zip(got, want, strict=True):
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+    assert (slots == -1).all()
+    # slots too short for a target, or a negative target: refused, slots untouched
+    short = np.full(int(max(lt.max(initial=0), ct.max(initial=0))), -1, dtype=np.int32)
+    args = (kt, ks, at, size, np.arange(n), ct, cs, cr, 0.7, 1.3)
+    if lt.size + ct.size:
+        assert kernels.merge_at(*args, short)[3] is False and (short == -1).all()
+    bad = kt.copy()
+    bad[at[0]] = -1
+    if size[0]:
+        assert kernels.merge_at(bad, *args[1:], slots)[3] is False and (slots == -1).all()
+
+
 def test_scratch_slots_refuse_a_negative_target_and_grow_for_large_ones() -> None:
     with pytest.raises(ValueError, match="not an item index"):
         kernels.scratch_slots(np.array([3, -1]))
@@ -155,7 +211,9 @@ def test_warm_up_compiles_every_kernel() -> None:
     assert kernels.warm_up() >= 0.0
     for kernel in (
         kernels.cooc_rows,
+        kernels.gather_rows,
         kernels.merge_rows,
+        kernels.merge_at,
         kernels.relation_sums,
         kernels.weighted_sums,
     ):
