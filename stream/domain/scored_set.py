@@ -16,11 +16,18 @@ import numpy as np
 
 from stream.domain.catalog import Catalog
 from stream.domain.diversity import Caps, diversify
-from stream.domain.diversity_kernel import capped_top
+from stream.domain.diversity_kernel import capped_top, seen_last
 from stream.domain.profile import UserProfile
 from stream.domain.ranking_profile import FeedRules, RankingProfile
 from stream.domain.reasons import GROUPS, ListContext, ReasonInput, explain_list
-from stream.domain.scoring import apply_factors, boost_factors, excluded, masks_of, pin_positions
+from stream.domain.scoring import (
+    apply_factors,
+    applying,
+    boost_factors,
+    excluded,
+    masks_of,
+    pin_positions,
+)
 from stream.domain.signals import SIGNALS, Signals
 
 #: how signal columns group into what a reason talks about
@@ -37,6 +44,10 @@ REASON_GROUPS: dict[str, tuple[str, ...]] = {
 }
 assert tuple(REASON_GROUPS) == GROUPS  # the column order ``explain_list`` reads
 _COLUMN = {name: i for i, name in enumerate(SIGNALS)}
+#: how far down the score order a diversified list of k may look: the best
+#: ``max(HEAD_PER_SLOT × k × max_per_category, HEAD_FLOOR)`` can make it, even with caps
+#: skipping some
+HEAD_PER_SLOT, HEAD_FLOOR = 4, 200
 #: signals × reason groups, 1 where a signal belongs to a group
 _GROUPS = np.array([[float(name in cols) for cols in REASON_GROUPS.values()] for name in SIGNALS])
 
@@ -78,48 +89,75 @@ class ScoredSet:
         self._brand: np.ndarray | None = None
         #: ``_capped``'s group rows, cap limits and exempt mask (the same for every feed)
         self._cap_arrays: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._plain: tuple[np.ndarray, np.ndarray] | None = None  # ``_unboosted``
 
     def feed_mask(self, feed: str, rules: FeedRules) -> np.ndarray:
         """Candidates this feed may show at all (before boosts remove any)."""
         cands = self.sig.cands
         if feed == "deals_for_you":
-            keep = self.catalog.deal[cands].copy()
+            keep = self.catalog.deal[cands]  # (a gather: already a copy)
         elif feed == "new_for_you":
-            keep = self.catalog.new[cands].copy()
+            keep = self.catalog.new[cands]
         else:
             keep = np.ones(cands.size, dtype=bool)
-        return keep & ~excluded(rules, self.masks, cands)
+        if rules.exclude_categories:
+            keep &= ~excluded(rules, self.masks, cands)
+        return keep
 
     def select(self, feed: str, context: Mapping[str, str]) -> Selection:
         """The feed's list: pins first, then unseen items (diversified), then seen ones."""
         rp, cands = self.rp, self.sig.cands
         rules = rp.rules_for(feed)
-        factors = boost_factors(rules.factors, self.masks, cands, context)
-        keep = self.feed_mask(feed, rules) & (factors > 0)
-        # + a per-item constant from the id: ties rank alike on every worker (see Catalog)
-        score = apply_factors(self.base, factors) + self.catalog.tiebreak[cands]
+        keep = self.feed_mask(feed, rules)
+        applied = applying(rules.factors, context)
+        if applied:
+            factors = boost_factors(applied, self.masks, cands, context)
+            keep &= factors > 0
+            # + a per-item constant from the id: ties rank alike on every worker (see Catalog)
+            score = apply_factors(self.base, factors) + self.catalog.tiebreak[cands]
+        else:  # no factor: ``apply_factors`` would give ``base`` itself (x·1 = x/1 = x)
+            factors, score = self._unboosted()
         pins = [int(p) for p in pin_positions(rules, self.catalog, cands) if keep[p]][: rp.size]
-        keep[pins] = False
+        if pins:
+            keep[pins] = False
         room = rp.size - len(pins)
-        seen = self.sig.seen & keep
-        if rp.seen_placement == "after":
-            tail = min(int(seen.sum()), rp.seen_tail)
+        if rp.seen_placement == "after" and rp.mmr_lambda >= 1.0:  # one compiled pass
+            rows, caps, exempt = self._caps()
+            slot = HEAD_PER_SLOT * rp.max_per_category
+            picked = seen_last(
+                score, keep, self.sig.seen, rows, caps, exempt, room, rp.seen_tail, slot, HEAD_FLOOR
+            )
+            rest = picked.tolist()
+        elif rp.seen_placement == "after":
+            seen = self.sig.seen & keep
+            tail = min(int(np.count_nonzero(seen)), rp.seen_tail)
             first = self._diversified(score, keep & ~seen, room - tail)
             rest = first + self._by_score(score, seen, room - len(first))
         else:
             rest = self._diversified(score, keep, room)
         return Selection(feed, rules, pins + rest, score, factors, frozenset(pins), context)
 
+    def _unboosted(self) -> tuple[np.ndarray, np.ndarray]:
+        """Factors (all 1) and scores of a feed no factor applies to, made once per scored
+        set and shared by such feeds (read only, as every selection's arrays are)."""
+        if self._plain is None:
+            cands = self.sig.cands
+            tied = self.base + self.catalog.tiebreak[cands]  # (see ``select``)
+            self._plain = (np.ones(cands.size, dtype=np.float64), tied)
+        return self._plain
+
     def _by_score(self, score: np.ndarray, mask: np.ndarray, k: int) -> list[int]:
+        if k <= 0:
+            return []
         pos = np.flatnonzero(mask)
-        if k <= 0 or pos.size == 0:
+        if pos.size == 0:
             return []
         return pos[np.argsort(-score[pos], kind="stable")][:k].tolist()
 
     def _diversified(self, score: np.ndarray, mask: np.ndarray, k: int) -> list[int]:
         rp = self.rp
-        # only the best few hundred can make the list, even with the caps skipping some
-        most = max(4 * k * rp.max_per_category, 200)
+        # only the best few hundred can make the list (``HEAD_PER_SLOT``)
+        most = max(HEAD_PER_SLOT * k * rp.max_per_category, HEAD_FLOOR)
         if rp.mmr_lambda >= 1.0:  # caps only: one compiled pass (``diversity_kernel``)
             return self._capped(score, mask, k, most) if k > 0 else []
         pos = np.flatnonzero(mask)
@@ -146,18 +184,22 @@ class ScoredSet:
     def _capped(self, score: np.ndarray, mask: np.ndarray, k: int, head: int) -> list[int]:
         """``_diversified`` at λ = 1 (no MMR): the same list, from arrays over every
         candidate (the kernel walks only as far as the list needs)."""
+        rows, caps, exempt = self._caps()
+        return capped_top(score, mask, rows, caps, exempt, k, head).tolist()
+
+    def _caps(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The kernels' group rows, cap limits and exempt mask over every candidate."""
         if self._cap_arrays is None:  # per scored set, not per feed: no feed changes them
-            rp = self.rp
+            rp, n = self.rp, self.sig.cands.size
             limits = [rp.max_per_category, rp.max_per_brand]
             active = [r for r, lim in enumerate(limits) if lim]  # None or 0 caps nothing
-            rows = np.zeros((len(active), score.size), dtype=np.int64)
+            rows = np.zeros((len(active), n), dtype=np.int64)
             for r, which in enumerate(active):
                 rows[r] = self.catalog.category[self.sig.cands] if which == 0 else self._brands()
             exempt = (self.sig.values[:, _COLUMN["repeat"]] > 0) | self.sig.seen
             caps = np.array([limits[r] for r in active], dtype=np.int64)
             self._cap_arrays = (rows, caps, exempt)
-        rows, caps, exempt = self._cap_arrays
-        return capped_top(score, mask, rows, caps, exempt, k, head).tolist()
+        return self._cap_arrays
 
     def _brands(self) -> np.ndarray:
         """Each candidate's brand feature id (PAD: none), made once per scored set."""
@@ -193,19 +235,19 @@ class ScoredSet:
         gathered once for the whole list: contributions per group (one matrix product), the
         relation sources of the shown items (one search), the feature names (a table kept per
         catalog), the liked features of the items whose affinity counts."""
-        catalog, cands = self.catalog, self.sig.cands
-        idxs = cands[sel.chosen].tolist()
-        scores = sel.score[sel.chosen].tolist()
+        catalog = self.catalog
+        chosen = np.asarray(sel.chosen, dtype=np.int64)  # (one conversion of the list)
+        shown = self.sig.cands[chosen]
+        idxs = shown.tolist()
+        scores = sel.score[chosen].tolist()
         ids = catalog.ids
         if not explain or not idxs:
             return [RankedItem(ids[i], s, []) for i, s in zip(idxs, scores, strict=True)]
-        chosen = np.asarray(sel.chosen, dtype=np.int64)
-        shown = cands[chosen]
         texts = explain_list(
             idxs,
             (self.terms[chosen] @ _GROUPS).tolist(),
             self._boosted(sel, chosen),
-            [pos in sel.pinned for pos in sel.chosen],
+            [pos in sel.pinned for pos in sel.chosen] if sel.pinned else [False] * len(idxs),
             catalog.feature_ids[shown],
             self.sig.liked,
             self.sig.rel_source.subset(shown),

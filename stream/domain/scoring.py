@@ -85,6 +85,12 @@ def masks_of(catalog: Catalog) -> FeatureMasks:
     return masks
 
 
+def applying(rules: Iterable[Boost], context: Mapping[str, str]) -> list[Boost]:
+    """The rules that change a score now (factor not 1, applying in context): most feeds
+    have none, and then no factor needs computing (``ScoredSet.select``)."""
+    return [rule for rule in rules if rule.factor != 1.0 and rule.applies(context)]
+
+
 def boost_factors(
     rules: Iterable[Boost], masks: FeatureMasks, cands: np.ndarray, context: Mapping[str, str]
 ) -> np.ndarray:

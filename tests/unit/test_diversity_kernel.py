@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from stream.domain.catalog import PAD
 from stream.domain.diversity import Caps, diversify
-from stream.domain.diversity_kernel import capped_top, warm_up
+from stream.domain.diversity_kernel import capped_top, seen_last, warm_up
 
 
 def reference(
@@ -82,6 +82,34 @@ def test_a_short_head_bounds_the_walk_like_the_partition(case: tuple, head: int)
     assert kernel(score, allowed, groups, limits, exempt, size, head) == reference(
         score, allowed, groups, limits, exempt, size, head
     )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    case=cases(),
+    seen=st.lists(st.booleans(), min_size=N, max_size=N),
+    tail=st.integers(0, 6),
+    per_slot=st.integers(0, 4),
+)
+def test_seen_last_is_the_capped_unseen_then_the_seen_by_score(
+    case: tuple, seen: list[bool], tail: int, per_slot: int
+) -> None:
+    """``seen_last`` against what ``ScoredSet.select`` did in numpy: the unseen through
+    ``capped_top``, room kept for the seen, then the seen by a stable argsort of -score."""
+    score, keep, groups, limits, exempt, size = case
+    old = np.array(seen[: score.size], dtype=np.bool_)
+    shown = old & keep
+    k = size - min(int(shown.sum()), tail)
+    head = max(per_slot * k, N)  # every allowed item within the head (see above)
+    first = kernel(score, keep & ~old, groups, limits, exempt, k, head) if k > 0 else []
+    pos = np.flatnonzero(shown)
+    rest = pos[np.argsort(-score[pos], kind="stable")][: max(size - len(first), 0)].tolist()
+    rows = np.zeros((len(groups), score.size), dtype=np.int64)
+    for r, g in enumerate(groups):
+        rows[r] = g
+    caps = np.array(limits, dtype=np.int64)
+    got = seen_last(score, keep, old, rows, caps, exempt, size, tail, per_slot, N)
+    assert got.tolist() == first + rest
 
 
 def test_a_cap_of_one_fills_a_short_list_from_the_skipped_in_score_order() -> None:

@@ -11,7 +11,7 @@ import sys
 SCRIPT = r"""
 import collections
 import numba
-from stream.domain import scored_set, top_lists
+from stream.domain import reasons, scored_set, top_lists
 from stream.domain import candidate_kernels, diversity_kernel, relation_kernels, top_kernels
 from stream.domain.catalog import Catalog
 from stream.domain.engine import Engine
@@ -28,7 +28,8 @@ def counted(module, name):
         return kernel(*args)
     setattr(module, name, call)
 
-counted(scored_set, "capped_top")
+counted(scored_set, "seen_last")  # (``capped_top`` inside it, compiled with it)
+counted(reasons, "liked_order")
 counted(top_lists, "merge_top")
 counted(top_lists, "popular_tops")
 counted(top_lists, "rebuild_row")
@@ -67,6 +68,13 @@ def test_a_ranking_after_warm_up_compiles_nothing_new() -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     # the kernels ranking reaches were reached (else the comparison says nothing)
-    kernels = ("capped_top", "merge_top", "popular_tops", "rebuild_row", "candidate_block_kernel")
+    kernels = (
+        "seen_last",
+        "liked_order",
+        "merge_top",
+        "popular_tops",
+        "rebuild_row",
+        "candidate_block_kernel",
+    )
     for kernel in kernels:
         assert f"'{kernel}'" in done.stdout, done.stdout

@@ -102,3 +102,18 @@ def test_a_list_reads_as_its_items_read_one_by_one() -> None:
                 )
                 alone = reasons_for(idx, info, mine, catalog, profile, sources, NOW, feed)
                 assert got[n] == alone
+
+
+def test_liked_rows_skip_nan_weights_and_keep_a_repeated_id() -> None:
+    """The compiled pass's edge cases read as ``liked_features`` does: NaN is not liked, a
+    repeated id counts each time, ties keep item order, no weights leave every row empty."""
+    from stream.domain.affinity import FeatureWeights
+
+    liked = np.array([0.0, np.nan, 2.0, 1.0, 2.0])
+    feats = np.array([[1, 2, 3, 2, 4, 0], [0, 0, 0, 0, 0, 0]], dtype=np.int32)
+    want = [liked_features(f, liked[f].tolist()) for f in feats.tolist()]
+    assert want == [[2, 2, 4, 3], []]
+    assert liked_rows(feats, liked) == want
+    assert liked_rows(feats, FeatureWeights(np.arange(5), liked)) == want
+    none = FeatureWeights(np.zeros(0, dtype=np.int64), np.zeros(0))
+    assert liked_rows(feats, none) == [[], []]
