@@ -1,38 +1,64 @@
 """A user's feature affinities, decayed to now, over the features they have any weight for.
 
 Ranking needs two vectors per burst, the session and the long-term affinity, each feature's
-weight decayed to now. The profile keeps them as ``feature -> [weight, t]`` tables; reading
-them through ``UserProfile.affinities`` twice (once per horizon, each pass over both tables)
-and mapping names to ids afterwards cost four passes. This is one pass per table with the
-same arithmetic (``math.exp``, as ``profile.decayed``), so the vectors are bit-for-bit the
-old ones: numpy's vectorised ``exp`` differs from ``math.exp`` in the last bit for ~5 % of
-inputs, which would move scores by 1e-16 and could reorder exact ties.
+weight decayed to now. The profile keeps them as ``feature -> [weight, t]`` tables. Both tables
+are read in one compiled pass (``_merged``): names become ids through the catalog's vocabulary
+(one C-level ``map``), weights and times are copied into one array, and the kernel decays,
+sorts and aligns them. In Python (a loop per entry, then ~8 numpy calls on arrays of ~80
+values to sort and scatter) this cost ~30 µs a ranking, mostly interpreter and call overhead.
+
+Exactness: the kernel decays as ``profile.decayed`` does, ``w * exp(-(now - t) / tau)`` with
+``math.exp``, which numba calls in the C library, as CPython does: the same float, bit for bit
+(checked on millions of inputs). numpy's vectorised ``exp`` would not do: it differs in the
+last bit for ~5 % of inputs, which would move scores by 1e-16 and could reorder exact ties.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import chain, repeat
 
+import numba
 import numpy as np
 
-from stream.domain.catalog import PAD, Catalog
+from stream.domain.catalog import Catalog
 from stream.domain.profile import DEFAULT_PROFILE_CONFIG, ProfileConfig, UserProfile
-from stream.domain.sorted_sets import sorted_unique
 
 
-def _decayed(
-    table: dict[str, list[float]], vocab: dict[str, int], now: float, tau: float
-) -> tuple[list[int], list[float]]:
-    exp = math.exp
-    touched = []
-    values = []
-    for name, (w, t) in table.items():
-        fid = vocab.get(name)
-        if fid is not None and fid != PAD:
-            values.append(w if now <= t else w * exp(-(now - t) / tau))
-            touched.append(fid)
-    return touched, values
+@numba.njit(cache=True, nogil=True)
+def _merged(
+    fids: np.ndarray, wt: np.ndarray, n_session: int, now: float, s_tau: float, l_tau: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The session table's entries, then the long-term table's: ``fids`` their feature ids
+    (< 1: unknown or PAD, skipped), ``wt`` their weights and times interleaved. Returns the
+    ids (sorted, unique) and, aligned with them, each table's decayed weight (0.0 where the
+    table has none). A table names a feature once, so an id is at most in both tables."""
+    n = fids.size
+    values = np.empty(n, dtype=np.float64)
+    for k in range(n):
+        w = wt[2 * k]
+        t = wt[2 * k + 1]
+        tau = s_tau if k < n_session else l_tau
+        values[k] = w if now <= t else w * math.exp(-(now - t) / tau)
+    order = np.argsort(fids)
+    ids = np.empty(n, dtype=np.int64)
+    session = np.zeros(n, dtype=np.float64)
+    long_term = np.zeros(n, dtype=np.float64)
+    m = 0
+    for j in range(n):
+        k = order[j]
+        f = fids[k]
+        if f < 1:
+            continue
+        if m == 0 or ids[m - 1] != f:
+            ids[m] = f
+            m += 1
+        if k < n_session:
+            session[m - 1] = values[k]
+        else:
+            long_term[m - 1] = values[k]
+    return ids[:m], session[:m], long_term[:m]
 
 
 @dataclass(frozen=True)
@@ -92,14 +118,13 @@ def affinity_vectors(
     cfg: ProfileConfig = DEFAULT_PROFILE_CONFIG,
 ) -> Affinity:
     """The user's affinities decayed to ``now_ms`` (see ``Affinity``)."""
-    vocab = catalog.vocab
-    s_ids, s_vals = _decayed(profile.session, vocab, now_ms, cfg.session_tau_ms)
-    l_ids, l_vals = _decayed(profile.long_term, vocab, now_ms, cfg.long_tau_ms)
-    ids = sorted_unique(np.asarray(s_ids + l_ids, dtype=np.int64))
-    session = np.zeros(ids.size, dtype=np.float64)
-    long_term = np.zeros(ids.size, dtype=np.float64)
-    if s_ids:
-        session[np.searchsorted(ids, s_ids)] = s_vals
-    if l_ids:
-        long_term[np.searchsorted(ids, l_ids)] = l_vals
-    return Affinity(ids, session, long_term, len(catalog.vocab_names))
+    session, long_term = profile.session, profile.long_term
+    n = len(session) + len(long_term)
+    names = chain(session, long_term)
+    fids = np.fromiter(map(catalog.vocab.get, names, repeat(-1)), dtype=np.int64, count=n)
+    pairs = chain.from_iterable(chain(session.values(), long_term.values()))
+    wt = np.fromiter(pairs, dtype=np.float64, count=2 * n)
+    ids, s_vals, l_vals = _merged(
+        fids, wt, len(session), float(now_ms), float(cfg.session_tau_ms), float(cfg.long_tau_ms)
+    )
+    return Affinity(ids, s_vals, l_vals, len(catalog.vocab_names))

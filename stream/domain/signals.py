@@ -181,8 +181,8 @@ def candidate_signals(
         catalog.available,
         catalog.deleted,
         flags,
-        _indexes([index[i] for i in banned if i in index]),
-        _indexes([index[i] for i in returns.viewed if i in index]),
+        _indexes([i for i in map(index.get, banned) if i is not None]),
+        _indexes([i for i in map(index.get, returns.viewed) if i is not None]),
         catalog.feature_ids,
         (aff.ids, aff.session, aff.long_term, aff.scale(aff.session), aff.scale(aff.long_term)),
         (rel_source.targets, rel_scores, rel_long, *recent),
@@ -229,8 +229,14 @@ def _indexes(values: list[int]) -> np.ndarray:
     return np.array(values, dtype=np.int64) if values else _NONE
 
 
+_NO_SCORES = np.zeros(0, dtype=np.float64)
+
+
 def _sparse(scores: dict[int, float]) -> tuple[np.ndarray, np.ndarray]:
-    """A sparse score dict as (keys, values) arrays, for ``candidate_block``."""
+    """A sparse score dict as (keys, values) arrays, for ``candidate_block`` (which only reads
+    them: an empty dict, most users' repeat scores, shares two empty arrays)."""
+    if not scores:
+        return _NONE, _NO_SCORES
     keys = np.fromiter(scores.keys(), dtype=np.int64, count=len(scores))
     return keys, np.fromiter(scores.values(), dtype=np.float64, count=len(scores))
 
