@@ -22,7 +22,8 @@ import numpy as np
 
 from stream.domain.catalog import Catalog
 from stream.domain.query_rows import QueryRows, read_query_rows
-from stream.domain.relation_kernels import scratch_slots, weighted_sums
+from stream.domain.relation_kernels import current_slots, scratch_slots
+from stream.domain.relation_sums import weighted_sums_at
 from stream.domain.relations import RelatedItems
 
 _NONE = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64))
@@ -67,8 +68,12 @@ def recent_from_rows(
         (buy_weight if role == "buy" else 1.0) * decay ** ranks[n]
         for n, role in zip(rows.positions[:known], rows.roles[:known], strict=True)
     ]
-    # per target, ``strength × weight`` summed in entry order, in one compiled pass
-    slots = scratch_slots(targets)
-    return weighted_sums(
-        targets, strengths, row_of, targets.size, np.asarray(weights, np.float64), slots
-    )
+    # per target, ``strength × weight`` summed in entry order, in one compiled pass that
+    # checks the targets against the slots itself (cheaper than ``scratch_slots``' max/min)
+    weighed = np.array(weights, dtype=np.float64)
+    uniq, sums, ok = weighted_sums_at(targets, strengths, row_of, weighed, current_slots())
+    if not ok:  # a target beyond the slots (they grow) or negative (ValueError)
+        uniq, sums, ok = weighted_sums_at(
+            targets, strengths, row_of, weighed, scratch_slots(targets)
+        )
+    return uniq, sums

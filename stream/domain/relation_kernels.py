@@ -1,5 +1,7 @@
 """Compiled kernels (numba) for the relation block of a ranking: co-occurrence rows, their
-blend with the lookup's rows, and the per-target sums both relation signals make of them.
+blend with the lookup's rows, and the scratch slots the per-target sums both relation
+signals make of them use (those sums are ``stream.domain.relation_sums``' kernels, re-exported
+here and warmed up with these).
 
 Why compiled: the block was ~400 µs of a ~1,500 µs ranking on the quick bench (one worker,
 real timings per call) and grows with the query set, yet the arrays are small (a few thousand
@@ -20,8 +22,9 @@ Kernels are compiled on first use and cached on disk next to this module (``cach
 only the first process after an install pays the compile (~6 s); ``warm_up`` lets a worker
 pay even that before its first event. No kernel checks bounds at run time (numba does not), so
 each one takes only indexes its caller has checked: ``slots`` must be longer than the largest
-target, and every target must be >= 0 (``scratch_slots``); ``merge_at`` checks its targets
-itself (a pass over them is cheaper than the ``max``/``min`` calls it saves) and refuses.
+target, and every target must be >= 0 (``scratch_slots``); ``merge_at`` (and
+``relation_sums``' ``recency_sums``, ``weighted_sums_at``) check their targets themselves (a
+pass over them is cheaper than the ``max``/``min`` calls it saves) and refuse.
 """
 
 from __future__ import annotations
@@ -31,6 +34,13 @@ import time
 
 import numba
 import numpy as np
+
+from stream.domain.relation_sums import (
+    recency_sums,
+    relation_sums,
+    weighted_sums,
+    weighted_sums_at,
+)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -263,86 +273,6 @@ def merge_at(
     return out_t[:o], out_s[:o], out_r[:o], True
 
 
-@numba.njit(cache=True, nogil=True)
-def _groups(targets: np.ndarray, end: int, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The first ``end`` entries grouped by target, groups in order of first appearance: per
-    entry its group, per group its target. ``slots`` (all -1, longer than every target) map a
-    target to its group meanwhile and are all -1 again on return."""
-    group_of = np.empty(end, dtype=np.int64)
-    group_target = np.empty(end, dtype=np.int64)
-    n = 0
-    for e in range(end):
-        t = targets[e]
-        g = slots[t]
-        if g < 0:
-            g = n
-            slots[t] = g
-            group_target[n] = t
-            n += 1
-        group_of[e] = g
-    for g in range(n):
-        slots[group_target[g]] = -1
-    return group_of, group_target[:n]
-
-
-@numba.njit(cache=True, nogil=True)
-def relation_sums(
-    targets: np.ndarray,
-    strengths: np.ndarray,
-    row_of: np.ndarray,
-    end: int,
-    recency: np.ndarray,
-    long_recency: np.ndarray,
-    slots: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``signals.relation_scores`` over the first ``end`` entries: per target (ascending) with
-    at least one kept entry (``short > 0`` or ``long > 0``, short = strength × recency of its
-    row), the sums of ``short`` and ``long`` over all its entries in entry order, and the row
-    of its largest kept ``short + 1e-12·long`` (the earliest of equals)."""
-    group_of, group_target = _groups(targets, end, slots)
-    n = group_target.size
-    short_sum = np.zeros(n)
-    long_sum = np.zeros(n)
-    best_share = np.full(n, -np.inf)
-    best_row = np.full(n, -1, dtype=np.int64)
-    has = np.zeros(n, dtype=np.bool_)
-    for e in range(end):
-        g = group_of[e]
-        row = row_of[e]
-        short = strengths[e] * recency[row]
-        long = strengths[e] * long_recency[row]
-        short_sum[g] += short
-        long_sum[g] += long
-        if short > 0 or long > 0:
-            has[g] = True
-            share = short + 1e-12 * long
-            if share > best_share[g]:
-                best_share[g] = share
-                best_row[g] = row
-    picked = np.flatnonzero(has)
-    order = picked[np.argsort(group_target[picked])]
-    return group_target[order], short_sum[order], long_sum[order], best_row[order]
-
-
-@numba.njit(cache=True, nogil=True)
-def weighted_sums(
-    targets: np.ndarray,
-    strengths: np.ndarray,
-    row_of: np.ndarray,
-    end: int,
-    weights: np.ndarray,
-    slots: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per target of the first ``end`` entries (ascending): the sum of ``strength ×
-    weights[row]`` in entry order (``recent_relation.recent_from_rows``)."""
-    group_of, group_target = _groups(targets, end, slots)
-    sums = np.zeros(group_target.size)
-    for e in range(end):
-        sums[group_of[e]] += strengths[e] * weights[row_of[e]]
-    order = np.argsort(group_target)
-    return group_target[order], sums[order]
-
-
 class _Scratch(threading.local):
     slots: np.ndarray = np.full(0, -1, dtype=np.int32)
 
@@ -383,5 +313,7 @@ def warm_up() -> float:
     merge_at(i, f, i, i, i[:1], i, f, i, 1.0, 1.0, slots)
     gather_rows(i, f, i, i)
     relation_sums(i, f, i, 2, f, f, slots)
+    recency_sums(i, f, i, f, np.zeros(2, dtype=np.bool_), 1.0, (1.0, 1.0), 1.0, 2, 2, slots)
     weighted_sums(i, f, i, 2, f, slots)
+    weighted_sums_at(i, f, i, f, slots)
     return time.perf_counter() - started

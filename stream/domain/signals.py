@@ -31,7 +31,8 @@ from stream.domain.profile import DEFAULT_PROFILE_CONFIG, ProfileConfig, UserPro
 from stream.domain.query_rows import QueryRows, read_query_rows
 from stream.domain.ranking_profile import FEEDS
 from stream.domain.recent_relation import recent_from_rows
-from stream.domain.relation_kernels import relation_sums, scratch_slots
+from stream.domain.relation_kernels import current_slots, scratch_slots
+from stream.domain.relation_sums import recency_sums
 from stream.domain.relations import RelatedItems
 from stream.domain.search_filters import NO_FILTERS, filter_match, search_filters
 from stream.domain.trending import Trending
@@ -196,7 +197,7 @@ def candidate_signals(
         pop_max = float(pop.max())
         values[:, 3] = np.log1p(pop) / math.log1p(pop_max) if pop_max > 0 else 0.0
         if trending is not None:
-            values[:, 6:8] = trending.values(cands)
+            trending.fill(cands, values[:, 6:8])
         values[:, 9] = query_match(profile, catalog, cands, q_weight)
         values[:, 13] = filter_match(filters, catalog, cands, q_weight)
         if rp.w_price_fit:  # zero weight: skip the cost
@@ -344,39 +345,33 @@ def relation_scores(
     if rows is None:
         rows = read_query_rows(profile.queries, catalog, relations, depth)
     known = rows.known_within(depth)
-    queries: list[tuple[float, int, str, float]] = []
-    recency: list[float] = []
-    long_recency: list[float] = []
-    asked = zip(
-        rows.positions[:known],
-        rows.items[:known],
-        rows.roles[:known],
-        rows.stamps[:known],
-        strict=True,
-    )
-    for n, q, role, ts in asked:
-        age = max(0.0, now_ms - ts)
-        weight = rp.buy_query_weight if role == "buy" else 1.0
-        recency.append(weight * math.exp(-age / rp.query_tau_ms) if n < rp.query_items else 0.0)
-        long_recency.append(weight * math.exp(-age / rp.long_query_tau_ms) if long_on else 0.0)
-        queries.append((0.0, q, role, ts))
+    items, roles, stamps = rows.items[:known], rows.roles[:known], rows.stamps[:known]
+    queries = [(0.0, q, role, ts) for q, role, ts in zip(items, roles, stamps, strict=True)]
     # every query's row, read once (rows in query order: sums and ties below follow it)
     targets, strengths, origin = rows.rows_within(depth)
     if targets.size == 0:
         empty = np.zeros(0)
         return empty, empty, RelationSources(_NONE, _NONE, queries)
-    # per target, in one compiled pass (``relation_kernels.relation_sums``): the sums over
-    # every entry in entry order (as ``np.bincount`` adds them; an entry not kept adds its
-    # own short/long, 0.0 unless the strength is negative), kept only for targets with a kept
+    # in one compiled call (``relation_sums.recency_sums``): per query (row), its recency
+    # ``weight · exp(-age / tau)`` on each horizon (the short one only for the latest
+    # ``query_items``, the long one only when on), then per target: the sums over every
+    # entry in entry order (as ``np.bincount`` adds them; an entry not kept adds its own
+    # short/long, 0.0 unless the strength is negative), kept only for targets with a kept
     # entry (short > 0 or long > 0), and the best query: the largest kept contribution
     # ``short + 1e-12·long``, ties to the earliest query
-    uniq, short_sum, long_sum, best = relation_sums(
+    args = (
         targets,
         strengths,
         origin,
-        targets.size,
-        np.asarray(recency, dtype=np.float64),
-        np.asarray(long_recency, dtype=np.float64),
-        scratch_slots(targets),
+        np.array(stamps, dtype=np.float64),
+        np.array([role == "buy" for role in roles], dtype=np.bool_),
+        float(now_ms),
+        (float(rp.query_tau_ms), float(rp.long_query_tau_ms)),
+        float(rp.buy_query_weight),
+        rows.known_within(rp.query_items),  # positions are sorted: those < query_items
+        known if long_on else 0,
     )
+    uniq, short_sum, long_sum, best, ok = recency_sums(*args, current_slots())
+    if not ok:  # a target beyond the slots (they grow) or negative (ValueError)
+        uniq, short_sum, long_sum, best, ok = recency_sums(*args, scratch_slots(targets))
     return short_sum, long_sum, RelationSources(uniq, best, queries)

@@ -37,6 +37,8 @@ REBUILD_SPAN = 512
 
 #: item indexes -> their scores (what a list ranks by, descending)
 Key = Callable[[np.ndarray], np.ndarray]
+#: a list's items, the grown items since, its depth -> its items brought up to date
+Merge = Callable[[np.ndarray, np.ndarray, int], np.ndarray]
 
 
 @dataclass
@@ -84,11 +86,14 @@ class GrowingTops:
         admit: Callable[[np.ndarray], np.ndarray],
         key: Key,
         size: int,
+        merge: Merge | None = None,
     ) -> np.ndarray:
         """The best ``k`` of list ``name`` by ``key`` (descending; ties: lower index first):
         ``members()`` gives every candidate, sorted (only called for a full rebuild), ``admit``
         masks grown items that belong to the list, ``size`` is the member count (a merge longer
-        than that is a rebuild instead)."""
+        than that is a rebuild instead). ``merge``: what ``_merged`` does with ``key`` and
+        ``admit`` (a list's items, the grown items, its depth -> its new items), in one
+        compiled call where the owner has one."""
         entry = self._lists.get(name)
         end = self._base + self._used
         if entry is None or entry.epoch != epoch or entry.depth < k or entry.mark < self._base:
@@ -100,7 +105,11 @@ class GrowingTops:
                 entry.items = best(members(), entry.depth, key)
             else:
                 grown = self._log[entry.mark - self._base : end - self._base]
-                entry.items = _merged(entry, grown, admit, key)
+                entry.items = (
+                    merge(entry.items, grown, entry.depth)
+                    if merge is not None
+                    else _merged(entry, grown, admit, key)
+                )
             entry.mark = end
         return entry.items[:k]
 

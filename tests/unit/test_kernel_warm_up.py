@@ -11,7 +11,7 @@ import sys
 SCRIPT = r"""
 import collections
 import numba
-from stream.domain import reasons, scored_set, top_lists
+from stream.domain import reasons, scored_set, top_lists, trending
 from stream.domain import candidate_kernels, diversity_kernel, relation_kernels, top_kernels
 from stream.domain.catalog import Catalog
 from stream.domain.engine import Engine
@@ -19,7 +19,7 @@ from stream.domain.events import UserEvent
 from stream.domain.ranking import FEEDS, RankingProfile
 
 calls = collections.Counter()
-KERNELS = (candidate_kernels, diversity_kernel, relation_kernels, top_kernels)
+KERNELS = (candidate_kernels, diversity_kernel, relation_kernels, top_kernels, trending)
 
 def counted(module, name):
     kernel = getattr(module, name)
@@ -30,7 +30,8 @@ def counted(module, name):
 
 counted(scored_set, "seen_last")  # (``capped_top`` inside it, compiled with it)
 counted(reasons, "liked_order")
-counted(top_lists, "merge_top")
+counted(trending, "_merged_hot")  # (``merge_top`` inside it, compiled with it)
+counted(trending, "_relative")
 counted(top_lists, "popular_tops")
 counted(top_lists, "rebuild_row")
 counted(candidate_kernels, "candidate_block_kernel")
@@ -71,7 +72,8 @@ def test_a_ranking_after_warm_up_compiles_nothing_new() -> None:
     kernels = (
         "seen_last",
         "liked_order",
-        "merge_top",
+        "_merged_hot",
+        "_relative",
         "popular_tops",
         "rebuild_row",
         "candidate_block_kernel",

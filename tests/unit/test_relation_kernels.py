@@ -215,7 +215,9 @@ def test_warm_up_compiles_every_kernel() -> None:
         kernels.merge_rows,
         kernels.merge_at,
         kernels.relation_sums,
+        kernels.recency_sums,
         kernels.weighted_sums,
+        kernels.weighted_sums_at,
     ):
         assert kernel.signatures  # compiled (or loaded from the cache)
 

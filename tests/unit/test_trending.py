@@ -55,3 +55,47 @@ def test_counts_add_as_numpy_add_at_does_duplicates_included() -> None:
     best = expected.max(axis=1)
     assert np.array_equal(trend.values(np.arange(8)), expected.T / best)
     assert trend.top(8).tolist() == np.lexsort((np.arange(8), -expected[0]))[:8].tolist()
+
+
+def test_trend_columns_are_filled_in_place_as_values_gives_them() -> None:
+    trend = Trending(capacity=4)
+    trend.observe([0, 2], 1.0, 0.0)
+    trend.observe([2], 2.0, DAY_MS)
+    cands = np.array([0, 1, 2, 9, -1])  # 9: past the counts; -1: the last, as numpy reads it
+    block = np.full((cands.size, 8), 7.0)
+    trend.fill(cands, block[:, 6:8])
+    want = np.zeros((cands.size, 2))
+    inside = cands < trend.scores.shape[1]
+    want[inside] = (trend.scores[:, cands[inside]] / trend.scores.max(axis=1)[:, None]).T
+    assert block[:, 6:8].tobytes() == np.ascontiguousarray(want).tobytes()
+    assert trend.values(cands).tobytes() == want.tobytes()
+    assert (block[:, :6] == 7.0).all()
+    with pytest.raises(ValueError, match="shape"):
+        trend.fill(cands, block[:, 5:8])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_compiled_hot_merge_is_the_generic_merge(seed: int) -> None:
+    """The hot list merged in one compiled call (inserting a few grown items) reads as the
+    ``GrowingTops`` merge through ``key``/``admit`` did, ties, repeats and long merges
+    included; a NaN count goes through ``merge_top`` as before."""
+    rng = np.random.default_rng(40 + seed)
+    trend = Trending(capacity=150)
+    row = trend.scores[0]
+    for step in range(1500):
+        burst = int(rng.choice([1, 1, 2, 3, 90]))  # 90: past ``SMALL``, the numpy filter
+        trend.observe(rng.choice(150, size=burst).tolist(), float(rng.choice([1.0, 2.0])), step)
+        if seed == 3 and step == 700:
+            trend.scores[0, 5] = math.nan
+        if rng.random() < 0.4:
+            generic = trend._tops.top(
+                "generic",
+                40,
+                100,
+                trend._rebases,
+                lambda: np.flatnonzero(row > 0),
+                lambda grown: trend.scores[0, grown] > 0,
+                trend._hot_key,
+                row.size,
+            )
+            assert trend.top(40).tobytes() == generic.tobytes()
