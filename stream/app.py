@@ -33,7 +33,14 @@ from stream.adapters.qdrant_sink import UserSink, make_user_sink
 from stream.adapters.replica import CatalogReplica
 from stream.adapters.runtime_metrics import RuntimeSampler
 from stream.adapters.validation import get_validators
-from stream.domain import candidate_kernels, diversity_kernel, relation_kernels, top_kernels
+from stream.domain import (
+    affinity,
+    candidate_kernels,
+    diversity_kernel,
+    relation_kernels,
+    top_kernels,
+    trending,
+)
 from stream.domain.engine import Engine
 from stream.domain.ranking import load_ranking_profile
 from stream.pipeline import Pipeline
@@ -112,6 +119,8 @@ class _Lifecycle(mode.Service):
         took += await asyncio.to_thread(top_kernels.warm_up)
         took += await asyncio.to_thread(diversity_kernel.warm_up)
         took += await asyncio.to_thread(candidate_kernels.warm_up)
+        took += await asyncio.to_thread(affinity.warm_up)
+        took += await asyncio.to_thread(trending.warm_up)
         log.info("ranking kernels ready in %.2f s", took)
         r.gc.install()
         r.gc.set_gen0(r.settings.gc_gen0_threshold)

@@ -16,6 +16,7 @@ last bit for ~5 % of inputs, which would move scores by 1e-16 and could reorder 
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from itertools import chain, repeat
 
@@ -128,3 +129,12 @@ def affinity_vectors(
         fids, wt, len(session), float(now_ms), float(cfg.session_tau_ms), float(cfg.long_tau_ms)
     )
     return Affinity(ids, s_vals, l_vals, len(catalog.vocab_names))
+
+
+def warm_up() -> float:
+    """Compile (or load from the cache) ``_merged`` with the types ``affinity_vectors`` passes;
+    returns the seconds it took. A worker calls it with the other kernels' ``warm_up``, so its
+    first ranking does not pay the compile."""
+    started = time.perf_counter()
+    _merged(np.array([1, 2], dtype=np.int64), np.ones(4), 1, 1.0, 1.0, 1.0)
+    return time.perf_counter() - started

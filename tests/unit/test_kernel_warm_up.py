@@ -11,7 +11,7 @@ import sys
 SCRIPT = r"""
 import collections
 import numba
-from stream.domain import reasons, scored_set, top_lists, trending
+from stream.domain import affinity, reasons, scored_set, top_lists, trending
 from stream.domain import candidate_kernels, diversity_kernel, relation_kernels, top_kernels
 from stream.domain.catalog import Catalog
 from stream.domain.engine import Engine
@@ -19,7 +19,9 @@ from stream.domain.events import UserEvent
 from stream.domain.ranking import FEEDS, RankingProfile
 
 calls = collections.Counter()
-KERNELS = (candidate_kernels, diversity_kernel, relation_kernels, top_kernels, trending)
+KERNELS = (
+    candidate_kernels, diversity_kernel, relation_kernels, top_kernels, trending, affinity
+)
 
 def counted(module, name):
     kernel = getattr(module, name)
@@ -35,6 +37,7 @@ counted(trending, "_relative")
 counted(top_lists, "popular_tops")
 counted(top_lists, "rebuild_row")
 counted(candidate_kernels, "candidate_block_kernel")
+counted(affinity, "_merged")
 
 def compiled():
     out = {}
@@ -77,6 +80,7 @@ def test_a_ranking_after_warm_up_compiles_nothing_new() -> None:
         "popular_tops",
         "rebuild_row",
         "candidate_block_kernel",
+        "_merged",
     )
     for kernel in kernels:
         assert f"'{kernel}'" in done.stdout, done.stdout
