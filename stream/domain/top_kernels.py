@@ -105,6 +105,51 @@ def _before(key: float, index: int, other_key: float, other_index: int) -> bool:
 
 
 @numba.njit(cache=True, nogil=True)
+def insert_few(
+    items: np.ndarray,
+    item_keys: np.ndarray,
+    picked: np.ndarray,
+    keys: np.ndarray,
+    m: int,
+    out: np.ndarray,
+) -> int:
+    """A list's members ``items`` (best first, keys ``item_keys``) merged with ``m`` admitted
+    items (``picked[:m]``, keys ``keys[:m]``, repeats allowed, no NaN key), the best
+    ``out.size`` written into ``out``; returns how many. What ``merge_top`` returns for them
+    when the members that are not admitted keep their order (within an epoch keys only grow,
+    so a member that grew is admitted): the admitted items sorted by insertion (``picked`` and
+    ``keys`` reordered in place), then one merge pass, a member that is also admitted taking
+    its admitted place. For a few items this beats ``merge_top``'s two sorts and allocations
+    (the popular lists' ``_merge_row`` and trending's list share it)."""
+    p = 0  # picked[:p]: the distinct admitted items, best first
+    for j in range(m):
+        g, key = picked[j], keys[j]
+        if g in picked[:p]:
+            continue
+        q = p
+        while q > 0 and _before(key, g, keys[q - 1], picked[q - 1]):
+            picked[q], keys[q] = picked[q - 1], keys[q - 1]
+            q -= 1
+        picked[q], keys[q] = g, key
+        p += 1
+    n, depth = items.size, out.size
+    a = b = c = 0  # next member, next admitted item, slots written
+    while c < depth:
+        while a < n and items[a] in picked[:p]:
+            a += 1
+        if a < n and (b == p or _before(item_keys[a], items[a], keys[b], picked[b])):
+            out[c] = items[a]
+            a += 1
+        elif b < p:
+            out[c] = picked[b]
+            b += 1
+        else:
+            break
+        c += 1
+    return c
+
+
+@numba.njit(cache=True, nogil=True)
 def _merge_row(
     rows: np.ndarray,
     counts: np.ndarray,
@@ -155,31 +200,7 @@ def _merge_row(
         rows[r, : merged.size] = merged
         counts[r] = merged.size
         return
-    p = 0  # picked[:p]: the distinct admitted items, best first
-    for j in range(m):
-        g, key = picked[j], keys[j]
-        if g in picked[:p]:
-            continue
-        q = p
-        while q > 0 and _before(key, g, keys[q - 1], picked[q - 1]):
-            picked[q], keys[q] = picked[q - 1], keys[q - 1]
-            q -= 1
-        picked[q], keys[q] = g, key
-        p += 1
-    a = b = c = 0  # next member, next admitted item, slots written
-    while c < depth:
-        while a < n and items[a] in picked[:p]:
-            a += 1
-        if a < n and (b == p or _before(item_keys[a], items[a], keys[b], picked[b])):
-            rows[r, c] = items[a]
-            a += 1
-        elif b < p:
-            rows[r, c] = picked[b]
-            b += 1
-        else:
-            break
-        c += 1
-    counts[r] = c
+    counts[r] = insert_few(items, item_keys, picked, keys, m, rows[r])
 
 
 @numba.njit(cache=True, nogil=True)

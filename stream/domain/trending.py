@@ -17,7 +17,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from stream.domain.top_kernels import FEW, merge_top
+from stream.domain.top_kernels import FEW, insert_few, merge_top
 from stream.domain.top_lists import SMALL, GrowingTops
 
 DAY_MS = 24 * 3600 * 1000.0
@@ -171,7 +171,7 @@ def _merged_hot(
     (with numpy's ``min``: NaN if any is), the admit test and the merge. Through numpy
     gathers, two closures and ``merge_top`` a read cost ~20 µs, ~10 of them the two sorts
     of ``merge_top`` for one grown item: a few admitted items (``FEW``, no NaN key) are
-    inserted instead, as ``top_kernels._merge_row`` does for the popular lists (members that
+    inserted instead (``top_kernels.insert_few``, shared with the popular lists: members that
     did not grow keep their keys, so their order, within an epoch)."""
     n, size = items.size, row.size
     item_keys = np.empty(n)
@@ -199,34 +199,8 @@ def _merged_hot(
             m += 1
     if m > FEW or lowest != lowest:
         return merge_top(items, item_keys, grown, grown_keys, grown_keys > 0, depth)
-    p = 0  # picked[:p]: the distinct admitted items, best first
-    for j in range(m):
-        g, key = picked[j], keys[j]
-        if g in picked[:p]:
-            continue
-        q = p
-        while q > 0 and (key > keys[q - 1] or (key == keys[q - 1] and g < picked[q - 1])):
-            picked[q], keys[q] = picked[q - 1], keys[q - 1]
-            q -= 1
-        picked[q], keys[q] = g, key
-        p += 1
     out = np.empty(depth, dtype=np.int64)
-    a = b = c = 0  # next member, next admitted item, slots written
-    while c < depth:
-        while a < n and items[a] in picked[:p]:
-            a += 1
-        if a < n and (
-            b == p or item_keys[a] > keys[b] or (item_keys[a] == keys[b] and items[a] < picked[b])
-        ):
-            out[c] = items[a]
-            a += 1
-        elif b < p:
-            out[c] = picked[b]
-            b += 1
-        else:
-            break
-        c += 1
-    return out[:c]
+    return out[: insert_few(items, item_keys, picked, keys, m, out)]
 
 
 def warm_up() -> float:
