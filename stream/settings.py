@@ -104,6 +104,9 @@ class Settings:
     #: records the consumer must hold beyond a batch for it to count as a backlog, which lets
     #: a batch fill up to 250 ms (stream.adapters.faust_batches.BACKLOG_MIN says why 16)
     batch_backlog_min: int = 16
+    #: hand a fetch's records over oldest first across topics and partitions, not Faust's
+    #: round-robin, so a batch holds a window of time (stream.adapters.event_time says why)
+    event_time_order: bool = True
     qdrant_flush_ms: int = 5
     fetch_max_wait_ms: int = 20
     #: the same for the worker's followers (catalog/stock replica, `learned`, ranking profiles,
@@ -182,6 +185,7 @@ class Settings:
             batch_max=_int(env, "RECSTREAM_BATCH_MAX", 256),
             batch_within_ms=_int(env, "RECSTREAM_BATCH_WITHIN_MS", 20),
             batch_backlog_min=_int(env, "RECSTREAM_BATCH_BACKLOG_MIN", 16),
+            event_time_order=_int(env, "RECSTREAM_EVENT_TIME_ORDER", 1) != 0,
             qdrant_flush_ms=_int(env, "RECSTREAM_QDRANT_FLUSH_MS", 5),
             fetch_max_wait_ms=_positive(env, "RECSTREAM_FETCH_MAX_WAIT_MS", 20),
             follower_fetch_max_wait_ms=_positive(env, "RECSTREAM_FOLLOWER_FETCH_MAX_WAIT_MS", 100),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from stream.adapters.event_time import EventTimeScheduling
 from stream.adapters.faust_security import faust_credentials
 from stream.settings import Settings
 
@@ -51,7 +52,11 @@ def faust_config(settings: Settings, flavour: str) -> dict[str, Any]:
     they are measured under the same configuration); callers add store and web port."""
     _patch_faust_fetch_wait()
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
-    tuning = _tansu_workarounds(settings) if flavour == "tansu" else {"producer_linger_ms": 2}
+    tuning: dict[str, Any] = (
+        _tansu_workarounds(settings) if flavour == "tansu" else {"producer_linger_ms": 2}
+    )
+    if settings.event_time_order:  # a fetch's records oldest first (see event_time.py)
+        tuning["ConsumerScheduler"] = EventTimeScheduling
     return {
         "broker": f"kafka://{settings.kafka_bootstrap}",
         "broker_credentials": faust_credentials(settings.kafka_security),
