@@ -22,9 +22,17 @@ def message_key(topic: str, message: Mapping[str, Any]) -> bytes | None:
 
 
 async def produce(
-    settings: Settings, messages: Iterable[tuple[str, Any]], raw: bool = False
+    settings: Settings,
+    messages: Iterable[tuple[str, Any]],
+    raw: bool = False,
+    event_time: bool = False,
 ) -> int:
-    """Send (logical topic, message) pairs and wait for all acks. ``raw`` sends bytes as given."""
+    """Send (logical topic, message) pairs and wait for all acks. ``raw`` sends bytes as given.
+
+    ``event_time``: each record's timestamp is its message's ``ts`` instead of the send time,
+    so two copies of the same events carry the same record times (a worker hands a fetch's
+    records over in record-time order: ``stream.adapters.event_time``). Not for historical
+    data on a broker with time retention: it would expire such records at once."""
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap,
         linger_ms=2,
@@ -38,7 +46,10 @@ async def produce(
                 key, value = message
             else:
                 key, value = message_key(topic, message), orjson.dumps(message)
-            futures.append(await producer.send(settings.topic(topic), value=value, key=key))
+            stamp = int(message["ts"]) if event_time and not raw and "ts" in message else None
+            futures.append(
+                await producer.send(settings.topic(topic), value=value, key=key, timestamp_ms=stamp)
+            )
         await asyncio.gather(*futures)
         return len(futures)
     finally:

@@ -83,8 +83,10 @@ class Deployment:
     data_dir: Path
     workers: list[WorkerProcess] = field(default_factory=list)
 
-    def produce(self, messages: list[tuple[str, Any]], raw: bool = False) -> None:
-        asyncio.run(produce(self.settings, messages, raw=raw))
+    def produce(
+        self, messages: list[tuple[str, Any]], raw: bool = False, event_time: bool = False
+    ) -> None:
+        asyncio.run(produce(self.settings, messages, raw=raw, event_time=event_time))
 
     def worker(self, name: str = "w", **env: str) -> WorkerProcess:
         wenv = dict(

@@ -11,13 +11,18 @@ ranking. Measured while draining the bench backlog (one worker, batches of 256, 
 batches the same events); worker CPU 695 / 840 against 506 / 531 µs an event, 1,463 / 1,203
 against 1,983 / 1,919 events/s.
 
-Here every partition's records of a fetch are merged by timestamp (a k-way merge), so a batch
-is a window of time across topics, as the offline evaluator and the in-process bench cut it.
-A partition's own order is never changed: its records are keyed by the running maximum of
-their timestamps, which never decreases inside a partition, and ties keep fetch order (the
-merge is stable). Offsets, acks and at-least-once are therefore untouched; only the
-interleaving of partitions differs. A fetch holds what the broker had for each partition, so
-the merge orders time within a fetch; records that a later fetch brings are not waited for.
+Here a fetch's records are sorted by timestamp, so a batch is a window of time across topics,
+as the offline evaluator and the in-process bench cut it. A partition's own order is never
+changed: its records are keyed by the running maximum of their timestamps, which never
+decreases inside a partition, then by their place in it. Records of equal time (a record's
+time is the producer's, in milliseconds: a burst sent at once shares it) go by topic name,
+then partition: an order that does not depend on what else a fetch holds, so a worker that
+restarts from its committed offsets applies a user's same-instant events of two topics in
+the order an uninterrupted one did (round-robin, as a tie-break, did depend on it: the
+SIGKILL test's profiles then differed). Offsets, acks and at-least-once are untouched; only
+the interleaving of partitions differs. A fetch holds what the
+broker had for each partition, so the sort orders time within a fetch; records that a later
+fetch brings are not waited for.
 
 The trade-off: round-robin exists so that one partition's large backlog does not hold back
 another's records in the same fetch. In event time a partition's fresh records wait behind
@@ -27,35 +32,29 @@ them comes sooner because each batch costs fewer rankings.
 
 from __future__ import annotations
 
-import heapq
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from operator import itemgetter
 from typing import Any
 
 from faust.transport.utils import DefaultSchedulingStrategy
 
-_KEY = itemgetter(0)
+_KEY = itemgetter(0, 1, 2, 3)
 
 
-def _keyed(tp: Any, records: Sequence[Any]) -> Iterator[tuple[float, Any, Any]]:
-    """``(key, tp, record)`` in fetch order; the key (running maximum timestamp, ms) never
-    decreases, so merging by it keeps the partition's order."""
-    high = float("-inf")
-    for record in records:
-        stamp = getattr(record, "timestamp", None)
-        if stamp is not None and stamp > high:
-            high = stamp
-        yield high, tp, record
-
-
-def in_event_time(records: Mapping[Any, Sequence[Any]]) -> Iterator[tuple[Any, Any]]:
-    """``(tp, record)`` of every partition, merged oldest first, each partition in order."""
-    streams = [_keyed(tp, recs) for tp, recs in records.items() if recs]
-    if len(streams) == 1:
-        for _, tp, record in streams[0]:
-            yield tp, record
-        return
-    for _, tp, record in heapq.merge(*streams, key=_KEY):
+def in_event_time(records: Mapping[Any, list[Any]]) -> Iterator[tuple[Any, Any]]:
+    """``(tp, record)`` of every partition, oldest first, each partition in order; records of
+    equal time by topic name, then partition (the same order whatever else was fetched)."""
+    keyed: list[tuple[float, str, int, int, Any, Any]] = []
+    for tp, recs in records.items():
+        topic, partition = str(getattr(tp, "topic", tp)), int(getattr(tp, "partition", 0))
+        high = float("-inf")
+        for n, record in enumerate(recs):
+            stamp = getattr(record, "timestamp", None)
+            if stamp is not None and stamp > high:
+                high = stamp
+            keyed.append((high, topic, partition, n, tp, record))
+    keyed.sort(key=_KEY)
+    for *_, tp, record in keyed:
         yield tp, record
 
 

@@ -70,7 +70,11 @@ def _run(
 ) -> WorkerProcess:
     """Replay into a fresh worker (SIGKILLed at ``kill_at`` of the events, then restarted)."""
     dep.produce([("catalog", m) for m in catalog])
-    dep.produce(events)
+    # record time = event time: both deployments' copies then carry the same record times, so
+    # a worker hands each fetch over in the same order (stream.adapters.event_time); with send
+    # times, equal event times of one user on two topics came in an order that depended on
+    # when each copy was produced
+    dep.produce(events, event_time=True)
     worker = dep.worker("w").start()
     worker.wait_ready()
     if kill_at is not None:
