@@ -214,6 +214,7 @@ def create_app(
         flush_ms=settings.qdrant_flush_ms,
         on_flush=metrics.on_qdrant_flush,
         on_call=metrics.on_qdrant_call,
+        on_cpu=metrics.on_qdrant_cpu,
     )
     replica = CatalogReplica(settings, engine.catalog, validators, learner=engine.learner)
 

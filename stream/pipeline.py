@@ -241,12 +241,17 @@ class Pipeline:
             self.stock.drop(user_id)
             if self.writer is not None:
                 self.writer.submit_delete(user_id)
+        building = 0.0
         for profile, rec, _ in plan.lists:
             if rec.feed != "for_you":
                 continue
             self.stock.update(rec.user_id, [item.item_id for item in rec.items])
             if self.writer is not None:
+                started = time.thread_time()
                 self.writer.submit(_point(profile, rec, self.user_vector))
+                building += time.thread_time() - started
+        if building:
+            self.metrics.on_qdrant_cpu(building, "build")
         self.metrics.users_holding.set(len(self.stock))
 
     # -- item topics (validation + accounting; the replica applies them) ----------------------

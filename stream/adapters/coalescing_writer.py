@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from stream.adapters.qdrant_sink import RejectedPoints, UserPoint, UserSink
 
@@ -38,6 +39,9 @@ class WriterStats:
     last_lag_seconds: float = 0.0
     max_lag_seconds: float = 0.0
     last_flush_seconds: float = 0.0  # duration of the last sink call(s)
+    #: CPU time of the writer's thread inside sink calls (building the sink's points and
+    #: writing them): the serving copy's cost, against the worker's whole CPU
+    cpu_seconds: float = 0.0
     last_error: str | None = None
     pending: int = 0
 
@@ -63,6 +67,7 @@ class CoalescingWriter:
         max_backoff_s: float = 5.0,
         on_flush: Callable[[int, float], None] | None = None,
         on_call: Callable[[int, float, bool, int], None] | None = None,
+        on_cpu: Callable[[float], None] | None = None,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be >= 1")
@@ -74,6 +79,8 @@ class CoalescingWriter:
         self.on_flush = on_flush
         #: after every sink call: (points, seconds, failed, rejected points) — for metrics
         self.on_call = on_call
+        #: after every sink call: CPU seconds its thread spent in it (see ``WriterStats``)
+        self.on_cpu = on_cpu
         self._dim: int | None = getattr(sink, "dim", None)
         self._pending: dict[str, _Entry] = {}
         self._in_flight: dict[str, _Entry] = {}
@@ -231,12 +238,12 @@ class CoalescingWriter:
         try:
             if upserts:
                 try:
-                    await asyncio.to_thread(self.sink.upsert, upserts)
+                    await self._in_thread(self.sink.upsert, upserts)
                 except RejectedPoints as exc:  # the rest of the batch was written
                     rejected = exc.errors
             done_upserts = True
             if deletes:
-                await asyncio.to_thread(self.sink.delete, deletes)
+                await self._in_thread(self.sink.delete, deletes)
         except asyncio.CancelledError:
             self._remerge(batch, done_upserts)
             raise
@@ -284,6 +291,28 @@ class CoalescingWriter:
             except Exception:
                 log.exception("qdrant writer on_flush callback failed")
         return True
+
+    async def _in_thread(self, call: Callable[[Any], None], arg: Any) -> None:
+        """``call(arg)`` in a worker thread, its thread's CPU time counted (even if it raises):
+        wall time would count the GIL waits of a thread that shares the GIL with the loop."""
+        spent = [0.0]
+
+        def timed() -> None:
+            started = time.thread_time()
+            try:
+                call(arg)
+            finally:
+                spent[0] = time.thread_time() - started
+
+        try:
+            await asyncio.to_thread(timed)
+        finally:
+            self._stats.cpu_seconds += spent[0]
+            if self.on_cpu is not None and spent[0] > 0:
+                try:
+                    self.on_cpu(spent[0])
+                except Exception:
+                    log.exception("qdrant writer on_cpu callback failed")
 
     def _report_call(self, points: int, seconds: float, failed: bool, rejected: int) -> None:
         if self.on_call is not None:

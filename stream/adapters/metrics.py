@@ -193,6 +193,15 @@ class Metrics(ProfileMetrics):
             "Points the sink can never store, dropped (logged)",
             registry=r,
         )
+        self.qdrant_cpu = Counter(
+            "recstream_qdrant_cpu_seconds",
+            "CPU time of the Qdrant serving copy: building user points on the event loop "
+            "(build) and the sink calls in the writer's thread (write)",
+            ["part"],
+            registry=r,
+        )
+        self._qdrant_build = self.qdrant_cpu.labels("build")
+        self._qdrant_write = self.qdrant_cpu.labels("write")
 
     def _declare_runtime(self) -> None:
         r = self.registry
@@ -316,6 +325,10 @@ class Metrics(ProfileMetrics):
     def on_qdrant_flush(self, points: int, lag_seconds: float) -> None:
         self.qdrant_points.inc(points)
         self.qdrant_lag.observe(lag_seconds)
+
+    def on_qdrant_cpu(self, seconds: float, part: str = "write") -> None:
+        """CPU seconds spent on Qdrant user points (``part``: build or write)."""
+        (self._qdrant_build if part == "build" else self._qdrant_write).inc(seconds)
 
     def on_qdrant_call(self, points: int, seconds: float, failed: bool, rejected: int) -> None:
         """One sink call of the coalescing writer (successful or not)."""

@@ -30,7 +30,7 @@ def headline_latency(latency: dict[str, Any], name: str = "pipeline") -> dict[st
 
 
 _WORKER_COLUMNS = ("worker_mean_ms", "worker_delivery_ms", "worker_mean_batch")
-_CPU_COLUMNS = ("sut_cpu_ms_per_event", "broker_cores", "machine_busy")
+_CPU_COLUMNS = ("sut_cpu_ms_per_event", "broker_cores", "machine_busy", "qdrant_cpu_share")
 
 
 def _row(cells: list[Any]) -> str:
@@ -77,7 +77,7 @@ def _latency_md(r: dict[str, Any]) -> list[str]:
     keys = ("p50", "p95", "p99", "max", "events", "unanswered", *_WORKER_COLUMNS, *_CPU_COLUMNS)
     head = ["what", "load", "events/s", "p50 ms", "p95", "p99", "max", "n", "unanswered"]
     head += ["worker mean ms", "of which delivery", "mean batch", "CPU ms/event", "broker cores"]
-    head += ["machine busy"]
+    head += ["machine busy", "Qdrant share of CPU"]
     lines += [_row(head), _row(["---"] * len(head))]
     warm = r["latency"].get("warmup") or {}
     for name in ("pipeline", "floor"):
@@ -104,7 +104,9 @@ def _latency_md(r: dict[str, Any]) -> list[str]:
         "the worker (or relay) over the level, per event sent; `broker cores`: the broker's "
         "CPU over the level, in cores; `machine busy`: all of the machine's cores over the "
         "level (0-1), which the worker, broker, load generator and probe share: near 1, the "
-        "level's latency is the machine's as much as the worker's. "
+        "level's latency is the machine's as much as the worker's. `Qdrant share of CPU`: "
+        "the worker's CPU spent on its Qdrant serving copy (points built on the event loop, "
+        "sink calls in the writer's thread; `recstream_qdrant_cpu_seconds`) over all of it. "
         "`warm-up`: a short level at the lowest rate, run first, once the fresh worker's "
         f"start-up backlog was processed ({warm.get('backlog_drained_s', '-')} s after ready).",
         "",

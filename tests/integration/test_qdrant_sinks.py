@@ -372,6 +372,51 @@ def test_writer_survives_failing_sink_without_losing_points(sink: Any) -> None:
         assert got is not None and got["item_ids"] == [expect]
 
 
+class CpuSink(RecordingSink):
+    """Burns ``burn_s`` of CPU, then sleeps ``sleep_s``, in every upsert (the first ``fail``
+    of them then raise)."""
+
+    def __init__(self, inner: Any, burn_s: float, sleep_s: float, fail: int = 0) -> None:
+        super().__init__(inner, fail=0)
+        self.burn_s, self.sleep_s, self.fail_cpu = burn_s, sleep_s, fail
+
+    def upsert(self, points: Sequence[UserPoint]) -> None:
+        started = time.thread_time()
+        while time.thread_time() - started < self.burn_s:
+            pass
+        time.sleep(self.sleep_s)
+        if self.fail_cpu > 0:
+            self.fail_cpu -= 1
+            raise ConnectionError("qdrant unavailable (injected)")
+        super().upsert(points)
+
+
+def test_writer_counts_its_threads_cpu_not_its_waits(sink: Any) -> None:
+    def run(rec: CpuSink, rounds: int) -> tuple[float, list[float]]:
+        reported: list[float] = []
+
+        async def main() -> float:
+            writer = CoalescingWriter(
+                rec, flush_ms=1, retry_backoff_s=0.001, on_cpu=reported.append
+            )
+            await writer.start()
+            for k in range(rounds):
+                writer.submit(_point(f"c{k}", ["x"], k))
+                assert await writer.wait_idle(30.0)
+            await writer.stop()
+            return writer.stats.cpu_seconds
+
+        return asyncio.run(main()), reported
+
+    # 3 calls (one failing, its CPU counted too) x 30 ms of CPU each
+    cpu, reported = run(CpuSink(sink, burn_s=0.03, sleep_s=0.0, fail=1), rounds=2)
+    assert cpu >= 0.085 and sum(reported) == pytest.approx(cpu)
+    assert len(reported) == 3
+    # 2 calls x 100 ms asleep: wall time, not CPU
+    cpu, reported = run(CpuSink(sink, burn_s=0.0, sleep_s=0.1), rounds=2)
+    assert cpu < 0.05 and sum(reported) == pytest.approx(cpu)
+
+
 def test_writer_drops_rejected_points_loudly_and_keeps_going(sink: Any) -> None:
     async def main() -> None:
         writer = CoalescingWriter(sink, flush_ms=1)

@@ -284,6 +284,27 @@ def test_worker_view_reads_plain_and_labelled_histograms_over_a_level() -> None:
     assert view == {"worker_mean_ms": 100.0, "worker_delivery_ms": 40.0, "worker_mean_batch": 4.0}
 
 
+def test_qdrant_share_is_both_parts_of_the_serving_copy_over_the_worker_cpu() -> None:
+    from stream.bench.latency import qdrant_share
+
+    before = {
+        'recstream_qdrant_cpu_seconds_total{part="build"}': 1.0,
+        'recstream_qdrant_cpu_seconds_total{part="write"}': 2.0,
+        'recstream_qdrant_cpu_seconds_created{part="write"}': 1e9,
+    }
+    after = {
+        'recstream_qdrant_cpu_seconds_total{part="build"}': 1.2,
+        'recstream_qdrant_cpu_seconds_total{part="write"}': 2.6,
+        'recstream_qdrant_cpu_seconds_created{part="write"}': 1e9,
+        "recstream_step_seconds_sum": 50.0,
+    }
+    assert qdrant_share(before, after, worker_cpu_s=10.0) == {"qdrant_cpu_share": 0.08}
+    # a part first seen during the level counts from zero
+    del before['recstream_qdrant_cpu_seconds_total{part="build"}']
+    assert qdrant_share(before, after, worker_cpu_s=10.0) == {"qdrant_cpu_share": 0.18}
+    assert qdrant_share(None, after, 10.0) == {} and qdrant_share(before, after, 0.0) == {}
+
+
 def test_a_level_cpu_is_per_event_for_the_system_and_in_cores_for_the_broker() -> None:
     before = {"sut": 10.0, "broker": 5.0}
     after = {"sut": 12.5, "broker": 8.0}

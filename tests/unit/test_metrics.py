@@ -53,6 +53,11 @@ def test_stage_and_list_helpers_record_under_bounded_labels() -> None:
     assert sample(m, "recstream_qdrant_errors_total") == 1
     assert sample(m, "recstream_qdrant_rejected_points_total") == 2
     assert sample(m, "recstream_qdrant_batch_points_count") == 2
+    m.on_qdrant_cpu(0.25)  # the writer's thread
+    m.on_qdrant_cpu(0.5, "build")
+    m.on_qdrant_cpu(0.25, "write")
+    assert sample(m, "recstream_qdrant_cpu_seconds_total", {"part": "write"}) == 0.5
+    assert sample(m, "recstream_qdrant_cpu_seconds_total", {"part": "build"}) == 0.5
     assert b"recstream_build_info{" in generate_latest(m.registry)
 
 
