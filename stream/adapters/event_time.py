@@ -20,9 +20,8 @@ then partition: an order that does not depend on what else a fetch holds, so a w
 restarts from its committed offsets applies a user's same-instant events of two topics in
 the order an uninterrupted one did (round-robin, as a tie-break, did depend on it: the
 SIGKILL test's profiles then differed). Offsets, acks and at-least-once are untouched; only
-the interleaving of partitions differs. A fetch holds what the
-broker had for each partition, so the sort orders time within a fetch; records that a later
-fetch brings are not waited for.
+the interleaving of partitions differs. A fetch holds what the broker had for each partition,
+so the sort orders time within a fetch; records that a later fetch brings are not waited for.
 
 The trade-off: round-robin exists so that one partition's large backlog does not hold back
 another's records in the same fetch. In event time a partition's fresh records wait behind
