@@ -11,6 +11,7 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import faust
@@ -215,6 +216,7 @@ def create_app(
         on_flush=metrics.on_qdrant_flush,
         on_call=metrics.on_qdrant_call,
         on_cpu=metrics.on_qdrant_cpu,
+        on_build_cpu=partial(metrics.on_qdrant_cpu, part="build"),
     )
     replica = CatalogReplica(settings, engine.catalog, validators, learner=engine.learner)
 

@@ -25,6 +25,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -241,17 +242,16 @@ class Pipeline:
             self.stock.drop(user_id)
             if self.writer is not None:
                 self.writer.submit_delete(user_id)
-        building = 0.0
         for profile, rec, _ in plan.lists:
             if rec.feed != "for_you":
                 continue
             self.stock.update(rec.user_id, [item.item_id for item in rec.items])
             if self.writer is not None:
-                started = time.thread_time()
-                self.writer.submit(_point(profile, rec, self.user_vector))
-                building += time.thread_time() - started
-        if building:
-            self.metrics.on_qdrant_cpu(building, "build")
+                # built at the flush, if no newer list replaced it (the profile is this
+                # batch's own copy: the next batch decodes its own from the store)
+                self.writer.submit_lazy(
+                    rec.user_id, partial(_point, profile, rec, self.user_vector)
+                )
         self.metrics.users_holding.set(len(self.stock))
 
     # -- item topics (validation + accounting; the replica applies them) ----------------------

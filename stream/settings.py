@@ -107,7 +107,11 @@ class Settings:
     #: hand a fetch's records over oldest first across topics and partitions, not Faust's
     #: round-robin, so a batch holds a window of time (stream.adapters.event_time says why)
     event_time_order: bool = True
-    qdrant_flush_ms: int = 5
+    #: the Qdrant serving copy's coalescing window: a user's lists within it become one point,
+    #: built and written once (the `recommendations` topic is the real-time channel; the
+    #: copy's lag is exported as recstream_qdrant_flush_lag_seconds). At a steady 500 events/s
+    #: 100 ms wrote 30 % fewer points than 5 ms and cut the writer's CPU by ~40 %.
+    qdrant_flush_ms: int = 100
     fetch_max_wait_ms: int = 20
     #: the same for the worker's followers (catalog/stock replica, `learned`, ranking profiles,
     #: the item group): none of them carries a user's event to its list, and each idle fetch
@@ -186,7 +190,7 @@ class Settings:
             batch_within_ms=_int(env, "RECSTREAM_BATCH_WITHIN_MS", 20),
             batch_backlog_min=_int(env, "RECSTREAM_BATCH_BACKLOG_MIN", 16),
             event_time_order=_int(env, "RECSTREAM_EVENT_TIME_ORDER", 1) != 0,
-            qdrant_flush_ms=_int(env, "RECSTREAM_QDRANT_FLUSH_MS", 5),
+            qdrant_flush_ms=_int(env, "RECSTREAM_QDRANT_FLUSH_MS", 100),
             fetch_max_wait_ms=_positive(env, "RECSTREAM_FETCH_MAX_WAIT_MS", 20),
             follower_fetch_max_wait_ms=_positive(env, "RECSTREAM_FOLLOWER_FETCH_MAX_WAIT_MS", 100),
             feeds=feeds or ("for_you",),

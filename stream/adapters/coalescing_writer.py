@@ -21,8 +21,12 @@ from stream.adapters.qdrant_sink import RejectedPoints, UserPoint, UserSink
 log = logging.getLogger(__name__)
 
 
-#: A pending entry: the newest point (None = delete) and when the user first became dirty.
-_Entry = tuple[UserPoint | None, float]
+#: Builds a user's point at its flush (``submit_lazy``), so a list superseded within the flush
+#: window is never built: at a steady 500 events/s with a 100 ms window ~30 % of lists are.
+PointBuilder = Callable[[], UserPoint]
+#: A pending entry: the newest point or its builder (None = delete) and when the user first
+#: became dirty.
+_Entry = tuple[UserPoint | PointBuilder | None, float]
 
 
 @dataclass
@@ -68,6 +72,7 @@ class CoalescingWriter:
         on_flush: Callable[[int, float], None] | None = None,
         on_call: Callable[[int, float, bool, int], None] | None = None,
         on_cpu: Callable[[float], None] | None = None,
+        on_build_cpu: Callable[[float], None] | None = None,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be >= 1")
@@ -81,6 +86,8 @@ class CoalescingWriter:
         self.on_call = on_call
         #: after every sink call: CPU seconds its thread spent in it (see ``WriterStats``)
         self.on_cpu = on_cpu
+        #: after every flush that built lazily submitted points: the CPU seconds it took
+        self.on_build_cpu = on_build_cpu
         self._dim: int | None = getattr(sink, "dim", None)
         self._pending: dict[str, _Entry] = {}
         self._in_flight: dict[str, _Entry] = {}
@@ -102,11 +109,18 @@ class CoalescingWriter:
             raise ValueError(f"user vector has {len(point.vector)} dims, sink expects {self._dim}")
         self._put(point.user_id, point)
 
+    def submit_lazy(self, user_id: str, build: PointBuilder) -> None:
+        """Like ``submit``, with the point built by ``build()`` on the event loop when it is
+        flushed, and only if no newer submit for the user replaced it. ``build`` must read
+        nothing that changes before then. A build that raises, or returns a vector of the
+        wrong size, drops that point, counted and logged as rejected."""
+        self._put(user_id, build)
+
     def submit_delete(self, user_id: str) -> None:
         """Delete the user's point (forget-user); supersedes any pending upsert."""
         self._put(user_id, None)
 
-    def _put(self, user_id: str, point: UserPoint | None) -> None:
+    def _put(self, user_id: str, point: UserPoint | PointBuilder | None) -> None:
         if self._stopped:
             raise RuntimeError("CoalescingWriter is stopped")
         pending = self._pending
@@ -226,12 +240,48 @@ class CoalescingWriter:
             del self._pending[uid]
         return batch
 
+    def _build(self, batch: dict[str, _Entry]) -> dict[str, str]:
+        """Lazily submitted points built in place; those that fail leave ``batch`` and are
+        returned with their reasons (deterministic: a retry would fail again)."""
+        failed: dict[str, str] = {}
+        started = time.thread_time()
+        built = 0
+        for uid, (point, first) in list(batch.items()):
+            if point is None or not callable(point):
+                continue
+            built += 1
+            try:
+                made = point()
+                if self._dim is not None and len(made.vector) != self._dim:
+                    raise ValueError(
+                        f"user vector has {len(made.vector)} dims, sink expects {self._dim}"
+                    )
+            except Exception as exc:
+                failed[uid] = f"{type(exc).__name__}: {exc}"
+                del batch[uid]
+                continue
+            batch[uid] = (made, first)
+        if failed:
+            self._stats.rejected += len(failed)
+            log.error(
+                "qdrant user point(s) could not be built, %d dropped: %s",
+                len(failed),
+                "; ".join(sorted(set(failed.values()))[:3]),
+            )
+        if built and self.on_build_cpu is not None:
+            try:
+                self.on_build_cpu(time.thread_time() - started)
+            except Exception:
+                log.exception("qdrant writer on_build_cpu callback failed")
+        return failed
+
     async def _flush_once(self) -> bool:
         batch = self._take_batch()
-        self._in_flight = batch
-        upserts = [p for p, _ in batch.values() if p is not None]
-        deletes = [uid for uid, (p, _) in batch.items() if p is None]
         oldest = min(t for _, t in batch.values())
+        unbuilt = self._build(batch)
+        self._in_flight = batch
+        upserts = [p for p, _ in batch.values() if p is not None and not callable(p)]
+        deletes = [uid for uid, (p, _) in batch.items() if p is None]
         done_upserts = False
         t0 = time.monotonic()
         rejected: dict[str, str] = {}
@@ -255,7 +305,7 @@ class CoalescingWriter:
                 self._stats.points_written += len(upserts) - len(rejected)
                 self._stats.rejected += len(rejected)
             self._remerge(batch, done_upserts)
-            self._report_call(len(batch), time.monotonic() - t0, True, 0)
+            self._report_call(len(batch), time.monotonic() - t0, True, len(unbuilt))
             log.exception(
                 "qdrant sink write failed (%d points kept for retry, attempt %d)",
                 len(batch),
@@ -284,7 +334,7 @@ class CoalescingWriter:
         st.last_lag_seconds = lag
         st.max_lag_seconds = max(st.max_lag_seconds, lag)
         st.last_flush_seconds = now - t0
-        self._report_call(len(batch), now - t0, False, len(rejected))
+        self._report_call(len(batch), now - t0, False, len(rejected) + len(unbuilt))
         if self.on_flush is not None:
             try:
                 self.on_flush(n, lag)

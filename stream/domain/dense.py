@@ -13,6 +13,7 @@ import math
 import zlib
 from collections.abc import Mapping
 
+import numba
 import numpy as np
 
 from stream.domain.profile import UserProfile
@@ -58,13 +59,50 @@ def query_vector(
         ages.append(max(0.0, now_ms - float(ts)))
     if not rows:
         return None
-    vectors = embeddings[np.asarray(roles), np.asarray(rows)].astype(np.float64)
-    # relative to the newest query, so a history replayed from years back does not underflow
-    embedded = np.abs(vectors).sum(axis=1) > 0  # an item not embedded yet has a zero row
-    if not embedded.any():
-        return None
-    age = np.asarray(ages)
-    w = np.exp(-(age - age[embedded].min()) / tau_ms) * embedded
-    mean = w @ vectors / w.sum()
-    norm = float(np.linalg.norm(mean))
-    return None if norm < 1e-12 or not math.isfinite(norm) else mean / norm
+    mean = _query_mean(
+        embeddings,
+        np.asarray(roles, dtype=np.int64),
+        np.asarray(rows, dtype=np.int64),
+        np.asarray(ages, dtype=np.float64),
+        float(tau_ms),
+    )
+    return mean if mean.size else None
+
+
+@numba.njit(cache=True, nogil=True)
+def _query_mean(
+    embeddings: np.ndarray, roles: np.ndarray, rows: np.ndarray, ages: np.ndarray, tau_ms: float
+) -> np.ndarray:
+    """The weighted, L2-normalised mean of ``embeddings[roles[k], rows[k]]`` in one compiled
+    pass (numpy took ~20 us a user in a dozen small calls; it runs for every Qdrant point).
+    Rows that are all zero (an item not embedded yet) or hold a NaN are left out; weights decay
+    with the age relative to the newest query kept, so a history replayed from years back does
+    not underflow. An empty array where numpy's version returned None."""
+    n, dim = rows.size, embeddings.shape[2]
+    kept = np.zeros(n, dtype=np.bool_)
+    newest = np.inf
+    for k in range(n):
+        total = 0.0
+        for d in range(dim):
+            total += abs(float(embeddings[roles[k], rows[k], d]))
+        if total > 0:
+            kept[k] = True
+            newest = min(newest, ages[k])
+    out = np.zeros(dim, dtype=np.float64)
+    if newest == np.inf:
+        return out[:0]
+    weights = 0.0
+    for k in range(n):
+        if kept[k]:
+            w = math.exp(-(ages[k] - newest) / tau_ms)
+            weights += w
+            for d in range(dim):
+                out[d] += w * float(embeddings[roles[k], rows[k], d])
+    norm = 0.0
+    for d in range(dim):
+        out[d] /= weights
+        norm += out[d] * out[d]
+    norm = math.sqrt(norm)
+    if norm < 1e-12 or not math.isfinite(norm):
+        return out[:0]
+    return out / norm
