@@ -37,6 +37,7 @@ from stream.adapters.validation import get_validators
 from stream.domain import (
     affinity,
     candidate_kernels,
+    dense,
     diversity_kernel,
     relation_kernels,
     top_kernels,
@@ -122,6 +123,7 @@ class _Lifecycle(mode.Service):
         took += await asyncio.to_thread(candidate_kernels.warm_up)
         took += await asyncio.to_thread(affinity.warm_up)
         took += await asyncio.to_thread(trending.warm_up)
+        took += await asyncio.to_thread(dense.warm_up)  # the Qdrant points' user vector
         log.info("ranking kernels ready in %.2f s", took)
         r.gc.install()
         r.gc.set_gen0(r.settings.gc_gen0_threshold)

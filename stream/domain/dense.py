@@ -10,6 +10,7 @@ is ``query_vector``: the recency-weighted mean of the user's query embeddings.
 from __future__ import annotations
 
 import math
+import time
 import zlib
 from collections.abc import Mapping
 
@@ -106,3 +107,17 @@ def _query_mean(
     if norm < 1e-12 or not math.isfinite(norm):
         return out[:0]
     return out / norm
+
+
+def warm_up() -> float:
+    """Compile (or load from the cache) ``_query_mean`` for the embeddings a worker holds: a
+    lookup built in the worker (writable) and one loaded from a published version (read-only);
+    returns the seconds it took, so the first Qdrant flush does not pay it on the event loop."""
+    started = time.perf_counter()
+    rows = np.zeros(1, dtype=np.int64)
+    ages = np.zeros(1, dtype=np.float64)
+    for writable in (True, False):
+        embeddings = np.ones((3, 1, 4), dtype=np.float32)
+        embeddings.setflags(write=writable)
+        _query_mean(embeddings, rows, rows, ages, 1.0)
+    return time.perf_counter() - started

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -91,3 +93,28 @@ def test_a_history_from_years_back_does_not_underflow() -> None:
     got = query_vector(profile, {"a": 0, "b": 1}, emb, years)
     want = reference(profile, {"a": 0, "b": 1}, emb, years)
     assert got is not None and want is not None and np.allclose(got, want)
+
+
+WARM_SCRIPT = r"""
+import numpy as np
+from stream.domain import dense
+from stream.domain.profile import UserProfile
+dense.warm_up()
+before = set(dense._query_mean.signatures)
+profile = UserProfile("u")
+profile.queries = [["a", "view", 0.0], ["b", "buy", 5.0]]
+for writable in (True, False):
+    emb = np.random.default_rng(0).normal(size=(3, 2, 8)).astype(np.float32)
+    emb.setflags(write=writable)
+    assert dense.query_vector(profile, {"a": 0, "b": 1}, emb, 10.0) is not None
+print("new", set(dense._query_mean.signatures) - before)
+"""
+
+
+def test_warm_up_compiles_what_the_user_vector_then_calls() -> None:
+    """In a fresh process: other tests' compiles would hide a signature warm-up missed."""
+    done = subprocess.run(
+        [sys.executable, "-c", WARM_SCRIPT], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "new set()" in done.stdout, done.stdout
