@@ -107,6 +107,9 @@ class Settings:
     #: hand a fetch's records over oldest first across topics and partitions, not Faust's
     #: round-robin, so a batch holds a window of time (stream.adapters.event_time says why)
     event_time_order: bool = True
+    #: under a backlog (a fetch of more than two batches) hand the records over partition by
+    #: partition, each in event time: more of a shopper's session per batch (event_time.py)
+    backlog_by_partition: bool = True
     #: the Qdrant serving copy's coalescing window: a user's lists within it become one point,
     #: built and written once (the `recommendations` topic is the real-time channel; the
     #: copy's lag is exported as recstream_qdrant_flush_lag_seconds). At a steady 500 events/s
@@ -190,6 +193,7 @@ class Settings:
             batch_within_ms=_int(env, "RECSTREAM_BATCH_WITHIN_MS", 20),
             batch_backlog_min=_int(env, "RECSTREAM_BATCH_BACKLOG_MIN", 16),
             event_time_order=_int(env, "RECSTREAM_EVENT_TIME_ORDER", 1) != 0,
+            backlog_by_partition=_int(env, "RECSTREAM_BACKLOG_BY_PARTITION", 1) != 0,
             qdrant_flush_ms=_int(env, "RECSTREAM_QDRANT_FLUSH_MS", 100),
             fetch_max_wait_ms=_positive(env, "RECSTREAM_FETCH_MAX_WAIT_MS", 20),
             follower_fetch_max_wait_ms=_positive(env, "RECSTREAM_FOLLOWER_FETCH_MAX_WAIT_MS", 100),

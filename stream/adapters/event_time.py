@@ -23,6 +23,19 @@ SIGKILL test's profiles then differed). Offsets, acks and at-least-once are unto
 the interleaving of partitions differs. A fetch holds what the broker had for each partition,
 so the sort orders time within a fetch; records that a later fetch brings are not waited for.
 
+Under a backlog (a fetch holding more records than ``backlog``, by default two batches) the
+records go partition by partition instead: partition 0's, in event time across its topics,
+then partition 1's, and so on. User topics are co-partitioned, so a user's records all sit in
+one partition number and keep exactly the order above; what changes is which users share a
+batch. A batch then holds one partition's shoppers over a span of time several times longer,
+so more of each one's session coalesces into one ranking. Draining the bench backlog (one
+worker, 40,000 events, two pairs): 0.28 lists an event -> 0.13, worker CPU 506-535 -> 323-341
+us an event, 1,776 / 1,846 -> 2,806 / 2,964 events/s. Below the threshold nothing changes: a
+fetch that fits in a batch or two is ranked about as soon whatever its order, and a steady load
+below capacity fetches a few records at a time. The price, only under a backlog: a partition's
+records wait behind the other partitions' records of the same fetch, not only behind older
+ones. ``RECSTREAM_BACKLOG_BY_PARTITION=0`` keeps event time across partitions at any size.
+
 The trade-off: round-robin exists so that one partition's large backlog does not hold back
 another's records in the same fetch. In event time a partition's fresh records wait behind
 older ones of other partitions fetched with them; they are older, and the batch that answers
@@ -37,28 +50,41 @@ from typing import Any
 
 from faust.transport.utils import DefaultSchedulingStrategy
 
-_KEY = itemgetter(0, 1, 2, 3)
+_KEY = itemgetter(0, 1, 2, 3, 4)
 
 
-def in_event_time(records: Mapping[Any, list[Any]]) -> Iterator[tuple[Any, Any]]:
+def in_event_time(
+    records: Mapping[Any, list[Any]], backlog: int | None = None
+) -> Iterator[tuple[Any, Any]]:
     """``(tp, record)`` of every partition, oldest first, each partition in order; records of
-    equal time by topic name, then partition (the same order whatever else was fetched)."""
-    keyed: list[tuple[float, str, int, int, Any, Any]] = []
+    equal time by topic name, then partition (the same order whatever else was fetched). More
+    than ``backlog`` records: partition number by partition number, each in that order."""
+    by_partition = backlog is not None and sum(map(len, records.values())) > backlog
+    keyed: list[tuple[int, float, str, int, int, Any, Any]] = []
     for tp, recs in records.items():
         topic, partition = str(getattr(tp, "topic", tp)), int(getattr(tp, "partition", 0))
+        major = partition if by_partition else 0
         high = float("-inf")
         for n, record in enumerate(recs):
             stamp = getattr(record, "timestamp", None)
             if stamp is not None and stamp > high:
                 high = stamp
-            keyed.append((high, topic, partition, n, tp, record))
+            keyed.append((major, high, topic, partition, n, tp, record))
     keyed.sort(key=_KEY)
     for *_, tp, record in keyed:
         yield tp, record
 
 
 class EventTimeScheduling(DefaultSchedulingStrategy):
-    """``ConsumerScheduler`` for Faust: see the module docstring."""
+    """``ConsumerScheduler`` for Faust: see the module docstring. ``backlog`` None: event time
+    across partitions at any size (``scheduling`` makes a class with a threshold)."""
+
+    backlog: int | None = None
 
     def iterate(self, records: Mapping[Any, list[Any]]) -> Iterator[tuple[Any, Any]]:
-        return in_event_time(records)
+        return in_event_time(records, self.backlog)
+
+
+def scheduling(backlog: int | None) -> type[EventTimeScheduling]:
+    """The scheduler class Faust instantiates (it takes no arguments), with ``backlog`` set."""
+    return type("EventTimeScheduling", (EventTimeScheduling,), {"backlog": backlog})

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stream.adapters.event_time import EventTimeScheduling
+from stream.adapters.event_time import scheduling
 from stream.adapters.faust_security import faust_credentials
 from stream.settings import Settings
 
@@ -56,7 +56,8 @@ def faust_config(settings: Settings, flavour: str) -> dict[str, Any]:
         _tansu_workarounds(settings) if flavour == "tansu" else {"producer_linger_ms": 2}
     )
     if settings.event_time_order:  # a fetch's records oldest first (see event_time.py)
-        tuning["ConsumerScheduler"] = EventTimeScheduling
+        backlog = 2 * settings.batch_max if settings.backlog_by_partition else None
+        tuning["ConsumerScheduler"] = scheduling(backlog)
     return {
         "broker": f"kafka://{settings.kafka_bootstrap}",
         "broker_credentials": faust_credentials(settings.kafka_security),

@@ -8,7 +8,7 @@ from typing import Any
 import faust
 from faust.types import TP
 
-from stream.adapters.event_time import EventTimeScheduling, in_event_time
+from stream.adapters.event_time import EventTimeScheduling, in_event_time, scheduling
 from stream.adapters.faust_config import faust_config
 from stream.settings import Settings
 
@@ -78,10 +78,11 @@ def test_one_partition_is_handed_over_as_fetched() -> None:
 
 
 def test_the_worker_app_uses_it_and_the_switch_turns_it_off(tmp_path: Any) -> None:
-    on = faust_config(Settings(data_dir=tmp_path), "kafka")
-    assert on["ConsumerScheduler"] is EventTimeScheduling
+    on = faust_config(Settings(data_dir=tmp_path, batch_max=64), "kafka")
+    assert issubclass(on["ConsumerScheduler"], EventTimeScheduling)
+    assert on["ConsumerScheduler"].backlog == 128  # two batches
     app = faust.App("recstream-event-time-test", **on, store="memory://")
-    assert app.conf.ConsumerScheduler is EventTimeScheduling
+    assert issubclass(app.conf.ConsumerScheduler, EventTimeScheduling)
     scheduled = app.conf.ConsumerScheduler().iterate(_fetch(a=[Rec(0, 2)], b=[Rec(0, 1)]))
     assert _tps(list(scheduled)) == [("b", 0), ("a", 0)]
     off = Settings.from_env(
@@ -89,3 +90,46 @@ def test_the_worker_app_uses_it_and_the_switch_turns_it_off(tmp_path: Any) -> No
     )
     assert off.event_time_order is False
     assert "ConsumerScheduler" not in faust_config(off, "kafka")
+    across = Settings.from_env(
+        {"RECSTREAM_BACKLOG_BY_PARTITION": "0", "RECSTREAM_DATA_DIR": str(tmp_path)}
+    )
+    assert faust_config(across, "kafka")["ConsumerScheduler"].backlog is None
+
+
+def _backlog() -> dict[TP, list[Rec]]:
+    """Two co-partitioned topics, partitions 0 and 1, times interleaved across partitions."""
+    return {
+        TP("clicks", 0): [Rec(0, 10), Rec(1, 30), Rec(2, 50)],
+        TP("clicks", 1): [Rec(0, 20), Rec(1, 40)],
+        TP("carts", 0): [Rec(0, 30), Rec(1, 60)],
+        TP("carts", 1): [Rec(0, 5)],
+    }
+
+
+def _coords(out: list[tuple[Any, Rec]]) -> list[tuple[str, int, int]]:
+    return [(tp.topic, tp.partition, r.offset) for tp, r in out]
+
+
+def test_a_backlog_goes_partition_by_partition_each_in_event_time() -> None:
+    fetch = _backlog()  # 8 records
+    across = _coords(list(in_event_time(fetch, backlog=8)))  # not more than 8: event time
+    assert across == [
+        ("carts", 1, 0), ("clicks", 0, 0), ("clicks", 1, 0), ("carts", 0, 0),
+        ("clicks", 0, 1), ("clicks", 1, 1), ("clicks", 0, 2), ("carts", 0, 1),
+    ]  # fmt: skip
+    runs = _coords(list(in_event_time(fetch, backlog=7)))
+    assert runs == [
+        ("clicks", 0, 0), ("carts", 0, 0), ("clicks", 0, 1), ("clicks", 0, 2), ("carts", 0, 1),
+        ("carts", 1, 0), ("clicks", 1, 0), ("clicks", 1, 1),
+    ]  # fmt: skip
+    # a user's records all sit in one partition number: their order is the same either way
+    for partition in (0, 1):
+        assert [c for c in runs if c[1] == partition] == [c for c in across if c[1] == partition]
+    assert _coords(list(in_event_time(fetch))) == across  # no threshold: never by partition
+
+
+def test_the_scheduler_class_carries_its_threshold() -> None:
+    fetch = _backlog()
+    assert list(scheduling(7)().iterate(fetch)) == list(in_event_time(fetch, backlog=7))
+    assert list(scheduling(None)().iterate(fetch)) == list(in_event_time(fetch))
+    assert EventTimeScheduling.backlog is None
