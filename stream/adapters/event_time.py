@@ -29,8 +29,8 @@ then partition 1's, and so on. User topics are co-partitioned, so a user's recor
 one partition number and keep exactly the order above; what changes is which users share a
 batch. A batch then holds one partition's shoppers over a span of time several times longer,
 so more of each one's session coalesces into one ranking. Draining the bench backlog (one
-worker, 40,000 events, two pairs): 0.28 lists an event -> 0.13, worker CPU 506-535 -> 323-341
-us an event, 1,776 / 1,846 -> 2,806 / 2,964 events/s. Below the threshold nothing changes: a
+worker, 40,000 events, two pairs): 0.28 lists an event -> 0.13, worker CPU 533-538 -> 308-369
+us an event, 1,765 / 1,767 -> 3,109 / 2,575 events/s. Below the threshold nothing changes: a
 fetch that fits in a batch or two is ranked about as soon whatever its order, and a steady load
 below capacity fetches a few records at a time. The price, only under a backlog: a partition's
 records wait behind the other partitions' records of the same fetch, not only behind older
