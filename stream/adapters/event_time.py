@@ -24,17 +24,20 @@ the interleaving of partitions differs. A fetch holds what the broker had for ea
 so the sort orders time within a fetch; records that a later fetch brings are not waited for.
 
 Under a backlog (a fetch holding more records than ``backlog``, by default two batches) the
-records go partition by partition instead: partition 0's, in event time across its topics,
-then partition 1's, and so on. User topics are co-partitioned, so a user's records all sit in
-one partition number and keep exactly the order above; what changes is which users share a
+records go partition by partition instead, a batch's worth at a time: partition 0's first
+batch of records (in event time across its topics), then partition 1's, ..., then partition
+0's second, and so on. User topics are co-partitioned, so a user's records all sit in one
+partition number and keep exactly the order above; what changes is which users share a
 batch. A batch then holds one partition's shoppers over a span of time several times longer,
 so more of each one's session coalesces into one ranking. Draining the bench backlog (one
 worker, 40,000 events, two pairs): 0.28 lists an event -> 0.13, worker CPU 533-538 -> 308-369
 us an event, 1,765 / 1,767 -> 3,109 / 2,575 events/s. Below the threshold nothing changes: a
 fetch that fits in a batch or two is ranked about as soon whatever its order, and a steady load
 below capacity fetches a few records at a time. The price, only under a backlog: a partition's
-records wait behind the other partitions' records of the same fetch, not only behind older
-ones. ``RECSTREAM_BACKLOG_BY_PARTITION=0`` keeps event time across partitions at any size.
+records wait behind a batch of each other partition's records, not only behind older ones
+(runs of a whole partition at a time, the first version, made them wait behind everything the
+fetch held of the partitions before them: up to ~1 MB a partition).
+``RECSTREAM_BACKLOG_BY_PARTITION=0`` keeps event time across partitions at any size.
 
 The trade-off: round-robin exists so that one partition's large backlog does not hold back
 another's records in the same fetch. In event time a partition's fresh records wait behind
@@ -50,7 +53,7 @@ from typing import Any
 
 from faust.transport.utils import DefaultSchedulingStrategy
 
-_KEY = itemgetter(0, 1, 2, 3, 4)
+_KEY = itemgetter(0, 1, 2, 3)
 
 
 def in_event_time(
@@ -58,21 +61,40 @@ def in_event_time(
 ) -> Iterator[tuple[Any, Any]]:
     """``(tp, record)`` of every partition, oldest first, each partition in order; records of
     equal time by topic name, then partition (the same order whatever else was fetched). More
-    than ``backlog`` records: partition number by partition number, each in that order."""
-    by_partition = backlog is not None and sum(map(len, records.values())) > backlog
-    keyed: list[tuple[int, float, str, int, int, Any, Any]] = []
+    than ``backlog`` records: runs of ``backlog // 2`` records (a batch) of one partition
+    number, each in that order, the partition numbers taking turns."""
+    keyed: list[tuple[float, str, int, int, Any, Any]] = []
     for tp, recs in records.items():
         topic, partition = str(getattr(tp, "topic", tp)), int(getattr(tp, "partition", 0))
-        major = partition if by_partition else 0
         high = float("-inf")
         for n, record in enumerate(recs):
             stamp = getattr(record, "timestamp", None)
             if stamp is not None and stamp > high:
                 high = stamp
-            keyed.append((major, high, topic, partition, n, tp, record))
+            keyed.append((high, topic, partition, n, tp, record))
     keyed.sort(key=_KEY)
+    if backlog is not None and len(keyed) > backlog:
+        keyed = _partition_runs(keyed, max(1, backlog // 2))
     for *_, tp, record in keyed:
         yield tp, record
+
+
+def _partition_runs(keyed: list[Any], run: int) -> list[Any]:
+    """``keyed`` (in event time) as runs of ``run`` records of one partition number: a record's
+    run is its place among its partition number's records, so a partition's (and a user's)
+    order is kept, and every partition number has its turn before any has a second one."""
+    seen: dict[int, int] = {}
+    ranked = []
+    for entry in keyed:
+        partition = entry[2]
+        place = seen.get(partition, 0)
+        seen[partition] = place + 1
+        ranked.append((place // run, partition, entry))
+    ranked.sort(key=_RUN)
+    return [entry for *_, entry in ranked]
+
+
+_RUN = itemgetter(0, 1)
 
 
 class EventTimeScheduling(DefaultSchedulingStrategy):

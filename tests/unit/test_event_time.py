@@ -117,14 +117,21 @@ def test_a_backlog_goes_partition_by_partition_each_in_event_time() -> None:
         ("carts", 1, 0), ("clicks", 0, 0), ("clicks", 1, 0), ("carts", 0, 0),
         ("clicks", 0, 1), ("clicks", 1, 1), ("clicks", 0, 2), ("carts", 0, 1),
     ]  # fmt: skip
-    runs = _coords(list(in_event_time(fetch, backlog=7)))
+    runs = _coords(list(in_event_time(fetch, backlog=7)))  # runs of 7 // 2 = 3 records
     assert runs == [
-        ("clicks", 0, 0), ("carts", 0, 0), ("clicks", 0, 1), ("clicks", 0, 2), ("carts", 0, 1),
+        ("clicks", 0, 0), ("carts", 0, 0), ("clicks", 0, 1),
         ("carts", 1, 0), ("clicks", 1, 0), ("clicks", 1, 1),
+        ("clicks", 0, 2), ("carts", 0, 1),
     ]  # fmt: skip
+    turns = _coords(list(in_event_time(fetch, backlog=2)))  # runs of one record
+    assert [c[1] for c in turns] == [0, 1, 0, 1, 0, 1, 0, 0]
+    whole = _coords(list(in_event_time(fetch, backlog=7 * 2 + 1)))  # more than was fetched
+    assert whole == across
     # a user's records all sit in one partition number: their order is the same either way
     for partition in (0, 1):
-        assert [c for c in runs if c[1] == partition] == [c for c in across if c[1] == partition]
+        mine = [c for c in across if c[1] == partition]
+        assert [c for c in runs if c[1] == partition] == mine
+        assert [c for c in turns if c[1] == partition] == mine
     assert _coords(list(in_event_time(fetch))) == across  # no threshold: never by partition
 
 
