@@ -30,8 +30,9 @@ batch of records (in event time across its topics), then partition 1's, ..., the
 partition number and keep exactly the order above; what changes is which users share a
 batch. A batch then holds one partition's shoppers over a span of time several times longer,
 so more of each one's session coalesces into one ranking. Draining the bench backlog (one
-worker, 40,000 events, two pairs): 0.28 lists an event -> 0.13, worker CPU 533-538 -> 308-369
-us an event, 1,765 / 1,767 -> 3,109 / 2,575 events/s. Below the threshold nothing changes: a
+worker, 40,000 events): 0.28 lists an event -> 0.13, worker CPU 533-538 -> 308-369 us an event,
+1,765 / 1,767 -> 3,109 / 2,575 events/s with whole partitions one after another, 1,787 ->
+2,774 / 2,729 with the partitions taking turns. Below the threshold nothing changes: a
 fetch that fits in a batch or two is ranked about as soon whatever its order, and a steady load
 below capacity fetches a few records at a time. The price, only under a backlog: a partition's
 records wait behind a batch of each other partition's records, not only behind older ones
@@ -54,6 +55,7 @@ from typing import Any
 from faust.transport.utils import DefaultSchedulingStrategy
 
 _KEY = itemgetter(0, 1, 2, 3)
+_RUN = itemgetter(0, 1)
 
 
 def in_event_time(
@@ -92,9 +94,6 @@ def _partition_runs(keyed: list[Any], run: int) -> list[Any]:
         ranked.append((place // run, partition, entry))
     ranked.sort(key=_RUN)
     return [entry for *_, entry in ranked]
-
-
-_RUN = itemgetter(0, 1)
 
 
 class EventTimeScheduling(DefaultSchedulingStrategy):
