@@ -104,10 +104,12 @@ class CoalescingWriter:
     # -- producer side (event loop thread, O(1)) ----------------------------------------------
     def submit(self, point: UserPoint) -> None:
         """Record the newest point for its user; the background loop writes it soon."""
-        if self._dim is not None and len(point.vector) != self._dim:
-            # Rejected here: a wrong-sized vector would poison every batch it joined.
-            raise ValueError(f"user vector has {len(point.vector)} dims, sink expects {self._dim}")
+        self._check_dim(point)  # here: a wrong-sized vector would poison every batch it joined
         self._put(point.user_id, point)
+
+    def _check_dim(self, point: UserPoint) -> None:
+        if self._dim is not None and len(point.vector) != self._dim:
+            raise ValueError(f"user vector has {len(point.vector)} dims, sink expects {self._dim}")
 
     def submit_lazy(self, user_id: str, build: PointBuilder) -> None:
         """Like ``submit``, with the point built by ``build()`` on the event loop when it is
@@ -252,10 +254,7 @@ class CoalescingWriter:
             built += 1
             try:
                 made = point()
-                if self._dim is not None and len(made.vector) != self._dim:
-                    raise ValueError(
-                        f"user vector has {len(made.vector)} dims, sink expects {self._dim}"
-                    )
+                self._check_dim(made)
             except Exception as exc:
                 failed[uid] = f"{type(exc).__name__}: {exc}"
                 del batch[uid]
