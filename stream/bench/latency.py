@@ -3,7 +3,9 @@
 Three processes besides the broker: the rate-controlled load generator (``loadgen``), the
 system under test (a pipeline worker, or for the floor a bare ``relay``) and a downstream
 consumer (``probe``). Loads are 25 / 50 / 75 % of the maximum rate measured by the throughput
-phase; the floor runs at the same absolute rates on its own topics.
+phase; the floor runs at the same absolute rates on its own topics, and so does the Faust
+floor (``faust_relay``: the worker's Faust path, no engine), which tells what the pipeline's
+latency owes to Faust and what to its own work.
 
 Which answer belongs to an event: the worker coalesces a user's burst into one ranking that
 answers the burst's newest event (``Engine.step``), so an event's answer is the first list for
@@ -33,6 +35,7 @@ import numpy as np
 
 from stream.adapters.topics import all_topics, ensure_topics
 from stream.bench.context import BenchContext, say
+from stream.bench.faust_relay import FAUST_RELAY_OUT
 from stream.bench.loadgen import write_jsonl
 from stream.bench.procstat import cpu_seconds, machine_cpu
 from stream.bench.relay import RELAY_OUT
@@ -125,6 +128,14 @@ def summarize(latencies: np.ndarray, unanswered: int) -> dict[str, Any]:
         "max": round(float(latencies.max()), 2),
         "mean": round(float(latencies.mean()), 2),
     }
+
+
+@dataclass(frozen=True)
+class FaustFloor:
+    """Which loads the Faust floor runs at, and whether a warm-up level comes first."""
+
+    loads: tuple[float, ...] = LOADS
+    warmup: bool = True
 
 
 @dataclass
@@ -256,9 +267,9 @@ def _run_levels(
     levels: list[Level],
     sut: subprocess.Popen[bytes],
     metrics_port: int | None = None,
+    topic: str = "recommendations",
 ) -> list[dict[str, Any]]:
     """Probe on the output topic, then each level's load; the SUT must stay alive throughout."""
-    topic = RELAY_OUT if name == "floor" else "recommendations"
     probe_log = ctx.run_dir / f"{name}-probe.tsv"
     probe_log.unlink(missing_ok=True)
     argv = ["-m", "stream.bench.probe", "--topic", topic, "--log", str(probe_log)]
@@ -313,10 +324,15 @@ def _line(stats: dict[str, Any]) -> str:
 
 
 def run_latency(
-    ctx: BenchContext, catalog: list[dict[str, Any]], levels: list[Level], warmup: Level
+    ctx: BenchContext,
+    catalog: list[dict[str, Any]],
+    levels: list[Level],
+    warmup: Level,
+    faust: FaustFloor = FaustFloor(),
 ) -> dict[str, Any]:
-    """Pipeline latency per load level, then the relay floor at the same rates; each after its
-    start-up backlog and a warm-up level (reported apart, under ``warmup``)."""
+    """Pipeline latency per load level, then the relay floor at the same rates, then the Faust
+    floor at ``faust.loads`` of them; each after its start-up backlog and a warm-up level
+    (reported apart, under ``warmup``; the Faust floor's only if ``faust.warmup``)."""
     pipe_prefix, floor_prefix = "lat-", "floor-"
     settings = ctx.settings(pipe_prefix)
     asyncio.run(ensure_topics(settings))
@@ -340,6 +356,29 @@ def run_latency(
     relay = ctx.supervisor.spawn(argv, ctx.env(floor_prefix, "relay"), ctx.log("relay"))
     with ctx.supervisor.running(relay):
         wait_for(ready.exists, 30, "relay")
-        floor_warm, *floor = _run_levels(ctx, floor_prefix, "floor", [warmup, *levels], relay)
-    warm = {"pipeline": pipe_warm, "floor": floor_warm, "backlog_drained_s": drained_s}
-    return {"pipeline": pipeline, "floor": floor, "warmup": warm}
+        floor_warm, *floor = _run_levels(
+            ctx, floor_prefix, "floor", [warmup, *levels], relay, topic=RELAY_OUT
+        )
+    faust_levels = [level for level in levels if level.share in faust.loads]
+    faust_rows = _faust_floor(ctx, [warmup, *faust_levels] if faust.warmup else faust_levels)
+    warm: dict[str, Any] = {"pipeline": pipe_warm, "floor": floor_warm}
+    if faust.warmup:
+        warm["faust_floor"] = faust_rows.pop(0)
+    warm["backlog_drained_s"] = drained_s
+    return {"pipeline": pipeline, "floor": floor, "faust_floor": faust_rows, "warmup": warm}
+
+
+def _faust_floor(ctx: BenchContext, levels: list[Level]) -> list[dict[str, Any]]:
+    """The same levels through the worker's Faust path with no engine (``faust_relay``)."""
+    prefix = "faust-floor-"
+    asyncio.run(ensure_topics(ctx.settings(prefix), (*all_topics(), FAUST_RELAY_OUT)))
+    ready = ctx.run_dir / "faust-relay.ready"
+    ready.unlink(missing_ok=True)
+    argv = ["-m", "stream.bench.faust_relay", "--out", FAUST_RELAY_OUT, "--ready", str(ready)]
+    say("[latency] starting the Faust relay ...")
+    relay = ctx.supervisor.spawn(argv, ctx.env(prefix, "faust-relay"), ctx.log("faust-relay"))
+    with ctx.supervisor.running(relay):
+        wait_for(lambda: ready.exists() or relay.poll() is not None, 120, "Faust relay")
+        if relay.poll() is not None:
+            raise RuntimeError(f"Faust relay exited {relay.poll()} (see its log)")
+        return _run_levels(ctx, prefix, "faust_floor", levels, relay, topic=FAUST_RELAY_OUT)

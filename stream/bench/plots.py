@@ -61,8 +61,8 @@ def drains(report: dict[str, Any], path: Path) -> Path:
 
 def latency(report: dict[str, Any], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(8, 4))
-    for name, style in (("pipeline", "-"), ("floor", "--")):
-        rows = [r for r in report["latency"][name] if r.get("events")]
+    for name, style in (("pipeline", "-"), ("floor", "--"), ("faust_floor", ":")):
+        rows = [r for r in report["latency"].get(name, []) if r.get("events")]
         loads = [int(r["load"] * 100) for r in rows]
         for q, colour in (("p50", "#2a7"), ("p95", "#e90"), ("p99", "#c33")):
             ax.plot(
@@ -71,7 +71,7 @@ def latency(report: dict[str, Any], path: Path) -> Path:
     ax.set_yscale("log")
     ax.set_xlabel("load, % of the measured max rate")
     ax.set_ylabel("event → list consumed, ms (log)")
-    ax.set_title("End-to-end latency vs broker floor (relay)")
+    ax.set_title("End-to-end latency vs the broker floor (relay) and the Faust floor")
     ax.legend(fontsize=7, ncol=2)
     return _save(fig, path)
 

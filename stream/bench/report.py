@@ -2,7 +2,8 @@
 
 JSON keys other tools rely on: ``pipeline_eps``, ``two_workers_eps``, ``noop_faust_eps``,
 ``naive_faust_eps``, ``bare_consumer_eps``, ``latency_ms.{p50,p95,p99}`` (pipeline, 50 % load),
-``floor_latency_ms`` and ``latency_over_floor_ms`` (same load), ``ratios``; the rest (per-load
+``floor_latency_ms`` and ``latency_over_floor_ms`` (same load), ``faust_floor_latency_ms`` (the
+worker's Faust path with no engine, same load), ``ratios``; the rest (per-load
 tables, stages, scaling, state) is described in the markdown.
 """
 
@@ -23,7 +24,7 @@ NOISE_NOTE = (
 
 def headline_latency(latency: dict[str, Any], name: str = "pipeline") -> dict[str, Any]:
     """The 50 %-load row of a latency table (what ``latency_ms`` holds)."""
-    row = next((r for r in latency[name] if r["load"] == 0.5), None)
+    row = next((r for r in latency.get(name, []) if r["load"] == 0.5), None)
     if row is None or not row.get("events"):
         return {}
     return {k: row[k] for k in ("p50", "p95", "p99", "max")} | {"load": 0.5}
@@ -80,8 +81,8 @@ def _latency_md(r: dict[str, Any]) -> list[str]:
     head += ["machine busy", "Qdrant share of CPU"]
     lines += [_row(head), _row(["---"] * len(head))]
     warm = r["latency"].get("warmup") or {}
-    for name in ("pipeline", "floor"):
-        for row in r["latency"][name]:
+    for name in ("pipeline", "floor", "faust_floor"):
+        for row in r["latency"].get(name, []):
             values = [row.get(k, "-") for k in keys]
             lines.append(_row([name, f"{int(row['load'] * 100)} %", row["rate_eps"], *values]))
         if name in warm:  # start-up, apart from the loads (see stream.bench.latency)
@@ -94,9 +95,21 @@ def _latency_md(r: dict[str, Any]) -> list[str]:
             "Pipeline minus floor at 50 % load: "
             + ", ".join(f"{q} **{v:+.1f} ms**" for q, v in over.items()),
         ]
+    faust, floor = r.get("faust_floor_latency_ms") or {}, r.get("floor_latency_ms") or {}
+    if faust and floor:
+        lines += [
+            "",
+            "Faust floor minus floor at 50 % load (what the worker's Faust path adds before "
+            "any ranking): "
+            + ", ".join(f"{q} **{faust[q] - floor[q]:+.1f} ms**" for q in over if q in faust),
+        ]
     lines += [
         "",
         "`floor` = bare relay (consume → produce) on the same broker, same rates. "
+        "`faust_floor` = the worker's Kafka path with no engine (`stream.bench.faust_relay`: "
+        "a Faust app configured like the worker, its batch feeder and output producer, one "
+        "answer an event), same rates: the floor of a Faust worker of this design; its CPU "
+        "per event is what that path costs at the rate. "
         "`worker mean ms` / `mean batch`: the worker's own /metrics over the level (broker "
         "receive → emit; events per batch), a cross-check of the probe's figures; `of which "
         "delivery`: broker receive → handed to the pipeline (fetch, Faust, waiting behind "

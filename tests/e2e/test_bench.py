@@ -77,8 +77,11 @@ def test_bench_quick_writes_positive_figures(tmp_path: Path) -> None:
         _positive(r["latency_ms"][q], f"latency_ms.{q}")
         _positive(r["floor_latency_ms"][q], f"floor_latency_ms.{q}")
     assert r["ratios"] and all(v > 0 for v in r["ratios"].values()), r["ratios"]
-    for name in ("pipeline", "floor"):
-        assert [row["load"] for row in r["latency"][name]] == [0.25, 0.5, 0.75]
+    for q in ("p50", "p95", "p99"):  # the worker's Faust path with no engine, at 50 %
+        _positive(r["faust_floor_latency_ms"][q], f"faust_floor_latency_ms.{q}")
+    expected = {"pipeline": [0.25, 0.5, 0.75], "floor": [0.25, 0.5, 0.75], "faust_floor": [0.5]}
+    for name, loads in expected.items():
+        assert [row["load"] for row in r["latency"][name]] == loads
         for row in r["latency"][name]:
             _positive(row["rate_eps"], f"{name} rate")
             _positive(row["events"], f"{name} events at {row['load']}")
@@ -116,7 +119,7 @@ def test_bench_quick_writes_positive_figures(tmp_path: Path) -> None:
     assert r["header"]["commit"] and r["header"]["machine"]["cpus"]
     assert r["workload"]["mix"].get("clicks") and r["workload"]["mix"].get("orders")
     md = (out / "bench.md").read_text()
-    assert "pipeline" in md and "floor" in md
+    assert "pipeline" in md and "floor" in md and "faust_floor" in md
     for png in ("throughput", "drains", "latency", "burst_stages", "scaling", "state_rss"):
         assert (out / f"{png}.png").stat().st_size > 1000, png
     assert _survivors(tmp_path) == []

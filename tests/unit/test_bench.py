@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
+from stream.bench.faust_relay import answer as faust_relay_answer
 from stream.bench.inprocess import (
     BurstRunner,
     Raw,
@@ -18,6 +19,8 @@ from stream.bench.inprocess import (
     measure_bursts,
 )
 from stream.bench.latency import WARMUP_S, answered_latencies, cpu_view, summarize
+from stream.bench.report import _latency_md as latency_md
+from stream.bench.report import headline_latency
 from stream.bench.throughput import ratios
 from stream.bench.workload import WorkloadConfig, generate_events, topic_mix
 from stream.domain.profile import UserProfile
@@ -349,3 +352,42 @@ def test_a_fresh_report_does_not_mark_the_code_dirty(tmp_path: Path) -> None:
     assert _commit(tmp_path)[1] is False
     (tmp_path / "code.py").write_text("x = 2\n")
     assert _commit(tmp_path)[1] is True
+
+
+def test_the_faust_relay_answers_an_event_as_the_probe_reads_a_list() -> None:
+    body = orjson.dumps({"event_id": "e1", "user_id": "u1", "ts": 5, "item_id": "i"})
+    answer = faust_relay_answer(body)
+    assert answer is not None
+    assert orjson.loads(answer) == {"user_id": "u1", "trigger": {"event_id": "e1"}}
+    # what the probe could not match (no event id, not JSON, a tombstone) is not answered
+    for raw in (orjson.dumps({"user_id": "u1"}), b"not json", None, b"[1]"):
+        assert faust_relay_answer(raw) is None
+
+
+def test_the_latency_table_shows_the_faust_floor_with_its_own_loads() -> None:
+    row = {
+        "load": 0.5,
+        "rate_eps": 100.0,
+        "p50": 2.0,
+        "p95": 3.0,
+        "p99": 4.0,
+        "max": 5.0,
+        "events": 9,
+    }
+    report = {
+        "latency": {"pipeline": [row], "floor": [row], "faust_floor": [row | {"p99": 7.0}]},
+        "latency_over_floor_ms": {"p50": 0.0, "p95": 0.0, "p99": 0.0},
+        "floor_latency_ms": headline_latency({"floor": [row]}, "floor"),
+        "faust_floor_latency_ms": headline_latency(
+            {"faust_floor": [row | {"p99": 7.0}]}, "faust_floor"
+        ),
+    }
+    md = "\n".join(latency_md(report))
+    assert "| faust_floor | 50 % | 100.0 | 2.0 | 3.0 | 7.0 |" in md
+    assert "p99 **+3.0 ms**" in md  # the Faust floor over the bare floor
+    # a report from before the Faust floor existed still renders
+    older = {k: v for k, v in report.items() if k != "faust_floor_latency_ms"}
+    older["latency"] = {"pipeline": [row], "floor": [row]}
+    md_old = "\n".join(latency_md(older))
+    assert "| faust_floor |" not in md_old and "Faust floor minus" not in md_old
+    assert headline_latency(older["latency"], "faust_floor") == {}
