@@ -40,7 +40,7 @@ QUICK: dict[str, Any] = {
     "events": 2500,
     "items": 3000,
     "users": 1000,
-    "latency_seconds": 3.0,
+    "latency_seconds": 2.0,
     "state_sizes": (2000, 10_000, 20_000),
     "repeats": 30,
     "faust_floor_loads": (0.5,),
