@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -86,12 +87,20 @@ def main() -> None:
     parser.add_argument("--expect", type=int, required=True)
     parser.add_argument("--result", type=Path, required=True)
     args = parser.parse_args()
+    counter = RateCounter(args.expect, args.result)
+    run_app(lambda settings, flavour: build_app(args.kind, settings, flavour, counter))
+
+
+def run_app(build: Callable[[Settings, str], faust.App]) -> None:
+    """Run the app ``build(settings, flavour)`` makes as a Faust worker, until it is stopped:
+    settings from the environment, the worker's event loop, topics created as the worker does."""
     logging.basicConfig(level=logging.INFO)
     settings = Settings.from_env()
     use_event_loop(settings.event_loop)  # the worker's loop: measured like with like
     flavour = asyncio.run(prepare(settings))
-    app = build_app(args.kind, settings, flavour, RateCounter(args.expect, args.result))
-    worker = faust.Worker(app, loglevel="info", quiet=True, loop=asyncio.new_event_loop())
+    worker = faust.Worker(
+        build(settings, flavour), loglevel="info", quiet=True, loop=asyncio.new_event_loop()
+    )
     worker.execute_from_commandline()
 
 

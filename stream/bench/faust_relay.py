@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,13 +26,12 @@ import faust
 import mode
 import orjson
 
-from stream.adapters.event_loop import use_event_loop
 from stream.adapters.faust_batches import BATCH_GAP_S, BatchFeeder, ConsumerLag
 from stream.adapters.faust_config import faust_config
 from stream.adapters.outputs import OutputProducer
+from stream.bench.faust_baseline import run_app
 from stream.broker import free_port
 from stream.settings import CONTROL_TOPICS, USER_TOPICS, Settings
-from stream.worker import prepare
 
 FAUST_RELAY_OUT = "bench-faust-relay-out"
 
@@ -55,7 +53,7 @@ def build_app(settings: Settings, flavour: str, out: str, ready: Path) -> faust.
         **faust_config(settings, flavour),
         store="memory://",
         web_port=free_port(),
-        stream_wait_empty=False,
+        stream_wait_empty=True,  # as the worker's
     )
     app.recstream_fetch_max_wait_ms = settings.fetch_max_wait_ms  # type: ignore[attr-defined]
     channel = app.topic(
@@ -114,13 +112,7 @@ def main() -> None:
     parser.add_argument("--out", default=FAUST_RELAY_OUT)
     parser.add_argument("--ready", type=Path, required=True)
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO)
-    settings = Settings.from_env()
-    use_event_loop(settings.event_loop)  # the worker's loop: measured like with like
-    flavour = asyncio.run(prepare(settings))
-    app = build_app(settings, flavour, args.out, args.ready)
-    worker = faust.Worker(app, loglevel="info", quiet=True, loop=asyncio.new_event_loop())
-    worker.execute_from_commandline()
+    run_app(lambda settings, flavour: build_app(settings, flavour, args.out, args.ready))
 
 
 if __name__ == "__main__":

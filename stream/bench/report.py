@@ -101,7 +101,11 @@ def _latency_md(r: dict[str, Any]) -> list[str]:
             "",
             "Faust floor minus floor at 50 % load (what the worker's Faust path adds before "
             "any ranking): "
-            + ", ".join(f"{q} **{faust[q] - floor[q]:+.1f} ms**" for q in over if q in faust),
+            + ", ".join(
+                f"{q} **{faust[q] - floor[q]:+.1f} ms**"
+                for q in ("p50", "p95", "p99")
+                if q in faust and q in floor
+            ),
         ]
     lines += [
         "",
