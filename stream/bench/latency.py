@@ -348,19 +348,10 @@ def run_latency(
         pipe_warm, *pipeline = _run_levels(
             ctx, pipe_prefix, "pipeline", [warmup, *levels], worker, port
         )
-    floor_settings = ctx.settings(floor_prefix)
-    asyncio.run(ensure_topics(floor_settings, (*all_topics(), RELAY_OUT)))
-    ready = ctx.run_dir / "relay.ready"
-    ready.unlink(missing_ok=True)
-    argv = ["-m", "stream.bench.relay", "--out", RELAY_OUT, "--ready", str(ready)]
-    relay = ctx.supervisor.spawn(argv, ctx.env(floor_prefix, "relay"), ctx.log("relay"))
-    with ctx.supervisor.running(relay):
-        wait_for(ready.exists, 30, "relay")
-        floor_warm, *floor = _run_levels(
-            ctx, floor_prefix, "floor", [warmup, *levels], relay, topic=RELAY_OUT
-        )
+    bare = _Relay("floor", floor_prefix, "stream.bench.relay", RELAY_OUT, "relay", 30.0)
+    floor_warm, *floor = bare.run(ctx, [warmup, *levels])
     faust_levels = [level for level in levels if level.share in faust.loads]
-    faust_rows = _faust_floor(ctx, [warmup, *faust_levels] if faust.warmup else faust_levels)
+    faust_rows = FAUST_RELAY.run(ctx, [warmup, *faust_levels] if faust.warmup else faust_levels)
     warm: dict[str, Any] = {"pipeline": pipe_warm, "floor": floor_warm}
     if faust.warmup:
         warm["faust_floor"] = faust_rows.pop(0)
@@ -368,17 +359,38 @@ def run_latency(
     return {"pipeline": pipeline, "floor": floor, "faust_floor": faust_rows, "warmup": warm}
 
 
-def _faust_floor(ctx: BenchContext, levels: list[Level]) -> list[dict[str, Any]]:
-    """The same levels through the worker's Faust path with no engine (``faust_relay``)."""
-    prefix = "faust-floor-"
-    asyncio.run(ensure_topics(ctx.settings(prefix), (*all_topics(), FAUST_RELAY_OUT)))
-    ready = ctx.run_dir / "faust-relay.ready"
-    ready.unlink(missing_ok=True)
-    argv = ["-m", "stream.bench.faust_relay", "--out", FAUST_RELAY_OUT, "--ready", str(ready)]
-    say("[latency] starting the Faust relay ...")
-    relay = ctx.supervisor.spawn(argv, ctx.env(prefix, "faust-relay"), ctx.log("faust-relay"))
-    with ctx.supervisor.running(relay):
-        wait_for(lambda: ready.exists() or relay.poll() is not None, 120, "Faust relay")
-        if relay.poll() is not None:
-            raise RuntimeError(f"Faust relay exited {relay.poll()} (see its log)")
-        return _run_levels(ctx, prefix, "faust_floor", levels, relay, topic=FAUST_RELAY_OUT)
+@dataclass(frozen=True)
+class _Relay:
+    """A floor's relay process (``module``, writing to ``out``) and how its levels are run."""
+
+    name: str  # its rows' name in the report
+    prefix: str  # its topics' prefix
+    module: str
+    out: str
+    role: str  # its log and data dir
+    ready_timeout_s: float
+
+    def run(self, ctx: BenchContext, levels: list[Level]) -> list[dict[str, Any]]:
+        """Topics, the relay started (and stopped after), then ``levels`` through it."""
+        asyncio.run(ensure_topics(ctx.settings(self.prefix), (*all_topics(), self.out)))
+        ready = ctx.run_dir / f"{self.role}.ready"
+        ready.unlink(missing_ok=True)
+        argv = ["-m", self.module, "--out", self.out, "--ready", str(ready)]
+        say(f"[latency] starting the {self.role} ...")
+        env, log = ctx.env(self.prefix, self.role), ctx.log(self.role)
+        relay = ctx.supervisor.spawn(argv, env, log)
+        with ctx.supervisor.running(relay):
+            wait_for(
+                lambda: ready.exists() or relay.poll() is not None,
+                self.ready_timeout_s,
+                self.role,
+            )
+            if relay.poll() is not None:
+                raise RuntimeError(f"{self.role} exited {relay.poll()} (see its log)")
+            return _run_levels(ctx, self.prefix, self.name, levels, relay, topic=self.out)
+
+
+#: the Faust floor: the same levels through the worker's Faust path with no engine
+FAUST_RELAY = _Relay(
+    "faust_floor", "faust-floor-", "stream.bench.faust_relay", FAUST_RELAY_OUT, "faust-relay", 120.0
+)
