@@ -19,7 +19,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from stream.adapters.event_loop import use_event_loop
-from stream.adapters.outputs import OUTPUT_LINGER_MS
+from stream.adapters.outputs import OUTPUT_LINGER_MS, OUTPUT_MAX_BATCH_BYTES
 from stream.bench.probe import assigned_consumer
 from stream.settings import USER_TOPICS, Settings
 
@@ -34,6 +34,7 @@ async def relay(settings: Settings, out_topic: str, ready: Path) -> None:
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap,
         linger_ms=OUTPUT_LINGER_MS,
+        max_batch_size=OUTPUT_MAX_BATCH_BYTES,
         acks="all",
         **settings.kafka_security.aiokafka_kwargs(),
     )
