@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
+from stream.bench.answers import WARMUP_S, answered_latencies, summarize
 from stream.bench.faust_relay import answer as faust_relay_answer
 from stream.bench.inprocess import (
     BurstRunner,
@@ -18,7 +19,7 @@ from stream.bench.inprocess import (
     encode,
     measure_bursts,
 )
-from stream.bench.latency import WARMUP_S, answered_latencies, cpu_view, summarize
+from stream.bench.latency import cpu_view
 from stream.bench.report import _latency_md as latency_md
 from stream.bench.report import headline_latency
 from stream.bench.throughput import ratios
