@@ -126,6 +126,7 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
             latency_seconds=args.latency_seconds,
             state_sizes=sizes,
             repeats=args.repeats,
+            capacity_probes=args.capacity_probes,
             out_dir=Path(args.out),
             json_path=Path(args.json) if args.json else None,
         )
@@ -238,6 +239,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latency-seconds", type=float, default=None, help="per load level")
     p.add_argument("--state-sizes", default=None, help="users in state, e.g. 10000,100000")
     p.add_argument("--repeats", type=int, default=None, help="clicks per scaling point")
+    p.add_argument(
+        "--capacity-probes",
+        type=int,
+        default=None,
+        help="paced probes of one worker's steady capacity (full: 4, --quick: 0)",
+    )
     p.set_defaults(func=_cmd_bench)
 
     from stream.model_cli import register as register_model

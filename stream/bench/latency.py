@@ -27,6 +27,7 @@ from typing import Any
 
 from stream.adapters.topics import all_topics, ensure_topics
 from stream.bench.answers import answered_latencies, read_probe, summarize
+from stream.bench.capacity import CapacitySearch, search
 from stream.bench.context import BenchContext, say
 from stream.bench.faust_relay import FAUST_RELAY_OUT
 from stream.bench.loadgen import write_jsonl
@@ -98,6 +99,22 @@ def warmup_level(
     wanted = max(20, int(first.rate * WARMUP_LEVEL_S))
     count = write_jsonl(path, generate_events(catalog, cfg, wanted, part=len(LOADS) + 1))
     return Level(0.0, first.rate, path, count)
+
+
+def probe_level(
+    run_dir: Path,
+    catalog: list[dict[str, Any]],
+    cfg: WorkloadConfig,
+    share: float,
+    rate: float,
+    plan: CapacitySearch,
+    part: int,
+) -> Level:
+    """A capacity probe's events: ``plan.seconds`` at ``rate``, from workload part ``part``."""
+    path = run_dir / f"capacity-{part}.jsonl"
+    wanted = max(20, int(rate * plan.seconds))
+    count = write_jsonl(path, generate_events(catalog, cfg, wanted, part=part))
+    return Level(max(share, 0.001), rate, path, count)
 
 
 def total_lag(sample: dict[str, float] | None) -> float | None:
@@ -254,10 +271,12 @@ def run_latency(
     levels: list[Level],
     warmup: Level,
     faust: FaustFloor = FaustFloor(),
+    capacity: tuple[CapacitySearch, WorkloadConfig] | None = None,
 ) -> dict[str, Any]:
-    """Pipeline latency per load level, then the relay floor at the same rates, then the Faust
-    floor at ``faust.loads`` of them; each after its start-up backlog and a warm-up level
-    (reported apart, under ``warmup``; the Faust floor's only if ``faust.warmup``)."""
+    """Pipeline latency per load level (then, with ``capacity``, the worker's steady capacity
+    searched on it), then the relay floor at the same rates, then the Faust floor at
+    ``faust.loads`` of them; each after its start-up backlog and a warm-up level (reported
+    apart, under ``warmup``; the Faust floor's only if ``faust.warmup``)."""
     pipe_prefix, floor_prefix = "lat-", "floor-"
     settings = ctx.settings(pipe_prefix)
     asyncio.run(ensure_topics(settings))
@@ -273,6 +292,19 @@ def run_latency(
         pipe_warm, *pipeline = _run_levels(
             ctx, pipe_prefix, "pipeline", [warmup, *levels], worker, port
         )
+        steady: dict[str, Any] | None = None
+        if capacity is not None and capacity[0].probes > 0:
+            plan, cfg = capacity
+            ceiling = levels[-1].rate / levels[-1].share
+
+            def measure(rate: float, part: int) -> dict[str, Any]:
+                level = probe_level(ctx.run_dir, catalog, cfg, rate / ceiling, rate, plan, part)
+                return _run_levels(ctx, pipe_prefix, "capacity", [level], worker, port)[0]
+
+            steady = search(plan, pipeline, ceiling, measure)
+            say(
+                f"[latency] steady capacity (p99 <= {plan.p99_ms:.0f} ms): {steady['eps']} events/s"
+            )
     bare = _Relay("floor", floor_prefix, "stream.bench.relay", RELAY_OUT, "relay", 30.0)
     floor_warm, *floor = bare.run(ctx, [warmup, *levels])
     faust_levels = [level for level in levels if level.share in faust.loads]
@@ -281,7 +313,8 @@ def run_latency(
     if faust.warmup:
         warm["faust_floor"] = faust_rows.pop(0)
     warm["backlog_drained_s"] = drained_s
-    return {"pipeline": pipeline, "floor": floor, "faust_floor": faust_rows, "warmup": warm}
+    out = {"pipeline": pipeline, "floor": floor, "faust_floor": faust_rows, "warmup": warm}
+    return out if steady is None else out | {"capacity": steady}
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,14 @@ def latency(report: dict[str, Any], path: Path) -> Path:
             ax.plot(
                 loads, [r[q] for r in rows], style, marker="o", color=colour, label=f"{name} {q}"
             )
+    probes = (report["latency"].get("capacity") or {}).get("probes", [])
+    probes = [p for p in probes if p.get("events")]
+    if probes:  # the steady-capacity search's paced probes (their p99) and its bound
+        ax.plot(
+            [p["load"] * 100 for p in probes], [p["p99"] for p in probes], "x", color="#c33",
+            markersize=9, label="capacity probe p99",
+        )  # fmt: skip
+        ax.axhline(report["latency"]["capacity"]["p99_bound_ms"], color="#888", lw=0.8)
     ax.set_yscale("log")
     ax.set_xlabel("load, % of the measured max rate")
     ax.set_ylabel("event → list consumed, ms (log)")

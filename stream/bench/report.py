@@ -3,7 +3,8 @@
 JSON keys other tools rely on: ``pipeline_eps``, ``two_workers_eps``, ``noop_faust_eps``,
 ``naive_faust_eps``, ``bare_consumer_eps``, ``latency_ms.{p50,p95,p99}`` (pipeline, 50 % load),
 ``floor_latency_ms`` and ``latency_over_floor_ms`` (same load), ``faust_floor_latency_ms`` (the
-worker's Faust path with no engine, same load), ``ratios``; the rest (per-load
+worker's Faust path with no engine, same load), ``ratios``, ``steady_capacity_eps`` (full runs:
+the fastest paced load one worker answered within the p99 bound); the rest (per-load
 tables, stages, scaling, state) is described in the markdown.
 """
 
@@ -131,6 +132,31 @@ def _latency_md(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _capacity_md(r: dict[str, Any]) -> list[str]:
+    c = r.get("latency", {}).get("capacity")
+    if not c:
+        return []
+    bound = c["p99_bound_ms"]
+    found = (
+        f"**{c['eps']:,.0f} events/s** ({c['share_of_drained'] * 100:.0f} % of the drained rate, "
+        f"{c['drained_eps']:,.0f})"
+        if c["eps"]
+        else "no probe within the bound"
+    )
+    lines = [f"## Steady capacity of one worker (p99 ≤ {bound:.0f} ms)", ""]
+    lines += [
+        f"{found}; the slowest load beyond the bound: {c['first_beyond_eps']:,.0f} events/s. "
+        "The latency levels above were the first points of the search; then paced probes "
+        "(`stream.bench.capacity`):",
+        "",
+        _row(["events/s", "p50 ms", "p99 ms", "unanswered", "mean batch", "CPU ms/event"]),
+        _row(["---"] * 6),
+    ]
+    keys = ("p50", "p99", "unanswered", "worker_mean_batch", "sut_cpu_ms_per_event")
+    lines += [_row([p["rate_eps"], *(p.get(k, "-") for k in keys)]) for p in c["probes"]]
+    return [*lines, ""]
+
+
 def _burst_md(r: dict[str, Any]) -> list[str]:
     b = r["burst"]
     lines = ["## In-worker time per user burst (in-process, in-memory state)", ""]
@@ -249,6 +275,7 @@ def markdown(r: dict[str, Any], pngs: list[Path]) -> str:
     for section, render in (
         ("pipeline_eps", _throughput_md),
         ("latency", _latency_md),
+        ("latency", _capacity_md),
         ("burst", _burst_md),
         ("hotspots", _hotspots_md),
         ("scaling", _scaling_md),

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from stream.adapters.topics import all_topics, ensure_topics
+from stream.bench.capacity import CapacitySearch
 from stream.bench.context import BenchContext, say
 from stream.bench.faust_baseline import NAIVE_OUT
 from stream.bench.hotspots import profile_bursts
@@ -45,6 +46,7 @@ QUICK: dict[str, Any] = {
     "repeats": 30,
     "faust_floor_loads": (0.5,),
     "faust_floor_warmup": False,
+    "capacity_probes": 0,
 }
 
 
@@ -61,6 +63,11 @@ class BenchOptions:
     #: (``--quick``: the 50 % one only, no warm-up: ~9 s instead of ~25, within 2 minutes)
     faust_floor_loads: tuple[float, ...] = LOADS
     faust_floor_warmup: bool = True
+    #: paced probes of one worker's steady capacity after the latency levels, the p99 bound
+    #: and each probe's length (``stream.bench.capacity``; ``--quick``: none, ~40 s saved)
+    capacity_probes: int = 4
+    capacity_p99_ms: float = 100.0
+    capacity_seconds: float = 8.0
     seed: int = 7
     out_dir: Path = Path("reports/bench")
     json_path: Path | None = None
@@ -192,7 +199,8 @@ def _with_processes(
     )
     warmup = warmup_level(run_dir, catalog, opts.workload(), levels[0])
     faust = FaustFloor(opts.faust_floor_loads, opts.faust_floor_warmup)
-    latency = run_latency(ctx, catalog, levels, warmup, faust)
+    plan = CapacitySearch(opts.capacity_probes, opts.capacity_p99_ms, opts.capacity_seconds)
+    latency = run_latency(ctx, catalog, levels, warmup, faust, (plan, opts.workload()))
     out = {k: v for k, v in throughput.items() if k != "runs"}
     return out | {"throughput_runs": throughput["runs"], "latency": latency, "rss": rss}
 
@@ -224,6 +232,8 @@ def run_bench(opts: BenchOptions, run_dir: Path) -> dict[str, Any]:
         for q in ("p50", "p95", "p99")
         if q in report["latency_ms"] and q in report["floor_latency_ms"]
     }
+    if "capacity" in report["latency"]:
+        report["steady_capacity_eps"] = report["latency"]["capacity"]["eps"]
     report["header"]["duration_s"] = round(time.time() - started, 1)
     return report
 

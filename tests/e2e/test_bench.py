@@ -60,6 +60,7 @@ def _positive(value: Any, where: str) -> None:
 def test_bench_quick_writes_positive_figures(tmp_path: Path) -> None:
     out = tmp_path / "report"
     argv = ["bench", *TINY, "--out", str(out), "--json", str(out / "bench.json")]
+    argv += ["--capacity-probes", "1"]  # (--quick has none; one keeps the search working)
     done = subprocess.run(
         [sys.executable, "-m", "stream.cli", *argv],
         env=_env(tmp_path),
@@ -92,6 +93,13 @@ def test_bench_quick_writes_positive_figures(tmp_path: Path) -> None:
             _positive(row["broker_cores"], f"{name} broker CPU at {row['load']}")
     for row in r["latency"]["pipeline"]:  # the worker's own view: total, and delivery within it
         _positive(row["worker_delivery_ms"], f"delivery at {row['load']}")
+    capacity = r["latency"]["capacity"]  # one paced probe below the levels that failed
+    assert capacity["p99_bound_ms"] == 100.0 and len(capacity["probes"]) == 1
+    probe = capacity["probes"][0]
+    _positive(probe["rate_eps"], "capacity probe rate")
+    # within the bound it is the capacity, beyond it the slowest rate beyond
+    assert probe["rate_eps"] in (capacity["eps"], capacity["first_beyond_eps"])
+    assert r["steady_capacity_eps"] == capacity["eps"]
     burst = r["burst"]
     _positive(burst["total_us"]["p50"], "burst p50")
     _positive(burst["total_us"]["p99"], "burst p99")
@@ -120,6 +128,7 @@ def test_bench_quick_writes_positive_figures(tmp_path: Path) -> None:
     assert r["workload"]["mix"].get("clicks") and r["workload"]["mix"].get("orders")
     md = (out / "bench.md").read_text()
     assert "pipeline" in md and "floor" in md and "faust_floor" in md
+    assert "Steady capacity of one worker" in md
     for png in ("throughput", "drains", "latency", "burst_stages", "scaling", "state_rss"):
         assert (out / f"{png}.png").stat().st_size > 1000, png
     assert _survivors(tmp_path) == []
