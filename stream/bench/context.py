@@ -7,8 +7,11 @@ taken on the same broker and the same backlog.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,3 +58,25 @@ class BenchContext:
         path = self.run_dir / "logs" / f"{role}.log"
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
+
+
+#: ``fresh(name)``: a context on a broker of its own (``Supervisor.fresh_broker``), prepared
+Fresh = Callable[[str], AbstractContextManager[BenchContext]]
+
+
+def fresh_contexts(
+    supervisor: Supervisor, run_dir: Path, prepare: Callable[[BenchContext], None] | None = None
+) -> Fresh:
+    """Contexts on a new broker each (``prepare``, e.g. a pre-fill, runs on it first): every
+    measurement starts from the same broker state whatever ran before it."""
+
+    @contextlib.contextmanager
+    def fresh(name: str) -> Iterator[BenchContext]:
+        say(f"[broker] a fresh bundled broker for {name} ...")
+        with supervisor.fresh_broker(run_dir / f"broker-{name}.log") as broker:
+            ctx = BenchContext(supervisor, broker.bootstrap, broker.process.pid, run_dir)
+            if prepare is not None:
+                prepare(ctx)
+            yield ctx
+
+    return fresh

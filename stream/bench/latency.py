@@ -21,30 +21,30 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from stream.adapters.topics import all_topics, ensure_topics
 from stream.bench.answers import answered_latencies, read_probe, summarize
 from stream.bench.capacity import CapacitySearch, search
-from stream.bench.context import BenchContext, say
+from stream.bench.context import BenchContext, Fresh, say
 from stream.bench.faust_relay import FAUST_RELAY_OUT
-from stream.bench.loadgen import write_jsonl
+from stream.bench.levels import LOADS, Level, probe_level
 from stream.bench.procstat import cpu_seconds, machine_cpu
 from stream.bench.relay import RELAY_OUT
 from stream.bench.supervisor import wait_for
-from stream.bench.workload import WorkloadConfig, generate_events
+from stream.bench.workload import WorkloadConfig
 from stream.local_worker import scrape_metrics, spawn_worker, wait_ready
 from stream.tools import replay_to
 
-LOADS = (0.25, 0.5, 0.75)
+_T = TypeVar("_T")
 #: after the last send, wait until the probe has seen nothing new for QUIET_S (lists still in
 #: flight, or a backlog the worker is still draining), but at most SETTLE_MAX_S
 QUIET_S = 1.0
 SETTLE_MAX_S = 30.0
-#: the warm-up level (lowest rate) and the longest wait for a fresh worker's start-up backlog
-WARMUP_LEVEL_S = 2.0
+#: the longest wait for a fresh worker's start-up backlog
 DRAIN_MAX_S = 60.0
 _LAG = "recstream_consumer_lag_messages"
 _QDRANT_CPU = "recstream_qdrant_cpu_seconds_total{"
@@ -62,59 +62,6 @@ class FaustFloor:
 
     loads: tuple[float, ...] = LOADS
     warmup: bool = True
-
-
-@dataclass
-class Level:
-    share: float
-    rate: float
-    events: Path
-    count: int
-
-
-def prepare_levels(
-    run_dir: Path,
-    catalog: list[dict[str, Any]],
-    cfg: WorkloadConfig,
-    max_eps: float,
-    seconds: float,
-) -> list[Level]:
-    """One event file per load level (independent parts of the workload)."""
-    levels = []
-    for part, share in enumerate(LOADS, start=1):
-        rate = max(1.0, max_eps * share)
-        path = run_dir / f"latency-{int(share * 100)}.jsonl"
-        count = write_jsonl(
-            path, generate_events(catalog, cfg, max(20, int(rate * seconds)), part=part)
-        )
-        levels.append(Level(share, rate, path, count))
-    return levels
-
-
-def warmup_level(
-    run_dir: Path, catalog: list[dict[str, Any]], cfg: WorkloadConfig, first: Level
-) -> Level:
-    """``WARMUP_LEVEL_S`` at the first level's rate, from a workload part no level uses."""
-    path = run_dir / "latency-warmup.jsonl"
-    wanted = max(20, int(first.rate * WARMUP_LEVEL_S))
-    count = write_jsonl(path, generate_events(catalog, cfg, wanted, part=len(LOADS) + 1))
-    return Level(0.0, first.rate, path, count)
-
-
-def probe_level(
-    run_dir: Path,
-    catalog: list[dict[str, Any]],
-    cfg: WorkloadConfig,
-    share: float,
-    rate: float,
-    plan: CapacitySearch,
-    part: int,
-) -> Level:
-    """A capacity probe's events: ``plan.seconds`` at ``rate``, from workload part ``part``."""
-    path = run_dir / f"capacity-{part}.jsonl"
-    wanted = max(20, int(rate * plan.seconds))
-    count = write_jsonl(path, generate_events(catalog, cfg, wanted, part=part))
-    return Level(max(share, 0.001), rate, path, count)
 
 
 def total_lag(sample: dict[str, float] | None) -> float | None:
@@ -266,55 +213,98 @@ def _line(stats: dict[str, Any]) -> str:
 
 
 def run_latency(
-    ctx: BenchContext,
+    fresh: Fresh,
     catalog: list[dict[str, Any]],
     levels: list[Level],
     warmup: Level,
     faust: FaustFloor = FaustFloor(),
     capacity: tuple[CapacitySearch, WorkloadConfig] | None = None,
 ) -> dict[str, Any]:
-    """Pipeline latency per load level (then, with ``capacity``, the worker's steady capacity
-    searched on it), then the relay floor at the same rates, then the Faust floor at
-    ``faust.loads`` of them; each after its start-up backlog and a warm-up level (reported
-    apart, under ``warmup``; the Faust floor's only if ``faust.warmup``)."""
-    pipe_prefix, floor_prefix = "lat-", "floor-"
-    settings = ctx.settings(pipe_prefix)
-    asyncio.run(ensure_topics(settings))
-    asyncio.run(replay_to(settings, catalog, total=len(catalog), progress=False))
-    env = ctx.env(pipe_prefix, "latency-worker")
-    say("[latency] starting a pipeline worker ...")
-    worker = ctx.supervisor.adopt(spawn_worker(env, ctx.log("latency-worker")))
-    with ctx.supervisor.running(worker):
-        wait_ready(worker, ctx.log("latency-worker"), timeout=120)
-        port = int(env["RECSTREAM_METRICS_PORT"])
-        drained_s = wait_drained(port)
-        say(f"[latency] worker's start-up backlog processed {drained_s:.1f} s after ready")
-        pipe_warm, *pipeline = _run_levels(
-            ctx, pipe_prefix, "pipeline", [warmup, *levels], worker, port
+    """Pipeline latency per load level, then (with ``capacity``) the worker's steady capacity,
+    then the relay floor at the same rates, then the Faust floor at ``faust.loads`` of them;
+    each on a broker of its own (``fresh``), after its start-up backlog and a warm-up level
+    (reported apart, under ``warmup``; the Faust floor's only if ``faust.warmup``)."""
+    with fresh("latency-pipeline") as ctx:
+        (pipe_warm, *pipeline), drained_s = _on_worker(
+            ctx,
+            catalog,
+            "latency-worker",
+            lambda w, port: _run_levels(ctx, _PIPE, "pipeline", [warmup, *levels], w, port),
         )
-        steady: dict[str, Any] | None = None
-        if capacity is not None and capacity[0].probes > 0:
-            plan, cfg = capacity
-            ceiling = levels[-1].rate / levels[-1].share
-
-            def measure(rate: float, part: int) -> dict[str, Any]:
-                level = probe_level(ctx.run_dir, catalog, cfg, rate / ceiling, rate, plan, part)
-                return _run_levels(ctx, pipe_prefix, "capacity", [level], worker, port)[0]
-
-            steady = search(plan, pipeline, ceiling, measure)
-            say(
-                f"[latency] steady capacity (p99 <= {plan.p99_ms:.0f} ms): {steady['eps']} events/s"
+    steady: dict[str, Any] | None = None
+    if capacity is not None and capacity[0].probes > 0:
+        with fresh("capacity") as ctx:
+            steady, _ = _on_worker(
+                ctx,
+                catalog,
+                "capacity-worker",
+                lambda w, port: _capacity(
+                    ctx, catalog, capacity, pipeline, levels, warmup, w, port
+                ),
             )
-    bare = _Relay("floor", floor_prefix, "stream.bench.relay", RELAY_OUT, "relay", 30.0)
-    floor_warm, *floor = bare.run(ctx, [warmup, *levels])
+    bare = _Relay("floor", "floor-", "stream.bench.relay", RELAY_OUT, "relay", 30.0)
+    with fresh("latency-floor") as ctx:
+        floor_warm, *floor = bare.run(ctx, [warmup, *levels])
     faust_levels = [level for level in levels if level.share in faust.loads]
-    faust_rows = FAUST_RELAY.run(ctx, [warmup, *faust_levels] if faust.warmup else faust_levels)
+    with fresh("latency-faust-floor") as ctx:
+        faust_rows = FAUST_RELAY.run(ctx, [warmup, *faust_levels] if faust.warmup else faust_levels)
     warm: dict[str, Any] = {"pipeline": pipe_warm, "floor": floor_warm}
     if faust.warmup:
         warm["faust_floor"] = faust_rows.pop(0)
     warm["backlog_drained_s"] = drained_s
     out = {"pipeline": pipeline, "floor": floor, "faust_floor": faust_rows, "warmup": warm}
     return out if steady is None else out | {"capacity": steady}
+
+
+_PIPE = "lat-"  # the pipeline's topic prefix
+
+
+def _on_worker(
+    ctx: BenchContext,
+    catalog: list[dict[str, Any]],
+    role: str,
+    body: Callable[[subprocess.Popen[bytes], int], _T],
+) -> tuple[_T, float]:
+    """A pipeline worker on this broker (its topics made, the catalog replayed), ready and past
+    its start-up backlog; ``body(worker, metrics port)``'s result and that backlog's seconds.
+    ``role`` names its data dir: one per broker (stored offsets are a broker's)."""
+    settings = ctx.settings(_PIPE)
+    asyncio.run(ensure_topics(settings))
+    asyncio.run(replay_to(settings, catalog, total=len(catalog), progress=False))
+    env = ctx.env(_PIPE, role)
+    say(f"[latency] starting a pipeline worker ({role}) ...")
+    worker = ctx.supervisor.adopt(spawn_worker(env, ctx.log(role)))
+    with ctx.supervisor.running(worker):
+        wait_ready(worker, ctx.log(role), timeout=120)
+        port = int(env["RECSTREAM_METRICS_PORT"])
+        drained_s = wait_drained(port)
+        say(f"[latency] worker's start-up backlog processed {drained_s:.1f} s after ready")
+        return body(worker, port), drained_s
+
+
+def _capacity(
+    ctx: BenchContext,
+    catalog: list[dict[str, Any]],
+    capacity: tuple[CapacitySearch, WorkloadConfig],
+    pipeline: list[dict[str, Any]],
+    levels: list[Level],
+    warmup: Level,
+    worker: subprocess.Popen[bytes],
+    port: int,
+) -> dict[str, Any]:
+    """The search (``stream.bench.capacity``) on a worker warmed up like the levels' one, with
+    the levels' rows as its first points."""
+    plan, cfg = capacity
+    ceiling = levels[-1].rate / levels[-1].share
+    _run_levels(ctx, _PIPE, "capacity", [warmup], worker, port)
+
+    def measure(rate: float, part: int) -> dict[str, Any]:
+        level = probe_level(ctx.run_dir, catalog, cfg, rate / ceiling, rate, plan, part)
+        return _run_levels(ctx, _PIPE, "capacity", [level], worker, port)[0]
+
+    steady = search(plan, pipeline, ceiling, measure)
+    say(f"[latency] steady capacity (p99 <= {plan.p99_ms:.0f} ms): {steady['eps']} events/s")
+    return steady
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,12 @@ from typing import Any
 
 from stream.adapters.topics import all_topics, ensure_topics
 from stream.bench.capacity import CapacitySearch
-from stream.bench.context import BenchContext, say
+from stream.bench.context import BenchContext, fresh_contexts, say
 from stream.bench.faust_baseline import NAIVE_OUT
 from stream.bench.hotspots import profile_bursts
 from stream.bench.inprocess import bursts, encode, measure_bursts
-from stream.bench.latency import LOADS, FaustFloor, prepare_levels, run_latency, warmup_level
+from stream.bench.latency import FaustFloor, run_latency
+from stream.bench.levels import LOADS, prepare_levels, warmup_level
 from stream.bench.loadgen import write_jsonl
 from stream.bench.procstat import machine
 from stream.bench.report import headline_latency, write_report
@@ -189,18 +190,16 @@ def _with_processes(
     write_jsonl(catalog_file, catalog)
     no_broker = BenchContext(supervisor, bootstrap="", broker_pid=0, run_dir=run_dir)
     rss = run_rss(no_broker, templates, opts.state_sizes, catalog_file, 1000)
-    say("[broker] starting the bundled broker ...")
-    broker = supervisor.broker(run_dir / "broker.log")
-    ctx = BenchContext(supervisor, broker.bootstrap, broker.process.pid, run_dir)
-    _prefill(ctx, "tp-", catalog, events)
-    throughput = run_throughput(ctx, "tp-", len(events))
+    prefilled = fresh_contexts(supervisor, run_dir, lambda c: _prefill(c, "tp-", catalog, events))
+    throughput = run_throughput(prefilled, "tp-", len(events))
     levels = prepare_levels(
         run_dir, catalog, opts.workload(), throughput["pipeline_eps"], opts.latency_seconds
     )
     warmup = warmup_level(run_dir, catalog, opts.workload(), levels[0])
     faust = FaustFloor(opts.faust_floor_loads, opts.faust_floor_warmup)
     plan = CapacitySearch(opts.capacity_probes, opts.capacity_p99_ms, opts.capacity_seconds)
-    latency = run_latency(ctx, catalog, levels, warmup, faust, (plan, opts.workload()))
+    fresh = fresh_contexts(supervisor, run_dir)
+    latency = run_latency(fresh, catalog, levels, warmup, faust, (plan, opts.workload()))
     out = {k: v for k, v in throughput.items() if k != "runs"}
     return out | {"throughput_runs": throughput["runs"], "latency": latency, "rss": rss}
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stream.bench.context import BenchContext, say
+from stream.bench.context import BenchContext, Fresh, say
 from stream.bench.procstat import cpu_seconds
 from stream.bench.rate import read_result
 from stream.local_worker import scrape_metrics, spawn_worker
@@ -164,19 +164,15 @@ def _wait_result(path: Path, proc: Any, deadline: float, log: Path) -> dict[str,
 RUNS = ("pipeline", "two_workers", "noop_faust", "naive_faust", "bare_consumer")
 
 
-def run_throughput(ctx: BenchContext, prefix: str, n_events: int) -> dict[str, Any]:
-    """Every drain of the same backlog, one after the other; figures and ratios."""
+def run_throughput(fresh: Fresh, prefix: str, n_events: int) -> dict[str, Any]:
+    """Every drain of the same backlog, one after the other, each on a broker of its own
+    pre-filled alike (``fresh``: see ``Supervisor.fresh_broker``); figures and ratios."""
     timeout = 120.0 + n_events / 50.0
     drains: dict[str, Drain] = {}
     for name in RUNS:
-        say(f"[throughput] {name}: draining {n_events:,} events ...")
-        if name == "pipeline":
-            drains[name] = drain_pipeline(ctx, prefix, n_events, 1, timeout)
-        elif name == "two_workers":
-            drains[name] = drain_pipeline(ctx, prefix, n_events, 2, timeout)
-        else:
-            kind = {"noop_faust": "noop", "naive_faust": "naive", "bare_consumer": "bare"}[name]
-            drains[name] = drain_baseline(ctx, prefix, n_events, kind, timeout)
+        with fresh(f"throughput-{name}") as ctx:
+            say(f"[throughput] {name}: draining {n_events:,} events ...")
+            drains[name] = _drain(ctx, name, prefix, n_events, timeout)
         d = drains[name]
         say(
             f"[throughput] {name}: {d.eps:,.0f} events/s "
@@ -186,6 +182,13 @@ def run_throughput(ctx: BenchContext, prefix: str, n_events: int) -> dict[str, A
     out["ratios"] = ratios(out)
     out["runs"] = {name: d.to_dict() for name, d in drains.items()}
     return out
+
+
+def _drain(ctx: BenchContext, name: str, prefix: str, n_events: int, timeout: float) -> Drain:
+    if name in ("pipeline", "two_workers"):
+        return drain_pipeline(ctx, prefix, n_events, 1 if name == "pipeline" else 2, timeout)
+    kind = {"noop_faust": "noop", "naive_faust": "naive", "bare_consumer": "bare"}[name]
+    return drain_baseline(ctx, prefix, n_events, kind, timeout)
 
 
 def ratios(figures: dict[str, Any]) -> dict[str, float]:
