@@ -32,7 +32,7 @@ from stream.bench.capacity import CapacitySearch, search
 from stream.bench.context import BenchContext, Fresh, say
 from stream.bench.faust_relay import FAUST_RELAY_OUT
 from stream.bench.levels import LOADS, Level, probe_level
-from stream.bench.procstat import cpu_seconds, machine_cpu
+from stream.bench.procstat import cpu_seconds, machine_cpu, machine_steal, stolen_share
 from stream.bench.relay import RELAY_OUT
 from stream.bench.supervisor import wait_for
 from stream.bench.workload import WorkloadConfig
@@ -146,6 +146,13 @@ def cpu_view(
     if total > 0:
         busy = after["machine_busy"] - before["machine_busy"]
         view["machine_busy"] = round(busy / total, 3)
+    if "machine_steal" in before and "machine_steal" in after:
+        stolen = stolen_share(
+            (before["machine_steal"], before["machine_total"]),
+            (after["machine_steal"], after["machine_total"]),
+        )
+        if stolen is not None:
+            view["machine_stolen"] = stolen
     return view
 
 
@@ -200,6 +207,7 @@ def _cpu(ctx: BenchContext, sut: subprocess.Popen[bytes]) -> dict[str, float]:
         "broker": cpu_seconds(ctx.broker_pid),
         "machine_busy": busy,
         "machine_total": total,
+        "machine_steal": machine_steal(),
     }
 
 

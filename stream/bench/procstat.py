@@ -36,6 +36,25 @@ def machine_cpu() -> tuple[float, float]:
     return (total - idle) / _TICKS, total / _TICKS
 
 
+def machine_steal() -> float:
+    """CPU seconds the hypervisor took from this machine since boot, over all its cores
+    (``/proc/stat``'s steal); 0.0 if unreadable. A shared VM's figures fall with it: a level
+    run while the host took 30 % of the cores is not the same machine as one at 0 %."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0.0
+    return ticks[7] / _TICKS if len(ticks) > 7 else 0.0
+
+
+def stolen_share(before: tuple[float, float], after: tuple[float, float]) -> float | None:
+    """Share (0-1) of all cores' time the host took between two ``(machine_steal(), total)``
+    readings (total from ``machine_cpu``); None over no time."""
+    total = after[1] - before[1]
+    return round((after[0] - before[0]) / total, 3) if total > 0 else None
+
+
 def rss_bytes(pid: int | None = None) -> int:
     """Resident set size of ``pid`` (default: this process) in bytes; 0 if it is gone."""
     try:

@@ -32,7 +32,9 @@ def headline_latency(latency: dict[str, Any], name: str = "pipeline") -> dict[st
 
 
 _WORKER_COLUMNS = ("worker_mean_ms", "worker_delivery_ms", "worker_mean_batch")
-_CPU_COLUMNS = ("sut_cpu_ms_per_event", "broker_cores", "machine_busy", "qdrant_cpu_share")
+_CPU_COLUMNS = (
+    "sut_cpu_ms_per_event", "broker_cores", "machine_busy", "qdrant_cpu_share", "machine_stolen",
+)  # fmt: skip
 
 
 def _row(cells: list[Any]) -> str:
@@ -42,6 +44,7 @@ def _row(cells: list[Any]) -> str:
 def _throughput_md(r: dict[str, Any]) -> list[str]:
     lines = ["## Sustained throughput (pre-filled backlog, first → last event)", ""]
     head = ["run", "events/s", "events", "seconds", "ready after s", "CPU cores", "load avg"]
+    head += ["stolen by the host"]
     lines += [_row(head), _row(["---"] * len(head))]
     for name, run in r["throughput_runs"].items():
         cpu = ", ".join(f"{k} {v:.2f}" for k, v in run["cpu_cores"].items()) or "-"
@@ -55,6 +58,7 @@ def _throughput_md(r: dict[str, Any]) -> list[str]:
                     run["startup_s"],
                     cpu,
                     run.get("loadavg", "-"),
+                    run.get("stolen", "-"),
                 ]
             )
         )
@@ -79,7 +83,7 @@ def _latency_md(r: dict[str, Any]) -> list[str]:
     keys = ("p50", "p95", "p99", "max", "events", "unanswered", *_WORKER_COLUMNS, *_CPU_COLUMNS)
     head = ["what", "load", "events/s", "p50 ms", "p95", "p99", "max", "n", "unanswered"]
     head += ["worker mean ms", "of which delivery", "mean batch", "CPU ms/event", "broker cores"]
-    head += ["machine busy", "Qdrant share of CPU"]
+    head += ["machine busy", "Qdrant share of CPU", "stolen by the host"]
     lines += [_row(head), _row(["---"] * len(head))]
     warm = r["latency"].get("warmup") or {}
     for name in ("pipeline", "floor", "faust_floor"):

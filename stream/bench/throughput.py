@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from stream.bench.context import BenchContext, Fresh, say
-from stream.bench.procstat import cpu_seconds
+from stream.bench.procstat import cpu_seconds, machine_cpu, machine_steal, stolen_share
 from stream.bench.rate import read_result
 from stream.local_worker import scrape_metrics, spawn_worker
 from stream.settings import USER_TOPICS
@@ -61,6 +61,8 @@ class Drain:
     series: list[tuple[float, int]] = field(default_factory=list)
     #: 1-minute load average at the end: how busy the shared machine was meanwhile
     loadavg: float = field(default_factory=lambda: os.getloadavg()[0])
+    #: share of all cores the VM's host took over the run, start-up included (``procstat``)
+    stolen: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +73,7 @@ class Drain:
             "cpu_cores": {k: round(v, 2) for k, v in self.cpu_cores.items()},
             "per_worker": self.per_worker,
             "loadavg": round(self.loadavg, 2),
+            "stolen": self.stolen,
             "series": [(round(t, 2), n) for t, n in self.series],
         }
 
@@ -185,10 +188,14 @@ def run_throughput(fresh: Fresh, prefix: str, n_events: int) -> dict[str, Any]:
 
 
 def _drain(ctx: BenchContext, name: str, prefix: str, n_events: int, timeout: float) -> Drain:
+    before = (machine_steal(), machine_cpu()[1])
     if name in ("pipeline", "two_workers"):
-        return drain_pipeline(ctx, prefix, n_events, 1 if name == "pipeline" else 2, timeout)
-    kind = {"noop_faust": "noop", "naive_faust": "naive", "bare_consumer": "bare"}[name]
-    return drain_baseline(ctx, prefix, n_events, kind, timeout)
+        drain = drain_pipeline(ctx, prefix, n_events, 1 if name == "pipeline" else 2, timeout)
+    else:
+        kind = {"noop_faust": "noop", "naive_faust": "naive", "bare_consumer": "bare"}[name]
+        drain = drain_baseline(ctx, prefix, n_events, kind, timeout)
+    drain.stolen = stolen_share(before, (machine_steal(), machine_cpu()[1]))
+    return drain
 
 
 def ratios(figures: dict[str, Any]) -> dict[str, float]:

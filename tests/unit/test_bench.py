@@ -318,7 +318,11 @@ def test_a_level_cpu_is_per_event_for_the_system_and_in_cores_for_the_broker() -
     before |= {"machine_busy": 100.0, "machine_total": 400.0}
     after |= {"machine_busy": 115.0, "machine_total": 420.0}
     view = cpu_view(before, after, seconds=10.0, events=1000)
-    assert view["machine_busy"] == 0.75
+    assert view["machine_busy"] == 0.75 and "machine_stolen" not in view
+    # and with the host's steal: its share of all cores' time over the level
+    before |= {"machine_steal": 20.0}
+    after |= {"machine_steal": 26.0}
+    assert cpu_view(before, after, seconds=10.0, events=1000)["machine_stolen"] == 0.3
     assert cpu_view(before, after, seconds=0.0, events=1000) == {}
     assert cpu_view(before, after, seconds=10.0, events=0) == {}
 
@@ -331,6 +335,19 @@ def test_machine_cpu_reads_busy_and_total_seconds_that_only_grow() -> None:
     sum(i * i for i in range(200_000))  # some CPU
     busy2, total2 = machine_cpu()
     assert busy2 >= busy and total2 >= total
+
+
+def test_the_hosts_steal_is_a_share_of_all_cores_time_that_never_shrinks() -> None:
+    from stream.bench.procstat import machine_cpu, machine_steal, stolen_share
+
+    first = (machine_steal(), machine_cpu()[1])
+    sum(i * i for i in range(200_000))
+    second = (machine_steal(), machine_cpu()[1])
+    assert 0.0 <= first[0] <= second[0] <= second[1]
+    share = stolen_share(first, second)
+    assert share is None or 0.0 <= share <= 1.0
+    assert stolen_share((5.0, 100.0), (8.0, 110.0)) == 0.3
+    assert stolen_share((5.0, 100.0), (5.0, 100.0)) is None
 
 
 def test_a_fresh_report_does_not_mark_the_code_dirty(tmp_path: Path) -> None:
