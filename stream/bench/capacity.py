@@ -7,12 +7,13 @@ what one worker sustains, and its p99 is then the queue's. This search answers t
 question instead: how many events a second may one worker take while its p99 stays under
 ``p99_ms``? (The capacity section of the README divides a shop's peak rate by this figure.)
 
-It bisects on the pipeline worker already running for the latency levels, after them: the
-levels are its first points, then each probe runs a paced load at the midpoint between the
-fastest rate within the bound and the slowest beyond it (the drained rate when none is), on a
-part of the workload no level uses. A probe is within the bound when every event was answered
-and its p99 is at most ``p99_ms``; one probe is a few seconds on a shared machine, so the figure
-is a resolution of a few percent of the drained rate, not more.
+It bisects on a pipeline worker of its own, on a broker of its own, after a warm-up level like
+the latency levels' worker had: those levels are its first points, then each probe runs a paced
+load at the midpoint between the fastest rate within the bound and the slowest beyond it (the
+drained rate when none is), on a part of the workload no level uses. A probe is within the
+bound when every event was answered and its p99 is at most ``p99_ms``; one probe is a few
+seconds on a shared machine, so the figure is a resolution of a few percent of the drained
+rate, not more.
 """
 
 from __future__ import annotations

@@ -129,6 +129,9 @@ def _latency_md(r: dict[str, Any]) -> list[str]:
         "level's latency is the machine's as much as the worker's. `Qdrant share of CPU`: "
         "the worker's CPU spent on its Qdrant serving copy (points built on the event loop, "
         "sink calls in the writer's thread; `recstream_qdrant_cpu_seconds`) over all of it. "
+        "`stolen by the host`: the share of all cores the VM's host took over the level "
+        "(`/proc/stat` steal). The pipeline, the floor and the Faust floor each run on a "
+        "broker of their own (the bundled broker slows down as it stores more). "
         "`warm-up`: a short level at the lowest rate, run first, once the fresh worker's "
         f"start-up backlog was processed ({warm.get('backlog_drained_s', '-')} s after ready).",
         "",
