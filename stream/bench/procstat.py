@@ -48,9 +48,14 @@ def machine_steal() -> float:
     return ticks[7] / _TICKS if len(ticks) > 7 else 0.0
 
 
+def steal_reading() -> tuple[float, float]:
+    """``(machine_steal(), total)``: one reading for ``stolen_share``."""
+    return machine_steal(), machine_cpu()[1]
+
+
 def stolen_share(before: tuple[float, float], after: tuple[float, float]) -> float | None:
-    """Share (0-1) of all cores' time the host took between two ``(machine_steal(), total)``
-    readings (total from ``machine_cpu``); None over no time."""
+    """Share (0-1) of all cores' time the host took between two ``steal_reading()``s; None over
+    no time."""
     total = after[1] - before[1]
     return round((after[0] - before[0]) / total, 3) if total > 0 else None
 

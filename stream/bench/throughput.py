@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from stream.bench.context import BenchContext, Fresh, say
-from stream.bench.procstat import cpu_seconds, machine_cpu, machine_steal, stolen_share
+from stream.bench.procstat import cpu_seconds, steal_reading, stolen_share
 from stream.bench.rate import read_result
 from stream.local_worker import scrape_metrics, spawn_worker
 from stream.settings import USER_TOPICS
@@ -188,13 +188,13 @@ def run_throughput(fresh: Fresh, prefix: str, n_events: int) -> dict[str, Any]:
 
 
 def _drain(ctx: BenchContext, name: str, prefix: str, n_events: int, timeout: float) -> Drain:
-    before = (machine_steal(), machine_cpu()[1])
+    before = steal_reading()
     if name in ("pipeline", "two_workers"):
         drain = drain_pipeline(ctx, prefix, n_events, 1 if name == "pipeline" else 2, timeout)
     else:
         kind = {"noop_faust": "noop", "naive_faust": "naive", "bare_consumer": "bare"}[name]
         drain = drain_baseline(ctx, prefix, n_events, kind, timeout)
-    drain.stolen = stolen_share(before, (machine_steal(), machine_cpu()[1]))
+    drain.stolen = stolen_share(before, steal_reading())
     return drain
 
 
