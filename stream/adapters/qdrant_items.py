@@ -1,11 +1,13 @@
 """Qdrant `items` collection: every item's target embedding with a filterable payload.
 
-The same two back ends as `users`: an embedded Qdrant Edge shard (default) and qdrant-client for
-a server (tests use local mode). The lookup, not Qdrant, serves ranking (DESIGN.md: never search
-per event); the collection is for ops, ad-hoc "X for you" queries and other services. Payload:
-``item_id``, ``category`` (path), ``brand``, ``price``, ``stock`` ("in"/"out"), ``deal`` and
-``new`` ("yes"/"no") — keywords, because Edge 0.9's ``MatchValue(True)`` matches nothing on bools.
-A stock change rewrites only the ``stock`` field; catalog changes re-upsert; deletions remove.
+The same two back ends as `users`: an embedded Qdrant Edge shard (default, here) and
+qdrant-client for a server (tests use local mode): ``stream.adapters.qdrant_items_client``,
+imported only when a URL is set, as qdrant-client's import costs a worker ~1.1 s of start-up.
+The lookup, not Qdrant, serves ranking (DESIGN.md: never search per event); the collection is
+for ops, ad-hoc "X for you" queries and other services. Payload: ``item_id``, ``category``
+(path), ``brand``, ``price``, ``stock`` ("in"/"out"), ``deal`` and ``new`` ("yes"/"no") —
+keywords, because Edge 0.9's ``MatchValue(True)`` matches nothing on bools. A stock change
+rewrites only the ``stock`` field; catalog changes re-upsert; deletions remove.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from typing import Any, Protocol
 
 import numpy as np
 import qdrant_edge as qe
-from qdrant_client import QdrantClient, models
 
 ITEM_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "recstream:items")
 KEYWORDS = ("item_id", "category", "brand", "stock", "deal", "new")
@@ -134,69 +135,6 @@ class EdgeItemIndex:
         with self._lock:
             self._shard.flush()
             self._shard.close()
-
-
-class ClientItemIndex:
-    """Items in a qdrant-client collection (a server; local mode in tests)."""
-
-    def __init__(self, client: QdrantClient, dim: int, collection: str = "items") -> None:
-        self.client, self.dim, self.collection = client, dim, collection
-        self._lock = threading.Lock()
-        if not client.collection_exists(collection):
-            client.create_collection(
-                collection,
-                vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE),
-            )
-
-    def upsert(self, payloads: Sequence[Mapping[str, Any]], vectors: np.ndarray) -> None:
-        points = [
-            models.PointStruct(id=item_point_id(p["item_id"]), vector=v.tolist(), payload=dict(p))
-            for p, v in zip(payloads, np.asarray(vectors, dtype=np.float32), strict=True)
-        ]
-        if points:
-            with self._lock:
-                self.client.upsert(self.collection, points=points, wait=True)
-
-    def set_stock(self, item_id: str, available: int) -> None:
-        with self._lock:
-            self.client.set_payload(
-                self.collection,
-                payload={"stock": "in" if available > 0 else "out"},
-                points=[item_point_id(item_id)],
-                wait=True,
-            )
-
-    def delete(self, item_ids: Sequence[str]) -> None:
-        if item_ids:
-            ids: list[models.ExtendedPointId] = [item_point_id(i) for i in item_ids]
-            with self._lock:
-                self.client.delete(
-                    self.collection, points_selector=models.PointIdsList(points=ids), wait=True
-                )
-
-    def search(
-        self, vector: np.ndarray, k: int, where: Mapping[str, str] | None = None
-    ) -> list[str]:
-        conditions: list[models.Condition] = [
-            models.FieldCondition(key=key, match=models.MatchValue(value=value))
-            for key, value in (where or {}).items()
-        ]
-        with self._lock:
-            found = self.client.query_points(
-                self.collection,
-                query=np.asarray(vector, dtype=np.float32).tolist(),
-                limit=k,
-                query_filter=models.Filter(must=conditions) if conditions else None,
-                with_payload=True,
-            ).points
-        return [str((p.payload or {}).get("item_id")) for p in found]
-
-    def count(self) -> int:
-        with self._lock:
-            return int(self.client.count(self.collection, exact=True).count)
-
-    def close(self) -> None:
-        pass  # the client belongs to the caller
 
 
 def sync_catalog(

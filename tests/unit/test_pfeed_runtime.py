@@ -14,7 +14,7 @@ from stream.adapters import lookup_store
 from stream.adapters.encoder import BUNDLED_MODEL_DIR, OnnxItemEncoder
 from stream.adapters.item_sync import ItemSync
 from stream.adapters.pfeed_runtime import PfeedRuntime
-from stream.adapters.qdrant_items import ClientItemIndex
+from stream.adapters.qdrant_items_client import ClientItemIndex
 from stream.domain.blended import BlendedRelations
 from stream.domain.dense import query_vector
 from stream.domain.engine import Engine

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,12 +13,12 @@ from qdrant_client import QdrantClient
 
 from stream.adapters.encoder import BUNDLED_MODEL_DIR, OnnxItemEncoder
 from stream.adapters.qdrant_items import (
-    ClientItemIndex,
     EdgeItemIndex,
     ItemIndex,
     item_payload,
     sync_catalog,
 )
+from stream.adapters.qdrant_items_client import ClientItemIndex
 
 CATALOG = [
     {
@@ -89,3 +91,21 @@ def test_edge_items_survive_a_reopen(tmp_path: Path, targets: np.ndarray) -> Non
         assert again.count() == 12 and again.search(targets[7], 1) == ["p7"]
     finally:
         again.close()
+
+
+def test_a_worker_on_the_embedded_default_never_imports_qdrant_client(tmp_path: Path) -> None:
+    """qdrant-client's import is ~1.1 s of every worker's start-up; only a URL needs it."""
+    code = (
+        "import sys, pathlib\n"
+        "import stream.worker, stream.app\n"
+        "from stream.adapters.item_sync import make_item_index\n"
+        "from stream.adapters.qdrant_sink import make_user_sink\n"
+        f"root = pathlib.Path({str(tmp_path)!r})\n"
+        "make_item_index(None, None, root, 8).close()\n"
+        "make_user_sink(None, None, root, 8).close()\n"
+        "print(sorted(m for m in sys.modules if m.startswith('qdrant_client')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+    assert out.strip() == "[]"
