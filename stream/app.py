@@ -5,9 +5,7 @@ Nothing happens at import time; every worker, test and tool builds its own app f
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,7 +13,6 @@ from functools import partial
 from typing import Any
 
 import faust
-import mode
 
 from stream.adapters.changelog_store import ChangelogStore, changelog_name
 from stream.adapters.coalescing_writer import CoalescingWriter
@@ -32,19 +29,11 @@ from stream.adapters.profile_dead_letters import profile_batch_handler
 from stream.adapters.profile_runtime import ProfileRuntime
 from stream.adapters.qdrant_sink import UserSink, make_user_sink
 from stream.adapters.replica import CatalogReplica
-from stream.adapters.runtime_metrics import RuntimeSampler
 from stream.adapters.validation import get_validators
-from stream.domain import (
-    affinity,
-    candidate_kernels,
-    dense,
-    diversity_kernel,
-    relation_kernels,
-    top_kernels,
-    trending,
-)
 from stream.domain.engine import Engine
 from stream.domain.ranking import load_ranking_profile
+from stream.lifecycle import EXIT_AGENT_FAILED as EXIT_AGENT_FAILED
+from stream.lifecycle import Lifecycle, die
 from stream.pipeline import Pipeline
 from stream.plan import Durability, Record
 from stream.settings import CONTROL_TOPICS, ITEM_TOPICS, USER_TOPICS, Settings
@@ -76,116 +65,6 @@ class RecstreamApp:
         self.gc = GcPauses(self.metrics.gc_pause, self.metrics.gc_frozen)
 
 
-class _Lifecycle(mode.Service):
-    """Starts/stops the non-Faust parts with the Faust app, and crashes loudly if they die."""
-
-    def __init__(self, rapp: RecstreamApp, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.rapp = rapp
-        self.sampler = RuntimeSampler(rapp.metrics, rapp)
-
-    async def on_start(self) -> None:
-        try:
-            await self._start()
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                raise  # a stop during start-up
-            # a library's internal cancellation: mode would stop the worker quietly, exit 0
-            die("start-up was cancelled from inside, not by a stop")
-
-    async def _start(self) -> None:
-        r = self.rapp
-        r.metrics.serve(r.settings.metrics_port)
-        await r.outputs.start()
-        await r.replica.start()
-        if r.items is not None:
-            await r.items.start()
-        await r.writer.start()
-        if r.profiles is not None:
-            await r.profiles.start()  # ends on the latest published profile before serving
-        if not await r.replica.caught_up(timeout=60.0):
-            raise RuntimeError("catalog replica did not catch up within 60 s")
-        r.metrics.catalog_items.set(len(r.engine.catalog))
-        log.info(
-            "catalog replica ready: %d items, %d learned observations applied",
-            len(r.engine.catalog),
-            r.engine.learner.applied,
-        )
-        if r.pfeed is not None:
-            await r.pfeed.start()  # the shared lookup, before the first list is ranked
-        # the compiled ranking kernels: loaded from their on-disk cache (~0.2 s), or compiled
-        # once after an install (~6 s), here rather than in the first user's ranking; in a
-        # thread, so the consumer's heartbeats go on
-        took = await asyncio.to_thread(relation_kernels.warm_up)
-        took += await asyncio.to_thread(top_kernels.warm_up)
-        took += await asyncio.to_thread(diversity_kernel.warm_up)
-        took += await asyncio.to_thread(candidate_kernels.warm_up)
-        took += await asyncio.to_thread(affinity.warm_up)
-        took += await asyncio.to_thread(trending.warm_up)
-        took += await asyncio.to_thread(dense.warm_up)  # the Qdrant points' user vector
-        log.info("ranking kernels ready in %.2f s", took)
-        r.gc.install()
-        r.gc.set_gen0(r.settings.gc_gen0_threshold)
-        if r.settings.gc_freeze:
-            r.gc.freeze()  # what start-up built is not walked by every later full collection
-        r.pipeline.ready.set()
-
-    async def on_stop(self) -> None:
-        r = self.rapp
-        r.gc.uninstall()
-        # bounded: a dead Qdrant must not hold up a supervisor's stop (it is a serving copy;
-        # the lists are on the topic and each user's point is rewritten at their next event)
-        await r.writer.stop(timeout=5.0)
-        if r.profiles is not None:
-            await r.profiles.stop()
-        if r.items is not None:
-            await r.items.stop()
-        await r.replica.stop()
-        await r.outputs.stop()
-        if r.pfeed is not None:
-            r.pfeed.close()
-        r.sink.close()
-        r.store.close()
-
-    @mode.Service.task
-    async def _watch(self) -> None:
-        """A dead replica must not leave a worker serving stale stock: crash the worker."""
-        while not self.should_stop:
-            failure = self.rapp.replica.failed
-            if failure is not None:
-                die("catalog replica died", failure)
-            if self.rapp.items is not None and self.rapp.items.failed is not None:
-                die("item group consumer died", self.rapp.items.failed)
-            if self.rapp.profiles is not None and self.rapp.profiles.failed is not None:
-                die("ranking-profiles follower died", self.rapp.profiles.failed)
-            await self.sampler.sample()
-            await self.sleep(1.0)
-
-    @mode.Service.task
-    async def _pfeed(self) -> None:
-        """Catalog changes into the lookup, hot reloads, Qdrant `items` writes (between batches)."""
-        pfeed = self.rapp.pfeed
-        while pfeed is not None and not self.should_stop:
-            await self.sleep(pfeed.tick_s)
-            if self.rapp.pipeline.ready.is_set():
-                await pfeed.tick()
-
-    @mode.Service.task
-    async def _broker_watch(self) -> None:
-        """Kafka clients retry a lost broker forever, so a worker would hang silently; instead
-        it exits non-zero after ``broker_down_exit_s`` without an answer, and its supervisor
-        restarts it (un-acknowledged batches are re-delivered then)."""
-        limit = self.rapp.settings.broker_down_exit_s
-        last_ok = time.monotonic()
-        while not self.should_stop:
-            await self.sleep(min(2.0, limit / 4))
-            if await self.rapp.outputs.broker_reachable():
-                last_ok = time.monotonic()
-            elif time.monotonic() - last_ok > limit:
-                die(f"broker {self.rapp.settings.kafka_bootstrap} unreachable for {limit:.0f} s")
-
-
 def create_app(
     settings: Settings, flavour: str = "kafka", engine: Engine | None = None
 ) -> RecstreamApp:
@@ -204,6 +83,7 @@ def create_app(
         stream_wait_empty=True,
     )
     app.recstream_fetch_max_wait_ms = settings.fetch_max_wait_ms  # type: ignore[attr-defined]
+    app.recstream_no_tables = True  # type: ignore[attr-defined]  # (1 s less start-up)
     metrics = Metrics()
     engine = engine or Engine(
         feeds=settings.feeds, ranking=load_ranking_profile(settings.ranking_profile)
@@ -295,7 +175,7 @@ def create_app(
     )  # fmt: skip
     rapp.pfeed = pfeed
     rapp.items = items
-    app.add_dependency(_Lifecycle(rapp))
+    app.add_dependency(Lifecycle(rapp))
     return rapp
 
 
@@ -362,14 +242,3 @@ def _fatal(name: str, handler: Any, metrics: Metrics) -> Any:
         batch_seconds.observe(time.perf_counter() - started)
 
     return handle
-
-
-EXIT_AGENT_FAILED = 70
-
-
-def die(reason: str, exc: BaseException | None = None) -> None:
-    """Log loudly, flush logs, exit the process so a supervisor restarts it."""
-    log.critical("FATAL: %s", reason, exc_info=exc)
-    for handler in logging.getLogger().handlers:
-        handler.flush()
-    os._exit(EXIT_AGENT_FAILED)

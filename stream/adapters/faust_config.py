@@ -35,6 +35,29 @@ def _patch_faust_fetch_wait() -> None:
     driver.AIOKafkaConsumerThread._recstream_patched = True  # type: ignore[attr-defined]
 
 
+def _patch_faust_table_wait() -> None:
+    """Faust's table manager sleeps 1 s before it lets the consumer subscribe, so tables that
+    agents declare while starting are registered in time. An app with no Faust tables (the
+    worker's state is a ChangelogStore) opts out with ``recstream_no_tables``: 1 s less of every
+    worker's start-up, on the path to joining the group. Apps with tables keep the wait."""
+    from faust.tables.manager import TableManager
+
+    if getattr(TableManager, "_recstream_patched", False):
+        return
+    original = TableManager.on_start
+
+    async def on_start(self: Any) -> None:
+        if not (getattr(self.app, "recstream_no_tables", False) and len(self) == 0):
+            await original(self)
+            return
+        if not self.should_stop:
+            await self._update_channels()
+            await self.recovery.start()
+
+    TableManager.on_start = on_start  # type: ignore[method-assign]
+    TableManager._recstream_patched = True  # type: ignore[attr-defined]
+
+
 def _tansu_workarounds(settings: Settings) -> dict[str, Any]:
     """Bundled-broker only (DESIGN.md "Known limits"); none of this applies to Apache Kafka."""
     return {
@@ -51,6 +74,7 @@ def faust_config(settings: Settings, flavour: str) -> dict[str, Any]:
     """Faust settings every app here shares (the worker, and the bench's Faust baselines, so
     they are measured under the same configuration); callers add store and web port."""
     _patch_faust_fetch_wait()
+    _patch_faust_table_wait()
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     tuning: dict[str, Any] = (
         _tansu_workarounds(settings) if flavour == "tansu" else {"producer_linger_ms": 2}

@@ -1,4 +1,4 @@
-"""Gauges sampled once a second by the worker's watchdog (``stream.app._Lifecycle._watch``).
+"""Gauges sampled once a second by the worker's watchdog (``stream.lifecycle.Lifecycle._watch``).
 
 These values live in other components (Faust's consumer thread, RocksDB, the catalog replica,
 the coalescing writer, the engine's active profile and model). Reading them on the event loop

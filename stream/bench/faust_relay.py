@@ -56,6 +56,7 @@ def build_app(settings: Settings, flavour: str, out: str, ready: Path) -> faust.
         stream_wait_empty=True,  # as the worker's
     )
     app.recstream_fetch_max_wait_ms = settings.fetch_max_wait_ms  # type: ignore[attr-defined]
+    app.recstream_no_tables = True  # type: ignore[attr-defined]  # (as the worker)
     channel = app.topic(
         *(settings.topic(t) for t in USER_TOPICS + CONTROL_TOPICS),
         key_serializer="raw",

@@ -1,0 +1,97 @@
+"""The worker prepares its engine while Faust joins the group: ``pipeline.ready`` is set only
+once everything ranking reads is in place, and a failure on the way takes the worker down
+(``die``), never a worker that has joined and silently serves nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from stream import lifecycle
+from stream.adapters.metrics import Metrics
+from stream.settings import Settings
+
+
+class Died(Exception):
+    """Stands in for ``os._exit``: ends the coroutine where the worker would have exited."""
+
+
+class _Step:
+    """A part with an async ``start`` that records when it ran, optionally failing."""
+
+    def __init__(self, name: str, order: list[str], fail: bool = False) -> None:
+        self.name, self.order, self.fail = name, order, fail
+        self.failed = None
+
+    async def start(self) -> None:
+        if self.fail:
+            raise RuntimeError(f"{self.name} broke")
+        self.order.append(self.name)
+
+
+def _rapp(order: list[str], *, caught_up: bool = True, pfeed_fails: bool = False) -> Any:
+    ready = asyncio.Event()
+
+    async def replica_caught_up(timeout: float) -> bool:
+        order.append("replica")
+        return caught_up
+
+    class Pfeed(_Step):
+        async def start(self) -> None:
+            assert not ready.is_set(), "served before the lookup was loaded"
+            await super().start()
+
+    gc = SimpleNamespace(
+        install=lambda: order.append("gc"), set_gen0=lambda n: None, freeze=lambda: None
+    )
+    return SimpleNamespace(
+        settings=Settings.from_env({}),
+        metrics=Metrics(),
+        profiles=_Step("profiles", order),
+        replica=SimpleNamespace(caught_up=replica_caught_up, failed=None),
+        engine=SimpleNamespace(catalog=[], learner=SimpleNamespace(applied=0)),
+        pfeed=Pfeed("pfeed", order, fail=pfeed_fails),
+        gc=gc,
+        pipeline=SimpleNamespace(ready=ready),
+        items=None,
+    )
+
+
+@pytest.fixture
+def deaths(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    reasons: list[str] = []
+
+    def die(reason: str, exc: BaseException | None = None) -> None:
+        reasons.append(reason)
+        raise Died(reason)
+
+    monkeypatch.setattr(lifecycle, "die", die)
+    return reasons
+
+
+def test_ready_is_set_last_after_profiles_catalog_lookup_and_kernels(deaths: list[str]) -> None:
+    order: list[str] = []
+    rapp = _rapp(order)
+    asyncio.run(lifecycle.Lifecycle(rapp)._prepare())
+    assert order == ["profiles", "replica", "pfeed", "gc"]
+    assert rapp.pipeline.ready.is_set()
+    assert deaths == []
+
+
+def test_a_lookup_that_fails_to_load_takes_the_worker_down(deaths: list[str]) -> None:
+    rapp = _rapp([], pfeed_fails=True)
+    with pytest.raises(Died):
+        asyncio.run(lifecycle.Lifecycle(rapp)._prepare())
+    assert deaths and "pfeed broke" in deaths[0]
+    assert not rapp.pipeline.ready.is_set()
+
+
+def test_a_catalog_that_never_catches_up_takes_the_worker_down(deaths: list[str]) -> None:
+    rapp = _rapp([], caught_up=False)
+    with pytest.raises(Died):
+        asyncio.run(lifecycle.Lifecycle(rapp)._prepare())
+    assert deaths and "did not catch up" in deaths[0]
+    assert not rapp.pipeline.ready.is_set()
