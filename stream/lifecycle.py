@@ -41,6 +41,7 @@ class Lifecycle(mode.Service):
         self.rapp = rapp
         self.sampler = RuntimeSampler(rapp.metrics, rapp)
         self.started_at = time.monotonic()
+        self._preparing: asyncio.Future[Any] | None = None
 
     async def on_start(self) -> None:
         self.started_at = time.monotonic()
@@ -52,7 +53,7 @@ class Lifecycle(mode.Service):
                 raise  # a stop during start-up
             # a library's internal cancellation: mode would stop the worker quietly, exit 0
             die("start-up was cancelled from inside, not by a stop")
-        self.add_future(self._prepare())
+        self._preparing = self.add_future(self._prepare())
 
     async def _start(self) -> None:
         """What must run before Faust starts its consumer: the metrics port, the producer, the
@@ -72,7 +73,9 @@ class Lifecycle(mode.Service):
         timeout) and ~3 s on Apache Kafka (``group.initial.rebalance.delay.ms``); this takes
         1-6 s (the catalog replica, the Pfeed lookup, the ranking kernels). Overlapped, a worker
         serves its first list that much sooner; no batch is handled before ``pipeline.ready``.
-        A failure here takes the worker down like a failed agent."""
+        A failure here takes the worker down like a failed agent, unless the worker is
+        stopping: then the parts it was preparing are being closed under it, and a stop must
+        end with exit 0."""
         try:
             await self._prepare_ranking()
         except asyncio.CancelledError:
@@ -80,7 +83,18 @@ class Lifecycle(mode.Service):
                 die("preparing the engine was cancelled from inside, not by a stop")
             raise
         except Exception as exc:
+            if self.should_stop:
+                log.info("stopped while preparing the engine (%r)", exc)
+                return
             die(f"the engine could not be prepared: {exc!r}", exc)
+
+    async def _stop_preparing(self) -> None:
+        """Cancel the preparation before the parts it uses are closed (mode stops a service's
+        futures only after ``on_stop``). A step running in a thread finishes there, unused."""
+        task = self._preparing
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=5.0)
 
     async def _prepare_ranking(self) -> None:
         r = self.rapp
@@ -115,6 +129,7 @@ class Lifecycle(mode.Service):
         log.info("engine ready %.2f s after start-up began", time.monotonic() - self.started_at)
 
     async def on_stop(self) -> None:
+        await self._stop_preparing()
         r = self.rapp
         r.gc.uninstall()
         # bounded: a dead Qdrant must not hold up a supervisor's stop (it is a serving copy;

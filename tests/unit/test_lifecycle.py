@@ -95,3 +95,41 @@ def test_a_catalog_that_never_catches_up_takes_the_worker_down(deaths: list[str]
         asyncio.run(lifecycle.Lifecycle(rapp)._prepare())
     assert deaths and "did not catch up" in deaths[0]
     assert not rapp.pipeline.ready.is_set()
+
+
+def test_a_stop_while_preparing_neither_dies_nor_serves(deaths: list[str]) -> None:
+    """A SIGTERM during the preparation closes the parts it uses (``on_stop``): the step that
+    fails on a closed part must not turn a clean stop into exit 70."""
+    rapp = _rapp([])
+    life = lifecycle.Lifecycle(rapp)
+
+    async def closed_under_it() -> None:
+        life._stopped.set()  # the stop arrives while the lookup loads
+        raise RuntimeError("the lookup's store was closed")
+
+    rapp.pfeed.start = closed_under_it
+    asyncio.run(life._prepare())
+    assert deaths == []
+    assert not rapp.pipeline.ready.is_set()
+
+
+def test_stopping_cancels_a_preparation_still_running(deaths: list[str]) -> None:
+    rapp = _rapp([])
+    life = lifecycle.Lifecycle(rapp)
+
+    async def forever() -> None:
+        await asyncio.Event().wait()
+
+    rapp.pfeed.start = forever
+
+    async def run() -> asyncio.Future[None]:
+        life._preparing = asyncio.ensure_future(life._prepare())
+        await asyncio.sleep(0.01)  # it now waits on the lookup
+        life._stopped.set()
+        await life._stop_preparing()
+        return life._preparing
+
+    task = asyncio.run(run())
+    assert task.cancelled()
+    assert deaths == []
+    assert not rapp.pipeline.ready.is_set()
