@@ -26,6 +26,7 @@ from stream.domain import (
     top_kernels,
     trending,
 )
+from stream.readiness import SERVING_LOG
 
 if TYPE_CHECKING:
     from stream.app import RecstreamApp
@@ -126,7 +127,7 @@ class Lifecycle(mode.Service):
         if r.settings.gc_freeze:
             r.gc.freeze()  # what start-up built is not walked by every later full collection
         r.pipeline.ready.set()
-        log.info("engine ready %.2f s after start-up began", time.monotonic() - self.started_at)
+        log.info(SERVING_LOG, time.monotonic() - self.started_at)
 
     async def on_stop(self) -> None:
         await self._stop_preparing()

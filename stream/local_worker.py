@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from stream.broker import free_port, stop_group
-
-READY_MARK = "[^Worker]: Ready"
+from stream.readiness import READY_MARK as READY_MARK
+from stream.readiness import is_serving
 
 
 def spawn_worker(env: Mapping[str, str], log_path: Path, *extra: str) -> subprocess.Popen[bytes]:
@@ -35,19 +35,20 @@ def wait_ready(
     since: int = 0,
     progress: bool = False,
 ) -> None:
-    """Block until the worker logs readiness (after group join and table recovery)."""
+    """Block until the worker serves: its consumer group joined and its engine prepared (both
+    logged since ``since``, in either order; ``stream.readiness``)."""
     start = time.monotonic()
     while time.monotonic() - start < timeout:
         text = log_path.read_text(errors="replace")[since:]
         if process.poll() is not None:
             raise RuntimeError(f"worker exited with {process.returncode}:\n{text[-4000:]}")
-        if READY_MARK in text:
+        if is_serving(text):
             if progress:
                 print(file=sys.stderr)
             return
         if progress:
             print(
-                f"\r  waiting for the worker to join its group ... "
+                f"\r  waiting for the worker to join its group and prepare its engine ... "
                 f"{time.monotonic() - start:4.0f}s",
                 end="",
                 file=sys.stderr,

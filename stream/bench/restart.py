@@ -7,8 +7,9 @@ one worker after the other on the same data dir, alternating: snapshots off (eve
 `learned` from the beginning — the baseline) and on (the start restores the snapshot the
 previous clean stop wrote). The very first "on" start has no snapshot yet: it replays and writes
 one at its stop; it is reported apart. Measured per start: seconds from spawn to the catalog
-replica being ready (catalog and `learned` read) and to the worker being ready (group joined),
-and the snapshot's size and write time from the worker's log. Usage::
+replica being ready (catalog and `learned` read) and to the worker serving (group joined and
+engine prepared, ``stream.readiness``), and the snapshot's size and write time from the worker's
+log. Usage::
 
     python -m stream.bench.restart [--observations 300000] [--pairs 2] [--out reports/bench/restart]
 """
