@@ -44,10 +44,14 @@ def _row(cells: list[Any]) -> str:
 def _throughput_md(r: dict[str, Any]) -> list[str]:
     lines = ["## Sustained throughput (pre-filled backlog, first → last event)", ""]
     head = ["run", "events/s", "events", "seconds", "ready after s", "CPU cores", "load avg"]
-    head += ["stolen by the host"]
+    head += ["stolen by the host", "events per worker"]
     lines += [_row(head), _row(["---"] * len(head))]
     for name, run in r["throughput_runs"].items():
         cpu = ", ".join(f"{k} {v:.2f}" for k, v in run["cpu_cores"].items()) or "-"
+        # how the backlog fell to the workers: users are keyed to partitions, so a skewed
+        # share is the workload's, and caps what a second worker can add
+        split = run.get("per_worker") or []
+        shares = " / ".join(f"{n:,}" for n in split) if len(split) > 1 else "-"
         lines.append(
             _row(
                 [
@@ -59,6 +63,7 @@ def _throughput_md(r: dict[str, Any]) -> list[str]:
                     cpu,
                     run.get("loadavg", "-"),
                     run.get("stolen", "-"),
+                    shares,
                 ]
             )
         )
