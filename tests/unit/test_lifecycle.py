@@ -81,19 +81,18 @@ def test_ready_is_set_last_after_profiles_catalog_lookup_and_kernels(deaths: lis
     assert deaths == []
 
 
-def test_a_lookup_that_fails_to_load_takes_the_worker_down(deaths: list[str]) -> None:
-    rapp = _rapp([], pfeed_fails=True)
+@pytest.mark.parametrize(
+    ("broken", "reason"),
+    [({"pfeed_fails": True}, "pfeed broke"), ({"caught_up": False}, "did not catch up")],
+    ids=["a lookup that fails to load", "a catalog that never catches up"],
+)
+def test_a_failure_while_preparing_takes_the_worker_down(
+    deaths: list[str], broken: dict[str, bool], reason: str
+) -> None:
+    rapp = _rapp([], **broken)
     with pytest.raises(Died):
         asyncio.run(lifecycle.Lifecycle(rapp)._prepare())
-    assert deaths and "pfeed broke" in deaths[0]
-    assert not rapp.pipeline.ready.is_set()
-
-
-def test_a_catalog_that_never_catches_up_takes_the_worker_down(deaths: list[str]) -> None:
-    rapp = _rapp([], caught_up=False)
-    with pytest.raises(Died):
-        asyncio.run(lifecycle.Lifecycle(rapp)._prepare())
-    assert deaths and "did not catch up" in deaths[0]
+    assert deaths and reason in deaths[0]
     assert not rapp.pipeline.ready.is_set()
 
 
