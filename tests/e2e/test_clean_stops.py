@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from stream.broker import free_port, port_open
+from stream.readiness import SERVING_MARK
 
 pytestmark = pytest.mark.e2e
 
@@ -139,6 +140,27 @@ def test_worker_stops_cleanly(sig: int, deployment: Any, tmp_path: Path) -> None
     assert worker.process is not None
     _stop_and_check(worker.process, sig, worker.log_path)
     assert worker.process.returncode == 0, worker.log()[-2000:]
+
+
+def test_worker_stopped_while_preparing_its_engine_exits_cleanly(
+    deployment: Any, tmp_path: Path
+) -> None:
+    """The engine is prepared while Faust joins (``stream.lifecycle``): a SIGTERM in that
+    window closes the parts being prepared, and must still end in exit 0, not the fatal exit
+    70. (The unit tests in test_lifecycle.py pin the two paths that keep it so.)"""
+    worker = deployment.worker("stopprep")
+    worker.start()
+    assert worker.process is not None
+    deadline = time.monotonic() + 90
+    while "catalog replica ready" not in worker.log():  # logged as the preparation goes on
+        assert worker.process.poll() is None, worker.log()[-2000:]
+        assert time.monotonic() < deadline, worker.log()[-2000:]
+        time.sleep(0.02)
+    early = SERVING_MARK not in worker.log()
+    _stop_and_check(worker.process, signal.SIGTERM, worker.log_path)
+    assert early, "the engine was ready before the stop: this run missed what it tests"
+    assert worker.process.returncode == 0, worker.log()[-2000:]
+    assert "FATAL" not in worker.log()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
