@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from stream.broker import free_port, stop_group
-from stream.readiness import READY_MARK as READY_MARK
 from stream.readiness import is_serving
 
 

@@ -26,7 +26,8 @@ class Worker(faust.Worker):
     """Faust's worker, saying which signal stopped it. mode stops on SIGTERM without a word
     and exits 0, so a worker stopped from outside read in its log like one that stopped by
     itself (a CI failure showed a fresh worker stop 0.1 s after start with nothing logged).
-    Named ``Worker`` because its log label is the class name, and ``READY_MARK`` reads it."""
+    Named ``Worker`` because its log label is the class name, and
+    ``stream.readiness.READY_MARK`` reads it."""
 
     def _on_sigterm(self) -> None:
         log.warning("SIGTERM received: stopping")
