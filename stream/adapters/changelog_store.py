@@ -11,7 +11,12 @@ state the local store had, and later recoveries silently lost those events. This
 * keeps, per partition, the highest changelog offset it has applied locally;
 * before serving a partition it now owns, reads that partition's changelog from there to its end
   (the end is taken from fetch responses' high-water mark, correct on the bundled broker too) —
-  recovery after a restart, a lost data dir (read from offset 0) or a rebalance.
+  recovery after a restart, a lost data dir (read from offset 0) or a rebalance;
+* drops a partition's local state and restores it from the changelog's start when the changelog
+  ends before the offset the data dir says it applied: the topics were recreated (a reset
+  cluster, another cluster or prefix) while the data dir was kept. Kept, that state's users
+  would hold the old cluster's input offsets, so the new cluster's events below them were taken
+  for replays and answered with nothing. (Kafka Streams wipes a store in the same case.)
 
 Keys are ``<partition>/<user_id>`` so the users of one partition can be listed (stock index).
 """
@@ -34,6 +39,14 @@ from stream.settings import Settings
 log = logging.getLogger(__name__)
 
 _META = b"\x00offset/"
+
+
+class StaleState(Exception):
+    """The changelog ends before what the local store applied: not this changelog's state."""
+
+    def __init__(self, partition: int, start: int, end: int) -> None:
+        super().__init__(f"partition {partition}: changelog ends at {end}, data dir at {start}")
+        self.partition, self.start, self.end = partition, start, end
 
 
 def changelog_name(settings: Settings) -> str:
@@ -114,6 +127,11 @@ class ChangelogStore:
         if offset > self.applied_offset(partition):
             self._db.put(_META + str(partition).encode(), str(offset).encode())
 
+    def drop_partition(self, partition: int) -> None:
+        """Every local key of ``partition`` and its applied offset (a stale partition)."""
+        self._db.delete_range(b"%d/" % partition, b"%d0" % partition)  # "0" follows "/"
+        self._db.delete(_META + str(partition).encode())
+
     def forget_assignment(self) -> None:
         """After a rebalance: re-read each partition's changelog tail before serving it again
         (another worker may have written it meanwhile). A recovery still running from before
@@ -163,7 +181,21 @@ class ChangelogStore:
             tp = TopicPartition(self.topic, partition)
             consumer.assign([tp])
             consumer.seek(tp, start)
-            restored = await self._read_to_end(consumer, tp, partition)
+            try:
+                restored = await self._read_to_end(consumer, tp, partition, start)
+            except StaleState as stale:
+                log.warning(
+                    "state partition %d: the changelog ends at offset %d, before this data "
+                    "dir's %d (topics recreated, or another cluster's data dir): dropping the "
+                    "partition's local state and restoring it from the changelog's start",
+                    partition,
+                    stale.end,
+                    start,
+                )
+                self.drop_partition(partition)
+                start = 0
+                consumer.seek(tp, 0)
+                restored = await self._read_to_end(consumer, tp, partition, 0)
         finally:
             await stop_consumer(consumer)
         self.restored_records += restored
@@ -175,11 +207,22 @@ class ChangelogStore:
             time.monotonic() - started,
         )
 
-    async def _read_to_end(self, consumer: AIOKafkaConsumer, tp: TopicPartition, p: int) -> int:
+    async def _read_to_end(
+        self, consumer: AIOKafkaConsumer, tp: TopicPartition, p: int, start: int
+    ) -> int:
+        """Apply the changelog from ``start`` to its end; StaleState, before applying anything,
+        when it ends before ``start`` (the consumer, reset to the earliest offset, then brings
+        records from before ``start``)."""
         restored = empty = 0
         while True:
             batches = await consumer.getmany(tp, timeout_ms=200, max_records=10_000)
             records = batches.get(tp, [])
+            highwater = consumer.highwater(tp)
+            if start > 0 and (
+                (highwater is not None and highwater < start)
+                or (records and records[0].offset < start)
+            ):
+                raise StaleState(p, start, highwater if highwater is not None else -1)
             for record in records:
                 user = (record.key or b"").decode()
                 if record.value is None:
@@ -188,7 +231,6 @@ class ChangelogStore:
                     self.set(user, record.value, p)
                 self.mark_applied(p, record.offset)
                 restored += 1
-            highwater = consumer.highwater(tp)
             position = await consumer.position(tp)
             if highwater is not None and position >= highwater:
                 return restored
