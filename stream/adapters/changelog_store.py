@@ -17,6 +17,9 @@ state the local store had, and later recoveries silently lost those events. This
   cluster, another cluster or prefix) while the data dir was kept. Kept, that state's users
   would hold the old cluster's input offsets, so the new cluster's events below them were taken
   for replays and answered with nothing. (Kafka Streams wipes a store in the same case.)
+* remembers which changelog topic its data dir serves, and drops a data dir written for another
+  (another deployment's prefix or app id) whole: its users are not this deployment's, and
+  offsets cannot tell it once the other changelog has grown past them.
 
 Keys are ``<partition>/<user_id>`` so the users of one partition can be listed (stock index).
 """
@@ -39,6 +42,8 @@ from stream.settings import Settings
 log = logging.getLogger(__name__)
 
 _META = b"\x00offset/"
+#: the changelog topic the data dir serves (written at the first open)
+_IDENTITY = b"\x00changelog"
 
 
 class StaleState(Exception):
@@ -72,6 +77,22 @@ class ChangelogStore:
         self._generation = 0  # assignments seen (forget_assignment)
         self._background: set[asyncio.Task[None]] = set()
         self.restored_records = 0
+        self._check_identity()
+
+    def _check_identity(self) -> None:
+        """Drop a data dir written for another changelog topic. One written before the identity
+        was kept (no record of it) is taken as this topic's: the offset check still applies."""
+        mine = self.topic.encode()
+        stored = self._db.get(_IDENTITY)
+        if stored is not None and bytes(stored) != mine:
+            log.warning(
+                "the data dir's state belongs to changelog %r, not %r (another deployment's "
+                "data dir?): dropping it; partitions are restored from this changelog",
+                bytes(stored).decode(errors="replace"),
+                self.topic,
+            )
+            self._db.delete_range(b"\x00", b"\xff")  # (keys start with a digit or \x00)
+        self._db.put(_IDENTITY, mine)
 
     # -- StateStore ------------------------------------------------------------------------------
     @staticmethod

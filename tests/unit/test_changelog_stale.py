@@ -125,3 +125,35 @@ def test_recovery_drops_a_stale_partition_and_restores_the_new_changelog(
     asyncio.run(store._recover(2))
     assert sorted(store.keys_of(2)) == ["u1", "u2"] and store.applied_offset(2) == 1
     assert store.restored_records == 2
+
+
+def test_a_data_dir_of_another_changelog_is_dropped_whole(tmp_path: Path) -> None:
+    def opened(prefix: str) -> ChangelogStore:
+        return ChangelogStore(Settings(topic_prefix=prefix), tmp_path / "state")
+
+    first = opened("shop-a-")
+    first.set("u", b"a's user", partition=1)
+    first.mark_applied(1, 7)
+    first.close()
+    again = opened("shop-a-")  # the same deployment: kept
+    assert again.get("u", partition=1) == b"a's user" and again.applied_offset(1) == 7
+    again.close()
+    other = opened("shop-b-")  # another deployment's changelog: nothing of shop a's
+    assert list(other.keys_of(1)) == [] and other.applied_offset(1) == -1
+    other.set("v", b"b's user", partition=1)
+    other.close()
+    reopened = opened("shop-b-")
+    assert list(reopened.keys_of(1)) == ["v"]
+    reopened.close()
+
+
+def test_a_data_dir_from_before_the_identity_is_kept(tmp_path: Path) -> None:
+    from stream.adapters import changelog_store
+
+    old = ChangelogStore(Settings(), tmp_path / "state")
+    old.set("u", b"kept", partition=0)
+    old._db.delete(changelog_store._IDENTITY)  # as an older release left it
+    old.close()
+    now = ChangelogStore(Settings(topic_prefix="any-"), tmp_path / "state")
+    assert now.get("u", partition=0) == b"kept"  # (the offset check still guards it)
+    now.close()
