@@ -30,7 +30,8 @@ def all_topics() -> tuple[str, ...]:
 
 
 async def ensure_topics(settings: Settings, names: tuple[str, ...] | None = None) -> None:
-    """Create missing topics (prefixed) with ``settings.partitions`` partitions."""
+    """Create missing topics (prefixed) with ``settings.partitions`` partitions; then check that
+    the user-keyed ones have that count (``PartitionMismatch`` otherwise)."""
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap, **settings.kafka_security.aiokafka_kwargs()
     )
@@ -57,8 +58,51 @@ async def ensure_topics(settings: Settings, names: tuple[str, ...] | None = None
                     ]
                 )
             log.info("created topics %s", ", ".join(missing))
+        keyed = set(co_partitioned(settings))
+        await check_co_partitioned(admin, [t for t in wanted if t in keyed], settings.partitions)
     finally:
         await admin.close()
+
+
+def co_partitioned(settings: Settings) -> list[str]:
+    """The topics one user's records must share a partition number on: the user and control
+    topics (one agent reads them, one batch holds all of a user's events) and the changelog
+    holding user state under the input's partition number."""
+    from stream.adapters.changelog_store import changelog_name
+
+    names = (*USER_TOPICS, *CONTROL_TOPICS, changelog_name(settings))
+    return [settings.topic(n) for n in names]
+
+
+class PartitionMismatch(RuntimeError):
+    """User-keyed topics without ``RECSTREAM_PARTITIONS`` partitions (created by someone else,
+    or auto-created by a producer that came first): a user's clicks and orders would land on
+    different partition numbers, so their state would split between two keys, or two workers."""
+
+
+async def check_co_partitioned(admin: AIOKafkaAdminClient, topics: list[str], want: int) -> None:
+    """Raise ``PartitionMismatch`` naming every topic whose partition count is not ``want``."""
+    if not topics:
+        return
+    counts = {
+        t["topic"]: len(t["partitions"])
+        for t in await admin.describe_topics(topics)
+        if not t.get("error_code")  # (one it cannot describe is not held against it)
+    }
+    wrong = {t: n for t, n in counts.items() if n != want}
+    if not wrong:
+        return
+    found = ", ".join(f"{t} has {n}" for t, n in sorted(wrong.items()))
+    shared = set(counts.values())
+    fix = (
+        f"set RECSTREAM_PARTITIONS={shared.pop()}, the count they all have"
+        if len(shared) == 1
+        else "recreate them with one count (adding partitions would move users and their state)"
+    )
+    raise PartitionMismatch(
+        f"user-keyed topics must be co-partitioned with RECSTREAM_PARTITIONS={want} partitions "
+        f"(one user's events and state on one partition number), but {found}: {fix}"
+    )
 
 
 async def detect_flavour(settings: Settings) -> str:
