@@ -30,8 +30,10 @@ def all_topics() -> tuple[str, ...]:
 
 
 async def ensure_topics(settings: Settings, names: tuple[str, ...] | None = None) -> None:
-    """Create missing topics (prefixed) with ``settings.partitions`` partitions; then check that
-    the user-keyed ones have that count (``PartitionMismatch`` otherwise)."""
+    """Create missing topics (prefixed) with ``settings.partitions`` partitions. The user-keyed
+    ones must all have that count (``PartitionMismatch`` otherwise): those that exist already are
+    checked before anything is created (no topic is made for a count that is about to be
+    refused), all of them again after (another worker may have created some meanwhile)."""
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap, **settings.kafka_security.aiokafka_kwargs()
     )
@@ -43,6 +45,8 @@ async def ensure_topics(settings: Settings, names: tuple[str, ...] | None = None
         default = (*all_topics(), changelog_name(settings))
         wanted = [settings.topic(n) for n in (names or default)]
         missing = [t for t in wanted if t not in existing]
+        keyed = [t for t in wanted if t in set(co_partitioned(settings))]
+        await check_co_partitioned(admin, [t for t in keyed if t in existing], settings.partitions)
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker won the race
                 compacted = {settings.topic(n) for n in COMPACTED}
@@ -58,8 +62,7 @@ async def ensure_topics(settings: Settings, names: tuple[str, ...] | None = None
                     ]
                 )
             log.info("created topics %s", ", ".join(missing))
-        keyed = set(co_partitioned(settings))
-        await check_co_partitioned(admin, [t for t in wanted if t in keyed], settings.partitions)
+            await check_co_partitioned(admin, keyed, settings.partitions)
     finally:
         await admin.close()
 
@@ -93,12 +96,12 @@ async def check_co_partitioned(admin: AIOKafkaAdminClient, topics: list[str], wa
     if not wrong:
         return
     found = ", ".join(f"{t} has {n}" for t, n in sorted(wrong.items()))
+    recreate = f"recreate them with {want} (adding partitions would move users and their state)"
     shared = set(counts.values())
-    fix = (
-        f"set RECSTREAM_PARTITIONS={shared.pop()}, the count they all have"
-        if len(shared) == 1
-        else "recreate them with one count (adding partitions would move users and their state)"
-    )
+    if len(shared) == 1:  # every existing one agrees: the setting may be what is off
+        fix = f"set RECSTREAM_PARTITIONS={min(shared)} to match them, or {recreate}"
+    else:
+        fix = recreate
     raise PartitionMismatch(
         f"user-keyed topics must be co-partitioned with RECSTREAM_PARTITIONS={want} partitions "
         f"(one user's events and state on one partition number), but {found}: {fix}"

@@ -15,7 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from stream.adapters.topics import PartitionMismatch, all_topics, co_partitioned
 from stream.local_worker import spawn_worker
-from stream.settings import Settings
+from stream.settings import USER_TOPICS, Settings
 from stream.worker import prepare
 
 pytestmark = pytest.mark.integration
@@ -49,7 +49,8 @@ def test_one_topic_auto_created_with_one_partition_stops_the_worker(
 ) -> None:
     settings, env = _settings(broker, tmp_path)
     asyncio.run(_create(settings, {"clicks": 1}))  # a producer came first
-    with pytest.raises(PartitionMismatch, match=r"clicks has 1: recreate them"):
+    fits = r"clicks has 1: set RECSTREAM_PARTITIONS=1 to match them, or recreate them with 4"
+    with pytest.raises(PartitionMismatch, match=fits):
         asyncio.run(prepare(settings))
     # the worker, as an operator starts it: a prompt non-zero exit with the reason
     log = tmp_path / "worker.log"
@@ -63,14 +64,38 @@ def test_one_topic_auto_created_with_one_partition_stops_the_worker(
     assert code != 0 and "must be co-partitioned" in text and "clicks has 1" in text, text[-2000:]
 
 
+async def _existing(settings: Settings) -> set[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        return {t for t in await admin.list_topics() if t.startswith(settings.topic_prefix)}
+    finally:
+        await admin.close()
+
+
 def test_topics_sharing_another_count_say_which_setting_fits(broker: Any, tmp_path: Path) -> None:
     settings, _ = _settings(broker, tmp_path)
-    keyed = {t.removeprefix(settings.topic_prefix) for t in co_partitioned(settings)}
-    asyncio.run(_create(settings, dict.fromkeys(keyed, 2)))
+    asyncio.run(_create(settings, dict.fromkeys(USER_TOPICS, 2)))  # made by a platform team
     with pytest.raises(PartitionMismatch, match="set RECSTREAM_PARTITIONS=2"):
         asyncio.run(prepare(settings))
+    # refused before creating anything: no control topic or changelog with 4 partitions to undo
+    made = asyncio.run(_existing(settings))
+    assert made == {settings.topic(t) for t in USER_TOPICS}
     # with the setting that fits, the rest is created alike and the check passes
     asyncio.run(prepare(settings.with_(partitions=2)))
+    assert set(co_partitioned(settings)) <= asyncio.run(_existing(settings))
+
+
+def test_topics_that_disagree_among_themselves_must_be_recreated(
+    broker: Any, tmp_path: Path
+) -> None:
+    settings, _ = _settings(broker, tmp_path)
+    asyncio.run(_create(settings, {"clicks": 1, "orders": 2, "carts": 4}))
+    with pytest.raises(PartitionMismatch) as raised:
+        asyncio.run(prepare(settings))
+    message = str(raised.value)
+    assert "clicks has 1, " in message and "orders has 2: recreate them with 4" in message
+    assert "carts" not in message and "set RECSTREAM_PARTITIONS" not in message
 
 
 def test_the_topics_it_creates_itself_pass(broker: Any, tmp_path: Path) -> None:
