@@ -12,10 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from aiokafka.partitioner import murmur2
 
 from stream.adapters.validation import SchemaError, Validators
 from stream.domain.events import UserEvent, event_from_message
 
+#: users whose home partition is remembered before the memo starts again
+_HOMES_MAX = 65_536
 _TYPE_WORDS = (
     "must be integer",
     "must be string",
@@ -88,9 +91,16 @@ class Envelope:
 class Decoder:
     """Decode + validate against `schemas/`; oversize and non-JSON are rejected before parsing."""
 
-    def __init__(self, validators: Validators, max_bytes: int) -> None:
+    def __init__(
+        self, validators: Validators, max_bytes: int, partitions: int | None = None
+    ) -> None:
         self.validators = validators
         self.max_bytes = max_bytes
+        #: the user-keyed topics' partition count: a user event must sit on its user's home
+        #: partition (``home_partition``). None: not checked (tools and benches that make
+        #: envelopes of their own)
+        self.partitions = partitions
+        self._homes: dict[bytes, int] = {}
 
     def decode(self, env: Envelope) -> dict[str, Any] | DeadLetter:
         raw = env.value
@@ -112,6 +122,17 @@ class Decoder:
             return env.dead(reason, text)
         return obj
 
+    def home_partition(self, user: bytes) -> int:
+        """The partition Kafka's default partitioner gives this key (what every Java client,
+        aiokafka and kafka-python do), remembered for the users seen recently (~4 µs a hash)."""
+        assert self.partitions is not None
+        home = self._homes.get(user)
+        if home is None:
+            if len(self._homes) >= _HOMES_MAX:
+                self._homes.clear()
+            home = self._homes[user] = (murmur2(user) & 0x7FFFFFFF) % self.partitions
+        return home
+
     def decode_user_event(
         self, env: Envelope, is_known_item: Callable[[str], bool]
     ) -> UserEvent | DeadLetter:
@@ -126,6 +147,17 @@ class Decoder:
                 f"key {env.key[:64]!r} != user_id {event.user_id!r}: user events must be keyed "
                 "by user_id so a user's state lives in one partition",
             )
+        if self.partitions is not None:
+            home = self.home_partition(event.user_id.encode())
+            if env.partition != home:
+                return env.dead(
+                    "wrong_partition",
+                    f"user_id {event.user_id!r} belongs on partition {home} of "
+                    f"{self.partitions} (the default, Java-compatible murmur2 partitioner), not "
+                    f"{env.partition}: every producer of user-keyed topics must use it "
+                    "(librdkafka clients: partitioner=murmur2_random), or a user's events and "
+                    "erasure land where their state is not",
+                )
         unknown = [i for i in event.item_ids if not is_known_item(i)]
         if unknown:
             return env.dead("unknown_item", f"unknown item_id(s): {', '.join(unknown[:5])}")

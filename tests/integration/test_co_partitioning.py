@@ -1,6 +1,7 @@
-"""User-keyed topics with a partition count of their own (made by someone else, or auto-created by
-a producer that came first) stop a worker at start with the reason, instead of splitting users'
-state between partition numbers."""
+"""One user's records on one partition number, or a clear refusal: user-keyed topics with a
+partition count of their own (made by someone else, or auto-created by a producer that came
+first) stop a worker at start with the reason; an event a producer put off its user's partition
+(another partitioner) is dead-lettered. Either used to split users' state silently."""
 
 from __future__ import annotations
 
@@ -10,13 +11,20 @@ import os
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from stream.adapters.codec import Decoder
 from stream.adapters.topics import PartitionMismatch, all_topics, co_partitioned
+from stream.adapters.validation import get_validators
 from stream.local_worker import spawn_worker
 from stream.settings import USER_TOPICS, Settings
+from stream.tools import TopicReader
 from stream.worker import prepare
+from tests.conftest import new_deployment
+from tests.integration.test_pipeline import CATALOG, event, send_and_wait
 
 pytestmark = pytest.mark.integration
 
@@ -103,3 +111,41 @@ def test_the_topics_it_creates_itself_pass(broker: Any, tmp_path: Path) -> None:
     asyncio.run(prepare(settings))
     asyncio.run(prepare(settings))  # again, all existing: still co-partitioned
     assert len(co_partitioned(settings)) == 9 and len(all_topics()) > 9
+
+
+def test_an_event_off_its_users_partition_is_dead_lettered_live(
+    broker: Any, tmp_path: Path
+) -> None:
+    """A producer with another partitioner (librdkafka's CRC32 default, say) put a user's click
+    elsewhere: dead-lettered with the reason, and the user's next click, on its home partition,
+    is answered by the same profile as before."""
+    dep = new_deployment(broker, tmp_path)
+    dep.produce([("catalog", m) for m in CATALOG])
+    worker = dep.worker("w").start()
+    try:
+        worker.wait_ready()
+        first = send_and_wait(dep, [event("clicks", "u-crc", item_id="sku-2")])
+        home = Decoder(get_validators(), 1024, dep.settings.partitions).home_partition(b"u-crc")
+        stray = event("clicks", "u-crc", item_id="sku-3")[1]
+
+        async def misplace() -> dict[str, Any]:
+            async with TopicReader(dep.settings, "dead-letters") as reader:
+                producer = AIOKafkaProducer(bootstrap_servers=dep.settings.kafka_bootstrap)
+                await producer.start()
+                try:
+                    await producer.send_and_wait(
+                        dep.settings.topic("clicks"),
+                        orjson.dumps(stray),
+                        key=b"u-crc",
+                        partition=(home + 1) % dep.settings.partitions,
+                    )
+                finally:
+                    await producer.stop()
+                return await reader.wait_for(lambda m: m["reason"] == "wrong_partition", 30)
+
+        letter = asyncio.run(misplace())
+        assert f"belongs on partition {home}" in letter["error"] and letter["key"] == "u-crc"
+        later = send_and_wait(dep, [event("clicks", "u-crc", item_id="sku-4")])
+        assert later["state_version"] == first["state_version"] + 1  # the stray one not applied
+    finally:
+        assert worker.stop() == 0
