@@ -141,14 +141,15 @@ class Decoder:
         if isinstance(obj, DeadLetter):
             return obj
         event = event_from_message(env.topic, obj)
-        if env.key is not None and env.key != event.user_id.encode():
+        user = event.user_id.encode()
+        if env.key is not None and env.key != user:
             return env.dead(
                 "key_mismatch",
                 f"key {env.key[:64]!r} != user_id {event.user_id!r}: user events must be keyed "
                 "by user_id so a user's state lives in one partition",
             )
         if self.partitions is not None:
-            home = self.home_partition(event.user_id.encode())
+            home = self.home_partition(user)
             if env.partition != home:
                 return env.dead(
                     "wrong_partition",

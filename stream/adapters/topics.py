@@ -45,7 +45,7 @@ async def ensure_topics(settings: Settings, names: tuple[str, ...] | None = None
         default = (*all_topics(), changelog_name(settings))
         wanted = [settings.topic(n) for n in (names or default)]
         missing = [t for t in wanted if t not in existing]
-        keyed = [t for t in wanted if t in set(co_partitioned(settings))]
+        keyed = sorted(set(wanted) & set(co_partitioned(settings)))
         await check_co_partitioned(admin, [t for t in keyed if t in existing], settings.partitions)
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker won the race
