@@ -121,6 +121,7 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         BenchOptions.build(
             args.quick,
             events=args.events,
+            drain_events=args.drain_events,
             users=args.users,
             items=args.items,
             latency_seconds=args.latency_seconds,
@@ -233,7 +234,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="smaller sizes (under ~2 minutes)")
     p.add_argument("--json", default=None, help="JSON report path (default OUT/bench.json)")
     p.add_argument("--out", default="reports/bench", help="folder for markdown + PNG plots")
-    p.add_argument("--events", type=int, default=None, help="throughput backlog size")
+    p.add_argument(
+        "--events",
+        type=int,
+        default=None,
+        help="in-process workload events (and the throughput backlog, unless --drain-events)",
+    )
+    p.add_argument(
+        "--drain-events",
+        type=int,
+        default=None,
+        help="throughput backlog size (full: --events; --quick: 8000)",
+    )
     p.add_argument("--users", type=int, default=None, help="workload users")
     p.add_argument("--items", type=int, default=None, help="catalog products")
     p.add_argument("--latency-seconds", type=float, default=None, help="per load level")

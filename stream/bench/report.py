@@ -75,12 +75,34 @@ def _throughput_md(r: dict[str, Any]) -> list[str]:
             'its figure says "orders of magnitude above the rest", not more; use a larger '
             "`--events` for a steadier value.",
         ]
+    lines += ["", *_all_busy_md(r)]
     lines += [
         "",
         "Ratios (same run): " + ", ".join(f"{k} **{v:.3g}×**" for k, v in r["ratios"].items()),
         "",
     ]
     return lines
+
+
+def _all_busy_md(r: dict[str, Any]) -> list[str]:
+    """The two workers' rate while both drained (``throughput.all_busy``), or why there is none."""
+    busy = r["throughput_runs"].get("two_workers", {}).get("all_busy")
+    if not busy:
+        return []
+    skew = busy["start_skew_s"]
+    if busy["eps"] is None:
+        return [
+            f"Two workers: no window in which both drained long enough to rate (their first "
+            f"events {skew} s apart): the first-to-last figure times them partly one after "
+            "the other; a larger `--drain-events` gives one."
+        ]
+    one = r.get("pipeline_eps") or 0
+    ratio = f" = **{busy['eps'] / one:.2f}×** one worker" if one else ""
+    return [
+        f"Two workers while both drained: **{busy['eps']:,.0f} events/s** over "
+        f"{busy['seconds']} s{ratio}; their first events {skew} s apart (each worker's join "
+        "is answered on its own, and first → last counts that gap)."
+    ]
 
 
 def _latency_md(r: dict[str, Any]) -> list[str]:

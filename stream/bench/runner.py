@@ -40,6 +40,9 @@ from stream.tools import replay_to
 #: what ``--quick`` changes (the full run uses the field defaults of ``BenchOptions``)
 QUICK: dict[str, Any] = {
     "events": 2500,
+    # a longer backlog than the in-process workload: 2,500 events drained in 0.6-1.6 s, less
+    # than two workers' joins can be apart (see ``throughput.all_busy``); ~+7 s
+    "drain_events": 8000,
     "items": 3000,
     "users": 1000,
     "latency_seconds": 2.0,
@@ -54,7 +57,8 @@ QUICK: dict[str, Any] = {
 @dataclass(frozen=True)
 class BenchOptions:
     quick: bool = False
-    events: int = 20_000  # throughput backlog, and the in-process workload
+    events: int = 20_000  # the in-process workload, and the throughput backlog by default
+    drain_events: int | None = None  # the throughput backlog, when not ``events``
     items: int = 5000
     users: int = 2000
     latency_seconds: float = 15.0  # per load level
@@ -78,6 +82,8 @@ class BenchOptions:
     def build(cls, quick: bool, **overrides: Any) -> BenchOptions:
         """Mode defaults (``--quick`` or full), then whatever was given explicitly."""
         values = dict(QUICK) if quick else {}
+        if overrides.get("events") is not None and overrides.get("drain_events") is None:
+            values.pop("drain_events", None)  # --events alone sizes the backlog too
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(quick=quick, **values)
 
@@ -182,7 +188,7 @@ def _with_processes(
     supervisor: Supervisor,
     run_dir: Path,
     catalog: list[dict[str, Any]],
-    events: list[dict[str, Any]],
+    backlog: list[dict[str, Any]],
     templates: Path,
 ) -> dict[str, Any]:
     """The phases that run child processes: RSS children, then everything on the broker."""
@@ -190,8 +196,8 @@ def _with_processes(
     write_jsonl(catalog_file, catalog)
     no_broker = BenchContext(supervisor, bootstrap="", broker_pid=0, run_dir=run_dir)
     rss = run_rss(no_broker, templates, opts.state_sizes, catalog_file, 1000)
-    prefilled = fresh_contexts(supervisor, run_dir, lambda c: _prefill(c, "tp-", catalog, events))
-    throughput = run_throughput(prefilled, "tp-", len(events))
+    prefilled = fresh_contexts(supervisor, run_dir, lambda c: _prefill(c, "tp-", catalog, backlog))
+    throughput = run_throughput(prefilled, "tp-", len(backlog))
     levels = prepare_levels(
         run_dir, catalog, opts.workload(), throughput["pipeline_eps"], opts.latency_seconds
     )
@@ -218,7 +224,11 @@ def run_bench(opts: BenchOptions, run_dir: Path) -> dict[str, Any]:
         report["workload"] = _workload_section(cfg, catalog, events)
         sections, templates = _in_process(opts, catalog, events, run_dir)
         report.update(sections)
-        measured = _with_processes(opts, supervisor, run_dir, catalog, events, templates)
+        backlog = events
+        if opts.drain_events is not None and opts.drain_events != len(events):
+            backlog = list(generate_events(catalog, cfg, opts.drain_events))
+        report["workload"]["backlog_events"] = len(backlog)
+        measured = _with_processes(opts, supervisor, run_dir, catalog, backlog, templates)
     finally:
         supervisor.close()
     report["state"]["rss"] = measured.pop("rss")
