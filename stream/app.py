@@ -89,7 +89,12 @@ def create_app(
         feeds=settings.feeds, ranking=load_ranking_profile(settings.ranking_profile)
     )
     validators = get_validators()
-    decoder = Decoder(validators, settings.max_message_bytes, settings.partitions)
+    decoder = Decoder(
+        validators,
+        settings.max_message_bytes,
+        settings.partitions,
+        settings.max_event_ahead_ms or None,
+    )
     outputs = OutputProducer(settings)
     sink = make_user_sink(settings.qdrant_url, settings.qdrant_api_key, settings.data_dir)
     writer = CoalescingWriter(

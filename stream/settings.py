@@ -96,6 +96,10 @@ class Settings:
     app_id: str = "recstream"
     web_port: int = 6066
     max_message_bytes: int = 64 * 1024
+    #: a user event dated further ahead of its record's timestamp (or of this worker's clock,
+    #: the earlier) is dead-lettered as ``ts_ahead``; 0 = not checked. As Kafka's own
+    #: ``log.message.timestamp.after.max.ms`` (3.6+), one hour (see ``adapters.codec``)
+    max_event_ahead_ms: int = 3_600_000
     #: Burst coalescing: at most this many events per ranking pass; a batch is taken once Faust
     #: hands over nothing new for 1 ms, at most this long after its first event (0 = at once;
     #: see stream.adapters.faust_batches): no fixed window at low load, growth under backlog.
@@ -169,6 +173,9 @@ class Settings:
         gc_gen0 = _int(env, "RECSTREAM_GC_GEN0_THRESHOLD", 10_000)
         if gc_gen0 < 0:
             raise ValueError(f"RECSTREAM_GC_GEN0_THRESHOLD must be >= 0, got {gc_gen0}")
+        ahead = _int(env, "RECSTREAM_MAX_EVENT_AHEAD_MS", 3_600_000)
+        if ahead < 0:
+            raise ValueError(f"RECSTREAM_MAX_EVENT_AHEAD_MS must be >= 0 (0: off), got {ahead}")
         return cls(
             kafka_bootstrap=bootstrap or DEFAULT_BOOTSTRAP,
             kafka_bootstrap_explicit=bool(bootstrap),
@@ -189,6 +196,7 @@ class Settings:
             app_id=env.get("RECSTREAM_APP_ID", "recstream"),
             web_port=_int(env, "RECSTREAM_WEB_PORT", 6066),
             max_message_bytes=_int(env, "RECSTREAM_MAX_MESSAGE_BYTES", 64 * 1024),
+            max_event_ahead_ms=ahead,
             batch_max=_int(env, "RECSTREAM_BATCH_MAX", 256),
             batch_within_ms=_int(env, "RECSTREAM_BATCH_WITHIN_MS", 20),
             batch_backlog_min=_int(env, "RECSTREAM_BATCH_BACKLOG_MIN", 16),

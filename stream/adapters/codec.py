@@ -7,6 +7,7 @@ nothing here raises for bad input: errors are data, so the worker keeps running.
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -92,7 +93,11 @@ class Decoder:
     """Decode + validate against `schemas/`; oversize and non-JSON are rejected before parsing."""
 
     def __init__(
-        self, validators: Validators, max_bytes: int, partitions: int | None = None
+        self,
+        validators: Validators,
+        max_bytes: int,
+        partitions: int | None = None,
+        max_ahead_ms: int | None = None,
     ) -> None:
         self.validators = validators
         self.max_bytes = max_bytes
@@ -101,6 +106,9 @@ class Decoder:
         #: envelopes of their own)
         self.partitions = partitions
         self._homes: dict[bytes, int] = {}
+        #: how far a user event's ``ts`` may be ahead of when it was sent (``ahead_of``);
+        #: None: not checked
+        self.max_ahead_ms = max_ahead_ms
 
     def decode(self, env: Envelope) -> dict[str, Any] | DeadLetter:
         raw = env.value
@@ -159,8 +167,37 @@ class Decoder:
                     "(librdkafka clients: partitioner=murmur2_random), or a user's events and "
                     "erasure land where their state is not",
                 )
+        if self.max_ahead_ms is not None:
+            ahead = ahead_of(event.ts, env.ts)
+            if ahead > self.max_ahead_ms:
+                return env.dead("ts_ahead", _ahead_error(event.ts, ahead, self.max_ahead_ms))
         unknown = [i for i in event.item_ids if not is_known_item(i)]
         if unknown:
             return env.dead("unknown_item", f"unknown item_id(s): {', '.join(unknown[:5])}")
         event.source = (env.topic, env.partition, env.offset)
         return event
+
+
+def ahead_of(ts: int, record_ms: int | None) -> int:
+    """How many ms an event's ``ts`` is ahead of the earlier of its record's timestamp and now.
+
+    Why it is checked: event time drives every decay. One click dated ahead (a clock set
+    wrong, or microseconds sent for milliseconds) stamps its item's features with that time:
+    the user's session never decays past it and later events on those features add ~nothing
+    (they count as late); the shop's trending rebases to it, every other item's count falls to
+    ~0 and stays there, for every user and, through ``learned``, every worker, until the wall
+    clock reaches it. The record's timestamp (its producer's or the broker's clock) makes the
+    decision the same whenever the record is read; this worker's clock covers records stamped
+    with their own event time and envelopes without one."""
+    now = int(time.time() * 1000)
+    reference = now if record_ms is None or record_ms <= 0 else min(record_ms, now)
+    return ts - reference
+
+
+def _ahead_error(ts: int, ahead: int, limit: int) -> str:
+    hint = " (microseconds? ts is milliseconds since the epoch)" if ts > 10**14 else ""
+    return (
+        f"ts {ts} is {ahead / 3_600_000:,.1f} h ahead of when it was sent, more than "
+        f"RECSTREAM_MAX_EVENT_AHEAD_MS={limit}{hint}: an event from the future would freeze "
+        "its user's session and the shop's trending until then"
+    )

@@ -236,6 +236,14 @@ BAD_INPUTS: list[tuple[str, bytes | None, bytes, str]] = [
         "schema_violation",
     ),
     ("catalog", b"sku-x", b"\xff\xfe binary", "malformed_json"),
+    (
+        "clicks",
+        b"u-bad",
+        orjson.dumps(
+            {"event_id": "x7", "user_id": "u-bad", "item_id": "sku-1", "ts": now_ms() * 1000}
+        ),
+        "ts_ahead",  # microseconds for milliseconds
+    ),
 ]
 
 
@@ -277,3 +285,15 @@ def test_bad_input_goes_to_dead_letters_and_the_worker_survives(live: Any) -> No
         )
         assert consumed == processed + dead_n, (topic, consumed, processed, dead_n)
         assert consumed > 0
+
+
+def test_an_event_from_the_future_is_not_applied_and_the_profile_goes_on(live: Any) -> None:
+    """A click dated in microseconds is dead-lettered (``ts_ahead``); the user's next click
+    continues the same profile, one version on, as if it had not been sent."""
+    dep, _ = live
+    first = send_and_wait(dep, [event("clicks", "u-clock", item_id="sku-2")])
+    ahead = event("clicks", "u-clock", item_id="sku-3")
+    ahead[1]["ts"] *= 1000
+    dep.produce([ahead])
+    later = send_and_wait(dep, [event("clicks", "u-clock", item_id="sku-4")])
+    assert later["state_version"] == first["state_version"] + 1

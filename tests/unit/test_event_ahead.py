@@ -1,0 +1,79 @@
+"""A user event dated ahead of when it was sent is dead-lettered (``ts_ahead``): event time
+drives every decay, and one click from the future froze its user's session and the shop's
+trending until the wall clock reached it (see ``stream.adapters.codec.ahead_of``)."""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+import pytest
+
+from stream.adapters.codec import DeadLetter, Decoder, Envelope, ahead_of
+from stream.adapters.validation import get_validators
+from stream.domain.events import UserEvent
+from stream.settings import Settings
+
+HOUR = 3_600_000
+
+
+def _now() -> int:
+    return int(time.time() * 1000)
+
+
+def _decode(ts: int, record_ms: int | None, limit: int | None = HOUR) -> UserEvent | DeadLetter:
+    body = {"event_id": "e-1", "user_id": "u-1", "item_id": "i-1", "ts": ts}
+    env = Envelope("clicks", 0, 3, b"u-1", orjson.dumps(body), record_ms)
+    return Decoder(get_validators(), 1024, None, limit).decode_user_event(env, {"i-1"}.__contains__)
+
+
+def test_microseconds_for_milliseconds_are_dead_lettered_with_the_hint() -> None:
+    now = _now()
+    dead = _decode(now * 1000, now)
+    assert isinstance(dead, DeadLetter) and dead.reason == "ts_ahead"
+    assert "microseconds?" in dead.error and "RECSTREAM_MAX_EVENT_AHEAD_MS=3600000" in dead.error
+    assert dead.raw and dead.key == b"u-1" and dead.offset == 3  # nothing lost
+
+
+def test_ahead_of_its_record_by_more_than_the_limit_is_dead_even_when_read_later() -> None:
+    sent = _now() - 30 * 24 * HOUR  # a month-old record, read from a backlog today
+    dead = _decode(sent + 2 * HOUR, sent)  # its ts was 2 h ahead when sent: a wrong clock
+    assert isinstance(dead, DeadLetter) and dead.reason == "ts_ahead"
+    assert "2.0 h ahead" in dead.error and "microseconds" not in dead.error
+    assert isinstance(_decode(sent + HOUR // 2, sent), UserEvent)  # within the hour: kept
+
+
+def test_the_workers_clock_judges_records_stamped_with_their_own_event_time() -> None:
+    far = _now() + 5 * HOUR
+    assert isinstance(_decode(far, far), DeadLetter)  # record time = event time: the clock
+    assert isinstance(_decode(far, None), DeadLetter)  # no record time (tools' envelopes)
+    assert isinstance(_decode(far, -1), DeadLetter)  # "no timestamp" on the wire
+    assert isinstance(_decode(_now() + HOUR // 2, None), UserEvent)
+
+
+def test_events_from_the_past_pass_whatever_their_age() -> None:
+    now = _now()
+    for ts in (0, 1_000, 1_500_000_000_000, now - 1, now):  # replays of old data are fine
+        assert isinstance(_decode(ts, now), UserEvent), ts
+
+
+def test_no_limit_checks_nothing() -> None:
+    assert isinstance(_decode(_now() * 1000, _now(), limit=None), UserEvent)
+
+
+@pytest.mark.parametrize(("record_ms", "expected"), [(1_000, 500), (None, None)])
+def test_ahead_of_reads_the_earlier_of_record_time_and_now(
+    record_ms: int | None, expected: int | None
+) -> None:
+    got = ahead_of(1_500, record_ms)
+    if expected is None:
+        assert got < 0  # now is far past ts 1,500
+    else:
+        assert got == expected
+
+
+def test_the_setting_defaults_to_an_hour_and_zero_turns_it_off() -> None:
+    assert Settings.from_env({}).max_event_ahead_ms == HOUR
+    assert Settings.from_env({"RECSTREAM_MAX_EVENT_AHEAD_MS": "0"}).max_event_ahead_ms == 0
+    with pytest.raises(ValueError, match="RECSTREAM_MAX_EVENT_AHEAD_MS must be >= 0"):
+        Settings.from_env({"RECSTREAM_MAX_EVENT_AHEAD_MS": "-5"})
