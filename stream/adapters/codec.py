@@ -109,6 +109,19 @@ class Decoder:
         #: how far a user event's ``ts`` may be ahead of when it was sent (``ahead_of``);
         #: None: not checked
         self.max_ahead_ms = max_ahead_ms
+        #: the clock plus the limit when last read: an event at or below it is not ahead of
+        #: the clock (time only grows), so the clock is read only for events above it
+        self._horizon = -1
+
+    def _ahead(self, ts: int, record_ms: int | None, limit: int) -> bool:
+        """``ahead_of(ts, record_ms) > limit``, reading the clock only past ``_horizon`` (a
+        clock read per event was ~0.6 µs, ~8 % of a decode)."""
+        if record_ms is not None and record_ms > 0 and ts - record_ms > limit:
+            return True
+        if ts <= self._horizon:
+            return False
+        self._horizon = int(time.time() * 1000) + limit
+        return ts > self._horizon
 
     def decode(self, env: Envelope) -> dict[str, Any] | DeadLetter:
         raw = env.value
@@ -167,10 +180,9 @@ class Decoder:
                     "(librdkafka clients: partitioner=murmur2_random), or a user's events and "
                     "erasure land where their state is not",
                 )
-        if self.max_ahead_ms is not None:
+        if self.max_ahead_ms is not None and self._ahead(event.ts, env.ts, self.max_ahead_ms):
             ahead = ahead_of(event.ts, env.ts)
-            if ahead > self.max_ahead_ms:
-                return env.dead("ts_ahead", _ahead_error(event.ts, ahead, self.max_ahead_ms))
+            return env.dead("ts_ahead", _ahead_error(event.ts, ahead, self.max_ahead_ms))
         unknown = [i for i in event.item_ids if not is_known_item(i)]
         if unknown:
             return env.dead("unknown_item", f"unknown item_id(s): {', '.join(unknown[:5])}")

@@ -57,6 +57,29 @@ def test_events_from_the_past_pass_whatever_their_age() -> None:
         assert isinstance(_decode(ts, now), UserEvent), ts
 
 
+def test_the_clock_moves_on_for_a_decoder_that_keeps_running(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An event ahead of the clock is refused; once the clock has come within the limit of it,
+    the same event passes (the decoder's remembered horizon is only a lower bound)."""
+    clock = [1_800_000_000.0]  # seconds, as time.time
+    monkeypatch.setattr("stream.adapters.codec.time.time", lambda: clock[0])
+    decoder = Decoder(get_validators(), 1024, None, HOUR)
+    body = {"event_id": "e-1", "user_id": "u-1", "item_id": "i-1", "ts": 0}
+
+    def decode(ts: int) -> UserEvent | DeadLetter:
+        env = Envelope("clicks", 0, 3, b"u-1", orjson.dumps(body | {"ts": ts}), None)
+        return decoder.decode_user_event(env, {"i-1"}.__contains__)
+
+    start = int(clock[0] * 1000)
+    assert isinstance(decode(start - 5), UserEvent)
+    assert isinstance(decode(start + 2 * HOUR), DeadLetter)
+    assert isinstance(decode(start + HOUR // 2), UserEvent)
+    clock[0] += 1.5 * 3600
+    assert isinstance(decode(start + 2 * HOUR), UserEvent)
+    assert isinstance(decode(start + 3 * HOUR), DeadLetter)
+
+
 def test_no_limit_checks_nothing() -> None:
     assert isinstance(_decode(_now() * 1000, _now(), limit=None), UserEvent)
 
