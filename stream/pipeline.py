@@ -282,12 +282,16 @@ class Pipeline:
             return
         item_id = catalog.ids[change.index]
         await self.stock.ensure()
+        # no later than this worker's clock: a refresh ranks *now*, and one stamped by a stock
+        # producer whose clock runs ahead would be dead-lettered as ``ts_ahead`` (the decoder's
+        # check), leaving the item in its holders' lists until their next event
+        ts = min(int(message["ts"]), int(time.time() * 1000))
         futures = []
         for user_id in self.stock.holding(item_id):
             body = {
                 "event_id": str(message["event_id"]),
                 "user_id": user_id,
-                "ts": int(message["ts"]),
+                "ts": ts,
                 "item_id": item_id,
             }
             futures.append(await self.send("refresh", user_id.encode(), orjson.dumps(body), None))

@@ -146,6 +146,29 @@ def test_out_of_stock_item_leaves_the_list_without_a_user_event(live: Any) -> No
         assert time.monotonic() < deadline, "restocked item never came back"
 
 
+def test_a_stock_out_stamped_ahead_still_refreshes_its_holders_lists(live: Any) -> None:
+    """The stock topic's clock may run ahead of the worker's: the refresh the worker sends its
+    holders is stamped no later than its own clock, so it is ranked now, not dead-lettered as
+    ``ts_ahead`` (which left the item in their lists until their next event)."""
+    dep, _ = live
+    clicked = [i for i in ITEMS if attr(i, "brand") == "orbit"][:3]
+    rec = send_and_wait(dep, [event("clicks", "u-stock-ahead", item_id=i) for i in clicked])
+    victim = rec["items"][0]["item_id"]
+    stock_event = {
+        "event_id": f"st-{next(_ids)}",
+        "item_id": victim,
+        "ts": now_ms() + 5 * 3_600_000,
+        "available": 0,
+    }
+    refreshed = send_and_wait(
+        dep,
+        [("stock", stock_event)],
+        match=lambda m: m["user_id"] == "u-stock-ahead" and m["trigger"]["topic"] == "stock",
+    )
+    assert victim not in [it["item_id"] for it in refreshed["items"]]
+    assert refreshed["trigger"]["ts"] <= now_ms()
+
+
 def test_returned_item_never_returns_and_its_features_drop(live: Any) -> None:
     dep, _ = live
     orbit = [i for i in ITEMS if attr(i, "brand") == "orbit" and attr(i, "category")[0] == "home"]
