@@ -180,9 +180,11 @@ class Decoder:
                     "(librdkafka clients: partitioner=murmur2_random), or a user's events and "
                     "erasure land where their state is not",
                 )
-        if self.max_ahead_ms is not None and self._ahead(event.ts, env.ts, self.max_ahead_ms):
+        limit = self.max_ahead_ms
+        # (an erasure is never refused for its time: a forget's ts drives no decay)
+        if limit is not None and env.topic != "forget" and self._ahead(event.ts, env.ts, limit):
             ahead = ahead_of(event.ts, env.ts)
-            return env.dead("ts_ahead", _ahead_error(event.ts, ahead, self.max_ahead_ms))
+            return env.dead("ts_ahead", _ahead_error(event.ts, ahead, limit))
         unknown = [i for i in event.item_ids if not is_known_item(i)]
         if unknown:
             return env.dead("unknown_item", f"unknown item_id(s): {', '.join(unknown[:5])}")

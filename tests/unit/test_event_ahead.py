@@ -80,6 +80,14 @@ def test_the_clock_moves_on_for_a_decoder_that_keeps_running(
     assert isinstance(decode(start + 3 * HOUR), DeadLetter)
 
 
+def test_an_erasure_is_never_refused_for_its_time() -> None:
+    now = _now()
+    body = {"event_id": "f-1", "user_id": "u-1", "ts": now * 1000}
+    env = Envelope("forget", 0, 4, b"u-1", orjson.dumps(body), now)
+    got = Decoder(get_validators(), 1024, None, HOUR).decode_user_event(env, bool)
+    assert isinstance(got, UserEvent) and got.topic == "forget"
+
+
 def test_no_limit_checks_nothing() -> None:
     assert isinstance(_decode(_now() * 1000, _now(), limit=None), UserEvent)
 
