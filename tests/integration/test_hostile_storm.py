@@ -1,7 +1,8 @@
 """A storm of 100k mixed messages through a live worker (issue 6, hostile input at scale).
 
 Valid events (all six user topics, absurd-but-valid values, out-of-order and duplicate events,
-strangers, erasure requests) are interleaved with every kind of nasty message from the unit corpus
+strangers, erasure requests; events dated in the year 3000, dead-lettered as ``ts_ahead``) are
+interleaved with every kind of nasty message from the unit corpus
 (tests/unit/test_hostile_input.py). Afterwards, read from the worker's `/metrics`: every message
 was consumed exactly once, ``consumed == processed + dead_lettered`` per topic, and each
 dead-letter reason was counted exactly as often as that kind was sent. The worker is alive and
@@ -89,8 +90,9 @@ def _valid_kinds(s: Storm, user: str) -> None:
     topic = s.rng.choice(("clicks",) * 4 + USER_TOPICS)
     if roll < 0.03:
         s.valid("dwell", user, dwell_ms=2**62)  # absurd dwell
-    elif roll < 0.06:
-        s.valid(topic, user, ts=FAR_FUTURE)
+    elif roll < 0.06:  # year 3000: dead-lettered, event time from the future would freeze
+        body = s.body(topic, user, ts=FAR_FUTURE)  # decays (``stream.adapters.codec``)
+        s.add(topic, user.encode(), orjson.dumps(body), "ts_ahead")
     elif roll < 0.09:
         s.valid(topic, user, ts=1)  # far past
     elif roll < 0.12:
@@ -175,7 +177,7 @@ def test_storm_builder_counts_every_message() -> None:
     assert s.dead.total() < len(s.messages)
     reasons = {reason for _, reason in s.dead}
     assert reasons == {"malformed_json", "schema_violation", "unknown_item", "key_mismatch",
-                       "wrong_type", "oversize"}  # fmt: skip
+                       "wrong_type", "oversize", "ts_ahead"}  # fmt: skip
     assert set(s.sent) == set(USER_TOPICS + CONTROL_TOPICS)
 
 
