@@ -1,7 +1,8 @@
 """A bench run as JSON (what other tools read), a markdown summary and PNG plots.
 
 JSON keys other tools rely on: ``pipeline_eps``, ``two_workers_eps``, ``noop_faust_eps``,
-``naive_faust_eps``, ``bare_consumer_eps``, ``latency_ms.{p50,p95,p99}`` (pipeline, 50 % load),
+``naive_faust_eps``, ``bare_consumer_eps``, ``two_workers_all_busy_eps`` (the two workers while
+both drained, None without such a window), ``latency_ms.{p50,p95,p99}`` (pipeline, 50 % load),
 ``floor_latency_ms`` and ``latency_over_floor_ms`` (same load), ``faust_floor_latency_ms`` (the
 worker's Faust path with no engine, same load), ``ratios``, ``steady_capacity_eps`` (full runs:
 the fastest paced load one worker answered within the p99 bound); the rest (per-load
