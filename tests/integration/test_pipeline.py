@@ -114,24 +114,26 @@ def test_clicks_give_a_schema_valid_list_reflecting_clicked_brand_and_category(l
     assert all(it["reasons"] for it in rec["items"])
 
 
-def test_out_of_stock_item_leaves_the_list_without_a_user_event(live: Any) -> None:
-    dep, _ = live
-    clicked = [i for i in ITEMS if attr(i, "brand") == "nova"][:3]
-    rec = send_and_wait(dep, [event("clicks", "u-stock", item_id=i) for i in clicked])
+def _stock_out(dep: Any, user: str, brand: str, ts: int) -> tuple[list[str], str, dict[str, Any]]:
+    """``user`` clicks three items of ``brand``; their list's first item goes out of stock at
+    ``ts``: (the clicked items, that item, the list the stock-out refreshed)."""
+    clicked = [i for i in ITEMS if attr(i, "brand") == brand][:3]
+    rec = send_and_wait(dep, [event("clicks", user, item_id=i) for i in clicked])
     victim = rec["items"][0]["item_id"]
-    stock_event = {
-        "event_id": f"st-{next(_ids)}",
-        "item_id": victim,
-        "ts": now_ms(),
-        "available": 0,
-    }
+    stock_event = {"event_id": f"st-{next(_ids)}", "item_id": victim, "ts": ts, "available": 0}
     refreshed = send_and_wait(
         dep,
         [("stock", stock_event)],
-        match=lambda m: m["user_id"] == "u-stock" and m["trigger"]["topic"] == "stock",
+        match=lambda m: m["user_id"] == user and m["trigger"]["topic"] == "stock",
     )
     assert victim not in [it["item_id"] for it in refreshed["items"]]
     assert refreshed["trigger"]["event_id"] == stock_event["event_id"]
+    return clicked, victim, refreshed
+
+
+def test_out_of_stock_item_leaves_the_list_without_a_user_event(live: Any) -> None:
+    dep, _ = live
+    clicked, victim, _ = _stock_out(dep, "u-stock", "nova", now_ms())
     # a click later the item stays out
     later = send_and_wait(dep, [event("clicks", "u-stock", item_id=clicked[0])])
     assert victim not in [it["item_id"] for it in later["items"]]
@@ -151,22 +153,10 @@ def test_a_stock_out_stamped_ahead_still_refreshes_its_holders_lists(live: Any) 
     holders is stamped no later than its own clock, so it is ranked now, not dead-lettered as
     ``ts_ahead`` (which left the item in their lists until their next event)."""
     dep, _ = live
-    clicked = [i for i in ITEMS if attr(i, "brand") == "orbit"][:3]
-    rec = send_and_wait(dep, [event("clicks", "u-stock-ahead", item_id=i) for i in clicked])
-    victim = rec["items"][0]["item_id"]
-    stock_event = {
-        "event_id": f"st-{next(_ids)}",
-        "item_id": victim,
-        "ts": now_ms() + 5 * 3_600_000,
-        "available": 0,
-    }
-    refreshed = send_and_wait(
-        dep,
-        [("stock", stock_event)],
-        match=lambda m: m["user_id"] == "u-stock-ahead" and m["trigger"]["topic"] == "stock",
-    )
-    assert victim not in [it["item_id"] for it in refreshed["items"]]
+    _, victim, refreshed = _stock_out(dep, "u-stock-ahead", "orbit", now_ms() + 5 * 3_600_000)
     assert refreshed["trigger"]["ts"] <= now_ms()
+    restock = {"event_id": f"st-{next(_ids)}", "item_id": victim, "ts": now_ms(), "available": 5}
+    dep.produce([("stock", restock)])  # (the worker is shared with the next tests)
 
 
 def test_returned_item_never_returns_and_its_features_drop(live: Any) -> None:
