@@ -90,8 +90,9 @@ def _valid_kinds(s: Storm, user: str) -> None:
     topic = s.rng.choice(("clicks",) * 4 + USER_TOPICS)
     if roll < 0.03:
         s.valid("dwell", user, dwell_ms=2**62)  # absurd dwell
-    elif roll < 0.06:  # year 3000: dead-lettered, event time from the future would freeze
-        body = s.body(topic, user, ts=FAR_FUTURE)  # decays (``stream.adapters.codec``)
+    elif roll < 0.06:
+        # dated in the year 3000: dead-lettered, as it would freeze decays (adapters.codec)
+        body = s.body(topic, user, ts=FAR_FUTURE)
         s.add(topic, user.encode(), orjson.dumps(body), "ts_ahead")
     elif roll < 0.09:
         s.valid(topic, user, ts=1)  # far past
