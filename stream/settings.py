@@ -103,7 +103,9 @@ class Settings:
     #: Burst coalescing: at most this many events per ranking pass; a batch is taken once Faust
     #: hands over nothing new for 1 ms, at most this long after its first event (0 = at once;
     #: see stream.adapters.faust_batches): no fixed window at low load, growth under backlog.
-    batch_max: int = 256
+    #: 1,024 rather than 256: a drain coalesced more of each session and paid fewer batches'
+    #: fixed costs (+33-60 % events/s, measured in stream.adapters.faust_batches)
+    batch_max: int = 1024
     batch_within_ms: int = 20
     #: records the consumer must hold beyond a batch for it to count as a backlog, which lets
     #: a batch fill up to 250 ms (stream.adapters.faust_batches.BACKLOG_MIN says why 16)
@@ -197,7 +199,7 @@ class Settings:
             web_port=_int(env, "RECSTREAM_WEB_PORT", 6066),
             max_message_bytes=_int(env, "RECSTREAM_MAX_MESSAGE_BYTES", 64 * 1024),
             max_event_ahead_ms=ahead,
-            batch_max=_int(env, "RECSTREAM_BATCH_MAX", 256),
+            batch_max=_int(env, "RECSTREAM_BATCH_MAX", 1024),
             batch_within_ms=_int(env, "RECSTREAM_BATCH_WITHIN_MS", 20),
             batch_backlog_min=_int(env, "RECSTREAM_BATCH_BACKLOG_MIN", 16),
             event_time_order=_int(env, "RECSTREAM_EVENT_TIME_ORDER", 1) != 0,

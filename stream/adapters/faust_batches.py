@@ -26,6 +26,17 @@ the last one handed over (``ConsumerLag``: high-water mark minus last offset, pe
 a user's session coalesces into one ranking (measured: 0.39-0.40 rankings per event at
 ``batch_max`` 256, 0.31-0.32 at 1,024). With no backlog nothing changes.
 
+The default ``batch_max`` is 1,024 (it was 256). Measured on Dec 6, draining 20,000 bench events
+with one worker, 256 against 1,024 in alternating pairs: 1,462 / 1,462 against 1,946 / 1,841
+events/s with 2,000 users (lists 2,672 → 1,771, batches 79 → 21), and 1,365 / 1,383 against
+1,773 / 1,725 with 20,000 users (lists 3,229 → 2,225). So it is not only sessions coalescing:
+each batch has fixed costs (commit, sends, changelog, Qdrant flush), and fewer batches pay fewer
+of them. ``bench --quick``, two pairs: 1,250 / 1,402 against 1,987 / 1,977 events/s (1.11× /
+1.31× against 2.11× / 2.00× the naive agent). 512 and 2,048 were within the noise of 1,024
+(one pair each way; 2,048's batches were cut by ``backlog_within_s`` first). The cost: a
+batch can hold the worker for ~0.5 s at this machine's rate, which a rebalance waits for and
+which the first events of a full batch wait for, while they were queued anyway.
+
 A backlog is at least ``backlog_min`` records (default ``BACKLOG_MIN``, 16), not any record
 at all. Measured at 50 % load (``bench --quick``, 377 events/s): mean batch 43 events and p50
 247 ms end to end, for a worker idle most of the time: each fetch brings the records of the
