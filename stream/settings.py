@@ -104,7 +104,8 @@ class Settings:
     #: hands over nothing new for 1 ms, at most this long after its first event (0 = at once;
     #: see stream.adapters.faust_batches): no fixed window at low load, growth under backlog.
     #: 1,024 rather than 256: a drain coalesced more of each session and paid fewer batches'
-    #: fixed costs (+33-60 % events/s, measured in stream.adapters.faust_batches)
+    #: fixed costs (+25-33 % events/s in drains, +41-59 % in ``bench --quick``; measured in
+    #: stream.adapters.faust_batches)
     batch_max: int = 1024
     batch_within_ms: int = 20
     #: records the consumer must hold beyond a batch for it to count as a backlog, which lets

@@ -33,9 +33,9 @@ events/s with 2,000 users (lists 2,672 → 1,771, batches 79 → 21), and 1,365 
 each batch has fixed costs (commit, sends, changelog, Qdrant flush), and fewer batches pay fewer
 of them. ``bench --quick``, two pairs: 1,250 / 1,402 against 1,987 / 1,977 events/s (1.11× /
 1.31× against 2.11× / 2.00× the naive agent). 512 and 2,048 were within the noise of 1,024
-(one pair each way; 2,048's batches were cut by ``backlog_within_s`` first). The cost: a
-batch can hold the worker for ~0.5 s at this machine's rate, which a rebalance waits for and
-which the first events of a full batch wait for, while they were queued anyway.
+(two drains each, in turn with it; 2,048's batches were cut by ``backlog_within_s`` first).
+The cost: a batch can hold the worker for ~0.5 s at this machine's rate, which a rebalance
+waits for and which the first events of a full batch wait for, while they were queued anyway.
 
 A backlog is at least ``backlog_min`` records (default ``BACKLOG_MIN``, 16), not any record
 at all. Measured at 50 % load (``bench --quick``, 377 events/s): mean batch 43 events and p50
