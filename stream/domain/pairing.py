@@ -81,17 +81,27 @@ def record(
             key = (str(x[3]), str(y[3]))
             deltas[key] = deltas.get(key, 0.0) + sign * float(y[4])
 
+    w = float(weight)
     for pos, item in enumerate(list(dict.fromkeys(items))[:MAX_ITEMS]):
         entry: Entry = [ts, h, pos, item, weight, topic]
-        p = bisect.bisect_left(timeline, _key(entry), key=_key)
-        n = len(timeline)
+        n, at = len(timeline), _key(entry)
+        # an event newer than every entry (events in time order: nearly all) goes at the end,
+        # with no search and no entry after it to pair with or separate
+        p = n if not n or _key(timeline[-1]) < at else bisect.bisect_left(timeline, at, key=_key)
+        later = str(item)
         for a in range(max(0, p - GAP), p):
-            count(timeline[a], entry, 1.0)  # a predecessor, fewer than GAP entries between
-        for b in range(p, min(n, p + GAP)):
-            count(entry, timeline[b], 1.0)  # arrived earlier, happened later
-        for a in range(max(0, p - GAP), p):
-            if a + GAP < n:  # the pair (a, a + GAP) had GAP - 1 between, now GAP: un-count
-                count(timeline[a], timeline[a + GAP], -1.0)
+            # a predecessor, fewer than GAP entries between: ``count(x, entry, 1.0)`` inlined
+            # (the same tests and the same float: 1.0 · w is w); most events run only this
+            x = timeline[a]
+            if (x[0] != ts or x[1] != h) and x[3] != item and ts - x[0] <= WINDOW_MS:
+                key = (str(x[3]), later)
+                deltas[key] = deltas.get(key, 0.0) + w
+        if p < n:
+            for b in range(p, min(n, p + GAP)):
+                count(entry, timeline[b], 1.0)  # arrived earlier, happened later
+            for a in range(max(0, p - GAP), p):
+                if a + GAP < n:  # the pair (a, a + GAP) had GAP - 1 between, now GAP: un-count
+                    count(timeline[a], timeline[a + GAP], -1.0)
         timeline.insert(p, entry)
     _retain(timeline)
     return sorted((a, b, w) for (a, b), w in deltas.items() if abs(w) > 1e-12)
