@@ -81,7 +81,7 @@ def record(
             key = (str(x[3]), str(y[3]))
             deltas[key] = deltas.get(key, 0.0) + sign * float(y[4])
 
-    w = float(weight)
+    gain = float(weight)  # what each pair with a predecessor counts
     for pos, item in enumerate(list(dict.fromkeys(items))[:MAX_ITEMS]):
         entry: Entry = [ts, h, pos, item, weight, topic]
         n, at = len(timeline), _key(entry)
@@ -91,11 +91,11 @@ def record(
         later = str(item)
         for a in range(max(0, p - GAP), p):
             # a predecessor, fewer than GAP entries between: ``count(x, entry, 1.0)`` inlined
-            # (the same tests and the same float: 1.0 · w is w); most events run only this
+            # (the same tests and the same float: 1.0 · gain is gain); most events run only this
             x = timeline[a]
             if (x[0] != ts or x[1] != h) and x[3] != item and ts - x[0] <= WINDOW_MS:
                 key = (str(x[3]), later)
-                deltas[key] = deltas.get(key, 0.0) + w
+                deltas[key] = deltas.get(key, 0.0) + gain
         if p < n:
             for b in range(p, min(n, p + GAP)):
                 count(entry, timeline[b], 1.0)  # arrived earlier, happened later
