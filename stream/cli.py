@@ -128,6 +128,7 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
             state_sizes=sizes,
             repeats=args.repeats,
             capacity_probes=args.capacity_probes,
+            rounds=args.rounds,
             out_dir=Path(args.out),
             json_path=Path(args.json) if args.json else None,
         )
@@ -256,6 +257,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="paced probes of one worker's steady capacity (full: 4, --quick: 0)",
+    )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="drains of the pipeline and the naive Faust agent; medians reported (full: 3, "
+        "--quick: 1)",
     )
     p.set_defaults(func=_cmd_bench)
 

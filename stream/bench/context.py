@@ -31,6 +31,10 @@ class BenchContext:
     bootstrap: str
     broker_pid: int
     run_dir: Path
+    #: appended to every role's data dir and log: a measurement repeated in the same run (the
+    #: throughput rounds) starts from no state, as its first time did (a Faust table's offsets
+    #: from an earlier broker crashed the naive agent), and keeps its own log
+    tag: str = ""
 
     def env(self, prefix: str, role: str, **extra: str) -> dict[str, str]:
         """Environment of one child: this broker, a topic prefix, its own data dir and port.
@@ -44,7 +48,7 @@ class BenchContext:
         env.update(
             RECSTREAM_KAFKA_BOOTSTRAP=self.bootstrap,
             RECSTREAM_TOPIC_PREFIX=prefix,
-            RECSTREAM_DATA_DIR=str(self.run_dir / "data" / role),
+            RECSTREAM_DATA_DIR=str(self.run_dir / "data" / f"{role}{self.tag}"),
             RECSTREAM_LOOKUP_DIR=str(self.run_dir / "lookup"),
             RECSTREAM_METRICS_PORT=str(free_port()),
             RECSTREAM_APP_ID=f"bench-{role}",
@@ -57,7 +61,7 @@ class BenchContext:
         return Settings.from_env(self.env(prefix, "harness"))
 
     def log(self, role: str) -> Path:
-        path = self.run_dir / "logs" / f"{role}.log"
+        path = self.run_dir / "logs" / f"{role}{self.tag}.log"
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 

@@ -61,6 +61,7 @@ def test_bench_quick_writes_positive_figures(tmp_path: Path) -> None:
     out = tmp_path / "report"
     argv = ["bench", *TINY, "--out", str(out), "--json", str(out / "bench.json")]
     argv += ["--capacity-probes", "1"]  # (--quick has none; one keeps the search working)
+    argv += ["--rounds", "2"]  # (--quick runs one; two keep the rounds working)
     done = subprocess.run(
         [sys.executable, "-m", "stream.cli", *argv],
         env=_env(tmp_path),
@@ -78,6 +79,13 @@ def test_bench_quick_writes_positive_figures(tmp_path: Path) -> None:
         _positive(r["latency_ms"][q], f"latency_ms.{q}")
         _positive(r["floor_latency_ms"][q], f"floor_latency_ms.{q}")
     assert r["ratios"] and all(v > 0 for v in r["ratios"].values()), r["ratios"]
+    assert len(r["throughput_rounds"]) == 2  # the pipeline and naive Faust drained twice
+    for one in r["throughput_rounds"]:
+        for key in ("pipeline_eps", "naive_faust_eps", "ratio"):
+            _positive(one[key], f"round {key}")
+    assert r["pipeline_eps"] == pytest.approx(
+        sum(one["pipeline_eps"] for one in r["throughput_rounds"]) / 2, abs=0.1
+    )  # the median of two rounds
     for q in ("p50", "p95", "p99"):  # the worker's Faust path with no engine, at 50 %
         _positive(r["faust_floor_latency_ms"][q], f"faust_floor_latency_ms.{q}")
     expected = {"pipeline": [0.25, 0.5, 0.75], "floor": [0.25, 0.5, 0.75], "faust_floor": [0.5]}
@@ -129,6 +137,7 @@ def test_bench_quick_writes_positive_figures(tmp_path: Path) -> None:
     md = (out / "bench.md").read_text()
     assert "pipeline" in md and "floor" in md and "faust_floor" in md
     assert "Steady capacity of one worker" in md
+    assert "drained the backlog in 2 rounds" in md
     for png in ("throughput", "drains", "latency", "burst_stages", "scaling", "state_rss"):
         assert (out / f"{png}.png").stat().st_size > 1000, png
     assert _survivors(tmp_path) == []
