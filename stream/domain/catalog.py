@@ -120,9 +120,9 @@ class Catalog:
             ts = message.get("ts")
             self.first_seen[idx] = ts if isinstance(ts, int) and ts > 0 else 0
         else:
-            for fid in self.feature_ids[idx]:
+            for fid in self.feature_ids[idx].tolist():  # Python ints: ~5x a numpy row's loop
                 if fid != PAD:
-                    members = self.items_by_feature.get(int(fid))
+                    members = self.items_by_feature.get(fid)
                     if members is not None:
                         members.pop(idx, None)
         attributes = message.get("attributes")
