@@ -75,7 +75,8 @@ class BenchOptions:
     capacity_p99_ms: float = 100.0
     capacity_seconds: float = 8.0
     #: how many times the pipeline and the naive Faust agent drain the backlog (``--quick``:
-    #: once, ~25 s saved); the headline figures are the medians (``throughput.run_throughput``)
+    #: once; a further round cost ~60 s in a full run, and would cost ~30 s in a quick one);
+    #: the headline figures are the medians (``throughput.run_throughput``)
     rounds: int = 3
     seed: int = 7
     out_dir: Path = Path("reports/bench")

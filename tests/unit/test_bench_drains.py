@@ -89,7 +89,7 @@ def _rounds_run(
 ) -> tuple[dict[str, Any], list[str]]:
     """``run_throughput`` with each drain's rate taken, in turn, from ``rates``."""
     left = {name: list(values) for name, values in rates.items()}
-    dirs = set()
+    dirs: set[str] = set()
 
     def drain(ctx: BenchContext, name: str, *_: object) -> Drain:
         assert ctx.bootstrap.endswith(name + ctx.tag)  # on the broker made for this drain
