@@ -23,7 +23,7 @@ from stream.adapters.follower import Follower
 from stream.adapters.learned_snapshots import Applied, LearnedSnapshots
 from stream.adapters.validation import SchemaError, Validators
 from stream.domain.catalog import Catalog, StockChange
-from stream.domain.item_feed import ItemFeed
+from stream.domain.item_feed import ItemFeed, bounded_time
 from stream.domain.learning import Learner, observations_from_bytes
 from stream.settings import Settings
 
@@ -58,6 +58,8 @@ class CatalogReplica:
         self.applied = 0
         self.skipped = 0
         self.unchanged = 0  # catalog messages that repeated their item's last one
+        #: catalog messages dated too far ahead of their record, applied with its time instead
+        self.time_bounded = 0
         self._kinds = {settings.topic("catalog"): "catalog", settings.topic("stock"): "stock"}
         self.items = Follower(
             settings,
@@ -155,7 +157,7 @@ class CatalogReplica:
         return all(results)
 
     async def _on_item(self, topic: str, record: ConsumerRecord[bytes, bytes]) -> None:
-        await self._apply(self._kinds[topic], record.value)
+        await self._apply(self._kinds[topic], record.value, record.timestamp)
 
     async def _on_learned(self, topic: str, record: ConsumerRecord[bytes, bytes]) -> None:
         self._learn(record.value)
@@ -163,13 +165,15 @@ class CatalogReplica:
             record.offset, record.timestamp, record.key
         )
 
-    async def _apply(self, kind: str, raw: bytes | None) -> None:
+    async def _apply(self, kind: str, raw: bytes | None, published_ms: int | None = None) -> None:
         try:
             message = orjson.loads(raw or b"")
             self.validators.validate(kind, message)
         except (orjson.JSONDecodeError, SchemaError):
             self.skipped += 1  # dead-lettered by the item group consumer (``item_group``)
             return
+        if kind == "catalog":
+            message = self._bounded(message, published_ms)
         if kind == "catalog" and self.feed.unchanged(message):
             self.unchanged += 1  # a full dump re-sending an item as it is: nothing to do
             return
@@ -182,6 +186,22 @@ class CatalogReplica:
                 self.on_item("stock", dict(held.message))
         for held in applied:
             await self._stock_changed(held.change, dict(held.message))
+
+    def _bounded(self, message: dict[str, Any], published_ms: int | None) -> dict[str, Any]:
+        """The message with a ``ts`` no further ahead of its record than user events may be
+        (``item_feed.bounded_time``); logged the first time and every 1,000th after."""
+        bounded = bounded_time(message, published_ms, self.settings.max_event_ahead_ms)
+        if bounded is message:
+            return message
+        if self.time_bounded % 1000 == 0:
+            log.warning(
+                "catalog item %r: ts %s is more than RECSTREAM_MAX_EVENT_AHEAD_MS=%d ahead of "
+                "its record (%s); its freshness counts from the record's time (%d such so far)",
+                message.get("item_id"), message.get("ts"), self.settings.max_event_ahead_ms,
+                published_ms, self.time_bounded + 1,
+            )  # fmt: skip
+        self.time_bounded += 1
+        return dict(bounded)
 
     def _learn(self, raw: bytes | None) -> None:
         assert self.learner is not None
