@@ -98,7 +98,8 @@ class Settings:
     max_message_bytes: int = 64 * 1024
     #: a user event dated further ahead of its record's timestamp (or of this worker's clock,
     #: the earlier) is dead-lettered as ``ts_ahead``; 0 = not checked. As Kafka's own
-    #: ``log.message.timestamp.after.max.ms`` (3.6+), one hour (see ``adapters.codec``)
+    #: ``log.message.timestamp.after.max.ms`` (3.6+), one hour (see ``adapters.codec``). A
+    #: catalog entry further ahead of its record takes the record's time (``item_feed``)
     max_event_ahead_ms: int = 3_600_000
     #: Burst coalescing: at most this many events per ranking pass; a batch is taken once Faust
     #: hands over nothing new for 1 ms, at most this long after its first event (0 = at once;
