@@ -217,6 +217,13 @@ class Metrics(ProfileMetrics):
         self.catalog_out_of_stock = Gauge(
             "recstream_catalog_out_of_stock", "Items currently out of stock", registry=r
         )
+        self.catalog_time_bounded = Gauge(
+            "recstream_catalog_time_bounded",
+            "Catalog entries this worker's replica applied with their record's time as their "
+            "first time, their ts being further ahead of it than RECSTREAM_MAX_EVENT_AHEAD_MS "
+            "(since start)",
+            registry=r,
+        )
         self.state_users = Gauge(
             "recstream_state_users",
             "Users in this worker's state (active partitions; counted every >= 5 s)",

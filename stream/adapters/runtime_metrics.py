@@ -81,6 +81,7 @@ class RuntimeSampler:
         r, m = self.rapp, self.metrics
         m.sync_sampled()
         m.catalog_items.set(len(r.engine.catalog))
+        m.catalog_time_bounded.set(r.replica.time_bounded)
         m.qdrant_pending.set(r.writer.pending)
         m.qdrant_oldest.set(r.writer.oldest_pending_seconds)
         m.ready.set(1 if r.pipeline.ready.is_set() else 0)
