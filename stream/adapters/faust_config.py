@@ -4,6 +4,7 @@ against Apache Kafka (DESIGN.md "Known limits of the bundled broker")."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from stream.adapters.event_time import scheduling
@@ -58,6 +59,30 @@ def _patch_faust_table_wait() -> None:
     TableManager._recstream_patched = True  # type: ignore[attr-defined]
 
 
+def _patch_faust_monitor() -> None:
+    """Faust adds its ``Monitor`` sensor to every app: four calls an event (message in, stream
+    event in and out, message out) that keep counters and deques of timings, ~4.7 µs an event
+    here (micro-benchmark, 5.7 against 1.0 µs for the same calls with no sensor). Only Faust's
+    web views read them (``/stats``, ``/metrics``), so an app with the web off, as every app
+    here is, drops it from its sensors: the worker's own metrics are Prometheus's
+    (``adapters.metrics``). An app with the web on keeps it."""
+    from faust.app.base import App
+
+    if getattr(App, "_recstream_monitor_patched", False):
+        return
+    original = App.on_init_dependencies
+
+    def on_init_dependencies(self: Any) -> Any:
+        dependencies = original(self)  # (adds the monitor to the sensors)
+        if not self.conf.web_enabled:
+            with contextlib.suppress(KeyError):
+                self.sensors.remove(self.monitor)
+        return dependencies
+
+    App.on_init_dependencies = on_init_dependencies  # type: ignore[method-assign]
+    App._recstream_monitor_patched = True  # type: ignore[attr-defined]
+
+
 def _tansu_workarounds(settings: Settings) -> dict[str, Any]:
     """Bundled-broker only (DESIGN.md "Known limits"); none of this applies to Apache Kafka."""
     return {
@@ -75,6 +100,7 @@ def faust_config(settings: Settings, flavour: str) -> dict[str, Any]:
     they are measured under the same configuration); callers add store and web port."""
     _patch_faust_fetch_wait()
     _patch_faust_table_wait()
+    _patch_faust_monitor()
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     tuning: dict[str, Any] = (
         _tansu_workarounds(settings) if flavour == "tansu" else {"producer_linger_ms": 2}
