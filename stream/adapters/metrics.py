@@ -219,9 +219,9 @@ class Metrics(ProfileMetrics):
         )
         self.catalog_time_bounded = Gauge(
             "recstream_catalog_time_bounded",
-            "Catalog entries this worker's replica applied with their record's time as their "
-            "first time, their ts being further ahead of it than RECSTREAM_MAX_EVENT_AHEAD_MS "
-            "(since start)",
+            "Catalog messages whose ts was further ahead of their record's timestamp than "
+            "RECSTREAM_MAX_EVENT_AHEAD_MS, read with the record's time instead (a new item's "
+            "first, freshness, time), since this worker started",
             registry=r,
         )
         self.state_users = Gauge(

@@ -58,7 +58,7 @@ class CatalogReplica:
         self.applied = 0
         self.skipped = 0
         self.unchanged = 0  # catalog messages that repeated their item's last one
-        #: catalog messages dated too far ahead of their record, applied with its time instead
+        #: catalog messages dated too far ahead of their record, read with its time instead
         self.time_bounded = 0
         self._kinds = {settings.topic("catalog"): "catalog", settings.topic("stock"): "stock"}
         self.items = Follower(
