@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -31,6 +31,7 @@ from stream.adapters.qdrant_sink import UserSink, make_user_sink
 from stream.adapters.replica import CatalogReplica
 from stream.adapters.validation import get_validators
 from stream.domain.engine import Engine
+from stream.domain.profile import DEFAULT_PROFILE_CONFIG
 from stream.domain.ranking import load_ranking_profile
 from stream.lifecycle import EXIT_AGENT_FAILED as EXIT_AGENT_FAILED
 from stream.lifecycle import Lifecycle, die
@@ -86,7 +87,11 @@ def create_app(
     app.recstream_no_tables = True  # type: ignore[attr-defined]  # (1 s less start-up)
     metrics = Metrics()
     engine = engine or Engine(
-        feeds=settings.feeds, ranking=load_ranking_profile(settings.ranking_profile)
+        feeds=settings.feeds,
+        ranking=load_ranking_profile(settings.ranking_profile),
+        profile_config=replace(
+            DEFAULT_PROFILE_CONFIG, dedup_window_ms=settings.dedup_window_s * 1000.0
+        ),
     )
     validators = get_validators()
     decoder = Decoder(

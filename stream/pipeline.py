@@ -167,8 +167,9 @@ class Pipeline:
                 plan.writes.append((user_id, work.partition, profile.to_bytes()))
             if result.refreshed:
                 self.metrics.stock_refreshes.inc()
-            if result.replayed:
-                self.metrics.replayed.labels(events[0].topic).inc(result.replayed)
+            for (topic, why), n in Counter(result.skipped).items():
+                counter = self.metrics.replayed if why == "replay" else self.metrics.duplicates
+                counter.labels(topic).inc(n)
             plan.observations.extend(result.observations)
         self.metrics.step_seconds.observe(time.perf_counter() - started)
         for topic, n in Counter(e.topic for e in work.events).items():

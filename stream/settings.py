@@ -101,6 +101,10 @@ class Settings:
     #: ``log.message.timestamp.after.max.ms`` (3.6+), one hour (see ``adapters.codec``). A
     #: catalog entry further ahead of its record takes the record's time (``item_feed``)
     max_event_ahead_ms: int = 3_600_000
+    #: a user event with the topic and ``event_id`` of one applied within this many seconds of
+    #: the user's newest event is a producer duplicate, skipped and counted (0 = not checked;
+    #: ``stream.domain.dedup``)
+    dedup_window_s: int = 3600
     #: Burst coalescing: at most this many events per ranking pass; a batch is taken once Faust
     #: hands over nothing new for 1 ms, at most this long after its first event (0 = at once;
     #: see stream.adapters.faust_batches): no fixed window at low load, growth under backlog.
@@ -177,6 +181,8 @@ class Settings:
         gc_gen0 = _int(env, "RECSTREAM_GC_GEN0_THRESHOLD", 10_000)
         if gc_gen0 < 0:
             raise ValueError(f"RECSTREAM_GC_GEN0_THRESHOLD must be >= 0, got {gc_gen0}")
+        if _int(env, "RECSTREAM_DEDUP_WINDOW_S", 3600) < 0:
+            raise ValueError("RECSTREAM_DEDUP_WINDOW_S must be >= 0 (0: off)")
         ahead = _int(env, "RECSTREAM_MAX_EVENT_AHEAD_MS", 3_600_000)
         if ahead < 0:
             raise ValueError(f"RECSTREAM_MAX_EVENT_AHEAD_MS must be >= 0 (0: off), got {ahead}")
@@ -201,6 +207,7 @@ class Settings:
             web_port=_int(env, "RECSTREAM_WEB_PORT", 6066),
             max_message_bytes=_int(env, "RECSTREAM_MAX_MESSAGE_BYTES", 64 * 1024),
             max_event_ahead_ms=ahead,
+            dedup_window_s=_int(env, "RECSTREAM_DEDUP_WINDOW_S", 3600),
             batch_max=_int(env, "RECSTREAM_BATCH_MAX", 1024),
             batch_within_ms=_int(env, "RECSTREAM_BATCH_WITHIN_MS", 20),
             batch_backlog_min=_int(env, "RECSTREAM_BATCH_BACKLOG_MIN", 16),

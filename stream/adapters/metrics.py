@@ -66,7 +66,7 @@ class Metrics(ProfileMetrics):
         self._declare_runtime()
         self._declare_profiles()
         for topic in USER_TOPICS + CONTROL_TOPICS + ITEM_TOPICS:  # zero, not absent
-            for counter in (self.consumed, self.processed, self.replayed):
+            for counter in (self.consumed, self.processed, self.replayed, self.duplicates):
                 counter.labels(topic)
         self._stage_children: dict[str, LoopHistogramChild] = {}  # on first use: no empty series
         self._list_children: dict[tuple[str, str, str], tuple[Counter, LoopHistogramChild]] = {}
@@ -78,13 +78,20 @@ class Metrics(ProfileMetrics):
         self.consumed = Counter("recstream_events_consumed", "Messages read", ["topic"], registry=r)
         self.processed = Counter(
             "recstream_events_processed",
-            "Messages applied or skipped as replays",
+            "Messages applied, or skipped as replays or duplicates",
             ["topic"],
             registry=r,
         )
         self.replayed = Counter(
             "recstream_events_replayed",
             "Replays skipped by offset idempotency",
+            ["topic"],
+            registry=r,
+        )
+        self.duplicates = Counter(
+            "recstream_events_duplicate",
+            "Producer duplicates skipped: the topic and event_id of an event applied within "
+            "RECSTREAM_DEDUP_WINDOW_S of the user's newest (counted as processed too)",
             ["topic"],
             registry=r,
         )

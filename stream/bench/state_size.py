@@ -67,6 +67,7 @@ PARTS = {
     "r": "returned (max_returned)",
     "li": "last_items (list length)",
     "o": "offsets (source partitions)",
+    "d": "seen (dedup: time window, max_seen)",
 }
 
 

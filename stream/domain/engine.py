@@ -14,6 +14,8 @@ from typing import Any
 
 from stream.domain import first_seen, pairing
 from stream.domain.catalog import Catalog
+from stream.domain.dedup import event_key, prune, remember
+from stream.domain.dedup import keys as seen_keys
 from stream.domain.events import UserEvent
 from stream.domain.learned import RepeatModel
 from stream.domain.learning import Learner, Observation, observation_weight
@@ -85,6 +87,19 @@ class StepResult:
     observations: list[Observation] = field(default_factory=list)
     #: the lists answer only ``refresh`` events (the profile changed only in ``last_items``)
     refreshed: bool = False
+    #: (topic, "replay" | "duplicate") of each event skipped, for the per-topic counts
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Folded:
+    """A burst folded into a profile (``Engine.apply_observed``)."""
+
+    profile: UserProfile
+    applied: int = 0
+    replayed: int = 0
+    observations: list[Observation] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -179,29 +194,43 @@ class Engine:
         self, state: UserProfile | None, user_id: str, events: list[UserEvent]
     ) -> tuple[UserProfile, int, int]:
         """Fold events into the profile; returns (profile, applied, skipped replays)."""
-        profile, applied, replayed, _ = self.apply_observed(state, user_id, events)
-        return profile, applied, replayed
+        folded = self.apply_observed(state, user_id, events)
+        return folded.profile, folded.applied, folded.replayed
 
     def apply_observed(
         self, state: UserProfile | None, user_id: str, events: list[UserEvent]
-    ) -> tuple[UserProfile, int, int, list[Observation]]:
-        """Fold events into the profile; returns (profile, applied, skipped replays, what the
-        applied events teach the shared read models)."""
+    ) -> Folded:
+        """Fold events into the profile, skipping replays (an offset already applied) and
+        producer duplicates (``stream.domain.dedup``); also returns what the applied events
+        teach the shared read models."""
         profile = state if state is not None else UserProfile(user_id=user_id)
-        applied = replayed = 0
-        observations: list[Observation] = []
+        folded = Folded(profile)
+        cfg = self.profile_config
+        keys = seen_keys(profile.seen) if cfg.dedup_window_ms > 0 else None
         for event in events:
             if is_replay(profile, event):  # already applied: shared models must not count it again
-                replayed += 1
+                folded.replayed += 1
+                folded.skipped.append((event.topic, "replay"))
                 continue
+            key = None
+            if keys is not None:
+                key = event_key(event.topic, event.event_id)
+                if key in keys:
+                    folded.skipped.append((event.topic, "duplicate"))
+                    continue
+                keys.add(key)
             obs = self.learn(profile, event)  # before apply: relate to the queries *before* it
             if obs is not None:
-                observations.append(obs)
-            apply_event(profile, event, self._features_of, self.profile_config)
-            applied += 1
-        if applied:
+                folded.observations.append(obs)
+            apply_event(profile, event, self._features_of, cfg)
+            if key is not None:
+                remember(profile.seen, event.ts, key)
+            folded.applied += 1
+        if folded.applied:
             profile.version += 1
-        return profile, applied, replayed, observations
+            if keys is not None:
+                prune(profile.seen, profile.last_ts, cfg.dedup_window_ms, cfg.max_seen)
+        return folded
 
     def recommend(
         self, profile: UserProfile, trigger: Trigger, now_ms: float | None = None
@@ -245,10 +274,13 @@ class Engine:
         offline evaluator both answer it here, so a list scored offline is a list the worker
         would emit."""
         updates, refreshes = split_refreshes(events)
-        profile, applied, replayed, observations = self.apply_observed(state, user_id, updates)
+        folded = self.apply_observed(state, user_id, updates)
+        profile, applied = folded.profile, folded.applied
         recs = self.answer(profile, updates if applied else [], refreshes)
         refreshed = bool(recs) and not applied
-        return StepResult(profile, recs, applied, replayed, observations, refreshed)
+        return StepResult(
+            profile, recs, applied, folded.replayed, folded.observations, refreshed, folded.skipped
+        )
 
     def answer(
         self, profile: UserProfile, updates: list[UserEvent], refreshes: list[UserEvent]

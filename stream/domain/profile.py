@@ -51,6 +51,11 @@ class ProfileConfig:
     max_offsets: int = 512
     repeat_tau_ms: float = 60 * 24 * 3600 * 1000.0
     max_purchases: int = 300
+    #: producer duplicates (same topic and event id, a new offset) are skipped when the first
+    #: copy lies within this window of the user's newest event, among the ``max_seen`` newest
+    #: (``stream.domain.dedup``; 0 = not checked)
+    dedup_window_ms: float = 3_600_000.0
+    max_seen: int = 128
 
 
 DEFAULT_PROFILE_CONFIG = ProfileConfig()
@@ -113,6 +118,8 @@ class UserProfile:
     #: view and buy times repeat flags come from (``stream.domain.first_seen``)
     timeline: list[list[Any]] = field(default_factory=list)
     firsts: dict[str, list[Any]] = field(default_factory=dict)
+    #: keys of the events applied lately by time bucket, to skip producer duplicates (``dedup``)
+    seen: dict[str, list[int]] = field(default_factory=dict)
     version: int = 0
     events: int = 0
     last_ts: int = 0
@@ -148,6 +155,8 @@ class UserProfile:
             body["qf"] = self.filters
         if self.timeline or self.firsts:
             body.update(tl=self.timeline, fs=self.firsts)
+        if self.seen:
+            body["d"] = self.seen
         return body
 
     @classmethod
@@ -173,6 +182,7 @@ class UserProfile:
             filters=d.get("qf", []),
             timeline=d.get("tl", []),
             firsts=d.get("fs", {}),
+            seen=d.get("d", {}),
             version=d["v"],
             events=d["n"],
             last_ts=d["t"],

@@ -310,3 +310,24 @@ def test_an_event_from_the_future_is_not_applied_and_the_profile_goes_on(live: A
     dep.produce([ahead])
     later = send_and_wait(dep, [event("clicks", "u-clock", item_id="sku-4")])
     assert later["state_version"] == first["state_version"] + 1
+
+
+def test_an_order_sent_twice_is_applied_once(live: Any) -> None:
+    """A producer's re-send (same event id, a new record) is skipped and counted: the user's
+    next click is one state version on from the order's list, not two."""
+    dep, worker = live
+    order = event("orders", "u-resent", items=[{"item_id": "sku-5", "quantity": 2}])
+    first = send_and_wait(dep, [order])
+    dep.produce([order])  # the same message again: a new offset, the same event
+    later = send_and_wait(dep, [event("clicks", "u-resent", item_id="sku-6")])
+    assert later["state_version"] == first["state_version"] + 1
+    metrics = worker.metrics()
+    assert metrics['recstream_events_duplicate_total{topic="orders"}'] == 1.0
+    consumed = metrics['recstream_events_consumed_total{topic="orders"}']
+    processed = metrics['recstream_events_processed_total{topic="orders"}']
+    dead = sum(
+        v
+        for k, v in metrics.items()
+        if k.startswith("recstream_dead_letters_total{") and 'topic="orders"' in k
+    )
+    assert consumed == processed + dead  # the copy is processed (skipped), not dead-lettered

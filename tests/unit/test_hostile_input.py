@@ -137,7 +137,8 @@ def test_absurd_but_valid_events_keep_the_engine_finite() -> None:
         UserEvent("returns", "e4", "u-9", far_past, ("i-3",), (1,)),
     ]
     result = engine.step(None, "u-9", events)
-    assert result.applied == len(events)
+    assert result.applied == len(events) - 1  # the second "e2" is a producer duplicate
+    assert result.skipped == [("clicks", "duplicate")]
     for rec in result.recommendations:
         assert all(math.isfinite(item.score) for item in rec.items)
     weights = [w for w, _ in result.state.long_term.values()]
