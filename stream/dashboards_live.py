@@ -68,16 +68,22 @@ def _say(text: str) -> None:
 
 
 def _traffic(events: list[dict[str, Any]], every: int) -> list[dict[str, Any]]:
-    """The replayed records plus one malformed message every ``every`` records and, halfway,
-    the most bought item going out of stock (users holding it get a refreshed list)."""
+    """The replayed records plus, every ``every`` records, one malformed message and a
+    producer's re-send of the latest order (skipped as a duplicate) and, halfway, the most
+    bought item going out of stock (users holding it get a refreshed list)."""
     counts = Counter(
         i["item_id"] for e in events if e["topic"] == "orders" for i in e.get("items", ())
     )
     out: list[dict[str, Any]] = []
+    last_order: dict[str, Any] | None = None
     for n, event in enumerate(events):
         out.append(event)
+        if event["topic"] == "orders":
+            last_order = event
         if n % every == every - 1:  # valid JSON, no user topic field: a schema violation
             out.append({"topic": "clicks", "user_id": "malformed", "event_id": f"bad-{n}"})
+            if last_order is not None:
+                out.append(dict(last_order))
         if n == len(events) // 2 and counts:
             item = counts.most_common(1)[0][0]
             out.append({"topic": "stock", "event_id": "stock-out", "item_id": item, "ts": 0,
