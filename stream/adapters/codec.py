@@ -185,6 +185,10 @@ class Decoder:
         if limit is not None and env.topic != "forget" and self._ahead(event.ts, env.ts, limit):
             ahead = ahead_of(event.ts, env.ts)
             return env.dead("ts_ahead", _ahead_error(event.ts, ahead, limit))
+        # (a refresh's ts only bounds "now" from below, and carries its stock producer's time)
+        checked = limit is not None and env.topic not in ("forget", "refresh")
+        if checked and in_seconds(event.ts, env.ts, limit or 0):
+            return env.dead("ts_seconds", _seconds_error(event.ts, env.ts or 0))
         unknown = [i for i in event.item_ids if not is_known_item(i)]
         if unknown:
             return env.dead("unknown_item", f"unknown item_id(s): {', '.join(unknown[:5])}")
@@ -206,6 +210,34 @@ def ahead_of(ts: int, record_ms: int | None) -> int:
     now = int(time.time() * 1000)
     reference = now if record_ms is None or record_ms <= 0 else min(record_ms, now)
     return ts - reference
+
+
+#: how long before its record a ``ts`` read as seconds may lie and still be taken for seconds
+SECONDS_BEHIND_MS = 24 * 3_600_000
+
+
+def in_seconds(ts: int, record_ms: int | None, ahead_ms: int) -> bool:
+    """Is ``ts`` its record's time in *seconds* (a producer sending ``time.time()``)?
+
+    Read as milliseconds such a time lies in January 1970: the event's features are stamped
+    decades before the user's other events, so it adds ~nothing to their affinities, and a
+    producer sending only seconds runs every horizon 1,000× too long (a 30-minute session is
+    three weeks). Nothing else flags it. Judged against the record's timestamp only: ``ts``
+    × 1,000 within a day before it (or ``ahead_ms`` after). A threshold on ``ts`` alone would
+    also refuse a feed on a relative clock (starting at 0) about 20 days in; this refuses such
+    a feed only while its clock, in ms, is within ~90 s of its records' time in seconds."""
+    if record_ms is None or record_ms <= 0 or ts <= 0:
+        return False
+    as_ms = ts * 1000
+    return record_ms - SECONDS_BEHIND_MS <= as_ms <= record_ms + ahead_ms
+
+
+def _seconds_error(ts: int, record_ms: int) -> str:
+    return (
+        f"ts {ts} reads as {ts / 86_400_000:,.1f} days after 1970, but as seconds it is within "
+        f"a day of when it was sent ({record_ms} ms): ts is milliseconds since the epoch "
+        "(send ts x 1000)"
+    )
 
 
 def _ahead_error(ts: int, ahead: int, limit: int) -> str:

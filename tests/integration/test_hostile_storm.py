@@ -1,7 +1,8 @@
 """A storm of 100k mixed messages through a live worker (issue 6, hostile input at scale).
 
 Valid events (all six user topics, absurd-but-valid values, out-of-order and duplicate events,
-strangers, erasure requests; events dated in the year 3000, dead-lettered as ``ts_ahead``) are
+strangers, erasure requests; events dated in the year 3000, dead-lettered as ``ts_ahead``, and
+in seconds, as ``ts_seconds``) are
 interleaved with every kind of nasty message from the unit corpus
 (tests/unit/test_hostile_input.py). Afterwards, read from the worker's `/metrics`: every message
 was consumed exactly once, ``consumed == processed + dead_lettered`` per topic, and each
@@ -101,7 +102,11 @@ def _valid_kinds(s: Storm, user: str) -> None:
     elif roll < 0.14:
         body = s.valid("clicks", user)
         s.add("clicks", user.encode(), orjson.dumps(body))  # the same event id again
-    elif roll < 0.145:
+    elif roll < 0.15:
+        # seconds for milliseconds (a producer sending time.time()): January 1970 as ms
+        body = s.body(topic, user, ts=NOW // 1000)
+        s.add(topic, user.encode(), orjson.dumps(body), "ts_seconds")
+    elif roll < 0.155:
         # a big value just under the size limit (extra properties are allowed)
         body = s.body("clicks", user)
         body["blob"] = "x" * (LIMIT - 200)
@@ -178,7 +183,7 @@ def test_storm_builder_counts_every_message() -> None:
     assert s.dead.total() < len(s.messages)
     reasons = {reason for _, reason in s.dead}
     assert reasons == {"malformed_json", "schema_violation", "unknown_item", "key_mismatch",
-                       "wrong_type", "oversize", "ts_ahead"}  # fmt: skip
+                       "wrong_type", "oversize", "ts_ahead", "ts_seconds"}  # fmt: skip
     assert set(s.sent) == set(USER_TOPICS + CONTROL_TOPICS)
 
 

@@ -108,3 +108,49 @@ def test_the_setting_defaults_to_an_hour_and_zero_turns_it_off() -> None:
     assert Settings.from_env({"RECSTREAM_MAX_EVENT_AHEAD_MS": "0"}).max_event_ahead_ms == 0
     with pytest.raises(ValueError, match="RECSTREAM_MAX_EVENT_AHEAD_MS must be >= 0"):
         Settings.from_env({"RECSTREAM_MAX_EVENT_AHEAD_MS": "-5"})
+
+
+def test_seconds_for_milliseconds_are_dead_lettered_with_the_fix() -> None:
+    """A producer sending ``time.time()`` (seconds): read as ms, January 1970."""
+    now = _now()
+    dead = _decode(now // 1000, now)
+    assert isinstance(dead, DeadLetter) and dead.reason == "ts_seconds"
+    assert f"reads as {now / 1000 / 86_400_000:,.1f} days after 1970" in dead.error
+    assert "milliseconds since the epoch" in dead.error and dead.raw  # nothing lost
+    assert isinstance(_decode((now - 20 * HOUR) // 1000, now), DeadLetter)  # sent a day late
+    assert isinstance(_decode(now // 1000, None), UserEvent)  # no record time: not judged
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [
+        0,  # the epoch itself
+        1_000,
+        19 * 24 * HOUR,  # a relative clock (a synthetic feed starting at 0), 19 days in
+        _now() // 1000 - 100_000,  # such a clock 100 s before its ms equal the records' seconds
+        _now() // 1000 + 10_000,  # and 10 s after
+        (_now() - 36 * HOUR) // 1000,  # seconds, but sent a day and a half late
+    ],
+)
+def test_times_that_only_look_small_pass(ts: int) -> None:
+    """Judged against the record, a relative clock passes but for ~90 s around the point where
+    its ms equal the records' seconds (~20.8 days in, in Dec 2026)."""
+    assert isinstance(_decode(ts, _now()), UserEvent)
+
+
+def test_refreshes_and_erasures_are_not_judged_for_seconds() -> None:
+    now = _now()
+    for topic in ("refresh", "forget"):
+        body = {"event_id": "e-1", "user_id": "u-1", "ts": now // 1000}
+        if topic == "refresh":
+            body["item_id"] = "i-1"
+        env = Envelope(topic, 0, 3, b"u-1", orjson.dumps(body), now)
+        decoded = Decoder(get_validators(), 1024, None, HOUR).decode_user_event(
+            env, {"i-1"}.__contains__
+        )
+        assert isinstance(decoded, UserEvent), topic
+
+
+def test_switched_off_with_the_ahead_check() -> None:
+    now = _now()
+    assert isinstance(_decode(now // 1000, now, limit=None), UserEvent)
