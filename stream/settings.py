@@ -181,7 +181,8 @@ class Settings:
         gc_gen0 = _int(env, "RECSTREAM_GC_GEN0_THRESHOLD", 10_000)
         if gc_gen0 < 0:
             raise ValueError(f"RECSTREAM_GC_GEN0_THRESHOLD must be >= 0, got {gc_gen0}")
-        if _int(env, "RECSTREAM_DEDUP_WINDOW_S", 3600) < 0:
+        dedup_window_s = _int(env, "RECSTREAM_DEDUP_WINDOW_S", 3600)
+        if dedup_window_s < 0:
             raise ValueError("RECSTREAM_DEDUP_WINDOW_S must be >= 0 (0: off)")
         ahead = _int(env, "RECSTREAM_MAX_EVENT_AHEAD_MS", 3_600_000)
         if ahead < 0:
@@ -207,7 +208,7 @@ class Settings:
             web_port=_int(env, "RECSTREAM_WEB_PORT", 6066),
             max_message_bytes=_int(env, "RECSTREAM_MAX_MESSAGE_BYTES", 64 * 1024),
             max_event_ahead_ms=ahead,
-            dedup_window_s=_int(env, "RECSTREAM_DEDUP_WINDOW_S", 3600),
+            dedup_window_s=dedup_window_s,
             batch_max=_int(env, "RECSTREAM_BATCH_MAX", 1024),
             batch_within_ms=_int(env, "RECSTREAM_BATCH_WITHIN_MS", 20),
             batch_backlog_min=_int(env, "RECSTREAM_BATCH_BACKLOG_MIN", 16),

@@ -97,9 +97,13 @@ class Folded:
 
     profile: UserProfile
     applied: int = 0
-    replayed: int = 0
     observations: list[Observation] = field(default_factory=list)
+    #: (topic, "replay" | "duplicate") of each event skipped, in order
     skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def replayed(self) -> int:
+        return sum(1 for _, why in self.skipped if why == "replay")
 
 
 @dataclass
@@ -209,7 +213,6 @@ class Engine:
         keys = seen_keys(profile.seen) if cfg.dedup_window_ms > 0 else None
         for event in events:
             if is_replay(profile, event):  # already applied: shared models must not count it again
-                folded.replayed += 1
                 folded.skipped.append((event.topic, "replay"))
                 continue
             key = None
