@@ -122,20 +122,23 @@ def test_seconds_for_milliseconds_are_dead_lettered_with_the_fix() -> None:
 
 
 @pytest.mark.parametrize(
-    "ts",
+    ("relative", "offset"),
     [
-        0,  # the epoch itself
-        1_000,
-        19 * 24 * HOUR,  # a relative clock (a synthetic feed starting at 0), 19 days in
-        _now() // 1000 - 100_000,  # such a clock 100 s before its ms equal the records' seconds
-        _now() // 1000 + 10_000,  # and 10 s after
-        (_now() - 36 * HOUR) // 1000,  # seconds, but sent a day and a half late
+        (False, 0),  # the epoch itself
+        (False, 1_000),
+        (False, 19 * 24 * HOUR),  # a relative clock (a synthetic feed starting at 0), 19 days in
+        (True, -100_000),  # such a clock 100 s before its ms equal the records' seconds
+        (True, 10_000),  # and 10 s after
+        (True, -36 * HOUR // 1000),  # seconds, but sent a day and a half late
     ],
 )
-def test_times_that_only_look_small_pass(ts: int) -> None:
+def test_times_that_only_look_small_pass(relative: bool, offset: int) -> None:
     """Judged against the record, a relative clock passes but for ~90 s around the point where
-    its ms equal the records' seconds (~20.8 days in, in Dec 2026)."""
-    assert isinstance(_decode(ts, _now()), UserEvent)
+    its ms equal the records' seconds (~20.8 days in, in Dec 2026). (Values near the clock are
+    computed here, not at collection: pytest-xdist's workers must collect the same ids.)"""
+    now = _now()
+    ts = now // 1000 + offset if relative else offset
+    assert isinstance(_decode(ts, now), UserEvent)
 
 
 def test_refreshes_and_erasures_are_not_judged_for_seconds() -> None:
