@@ -82,13 +82,16 @@ class StepResult:
     state: UserProfile
     recommendations: list[Recommendation]
     applied: int
-    replayed: int
     #: what the applied events teach the shared read models (published on `learned`)
     observations: list[Observation] = field(default_factory=list)
     #: the lists answer only ``refresh`` events (the profile changed only in ``last_items``)
     refreshed: bool = False
     #: (topic, "replay" | "duplicate") of each event skipped, for the per-topic counts
     skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def replayed(self) -> int:
+        return replays(self.skipped)
 
 
 @dataclass(slots=True)
@@ -101,9 +104,10 @@ class Folded:
     #: (topic, "replay" | "duplicate") of each event skipped, in order
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
-    @property
-    def replayed(self) -> int:
-        return sum(1 for _, why in self.skipped if why == "replay")
+
+def replays(skipped: list[tuple[str, str]]) -> int:
+    """How many of the skipped events were replays (an offset already applied)."""
+    return sum(1 for _, why in skipped if why == "replay")
 
 
 @dataclass
@@ -199,7 +203,7 @@ class Engine:
     ) -> tuple[UserProfile, int, int]:
         """Fold events into the profile; returns (profile, applied, skipped replays)."""
         folded = self.apply_observed(state, user_id, events)
-        return folded.profile, folded.applied, folded.replayed
+        return folded.profile, folded.applied, replays(folded.skipped)
 
     def apply_observed(
         self, state: UserProfile | None, user_id: str, events: list[UserEvent]
@@ -281,9 +285,7 @@ class Engine:
         profile, applied = folded.profile, folded.applied
         recs = self.answer(profile, updates if applied else [], refreshes)
         refreshed = bool(recs) and not applied
-        return StepResult(
-            profile, recs, applied, folded.replayed, folded.observations, refreshed, folded.skipped
-        )
+        return StepResult(profile, recs, applied, folded.observations, refreshed, folded.skipped)
 
     def answer(
         self, profile: UserProfile, updates: list[UserEvent], refreshes: list[UserEvent]
