@@ -29,6 +29,7 @@ from stream.adapters.profile_dead_letters import profile_batch_handler
 from stream.adapters.profile_runtime import ProfileRuntime
 from stream.adapters.qdrant_sink import UserSink, make_user_sink
 from stream.adapters.replica import CatalogReplica
+from stream.adapters.user_group import UserGroup
 from stream.adapters.validation import get_validators
 from stream.domain.engine import Engine
 from stream.domain.profile import DEFAULT_PROFILE_CONFIG
@@ -60,6 +61,8 @@ class RecstreamApp:
     profiles: ProfileRuntime | None = None
     pfeed: PfeedRuntime | None = None
     items: ItemGroup | None = None
+    #: the user topics' bare consumer (None: the Faust agent reads them)
+    users: UserGroup | None = None
     gc: GcPauses = field(init=False)
 
     def __post_init__(self) -> None:
@@ -118,8 +121,11 @@ def create_app(
     store = ChangelogStore(settings, settings.data_dir / "state")
     inject_faults(store)  # recovery tests only (RECSTREAM_FAULT_*); a no-op when unset
     user_topics = {settings.topic(t) for t in USER_TOPICS}
+    users: UserGroup | None = None
 
     def assigned() -> set[int]:
+        if users is not None:
+            return users.partitions()
         return {tp.partition for tp in app.consumer.assignment() if tp.topic in user_topics}
 
     durability = Durability(
@@ -137,19 +143,43 @@ def create_app(
         pipeline.user_vector = pfeed.user_vector
         pipeline.before_rank = pfeed.sync
     within = settings.batch_within_ms / 1000.0
-    # One agent for every user-keyed topic (co-partitioned): one batch at a time sees all of a
+
+    def rebalanced(partitions: set[int]) -> None:
+        pipeline.stock.stale = True  # users moved between workers
+        store.forget_assignment()  # re-read changelog tails before serving partitions again
+        store.recover_soon(partitions)  # now, not when each partition's first batch comes
+        pipeline.stock.rebuild_soon()  # before a stock-out needs it (it waits for recovery)
+
+    # One reader for every user-keyed topic (co-partitioned): one batch at a time sees all of a
     # user's events, so a profile is read, updated and written by one step with no interleaving.
-    _add_agent(
-        app,
-        settings,
-        "users",
-        USER_TOPICS + CONTROL_TOPICS,
-        pipeline.handle_user_batch,
-        settings.batch_max,
-        within,
-        metrics,
-        time_delivery=True,
-    )
+    if settings.user_consumer == "aiokafka":
+        handler = _fatal("users", pipeline.handle_user_batch, metrics)
+        users = UserGroup(
+            settings, USER_TOPICS + CONTROL_TOPICS, _timed_delivery(handler, metrics),
+            rebalanced, flavour,
+        )  # fmt: skip
+    else:
+        _add_agent(
+            app,
+            settings,
+            "users",
+            USER_TOPICS + CONTROL_TOPICS,
+            pipeline.handle_user_batch,
+            settings.batch_max,
+            within,
+            metrics,
+            time_delivery=True,
+        )
+
+        async def on_rebalance(*_: Any, **__: Any) -> None:
+            try:
+                partitions = assigned()
+            except Exception:  # consumer between generations: the batches recover the rest
+                log.debug("no assignment to recover ahead of the batches", exc_info=True)
+            else:
+                rebalanced(partitions)
+
+        app.on_rebalance_complete.connect(on_rebalance)
     # validation + dead letters of item records, once across workers (replicas apply them)
     items = ItemGroup(
         settings, ITEM_TOPICS, _fatal("items", pipeline.handle_item_batch, metrics),
@@ -167,26 +197,32 @@ def create_app(
         metrics,
     )
 
-    async def on_rebalance(*_: Any, **__: Any) -> None:
-        pipeline.stock.stale = True  # users moved between workers
-        store.forget_assignment()  # re-read changelog tails before serving partitions again
-        try:
-            partitions = assigned()
-        except Exception:  # consumer between generations: the batches recover what they need
-            log.debug("no assignment to recover ahead of the batches", exc_info=True)
-        else:
-            store.recover_soon(partitions)  # now, not when each partition's first batch comes
-            pipeline.stock.rebuild_soon()  # before a stock-out needs it (it waits for recovery)
-
-    app.on_rebalance_complete.connect(on_rebalance)
     rapp = RecstreamApp(
         settings, app, pipeline, engine, metrics, replica, writer, sink, outputs, store, flavour,
         profiles,
     )  # fmt: skip
     rapp.pfeed = pfeed
     rapp.items = items
+    rapp.users = users
     app.add_dependency(Lifecycle(rapp))
     return rapp
+
+
+def _timed_delivery(handler: Any, metrics: Metrics) -> Any:
+    """``handler`` after observing each record's broker → pipeline time (``delivery``)."""
+
+    async def handle(records: Sequence[Record]) -> None:
+        _observe_delivery(records, metrics)
+        await handler(records)
+
+    return handle
+
+
+def _observe_delivery(records: Sequence[Record], metrics: Metrics) -> None:
+    now_ms = time.time() * 1000.0
+    for r in records:
+        if r.timestamp_ms:
+            metrics.observe_stage("delivery", max(0.0, now_ms - r.timestamp_ms) / 1000.0)
 
 
 def _add_agent(
@@ -214,18 +250,12 @@ def _add_agent(
         stamp = int(m.timestamp * 1000) if m.timestamp else None
         return Record(logical[m.topic], m.partition, m.offset, m.key, m.value, stamp)
 
-    def observe_delivery(records: Sequence[Record]) -> None:
-        now_ms = time.time() * 1000.0
-        for r in records:
-            if r.timestamp_ms:
-                metrics.observe_stage("delivery", max(0.0, now_ms - r.timestamp_ms) / 1000.0)
-
     handle_records = _fatal(name, handler, metrics)
 
     async def handle(events: Sequence[Any]) -> None:
         records = [record(fev) for fev in events]
         if time_delivery:
-            observe_delivery(records)
+            _observe_delivery(records, metrics)
         await handle_records(records)
 
     async def agent(stream: Any) -> None:

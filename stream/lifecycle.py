@@ -66,6 +66,8 @@ class Lifecycle(mode.Service):
         if r.items is not None:
             await r.items.start()
         await r.writer.start()
+        if r.users is not None:
+            await r.users.start()  # joins the group while the engine is prepared
 
     async def _prepare(self) -> None:
         """Everything ranking needs, while Faust joins the consumer group.
@@ -132,6 +134,8 @@ class Lifecycle(mode.Service):
     async def on_stop(self) -> None:
         await self._stop_preparing()
         r = self.rapp
+        if r.users is not None:  # first: the batch in hand still has its producer and writer
+            await r.users.stop(finish=r.pipeline.ready.is_set())
         r.gc.uninstall()
         # bounded: a dead Qdrant must not hold up a supervisor's stop (it is a serving copy;
         # the lists are on the topic and each user's point is rewritten at their next event)
@@ -156,6 +160,8 @@ class Lifecycle(mode.Service):
                 die("catalog replica died", failure)
             if self.rapp.items is not None and self.rapp.items.failed is not None:
                 die("item group consumer died", self.rapp.items.failed)
+            if self.rapp.users is not None and self.rapp.users.failed is not None:
+                die("user group consumer died", self.rapp.users.failed)
             if self.rapp.profiles is not None and self.rapp.profiles.failed is not None:
                 die("ranking-profiles follower died", self.rapp.profiles.failed)
             await self.sampler.sample()

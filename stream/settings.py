@@ -27,6 +27,10 @@ OUTPUT_TOPICS: tuple[str, ...] = (
 )  # fmt: skip
 
 
+#: what may read the user topics (``Settings.user_consumer``)
+USER_CONSUMERS: tuple[str, ...] = ("aiokafka", "faust")
+
+
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -43,6 +47,12 @@ def _positive(env: Mapping[str, str], name: str, default: int) -> int:
     if value < 1:
         raise ValueError(f"{name} must be >= 1, got {value}")
     return value
+
+
+def _user_consumer(raw: str) -> str:
+    if raw not in USER_CONSUMERS:
+        raise ValueError(f"RECSTREAM_USER_CONSUMER must be one of {USER_CONSUMERS}, got {raw!r}")
+    return raw
 
 
 def parse_weights(raw: str) -> tuple[float, float]:
@@ -112,6 +122,9 @@ class Settings:
     #: fixed costs (+25-33 % events/s in drains, +41-59 % in ``bench --quick``; measured in
     #: stream.adapters.faust_batches)
     batch_max: int = 1024
+    #: what reads the user and control topics: "aiokafka", a bare consumer group
+    #: (stream.adapters.user_group says why), or "faust", the Faust agent it replaced
+    user_consumer: str = "aiokafka"
     batch_within_ms: int = 20
     #: records the consumer must hold beyond a batch for it to count as a backlog, which lets
     #: a batch fill up to 250 ms (stream.adapters.faust_batches.BACKLOG_MIN says why 16)
@@ -210,6 +223,7 @@ class Settings:
             max_event_ahead_ms=ahead,
             dedup_window_s=dedup_window_s,
             batch_max=_int(env, "RECSTREAM_BATCH_MAX", 1024),
+            user_consumer=_user_consumer(env.get("RECSTREAM_USER_CONSUMER") or "aiokafka"),
             batch_within_ms=_int(env, "RECSTREAM_BATCH_WITHIN_MS", 20),
             batch_backlog_min=_int(env, "RECSTREAM_BATCH_BACKLOG_MIN", 16),
             event_time_order=_int(env, "RECSTREAM_EVENT_TIME_ORDER", 1) != 0,

@@ -85,8 +85,10 @@ class RuntimeSampler:
         m.qdrant_pending.set(r.writer.pending)
         m.qdrant_oldest.set(r.writer.oldest_pending_seconds)
         m.ready.set(1 if r.pipeline.ready.is_set() else 0)
-        lag = group_lag(r.faust_app, self.group_topics)
-        for name, source in (("replica", r.replica), ("item group", getattr(r, "items", None))):
+        users = getattr(r, "users", None)
+        lag = {} if users is not None else group_lag(r.faust_app, self.group_topics)
+        sources = (("replica", r.replica), ("item group", getattr(r, "items", None)))
+        for name, source in (*sources, ("user group", users)):
             if source is not None:
                 lag.update(await self._source_lag(name, source))
         self._set_lag(lag)

@@ -13,6 +13,7 @@ import pytest
 
 from stream.adapters.validation import get_validators
 from stream.tools import TopicReader
+from tests.conftest import new_deployment
 
 pytestmark = pytest.mark.integration
 
@@ -60,12 +61,22 @@ def event(topic: str, user: str, **fields: Any) -> tuple[str, dict[str, Any]]:
     return topic, {"event_id": f"ev-{next(_ids)}", "user_id": user, "ts": now_ms(), **fields}
 
 
-@pytest.fixture(scope="module")
-def live(deployment: Any) -> Iterator[Any]:
-    deployment.produce([("catalog", m) for m in CATALOG])
-    worker = deployment.worker().start()
-    worker.wait_ready()
-    yield deployment, worker
+@pytest.fixture(scope="module", params=["aiokafka", "faust"])
+def live(
+    request: pytest.FixtureRequest, broker: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    """A worker whose user topics are read by the bare consumer group (the default) or by the
+    Faust agent it replaced (``RECSTREAM_USER_CONSUMER=faust``): every test runs on both."""
+    base = tmp_path_factory.mktemp(f"deploy-{request.param}")
+    deployment = new_deployment(broker, base, RECSTREAM_USER_CONSUMER=request.param)
+    try:
+        deployment.produce([("catalog", m) for m in CATALOG])
+        worker = deployment.worker().start()
+        worker.wait_ready()
+        yield deployment, worker
+    finally:
+        for w in deployment.workers:
+            w.stop()
 
 
 def send_and_wait(
