@@ -206,7 +206,7 @@ class CatalogReplica:
     def _learn(self, raw: bytes | None) -> None:
         assert self.learner is not None
         try:
-            observations = observations_from_bytes(raw or b"")
+            observations = observations_from_bytes(raw or b"", self.learner.own_echo)
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, IndexError):
             self.skipped += 1  # only workers write this topic; never let one record stop us
             log.debug("skipped a malformed observation on learned")

@@ -1,4 +1,9 @@
-"""The Faust floor: the worker's Kafka path with no engine, relaying each event to an answer.
+"""The worker's Kafka path with no engine, relaying each event to an answer (the report's
+``faust_floor``, named when that path was a Faust agent's).
+
+The path is the worker's user reader (``Settings.user_consumer``): by default the bare
+consumer group (``user_group.UserGroup``, the worker's class and settings) inside the same
+Faust app a worker runs; with ``RECSTREAM_USER_CONSUMER=faust``, the Faust agent below.
 
 The bare relay (``stream.bench.relay``) is the broker's floor: one aiokafka consumer, one
 producer. A worker adds Faust on the way in: its consumer thread, the agent's stream, the
@@ -29,8 +34,10 @@ import orjson
 from stream.adapters.faust_batches import BATCH_GAP_S, BatchFeeder, ConsumerLag
 from stream.adapters.faust_config import faust_config
 from stream.adapters.outputs import OutputProducer
+from stream.adapters.user_group import UserGroup
 from stream.bench.faust_baseline import run_app
 from stream.broker import free_port
+from stream.plan import Record
 from stream.settings import CONTROL_TOPICS, USER_TOPICS, Settings
 
 FAUST_RELAY_OUT = "bench-faust-relay-out"
@@ -65,14 +72,29 @@ def build_app(settings: Settings, flavour: str, out: str, ready: Path) -> faust.
     )
     outputs = OutputProducer(settings)
 
-    async def handle(events: Sequence[Any]) -> None:
+    async def relay_records(pairs: Sequence[tuple[bytes | None, bytes | None]]) -> None:
         futures = []
-        for event in events:
-            body = answer(event.message.value)
+        for key, value in pairs:
+            body = answer(value)
             if body is not None:
-                futures.append(await outputs.send(out, event.message.key or b"", body))
+                futures.append(await outputs.send(out, key or b"", body))
         if futures:
             await asyncio.gather(*futures)
+
+    async def handle(events: Sequence[Any]) -> None:
+        await relay_records([(e.message.key, e.message.value) for e in events])
+
+    if settings.user_consumer == "aiokafka":
+
+        async def handle_records(records: Sequence[Record]) -> None:
+            await relay_records([(r.key, r.value) for r in records])
+
+        group = UserGroup(
+            settings, USER_TOPICS + CONTROL_TOPICS, handle_records,
+            lambda _partitions: ready.touch(), flavour,
+        )  # fmt: skip
+        app.add_dependency(_Outputs(outputs, group))
+        return app
 
     async def relay(stream: Any) -> None:
         lag = ConsumerLag(app.consumer.highwater)
@@ -84,7 +106,7 @@ def build_app(settings: Settings, flavour: str, out: str, ready: Path) -> faust.
         await feeder.run(stream)
 
     app.agent(channel, name="bench.faust_relay")(relay)
-    app.add_dependency(_Outputs(outputs))
+    app.add_dependency(_Outputs(outputs, None))
 
     async def on_assigned(*_: Any, **__: Any) -> None:
         ready.touch()
@@ -94,17 +116,22 @@ def build_app(settings: Settings, flavour: str, out: str, ready: Path) -> faust.
 
 
 class _Outputs(mode.Service):
-    """The output producer started before the agent runs and stopped with the app, as the
-    worker's (``stream.app``)."""
+    """The output producer (and the user group, if it reads) started before anything is read
+    and stopped with the app, as the worker's (``stream.lifecycle``)."""
 
-    def __init__(self, outputs: OutputProducer, **kwargs: Any) -> None:
+    def __init__(self, outputs: OutputProducer, group: UserGroup | None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.outputs = outputs
+        self.group = group
 
     async def on_start(self) -> None:
         await self.outputs.start()
+        if self.group is not None:
+            await self.group.start()
 
     async def on_stop(self) -> None:
+        if self.group is not None:
+            await self.group.stop()
         await self.outputs.stop()
 
 

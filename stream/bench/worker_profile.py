@@ -40,7 +40,7 @@ COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("decode", ("adapters/codec.py", "adapters/validation.py")),
     ("pfeed", ("pfeed_runtime", "live_lookup", "onnxruntime")),
     ("sends", ("adapters/outputs.py",)),
-    ("pipeline", ("stream/pipeline.py", "faust_batches", "stream/app.py")),
+    ("pipeline", ("stream/pipeline.py", "faust_batches", "user_group", "stream/app.py")),
     ("aiokafka", ("aiokafka/",)),
     ("faust", ("faust/", "mode/")),
     ("event_loop", ("asyncio/", "uvloop")),

@@ -116,6 +116,36 @@ def test_the_own_echo_inside_a_group_is_skipped() -> None:
     assert learner.catalog.popularity[learner.catalog.index["i1"]] == 4.0
 
 
+def test_own_echoes_left_undecoded_leave_the_reader_as_decoding_them_would() -> None:
+    """``own_echo`` skips decoding a worker's own observations; what it learns, the offsets
+    it has seen and what stays pending are those of decoding every one (``remote``)."""
+    mine = [_obs(i, partition=i % 2, item=f"i{i % 4}") for i in range(8)]
+    theirs = [_obs(i, partition=2, item="i2") for i in range(3)]
+    records = learned_records([*mine[:6], *theirs, *mine[:2]])  # mine[:2] re-published
+    decoding, skipping = _learner(), _learner()
+    for reader in (decoding, skipping):
+        for obs in mine:
+            reader.local(obs)
+    for _, value in records:
+        for obs in observations_from_bytes(value):
+            decoding.remote(obs)
+        for obs in observations_from_bytes(value, skipping.own_echo):
+            assert (obs.source is not None and obs.source[1] == 2) or obs in mine[:2]
+            skipping.remote(obs)
+    assert _state(decoding) == _state(skipping)
+    assert (decoding.seen, decoding.pending) == (skipping.seen, skipping.pending)
+    assert decoding.duplicates == skipping.duplicates == 2
+    assert skipping.pending == {"clicks:0": {6}, "clicks:1": {7}}  # not read back yet
+
+
+@pytest.mark.parametrize("source", [None, [], ["clicks", 0], "clicks:0:1", ["clicks", 0, 99]])
+def test_a_source_that_is_no_pending_echo_is_decoded(source: object) -> None:
+    learner = _learner()
+    learner.local(_obs(1))
+    assert not learner.own_echo(source)
+    assert learner.pending == {"clicks:0": {1}}
+
+
 def test_a_worker_batch_sends_one_learned_record_per_source_partition() -> None:
     worker = Worker()
     worker.batch(*(click(i, f"i{i % 5}", user=f"u{i % 3}") for i in range(9)))
