@@ -120,7 +120,7 @@ class Settings:
     #: backlog a fetch holds thousands, and larger batches coalesce more of each session.
     #: 4,096 rather than 1,024 (with the user group): 30,000-40,000-event drains of the full
     #: bench workload, interleaved, 5,478 / 4,726 / 5,677 / 4,167 events/s against 4,500 /
-    #: 4,568 / 4,165 / 3,349 at 2,048, and 3,643 / 3,327 at 1,024 (history, "First Dec 7
+    #: 4,568 / 4,165 / 3,349 at 2,048, and 3,643 / 3,327 at 1,024 (history, "Twelfth Dec 6
     #: session"). Before, 1,024 rather than 256 (+25-33 % in drains, faust_batches).
     batch_max: int = 4096
     #: what reads the user and control topics: "aiokafka", a bare consumer group

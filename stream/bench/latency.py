@@ -4,7 +4,7 @@ Three processes besides the broker: the rate-controlled load generator (``loadge
 system under test (a pipeline worker, or for the floor a bare ``relay``) and a downstream
 consumer (``probe``). Loads are 25 / 50 / 75 % of the maximum rate measured by the throughput
 phase; the floor runs at the same absolute rates on its own topics, and so does the Faust
-floor (``faust_relay``: the worker's Faust path, no engine), which tells what the pipeline's
+floor (``faust_relay``: the worker's Kafka path, no engine), which tells what the pipeline's
 latency owes to Faust and what to its own work.
 
 Which answer belongs to an event: ``stream.bench.answers``.
@@ -346,7 +346,8 @@ class _Relay:
             return _run_levels(ctx, self.prefix, self.name, levels, relay, topic=self.out)
 
 
-#: the Faust floor: the same levels through the worker's Faust path with no engine
+#: the worker path floor (``faust_floor``): the same levels through the worker's Kafka path
+#: with no engine (its user reader: the user group by default)
 FAUST_RELAY = _Relay(
     "faust_floor", "faust-floor-", "stream.bench.faust_relay", FAUST_RELAY_OUT, "faust-relay", 120.0
 )

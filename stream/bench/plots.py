@@ -81,7 +81,7 @@ def latency(report: dict[str, Any], path: Path) -> Path:
     ax.set_yscale("log")
     ax.set_xlabel("load, % of the measured max rate")
     ax.set_ylabel("event → list consumed, ms (log)")
-    ax.set_title("End-to-end latency vs the broker floor (relay) and the Faust floor")
+    ax.set_title("End-to-end latency vs the broker floor (relay) and the worker path floor")
     ax.legend(fontsize=7, ncol=2)
     return _save(fig, path)
 

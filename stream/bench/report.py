@@ -4,7 +4,7 @@ JSON keys other tools rely on: ``pipeline_eps``, ``two_workers_eps``, ``noop_fau
 ``naive_faust_eps``, ``bare_consumer_eps``, ``two_workers_all_busy_eps`` (the two workers while
 both drained, None without such a window), ``latency_ms.{p50,p95,p99}`` (pipeline, 50 % load),
 ``floor_latency_ms`` and ``latency_over_floor_ms`` (same load), ``faust_floor_latency_ms`` (the
-worker's Faust path with no engine, same load), ``ratios``, ``steady_capacity_eps`` (full runs:
+worker's Kafka path with no engine, same load), ``ratios``, ``steady_capacity_eps`` (full runs:
 the fastest paced load one worker answered within the p99 bound); the rest (per-load
 tables, stages, scaling, state) is described in the markdown. With several rounds (full runs)
 ``pipeline_eps`` and ``naive_faust_eps`` are the medians of the rounds' drains, each round's pair
@@ -156,8 +156,8 @@ def _latency_md(r: dict[str, Any]) -> list[str]:
     if faust and floor:
         lines += [
             "",
-            "Faust floor minus floor at 50 % load (what the worker's Faust path adds before "
-            "any ranking): "
+            "Worker path floor (`faust_floor`) minus floor at 50 % load (what the worker's "
+            "Kafka path adds before any ranking): "
             + ", ".join(
                 f"{q} **{faust[q] - floor[q]:+.1f} ms**"
                 for q in ("p50", "p95", "p99")
@@ -167,13 +167,14 @@ def _latency_md(r: dict[str, Any]) -> list[str]:
     lines += [
         "",
         "`floor` = bare relay (consume → produce) on the same broker, same rates. "
-        "`faust_floor` = the worker's Kafka path with no engine (`stream.bench.faust_relay`: "
-        "a Faust app configured like the worker, its batch feeder and output producer, one "
-        "answer an event), same rates: the floor of a Faust worker of this design; its CPU "
-        "per event is what that path costs at the rate. "
+        "`faust_floor` (named when that path was a Faust agent) = the worker's Kafka path with "
+        "no engine (`stream.bench.faust_relay`: the worker's user reader, by default its bare "
+        "consumer group, inside a Faust app configured like the worker, and its output "
+        "producer, one answer an event), same rates: the floor of a worker of this design; "
+        "its CPU per event is what that path costs at the rate. "
         "`worker mean ms` / `mean batch`: the worker's own /metrics over the level (broker "
         "receive → emit; events per batch), a cross-check of the probe's figures; `of which "
-        "delivery`: broker receive → handed to the pipeline (fetch, Faust, waiting behind "
+        "delivery`: broker receive → handed to the pipeline (fetch, hand-over, waiting behind "
         "earlier batches), the rest is the worker's own work. `CPU ms/event`: CPU time of "
         "the worker (or relay) over the level, per event sent; `broker cores`: the broker's "
         "CPU over the level, in cores; `machine busy`: all of the machine's cores over the "
