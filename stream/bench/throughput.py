@@ -39,6 +39,8 @@ _COUNTED = tuple(f'topic="{t}"' for t in USER_TOPICS)
 #: only these are scraped while draining (a full /metrics every POLL_S took ~10 % of the
 #: worker's samples in a py-spy profile: the harness slowed what it measured)
 _DONE_METRICS = ("recstream_events_processed_total", "recstream_dead_letters_total")
+#: lists the workers emitted: a drain coalesces each user's events of a batch into one
+_LISTS_METRIC = "recstream_recommendations_emitted_total"
 
 
 def scrape_done(port: int) -> int | None:
@@ -54,6 +56,14 @@ def scrape_done(port: int) -> int | None:
             if name.startswith(counters) and any(label in name for label in _COUNTED)
         )
     )
+
+
+def scrape_lists(port: int) -> int | None:
+    """Lists one worker emitted so far, or None while /metrics is down."""
+    samples = scrape_metrics(port, (_LISTS_METRIC,))
+    if samples is None:
+        return None
+    return int(sum(v for name, v in samples.items() if name.startswith(f"{_LISTS_METRIC}{{")))
 
 
 @dataclass
@@ -73,6 +83,9 @@ class Drain:
     stolen: float | None = None
     #: several workers: the window in which all of them drained at once (``all_busy``)
     all_busy: dict[str, Any] | None = None
+    #: lists the pipeline's workers emitted for the whole backlog (None: not a pipeline, or
+    #: /metrics did not answer): fewer than events, as a batch gives a user one list
+    lists: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -86,7 +99,15 @@ class Drain:
             "stolen": self.stolen,
             "series": [(round(t, 2), n) for t, n in self.series],
             **({"all_busy": self.all_busy} if self.all_busy is not None else {}),
+            **({"lists_per_event": self.lists_per_event} if self.lists is not None else {}),
         }
+
+    @property
+    def lists_per_event(self) -> float | None:
+        """Lists emitted an event drained: what a drained event's rate includes of ranking."""
+        if self.lists is None or not self.events:
+            return None
+        return round(self.lists / self.events, 3)
 
 
 def all_busy(samples: list[Sample], min_polls: int = MIN_BUSY_POLLS) -> dict[str, Any]:
@@ -150,6 +171,8 @@ def drain_pipeline(
                 raise TimeoutError(f"{role}: {sum(counts)}/{n_events} events after {timeout:.0f}s")
             time.sleep(POLL_S)
         cpu1 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        scraped = [scrape_lists(port) for port in ports]
+    lists = None if None in scraped else sum(n or 0 for n in scraped)
     first = next(i for i, (_, c) in enumerate(samples) if sum(c) > 0)
     # from the last poll that saw nothing: a small backlog may be drained between two polls,
     # so this errs towards a lower rate rather than dividing by zero time
@@ -166,6 +189,7 @@ def drain_pipeline(
         per_worker=c1,
         series=[(t - t0, sum(c)) for t, c in samples[first:]],
         all_busy=all_busy(samples) if workers > 1 else None,
+        lists=lists,
     )
 
 
