@@ -19,10 +19,9 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka import ConsumerRebalanceListener, TopicPartition
 
-from stream.adapters.consumer_task import ConsumerTask
+from stream.adapters.group_task import GroupTask, group_consumer
 from stream.plan import Record
 from stream.settings import Settings
 
@@ -36,37 +35,25 @@ def group_id(settings: Settings) -> str:
     return f"{settings.topic_prefix}{settings.app_id}-items"
 
 
-def group_kwargs(settings: Settings, flavour: str) -> dict[str, Any]:
-    """Timeouts: the bundled broker holds a JoinGroup for the whole rebalance timeout (DESIGN.md
-    "Known limits"), so keep it short there, as the Faust group does; Kafka's defaults else."""
-    if flavour != "tansu":
-        return {}
-    return {
-        "rebalance_timeout_ms": int(settings.rebalance_timeout_s * 1000),
-        "session_timeout_ms": int(max(10.0, settings.rebalance_timeout_s) * 1000),
-        "heartbeat_interval_ms": 1000,
-    }
-
-
 class _Forget(ConsumerRebalanceListener):
     """Revoked partitions leave the lag's committed offsets: their next owner moves them on."""
 
-    def __init__(self, committed: dict[TopicPartition, int]) -> None:
-        self.committed = committed
+    def __init__(self, group: GroupTask) -> None:
+        self.group = group
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        for tp in revoked:
-            self.committed.pop(tp, None)
+        self.group.forget(set(revoked))
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         return None
 
 
-class ItemGroup(ConsumerTask):
+class ItemGroup(GroupTask):
     """Consumes ``topics`` (logical names) in the group ``group_id(settings)``; hands each
     fetched batch, as ``Record``s, to ``handle``, then commits it."""
 
     lag_label = "group"
+    name = "item group"
 
     def __init__(
         self,
@@ -76,6 +63,7 @@ class ItemGroup(ConsumerTask):
         batch_max: int,
         flavour: str = "kafka",
     ) -> None:
+        super().__init__()
         self.settings = settings
         self.handle = handle
         #: validation and accounting only (the replica applies item records): no user waits
@@ -83,22 +71,13 @@ class ItemGroup(ConsumerTask):
         self.batch_max = batch_max
         self.flavour = flavour
         self._logical = {settings.topic(t): t for t in topics}
-        self._committed: dict[TopicPartition, int] = {}
         self.batches = 0
 
     async def start(self) -> None:
         s = self.settings
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.kafka_bootstrap,
-            group_id=group_id(s),
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=self.wait_ms,
-            **group_kwargs(s, self.flavour),
-            **s.kafka_security.aiokafka_kwargs(),
-        )
+        consumer = group_consumer(s, group_id(s), self.flavour, self.wait_ms)
         await consumer.start()
-        consumer.subscribe(list(self._logical), listener=_Forget(self._committed))
+        consumer.subscribe(list(self._logical), listener=_Forget(self))
         self.consumer = consumer
         self._task = asyncio.create_task(self._run(), name="item-group")
 
@@ -118,21 +97,7 @@ class ItemGroup(ConsumerTask):
         ]
         await self.handle(records)
         offsets = {tp: batch[-1].offset + 1 for tp, batch in fetched.items() if batch}
-        try:
-            assert self.consumer is not None
-            await self.consumer.commit(offsets)
-        except (CommitFailedError, IllegalStateError) as exc:
-            # partitions moved while the batch was handled: their next owner re-reads it (a
-            # dead letter may be written twice; at least once, as everywhere here)
-            log.info("item group: batch handled, commit refused by a rebalance (%s)", exc)
-            return
-        except KafkaError:
-            log.warning("item group: commit failed; the batch will be re-read", exc_info=True)
-            return
-        self._committed.update(offsets)
-        self.batches += 1
-
-    async def done_upto(self, tp: TopicPartition) -> int:
-        """What this worker committed on ``tp`` (its fetch position until its first commit)."""
-        done = self._committed.get(tp)
-        return done if done is not None else await super().done_upto(tp)
+        # partitions that moved while the batch was handled refuse the commit: their next owner
+        # re-reads it (a dead letter may be written twice; at least once, as everywhere here)
+        if await self.commit(offsets):
+            self.batches += 1

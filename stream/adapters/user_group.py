@@ -37,12 +37,12 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.errors import KafkaError
 
-from stream.adapters.consumer_task import ConsumerTask, stop_consumer
+from stream.adapters.consumer_task import stop_consumer
 from stream.adapters.event_time import in_event_time
 from stream.adapters.follower import topic_partitions
-from stream.adapters.item_group import group_kwargs
+from stream.adapters.group_task import GroupTask, group_consumer
 from stream.plan import Record
 from stream.settings import Settings
 
@@ -109,11 +109,12 @@ class _Rebalance(ConsumerRebalanceListener):
         await self.group.assigned(set(assigned))
 
 
-class UserGroup(ConsumerTask):
+class UserGroup(GroupTask):
     """Consumes ``topics`` (logical names) in ``group_id(settings)``; hands batches of
     ``Record``s, in event time, to ``handle``; commits what it handled."""
 
     lag_label = "group"
+    name = "user group"
 
     def __init__(
         self,
@@ -123,6 +124,7 @@ class UserGroup(ConsumerTask):
         on_assigned: OnAssigned | None = None,
         flavour: str = "kafka",
     ) -> None:
+        super().__init__()
         self.settings = settings
         self.handle = handle
         self.on_assigned = on_assigned
@@ -132,7 +134,6 @@ class UserGroup(ConsumerTask):
         self._backlog = 2 * self.batch_max if settings.backlog_by_partition else None
         self._busy = asyncio.Lock()  # held while a batch is handled
         self._handled: dict[TopicPartition, int] = {}  # next offset, not yet committed
-        self._committed: dict[TopicPartition, int] = {}
         self._generation = 0  # bumped by every revocation: the fetch in hand is dropped
         self._last_commit = time.monotonic()
         #: where the Faust agent's group left each partition (read at start)
@@ -141,16 +142,10 @@ class UserGroup(ConsumerTask):
 
     async def start(self) -> None:
         s = self.settings
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.kafka_bootstrap,
-            group_id=group_id(s),
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=s.fetch_max_wait_ms,
+        consumer = group_consumer(
+            s, group_id(s), self.flavour, s.fetch_max_wait_ms,
             partition_assignment_strategy=(ASSIGNOR,),
-            **group_kwargs(s, self.flavour),
-            **s.kafka_security.aiokafka_kwargs(),
-        )
+        )  # fmt: skip
         self.seeds = await faust_offsets(s, set(self._logical))
         await consumer.start()
         consumer.subscribe(list(self._logical), listener=_Rebalance(self))
@@ -164,7 +159,7 @@ class UserGroup(ConsumerTask):
         if finish and await self._hold(STOP_WAIT_S):
             try:
                 self._generation += 1  # no further batch of the fetch in hand
-                await self.commit()
+                await self.commit_handled()
             finally:
                 self._busy.release()
         await super().stop()  # (cancels the loop, then leaves the group)
@@ -185,7 +180,7 @@ class UserGroup(ConsumerTask):
             if fetched:
                 await self._handle_fetch(fetched)
             if time.monotonic() - self._last_commit >= COMMIT_INTERVAL_S:
-                await self.commit()
+                await self.commit_handled()
 
     async def _handle_fetch(self, fetched: dict[TopicPartition, list[Any]]) -> None:
         if self.settings.event_time_order:
@@ -203,35 +198,23 @@ class UserGroup(ConsumerTask):
                     self._handled[tp] = r.offset + 1
                 self.batches += 1
             if time.monotonic() - self._last_commit >= COMMIT_INTERVAL_S:
-                await self.commit()  # (a large fetch takes seconds: not only at its end)
+                await self.commit_handled()  # (a large fetch takes seconds: not only at its end)
 
     def _record(self, tp: TopicPartition, r: Any) -> Record:
         return Record(self._logical[tp.topic], tp.partition, r.offset, r.key, r.value, r.timestamp)
 
-    async def commit(self) -> None:
-        """Commit the handled offsets (those of revoked partitions are dropped by a refused
-        commit; their next owner re-reads them: at least once)."""
+    async def commit_handled(self) -> None:
+        """Commit the offsets handled since the last commit (``GroupTask.commit``)."""
         self._last_commit = time.monotonic()
         offsets, self._handled = self._handled, {}
-        if not offsets or self.consumer is None:
-            return
-        try:
-            await self.consumer.commit(offsets)
-        except (CommitFailedError, IllegalStateError) as exc:
-            log.info("user group: commit refused by a rebalance (%s)", exc)
-            return
-        except KafkaError:
-            log.warning("user group: commit failed; the records will be re-read", exc_info=True)
-            return
-        self._committed.update(offsets)
+        await self.commit(offsets)
 
     async def revoked(self, partitions: set[TopicPartition]) -> None:
         """Before partitions move: the batch in hand finishes and is committed."""
         async with self._busy:
             self._generation += 1
-            await self.commit()
-        for tp in partitions:
-            self._committed.pop(tp, None)
+            await self.commit_handled()
+        self.forget(partitions)
 
     async def assigned(self, partitions: set[TopicPartition]) -> None:
         """New partitions: seek those this group never committed on to the Faust group's
@@ -249,8 +232,3 @@ class UserGroup(ConsumerTask):
         """The partition numbers this worker owns now (empty before the first assignment)."""
         consumer = self.consumer
         return {tp.partition for tp in consumer.assignment()} if consumer is not None else set()
-
-    async def done_upto(self, tp: TopicPartition) -> int:
-        """What this worker committed on ``tp`` (its fetch position until its first commit)."""
-        done = self._committed.get(tp)
-        return done if done is not None else await super().done_upto(tp)

@@ -68,9 +68,9 @@ def test_a_fetch_is_handled_in_event_time_in_batches_and_committed() -> None:
         [("clicks", 11)],
     ]
     assert handled[0][0].timestamp_ms == 100 and handled[0][0].partition == 1
-    asyncio.run(group.commit())
+    asyncio.run(group.commit_handled())
     assert group.consumer.commits == [{CLICKS: 12, CARTS: 6}]  # type: ignore[union-attr]
-    asyncio.run(group.commit())  # nothing new: no second commit
+    asyncio.run(group.commit_handled())  # nothing new: no second commit
     assert len(group.consumer.commits) == 1  # type: ignore[union-attr]
 
 
@@ -114,8 +114,8 @@ def test_a_refused_commit_is_not_fatal_and_not_retried() -> None:
     group, _ = _group()
     group.consumer = FakeConsumer(refuse=True)  # type: ignore[assignment]
     asyncio.run(group._handle_fetch({CLICKS: [Msg(1, 1)]}))  # type: ignore[dict-item]
-    asyncio.run(group.commit())
-    assert group._handled == {} and group._committed == {}
+    asyncio.run(group.commit_handled())
+    assert group._handled == {} and group.committed == {}
 
 
 def test_stop_commits_what_was_handled_then_leaves() -> None:
