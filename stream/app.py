@@ -151,11 +151,13 @@ def create_app(
         pipeline.before_rank = pfeed.sync
     within = settings.batch_within_ms / 1000.0
 
-    def rebalanced(partitions: set[int]) -> None:
+    def rebalanced(partitions: set[int] | None) -> None:
+        """After a rebalance; ``partitions`` None: the assignment could not be read."""
         pipeline.stock.stale = True  # users moved between workers
         store.forget_assignment()  # re-read changelog tails before serving partitions again
-        store.recover_soon(partitions)  # now, not when each partition's first batch comes
-        pipeline.stock.rebuild_soon()  # before a stock-out needs it (it waits for recovery)
+        if partitions is not None:
+            store.recover_soon(partitions)  # now, not when each partition's first batch comes
+            pipeline.stock.rebuild_soon()  # before a stock-out needs it (it waits for recovery)
 
     # One reader for every user-keyed topic (co-partitioned): one batch at a time sees all of a
     # user's events, so a profile is read, updated and written by one step with no interleaving.
@@ -179,12 +181,12 @@ def create_app(
         )
 
         async def on_rebalance(*_: Any, **__: Any) -> None:
+            partitions: set[int] | None = None
             try:
                 partitions = assigned()
             except Exception:  # consumer between generations: the batches recover the rest
                 log.debug("no assignment to recover ahead of the batches", exc_info=True)
-            else:
-                rebalanced(partitions)
+            rebalanced(partitions)
 
         app.on_rebalance_complete.connect(on_rebalance)
     # validation + dead letters of item records, once across workers (replicas apply them)

@@ -49,7 +49,7 @@ from stream.settings import Settings
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Sequence[Record]], Awaitable[None]]
-OnAssigned = Callable[[set[int]], None]
+OnAssigned = Callable[[set[int] | None], None]
 
 #: every member gets the same partition numbers of every topic (they all have as many)
 ASSIGNOR = RangePartitionAssignor

@@ -160,8 +160,9 @@ def observations_from_bytes(
     ValueError/KeyError/TypeError on a record that is not one (the whole record).
 
     ``skip(source)`` is asked first with each observation's raw ``s`` field: True leaves it out
-    undecoded (a worker reading back its own observations, ``Learner.own_echo``: most of what
-    it reads, ~3 % of a draining worker's CPU when each was decoded only to be dropped)."""
+    undecoded (a worker reading back its own observations, ``Learner.own_echo``: its share of
+    the topic, all of it with one worker; ~3 % of a draining worker's CPU when each was decoded
+    only to be dropped)."""
     d = orjson.loads(raw)
     if not isinstance(d, dict):
         raise TypeError(f"not an observation: {type(d).__name__}")
