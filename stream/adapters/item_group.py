@@ -15,7 +15,6 @@ worker exits and its supervisor restarts it (see ``stream.app.die``), never a si
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -24,8 +23,6 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 from stream.adapters.group_task import GroupTask, group_consumer
 from stream.plan import Record
 from stream.settings import Settings
-
-log = logging.getLogger(__name__)
 
 Handler = Callable[[Sequence[Record]], Awaitable[None]]
 

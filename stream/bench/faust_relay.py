@@ -64,12 +64,6 @@ def build_app(settings: Settings, flavour: str, out: str, ready: Path) -> faust.
     )
     app.recstream_fetch_max_wait_ms = settings.fetch_max_wait_ms  # type: ignore[attr-defined]
     app.recstream_no_tables = True  # type: ignore[attr-defined]  # (as the worker)
-    channel = app.topic(
-        *(settings.topic(t) for t in USER_TOPICS + CONTROL_TOPICS),
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=settings.partitions,
-    )
     outputs = OutputProducer(settings)
 
     async def relay_records(pairs: Sequence[tuple[bytes | None, bytes | None]]) -> None:
@@ -95,6 +89,13 @@ def build_app(settings: Settings, flavour: str, out: str, ready: Path) -> faust.
         )  # fmt: skip
         app.add_dependency(_Outputs(outputs, group))
         return app
+
+    channel = app.topic(
+        *(settings.topic(t) for t in USER_TOPICS + CONTROL_TOPICS),
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.partitions,
+    )
 
     async def relay(stream: Any) -> None:
         lag = ConsumerLag(app.consumer.highwater)
