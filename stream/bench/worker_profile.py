@@ -13,7 +13,10 @@ py-spy is not a dependency (``pip install py-spy``; it needs ptrace rights). Run
     python -m stream.bench.worker_profile --events 8000 --seconds 20 --out /tmp/prof
 
 The same run also reports the worker's CPU seconds per event over the drain (``/proc``), which
-is steadier than events/s on a shared machine.
+is steadier than events/s on a shared machine. ``--rate R`` records a steady stream instead: the
+backlog is drained first (a warm-up), then a paced load generator sends R events/s during the
+recording, as in the bench's latency levels, where nearly every event is its own batch and
+ranking and the per-batch costs (fetches, produce requests, the followers) show.
 """
 
 from __future__ import annotations
@@ -28,7 +31,10 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from stream.bench.context import BenchContext
 
 #: component -> substrings of a frame (file path or function); the deepest match wins, so a
 #: Faust frame that calls the pipeline that calls the engine counts as engine
@@ -103,11 +109,16 @@ def spy_argv(spy_bin: str, pid: int, raw: Path, seconds: int, gil: bool) -> list
     return [*argv, "--gil"] if gil else argv
 
 
-def profile_worker(events: int, seconds: int, out: Path, gil: bool = False) -> dict[str, Any]:
+def profile_worker(
+    events: int, seconds: int, out: Path, gil: bool = False, rate: float = 0.0
+) -> dict[str, Any]:
     """Broker + backlog + one worker, recorded by py-spy; returns the summary (also written).
 
     ``gil``: sample only the thread holding the GIL. A thread waiting to re-take the GIL (after
     a socket write, say) is not idle to py-spy, so without it such waits read as busy time.
+    ``rate``: record a steady stream instead of the drain. The backlog is drained first as a
+    warm-up; then a paced load generator sends ``rate`` events/s while py-spy records, so the
+    profile shows what a worker does when nearly every event is its own ranking.
     """
     from stream.bench.context import BenchContext, say
     from stream.bench.procstat import cpu_seconds
@@ -133,10 +144,13 @@ def profile_worker(events: int, seconds: int, out: Path, gil: bool = False) -> d
         env = ctx.env("prof-", "worker")
         worker = supervisor.adopt(spawn_worker(env, ctx.log("worker")))
         port = int(env["RECSTREAM_METRICS_PORT"])
-        while not scrape_done(port):
+        wanted = len(backlog) if rate > 0 else 1
+        while (scrape_done(port) or 0) < wanted:
             if worker.poll() is not None:
                 raise RuntimeError(f"worker exited (see {ctx.log('worker')})")
             time.sleep(0.05)
+        if rate > 0:
+            _paced_load(ctx, catalog, cfg, rate, seconds)
         t0, n0, cpu0 = time.time(), scrape_done(port) or 0, cpu_seconds(worker.pid)
         spy = subprocess.Popen(
             spy_argv(spy_bin, worker.pid, raw, seconds, gil),
@@ -151,7 +165,8 @@ def profile_worker(events: int, seconds: int, out: Path, gil: bool = False) -> d
         shutil.rmtree(run_dir, ignore_errors=True)
     summary = summarise(raw.read_text().splitlines())
     done = max(1, n1 - n0)
-    summary["drain"] = {
+    summary["drain"] = {  # (the key is kept for a paced run: "paced_rate" tells them apart)
+        "paced_rate": rate or None,
         "events": n1 - n0,
         "seconds": round(t1 - t0, 2),
         "events_per_s": round(done / max(1e-9, t1 - t0), 1),
@@ -161,6 +176,21 @@ def profile_worker(events: int, seconds: int, out: Path, gil: bool = False) -> d
     return summary
 
 
+def _paced_load(
+    ctx: BenchContext, catalog: list[dict[str, Any]], cfg: Any, rate: float, seconds: int
+) -> None:
+    """Start a load generator sending ``rate`` events/s for a little longer than the recording."""
+    from stream.bench.loadgen import write_jsonl
+    from stream.bench.workload import generate_events
+
+    path = ctx.run_dir / "paced.jsonl"
+    count = write_jsonl(path, generate_events(catalog, cfg, int(rate * (seconds + 4)), part=10))
+    argv = ["-m", "stream.bench.loadgen", "--events", str(path), "--rate", f"{rate:.3f}"]
+    argv += ["--sent", str(ctx.run_dir / "paced-sent.tsv")]
+    ctx.supervisor.spawn(argv, ctx.env("prof-", "loadgen"), ctx.log("loadgen"))
+    time.sleep(min(2.0, count / rate / 4))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=8000, help="backlog size")
@@ -168,13 +198,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("/tmp/recstream-profile"))
     parser.add_argument("--summarise", type=Path, help="only summarise this raw py-spy file")
     parser.add_argument(
+        "--rate", type=float, default=0.0, help="record a paced stream of this many events/s"
+    )
+    parser.add_argument(
         "--gil", action="store_true", help="only samples of the thread holding the GIL"
     )
     args = parser.parse_args(argv)
     if args.summarise is not None:
         summary = summarise(args.summarise.read_text().splitlines())
     else:
-        summary = profile_worker(args.events, args.seconds, args.out, gil=args.gil)
+        summary = profile_worker(args.events, args.seconds, args.out, gil=args.gil, rate=args.rate)
     print(json.dumps(summary, indent=2))
     return 0
 
