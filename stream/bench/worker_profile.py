@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from stream.bench.context import BenchContext
+    from stream.bench.workload import WorkloadConfig
 
 #: component -> substrings of a frame (file path or function); the deepest match wins, so a
 #: Faust frame that calls the pipeline that calls the engine counts as engine
@@ -177,9 +178,10 @@ def profile_worker(
 
 
 def _paced_load(
-    ctx: BenchContext, catalog: list[dict[str, Any]], cfg: Any, rate: float, seconds: int
+    ctx: BenchContext, catalog: list[dict[str, Any]], cfg: WorkloadConfig, rate: float, seconds: int
 ) -> None:
-    """Start a load generator sending ``rate`` events/s for a little longer than the recording."""
+    """Start a load generator sending ``rate`` events/s for a little longer than the recording,
+    from a workload part the backlog does not use, and give it time to reach its pace."""
     from stream.bench.loadgen import write_jsonl
     from stream.bench.workload import generate_events
 
