@@ -14,6 +14,12 @@ drained rate when none is), on a part of the workload no level uses. A probe is 
 bound when every event was answered and its p99 is at most ``p99_ms``; one probe is a few
 seconds on a shared machine, so the figure is a resolution of a few percent of the drained
 rate, not more.
+
+A probe beyond the bound is run once more (``CapacitySearch.confirm``) on a fresh part of the
+workload, and the rate counts as beyond only if that one is too. Why: the p99 of one 8 s probe
+is its ~20th slowest answer, so a single stall of the shared machine fails a rate the worker
+sustains, and the bisection then never goes above it (two full runs of the same code an hour
+apart found 184 and 467 events/s). Both rows are reported (the second with ``confirms``).
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ class CapacitySearch:
     probes: int = 4
     p99_ms: float = 100.0
     seconds: float = 8.0
+    #: a probe beyond the bound is run again, and counts as beyond only if both are
+    confirm: bool = True
 
 
 def within(row: dict[str, Any], p99_ms: float) -> bool:
@@ -66,11 +74,17 @@ def search(
     """Bisect with ``measure(rate, workload part) -> level row`` after the ``levels`` rows."""
     tried = [dict(r) for r in levels]
     probes: list[dict[str, Any]] = []
-    for i in range(plan.probes):
+    part = FIRST_PART
+    for _ in range(plan.probes):
         rate = next_rate(tried, plan.p99_ms, ceiling)
-        row = {**measure(rate, FIRST_PART + i), "rate_eps": round(rate, 1)}
+        row = {**measure(rate, part), "rate_eps": round(rate, 1)}
+        part += 1
         probes.append(row)
-        tried.append(row)
+        if plan.confirm and not within(row, plan.p99_ms):
+            row = {**measure(rate, part), "rate_eps": round(rate, 1), "confirms": True}
+            part += 1
+            probes.append(row)
+        tried.append(row)  # (a confirmed failure, or the retry within the bound)
     lo, hi = bounds(tried, plan.p99_ms, ceiling)
     return {
         "p99_bound_ms": plan.p99_ms,

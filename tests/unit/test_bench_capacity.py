@@ -51,12 +51,43 @@ def test_search_converges_on_a_worker_with_a_known_knee() -> None:
 
     levels = [_row(500, 400.0), _row(1000, 900.0), _row(1500, 2000.0)]
     out = search(CapacitySearch(probes=5), levels, 2000.0, measure)
-    assert [part for _, part in asked] == list(range(FIRST_PART, FIRST_PART + 5))
+    # every probe on a workload part of its own; a failure is measured twice
+    assert [part for _, part in asked] == list(range(FIRST_PART, FIRST_PART + len(asked)))
+    rates = [r for r, _ in asked]
+    assert len(set(rates)) == 5 and len(asked) == 5 + sum(r > knee for r in set(rates))
     assert asked[0][0] == 250.0  # halfway below the first failing level
     assert out["eps"] is not None and knee - 500 / 2**5 <= out["eps"] <= knee
     assert out["first_beyond_eps"] > knee
     assert out["share_of_drained"] == round(out["eps"] / 2000.0, 3)
-    assert [p["rate_eps"] for p in out["probes"]] == [round(r, 1) for r, _ in asked]
+    assert [p["rate_eps"] for p in out["probes"]] == [round(r, 1) for r in rates]
+    assert [bool(p.get("confirms")) for p in out["probes"]] == [
+        i > 0 and rates[i] == rates[i - 1] for i in range(len(rates))
+    ]
+
+
+def test_a_failure_that_its_retry_does_not_repeat_does_not_cap_the_search() -> None:
+    stalls = {250.0}  # the first probe at 250/s meets a stall of the machine; its retry not
+    asked: list[float] = []
+
+    def measure(rate: float, part: int) -> dict[str, Any]:
+        asked.append(rate)
+        if rate in stalls:
+            stalls.discard(rate)
+            return _row(0, 400.0)
+        return _row(0, 50.0 if rate <= 333.0 else 900.0)
+
+    levels = [_row(500, 400.0)]
+    out = search(CapacitySearch(probes=3), levels, 2000.0, measure)
+    assert asked[:3] == [250.0, 250.0, 375.0]
+    assert out["eps"] is not None and out["eps"] > 250.0
+
+
+def test_without_confirmation_one_stall_caps_the_search() -> None:
+    def measure(rate: float, part: int) -> dict[str, Any]:
+        return _row(0, 400.0 if rate == 250.0 else 50.0)  # 250/s always stalls
+
+    out = search(CapacitySearch(probes=3, confirm=False), [_row(500, 400.0)], 2000.0, measure)
+    assert out["eps"] is not None and out["eps"] < 250.0
 
 
 def test_no_probe_within_the_bound_reports_none() -> None:
@@ -68,13 +99,14 @@ def test_no_probe_within_the_bound_reports_none() -> None:
 
 def test_the_report_and_plot_show_the_capacity_and_its_probes(tmp_path: Path) -> None:
     probes = [{**_row(400, 60.0), "load": 0.2}, {**_row(600, 300.0), "load": 0.3}]
+    probes.append({**_row(600, 250.0), "load": 0.3, "confirms": True})
     capacity = {
         "p99_bound_ms": 100.0, "eps": 400.0, "first_beyond_eps": 600.0, "drained_eps": 2000.0,
         "share_of_drained": 0.2, "probes": probes,
     }  # fmt: skip
     md = "\n".join(_capacity_md({"latency": {"capacity": capacity}}))
     assert "p99 ≤ 100 ms" in md and "**400 events/s** (20 % of the drained rate" in md
-    assert "| 600 | 150.0 | 300.0 | 0 |" in md
+    assert "| 600 | 150.0 | 300.0 | 0 |" in md and "| 600 (again) | 125.0 | 250.0 | 0 |" in md
     assert _capacity_md({"latency": {}}) == []  # quick runs have none
     report = {"latency": {"pipeline": [{**_row(500, 200.0), "load": 0.25, "p95": 1.0}]}}
     report["latency"]["capacity"] = capacity
