@@ -256,7 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--capacity-probes",
         type=int,
         default=None,
-        help="paced probes of one worker's steady capacity (full: 4, --quick: 0)",
+        help="rates probed for one worker's steady capacity, each beyond the bound twice "
+        "(full: 4, --quick: 0)",
     )
     p.add_argument(
         "--rounds",

@@ -34,7 +34,8 @@ FIRST_PART = 10
 
 @dataclass(frozen=True)
 class CapacitySearch:
-    """How many probes after the latency levels (0: no search), their bound and length."""
+    """How many rates to probe after the latency levels (0: no search; a rate beyond the bound
+    is probed twice when ``confirm``), their bound and length."""
 
     probes: int = 4
     p99_ms: float = 100.0
