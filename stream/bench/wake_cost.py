@@ -139,7 +139,9 @@ def plot(result: dict[str, Any], path: Path) -> Path:
     bars = ax.bar(labels, [r["mean_us"] for r in rows], color="#4c72b0")
     for bar, row in zip(bars, rows, strict=True):
         text = f"{row['ratio']:.2f}×" if row["ratio"] is not None else ""
-        ax.annotate(text, (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center")
+        xy = (bar.get_x() + bar.get_width() / 2, bar.get_height())
+        ax.annotate(text, xy, ha="center", va="bottom", xytext=(0, 2), textcoords="offset points")
+    ax.set_ylim(0, max(r["mean_us"] for r in rows) * 1.15 if rows else 1)
     how = "busy-waited" if result.get("spin") else "asleep"
     ax.set_xlabel(f"pause before each one-event burst ({how})")
     ax.set_ylabel("CPU a burst (µs, mean)")
