@@ -231,6 +231,12 @@ class Metrics(ProfileMetrics):
             "first, freshness, time), since this worker started",
             registry=r,
         )
+        self.stale_stock = Gauge(
+            "recstream_stale_stock",
+            "Stock messages skipped because a later one (by ts) for the same item was already "
+            "applied, since this worker started (its replica re-reads `stock` from the start)",
+            registry=r,
+        )
         self.state_users = Gauge(
             "recstream_state_users",
             "Users in this worker's state (active partitions; counted every >= 5 s)",

@@ -144,6 +144,11 @@ class CatalogReplica:
             self.save_snapshot()
 
     @property
+    def stale_stock(self) -> int:
+        """Stock messages skipped as older than their item's latest (``ItemFeed``)."""
+        return self.feed.stale_stock
+
+    @property
     def failed(self) -> BaseException | None:
         """The exception that killed a follower, if any (the worker must then crash)."""
         for follower in self.followers:
@@ -174,6 +179,10 @@ class CatalogReplica:
             return
         if kind == "catalog":
             message = self._bounded(message, published_ms)
+        elif kind == "stock":  # ordered by ts (``ItemFeed``): one stamped hours ahead would
+            # otherwise outrank every later level of its item until that time came
+            bounded = bounded_time(message, published_ms, self.settings.max_event_ahead_ms)
+            message = message if bounded is message else dict(bounded)
         if kind == "catalog" and self.feed.unchanged(message):
             self.unchanged += 1  # a full dump re-sending an item as it is: nothing to do
             return

@@ -82,6 +82,7 @@ class RuntimeSampler:
         m.sync_sampled()
         m.catalog_items.set(len(r.engine.catalog))
         m.catalog_time_bounded.set(r.replica.time_bounded)
+        m.stale_stock.set(r.replica.stale_stock)
         m.qdrant_pending.set(r.writer.pending)
         m.qdrant_oldest.set(r.writer.oldest_pending_seconds)
         m.ready.set(1 if r.pipeline.ready.is_set() else 0)

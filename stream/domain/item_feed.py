@@ -1,9 +1,20 @@
 """How `catalog` and `stock` messages change a catalog: one rule set for workers and evaluator.
 
 A worker's replica and the offline evaluator both feed item messages through ``ItemFeed``, so an
-offline figure never rests on different item rules than the worker runs. The one subtle rule:
-a stock message may arrive before its item's catalog entry (separate topics, no order between
-them); it is held and applied when the entry arrives instead of being lost.
+offline figure never rests on different item rules than the worker runs. The subtle rules:
+
+* a stock message may arrive before its item's catalog entry (separate topics, no order between
+  them); it is held and applied when the entry arrives instead of being lost;
+* the latest stock message by event time (``ts``) wins, not the latest to arrive: Kafka keeps one
+  item's messages in the order they were produced, but two systems that both publish stock (a
+  warehouse and a shop front), or a producer's late retry, can deliver an older level after a
+  newer one. Applied, "out of stock" at 10:00 arriving after "5 left" at 10:05 would hide an
+  available item until its next stock message. An older one is skipped and counted
+  (``stale_stock``); one of the same ``ts`` is applied (arrival order breaks the tie). Every
+  worker re-reads `stock` from its beginning at start, so each one skips the same messages. A
+  worker's replica first takes a ``ts`` far ahead of its record back to the record's time
+  (``bounded_time``, as for catalog entries): a clock set hours ahead would otherwise make one
+  level outrank every later one of its item for hours.
 
 A catalog message that repeats the item's last one (but for its ``ts`` and ``event_id``) changes
 nothing and is skipped (``unchanged``): full catalog dumps re-send mostly unchanged items, and
@@ -47,6 +58,10 @@ class ItemFeed:
 
     #: the message ``unchanged`` last fingerprinted, and its print (``apply`` reuses it)
     _last: tuple[Mapping[str, Any] | None, np.uint64] = (None, np.uint64(0))
+    #: per item index: the ``ts`` of its latest applied stock message (-1: none yet)
+    _stock_ts: np.ndarray = field(default_factory=lambda: np.full(1024, -1, dtype=np.int64))
+    #: stock messages skipped because a later one (by ``ts``) was already applied or held
+    stale_stock: int = 0
 
     def unchanged(self, message: Mapping[str, Any]) -> bool:
         """Is this catalog message the item's last one again (``ts``/``event_id`` aside)?"""
@@ -75,12 +90,39 @@ class ItemFeed:
             return [] if held is None else self.apply("stock", held)
         if kind != "stock":
             raise ValueError(f"not an item message kind: {kind!r}")
-        item_id = str(message["item_id"])
-        change = self.catalog.set_stock(item_id, int(message["available"]))
-        if change is None:
+        return self._stock(message)
+
+    def _stock(self, message: Mapping[str, Any]) -> list[Applied]:
+        item_id, ts = str(message["item_id"]), _ts(message)
+        idx = self.catalog.index.get(item_id)
+        if idx is None:
+            held = self.pending_stock.get(item_id)
+            held_ts = None if held is None else _ts(held)
+            if ts is not None and held_ts is not None and ts < held_ts:
+                self.stale_stock += 1
+                return []
             self.pending_stock[item_id] = message
             return []
+        if ts is not None and idx < self._stock_ts.size and ts < self._stock_ts[idx]:
+            self.stale_stock += 1
+            return []
+        change = self.catalog.set_stock(item_id, int(message["available"]))
+        if change is None:  # (not reached: the index above knows the item)
+            return []
+        if ts is not None:
+            if idx >= self._stock_ts.size:
+                grown = np.full(max(idx + 1, 2 * self._stock_ts.size), -1, dtype=np.int64)
+                grown[: self._stock_ts.size] = self._stock_ts
+                self._stock_ts = grown
+            self._stock_ts[idx] = ts
         return [Applied(change, message)]
+
+
+def _ts(message: Mapping[str, Any]) -> int | None:
+    """A stock message's event time (validated messages always have one; the evaluator's
+    derived ones may not, and are then applied in arrival order)."""
+    ts = message.get("ts")
+    return ts if isinstance(ts, int) and not isinstance(ts, bool) else None
 
 
 _VOLATILE = ("ts", "event_id")

@@ -27,6 +27,7 @@ import orjson
 
 from stream.domain.engine import Engine
 from stream.domain.events import event_from_message
+from stream.domain.item_feed import ItemFeed
 from stream.domain.profile import UserProfile
 from stream.domain.ranking import RankingProfile
 from stream.evaluation.metrics import MetricAccumulator, segment_for
@@ -49,8 +50,9 @@ def emitted_lists_in_process(
     lookup = SharedLookup(progress=False) if cfg.pfeed else None  # as the worker's Pfeed runtime
     if lookup is not None:
         lookup.attach(engine)
+    items = ItemFeed(engine.catalog)  # the worker's item rules (held and stale stock)
     for message in catalog:
-        engine.catalog.upsert(message)
+        items.apply("catalog", message)
         if lookup is not None:
             lookup.observe_catalog(message, engine)
     profiles: dict[str, UserProfile] = {}
@@ -58,12 +60,12 @@ def emitted_lists_in_process(
     for message in events:
         topic = message["topic"]
         if topic == "catalog":
-            engine.catalog.upsert(message)
+            items.apply("catalog", message)
             if lookup is not None:
                 lookup.observe_catalog(message, engine)
             continue
         if topic == "stock":
-            engine.catalog.set_stock(str(message["item_id"]), int(message["available"]))
+            items.apply("stock", message)  # the worker's rules (latest ts wins)
             continue
         if topic not in USER_TOPICS:
             continue

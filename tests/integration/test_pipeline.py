@@ -170,6 +170,35 @@ def test_a_stock_out_stamped_ahead_still_refreshes_its_holders_lists(live: Any) 
     dep.produce([("stock", restock)])  # (the worker is shared with the next tests)
 
 
+def test_an_older_stock_out_arriving_after_a_restock_does_not_hide_the_item(live: Any) -> None:
+    """Two systems publish one item's stock: its "out", stamped before the restock, is
+    delivered after it. The latest level by ``ts`` wins, so the item stays in the lists and the
+    skipped message is counted."""
+    dep, worker = live
+    clicked, victim, _ = _stock_out(dep, "u-stale-stock", "acme", now_ms())
+    out_ts = now_ms()
+    restock = {"event_id": f"st-{next(_ids)}", "item_id": victim, "ts": out_ts + 1, "available": 5}
+    dep.produce([("stock", restock)])
+    deadline = time.monotonic() + 20
+    while victim not in item_ids(
+        send_and_wait(dep, [event("clicks", "u-stale-stock", item_id=clicked[1])])
+    ):
+        assert time.monotonic() < deadline, "restocked item never came back"
+    before = worker.metrics().get("recstream_stale_stock", 0.0)
+    late = {"event_id": f"st-{next(_ids)}", "item_id": victim, "ts": out_ts, "available": 0}
+    dep.produce([("stock", late)])
+    deadline = time.monotonic() + 20
+    while worker.metrics().get("recstream_stale_stock", 0.0) < before + 1:
+        assert time.monotonic() < deadline, "the late stock-out was never counted as stale"
+        time.sleep(0.3)
+    after = send_and_wait(dep, [event("clicks", "u-stale-stock", item_id=clicked[1])])
+    assert victim in item_ids(after)
+
+
+def item_ids(rec: dict[str, Any]) -> list[str]:
+    return [it["item_id"] for it in rec["items"]]
+
+
 def test_returned_item_never_returns_and_its_features_drop(live: Any) -> None:
     dep, _ = live
     orbit = [i for i in ITEMS if attr(i, "brand") == "orbit" and attr(i, "category")[0] == "home"]

@@ -104,3 +104,23 @@ def test_the_replica_reads_the_bound_from_the_record_it_was_given() -> None:
     )  # fmt: skip
     asyncio.run(r._on_item(record.topic, record))
     assert int(r.catalog.first_seen[r.catalog.index["ahead"]]) == PUBLISHED
+
+
+def stock(item_id: str, available: int, ts: int, n: int) -> bytes:
+    return orjson.dumps({"event_id": f"s{n}", "item_id": item_id, "ts": ts, "available": available})
+
+
+def test_a_stock_level_stamped_hours_ahead_does_not_outrank_the_next_ones() -> None:
+    """Stock is ordered by ts (``ItemFeed``); a clock hours ahead must not freeze the item's
+    level until then: its ts is its record's time, so the next level, published later, wins."""
+    r = replica(HOUR)
+    asyncio.run(r._apply("catalog", orjson.dumps(entry("a", PUBLISHED)), PUBLISHED))
+    idx = r.catalog.index["a"]
+    asyncio.run(r._apply("stock", stock("a", 0, PUBLISHED + 5 * HOUR, 1), PUBLISHED))
+    assert int(r.catalog.available[idx]) == 0
+    asyncio.run(r._apply("stock", stock("a", 4, PUBLISHED + 1000, 2), PUBLISHED + 1000))
+    assert int(r.catalog.available[idx]) == 4 and r.stale_stock == 0
+    # an older level arriving late is skipped and counted
+    asyncio.run(r._apply("stock", stock("a", 0, PUBLISHED + 500, 3), PUBLISHED + 2000))
+    assert int(r.catalog.available[idx]) == 4 and r.stale_stock == 1
+    assert r.time_bounded == 0  # (that count is of catalog entries)

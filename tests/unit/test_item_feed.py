@@ -82,3 +82,48 @@ def test_apply_reuses_the_print_of_the_message_just_checked_and_only_that_one() 
     feed.apply("catalog", other)
     assert feed.unchanged(other)
     assert not feed.unchanged({**entry("b"), "title": "checked, never applied"})
+
+
+def stock_at(item_id: str, available: int, ts: int) -> dict[str, object]:
+    return {**stock(item_id, available), "event_id": f"s-{item_id}-{ts}", "ts": ts}
+
+
+def test_the_latest_stock_level_by_event_time_wins_not_the_latest_to_arrive() -> None:
+    feed = ItemFeed(Catalog())
+    feed.apply("catalog", entry("a"))
+    idx = feed.catalog.index["a"]
+    assert feed.apply("stock", stock_at("a", 5, ts=200))  # 5 left at t=200
+    assert feed.apply("stock", stock_at("a", 0, ts=100)) == []  # an older "out" arrives late
+    assert int(feed.catalog.available[idx]) == 5 and feed.stale_stock == 1
+    (same,) = feed.apply("stock", stock_at("a", 0, ts=200))  # same time: arrival order
+    assert same.change.went_out and int(feed.catalog.available[idx]) == 0
+    (back,) = feed.apply("stock", stock_at("a", 2, ts=300))
+    assert back.change.came_back and feed.stale_stock == 1
+
+
+def test_a_held_stock_level_is_not_replaced_by_an_older_one() -> None:
+    feed = ItemFeed(Catalog())
+    assert feed.apply("stock", stock_at("a", 0, ts=300)) == []
+    assert feed.apply("stock", stock_at("a", 7, ts=100)) == []  # older: skipped, not held
+    assert feed.stale_stock == 1
+    (applied,) = feed.apply("catalog", entry("a"))
+    assert applied.message["ts"] == 300 and int(feed.catalog.available[0]) == 0
+    assert feed.apply("stock", stock_at("a", 7, ts=299)) == [] and feed.stale_stock == 2
+
+
+def test_stock_times_are_kept_for_a_catalog_of_any_size() -> None:
+    feed = ItemFeed(Catalog())
+    for i in range(1500):  # past the first 1,024 slots
+        feed.apply("catalog", entry(f"i{i}"))
+    assert feed.apply("stock", stock_at("i1400", 0, ts=50))
+    assert feed.apply("stock", stock_at("i1400", 3, ts=49)) == []
+    assert int(feed.catalog.available[feed.catalog.index["i1400"]]) == 0
+
+
+def test_a_stock_message_without_a_time_is_applied_in_arrival_order() -> None:
+    feed = ItemFeed(Catalog())
+    feed.apply("catalog", entry("a"))
+    feed.apply("stock", stock_at("a", 4, ts=500))
+    untimed = {k: v for k, v in stock("a", 0).items() if k != "ts"}
+    (applied,) = feed.apply("stock", untimed)  # (the evaluator's derived ones may lack ts)
+    assert applied.change.went_out and feed.stale_stock == 0

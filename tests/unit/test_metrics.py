@@ -96,6 +96,7 @@ class FakeReplica:
         self.result: dict[tuple[str, str, int], int] = {("replica", "stock", 0): 4}
         self.snapshots = SimpleNamespace(written_at=1_700_000_000.5, last_loop_seconds=0.04)
         self.time_bounded = 2
+        self.stale_stock = 3
 
     async def lag(self) -> dict[tuple[str, str, int], int]:
         return self.result
@@ -130,6 +131,7 @@ def test_sampler_retires_revoked_partitions_and_replaced_profiles() -> None:
     assert sample(m, "recstream_qdrant_pending_points") == 5
     assert sample(m, "recstream_catalog_items") == 3
     assert sample(m, "recstream_catalog_time_bounded") == 2
+    assert sample(m, "recstream_stale_stock") == 3
     assert sample(m, "recstream_state_users") == 7
     assert sample(m, "recstream_learned_snapshot_timestamp_seconds") == 1_700_000_000.5
     assert sample(m, "recstream_learned_snapshot_loop_seconds") == 0.04
@@ -206,6 +208,7 @@ class FailingReplica:
         self.result = result
         self.fail = False
         self.time_bounded = 0
+        self.stale_stock = 0
 
     async def lag(self) -> dict[tuple[str, str, int], int]:
         if self.fail:
