@@ -234,7 +234,8 @@ class Metrics(ProfileMetrics):
         self.stale_stock = Gauge(
             "recstream_stale_stock",
             "Stock messages skipped because a later one (by ts) for the same item was already "
-            "applied, since this worker started (its replica re-reads `stock` from the start)",
+            "applied or held, since this worker started (its replica re-reads `stock` from the "
+            "start)",
             registry=r,
         )
         self.state_users = Gauge(

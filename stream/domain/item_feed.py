@@ -107,8 +107,7 @@ class ItemFeed:
             self.stale_stock += 1
             return []
         change = self.catalog.set_stock(item_id, int(message["available"]))
-        if change is None:  # (not reached: the index above knows the item)
-            return []
+        assert change is not None  # the index above knows the item
         if ts is not None:
             if idx >= self._stock_ts.size:
                 grown = np.full(max(idx + 1, 2 * self._stock_ts.size), -1, dtype=np.int64)
