@@ -81,10 +81,7 @@ class ItemFeed:
         """Apply one validated message ("catalog" or "stock"); the stock changes it caused."""
         if kind == "catalog":
             idx = self.catalog.upsert(message)
-            if idx >= self._prints.size:
-                grown = np.zeros(max(idx + 1, 2 * self._prints.size), dtype=np.uint64)
-                grown[: self._prints.size] = self._prints
-                self._prints = grown
+            self._prints = _room_for(self._prints, idx, 0)
             self._prints[idx] = self._print_of(message)
             held = self.pending_stock.pop(str(message["item_id"]), None)
             return [] if held is None else self.apply("stock", held)
@@ -109,12 +106,18 @@ class ItemFeed:
         change = self.catalog.set_stock(item_id, int(message["available"]))
         assert change is not None  # the index above knows the item
         if ts is not None:
-            if idx >= self._stock_ts.size:
-                grown = np.full(max(idx + 1, 2 * self._stock_ts.size), -1, dtype=np.int64)
-                grown[: self._stock_ts.size] = self._stock_ts
-                self._stock_ts = grown
+            self._stock_ts = _room_for(self._stock_ts, idx, -1)
             self._stock_ts[idx] = ts
         return [Applied(change, message)]
+
+
+def _room_for(values: np.ndarray, idx: int, fill: int) -> np.ndarray:
+    """``values``, or a copy doubled (at least to ``idx + 1``) and padded with ``fill``."""
+    if idx < values.size:
+        return values
+    grown = np.full(max(idx + 1, 2 * values.size), fill, dtype=values.dtype)
+    grown[: values.size] = values
+    return grown
 
 
 def _ts(message: Mapping[str, Any]) -> int | None:
