@@ -10,7 +10,7 @@ the engine bans.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -27,7 +27,7 @@ from stream.domain.context_signals import (
     query_weight,
 )
 from stream.domain.learned import RepeatModel
-from stream.domain.profile import DEFAULT_PROFILE_CONFIG, ProfileConfig, UserProfile, decayed
+from stream.domain.profile import DEFAULT_PROFILE_CONFIG, ProfileConfig, UserProfile
 from stream.domain.query_rows import QueryRows, read_query_rows
 from stream.domain.ranking_profile import FEEDS
 from stream.domain.recent_relation import recent_from_rows
@@ -60,19 +60,39 @@ SIGNALS = (
 CategoryOf = Callable[[str], str | None]
 
 
-def category_of(catalog: Catalog) -> CategoryOf:
-    """Leaf category name of an item id (None without attributes or when unknown)."""
+class LeafCategories:
+    """Leaf category name of an item id (None without attributes or when unknown), one at a
+    time (a ``CategoryOf``) or many at once: ranking asks for every item a user bought, up to
+    ~400 on a grocery household, where one call an item was a tenth of ranking an order."""
 
-    def inner(item_id: str) -> str | None:
+    def __init__(self, catalog: Catalog) -> None:
         # the catalog's arrays are read at each call: they are replaced when it grows, and
-        # the learner keeps this function for its lifetime
+        # the learner keeps this object for its lifetime
+        self.catalog = catalog
+
+    def __call__(self, item_id: str) -> str | None:
+        catalog = self.catalog
         idx = catalog.index.get(item_id)
         if idx is None:
             return None
         cat = catalog.category.item(idx)  # a Python int at once (int(category[idx]): 1.5x)
         return None if cat == PAD else catalog.vocab_names[cat]
 
-    return inner
+    def many(self, item_ids: Sequence[str]) -> list[str | None]:
+        """``self(item_id)`` for each of ``item_ids``, in their order."""
+        catalog = self.catalog
+        get = catalog.index.get
+        idx = np.fromiter((get(i, -1) for i in item_ids), dtype=np.int64, count=len(item_ids))
+        known = idx >= 0
+        cats = np.full(idx.size, PAD, dtype=np.int64)
+        cats[known] = catalog.category[idx[known]]
+        names = catalog.vocab_names
+        return [None if c == PAD else names[c] for c in cats.tolist()]
+
+
+def category_of(catalog: Catalog) -> LeafCategories:
+    """Leaf category name of an item id (None without attributes or when unknown)."""
+    return LeafCategories(catalog)
 
 
 @dataclass
@@ -84,13 +104,18 @@ class Returns:
     viewed: dict[str, float]
 
 
-def returns_of(profile: UserProfile, learned: RepeatModel | None, category: CategoryOf) -> Returns:
-    bought = set(profile.purchases) | {q[0] for q in profile.queries if q[1] == "buy"}
-    viewed = {q[0] for q in profile.queries if q[1] == "view"} - bought
+def returns_of(
+    profile: UserProfile, learned: RepeatModel | None, category: LeafCategories
+) -> Returns:
+    queries = profile.queries
+    bought = list(dict.fromkeys([*profile.purchases, *(q[0] for q in queries if q[1] == "buy")]))
+    held = set(bought)
+    viewed = list(dict.fromkeys(q[0] for q in queries if q[1] == "view" and q[0] not in held))
     if learned is None:
         return Returns(dict.fromkeys(bought, 1.0), dict.fromkeys(viewed, 1.0))
     return Returns(
-        learned.rebuy.rates(bought, category), learned.view_return.rates(viewed, category)
+        learned.rebuy.rates_in(bought, category.many(bought)),
+        learned.view_return.rates_in(viewed, category.many(viewed)),
     )
 
 
@@ -258,10 +283,14 @@ def _repeat_scores(
 ) -> dict[int, float]:
     """Re-buy propensity × the user's decayed purchase count (relative to their strongest)."""
     memory: dict[int, float] = {}
+    index, rate, exp, tau = catalog.index, rates.get, math.exp, cfg.repeat_tau_ms
     for item_id, (n, ts) in profile.purchases.items():
-        idx = catalog.index.get(item_id)
+        idx = index.get(item_id)
         if idx is not None and item_id not in banned:
-            memory[idx] = rates.get(item_id, 1.0) * decayed(n, ts, now_ms, cfg.repeat_tau_ms)
+            # ``decayed`` inlined (the same operations): one call a purchase, up to 300
+            memory[idx] = rate(item_id, 1.0) * (
+                n if now_ms <= ts else n * exp(-(now_ms - ts) / tau)
+            )
     top = max(memory.values(), default=0.0)
     return {i: v / top for i, v in memory.items()} if top > 0 else {}
 

@@ -184,7 +184,7 @@ def returns_of(profile: UserProfile, learned: RepeatModel | None, category: Any)
     if learned is None:
         return Returns(dict.fromkeys(bought, 1.0), dict.fromkeys(viewed, 1.0))
     return Returns(
-        learned.rebuy._rates(bought, category), learned.view_return._rates(viewed, category)
+        learned.rebuy.rates(bought, category), learned.view_return.rates(viewed, category)
     )
 
 

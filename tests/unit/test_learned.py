@@ -66,6 +66,12 @@ def test_rebuy_rates_shrink_item_to_category_to_shop() -> None:
     assert engine.repeats.rebuy_rate("E", None) == pytest.approx(shop_rate)
     bulk = rebuy.rates(["A", "C", "E"], category_of(engine.catalog))
     assert bulk == pytest.approx({"A": (1 + 5 * dairy) / 7, "C": 5 * shop_rate / 6, "E": shop_rate})
+    ids = ["A", "C", "E", "not-in-the-catalog", "A"]
+    categories = category_of(engine.catalog)
+    assert categories.many(ids) == [categories(i) for i in ids]
+    assert categories.many(ids)[0] is not None and categories.many(ids)[3] is None
+    assert rebuy.rates_in(ids, categories.many(ids)) == rebuy.rates(ids, categories)
+    assert categories.many([]) == []
 
 
 def test_view_return_counts_first_views_and_later_purchases() -> None:

@@ -518,3 +518,51 @@ def test_a_query_set_in_any_stored_order_is_sorted_by_the_first_touch(
         _touch_query(profile, item, role, T0 + ts, limit)
         want = _touched(want, item, role, T0 + ts, limit)
         assert profile.queries == want
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "c", "d", "e", "f"]),
+            st.sampled_from(["view", "buy"]),
+            st.integers(min_value=0, max_value=3),
+        ),
+        max_size=14,
+        unique_by=lambda q: (q[0], q[1]),  # every touch leaves one entry an (item, role)
+    ),
+    st.booleans(),
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "c", "g", "h"]),
+            st.sampled_from(["view", "buy"]),
+            st.integers(min_value=0, max_value=4),
+        ),
+        min_size=1,
+        max_size=10,
+    ),
+    st.integers(min_value=1, max_value=12),
+)
+def test_an_event_s_touches_at_once_are_its_touches_one_by_one(
+    stored: list[tuple[str, str, int]],
+    in_order: bool,
+    touches: list[tuple[str, str, int]],
+    limit: int,
+) -> None:
+    """A basket updates the query set in one pass (``_touch_queries``); what it leaves is what
+    touching its items one at a time leaves, from a stored list in the key order or in any
+    order, whatever the bound drops on the way."""
+    from stream.domain.profile import _touch_queries, _touch_query
+
+    start = [[item, role, T0 + ts] for item, role, ts in stored]
+    if in_order:
+        start = _touched(start, "z", "view", T0 - 1, 20)[:-1]  # sorted, the extra one cut off
+    one_by_one = UserProfile(user_id="u", queries=[list(q) for q in start])
+    for item, role, ts in touches:
+        _touch_query(one_by_one, item, role, T0 + ts, limit)
+    at_once = UserProfile(user_id="u", queries=[list(q) for q in start])
+    batch: dict[tuple[str, str], int] = {}
+    for item, role, ts in touches:
+        batch[(item, role)] = max(batch.get((item, role), 0), T0 + ts)
+    _touch_queries(at_once, batch, limit)
+    assert at_once.queries == one_by_one.queries
