@@ -20,9 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
+
+if TYPE_CHECKING:
+    from stream.domain.catalog import Catalog
+    from stream.domain.rate_arrays import RateArrays
 
 #: Pseudo-observations an item (or category) needs before its own rate outweighs its parent's.
 PRIOR_STRENGTH = 5.0
@@ -53,6 +57,11 @@ class RateTable:
     items: dict[str, Rate] = field(default_factory=dict)
     categories: dict[str, Rate] = field(default_factory=dict)
     shop: Rate = field(default_factory=Rate)
+    #: the read side (``stream.domain.rate_arrays``) and the keys written since its last read;
+    #: not part of the counts (equality, ``to_dict``)
+    reader: RateArrays | None = field(default=None, compare=False, repr=False)
+    _dirty_items: set[str] = field(default_factory=set, init=False, compare=False, repr=False)
+    _dirty_categories: set[str] = field(default_factory=set, init=False, compare=False, repr=False)
 
     def add(self, item_id: str, category: str | None, success: bool, trial: bool = True) -> None:
         """Count a success and/or a trial on the item, its category and the shop."""
@@ -62,6 +71,10 @@ class RateTable:
         """Add (or, for a correction, take back) counts on the item, its category and the shop;
         a key whose counts a correction brought back to zero is dropped, so the state after any
         arrival order is the same, key for key."""
+        if self.reader is not None:
+            self._dirty_items.add(item_id)
+            if category:
+                self._dirty_categories.add(category)
         for table, key in ((self.items, item_id), (self.categories, category)):
             if key:
                 rate = table.setdefault(key, Rate())
@@ -89,19 +102,34 @@ class RateTable:
         """``rate`` for many items at once (shop and category rates computed once each).
         Never memoised across calls: a memo refreshed as the counts grew made a ranking depend
         on when the rates were last read, so two workers with the same counts could differ."""
-        ids = list(item_ids)
-        return self.rates_in(ids, [category_of(i) for i in ids])
+        return self._rates(item_ids, category_of)
 
-    def rates_in(
-        self, item_ids: Sequence[str], categories: Sequence[str | None]
-    ) -> dict[str, float]:
-        """``rates`` with each item's leaf category given (``signals.LeafCategories.many``
-        finds a user's ~300 at once)."""
+    def rates_for(self, item_ids: Sequence[str], catalog: Catalog) -> dict[str, float]:
+        """``rates`` with the catalog's leaf categories (``signals.category_of``), read from
+        arrays by catalog index (``stream.domain.rate_arrays``): equal to the last bit, and
+        a few numpy operations for a grocery household's ~300 purchases."""
+        from stream.domain.rate_arrays import rates_for
+
+        return rates_for(self, item_ids, catalog, PRIOR_STRENGTH)
+
+    def take_dirty(self) -> tuple[set[str], set[str]]:
+        """The item and category keys written since the last call (the reader's sync)."""
+        items, categories = self._dirty_items, self._dirty_categories
+        self._dirty_items, self._dirty_categories = set(), set()
+        return items, categories
+
+    def mark_all_dirty(self) -> None:
+        """Every key is to be read again (a new reader)."""
+        self._dirty_items.update(self.items)
+        self._dirty_categories.update(self.categories)
+
+    def _rates(self, item_ids: Iterable[str], category_of: CategoryOf) -> dict[str, float]:
         shop = self.shop_rate()
         parents: dict[str | None, float] = {None: shop}
         out: dict[str, float] = {}
         items, m = self.items, PRIOR_STRENGTH
-        for item_id, category in zip(item_ids, categories, strict=True):
+        for item_id in item_ids:
+            category = category_of(item_id)
             parent = parents.get(category)
             if parent is None:
                 cat = self.categories.get(category) if category else None
@@ -132,6 +160,9 @@ class RateTable:
         )
 
     def merge(self, other: RateTable) -> None:
+        if self.reader is not None:
+            self._dirty_items.update(other.items)
+            self._dirty_categories.update(other.categories)
         for mine, theirs in (
             (self.items, other.items),
             (self.categories, other.categories),

@@ -10,7 +10,7 @@ the engine bans.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -60,39 +60,19 @@ SIGNALS = (
 CategoryOf = Callable[[str], str | None]
 
 
-class LeafCategories:
-    """Leaf category name of an item id (None without attributes or when unknown), one at a
-    time (a ``CategoryOf``) or many at once: ranking asks for every item a user bought, up to
-    ~400 on a grocery household, where one call an item was a tenth of ranking an order."""
+def category_of(catalog: Catalog) -> CategoryOf:
+    """Leaf category name of an item id (None without attributes or when unknown)."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def inner(item_id: str) -> str | None:
         # the catalog's arrays are read at each call: they are replaced when it grows, and
-        # the learner keeps this object for its lifetime
-        self.catalog = catalog
-
-    def __call__(self, item_id: str) -> str | None:
-        catalog = self.catalog
+        # the learner keeps this function for its lifetime
         idx = catalog.index.get(item_id)
         if idx is None:
             return None
         cat = catalog.category.item(idx)  # a Python int at once (int(category[idx]): 1.5x)
         return None if cat == PAD else catalog.vocab_names[cat]
 
-    def many(self, item_ids: Sequence[str]) -> list[str | None]:
-        """``self(item_id)`` for each of ``item_ids``, in their order."""
-        catalog = self.catalog
-        get = catalog.index.get
-        idx = np.fromiter((get(i, -1) for i in item_ids), dtype=np.int64, count=len(item_ids))
-        known = idx >= 0
-        cats = np.full(idx.size, PAD, dtype=np.int64)
-        cats[known] = catalog.category[idx[known]]
-        names = catalog.vocab_names
-        return [None if c == PAD else names[c] for c in cats.tolist()]
-
-
-def category_of(catalog: Catalog) -> LeafCategories:
-    """Leaf category name of an item id (None without attributes or when unknown)."""
-    return LeafCategories(catalog)
+    return inner
 
 
 @dataclass
@@ -104,9 +84,7 @@ class Returns:
     viewed: dict[str, float]
 
 
-def returns_of(
-    profile: UserProfile, learned: RepeatModel | None, category: LeafCategories
-) -> Returns:
+def returns_of(profile: UserProfile, learned: RepeatModel | None, catalog: Catalog) -> Returns:
     queries = profile.queries
     bought = list(dict.fromkeys([*profile.purchases, *(q[0] for q in queries if q[1] == "buy")]))
     held = set(bought)
@@ -114,8 +92,7 @@ def returns_of(
     if learned is None:
         return Returns(dict.fromkeys(bought, 1.0), dict.fromkeys(viewed, 1.0))
     return Returns(
-        learned.rebuy.rates_in(bought, category.many(bought)),
-        learned.view_return.rates_in(viewed, category.many(viewed)),
+        learned.rebuy.rates_for(bought, catalog), learned.view_return.rates_for(viewed, catalog)
     )
 
 
@@ -166,7 +143,7 @@ def candidate_signals(
 ) -> Signals:
     """Candidates from relations, purchase memory, viewed items, liked features, popularity
     (all-time and recent); business filters; one signal row per surviving candidate."""
-    returns = returns_of(profile, learned, category_of(catalog))
+    returns = returns_of(profile, learned, catalog)
     banned = banned_items(profile, rp, now_ms, returns)
     # the deepest query set any relation signal reads, read once for all of them
     recent_depth = rp.query_items if rp.w_relation_recent else 0  # zero weight: skip the cost

@@ -22,7 +22,7 @@ from stream.domain.engine import Engine
 from stream.domain.profile import UserProfile
 from stream.domain.ranking import RankingProfile
 from stream.domain.relations import RelatedItems
-from stream.domain.signals import SIGNALS, candidate_signals, category_of, returns_of
+from stream.domain.signals import SIGNALS, candidate_signals, returns_of
 from stream.evaluation.fit_eligibility import LowRates, fit_eligibility, low_rates, relaxed
 
 #: Logging starts this far into the warm-up (read models need history to say anything) ...
@@ -115,7 +115,7 @@ class RankingFitter:
         loose = relaxed(engine.ranking)
         if loose != engine.ranking:
             wide, cands = self._logged(ts, engine, profile, targets, rels, loose, index)
-            returns = returns_of(profile, engine.repeats, category_of(engine.catalog))
+            returns = returns_of(profile, engine.repeats, engine.catalog)
             wide.low = low_rates(engine.ranking, returns, engine.catalog, cands)
             if wide.low.seen is not None or wide.low.bought is not None:
                 log.relaxed = wide

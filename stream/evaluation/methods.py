@@ -17,7 +17,7 @@ from stream.domain.item_feed import ItemFeed
 from stream.domain.profile import DEFAULT_PROFILE_CONFIG, ProfileConfig, UserProfile
 from stream.domain.ranking import RankingProfile
 from stream.domain.relations import CoOccurrence
-from stream.domain.signals import banned_items, category_of, returns_of
+from stream.domain.signals import banned_items, returns_of
 from stream.settings import USER_TOPICS
 
 if TYPE_CHECKING:
@@ -147,7 +147,7 @@ class EngineRules:
         if profile is None:
             return set()
         e = self.engine.engine
-        returns = returns_of(profile, e.repeats, category_of(e.catalog))
+        returns = returns_of(profile, e.repeats, e.catalog)
         banned = banned_items(profile, e.ranking, now_ms, returns)
         self._last = (user, now_ms, banned)
         return banned

@@ -67,11 +67,7 @@ def test_rebuy_rates_shrink_item_to_category_to_shop() -> None:
     bulk = rebuy.rates(["A", "C", "E"], category_of(engine.catalog))
     assert bulk == pytest.approx({"A": (1 + 5 * dairy) / 7, "C": 5 * shop_rate / 6, "E": shop_rate})
     ids = ["A", "C", "E", "not-in-the-catalog", "A"]
-    categories = category_of(engine.catalog)
-    assert categories.many(ids) == [categories(i) for i in ids]
-    assert categories.many(ids)[0] is not None and categories.many(ids)[3] is None
-    assert rebuy.rates_in(ids, categories.many(ids)) == rebuy.rates(ids, categories)
-    assert categories.many([]) == []
+    assert rebuy.rates_for(ids, engine.catalog) == rebuy.rates(ids, category_of(engine.catalog))
 
 
 def test_view_return_counts_first_views_and_later_purchases() -> None:
@@ -104,7 +100,7 @@ def test_never_rebought_items_are_banned_staples_are_not() -> None:
         profiles["u1"],
         rp,
         T0 + 90 * DAY,
-        returns_of(profiles["u1"], films.repeats, category_of(films.catalog)),
+        returns_of(profiles["u1"], films.repeats, films.catalog),
     )
     assert gone == {"A", "C"}
     grocery, profiles = shop(), {}
@@ -114,12 +110,12 @@ def test_never_rebought_items_are_banned_staples_are_not() -> None:
         profiles["u1"],
         rp,
         T0 + 90 * DAY,
-        returns_of(profiles["u1"], grocery.repeats, category_of(grocery.catalog)),
+        returns_of(profiles["u1"], grocery.repeats, grocery.catalog),
     )
     assert kept == set()
     # a hand-written profile still overrides what was learned
     forced = RankingProfile(filter_purchased=True)
-    returns = returns_of(profiles["u1"], grocery.repeats, category_of(grocery.catalog))
+    returns = returns_of(profiles["u1"], grocery.repeats, grocery.catalog)
     assert banned_items(profiles["u1"], forced, T0 + 90 * DAY, returns) == {"A"}
 
 

@@ -19,7 +19,6 @@ from stream.domain.signals import (
     Signals,
     banned_items,
     candidate_signals,
-    category_of,
     returns_of,
 )
 from stream.domain.trending import Trending
@@ -182,7 +181,7 @@ def test_purchased_and_seen_filters(
         model.rebuy.add(f"z{n}", None, False)
         model.view_return.add(f"z{n}", None, False)
     rp = RankingProfile(filter_purchased=purchased, filter_seen=seen)
-    returns = returns_of(profile, model, category_of(shop()))
+    returns = returns_of(profile, model, shop())
     assert banned_items(profile, rp, NOW, returns) == banned
     got = {i.item_id for i in rank(profile, shop(), CoOccurrence(), rp, NOW, learned=model)}
     assert not banned & got and (set(shop().ids) - banned) == got
