@@ -105,6 +105,15 @@ class Catalog:
             self.vocab_names.append(name)
         return fid
 
+    def category_name(self, item_id: str) -> str | None:
+        """The item's leaf category name (None without attributes or when unknown); reads the
+        arrays at each call, as they are replaced when the catalog grows."""
+        idx = self.index.get(item_id)
+        if idx is None:
+            return None
+        cat = self.category.item(idx)  # a Python int at once (int(category[idx]): 1.5x)
+        return None if cat == PAD else self.vocab_names[cat]
+
     def upsert(self, message: Mapping[str, object]) -> int:
         """Apply a `catalog` message (create, update or delete); returns the item's index."""
         item_id = str(message["item_id"])

@@ -18,7 +18,7 @@ import numpy as np
 
 from stream.domain.affinity import FeatureWeights, affinity_vectors
 from stream.domain.candidate_kernels import Block, candidate_block
-from stream.domain.catalog import PAD, Catalog
+from stream.domain.catalog import Catalog
 from stream.domain.context_signals import (
     freshness,
     price_fit,
@@ -62,17 +62,7 @@ CategoryOf = Callable[[str], str | None]
 
 def category_of(catalog: Catalog) -> CategoryOf:
     """Leaf category name of an item id (None without attributes or when unknown)."""
-
-    def inner(item_id: str) -> str | None:
-        # the catalog's arrays are read at each call: they are replaced when it grows, and
-        # the learner keeps this function for its lifetime
-        idx = catalog.index.get(item_id)
-        if idx is None:
-            return None
-        cat = catalog.category.item(idx)  # a Python int at once (int(category[idx]): 1.5x)
-        return None if cat == PAD else catalog.vocab_names[cat]
-
-    return inner
+    return catalog.category_name
 
 
 @dataclass

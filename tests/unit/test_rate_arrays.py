@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from stream.domain.catalog import Catalog
 from stream.domain.learned import PRIOR_STRENGTH, RateTable
-from stream.domain.rate_arrays import RateArrays
+from stream.domain.rate_arrays import ARRAYS_FROM, RateArrays, rates_for
 from stream.domain.signals import category_of
 
 ITEMS = [f"i{n}" for n in range(8)]
@@ -60,10 +60,26 @@ def test_every_read_equals_the_scalar_rates(steps: list[tuple[Any, ...]], first:
             other.add(step[1], step[2], success=True)
             table.merge(other)
         else:
-            ids = step[1]
-            assert table.rates_for(ids, catalog) == table.rates(ids, category)
+            ids = step[1]  # read through the arrays, however few
+            assert rates_for(table, ids, catalog, PRIOR_STRENGTH, 0) == table.rates(ids, category)
     ids = [*ITEMS, "unknown"]
-    assert table.rates_for(ids, catalog) == table.rates(ids, category)
+    assert rates_for(table, ids, catalog, PRIOR_STRENGTH, 0) == table.rates(ids, category)
+
+
+def test_few_items_are_read_one_by_one_and_many_through_the_arrays() -> None:
+    catalog = Catalog()
+    ids = [f"i{n}" for n in range(2 * ARRAYS_FROM)]
+    for n, item_id in enumerate(ids):
+        catalog.upsert(_message(item_id, CATEGORIES[n % 3]))
+    table = RateTable()
+    for n, item_id in enumerate(ids[::2]):
+        table.add(item_id, catalog.category_name(item_id), success=n % 3 == 0)
+    few = ids[: ARRAYS_FROM - 1]
+    assert table.rates_for(few, catalog) == table.rates(few, category_of(catalog))
+    assert table.reader is None  # (no arrays made for a handful of items)
+    assert table.rates_for(ids, catalog) == table.rates(ids, category_of(catalog))
+    assert isinstance(table.reader, RateArrays)
+    assert table.rates_for([], catalog) == {}
 
 
 def test_a_table_read_for_another_catalog_gets_a_reader_of_its_own() -> None:
@@ -73,14 +89,14 @@ def test_a_table_read_for_another_catalog_gets_a_reader_of_its_own() -> None:
     table = RateTable()
     table.add("a", "category:tea", success=True)
     table.add("b", "category:tea", success=False)
-    assert table.rates_for(["a"], one) == table.rates(["a"], category_of(one))
+    assert rates_for(table, ["a"], one, PRIOR_STRENGTH, 0) == table.rates(["a"], category_of(one))
     assert isinstance(table.reader, RateArrays) and table.reader.catalog is one
-    assert table.rates_for(["a"], two) == table.rates(["a"], category_of(two))
+    assert rates_for(table, ["a"], two, PRIOR_STRENGTH, 0) == table.rates(["a"], category_of(two))
     assert table.reader.catalog is two
     # the category counts matter on the second catalog only ("a" is tea there), and a
     # write after the switch is read by the new reader
     table.add("c", "category:tea", success=False)
-    assert table.rates_for(["a"], two) == table.rates(["a"], category_of(two))
+    assert rates_for(table, ["a"], two, PRIOR_STRENGTH, 0) == table.rates(["a"], category_of(two))
     assert table.rates(["a"], category_of(one)) != table.rates(["a"], category_of(two))
 
 
@@ -90,6 +106,6 @@ def test_the_reader_is_not_part_of_the_counts() -> None:
     read, unread = RateTable(), RateTable()
     for table in (read, unread):
         table.add("a", "category:dairy", success=True)
-    read.rates_for(["a"], catalog)
+    rates_for(read, ["a"], catalog, PRIOR_STRENGTH, 0)
+    assert read.reader is not None
     assert read == unread and read.to_dict() == unread.to_dict()
-    assert PRIOR_STRENGTH > 0
