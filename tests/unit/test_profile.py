@@ -457,6 +457,18 @@ def _touched(want: list[list[Any]], item: str, role: str, ts: int, limit: int) -
     return sorted([[item, role, newest], *kept], key=lambda q: (-q[2], q[0], q[1]))[:limit]
 
 
+def _queries(
+    items: str, max_ts: int, **sizes: Any
+) -> st.SearchStrategy[list[tuple[str, str, int]]]:
+    """Lists of (item, role, ts) query entries over ``items``, ts in [0, ``max_ts``]."""
+    entry = st.tuples(
+        st.sampled_from(list(items)),
+        st.sampled_from(["view", "buy"]),
+        st.integers(min_value=0, max_value=max_ts),
+    )
+    return st.lists(entry, **sizes)
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     st.lists(
@@ -484,23 +496,8 @@ def test_query_set_order_is_the_key_sort(touches: list[tuple[str, str, int]], li
 
 @settings(max_examples=200, deadline=None)
 @given(
-    st.lists(
-        st.tuples(
-            st.sampled_from(["a", "b", "c", "d", "e", "f"]),
-            st.sampled_from(["view", "buy"]),
-            st.integers(min_value=0, max_value=3),
-        ),
-        max_size=12,
-    ),
-    st.lists(
-        st.tuples(
-            st.sampled_from(["a", "b", "c", "g"]),
-            st.sampled_from(["view", "buy"]),
-            st.integers(min_value=0, max_value=4),
-        ),
-        min_size=1,
-        max_size=8,
-    ),
+    _queries("abcdef", 3, max_size=12),
+    _queries("abcg", 4, min_size=1, max_size=8),
     st.integers(min_value=1, max_value=12),
 )
 def test_a_query_set_in_any_stored_order_is_sorted_by_the_first_touch(
@@ -522,25 +519,10 @@ def test_a_query_set_in_any_stored_order_is_sorted_by_the_first_touch(
 
 @settings(max_examples=300, deadline=None)
 @given(
-    st.lists(
-        st.tuples(
-            st.sampled_from(["a", "b", "c", "d", "e", "f"]),
-            st.sampled_from(["view", "buy"]),
-            st.integers(min_value=0, max_value=3),
-        ),
-        max_size=14,
-        unique_by=lambda q: (q[0], q[1]),  # every touch leaves one entry an (item, role)
-    ),
+    # every touch leaves one entry an (item, role)
+    _queries("abcdef", 3, max_size=14, unique_by=lambda q: (q[0], q[1])),
     st.booleans(),
-    st.lists(
-        st.tuples(
-            st.sampled_from(["a", "b", "c", "g", "h"]),
-            st.sampled_from(["view", "buy"]),
-            st.integers(min_value=0, max_value=4),
-        ),
-        min_size=1,
-        max_size=10,
-    ),
+    _queries("abcgh", 4, min_size=1, max_size=10),
     st.integers(min_value=1, max_value=12),
 )
 def test_an_event_s_touches_at_once_are_its_touches_one_by_one(
