@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from stream.domain.rate_arrays import RateArrays, rates_for
+
 if TYPE_CHECKING:
     from stream.domain.catalog import Catalog
-    from stream.domain.rate_arrays import RateArrays
 
 #: Pseudo-observations an item (or category) needs before its own rate outweighs its parent's.
 PRIOR_STRENGTH = 5.0
@@ -108,8 +109,6 @@ class RateTable:
         """``rates`` with the catalog's leaf categories (``signals.category_of``), read from
         arrays by catalog index (``stream.domain.rate_arrays``): equal to the last bit, and
         a few numpy operations for a grocery household's ~300 purchases."""
-        from stream.domain.rate_arrays import rates_for
-
         return rates_for(self, item_ids, catalog, PRIOR_STRENGTH)
 
     def take_dirty(self) -> tuple[set[str], set[str]]:

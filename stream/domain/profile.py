@@ -254,11 +254,6 @@ def _query_key(q: list[Any]) -> tuple[float, str, str]:
     return (-q[2], q[0], q[1])
 
 
-def _touch_query(profile: UserProfile, item_id: str, role: str, ts: int, limit: int) -> None:
-    """``_touch_queries`` of one entry."""
-    _touch_queries(profile, {(item_id, role): ts}, limit)
-
-
 def _touch_queries(profile: UserProfile, touched: dict[tuple[str, str], int], limit: int) -> None:
     """Put every (item, role) of ``touched`` at its time into the query set, kept sorted by
     ``(-ts, item, role)``: newest first even when events arrive late; equal times by item and

@@ -484,12 +484,12 @@ def _queries(
 def test_query_set_order_is_the_key_sort(touches: list[tuple[str, str, int]], limit: int) -> None:
     """The query set after any sequence of touches, with many equal times, is what sorting by
     ``(-ts, item, role)`` after each touch gives (the order the bound cuts by)."""
-    from stream.domain.profile import _touch_query
+    from stream.domain.profile import _touch_queries
 
     profile = UserProfile(user_id="u")
     want: list[list[Any]] = []
     for item, role, ts in touches:
-        _touch_query(profile, item, role, T0 + ts, limit)
+        _touch_queries(profile, {(item, role): T0 + ts}, limit)
         want = _touched(want, item, role, T0 + ts, limit)
         assert profile.queries == want
 
@@ -506,13 +506,13 @@ def test_a_query_set_in_any_stored_order_is_sorted_by_the_first_touch(
     """A stored list need not be in the key order (an older release, a hand-built profile):
     each touch still gives what sorting by ``(-ts, item, role)`` gives, as a full sort per
     touch did, whether the list it finds is in order (binary insertion) or not (a sort)."""
-    from stream.domain.profile import _touch_query
+    from stream.domain.profile import _touch_queries
 
     profile = UserProfile(user_id="u")
     profile.queries = [[item, role, T0 + ts] for item, role, ts in stored]  # any order, repeats
     want = [list(q) for q in profile.queries]
     for item, role, ts in touches:
-        _touch_query(profile, item, role, T0 + ts, limit)
+        _touch_queries(profile, {(item, role): T0 + ts}, limit)
         want = _touched(want, item, role, T0 + ts, limit)
         assert profile.queries == want
 
@@ -534,14 +534,14 @@ def test_an_event_s_touches_at_once_are_its_touches_one_by_one(
     """A basket updates the query set in one pass (``_touch_queries``); what it leaves is what
     touching its items one at a time leaves, from a stored list in the key order or in any
     order, whatever the bound drops on the way."""
-    from stream.domain.profile import _touch_queries, _touch_query
+    from stream.domain.profile import _touch_queries
 
     start = [[item, role, T0 + ts] for item, role, ts in stored]
     if in_order:
         start = _touched(start, "z", "view", T0 - 1, 20)[:-1]  # sorted, the extra one cut off
     one_by_one = UserProfile(user_id="u", queries=[list(q) for q in start])
     for item, role, ts in touches:
-        _touch_query(one_by_one, item, role, T0 + ts, limit)
+        _touch_queries(one_by_one, {(item, role): T0 + ts}, limit)
     at_once = UserProfile(user_id="u", queries=[list(q) for q in start])
     batch: dict[tuple[str, str], int] = {}
     for item, role, ts in touches:
