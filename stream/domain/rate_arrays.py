@@ -5,7 +5,9 @@ household has ~300 purchases, and one dict lookup and one ``Rate`` object an ite
 in memory, cold after the other users' bursts) made ``returns_of`` ~30 % of a Complete
 Journey order's candidate step (py-spy, ``python -m stream.bench.grocery``). Here the
 counts sit in arrays by catalog index (items) and vocabulary id (leaf categories), and the
-rates of all of a user's items are a few numpy operations over their indexes.
+rates of all of a user's items are a few numpy operations over their indexes. The arrays cost
+17 bytes a catalog item a table (34 for re-buy and view-return), ~8 % on top of the catalog
+replica's ~435 B an item (README "Capacity").
 
 Exact, not a memo: every read first copies the counts written since the last read (the keys
 ``RateTable.adjust`` and ``merge`` mark), and the counts of items and categories the catalog
