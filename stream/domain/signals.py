@@ -27,7 +27,7 @@ from stream.domain.context_signals import (
     query_weight,
 )
 from stream.domain.learned import RepeatModel
-from stream.domain.profile import DEFAULT_PROFILE_CONFIG, ProfileConfig, UserProfile
+from stream.domain.profile import DEFAULT_PROFILE_CONFIG, ProfileConfig, UserProfile, decayed
 from stream.domain.query_rows import QueryRows, read_query_rows
 from stream.domain.ranking_profile import FEEDS
 from stream.domain.recent_relation import recent_from_rows
@@ -250,14 +250,10 @@ def _repeat_scores(
 ) -> dict[int, float]:
     """Re-buy propensity × the user's decayed purchase count (relative to their strongest)."""
     memory: dict[int, float] = {}
-    index, rate, exp, tau = catalog.index, rates.get, math.exp, cfg.repeat_tau_ms
     for item_id, (n, ts) in profile.purchases.items():
-        idx = index.get(item_id)
+        idx = catalog.index.get(item_id)
         if idx is not None and item_id not in banned:
-            # ``decayed`` inlined (the same operations): one call a purchase, up to 300
-            memory[idx] = rate(item_id, 1.0) * (
-                n if now_ms <= ts else n * exp(-(now_ms - ts) / tau)
-            )
+            memory[idx] = rates.get(item_id, 1.0) * decayed(n, ts, now_ms, cfg.repeat_tau_ms)
     top = max(memory.values(), default=0.0)
     return {i: v / top for i, v in memory.items()} if top > 0 else {}
 
