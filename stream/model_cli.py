@@ -21,6 +21,7 @@ import numpy as np
 from stream.domain.item_tokens import ItemTokenizer
 from stream.domain.lookup import HUB_K
 from stream.settings import Settings
+from stream.stage_bars import StageBars
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -123,16 +124,19 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     print(f"building the top-{args.k} lookup for {len(ids):,} items × 2 roles …", flush=True)
     started = time.perf_counter()
     lookup = QueryTargetLookup(ids, emb, k=args.k, hub_k=args.hub_k)
-    lookup.rehub(np.arange(len(ids)), args.chunk)  # hubness r(t) first: rows are ranked by it
-    chunks = range(0, len(ids), args.chunk)
-    from tqdm import tqdm
-
-    for start in tqdm(chunks, desc="index", unit="chunk"):
-        lookup.recompute(np.arange(start, min(start + args.chunk, len(ids))), args.chunk)
+    exact_max = settings.lookup_exact_max if args.exact_max is None else args.exact_max
+    if exact_max < 0:
+        raise ValueError("--exact-max must be 0 or more")
+    with StageBars() as bars:
+        lookup.build(args.chunk, exact_max, progress=bars)
     seconds = time.perf_counter() - started
+    how = "exactly"
+    if lookup.recall:
+        measured = ", ".join(f"{role} {value:.3f}" for role, value in lookup.recall.items())
+        how = f"approximately (sampled recall against exact rows: {measured})"
     root = Path(args.root) if args.root else settings.data_dir / "lookup"
     path = lookup_store.publish(lookup, root)
-    print(f"built in {seconds:.1f} s; published {path} (current → {path.name})")
+    print(f"built {how} in {seconds:.1f} s; published {path} (current → {path.name})")
     return 0
 
 
@@ -184,6 +188,13 @@ def register(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
         " see models/README.md, it did not pay on the arrivals shop)",
     )
     index.add_argument("--chunk", type=int, default=256, help="queries per matrix product")
+    index.add_argument(
+        "--exact-max",
+        type=int,
+        default=None,
+        help="more items than this are indexed approximately, then checked against exact rows"
+        " (default RECSTREAM_LOOKUP_EXACT_MAX, 100000; 0: approximate whenever it can)",
+    )
     index.add_argument("--root", default=None, help="lookup folder (default data/lookup)")
     p = group.add_parser("protocol", help="Pfeed's offline protocol → model card tables/plots")
     p.add_argument("--steps", type=int, default=500, help="training steps per compared model")

@@ -49,6 +49,13 @@ def _positive(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+def _non_negative(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return value
+
+
 def _user_consumer(raw: str) -> str:
     if raw not in USER_CONSUMERS:
         raise ValueError(f"RECSTREAM_USER_CONSUMER must be one of {USER_CONSUMERS}, got {raw!r}")
@@ -155,6 +162,9 @@ class Settings:
     pfeed: bool = True
     #: where `recstream model index` publishes the lookup (None: <data_dir>/lookup)
     lookup_dir: Path | None = None
+    #: a lookup a worker builds itself (none published) is approximate above this many items,
+    #: and checked (``stream.domain.lookup_ivf``; the same default as ``lookup.EXACT_MAX``)
+    lookup_exact_max: int = 100_000
     #: relation strength = (w_lookup·lookup + w_cooc·co-occurrence) / weights present
     pfeed_weights: tuple[float, float] = (0.25, 1.0)
     #: freeze the start-up heap out of garbage collection once ready (stream.adapters.gc_pauses)
@@ -246,6 +256,7 @@ class Settings:
             if env.get("RECSTREAM_LEARNED_SNAPSHOT_SHARED")
             else None,
             pfeed_weights=parse_weights(env.get("RECSTREAM_PFEED_WEIGHTS") or "0.25,1"),
+            lookup_exact_max=_non_negative(env, "RECSTREAM_LOOKUP_EXACT_MAX", 100_000),
             lookup_dir=Path(env["RECSTREAM_LOOKUP_DIR"])
             if env.get("RECSTREAM_LOOKUP_DIR")
             else None,

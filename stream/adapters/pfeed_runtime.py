@@ -68,6 +68,7 @@ class PfeedRuntime:
         encoder: OnnxItemEncoder | None = None,
     ) -> None:
         self.root = settings.lookup_root
+        self.exact_max = settings.lookup_exact_max
         self.engine = engine
         self.items = items
         self.encoder = encoder or OnnxItemEncoder()
@@ -154,9 +155,10 @@ class PfeedRuntime:
             missing = [i for i, m in boot.items() if i not in lookup.index or m.get("deleted")]
         else:
             ids = [str(m["item_id"]) for m in live_msgs]
-            lookup = QueryTargetLookup(ids, self.encoder.embed(live_msgs), k=K).build()
+            lookup = QueryTargetLookup(ids, self.encoder.embed(live_msgs), k=K)
+            lookup.build(exact_max=self.exact_max)
             self.reloader.loaded = lookup_store.publish(lookup, self.root)
-            self.source = f"built and published {self.reloader.loaded.name}"
+            self.source = f"built and published {self.reloader.loaded.name}" + _checked(lookup)
             known, missing = live_msgs, [i for i, m in boot.items() if m.get("deleted")]
         contents = {str(m["item_id"]): tokenizer.encode(m) for m in known}
         return lookup.aligned_to(catalog_ids), contents, missing
@@ -251,3 +253,11 @@ class PfeedRuntime:
     def close(self) -> None:
         if self.items is not None:
             self.items.close()
+
+
+def _checked(lookup: QueryTargetLookup) -> str:
+    """What an approximate build's check measured, for the ready line ('' when exact)."""
+    if not lookup.recall:
+        return ""
+    measured = ", ".join(f"{role} {value:.3f}" for role, value in lookup.recall.items())
+    return f", approximate: sampled recall {measured}"

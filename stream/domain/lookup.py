@@ -26,47 +26,20 @@ exact again). A changed item's old query still counts in the others' r until a f
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 import numpy as np
 
-from stream.domain import hubness
+from stream.domain import hubness, lookup_ivf
+from stream.domain.row_top_k import top_k as _top_k
 
 ROLES = ("view", "buy")
 #: nearest queries in a target's hubness r(t) (0: raw cosine rows)
 HUB_K = 0
+#: full builds of more items than this are approximate (``lookup_ivf``): 100,000 items cost
+#: ~2 minutes exactly here (the bundled grocery data's 68,260 stay exact)
+EXACT_MAX = 100_000
 _EMPTY = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64))
-
-
-def _top_k(sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row-wise top-k columns (descending) of ``sims``; -inf entries come back as index -1."""
-    n_rows, n_cols = sims.shape
-    k_eff = min(k, n_cols)
-    out_i = np.full((n_rows, k), -1, dtype=np.int64)
-    out_v = np.full((n_rows, k), -np.inf, dtype=np.float32)
-    if k_eff == 0:
-        return out_i, out_v
-    if n_cols >= 64 * k_eff:
-        # The k-th largest of every 16th column is <= the true k-th largest, so the columns at
-        # or above it hold the whole top k: a ~1/16 partition plus one comparison replaces a
-        # full argpartition (3-5x faster on a 68k-item catalog).
-        sample = sims[:, ::16]
-        cut = np.partition(sample, sample.shape[1] - k_eff, axis=1)[:, sample.shape[1] - k_eff]
-        rows, cols = np.nonzero(sims >= cut[:, None])
-        vals = sims[rows, cols]
-        order = np.lexsort((cols, -vals, rows))
-        rows, cols, vals = rows[order], cols[order], vals[order]
-        rank = np.arange(rows.size) - np.searchsorted(rows, np.arange(n_rows))[rows]
-        keep = rank < k_eff
-        out_i[rows[keep], rank[keep]] = cols[keep]
-        out_v[rows[keep], rank[keep]] = vals[keep]
-    else:
-        part = np.argpartition(-sims, k_eff - 1, axis=1)[:, :k_eff]
-        vals = np.take_along_axis(sims, part, axis=1)
-        order = np.lexsort((part, -vals), axis=1)
-        out_i[:, :k_eff] = np.take_along_axis(part, order, axis=1)
-        out_v[:, :k_eff] = np.take_along_axis(vals, order, axis=1)
-    out_i[~np.isfinite(out_v)] = -1
-    return out_i, out_v
 
 
 class QueryTargetLookup:
@@ -101,6 +74,8 @@ class QueryTargetLookup:
             self._buffers[f"hub_{r}"] = np.zeros(n, dtype=np.float32)  # r(t), 0: raw rows
             self._buffers[f"near_{r}"] = np.full((n, hub_k), -np.inf, dtype=np.float32)
         self.version = 0
+        #: what the last full build's recall check measured per role (approximate builds)
+        self.recall: dict[str, float] = {}
         self._bind(n)
 
     def _bind(self, n: int) -> None:
@@ -126,11 +101,57 @@ class QueryTargetLookup:
         return self.rows[role][idx, :n], self.strengths[role][idx, :n]
 
     # -- builds ----------------------------------------------------------------------------------
-    def build(self, chunk: int = 256) -> QueryTargetLookup:
-        """Every row of both roles from scratch; returns self."""
-        self.rehub(np.arange(len(self.ids)), chunk)
-        self.recompute(np.arange(len(self.ids)), chunk)
+    def build(
+        self,
+        chunk: int = 256,
+        exact_max: int = EXACT_MAX,
+        progress: lookup_ivf.Progress | None = None,
+    ) -> QueryTargetLookup:
+        """Every row of both roles from scratch; returns self. Raw rows (``hub_k`` 0) of more
+        than ``exact_max`` items are built approximately and checked (``lookup_ivf``): the
+        exact build is quadratic. ``recall`` then holds what the check measured per role."""
+        n = len(self.ids)
+        self.recall = {}
+        if self.hub_k <= 0 and n > exact_max and self._build_approximate(progress):
+            return self
+        self.rehub(np.arange(n), chunk)
+        step = max(chunk, -(-n // 100))  # ~100 progress steps
+        for start in range(0, n, step):
+            self.recompute(np.arange(start, min(start + step, n)), chunk)
+            if progress is not None:
+                progress("exact rows", min(start + step, n), n)
         return self
+
+    def _build_approximate(self, progress: lookup_ivf.Progress | None) -> bool:
+        """Both roles' rows through inverted lists, ``nprobe`` doubled until the sampled
+        recall reaches ``MIN_RECALL``; False (nothing stored) when that needs a quarter of
+        the lists or more: the exact build is then about as cheap."""
+        if not self.active.any():
+            return False
+        targets, own = self.embeddings[2], np.arange(len(self.ids))
+        lists = lookup_ivf.make_lists(targets, self.active, lookup_ivf.n_lists(len(self.ids)))
+        sample = lookup_ivf.sample_of(len(self.ids))
+        built: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        measured: dict[str, float] = {}
+        for ri, role in enumerate(ROLES):
+            queries, nprobe = self.embeddings[ri], lookup_ivf.NPROBE
+            exact = lookup_ivf.exact_rows(queries[sample], sample, targets, self.active, self.k)
+            while role not in built:
+                if 4 * nprobe >= len(lists):
+                    return False
+                step = None if progress is None else partial(progress, f"{role} lists")
+                idx, vals = lookup_ivf.approximate_rows(
+                    queries, own, targets, lists, self.k, nprobe, step
+                )
+                measured[role] = lookup_ivf.recall(idx[sample], exact)
+                if measured[role] >= lookup_ivf.MIN_RECALL:
+                    built[role] = idx, vals
+                nprobe *= 2
+        for role, (idx, vals) in built.items():
+            self._store(role, own, idx, vals)
+        self.recall = measured
+        self.version += 1
+        return True
 
     def rehub(self, targets: np.ndarray, chunk: int = 256) -> None:
         """``r(t)`` of ``targets`` for both roles: the mean of their ``hub_k`` highest

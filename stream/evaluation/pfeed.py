@@ -10,19 +10,18 @@ asked for; catalog messages arriving later are applied through ``LiveLookup`` li
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from stream.adapters.encoder import OnnxItemEncoder
 from stream.adapters.live_lookup import LiveLookup
 from stream.domain.blended import BlendedRelations, blend_into
 from stream.domain.engine import Engine
 from stream.domain.lookup import QueryTargetLookup
+from stream.stage_bars import StageBars
 
 K = 20
 CHUNK = 256
@@ -81,10 +80,8 @@ class SharedLookup:
         live_ids = [i for i in catalog.ids if i in latest and not latest[i].get("deleted")]
         emb = encoder.embed([latest[i] for i in live_ids], progress=self.progress)
         lookup = QueryTargetLookup(live_ids, emb, k=self.k)
-        lookup.rehub(np.arange(len(live_ids)), CHUNK)
-        starts = range(0, len(live_ids), CHUNK)
-        for start in tqdm(starts, desc="pfeed lookup", disable=not self.progress, file=sys.stderr):
-            lookup.recompute(np.arange(start, min(start + CHUNK, len(live_ids))), CHUNK)
+        with StageBars(disable=not self.progress) as bars:
+            lookup.build(CHUNK, progress=bars)
         self.built_ids = set(live_ids)
         self.live = LiveLookup(encoder, lookup, catalog)
         self.live.remember({i: encoder.tokenizer.encode(latest[i]) for i in live_ids})

@@ -1,0 +1,42 @@
+"""Row-wise top-k of a similarity block: the one selection every lookup build makes.
+
+Kept apart from ``stream.domain.lookup`` because both of its builds use it, the exact one and
+the approximate one (``stream.domain.lookup_ivf``), and two builds that select alike leave
+the same rows wherever they compared the same targets.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def top_k(sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise top-k columns (descending) of ``sims``; -inf entries come back as index -1."""
+    n_rows, n_cols = sims.shape
+    k_eff = min(k, n_cols)
+    out_i = np.full((n_rows, k), -1, dtype=np.int64)
+    out_v = np.full((n_rows, k), -np.inf, dtype=np.float32)
+    if k_eff == 0:
+        return out_i, out_v
+    if n_cols >= 64 * k_eff:
+        # The k-th largest of every 16th column is <= the true k-th largest, so the columns at
+        # or above it hold the whole top k: a ~1/16 partition plus one comparison replaces a
+        # full argpartition (3-5x faster on a 68k-item catalog).
+        sample = sims[:, ::16]
+        cut = np.partition(sample, sample.shape[1] - k_eff, axis=1)[:, sample.shape[1] - k_eff]
+        rows, cols = np.nonzero(sims >= cut[:, None])
+        vals = sims[rows, cols]
+        order = np.lexsort((cols, -vals, rows))
+        rows, cols, vals = rows[order], cols[order], vals[order]
+        rank = np.arange(rows.size) - np.searchsorted(rows, np.arange(n_rows))[rows]
+        keep = rank < k_eff
+        out_i[rows[keep], rank[keep]] = cols[keep]
+        out_v[rows[keep], rank[keep]] = vals[keep]
+    else:
+        part = np.argpartition(-sims, k_eff - 1, axis=1)[:, :k_eff]
+        vals = np.take_along_axis(sims, part, axis=1)
+        order = np.lexsort((part, -vals), axis=1)
+        out_i[:, :k_eff] = np.take_along_axis(part, order, axis=1)
+        out_v[:, :k_eff] = np.take_along_axis(vals, order, axis=1)
+    out_i[~np.isfinite(out_v)] = -1
+    return out_i, out_v
