@@ -2,7 +2,7 @@
 
 Why: the exact build compares every item's query with every target, for both roles: ~12 ns a
 pair here (5,000 items 1 s, 40,000 items 19 s, a grocery catalog's 68,260 products 45 s), so a
-catalog of a million items would take ~3 hours and one of 40 million ~200 core-days. A worker
+catalog of a million items would take ~3 hours and one of 40 million ~190 core-days. A worker
 that finds no published lookup builds one before it serves, so that is also its first start.
 
 How: spherical k-means (seeded, on a sample) puts the active targets into ~2·√n lists; each

@@ -1,0 +1,209 @@
+"""What a full lookup build costs as the catalog grows: exact against approximate, same run.
+
+Why this exists: a worker that finds no published lookup builds one before it serves, and
+`recstream model index` builds one for a deployment. The exact build compares every query
+with every target (quadratic); the approximate one (``stream.domain.lookup_ivf``) compares
+each query with its nearest inverted lists and keeps its rows only if a sample of exact rows
+says they hold ≥ ``MIN_RECALL`` of the exact targets. This tool times both on real item
+embeddings: Complete Journey's products through the bundled encoder (68,260 items), in
+prefixes of growing size; then larger catalogs made of every product and jittered copies of
+it (each copy its product's three embeddings plus Gaussian noise, renormalised: the shape of
+a catalog with that many variants), where the exact build's time is extrapolated from the
+largest measured one's cost per pair (marked so), and the approximate rows are compared with
+exact rows on a sample of queries (the build's own check).
+
+Run::
+
+    python -m stream.bench.lookup_build --out reports/lookup
+
+It writes ``lookup_build.json``, ``lookup_build.md`` and ``lookup_build.png`` (~4 minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stream.domain.lookup import ROLES, QueryTargetLookup
+
+#: prefixes of the real catalog built both ways (the last: all of it)
+SIZES: tuple[int, ...] = (5_000, 10_000, 20_000, 40_000, 0)
+#: larger catalogs: the real one with this many jittered copies of each item (approximate only)
+COPIES: tuple[int, ...] = (2, 4)
+JITTER = 0.05
+K = 20
+
+
+def say(text: str) -> None:
+    print(f"[lookup] {text}", flush=True)
+
+
+def jittered(emb: np.ndarray, copies: int, seed: int = 0) -> np.ndarray:
+    """``emb`` (3, n, d) and ``copies - 1`` noisy copies of every item, renormalised."""
+    rng = np.random.default_rng(seed)
+    parts = [emb]
+    for _ in range(copies - 1):
+        noisy = emb + JITTER * rng.standard_normal(emb.shape).astype(np.float32)
+        parts.append(noisy / np.linalg.norm(noisy, axis=2, keepdims=True))
+    return np.concatenate(parts, axis=1).astype(np.float32)
+
+
+def _timed_build(emb: np.ndarray, exact_max: int) -> tuple[QueryTargetLookup, float]:
+    lookup = QueryTargetLookup([f"i{n}" for n in range(emb.shape[1])], emb, k=K)
+    started = time.perf_counter()
+    lookup.build(exact_max=exact_max)
+    return lookup, time.perf_counter() - started
+
+
+def both_ways(emb: np.ndarray) -> dict[str, Any]:
+    """One catalog built exactly and approximately: seconds, ratio, what the check measured,
+    and how many rows came out identical."""
+    exact, exact_s = _timed_build(emb, exact_max=emb.shape[1])
+    approx, approx_s = _timed_build(emb, exact_max=0)
+    identical = {
+        role: round(float((approx.rows[role] == exact.rows[role]).all(axis=1).mean()), 4)
+        for role in ROLES
+    }
+    return {
+        "items": emb.shape[1],
+        "exact_s": round(exact_s, 2),
+        "approximate_s": round(approx_s, 2),
+        "speedup": round(exact_s / approx_s, 2),
+        "approximate": bool(approx.recall),
+        "sampled_recall": {r: round(v, 4) for r, v in approx.recall.items()},
+        "rows_identical": identical,
+        "exact_ns_per_pair": round(exact_s / emb.shape[1] ** 2 * 1e9, 2),
+    }
+
+
+def approximate_only(emb: np.ndarray, ns_per_pair: float) -> dict[str, Any]:
+    """A catalog too large to build exactly here: the approximate build, and the exact one's
+    time extrapolated from ``ns_per_pair`` (the largest measured exact build's)."""
+    approx, approx_s = _timed_build(emb, exact_max=0)
+    exact_s = ns_per_pair * emb.shape[1] ** 2 / 1e9
+    return {
+        "items": emb.shape[1],
+        "exact_s_extrapolated": round(exact_s, 1),
+        "approximate_s": round(approx_s, 2),
+        "speedup_extrapolated": round(exact_s / approx_s, 1),
+        "approximate": bool(approx.recall),
+        "sampled_recall": {r: round(v, 4) for r, v in approx.recall.items()},
+    }
+
+
+def measure(
+    emb: np.ndarray, sizes: Sequence[int] = SIZES, copies: Sequence[int] = COPIES
+) -> dict[str, Any]:
+    """Every size built both ways (0: the whole of ``emb``), then the jittered catalogs."""
+    measured = []
+    for size in sizes:
+        n = emb.shape[1] if size <= 0 else min(size, emb.shape[1])
+        say(f"{n:,} items, exact then approximate ...")
+        row = both_ways(np.ascontiguousarray(emb[:, :n]))
+        measured.append(row)
+        say(f"{n:,} items: exact {row['exact_s']} s, approximate {row['approximate_s']} s")
+    larger = []
+    per_pair = measured[-1]["exact_ns_per_pair"] if measured else 0.0
+    for count in copies:
+        big = jittered(emb, count)
+        say(f"{big.shape[1]:,} items ({count} per product), approximate ...")
+        row = approximate_only(big, per_pair)
+        larger.append(row)
+        say(f"{big.shape[1]:,} items: approximate {row['approximate_s']} s")
+    return {"k": K, "jitter": JITTER, "measured": measured, "larger": larger}
+
+
+def markdown(result: dict[str, Any], source: str) -> str:
+    lines = [
+        "# Lookup build: exact against approximate",
+        "",
+        f"Item embeddings: {source}; top-{result['k']} rows for both roles; one run.",
+        "",
+        "| items | exact s | approximate s | speedup | kept approximate | sampled recall "
+        "(view / buy) | rows identical to exact (view / buy) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in result["measured"]:
+        rec, same = r["sampled_recall"], r["rows_identical"]
+        lines.append(
+            f"| {r['items']:,} | {r['exact_s']} | {r['approximate_s']} | {r['speedup']}× | "
+            f"{'yes' if r['approximate'] else 'no (built exactly)'} | "
+            f"{rec.get('view', '-')} / {rec.get('buy', '-')} | {same['view']} / {same['buy']} |"
+        )
+    for r in result["larger"]:
+        rec = r["sampled_recall"]
+        lines.append(
+            f"| {r['items']:,} (jittered copies) | ~{r['exact_s_extrapolated']} "
+            f"(extrapolated) | {r['approximate_s']} | ~{r['speedup_extrapolated']}× | "
+            f"{'yes' if r['approximate'] else 'no (built exactly)'} | "
+            f"{rec.get('view', '-')} / {rec.get('buy', '-')} | - |"
+        )
+    return "\n".join(lines) + "\n\n![build seconds by items](lookup_build.png)\n"
+
+
+def plot(result: dict[str, Any], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    m, big = result["measured"], result["larger"]
+    ax.plot([r["items"] for r in m], [r["exact_s"] for r in m], "o-", label="exact (measured)")
+    if big:
+        xs = [m[-1]["items"]] + [r["items"] for r in big]
+        ys = [m[-1]["exact_s"]] + [r["exact_s_extrapolated"] for r in big]
+        ax.plot(xs, ys, "o:", color="C0", label="exact (extrapolated per pair)")
+    every = m + big
+    ax.plot(
+        [r["items"] for r in every], [r["approximate_s"] for r in every], "s-", label="approximate"
+    )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("catalog items")
+    ax.set_ylabel("full build, seconds (both roles)")
+    ax.set_title("Pfeed lookup build: exact vs inverted lists (checked)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def complete_journey_embeddings() -> np.ndarray:
+    """Complete Journey's products through the bundled encoder (sorted by id: a fixed order)."""
+    from stream.adapters.encoder import OnnxItemEncoder
+    from stream.datasets import load_subset
+
+    say("embedding the Complete Journey catalog with the bundled encoder ...")
+    catalog = sorted(load_subset("completejourney", None, 0).catalog, key=lambda m: m["item_id"])
+    return OnnxItemEncoder().embed([dict(m) for m in catalog])
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("reports/lookup"))
+    parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="0: every item")
+    parser.add_argument("--copies", default=",".join(map(str, COPIES)), help="'' for none")
+    args = parser.parse_args(argv)
+    emb = complete_journey_embeddings()
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    copies = [int(c) for c in args.copies.split(",") if c]
+    result = measure(emb, sizes, copies)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "lookup_build.json").write_text(json.dumps(result, indent=2) + "\n")
+    source = f"Complete Journey products ({emb.shape[1]:,}) through the bundled encoder"
+    (args.out / "lookup_build.md").write_text(markdown(result, source))
+    plot(result, args.out / "lookup_build.png")
+    say(f"wrote {args.out}/lookup_build.json, .md and .png")
+
+
+if __name__ == "__main__":
+    main()
