@@ -19,13 +19,14 @@ def test_measure_builds_each_size_both_ways_and_the_larger_catalogs_approximatel
     assert (first["items"], whole["items"]) == (1500, 2500)
     for row in result["measured"]:
         assert row["exact_s"] > 0 and row["approximate_s"] > 0
-        assert row["speedup"] == pytest.approx(row["exact_s"] / row["approximate_s"], rel=0.02)
+        # (from the unrounded seconds: these builds take a few hundredths of a second)
+        assert row["speedup"] == pytest.approx(row["exact_s"] / row["approximate_s"], rel=0.3)
         assert row["approximate"] and set(row["sampled_recall"]) == {"view", "buy"}
         assert min(row["rows_identical"].values()) > 0.9  # grouped items: the exact rows
     (big,) = result["larger"]
     assert big["items"] == 5000
     per_pair = whole["exact_ns_per_pair"] * 5000**2 / 1e9
-    assert big["exact_s_extrapolated"] == pytest.approx(per_pair, rel=0.05)
+    assert big["exact_s_extrapolated"] == pytest.approx(per_pair, rel=0.05, abs=0.06)  # (0.1 s)
 
 
 def test_jittered_copies_keep_the_items_and_stay_unit_vectors() -> None:
