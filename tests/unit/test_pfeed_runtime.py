@@ -46,9 +46,13 @@ def encoder() -> OnnxItemEncoder:
 
 
 def runtime(
-    tmp_path: Path, encoder: OnnxItemEncoder, messages: list[dict[str, Any]], root: Path
+    tmp_path: Path,
+    encoder: OnnxItemEncoder,
+    messages: list[dict[str, Any]],
+    root: Path,
+    exact_max: int = Settings().lookup_exact_max,
 ) -> PfeedRuntime:
-    settings = Settings(data_dir=tmp_path, lookup_dir=root)
+    settings = Settings(data_dir=tmp_path, lookup_dir=root, lookup_exact_max=exact_max)
     engine = Engine()
     index = ClientItemIndex(QdrantClient(location=":memory:"), encoder.dim)
     rt = PfeedRuntime(settings, engine, ItemSync(lambda: index), encoder)
@@ -234,3 +238,25 @@ def test_a_bulk_item_write_leaves_the_gil_to_the_loop_between_chunks(
     assert Slow.calls == 3 and sync.written == 2 * item_sync.CHUNK + 1
     ratio = 1.0 / item_sync.WRITE_DUTY - 1.0
     assert slept == pytest.approx([0.01 * ratio, 0.01 * ratio])
+
+
+def test_a_large_catalog_is_built_approximately_checked_and_said_so(
+    tmp_path: Path, encoder: OnnxItemEncoder
+) -> None:
+    """Above ``lookup_exact_max`` items a worker's own build goes through inverted lists; the
+    ready line says what the check measured, and the rows are the exact build's."""
+    words = ("milk", "bread", "apple", "soap", "tea", "rice", "cheese", "pasta", "beans", "jam")
+    msgs = [
+        item(i, brand=f"brand {i % 37}", title=f"{words[i % 10]} {words[i // 10 % 10]} {i}")
+        for i in range(1500)
+    ]
+    for i, m in enumerate(msgs):
+        m["attributes"]["category"] = ["Dept", f"Cat {i % 23}"]
+    approximate = runtime(tmp_path / "w1", encoder, msgs, tmp_path / "a", exact_max=0)
+    asyncio.run(approximate.start())
+    assert "approximate: sampled recall view" in approximate.source
+    exact = runtime(tmp_path / "w2", encoder, msgs, tmp_path / "e")
+    asyncio.run(exact.start())
+    assert "approximate" not in exact.source
+    same = [rows(approximate, f"p{i}") == rows(exact, f"p{i}") for i in range(0, 1500, 5)]
+    assert np.mean(same) > 0.95
