@@ -17,15 +17,7 @@ from typing import TYPE_CHECKING, Any
 import mode
 
 from stream.adapters.runtime_metrics import RuntimeSampler
-from stream.domain import (
-    affinity,
-    candidate_kernels,
-    dense,
-    diversity_kernel,
-    relation_kernels,
-    top_kernels,
-    trending,
-)
+from stream.domain.kernels import WARM_UPS
 from stream.readiness import SERVING_LOG
 
 if TYPE_CHECKING:
@@ -116,13 +108,9 @@ class Lifecycle(mode.Service):
         # the compiled ranking kernels: loaded from their on-disk cache (~0.2 s), or compiled
         # once after an install (~6 s), here rather than in the first user's ranking; in a
         # thread, so the consumer's heartbeats go on
-        took = await asyncio.to_thread(relation_kernels.warm_up)
-        took += await asyncio.to_thread(top_kernels.warm_up)
-        took += await asyncio.to_thread(diversity_kernel.warm_up)
-        took += await asyncio.to_thread(candidate_kernels.warm_up)
-        took += await asyncio.to_thread(affinity.warm_up)
-        took += await asyncio.to_thread(trending.warm_up)
-        took += await asyncio.to_thread(dense.warm_up)  # the Qdrant points' user vector
+        took = 0.0
+        for warm_up in WARM_UPS:  # (one at a time: each in its own thread call)
+            took += await asyncio.to_thread(warm_up)
         log.info("ranking kernels ready in %.2f s", took)
         r.gc.install()
         r.gc.set_gen0(r.settings.gc_gen0_threshold)

@@ -57,6 +57,7 @@ from stream.adapters.state_store import MemoryStore, StateStore
 from stream.adapters.validation import get_validators
 from stream.domain.engine import Engine, split_refreshes
 from stream.domain.events import UserEvent
+from stream.domain.kernels import warm_up_all
 from stream.domain.profile import UserProfile
 from stream.domain.ranking import rank_feeds
 from stream.replay import KEY_FIELD
@@ -70,7 +71,9 @@ Raw = tuple[str, bytes, bytes]
 def build_engine(
     catalog: Iterable[dict[str, Any]], engine: Engine | None = None, pfeed: bool = False
 ) -> Engine:
-    """An engine holding ``catalog``; ``pfeed`` adds the worker's lookup blend (see above)."""
+    """An engine holding ``catalog``; ``pfeed`` adds the worker's lookup blend (see above).
+    The compiled kernels are loaded first, as a worker loads them before it serves."""
+    warm_up_all()
     engine = engine or Engine()
     messages = list(catalog)
     for message in messages:

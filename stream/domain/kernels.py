@@ -1,0 +1,39 @@
+"""The compiled ranking kernels' warm-ups, in one list: what a worker runs before it serves.
+
+A kernel's first call loads it from numba's on-disk cache (~0.2 s for all of them), or
+compiles it after an install (~6 s). A worker pays that at start (``lifecycle``), not in its
+first user's ranking; the bench's in-process runner pays it the same way before it times a
+burst (``stream.bench.inprocess.build_engine``): a kernel missing from this list would show
+there as a first burst ~0.4 s slow, as all of them did in a quick report's in-process burst
+before the runner called these (its only window was the timed one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from stream.domain import (
+    affinity,
+    candidate_kernels,
+    dense,
+    diversity_kernel,
+    relation_kernels,
+    top_kernels,
+    trending,
+)
+
+#: each returns the seconds it took; ``dense`` is the Qdrant points' user vector
+WARM_UPS: tuple[Callable[[], float], ...] = (
+    relation_kernels.warm_up,
+    top_kernels.warm_up,
+    diversity_kernel.warm_up,
+    candidate_kernels.warm_up,
+    affinity.warm_up,
+    trending.warm_up,
+    dense.warm_up,
+)
+
+
+def warm_up_all() -> float:
+    """Every kernel loaded (or compiled); the seconds it took."""
+    return sum(warm() for warm in WARM_UPS)
