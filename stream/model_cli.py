@@ -110,6 +110,7 @@ def cmd_embed(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     from stream.adapters import lookup_store
+    from stream.domain import lookup_ivf
     from stream.domain.lookup import QueryTargetLookup
 
     if args.k < 1:
@@ -132,7 +133,7 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     seconds = time.perf_counter() - started
     how = "exactly"
     if lookup.recall:
-        measured = ", ".join(f"{role} {value:.3f}" for role, value in lookup.recall.items())
+        measured = lookup_ivf.described(lookup.recall)
         how = f"approximately (sampled recall against exact rows: {measured})"
     root = Path(args.root) if args.root else settings.data_dir / "lookup"
     path = lookup_store.publish(lookup, root)

@@ -41,6 +41,7 @@ from stream.adapters.encoder import OnnxItemEncoder
 from stream.adapters.item_sync import ItemSync, make_item_index
 from stream.adapters.live_lookup import LiveLookup
 from stream.adapters.qdrant_items import ItemIndex
+from stream.domain import lookup_ivf
 from stream.domain.blended import BlendedRelations, blend_into
 from stream.domain.dense import DIM, query_vector, user_vector
 from stream.domain.engine import Engine
@@ -259,5 +260,4 @@ def _checked(lookup: QueryTargetLookup) -> str:
     """What an approximate build's check measured, for the ready line ('' when exact)."""
     if not lookup.recall:
         return ""
-    measured = ", ".join(f"{role} {value:.3f}" for role, value in lookup.recall.items())
-    return f", approximate: sampled recall {measured}"
+    return f", approximate: sampled recall {lookup_ivf.described(lookup.recall)}"

@@ -155,3 +155,8 @@ def recall(approximate: np.ndarray, exact: np.ndarray) -> float:
         wanted += len(want)
         held += len(want.intersection(a))
     return held / wanted if wanted else 1.0
+
+
+def described(measured: dict[str, float]) -> str:
+    """What a check measured per role (``view 1.000, buy 0.997``), for logs and commands."""
+    return ", ".join(f"{role} {value:.3f}" for role, value in measured.items())
