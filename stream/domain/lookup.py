@@ -31,6 +31,7 @@ from functools import partial
 import numpy as np
 
 from stream.domain import hubness, lookup_ivf
+from stream.domain.row_top_k import merged
 from stream.domain.row_top_k import top_k as _top_k
 
 ROLES = ("view", "buy")
@@ -313,11 +314,9 @@ class QueryTargetLookup:
                 if not beats.any():
                     continue
                 rows = block[beats]
-                new_cols = np.broadcast_to(pos, (rows.size, pos.size))
-                both_i = np.hstack([self.rows[role][rows], new_cols])
-                both_v = np.hstack([self.sims[role][rows], sims[beats]])
-                top, vals = _top_k(both_v, self.k)
-                idx = np.where(top >= 0, np.take_along_axis(both_i, np.maximum(top, 0), 1), -1)
+                idx, vals = merged(
+                    self.rows[role][rows], self.sims[role][rows], pos, sims[beats], self.k
+                )
                 self._store(role, rows, idx, vals)
 
     # -- alignment with a worker's catalog -------------------------------------------------------

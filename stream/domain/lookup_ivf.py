@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stream.domain.row_top_k import top_k
+from stream.domain.row_top_k import merged, top_k
 
 #: share of the sampled exact rows' targets the approximate rows must hold
 MIN_RECALL = 0.98
@@ -118,11 +118,7 @@ def approximate_rows(
             q = group[s : s + BLOCK]
             sims = queries[q] @ targets[members].T
             sims[own[q][:, None] == members[None, :]] = -np.inf
-            both_v = np.hstack([best_v[q], sims])
-            both_i = np.hstack([best_i[q], np.broadcast_to(members, sims.shape)])
-            top, vals = top_k(both_v, k)
-            best_i[q] = np.where(top >= 0, np.take_along_axis(both_i, np.maximum(top, 0), 1), -1)
-            best_v[q] = vals
+            best_i[q], best_v[q] = merged(best_i[q], best_v[q], members, sims, k)
         if progress is not None:
             progress(c + 1, count)
     return best_i, best_v

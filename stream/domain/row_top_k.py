@@ -40,3 +40,13 @@ def top_k(sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         out_v[:, :k_eff] = np.take_along_axis(vals, order, axis=1)
     out_i[~np.isfinite(out_v)] = -1
     return out_i, out_v
+
+
+def merged(
+    ids: np.ndarray, sims: np.ndarray, new_ids: np.ndarray, new_sims: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (``ids``/``sims``, n × k) with new candidates entered (``new_ids`` (c,) the same for
+    every row, ``new_sims`` n × c): the top ``k`` of both, as ``top_k`` picks them."""
+    both_i = np.hstack([ids, np.broadcast_to(new_ids, new_sims.shape)])
+    top, vals = top_k(np.hstack([sims, new_sims]), k)
+    return np.where(top >= 0, np.take_along_axis(both_i, np.maximum(top, 0), 1), -1), vals
