@@ -11,6 +11,7 @@ being targets. Positions stay aligned with the worker's ``Catalog`` index, which
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,22 @@ import numpy as np
 from stream.adapters.encoder import OnnxItemEncoder
 from stream.domain.catalog import Catalog
 from stream.domain.lookup import QueryTargetLookup
+
+
+@dataclass
+class Update:
+    """Catalog changes on their way into the lookup: prepared on the event loop, computed in a
+    thread (``result``: the updated copy of ``base``), installed on the loop."""
+
+    base: QueryTargetLookup
+    order: list[str]  # items to embed, in catalog order
+    messages: list[Mapping[str, Any]]  # their catalog messages
+    deleted: list[str]
+    result: QueryTargetLookup | None = None
+
+    @property
+    def work(self) -> bool:
+        return bool(self.order or self.deleted)
 
 
 class LiveLookup:
@@ -63,7 +80,16 @@ class LiveLookup:
         return self.lookup.related(idx, role)
 
     def apply(self, messages: Sequence[Mapping[str, Any]]) -> int:
-        """Apply catalog messages already upserted into ``catalog``; returns items embedded."""
+        """Apply catalog messages already upserted into ``catalog``; returns items embedded.
+        All at once, in place (start-up, tools, tests); a serving worker splits it up."""
+        update = self.prepare(messages)
+        self.compute(update, in_place=True)
+        self.install(update)
+        return len(update.order)
+
+    def prepare(self, messages: Sequence[Mapping[str, Any]]) -> Update:
+        """What ``messages`` change (cheap, on the event loop): the items whose content tokens
+        changed or that the lookup lacks, in catalog order, and the deletions."""
         changed: dict[str, Mapping[str, Any]] = {}
         deleted: list[str] = []
         tokenizer = self.encoder.tokenizer
@@ -84,14 +110,32 @@ class LiveLookup:
             n = len(self.lookup.ids)
         for item_id in self.catalog.ids[n:]:  # catalog items the lookup has never seen
             changed.setdefault(item_id, self._from_catalog(item_id))
-        self.embedded = []
-        if changed:
-            order = sorted(changed, key=lambda i: self.catalog.index.get(i, len(self.catalog)))
-            self.lookup.upsert(order, self.encoder.embed([changed[i] for i in order]))
-            self.embedded = order
-        if deleted:
-            self.lookup.remove(deleted)
-        return len(changed)
+        order = sorted(changed, key=lambda i: self.catalog.index.get(i, len(self.catalog)))
+        return Update(self.lookup, order, [changed[i] for i in order], deleted)
+
+    def compute(self, update: Update, in_place: bool = False) -> None:
+        """Embed the update's items and enter them into a copy of the lookup (``in_place``:
+        into the lookup itself). Reads nothing the event loop writes, so it runs in a thread
+        while ranking goes on reading the lookup it copied."""
+        if not update.work:
+            update.result = update.base
+            return
+        new = sum(1 for i in update.order if i not in update.base.index)
+        result = update.base if in_place else update.base.copy(len(update.base) + new)
+        if update.order:
+            result.upsert(update.order, self.encoder.embed(update.messages))
+        if update.deleted:
+            result.remove(update.deleted)
+        update.result = result
+
+    def install(self, update: Update) -> None:
+        """Serve what ``compute`` made (on the event loop: a swap)."""
+        if update.result is None or update.base is not self.lookup:
+            raise RuntimeError("a lookup update must be computed from the lookup in use")
+        if update.result is not self.lookup:
+            self.lookup = update.result
+            self._generation += 1
+        self.embedded = update.order
 
     def _from_catalog(self, item_id: str) -> dict[str, Any]:
         """A catalog message rebuilt from the catalog's features: the original's tokens up to the

@@ -31,7 +31,7 @@ from functools import partial
 import numpy as np
 
 from stream.domain import hubness, lookup_ivf
-from stream.domain.row_top_k import merged
+from stream.domain.row_top_k import entered
 from stream.domain.row_top_k import top_k as _top_k
 
 ROLES = ("view", "buy")
@@ -41,6 +41,8 @@ HUB_K = 0
 #: ~2 minutes exactly here (the bundled grocery data's 68,260 stay exact)
 EXACT_MAX = 100_000
 _EMPTY = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64))
+#: what a buffer holds where no item is (by the buffer name's first part; others 0)
+_FILLS = {"rows": -1, "sims": -np.inf, "near": -np.inf, "active": False}
 
 
 class QueryTargetLookup:
@@ -92,6 +94,21 @@ class QueryTargetLookup:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def copy(self, capacity: int = 0) -> QueryTargetLookup:
+        """An independent lookup with the same rows, room for ``capacity`` items, so a worker
+        can update the copy in a thread while ranking keeps reading this one. Only the first
+        ``len(self)`` rows are copied (the spare capacity would double what a copy costs)."""
+        n = len(self.ids)
+        out = QueryTargetLookup.__new__(QueryTargetLookup)
+        out.__dict__.update(self.__dict__)
+        out.ids, out.index, out.recall = list(self.ids), dict(self.index), dict(self.recall)
+        out._capacity = max(n, capacity)
+        out._buffers = {
+            name: _resized(name, buf, out._capacity, n) for name, buf in self._buffers.items()
+        }
+        out._bind(n)
+        return out
 
     # -- reads -----------------------------------------------------------------------------------
     def related(self, idx: int, role: str = "view") -> tuple[np.ndarray, np.ndarray]:
@@ -240,14 +257,8 @@ class QueryTargetLookup:
             return
         if n > self._capacity:
             cap = max(n, 2 * self._capacity, 64)
-            fills = {"rows": -1, "sims": -np.inf, "near": -np.inf, "active": False}
             for name, old in list(self._buffers.items()):
-                axis = 1 if name == "embeddings" else 0
-                shape = list(old.shape)
-                shape[axis] = cap
-                new = np.full(shape, fills.get(name.split("_")[0], 0), dtype=old.dtype)
-                new[(slice(None),) * axis + (slice(0, old.shape[axis]),)] = old
-                self._buffers[name] = new
+                self._buffers[name] = _resized(name, old, cap, len(self.ids))
             self._capacity = cap
         self._bind(n)
 
@@ -301,7 +312,9 @@ class QueryTargetLookup:
         return np.union1d(*held)
 
     def _merge(self, pos: np.ndarray, chunk: int) -> None:
-        """Enter the items ``pos`` into every row where they beat the current K-th target."""
+        """Enter the items ``pos`` into every row where they beat the current K-th target. The
+        rows of ``pos`` themselves are left alone: ``upsert`` recomputes them next (empty, a new
+        item's row took in every new item: most of a 1,024-item batch's merge)."""
         t_new = self.embeddings[2, pos]
         step = max(chunk, (1 << 22) // max(1, pos.size))  # rows per product: ≤ 4M similarities
         for ri, role in enumerate(ROLES):
@@ -309,14 +322,20 @@ class QueryTargetLookup:
             for start in range(0, len(self.ids), step):
                 block = np.arange(start, min(start + step, len(self.ids)))
                 sims = self.scores(role, q_emb[block] @ t_new.T, pos)
-                sims[block[:, None] == pos[None, :]] = -np.inf
-                beats = (sims > self.sims[role][block, -1:]).any(axis=1)
-                if not beats.any():
+                sims[np.isin(block, pos)] = -np.inf  # (and so never its own target)
+                at = np.nonzero(sims > self.sims[role][block, -1:])
+                if not at[0].size:
                     continue
-                rows = block[beats]
-                idx, vals = merged(
-                    self.rows[role][rows], self.sims[role][rows], pos, sims[beats], self.k
+                rows, local = np.unique(at[0], return_inverse=True)
+                idx, vals = entered(
+                    self.rows[role][block[rows]],
+                    self.sims[role][block[rows]],
+                    (local, at[1]),
+                    pos,
+                    sims[at],
+                    self.k,
                 )
+                rows = block[rows]
                 self._store(role, rows, idx, vals)
 
     # -- alignment with a worker's catalog -------------------------------------------------------
@@ -345,3 +364,14 @@ class QueryTargetLookup:
             rows = np.where(top >= 0, np.take_along_axis(idx, np.maximum(top, 0), 1), -1)
             out._store(role, np.flatnonzero(known), rows, vals)
         return out
+
+
+def _resized(name: str, buf: np.ndarray, capacity: int, n: int) -> np.ndarray:
+    """Buffer ``name`` holding ``buf``'s first ``n`` items, with room for ``capacity``."""
+    axis = 1 if name == "embeddings" else 0
+    shape = list(buf.shape)
+    shape[axis] = capacity
+    out = np.full(shape, _FILLS.get(name.split("_")[0], 0), dtype=buf.dtype)
+    cut = (slice(None),) * axis + (slice(0, n),)
+    out[cut] = buf[cut]
+    return out

@@ -227,3 +227,24 @@ def test_hub_aware_rows_leave_out_targets_opposite_to_the_query() -> None:
     for q in range(30):
         assert 30 not in lookup.related(q, "buy")[0].tolist()
         assert lookup.related(q, "buy")[0].size == 5
+
+
+def test_a_copy_is_updated_apart_from_the_lookup_it_copies() -> None:
+    """A worker updates a copy in a thread while ranking reads the original: the original's
+    rows, ids and embeddings stay as they were, and the copy equals an in-place update."""
+    rng = np.random.default_rng(11)
+    emb = unit(rng, 50)
+    original = QueryTargetLookup(ids(40), emb[:, :40], k=8).build()
+    before = {r: original.rows[r].copy() for r in ("view", "buy")}
+    copied = original.copy(capacity=50)
+    copied.upsert(ids(10, 40), emb[:, 40:])
+    copied.upsert(["i3"], emb[:, 45:46])  # a changed item
+    copied.remove(["i7"])
+    assert len(original) == 40 and "i45" not in original.index and original.active[7]
+    assert all(np.array_equal(original.rows[r], before[r]) for r in ("view", "buy"))
+    assert np.array_equal(original.embeddings, emb[:, :40])
+    in_place = QueryTargetLookup(ids(40), emb[:, :40], k=8).build()
+    in_place.upsert(ids(10, 40), emb[:, 40:])
+    in_place.upsert(["i3"], emb[:, 45:46])
+    in_place.remove(["i7"])
+    assert_same_rows(copied, in_place)

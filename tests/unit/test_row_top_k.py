@@ -1,0 +1,60 @@
+"""Row-wise top-k: ``entered`` (sparse candidates) leaves the rows ``merged`` (dense) leaves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stream.domain.row_top_k import entered, merged
+
+
+def rows_and_candidates(
+    rng: np.random.Generator, n: int, k: int, c: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Sorted rows (some padded with -1 / -inf), and c new candidates' similarities."""
+    sims = rng.random((n, k)).astype(np.float32)
+    sims[rng.random((n, k)) < 0.2] = -np.inf
+    sims = -np.sort(-sims, axis=1)
+    ids = rng.integers(0, 50, (n, k))
+    ids[~np.isfinite(sims)] = -1
+    new = rng.random((n, c)).astype(np.float32)
+    new[rng.random((n, c)) < 0.2] = -np.inf
+    return ids, sims, rng.choice(np.arange(100, 200), c, replace=False), new
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_sparse_entry_of_the_beating_candidates_equals_the_dense_merge(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n, k, c = (int(x) for x in rng.integers(1, 30, 3))
+    ids, sims, new_ids, new = rows_and_candidates(rng, n, k, c)
+    dense_i, dense_v = merged(ids, sims, new_ids, new, k)
+    at = np.nonzero(new > sims[:, -1:])  # what beats each row's K-th, as the lookup offers
+    sparse_i, sparse_v = entered(ids, sims, at, new_ids, new[at], k)
+    assert sparse_i.tolist() == dense_i.tolist()
+    assert np.array_equal(sparse_v, dense_v)
+
+
+def test_ties_go_to_the_lower_column_existing_targets_first() -> None:
+    ids = np.array([[7, 8, -1]])
+    sims = np.array([[0.9, 0.5, -np.inf]], dtype=np.float32)
+    new_ids = np.array([20, 21, 22])
+    at = (np.array([0, 0, 0]), np.array([0, 1, 2]))
+    vals = np.array([0.5, 0.9, 0.5], dtype=np.float32)
+    out_i, out_v = entered(ids, sims, at, new_ids, vals, 3)
+    assert out_i.tolist() == [[7, 21, 8]]
+    assert out_v[0].tolist() == pytest.approx([0.9, 0.9, 0.5])
+
+
+def test_rows_offered_nothing_are_unchanged_and_padding_stays_minus_one() -> None:
+    ids = np.array([[3, -1], [4, 5]])
+    sims = np.array([[0.4, -np.inf], [0.8, 0.6]], dtype=np.float32)
+    out_i, out_v = entered(
+        ids,
+        sims,
+        (np.array([1]), np.array([0])),
+        np.array([9]),
+        np.array([0.7], dtype=np.float32),
+        2,
+    )
+    assert out_i.tolist() == [[3, -1], [4, 9]]
+    assert out_v[1].tolist() == pytest.approx([0.8, 0.7])
