@@ -281,6 +281,16 @@ class Metrics(ProfileMetrics):
             ["model"],
             registry=r,
         )
+        self.lookup_pending = Gauge(
+            "recstream_lookup_pending_items",
+            "Catalog messages read and not yet in the Pfeed lookup rows in use",
+            registry=r,
+        )
+        self.lookup_update = Gauge(
+            "recstream_lookup_last_update_seconds",
+            "How long the last catalog update of the Pfeed lookup took to be in use (thread)",
+            registry=r,
+        )
         self.build_info = Gauge(
             "recstream_build_info",
             "Worker build (value 1)",

@@ -88,6 +88,8 @@ class PfeedRuntime:
         #: False: updates computed on the event loop, in place, as before (the bench's baseline)
         self.threaded = True
         self._started = 0.0  # (monotonic) when the last update started in the thread
+        #: the last threaded update, start to install (the `..._last_update_seconds` gauge)
+        self.last_update_seconds = 0.0
         self.source = "none"  # "published" or "built": what start found
         self.start_seconds = 0.0
         self._last_poll = 0.0
@@ -232,7 +234,12 @@ class PfeedRuntime:
     @property
     def updating(self) -> bool:
         """Catalog messages read and not yet in the rows in use."""
-        return bool(self.pending) or self._job is not None
+        return self.pending_items > 0
+
+    @property
+    def pending_items(self) -> int:
+        """How many (the `recstream_lookup_pending_items` gauge)."""
+        return len(self.pending) + (len(self._running[1]) if self._running is not None else 0)
 
     async def settle(self) -> None:
         """Apply every catalog message read so far (the thread's updates awaited, not blocked
@@ -274,6 +281,7 @@ class PfeedRuntime:
         assert job is not None and running is not None
         self._job = self._running = None
         job.result()  # the thread's error, if any, raised here
+        self.last_update_seconds = time.monotonic() - self._started
         self._installed(*running)
 
     def _installed(self, update: Update, batch: list[dict[str, Any]]) -> None:

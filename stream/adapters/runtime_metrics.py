@@ -110,6 +110,10 @@ class RuntimeSampler:
             profiles.info() if profiles is not None else [(engine.ranking.label, engine.variant)]
         )
         self._set_model(r.engine.relations)
+        pfeed = getattr(r, "pfeed", None)
+        if pfeed is not None:
+            m.lookup_pending.set(pfeed.pending_items)
+            m.lookup_update.set(pfeed.last_update_seconds)
 
     async def _source_lag(self, name: str, source: Any) -> Lag:
         """One reader's lag. Each reader is asked on its own, so one that cannot answer hides

@@ -126,7 +126,7 @@ def test_new_item_and_stock_flow_through_the_lookup(broker: Any, tmp_path: Path)
         worker.wait_ready()
         assert lookup_store.versions(root) == [1]  # built from the bundled encoder, published
         new = new_item_like(root)
-        query = asyncio.run(_new_item_flow(dep, new, expected_rows(root, new)))
+        query = asyncio.run(_new_item_flow(dep, worker, new, expected_rows(root, new)))
         info = worker.metrics()
         assert info['recstream_model_info{model="pfeed+cooccurrence",version="v1"}'] == 1
         # a restarted worker loads v1 (which lacks the new item), embeds the new item again
@@ -146,7 +146,23 @@ async def _after_restart(dep: Deployment, query: str) -> None:
         assert "g-new" in ids(await answer(reader, click[1]["event_id"]))
 
 
-async def _new_item_flow(dep: Deployment, new: dict[str, Any], rows: dict[str, list[str]]) -> str:
+async def in_the_lookup(worker: WorkerProcess, items: int, timeout: float = 60.0) -> None:
+    """Until the worker's catalog holds ``items`` and no catalog message waits to enter the
+    lookup: updates are computed in a thread while user batches go on ranking from the rows
+    in use, so a click sent right after a new item's message may be ranked before it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = await asyncio.to_thread(worker.metrics)
+        caught_up = found.get("recstream_catalog_items") == items
+        if caught_up and found.get("recstream_lookup_pending_items") == 0:
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"the lookup did not take in {items} catalog items in {timeout} s")
+
+
+async def _new_item_flow(
+    dep: Deployment, worker: WorkerProcess, new: dict[str, Any], rows: dict[str, list[str]]
+) -> str:
     # the query whose row ranks the new item highest: the item must be there on content alone
     query = min(
         (q for q in rows if q != "g-new" and "g-new" in rows[q]),
@@ -155,6 +171,7 @@ async def _new_item_flow(dep: Deployment, new: dict[str, Any], rows: dict[str, l
     title = ITEMS[query]["title"]
     async with TopicReader(dep.settings, "recommendations") as reader:
         await produce(dep.settings, [("catalog", {**new, "ts": now_ms()})])
+        await in_the_lookup(worker, len(CATALOG) + 1)
         # a user whose only query is the new item: candidates from its own rows
         first = event("clicks", "u-pf-new", item_id="g-new")
         await produce(dep.settings, [first])

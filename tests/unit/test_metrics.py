@@ -115,6 +115,7 @@ def fake_rapp(consumer: FakeConsumer) -> Any:
         faust_app=SimpleNamespace(_consumer=consumer),
         replica=FakeReplica(),
         store=SimpleNamespace(size_bytes=lambda: 4096, user_count=lambda: 7),
+        pfeed=SimpleNamespace(pending_items=12, last_update_seconds=1.5),
     )
 
 
@@ -137,6 +138,8 @@ def test_sampler_retires_revoked_partitions_and_replaced_profiles() -> None:
     assert sample(m, "recstream_learned_snapshot_loop_seconds") == 0.04
     assert sample(m, "recstream_ranking_profile_info", {"profile": "default@1", "variant": "A"})
     assert sample(m, "recstream_model_info", {"model": "simplenamespace", "version": "online"})
+    assert sample(m, "recstream_lookup_pending_items") == 12
+    assert sample(m, "recstream_lookup_last_update_seconds") == 1.5
 
     consumer.assigned = {tp0}  # rebalance took partition 1 away
     rapp.engine.ranking = SimpleNamespace(label="default@2")  # hot swap

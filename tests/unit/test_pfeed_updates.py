@@ -72,12 +72,14 @@ def test_a_user_batch_ranks_from_the_rows_in_use_while_an_update_computes(
         await until(encoder.entered)
         for _ in range(3):  # more user batches while the thread is held
             rt.sync()
+            assert rt.pending_items == 1  # (the `recstream_lookup_pending_items` gauge)
             assert rt.live is not None and rt.live.lookup is before
             assert rows(rt, "p30") == [] and rows(rt, "p3", "view") == held[3]
         encoder.gate.set()
         await rt.settle()
 
     asyncio.run(scenario())
+    assert rt.pending_items == 0 and rt.last_update_seconds > 0
     assert rt.live.lookup is not before and len(rows(rt, "p30")) == 20
     assert [rows(rt, f"p{i}", "view") for i in range(30)] != list(held.values())
     assert len(before) == 30 and "p30" not in before.index  # the copy took the update
