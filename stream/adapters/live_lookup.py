@@ -6,6 +6,11 @@ rows and enter every row where they now belong. A deal/new flag flip changes no 
 costs no inference and no lookup work (feeds restrict targets at read time). Deleted items stop
 being targets. Positions stay aligned with the worker's ``Catalog`` index, which is what
 ``ranking.rank`` passes to ``related``.
+
+In three steps, so a serving worker's event loop never computes one (``PfeedRuntime.sync``):
+``prepare`` (on the loop: the token check, cheap), ``compute`` (in a thread: the embedding and
+the upsert, on a copy of the lookup) and ``install`` (on the loop: the swap). ``apply`` runs all
+three in place, for start-up, tools and tests.
 """
 
 from __future__ import annotations

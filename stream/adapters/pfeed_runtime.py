@@ -15,11 +15,14 @@ Life cycle (all on the worker's event loop except the heavy parts, which run in 
   worker on the same folder loads it instead. Items of the catalog that the published version
   lacks are embedded and upserted; items it has are trusted (their content tokens are
   remembered, so replayed catalog messages cost no inference);
-* ``tick`` (every ``TICK_S``, between agent batches) applies the catalog messages that arrived
-  since, in bounded batches, through ``LiveLookup``: new or changed items get their rows and enter
-  others' rows, deletions stop being targets. Stock needs no lookup work: ranking's eligibility is
-  the catalog's stock mask at read time. Every ``RELOAD_S`` it polls the pointer file and swaps in
-  a newly published version (loaded and aligned in a thread), re-embedding items it lacks.
+* before each user batch (``sync``) and every ``TICK_S`` (``tick``) the catalog messages that
+  arrived since go into the lookup, in bounded batches, through ``LiveLookup``: new or changed
+  items get their rows and enter others' rows, deletions stop being targets. Each batch is
+  computed in a thread on a copy of the lookup and swapped in whole: the loop never waits for
+  it (see ``sync``), so rows lag the catalog by one update. Stock needs no lookup work:
+  ranking's eligibility is the catalog's stock mask at read time. Every ``RELOAD_S`` the tick
+  polls the pointer file and swaps in a newly published version (loaded and aligned in a
+  thread, after any update in flight), re-embedding items it lacks.
 
 Known gap: an item whose content changed after the loaded version was published keeps its old
 rows until its next catalog message or the next published version (versions carry no content

@@ -6,8 +6,10 @@ per block of queries, never a per-item search), then read by ranking through the
 
 Kept fresh incrementally: ``upsert`` gives new or changed items their own rows and merges them
 into every other row where they beat the current K-th target (one ``items × new`` product);
-rows that held a changed or removed item are recomputed. Stock and feed restrictions are *not*
-baked in: ranking applies eligibility at read time, so a stock flip needs no lookup change.
+rows that held a changed or removed item are recomputed. A worker updates a ``copy`` in a
+thread and swaps it in (``stream.adapters.live_lookup``), so readers never see a row half
+written. Stock and feed restrictions are *not* baked in: ranking applies eligibility at read
+time, so a stock flip needs no lookup change.
 Strength = cosine similarity clipped to [0, 1].
 
 Hub-aware rows (``hub_k`` > 0): a learned space has hubs, targets close to almost every query
