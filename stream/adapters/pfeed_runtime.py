@@ -134,7 +134,7 @@ class PfeedRuntime:
         self._published()
         # items the published version lacks, then what arrived while loading
         self.pending = {**{i: boot[i] for i in missing}, **self.pending}
-        self._apply_now()
+        await self._catch_up()
         if self.items is not None:
             try:
                 stored = await asyncio.to_thread(self.items.count)
@@ -264,14 +264,17 @@ class PfeedRuntime:
             if self._job is job:  # (not installed by a user batch meanwhile)
                 self._install()
 
-    def _apply_now(self) -> None:
-        """Everything read so far, in place on the loop (start: nothing is served yet, and
-        copying the lookup for each batch of a whole catalog would only add work)."""
-        threaded, self.threaded = self.threaded, False
-        try:
-            self._advance(gap=0.0)
-        finally:
-            self.threaded = threaded
+    async def _catch_up(self) -> None:
+        """Everything read so far, before the worker serves: each batch computed in place
+        (nothing reads the lookup yet, so no copy) in a thread, so the consumer's heartbeats
+        go on while a restart embeds thousands of items its published version lacks."""
+        assert self.live is not None
+        while self.pending:
+            batch = self._take()
+            update = self.live.prepare(batch)
+            if update.work:
+                await asyncio.to_thread(self.live.compute, update, True)
+            self._installed(update, batch)
 
     def _take(self) -> list[dict[str, Any]]:
         batch = []

@@ -172,3 +172,30 @@ def test_a_few_messages_wait_for_the_gap_or_the_tick_and_a_full_batch_does_not(
         assert len(rows(rt, "p33")) == 20 and not rt.updating
 
     asyncio.run(scenario())
+
+
+def test_a_start_embeds_what_the_published_version_lacks_off_the_loop(
+    tmp_path: Path, encoder: Gated
+) -> None:
+    """A restart whose published version lacks items embeds them before it serves, in a
+    thread: the loop (the consumer's heartbeats) goes on meanwhile."""
+    root = tmp_path / "lookup"
+    msgs = [item(i) for i in range(31)]
+    lookup_store.publish(
+        QueryTargetLookup([m["item_id"] for m in msgs[:30]], encoder.embed(msgs[:30])).build(),
+        root,
+    )
+    rt = runtime(tmp_path, encoder, msgs, root)
+
+    async def scenario() -> None:
+        encoder.gate.clear()
+        encoder.entered.clear()
+        start = asyncio.ensure_future(rt.start())
+        await until(encoder.entered)  # (on the loop: a blocked loop would never get here)
+        await asyncio.sleep(0.05)
+        assert not start.done()
+        encoder.gate.set()
+        await start
+
+    asyncio.run(scenario())
+    assert rt.source.startswith("published") and len(rows(rt, "p30")) == 20
