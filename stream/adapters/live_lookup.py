@@ -15,6 +15,7 @@ three in place, for start-up, tools and tests.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,7 @@ class Update:
     messages: list[Mapping[str, Any]]  # their catalog messages
     deleted: list[str]
     result: QueryTargetLookup | None = None
+    seconds: float = 0.0  # what ``compute`` took (wall clock)
 
     @property
     def work(self) -> bool:
@@ -122,6 +124,7 @@ class LiveLookup:
         """Embed the update's items and enter them into a copy of the lookup (``in_place``:
         into the lookup itself). Reads nothing the event loop writes, so it runs in a thread
         while ranking goes on reading the lookup it copied."""
+        started = time.perf_counter()
         if not update.work:
             update.result = update.base
             return
@@ -132,6 +135,7 @@ class LiveLookup:
         if update.deleted:
             result.remove(update.deleted)
         update.result = result
+        update.seconds = time.perf_counter() - started
 
     def install(self, update: Update) -> None:
         """Serve what ``compute`` made (on the event loop: a swap)."""

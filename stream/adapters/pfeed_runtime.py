@@ -60,6 +60,10 @@ RELOAD_S = 5.0
 APPLY_BATCH = 1024
 #: a user batch starts an update only this long after the last one started (``sync``)
 UPDATE_GAP_S = 0.2
+#: the most of its time the update thread computes: after an update of s seconds the next
+#: starts no sooner than s / UPDATE_DUTY after it started (a storm of catalog changes, or a
+#: trickle into a lookup too large to copy often, leaves the worker most of its core)
+UPDATE_DUTY = 0.5
 K = 20
 
 
@@ -91,6 +95,7 @@ class PfeedRuntime:
         #: False: updates computed on the event loop, in place, as before (the bench's baseline)
         self.threaded = True
         self._started = 0.0  # (monotonic) when the last update started in the thread
+        self._rest_until = 0.0  # (monotonic) no update starts before (``UPDATE_DUTY``)
         #: the last threaded update, start to install (the `..._last_update_seconds` gauge)
         self.last_update_seconds = 0.0
         self.source = "none"  # "published" or "built": what start found
@@ -205,8 +210,9 @@ class PfeedRuntime:
         of CPU, which on the event loop stalled every user batch behind it; ranking now reads
         the rows in use until the update is swapped in whole. A few messages wait for
         ``UPDATE_GAP_S`` after the last start (a copy of the lookup is ~25 ms at 68k items,
-        and every new version re-makes the blend's rows), or for ``tick``. Outside an event
-        loop (tools, tests) everything read so far is applied at once."""
+        and every new version re-makes the blend's rows), or for ``tick``; and no update
+        starts before the last one's rest (``UPDATE_DUTY``). Outside an event loop (tools,
+        tests) everything read so far is applied at once."""
         self._advance(gap=UPDATE_GAP_S)
 
     def _advance(self, gap: float) -> None:
@@ -221,8 +227,9 @@ class PfeedRuntime:
         except RuntimeError:
             loop = None
         while self.pending and self._job is None:
-            recent = time.monotonic() - self._started < gap
-            if loop is not None and recent and len(self.pending) < APPLY_BATCH:
+            now = time.monotonic()
+            recent = now - self._started < gap and len(self.pending) < APPLY_BATCH
+            if loop is not None and (recent or now < self._rest_until):
                 return
             batch = self._take()
             update = self.live.prepare(batch)
@@ -249,6 +256,9 @@ class PfeedRuntime:
         on): ``start`` and ``tick``. Bounded by what is pending when called."""
         rounds = 2 + len(self.pending) // APPLY_BATCH
         for _ in range(rounds):
+            rest = self._rest_until - time.monotonic()
+            if rest > 0 and self.pending and self._job is None:
+                await asyncio.sleep(rest)
             self._advance(gap=0.0)
             if self._job is None:
                 return
@@ -288,6 +298,7 @@ class PfeedRuntime:
         self._job = self._running = None
         job.result()  # the thread's error, if any, raised here
         self.last_update_seconds = time.monotonic() - self._started
+        self._rest_until = self._started + running[0].seconds / UPDATE_DUTY
         self._installed(*running)
 
     def _installed(self, update: Update, batch: list[dict[str, Any]]) -> None:

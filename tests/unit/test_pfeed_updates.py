@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,11 @@ class Gated(OnnxItemEncoder):
         self.gate.set()
         self.entered = threading.Event()
         self.fail = False
+        self.hold_s = 0.0
 
     def embed(self, messages: Any, *args: Any, **kwargs: Any) -> np.ndarray:
         self.entered.set()
+        time.sleep(self.hold_s)
         if not self.gate.wait(timeout=30):
             raise TimeoutError("the test never opened the gate")
         if self.fail:
@@ -151,6 +154,7 @@ def test_a_few_messages_wait_for_the_gap_or_the_tick_and_a_full_batch_does_not(
     asyncio.run(rt.start())
     monkeypatch.setattr(pfeed_runtime, "UPDATE_GAP_S", 3600.0)
     monkeypatch.setattr(pfeed_runtime, "APPLY_BATCH", 2)
+    monkeypatch.setattr(pfeed_runtime, "UPDATE_DUTY", 1e9)  # (no rest: the next test's)
 
     async def scenario() -> None:
         arrive(rt, item(30))
@@ -199,3 +203,31 @@ def test_a_start_embeds_what_the_published_version_lacks_off_the_loop(
 
     asyncio.run(scenario())
     assert rt.source.startswith("published") and len(rows(rt, "p30")) == 20
+
+
+def test_after_an_update_the_thread_rests_before_the_next_even_for_a_full_batch(
+    tmp_path: Path, encoder: Gated, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An update that computed s seconds is followed by no other for s / UPDATE_DUTY after
+    it started (a storm leaves the worker its core); the tick waits the rest out."""
+    from stream.adapters import pfeed_runtime
+
+    rt = runtime(tmp_path, encoder, [item(i) for i in range(30)], tmp_path / "lookup")
+    asyncio.run(rt.start())
+    monkeypatch.setattr(pfeed_runtime, "APPLY_BATCH", 2)
+    monkeypatch.setattr(pfeed_runtime, "UPDATE_DUTY", 0.05)  # rest: 20 × the update
+    encoder.hold_s = 0.05  # the update computes ≥ 50 ms: ≥ 1 s of rest from its start
+
+    async def scenario() -> None:
+        arrive(rt, item(30))
+        rt.sync()
+        await rt.settle()
+        assert len(rows(rt, "p30")) == 20
+        arrive(rt, item(31))
+        arrive(rt, item(32))
+        rt.sync()  # a full batch, but the thread rests
+        assert rt._job is None and rows(rt, "p31") == []
+        await rt.settle()  # waits the rest out, then applies
+        assert len(rows(rt, "p31")) == 20 and len(rows(rt, "p32")) == 20
+
+    asyncio.run(scenario())
