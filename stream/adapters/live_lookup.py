@@ -24,7 +24,7 @@ import numpy as np
 
 from stream.adapters.encoder import OnnxItemEncoder
 from stream.domain.catalog import Catalog
-from stream.domain.lookup import QueryTargetLookup
+from stream.domain.lookup import EXACT_MAX, QueryTargetLookup
 
 
 @dataclass
@@ -45,10 +45,18 @@ class Update:
 
 
 class LiveLookup:
-    def __init__(self, encoder: OnnxItemEncoder, lookup: QueryTargetLookup, catalog: Catalog):
+    def __init__(
+        self,
+        encoder: OnnxItemEncoder,
+        lookup: QueryTargetLookup,
+        catalog: Catalog,
+        exact_max: int = EXACT_MAX,
+    ):
         self.encoder = encoder
         self.catalog = catalog
-        self.lookup = lookup if lookup.ids == catalog.ids else lookup.aligned_to(catalog.ids)
+        #: updates of a larger lookup recompute rows through its lists (``lookup_updates``)
+        self.exact_max = exact_max
+        self.lookup = self._aligned(lookup)
         self._content: dict[str, bytes] = {}
         self._generation = 0
         #: ids embedded by the last ``apply``/``refill`` (the Qdrant `items` sync re-reads them)
@@ -62,10 +70,13 @@ class LiveLookup:
 
     def replace(self, lookup: QueryTargetLookup) -> None:
         """Serve a newly loaded lookup (hot reload), aligned with the catalog."""
-        self.lookup = (
-            lookup if lookup.ids == self.catalog.ids else lookup.aligned_to(self.catalog.ids)
-        )
+        self.lookup = self._aligned(lookup)
         self._generation += 1
+
+    def _aligned(self, lookup: QueryTargetLookup) -> QueryTargetLookup:
+        out = lookup if lookup.ids == self.catalog.ids else lookup.aligned_to(self.catalog.ids)
+        out.exact_max = self.exact_max
+        return out
 
     def remember(self, contents: Mapping[str, np.ndarray]) -> None:
         """Content tokens the lookup already reflects (the items of a published version), so

@@ -133,7 +133,7 @@ class PfeedRuntime:
         self.pending = {}
         ids = list(self.engine.catalog.ids)
         lookup, contents, missing = await asyncio.to_thread(self._initial, boot, ids)
-        self.live = LiveLookup(self.encoder, lookup, self.engine.catalog)
+        self.live = LiveLookup(self.encoder, lookup, self.engine.catalog, self.exact_max)
         self.live.remember(contents)
         self.blended.set_lookup(self.live)
         self._published()

@@ -32,7 +32,7 @@ from functools import partial
 
 import numpy as np
 
-from stream.domain import hubness, lookup_ivf
+from stream.domain import hubness, lookup_ivf, lookup_updates
 from stream.domain.row_top_k import entered
 from stream.domain.row_top_k import top_k as _top_k
 
@@ -44,7 +44,7 @@ HUB_K = 0
 EXACT_MAX = 100_000
 _EMPTY = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64))
 #: what a buffer holds where no item is (by the buffer name's first part; others 0)
-_FILLS = {"rows": -1, "sims": -np.inf, "near": -np.inf, "active": False}
+_FILLS = {"rows": -1, "sims": -np.inf, "near": -np.inf, "active": False, "label": -1}
 
 
 class QueryTargetLookup:
@@ -78,6 +78,13 @@ class QueryTargetLookup:
             self._buffers[f"lengths_{r}"] = np.zeros(n, dtype=np.int64)
             self._buffers[f"hub_{r}"] = np.zeros(n, dtype=np.float32)  # r(t), 0: raw rows
             self._buffers[f"near_{r}"] = np.full((n, hub_k), -np.inf, dtype=np.float32)
+        for part in lookup_updates.PARTS:  # each item's inverted list, for large updates
+            self._buffers[f"label_{part}"] = np.full(n, -1, dtype=np.int64)
+        #: per grouping of ``lookup_updates``, its centroids (made at the first large update)
+        self.centroids: dict[str, np.ndarray] = {}
+        #: updates of lookups larger than this go through those lists (checked)
+        self.exact_max = EXACT_MAX
+        self.exact_updates = 0  # parts of such updates the check sent to the exact path
         self.version = 0
         #: what the last full build's recall check measured per role (approximate builds)
         self.recall: dict[str, float] = {}
@@ -93,6 +100,7 @@ class QueryTargetLookup:
         self.lengths = {r: b[f"lengths_{r}"][:n] for r in ROLES}
         self.hub = {r: b[f"hub_{r}"][:n] for r in ROLES}
         self.near = {r: b[f"near_{r}"][:n] for r in ROLES}
+        self.labels = {p: b[f"label_{p}"][:n] for p in lookup_updates.PARTS}
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -105,6 +113,7 @@ class QueryTargetLookup:
         out = QueryTargetLookup.__new__(QueryTargetLookup)
         out.__dict__.update(self.__dict__)
         out.ids, out.index, out.recall = list(self.ids), dict(self.index), dict(self.recall)
+        out.centroids = dict(self.centroids)  # (replaced, never written in place)
         out._capacity = max(n, capacity)
         out._buffers = {
             name: _resized(name, buf, out._capacity, n) for name, buf in self._buffers.items()
@@ -131,7 +140,7 @@ class QueryTargetLookup:
         than ``exact_max`` items are built approximately and checked (``lookup_ivf``): the
         exact build is quadratic. ``recall`` then holds what the check measured per role."""
         n = len(self.ids)
-        self.recall = {}
+        self.recall, self.exact_max = {}, exact_max
         if self.hub_k <= 0 and n > exact_max and self._build_approximate(progress):
             return self
         self.rehub(np.arange(n), chunk)
@@ -279,6 +288,9 @@ class QueryTargetLookup:
         stale = self._release(pos, chunk)
         self.embeddings[:, pos] = embeddings
         self.active[pos] = True
+        if self.hub_k <= 0:  # raw rows: large batches through inverted lists
+            lookup_updates.update(self, pos, stale, chunk)
+            return pos
         self.rehub(pos, chunk)
         stale = np.union1d(stale, self._new_queries(pos, chunk))
         self._merge(pos, chunk)
@@ -290,7 +302,7 @@ class QueryTargetLookup:
         pos = np.asarray([self.index[i] for i in ids if i in self.index], dtype=np.int64)
         if pos.size:
             self.active[pos] = False
-            self.recompute(self._release(pos, chunk), chunk)
+            lookup_updates.rows_of(self, self._release(pos, chunk), chunk)
 
     def _release(self, pos: np.ndarray, chunk: int) -> np.ndarray:
         """Rows holding ``pos`` that must be recomputed exactly. A hub target sits in tens of
@@ -373,7 +385,8 @@ def _resized(name: str, buf: np.ndarray, capacity: int, n: int) -> np.ndarray:
     axis = 1 if name == "embeddings" else 0
     shape = list(buf.shape)
     shape[axis] = capacity
-    out = np.full(shape, _FILLS.get(name.split("_")[0], 0), dtype=buf.dtype)
+    out = np.empty(shape, dtype=buf.dtype)  # (each byte written once: a copy is ~GBs)
     cut = (slice(None),) * axis + (slice(0, n),)
     out[cut] = buf[cut]
+    out[(slice(None),) * axis + (slice(n, None),)] = _FILLS.get(name.split("_")[0], 0)
     return out

@@ -255,6 +255,7 @@ def test_a_large_catalog_is_built_approximately_checked_and_said_so(
     approximate = runtime(tmp_path / "w1", encoder, msgs, tmp_path / "a", exact_max=0)
     asyncio.run(approximate.start())
     assert "approximate: sampled recall view" in approximate.source
+    assert approximate.live is not None and approximate.live.lookup.exact_max == 0  # updates too
     exact = runtime(tmp_path / "w2", encoder, msgs, tmp_path / "e")
     asyncio.run(exact.start())
     assert "approximate" not in exact.source
