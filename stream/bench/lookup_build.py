@@ -10,7 +10,9 @@ prefixes of growing size; then larger catalogs made of every product and jittere
 it (each copy its product's three embeddings plus Gaussian noise, renormalised: the shape of
 a catalog with that many variants), where the exact build's time is extrapolated from the
 largest measured one's cost per pair (marked so), and the approximate rows are compared with
-exact rows on a sample of queries (the build's own check).
+exact rows on a sample of queries (the build's own check). At every size it also times an
+update of ``UPDATE`` catalog changes into the built lookup both ways: every pair compared, as
+updates were, and as a worker does it now (``stream.domain.lookup_updates``).
 
 Run::
 
@@ -30,7 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from stream.domain.lookup import ROLES, QueryTargetLookup
+from stream.domain import lookup_updates
+from stream.domain.lookup import EXACT_MAX, ROLES, QueryTargetLookup
 
 #: prefixes of the real catalog built both ways (the last: all of it)
 SIZES: tuple[int, ...] = (5_000, 10_000, 20_000, 40_000, 0)
@@ -38,6 +41,8 @@ SIZES: tuple[int, ...] = (5_000, 10_000, 20_000, 40_000, 0)
 COPIES: tuple[int, ...] = (2, 4)
 JITTER = 0.05
 K = 20
+#: an update: this many catalog changes, half of them changed items, half new ones
+UPDATE = 1024
 
 
 def say(text: str) -> None:
@@ -70,11 +75,57 @@ def both_ways(emb: np.ndarray) -> dict[str, Any]:
         role: round(float((approx.rows[role] == exact.rows[role]).all(axis=1).mean()), 4)
         for role in ROLES
     }
-    return _approximate(approx, approx_s) | {
-        "exact_s": round(exact_s, 2),
-        "speedup": round(exact_s / approx_s, 2),
-        "rows_identical": identical,
-        "exact_ns_per_pair": round(exact_s / emb.shape[1] ** 2 * 1e9, 2),
+    return (
+        _approximate(approx, approx_s)
+        | _update(approx, emb)
+        | {
+            "exact_s": round(exact_s, 2),
+            "speedup": round(exact_s / approx_s, 2),
+            "rows_identical": identical,
+            "exact_ns_per_pair": round(exact_s / emb.shape[1] ** 2 * 1e9, 2),
+        }
+    )
+
+
+def update_both_ways(built: QueryTargetLookup, emb: np.ndarray, seed: int = 1) -> dict[str, Any]:
+    """One batch of ``UPDATE`` changes (half the items moved by JITTER, half new jittered
+    copies) into copies of ``built``: every pair compared (the exact path, as before), and
+    as a worker does it (``lookup_updates``: the bounded merge, and rows through the target
+    lists above ``EXACT_MAX`` items, checked), with the share of rows the two leave equal.
+    The worker's groupings are made first and timed apart (once per lookup)."""
+    n = len(built)
+    count = min(UPDATE, n)
+    half = count // 2
+    picked = np.random.default_rng(seed).choice(n, count, replace=False)
+    moved = jittered(emb[:, picked], 2, seed)[:, count:]  # (the noisy copy of each)
+    ids = [built.ids[i] for i in picked[:half]] + [f"new{j}" for j in range(half)]
+    times, rows = {}, {}
+    for way in ("exact", "worker"):
+        lookup = built.copy(n + half)
+        lookup.exact_max = EXACT_MAX if way == "worker" else n
+        grouping = 0.0
+        if way == "worker":
+            started = time.perf_counter()
+            lookup_updates.place(lookup, np.zeros(0, dtype=np.int64))
+            grouping = time.perf_counter() - started
+        minimum = lookup_updates.MERGE_LISTS_MIN
+        lookup_updates.MERGE_LISTS_MIN = minimum if way == "worker" else count + 1
+        try:
+            started = time.perf_counter()
+            lookup.upsert(ids, moved)
+            times[way] = time.perf_counter() - started
+        finally:
+            lookup_updates.MERGE_LISTS_MIN = minimum
+        rows[way] = lookup
+    same = {
+        role: round(float((rows["exact"].rows[role] == rows["worker"].rows[role]).all(1).mean()), 4)
+        for role in ROLES
+    }
+    return {
+        "update_exact_s": round(times["exact"], 2),
+        "update_worker_s": round(times["worker"], 2),
+        "update_grouping_s": round(grouping, 2),
+        "update_rows_identical": same,
     }
 
 
@@ -83,10 +134,14 @@ def approximate_only(emb: np.ndarray, ns_per_pair: float) -> dict[str, Any]:
     time extrapolated from ``ns_per_pair`` (the largest measured exact build's)."""
     approx, approx_s = _timed_build(emb, exact_max=0)
     exact_s = ns_per_pair * emb.shape[1] ** 2 / 1e9
-    return _approximate(approx, approx_s) | {
-        "exact_s_extrapolated": round(exact_s, 1),
-        "speedup_extrapolated": round(exact_s / approx_s, 1),
-    }
+    return (
+        _approximate(approx, approx_s)
+        | _update(approx, emb)
+        | {
+            "exact_s_extrapolated": round(exact_s, 1),
+            "speedup_extrapolated": round(exact_s / approx_s, 1),
+        }
+    )
 
 
 def _approximate(approx: QueryTargetLookup, seconds: float) -> dict[str, Any]:
@@ -107,7 +162,8 @@ def measure(
     for size in sizes:
         n = emb.shape[1] if size <= 0 else min(size, emb.shape[1])
         say(f"{n:,} items, exact then approximate ...")
-        row = both_ways(np.ascontiguousarray(emb[:, :n]))
+        part = np.ascontiguousarray(emb[:, :n])
+        row = both_ways(part)
         measured.append(row)
         say(f"{n:,} items: exact {row['exact_s']} s, approximate {row['approximate_s']} s")
     larger = []
@@ -119,6 +175,13 @@ def measure(
         larger.append(row)
         say(f"{big.shape[1]:,} items: approximate {row['approximate_s']} s")
     return {"k": K, "jitter": JITTER, "measured": measured, "larger": larger}
+
+
+def _update(built: QueryTargetLookup, emb: np.ndarray) -> dict[str, Any]:
+    say(f"{len(built):,} items: an update of {UPDATE:,} changes, both ways ...")
+    row = update_both_ways(built, emb)
+    say(f"update exact {row['update_exact_s']} s, as a worker does {row['update_worker_s']} s")
+    return row
 
 
 def markdown(result: dict[str, Any], source: str) -> str:
@@ -145,6 +208,22 @@ def markdown(result: dict[str, Any], source: str) -> str:
             f"(extrapolated) | {r['approximate_s']} | ~{r['speedup_extrapolated']}× | "
             f"{'yes' if r['approximate'] else 'no (built exactly)'} | "
             f"{rec.get('view', '-')} / {rec.get('buy', '-')} | - |"
+        )
+    lines += [
+        "",
+        f"An update of {UPDATE:,} catalog changes (half of them items moved by the jitter, half "
+        "new items): every pair compared, as before, against what a worker does now "
+        "(`stream/domain/lookup_updates.py`; its groupings made once, timed apart).",
+        "",
+        "| items | exact s | as a worker does it s | groupings (once) s | rows identical "
+        "(view / buy) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for r in result["measured"] + result["larger"]:
+        same = r["update_rows_identical"]
+        lines.append(
+            f"| {r['items']:,} | {r['update_exact_s']} | {r['update_worker_s']} | "
+            f"{r['update_grouping_s']} | {same['view']} / {same['buy']} |"
         )
     return "\n".join(lines) + "\n\n![build seconds by items](lookup_build.png)\n"
 

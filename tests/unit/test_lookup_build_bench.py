@@ -12,7 +12,10 @@ from stream.bench import lookup_build
 from tests.unit.test_lookup_ivf import grouped
 
 
-def test_measure_builds_each_size_both_ways_and_the_larger_catalogs_approximately() -> None:
+def test_measure_builds_each_size_both_ways_and_the_larger_catalogs_approximately(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(lookup_build, "UPDATE", 300)
     emb = grouped(2500, groups=50)
     result = lookup_build.measure(emb, sizes=(1500, 0), copies=(2,))
     first, whole = result["measured"]
@@ -23,6 +26,9 @@ def test_measure_builds_each_size_both_ways_and_the_larger_catalogs_approximatel
         assert row["speedup"] == pytest.approx(row["exact_s"] / row["approximate_s"], rel=0.3)
         assert row["approximate"] and set(row["sampled_recall"]) == {"view", "buy"}
         assert min(row["rows_identical"].values()) > 0.9  # grouped items: the exact rows
+    for row in result["measured"] + result["larger"]:  # an update, both ways, at every size
+        assert row["update_exact_s"] > 0 and row["update_worker_s"] > 0
+        assert min(row["update_rows_identical"].values()) > 0.9
     (big,) = result["larger"]
     assert big["items"] == 5000
     per_pair = whole["exact_ns_per_pair"] * 5000**2 / 1e9
@@ -42,11 +48,12 @@ def test_the_command_writes_json_markdown_and_plot(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(lookup_build, "complete_journey_embeddings", lambda: grouped(2000, 40))
+    monkeypatch.setattr(lookup_build, "UPDATE", 300)
     lookup_build.main(["--out", str(tmp_path), "--sizes", "0", "--copies", "2"])
     result = json.loads((tmp_path / "lookup_build.json").read_text())
     assert [r["items"] for r in result["measured"]] == [2000]
     assert [r["items"] for r in result["larger"]] == [4000]
     text = (tmp_path / "lookup_build.md").read_text()
-    assert "| 2,000 |" in text and "(extrapolated)" in text
+    assert "| 2,000 |" in text and "(extrapolated)" in text and "An update of 300" in text
     assert (tmp_path / "lookup_build.png").stat().st_size > 10_000
     assert "[lookup] 2,000 items, exact then approximate" in capsys.readouterr().out
