@@ -102,7 +102,7 @@ def update_both_ways(built: QueryTargetLookup, emb: np.ndarray, seed: int = 1) -
     times, rows = {}, {}
     for way in ("exact", "worker"):
         lookup = built.copy(n + half)
-        lookup.exact_max = EXACT_MAX if way == "worker" else n
+        lookup.exact_max = EXACT_MAX if way == "worker" else n + count  # (never above)
         grouping = 0.0
         if way == "worker":
             started = time.perf_counter()

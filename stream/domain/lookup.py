@@ -33,7 +33,7 @@ from functools import partial
 import numpy as np
 
 from stream.domain import hubness, lookup_ivf, lookup_updates
-from stream.domain.row_top_k import entered
+from stream.domain.row_top_k import offered
 from stream.domain.row_top_k import top_k as _top_k
 
 ROLES = ("view", "buy")
@@ -325,13 +325,15 @@ class QueryTargetLookup:
         held = [np.flatnonzero(np.isin(self.rows[r], pos).any(axis=1)) for r in ROLES]
         return np.union1d(*held)
 
-    def _merge(self, pos: np.ndarray, chunk: int) -> None:
+    def _merge(self, pos: np.ndarray, chunk: int, roles: Sequence[str] = ROLES) -> None:
         """Enter the items ``pos`` into every row where they beat the current K-th target. The
         rows of ``pos`` themselves are left alone: ``upsert`` recomputes them next (empty, a new
         item's row took in every new item: most of a 1,024-item batch's merge)."""
         t_new = self.embeddings[2, pos]
         step = max(chunk, (1 << 22) // max(1, pos.size))  # rows per product: ≤ 4M similarities
         for ri, role in enumerate(ROLES):
+            if role not in roles:
+                continue
             q_emb = self.embeddings[ri]
             for start in range(0, len(self.ids), step):
                 block = np.arange(start, min(start + step, len(self.ids)))
@@ -341,13 +343,14 @@ class QueryTargetLookup:
                 if not at[0].size:
                     continue
                 rows, local = np.unique(at[0], return_inverse=True)
-                idx, vals = entered(
+                idx, vals = offered(
                     self.rows[role][block[rows]],
                     self.sims[role][block[rows]],
                     (local, at[1]),
                     pos,
                     sims[at],
                     self.k,
+                    partial(sims.__getitem__, rows),
                 )
                 rows = block[rows]
                 self._store(role, rows, idx, vals)

@@ -26,12 +26,13 @@ growth of the lookup carries them.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from stream.domain import lookup_ivf
-from stream.domain.row_top_k import entered
+from stream.domain.row_top_k import offered
 
 if TYPE_CHECKING:
     from stream.domain.lookup import QueryTargetLookup
@@ -46,6 +47,9 @@ RECOMPUTE_LISTS_MIN = 4 * CHECK
 #: fewest new targets entered through the query lists (fewer: the exact merge is cheaper
 #: than the lists' bounds; 68,260 items: 1,024 targets 0.50 → 0.09–0.20 s, 64 about even)
 MERGE_LISTS_MIN = 256
+#: share of the pairs the bound leaves above which the exact merge is cheaper (rows that a
+#: release cut short, whose K-th is -inf, take any target: their lists all pass)
+DENSE_SHARE = 0.25
 
 
 def update(lookup: QueryTargetLookup, pos: np.ndarray, stale: np.ndarray, chunk: int) -> None:
@@ -57,7 +61,7 @@ def update(lookup: QueryTargetLookup, pos: np.ndarray, stale: np.ndarray, chunk:
     if large or lookup.centroids:  # (once made, the groupings follow every item)
         place(lookup, pos)
     if large:
-        merge(lookup, pos)
+        merge(lookup, pos, chunk)
     else:
         lookup._merge(pos, chunk)
     rows_of(lookup, np.union1d(pos, stale), chunk)
@@ -133,7 +137,7 @@ def recompute(lookup: QueryTargetLookup, queries: np.ndarray) -> None:
     lookup.version += 1
 
 
-def merge(lookup: QueryTargetLookup, pos: np.ndarray) -> None:
+def merge(lookup: QueryTargetLookup, pos: np.ndarray, chunk: int = 256) -> None:
     """Enter the targets ``pos`` into every other row they beat, exactly, comparing them only
     with the query lists that can hold such a row. A query q of a list whose members lie
     within ``r`` of their mean ``μ`` has ``q·t ≤ μ·t + r`` for a unit target t, so a list
@@ -149,6 +153,9 @@ def merge(lookup: QueryTargetLookup, pos: np.ndarray) -> None:
         q_emb, q_kth = lookup.embeddings[ri][members], kth[members]  # list by list
         centers, radius, lowest = _bounds(q_emb, q_kth, starts)
         may = t_new @ centers.T + radius[None, :] + _SLACK > lowest[None, :]
+        if (may @ np.diff(starts)).sum() > DENSE_SHARE * may.shape[0] * max(1, members.size):
+            lookup._merge(pos, chunk, (role,))  # rows cut short by a release take anything
+            continue
         rows, cols, vals = [], [], []
         for c in np.flatnonzero(may.any(axis=0)).tolist():
             a, b = starts[c], starts[c + 1]
@@ -162,8 +169,17 @@ def merge(lookup: QueryTargetLookup, pos: np.ndarray) -> None:
             kept, local = np.unique(np.concatenate(rows), return_inverse=True)
             old_i, old_v = lookup.rows[role][kept], lookup.sims[role][kept]
             at = (local, np.concatenate(cols))
-            idx, out = entered(old_i, old_v, at, pos, np.concatenate(vals), lookup.k)
+            q_all = lookup.embeddings[ri]
+            dense = partial(_masked, q_all, kept, t_new, pos)
+            idx, out = offered(old_i, old_v, at, pos, np.concatenate(vals), lookup.k, dense)
             lookup._store(role, kept, idx, out)
+
+
+def _masked(q_emb: np.ndarray, rows: np.ndarray, t_new: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """Rows × new targets similarities, -inf where a row is the target's own item."""
+    sims = q_emb[rows] @ t_new.T
+    sims[rows[:, None] == pos[None, :]] = -np.inf
+    return sims
 
 
 def _bounds(

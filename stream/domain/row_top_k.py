@@ -7,6 +7,8 @@ the same rows wherever they compared the same targets.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 
@@ -83,3 +85,21 @@ def entered(
     out_v[row[keep], rank[keep]] = val[keep]
     out_i[~np.isfinite(out_v)] = -1
     return out_i, out_v
+
+
+def offered(
+    ids: np.ndarray,
+    sims: np.ndarray,
+    at: tuple[np.ndarray, np.ndarray],
+    new_ids: np.ndarray,
+    new_sims: np.ndarray,
+    k: int,
+    dense: Callable[[], np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """``entered`` when each row is offered a few candidates, ``merged`` over the dense block
+    (``dense()``: rows × ``new_ids`` similarities) when they are offered many: a row a release
+    cut short takes in any new target, and lexsorting millions of entries (1,024 new items
+    into 5,000 rows cut short: 1.2 s) is slower than a row-wise top-k of the block."""
+    if at[0].size > ids.shape[0] * max(k, new_ids.size // 4):
+        return merged(ids, sims, new_ids, dense(), k)
+    return entered(ids, sims, at, new_ids, new_sims, k)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stream.domain.row_top_k import entered, merged
+from stream.domain.row_top_k import entered, merged, offered
 
 
 def rows_and_candidates(
@@ -58,3 +58,18 @@ def test_rows_offered_nothing_are_unchanged_and_padding_stays_minus_one() -> Non
     )
     assert out_i.tolist() == [[3, -1], [4, 9]]
     assert out_v[1].tolist() == pytest.approx([0.8, 0.7])
+
+
+@pytest.mark.parametrize("cut", [False, True], ids=["a few offered", "rows cut short"])
+def test_offered_leaves_the_dense_merge_s_rows_either_way(cut: bool) -> None:
+    """A few candidates a row go through ``entered``; rows a release cut short (K-th -inf)
+    are offered every new target and go through the dense merge: the same rows."""
+    rng = np.random.default_rng(7)
+    ids, sims, new_ids, new = rows_and_candidates(rng, 40, 5, 60)
+    if cut:
+        sims[:, -1], ids[:, -1] = -np.inf, -1
+    at = np.nonzero(new > sims[:, -1:])
+    got_i, got_v = offered(ids, sims, at, new_ids, new[at], 5, lambda: new)
+    want_i, want_v = merged(ids, sims, new_ids, new, 5)
+    assert got_i.tolist() == want_i.tolist()
+    assert np.array_equal(got_v, want_v)
