@@ -68,6 +68,9 @@ def test_offered_leaves_the_dense_merge_s_rows_either_way(cut: bool) -> None:
     ids, sims, new_ids, new = rows_and_candidates(rng, 40, 5, 60)
     if cut:
         sims[:, -1], ids[:, -1] = -np.inf, -1
+    else:  # full rows of strong targets: ~3 of the 60 beat a row's K-th
+        sims = np.where(np.isfinite(sims), 0.95 + 0.05 * sims, 0.95).astype(np.float32)
+        ids[ids < 0] = 99
     at = np.nonzero(new > sims[:, -1:])
     got_i, got_v = offered(ids, sims, at, new_ids, new[at], 5, lambda: new)
     want_i, want_v = merged(ids, sims, new_ids, new, 5)
