@@ -33,7 +33,7 @@ from functools import partial
 import numpy as np
 
 from stream.domain import hubness, lookup_ivf, lookup_updates
-from stream.domain.row_top_k import offered
+from stream.domain.row_top_k import entered
 from stream.domain.row_top_k import top_k as _top_k
 
 ROLES = ("view", "buy")
@@ -343,7 +343,7 @@ class QueryTargetLookup:
                 if not at[0].size:
                     continue
                 rows, local = np.unique(at[0], return_inverse=True)
-                idx, vals = offered(
+                idx, vals = entered(
                     self.rows[role][block[rows]],
                     self.sims[role][block[rows]],
                     (local, at[1]),

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from stream.domain import lookup_ivf
-from stream.domain.row_top_k import offered
+from stream.domain.row_top_k import entered
 
 if TYPE_CHECKING:
     from stream.domain.lookup import QueryTargetLookup
@@ -171,7 +171,7 @@ def merge(lookup: QueryTargetLookup, pos: np.ndarray, chunk: int = 256) -> None:
             at = (local, np.concatenate(cols))
             q_all = lookup.embeddings[ri]
             dense = partial(_masked, q_all, kept, t_new, pos)
-            idx, out = offered(old_i, old_v, at, pos, np.concatenate(vals), lookup.k, dense)
+            idx, out = entered(old_i, old_v, at, pos, np.concatenate(vals), lookup.k, dense)
             lookup._store(role, kept, idx, out)
 
 

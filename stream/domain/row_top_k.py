@@ -61,6 +61,7 @@ def entered(
     new_ids: np.ndarray,
     new_sims: np.ndarray,
     k: int,
+    dense: Callable[[], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``merged`` for sparse candidates: only the entries ``at`` = (rows, columns) of the
     n × c similarities are offered, with values ``new_sims``; every other entry counts as not
@@ -68,9 +69,14 @@ def entered(
     at or below each row's K-th (ties go to the lower column, existing targets first).
 
     Why: entering ~1,000 new items into a 68k-item lookup offered every row all of them, a
-    ``k + 1,000``-column top-k a row (~1 s a batch). A row takes in the few that beat it."""
+    ``k + 1,000``-column top-k a row (~1 s a batch). A row takes in the few that beat it.
+    When rows are offered many (a row a release cut short takes any new target), ``merged``
+    over the dense block (``dense()``: rows × ``new_ids``) is faster: lexsorting millions of
+    entries (1,024 new items into 5,000 rows cut short) took 1.2 s a call."""
     n = ids.shape[0]
     rows, cols = at
+    if dense is not None and rows.size > n * max(k, new_ids.size // 4):
+        return merged(ids, sims, new_ids, dense(), k)
     row = np.concatenate([np.repeat(np.arange(n), k), rows])
     col = np.concatenate([np.tile(np.arange(k), n), k + cols])
     val = np.concatenate([sims.ravel(), new_sims])
@@ -85,21 +91,3 @@ def entered(
     out_v[row[keep], rank[keep]] = val[keep]
     out_i[~np.isfinite(out_v)] = -1
     return out_i, out_v
-
-
-def offered(
-    ids: np.ndarray,
-    sims: np.ndarray,
-    at: tuple[np.ndarray, np.ndarray],
-    new_ids: np.ndarray,
-    new_sims: np.ndarray,
-    k: int,
-    dense: Callable[[], np.ndarray],
-) -> tuple[np.ndarray, np.ndarray]:
-    """``entered`` when each row is offered a few candidates, ``merged`` over the dense block
-    (``dense()``: rows × ``new_ids`` similarities) when they are offered many: a row a release
-    cut short takes in any new target, and lexsorting millions of entries (1,024 new items
-    into 5,000 rows cut short: 1.2 s) is slower than a row-wise top-k of the block."""
-    if at[0].size > ids.shape[0] * max(k, new_ids.size // 4):
-        return merged(ids, sims, new_ids, dense(), k)
-    return entered(ids, sims, at, new_ids, new_sims, k)

@@ -14,6 +14,7 @@ import pytest
 
 from stream.adapters import lookup_store
 from stream.adapters.encoder import BUNDLED_MODEL_DIR, OnnxItemEncoder
+from stream.adapters.pfeed_runtime import PfeedRuntime
 from stream.domain.lookup import QueryTargetLookup
 from tests.unit.test_pfeed_runtime import item, rows, runtime
 
@@ -44,6 +45,13 @@ def encoder() -> Gated:
     return Gated()
 
 
+def started(tmp_path: Path, encoder: Gated, n: int = 30) -> PfeedRuntime:
+    """A runtime whose lookup of ``n`` items was built and published at its start."""
+    rt = runtime(tmp_path, encoder, [item(i) for i in range(n)], tmp_path / "lookup")
+    asyncio.run(rt.start())
+    return rt
+
+
 def arrive(rt: Any, message: dict[str, Any]) -> None:
     """What the catalog replica does with a `catalog` message."""
     rt.engine.catalog.upsert(message)
@@ -61,8 +69,7 @@ async def until(flag: threading.Event) -> None:
 def test_a_user_batch_ranks_from_the_rows_in_use_while_an_update_computes(
     tmp_path: Path, encoder: Gated
 ) -> None:
-    rt = runtime(tmp_path, encoder, [item(i) for i in range(30)], tmp_path / "lookup")
-    asyncio.run(rt.start())
+    rt = started(tmp_path, encoder)
     assert rt.live is not None
     before = rt.live.lookup
     held = {i: rows(rt, f"p{i}", "view") for i in range(30)}
@@ -98,12 +105,10 @@ def test_a_user_batch_ranks_from_the_rows_in_use_while_an_update_computes(
 
 
 def test_a_hot_reload_waits_for_the_update_in_flight(tmp_path: Path, encoder: Gated) -> None:
-    root = tmp_path / "lookup"
-    msgs = [item(i) for i in range(30)]
-    rt = runtime(tmp_path, encoder, msgs, root)
-    asyncio.run(rt.start())
-    ids = [m["item_id"] for m in msgs]
-    lookup_store.publish(QueryTargetLookup(ids, encoder.embed(msgs), k=10).build(), root)
+    rt = started(tmp_path, encoder)
+    msgs = [item(i) for i in range(30)]  # (an offline job publishes a version with k=10)
+    other = QueryTargetLookup([m["item_id"] for m in msgs], encoder.embed(msgs), k=10)
+    lookup_store.publish(other.build(), tmp_path / "lookup")
 
     async def scenario() -> None:
         encoder.gate.clear()
@@ -128,8 +133,7 @@ def test_a_hot_reload_waits_for_the_update_in_flight(tmp_path: Path, encoder: Ga
 def test_an_update_that_fails_in_the_thread_fails_the_next_batch_loudly(
     tmp_path: Path, encoder: Gated
 ) -> None:
-    rt = runtime(tmp_path, encoder, [item(i) for i in range(20)], tmp_path / "lookup")
-    asyncio.run(rt.start())
+    rt = started(tmp_path, encoder, 20)
     encoder.fail = True
     arrive(rt, item(20))
 
@@ -150,8 +154,7 @@ def test_a_few_messages_wait_for_the_gap_or_the_tick_and_a_full_batch_does_not(
     per user batch; ``APPLY_BATCH`` waiting messages start one at once."""
     from stream.adapters import pfeed_runtime
 
-    rt = runtime(tmp_path, encoder, [item(i) for i in range(30)], tmp_path / "lookup")
-    asyncio.run(rt.start())
+    rt = started(tmp_path, encoder)
     monkeypatch.setattr(pfeed_runtime, "UPDATE_GAP_S", 3600.0)
     monkeypatch.setattr(pfeed_runtime, "APPLY_BATCH", 2)
     monkeypatch.setattr(pfeed_runtime, "UPDATE_DUTY", 1e9)  # (no rest: the next test's)
@@ -212,8 +215,7 @@ def test_after_an_update_the_thread_rests_before_the_next_even_for_a_full_batch(
     it started (a storm leaves the worker its core); the tick waits the rest out."""
     from stream.adapters import pfeed_runtime
 
-    rt = runtime(tmp_path, encoder, [item(i) for i in range(30)], tmp_path / "lookup")
-    asyncio.run(rt.start())
+    rt = started(tmp_path, encoder)
     monkeypatch.setattr(pfeed_runtime, "APPLY_BATCH", 2)
     monkeypatch.setattr(pfeed_runtime, "UPDATE_DUTY", 0.05)  # rest: 20 × the update
     encoder.hold_s = 0.05  # the update computes ≥ 50 ms: ≥ 1 s of rest from its start

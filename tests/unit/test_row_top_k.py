@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stream.domain.row_top_k import entered, merged, offered
+from stream.domain.row_top_k import entered, merged
 
 
 def rows_and_candidates(
@@ -61,7 +61,7 @@ def test_rows_offered_nothing_are_unchanged_and_padding_stays_minus_one() -> Non
 
 
 @pytest.mark.parametrize("cut", [False, True], ids=["a few offered", "rows cut short"])
-def test_offered_leaves_the_dense_merge_s_rows_either_way(cut: bool) -> None:
+def test_entered_with_a_dense_block_leaves_the_dense_merge_s_rows_either_way(cut: bool) -> None:
     """A few candidates a row go through ``entered``; rows a release cut short (K-th -inf)
     are offered every new target and go through the dense merge: the same rows."""
     rng = np.random.default_rng(7)
@@ -72,7 +72,7 @@ def test_offered_leaves_the_dense_merge_s_rows_either_way(cut: bool) -> None:
         sims = np.where(np.isfinite(sims), 0.95 + 0.05 * sims, 0.95).astype(np.float32)
         ids[ids < 0] = 99
     at = np.nonzero(new > sims[:, -1:])
-    got_i, got_v = offered(ids, sims, at, new_ids, new[at], 5, lambda: new)
+    got_i, got_v = entered(ids, sims, at, new_ids, new[at], 5, lambda: new)
     want_i, want_v = merged(ids, sims, new_ids, new, 5)
     assert got_i.tolist() == want_i.tolist()
     assert np.array_equal(got_v, want_v)
