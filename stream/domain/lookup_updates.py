@@ -169,17 +169,14 @@ def merge(lookup: QueryTargetLookup, pos: np.ndarray, chunk: int = 256) -> None:
             kept, local = np.unique(np.concatenate(rows), return_inverse=True)
             old_i, old_v = lookup.rows[role][kept], lookup.sims[role][kept]
             at = (local, np.concatenate(cols))
-            q_all = lookup.embeddings[ri]
-            dense = partial(_masked, q_all, kept, t_new, pos)
+            dense = partial(_block, lookup.embeddings[ri], kept, t_new)
             idx, out = entered(old_i, old_v, at, pos, np.concatenate(vals), lookup.k, dense)
             lookup._store(role, kept, idx, out)
 
 
-def _masked(q_emb: np.ndarray, rows: np.ndarray, t_new: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    """Rows × new targets similarities, -inf where a row is the target's own item."""
-    sims = q_emb[rows] @ t_new.T
-    sims[rows[:, None] == pos[None, :]] = -np.inf
-    return sims
+def _block(q_emb: np.ndarray, rows: np.ndarray, t_new: np.ndarray) -> np.ndarray:
+    """Rows × new targets similarities (no row is a new target's own: those are recomputed)."""
+    return q_emb[rows] @ t_new.T
 
 
 def _bounds(
