@@ -282,8 +282,7 @@ class PfeedRuntime:
         while self.pending:
             batch = self._take()
             update = self.live.prepare(batch)
-            if update.work:
-                await asyncio.to_thread(self.live.compute, update, True)
+            await asyncio.to_thread(self.live.compute, update, True)  # (no work: at once)
             self._installed(update, batch)
 
     def _take(self) -> list[dict[str, Any]]:

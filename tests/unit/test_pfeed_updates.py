@@ -233,3 +233,24 @@ def test_after_an_update_the_thread_rests_before_the_next_even_for_a_full_batch(
         assert len(rows(rt, "p31")) == 20 and len(rows(rt, "p32")) == 20
 
     asyncio.run(scenario())
+
+
+def test_a_start_takes_a_flag_flip_that_arrived_while_it_loaded(
+    tmp_path: Path, encoder: Gated
+) -> None:
+    """A batch with nothing to embed (a deal flag flip of an item the published version
+    holds) still goes through the start's catch-up."""
+    first = started(tmp_path / "w1", encoder)  # publishes the version the second one loads
+    assert first.live is not None
+    rt = runtime(tmp_path / "w2", encoder, [item(i) for i in range(30)], tmp_path / "w1/lookup")
+    initial = rt._initial
+
+    def loading(*args: Any) -> Any:
+        out = initial(*args)
+        rt.on_item("catalog", item(3, deal=True))  # (the replica, while the version loads)
+        return out
+
+    rt._initial = loading  # type: ignore[method-assign]
+    asyncio.run(rt.start())
+    assert rt.source.startswith("published") and not rt.updating
+    assert len(rows(rt, "p3")) == 20
