@@ -8,30 +8,21 @@ being targets. Positions stay aligned with the worker's ``Catalog`` index, which
 ``ranking.rank`` passes to ``related``.
 
 In three steps, so a serving worker's event loop never computes one (``PfeedRuntime.sync``):
-``prepare`` (on the loop: which items the messages name, in catalog order), ``compute`` (in a
-thread: the token check, the embedding and the upsert, on a copy of the lookup, and the
-lookup's target idf) and ``install`` (on the loop: the swap, and the tokens it now reflects).
-``apply`` runs all three in place, for start-up, tools and tests.
-
-The token check ran in ``prepare`` until the fifth Dec 7 session: ~11 ms of the loop for 1,024
-messages in one piece, on top of the replica taking them in (``stream.bench.catalog_churn``:
-the longest loop stall of an update was those two back to back). In the thread it holds the
-GIL at most a switch interval (5 ms) at a time. So did the idf the blend weighs lookup rows by
-(``blended.target_idf``): made at the first ranking after each swap, ~3 ms at 20,000 items and
-linear in the catalog.
+``prepare`` (on the loop: the token check, cheap), ``compute`` (in a thread: the embedding and
+the upsert, on a copy of the lookup) and ``install`` (on the loop: the swap). ``apply`` runs all
+three in place, for start-up, tools and tests.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from stream.adapters.encoder import OnnxItemEncoder
-from stream.domain.blended import target_idf
 from stream.domain.catalog import Catalog
 from stream.domain.lookup import EXACT_MAX, QueryTargetLookup
 
@@ -42,15 +33,11 @@ class Update:
     thread (``result``: the updated copy of ``base``), installed on the loop."""
 
     base: QueryTargetLookup
-    #: items whose messages arrived, in catalog order (``compute`` keeps those to embed: new
-    #: content tokens, or an item the lookup lacks)
-    order: list[str]
+    order: list[str]  # items to embed, in catalog order
     messages: list[Mapping[str, Any]]  # their catalog messages
     deleted: list[str]
     result: QueryTargetLookup | None = None
     seconds: float = 0.0  # what ``compute`` took (wall clock)
-    #: the content tokens of the items ``compute`` embedded (``install`` remembers them)
-    tokens: dict[str, bytes] = field(default_factory=dict)
 
     @property
     def work(self) -> bool:
@@ -119,36 +106,36 @@ class LiveLookup:
         return len(update.order)
 
     def prepare(self, messages: Sequence[Mapping[str, Any]]) -> Update:
-        """What ``messages`` may change (cheap, on the event loop): the items they name and the
-        catalog items the lookup has never seen, in catalog order, and the deletions. Which of
-        them really changed is ``compute``'s token check."""
-        named: dict[str, Mapping[str, Any]] = {}
+        """What ``messages`` change (cheap, on the event loop): the items whose content tokens
+        changed or that the lookup lacks, in catalog order, and the deletions."""
+        changed: dict[str, Mapping[str, Any]] = {}
         deleted: list[str] = []
+        tokenizer = self.encoder.tokenizer
         for msg in messages:
             item_id = str(msg["item_id"])
             if msg.get("deleted"):
                 deleted.append(item_id)
-                named.pop(item_id, None)
+                changed.pop(item_id, None)
                 continue
-            named[item_id] = msg
+            content = tokenizer.encode(msg).tobytes()
+            if self._content.get(item_id) == content and item_id in self.lookup.index:
+                continue
+            self._content[item_id] = content
+            changed[item_id] = msg
         n = len(self.lookup.ids)
         if n > len(self.catalog.ids) or (n and self.lookup.ids[n - 1] != self.catalog.ids[n - 1]):
             self.replace(self.lookup)  # append-only: cheap check
             n = len(self.lookup.ids)
         for item_id in self.catalog.ids[n:]:  # catalog items the lookup has never seen
-            named.setdefault(item_id, self._from_catalog(item_id))
-        where, end = self.catalog.index, len(self.catalog)
-        order = sorted(named, key=lambda i: where.get(i, end))
-        return Update(self.lookup, order, [named[i] for i in order], deleted)
+            changed.setdefault(item_id, self._from_catalog(item_id))
+        order = sorted(changed, key=lambda i: self.catalog.index.get(i, len(self.catalog)))
+        return Update(self.lookup, order, [changed[i] for i in order], deleted)
 
     def compute(self, update: Update, in_place: bool = False) -> None:
-        """Keep the update's items whose content tokens changed (or that the lookup lacks),
-        embed them and enter them into a copy of the lookup (``in_place``: into the lookup
-        itself), then make the copy's target idf. Reads nothing the event loop writes while it
-        runs (the lookup in use, the remembered tokens: both change only in ``install``), so it
-        runs in a thread while ranking goes on reading the lookup it copied."""
+        """Embed the update's items and enter them into a copy of the lookup (``in_place``:
+        into the lookup itself). Reads nothing the event loop writes, so it runs in a thread
+        while ranking goes on reading the lookup it copied."""
         started = time.perf_counter()
-        self._changed(update)
         if not update.work:
             update.result = update.base
             return
@@ -158,31 +145,13 @@ class LiveLookup:
             result.upsert(update.order, self.encoder.embed(update.messages))
         if update.deleted:
             result.remove(update.deleted)
-        idf = target_idf(result)
-        result.idf_kept = None if idf is None else (result.version, idf)
         update.result = result
         update.seconds = time.perf_counter() - started
-
-    def _changed(self, update: Update) -> None:
-        """Narrow ``update.order`` to the items to embed: the token check."""
-        if not update.order:
-            return
-        tokens = self.encoder.tokenizer.encode_many(update.messages)
-        known, index = self._content, update.base.index
-        keep = []
-        for j, item_id in enumerate(update.order):
-            content = tokens[j].tobytes()
-            if known.get(item_id) != content or item_id not in index:
-                keep.append(j)
-                update.tokens[item_id] = content
-        update.order = [update.order[j] for j in keep]
-        update.messages = [update.messages[j] for j in keep]
 
     def install(self, update: Update) -> None:
         """Serve what ``compute`` made (on the event loop: a swap)."""
         if update.result is None or update.base is not self.lookup:
             raise RuntimeError("a lookup update must be computed from the lookup in use")
-        self._content.update(update.tokens)
         if update.result is not self.lookup:
             self.lookup = update.result
             self._generation += 1

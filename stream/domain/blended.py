@@ -180,21 +180,21 @@ class BlendedRelations:
         return targets, strength
 
     def _target_idf(self, stamp: Any) -> np.ndarray | None:
-        """``dehub``: per target, ``target_idf`` of the lookup in use — the one made with it
-        (``idf_kept``: a worker's catalog update makes it in its thread) while the lookup has
-        not changed since, else made here once per lookup version."""
+        """``dehub``: per target, log(rows / rows holding it) / log(rows) — a target sitting in
+        every row (a hub of the learned space) says nothing about the query that led to it."""
         if not self.dehub:
             return None
         if self._idf is not None and self._idf[0] == stamp:
             return self._idf[1]
         inner = getattr(self.lookup, "lookup", self.lookup)
-        kept = getattr(inner, "idf_kept", None)
-        if kept is not None and kept[0] == getattr(inner, "version", None):
-            idf: np.ndarray | None = kept[1]
-        else:
-            idf = target_idf(inner)
-        if idf is None:
+        rows = getattr(inner, "rows", None)
+        if not isinstance(rows, dict):
             return None
+        n = max(len(r) for r in rows.values())
+        targets = np.concatenate([r[r >= 0] for r in rows.values()])
+        held = np.bincount(targets, minlength=n + 1).astype(np.float64)  # ~5 ms for 68k items
+        total = float(sum(len(r) for r in rows.values()))  # rows of every role
+        idf = np.log((total + 1.0) / (held + 1.0)) / np.log(total + 1.0)
         self._idf = (stamp, idf)
         return idf
 
@@ -246,21 +246,6 @@ class BlendedRelations:
             np.concatenate([p[1] for p in parts])[order],
             row_of[order],
         )
-
-
-def target_idf(lookup: Any) -> np.ndarray | None:
-    """Per target, log(rows / rows holding it) / log(rows) — a target sitting in every row (a
-    hub of the learned space) says nothing about the query that led to it. None for a lookup
-    without a ``rows`` table (per role, items × K)."""
-    rows = getattr(lookup, "rows", None)
-    if not isinstance(rows, dict):
-        return None
-    n = max(len(r) for r in rows.values())
-    targets = np.concatenate([r[r >= 0] for r in rows.values()])
-    held = np.bincount(targets, minlength=n + 1).astype(np.float64)  # ~5 ms for 68k items
-    total = float(sum(len(r) for r in rows.values()))  # rows of every role
-    idf: np.ndarray = np.log((total + 1.0) / (held + 1.0)) / np.log(total + 1.0)
-    return idf
 
 
 class _LearnedRows:

@@ -86,8 +86,6 @@ class QueryTargetLookup:
         self.exact_max = EXACT_MAX
         self.exact_updates = 0  # parts of such updates the check sent to the exact path
         self.version = 0
-        #: (``version``, the blend's target idf) made with the rows in an update's thread
-        self.idf_kept: tuple[int, np.ndarray] | None = None
         #: what the last full build's recall check measured per role (approximate builds)
         self.recall: dict[str, float] = {}
         self._bind(n)

@@ -12,10 +12,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from stream.adapters import live_lookup, lookup_store
+from stream.adapters import lookup_store
 from stream.adapters.encoder import BUNDLED_MODEL_DIR, OnnxItemEncoder
 from stream.adapters.pfeed_runtime import PfeedRuntime
-from stream.domain import blended
 from stream.domain.lookup import QueryTargetLookup
 from tests.unit.test_pfeed_runtime import item, rows, runtime
 
@@ -255,67 +254,3 @@ def test_a_start_takes_a_flag_flip_that_arrived_while_it_loaded(
     asyncio.run(rt.start())
     assert rt.source.startswith("published") and not rt.updating
     assert len(rows(rt, "p3")) == 20
-
-
-def test_the_token_check_and_the_idf_run_in_the_update_thread(
-    tmp_path: Path, encoder: Gated, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The loop only names the items; which changed (their tokens) and the blend's target idf
-    of the new rows are the thread's work, and ranking then reads that idf."""
-    rt = started(tmp_path, encoder)
-    assert rt.live is not None
-    on_loop: list[str] = []
-    kind = type(encoder.tokenizer)  # (a frozen dataclass: spied on its class)
-    for name in ("encode", "encode_many"):
-        real = getattr(kind, name)
-
-        def spy(self: Any, *args: Any, _real: Any = real, _name: str = name) -> Any:
-            if threading.current_thread() is threading.main_thread():
-                on_loop.append(_name)
-            return _real(self, *args)
-
-        monkeypatch.setattr(kind, name, spy)
-    made: list[bool] = []
-    real_idf = live_lookup.target_idf
-
-    def idf_spy(lookup: Any) -> Any:
-        made.append(threading.current_thread() is threading.main_thread())
-        return real_idf(lookup)
-
-    monkeypatch.setattr(live_lookup, "target_idf", idf_spy)
-    monkeypatch.setattr(blended, "target_idf", idf_spy)
-
-    async def scenario() -> None:
-        arrive(rt, item(3, deal=True))  # same tokens: nothing to embed
-        arrive(rt, item(30, brand="b1"))  # a new item
-        rt.sync()
-        assert rt._job is not None  # (in the thread)
-        await rt.settle()
-
-    asyncio.run(scenario())
-    assert rt.live.embedded == ["p30"]
-    assert not on_loop and made == [False]
-    lookup = rt.live.lookup
-    assert lookup.idf_kept is not None and lookup.idf_kept[0] == lookup.version
-    assert len(rows(rt, "p30", "view")) == 20  # ranks through the new rows ...
-    assert made == [False]  # ... with the idf the thread made
-    np.testing.assert_array_equal(lookup.idf_kept[1], real_idf(lookup))
-
-
-def test_a_batch_of_flag_flips_embeds_nothing_and_keeps_the_rows_in_use(
-    tmp_path: Path, encoder: Gated
-) -> None:
-    rt = started(tmp_path, encoder)
-    assert rt.live is not None
-    before, version = rt.live.lookup, rt.live.version
-    encoder.entered.clear()
-
-    async def scenario() -> None:
-        for i in range(5):
-            arrive(rt, item(i, deal=True))
-        rt.sync()
-        await rt.settle()
-
-    asyncio.run(scenario())
-    assert not encoder.entered.is_set() and rt.live.embedded == []
-    assert rt.live.lookup is before and rt.live.version == version and not rt.updating
