@@ -31,7 +31,7 @@ INDEXED_FIELDS: tuple[str, ...] = ("user_id", "item_ids")
 ITEM_KEYS_FIELD = "item_keys"
 
 
-@functools.lru_cache(maxsize=1 << 16)
+@functools.lru_cache(maxsize=1 << 14)
 def point_id(user_id: str) -> str:
     """Deterministic UUID5 for a user: Qdrant ids must be unsigned ints or UUIDs, not free text.
     Kept for the users seen lately: a SHA-1 and a UUID object were ~4 µs of every point, and a
@@ -131,7 +131,7 @@ def item_key(item_id: str) -> str:
     return _item_key(item_id)
 
 
-@functools.lru_cache(maxsize=1 << 16)
+@functools.lru_cache(maxsize=1 << 14)
 def _item_key(item_id: str) -> str:
     # a list names the same popular items over and over: ~20 encodes and hexes a point saved
     return f"x{item_id.encode().hex()}x"
