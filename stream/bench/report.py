@@ -247,6 +247,17 @@ def _burst_md(r: dict[str, Any]) -> list[str]:
         lines.append(_row([f"{stage} (cold)" if stage == "rank" else stage, *_q(q)]))
     lines.append(_row(["(rank again, warm)", *_q(b.get("rank_warm_us"))]))
     lines += [_row(["(rank without reasons, warm)", *_q(b["rank_without_reasons_us"])]), ""]
+    steady = b.get("steady")
+    if steady:  # (reports written before it have none)
+        lines += [
+            f"A steady stream's batches (windows of {steady['window']} events, "
+            f"{steady['events_per_burst']} events a burst, {steady['events']:,} fresh events on "
+            f"the same warm engine): **{steady['cpu_us_per_event']} µs of CPU an event** "
+            f"({steady['cpu_us_per_burst']} µs a burst). The table is a drain's: its windows "
+            "coalesce a user's session into one ranking, a steady stream ranks nearly every "
+            "event.",
+            "",
+        ]
     split = b.get("rank_split_us")
     if split:  # (reports written before the warm probe have no split)
         lines += [

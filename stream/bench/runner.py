@@ -23,7 +23,7 @@ from stream.bench.capacity import CapacitySearch
 from stream.bench.context import BenchContext, fresh_contexts, say
 from stream.bench.faust_baseline import NAIVE_OUT
 from stream.bench.hotspots import profile_bursts
-from stream.bench.inprocess import bursts, encode, measure_bursts
+from stream.bench.inprocess import bursts, encode, measure_bursts, measure_steady
 from stream.bench.latency import FaustFloor, run_latency
 from stream.bench.levels import LOADS, prepare_levels, warmup_level
 from stream.bench.loadgen import write_jsonl
@@ -128,6 +128,11 @@ def _commit(root: Path = ROOT) -> tuple[str, bool]:
         return "unknown", False
 
 
+#: a fresh part of the workload for ``measure_steady`` (levels use 1-4, capacity probes 10 on)
+STEADY_PART = 9
+STEADY_EVENTS = 2_000
+
+
 def _in_process(
     opts: BenchOptions, catalog: list[dict[str, Any]], events: list[dict[str, Any]], run_dir: Path
 ) -> tuple[dict[str, Any], Path]:
@@ -149,6 +154,15 @@ def _in_process(
     say(
         f"[in-process] state: mean {sizes.get('mean')} B/user, heavy user "
         f"{scaling['heavy_profile_bytes']} B"
+    )
+    # last: it grows the runner's profiles, which the figures above must not see
+    wanted = min(STEADY_EVENTS, len(events))
+    steady_events = list(generate_events(catalog, opts.workload(), wanted, part=STEADY_PART))
+    say(f"[in-process] a steady stream's batches ({len(steady_events):,} fresh events) ...")
+    burst["steady"] = steady = measure_steady(runner, steady_events)
+    say(
+        f"[in-process] steady: {steady['cpu_us_per_event']:.0f} µs of CPU an event "
+        f"({steady['events_per_burst']} events a burst, windows of {steady['window']})"
     )
     return {"burst": burst, "hotspots": hot, "scaling": scaling, "state": state}, templates
 

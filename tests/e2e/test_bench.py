@@ -123,6 +123,7 @@ def test_bench_quick_writes_positive_figures(tmp_path: Path) -> None:
     for key in ("rank_warm_us", "rank_without_reasons_us"):
         _positive(burst[key]["mean"], key)
     assert set(burst["rank_split_us"]) == {"refresh", "reasons"}
+    _positive(burst["steady"]["cpu_us_per_event"], "steady CPU an event")
     assert r["hotspots"]["functions"], "no profile of the hot path"
     for f in r["hotspots"]["functions"]:
         _positive(f["self_share"], f["function"])

@@ -18,6 +18,7 @@ from stream.bench.inprocess import (
     bursts,
     encode,
     measure_bursts,
+    measure_steady,
 )
 from stream.bench.latency import cpu_view
 from stream.bench.report import _latency_md as latency_md
@@ -145,6 +146,18 @@ def test_measure_bursts_reports_cold_warm_and_the_split() -> None:
         assert result[key]["mean"] > 0
     assert set(result["rank_split_us"]) == {"refresh", "reasons"}
     assert result["per_event_us"] > 0 and set(result["stages_us"]["rank"]) == {"p50", "p99", "mean"}
+
+
+def test_a_steady_streams_windows_rank_nearly_every_event() -> None:
+    cfg = WorkloadConfig(items=200, users=20, seed=5)
+    drain, runner = measure_bursts(CATALOG, list(generate_events(CATALOG, cfg, 400)), 64, False)
+    fresh = list(generate_events(CATALOG, cfg, 120, part=2))
+    steady = measure_steady(runner, fresh, window=8)
+    assert steady["events"] == 120 and steady["window"] == 8
+    assert 1 <= steady["events_per_burst"] < drain["events_per_burst"]
+    assert steady["cpu_us_per_event"] > 0 and steady["cpu_us_per_burst"] > 0
+    one = measure_steady(runner, fresh[:20], window=1)
+    assert one["bursts"] == one["events"] == 20 and one["events_per_burst"] == 1
 
 
 def _write(path: Path, rows: list[tuple[str, str, float]]) -> Path:
