@@ -118,6 +118,7 @@ def item_ids_of(payload: dict[str, Any]) -> list[str]:
     return list(ids)
 
 
+@functools.lru_cache(maxsize=1 << 14)  # a list names the same popular items over and over
 def item_key(item_id: str) -> str:
     """The full-text token of an item id: ``x`` + hex of its UTF-8 bytes + ``x``.
 
@@ -128,18 +129,12 @@ def item_key(item_id: str) -> str:
     token can only line up with a whole stored token. To filter "users whose list holds item
     X", match ``item_key(X)`` as text on ITEM_KEYS_FIELD.
     """
-    return _item_key(item_id)
-
-
-@functools.lru_cache(maxsize=1 << 14)
-def _item_key(item_id: str) -> str:
-    # a list names the same popular items over and over: ~20 encodes and hexes a point saved
     return f"x{item_id.encode().hex()}x"
 
 
 def item_keys(item_ids: Iterable[str]) -> str:
     """ITEM_KEYS_FIELD's value: the ids' ``item_key`` tokens joined by single spaces."""
-    return " ".join(map(_item_key, item_ids))
+    return " ".join(map(item_key, item_ids))
 
 
 def stored_payload(point: UserPoint) -> dict[str, Any]:
