@@ -9,8 +9,9 @@ being targets. Positions stay aligned with the worker's ``Catalog`` index, which
 
 In three steps, so a serving worker's event loop never computes one (``PfeedRuntime.sync``):
 ``prepare`` (on the loop: the token check, cheap), ``compute`` (in a thread: the embedding and
-the upsert, on a copy of the lookup) and ``install`` (on the loop: the swap). ``apply`` runs all
-three in place, for start-up, tools and tests.
+the upsert, journaling the rows it writes: ``lookup_patch``) and ``install`` (on the loop: the
+journal written into the lookup in use, or a copy swapped in where the update needed one).
+``apply`` runs all three in place, for start-up, tools and tests.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from stream.adapters.encoder import OnnxItemEncoder
+from stream.domain import lookup_patch
 from stream.domain.catalog import Catalog
 from stream.domain.lookup import EXACT_MAX, QueryTargetLookup
 
@@ -30,7 +32,7 @@ from stream.domain.lookup import EXACT_MAX, QueryTargetLookup
 @dataclass
 class Update:
     """Catalog changes on their way into the lookup: prepared on the event loop, computed in a
-    thread (``result``: the updated copy of ``base``), installed on the loop."""
+    thread (``result``: ``base`` staged, or an updated copy of it), installed on the loop."""
 
     base: QueryTargetLookup
     order: list[str]  # items to embed, in catalog order
@@ -132,15 +134,20 @@ class LiveLookup:
         return Update(self.lookup, order, [changed[i] for i in order], deleted)
 
     def compute(self, update: Update, in_place: bool = False) -> None:
-        """Embed the update's items and enter them into a copy of the lookup (``in_place``:
-        into the lookup itself). Reads nothing the event loop writes, so it runs in a thread
-        while ranking goes on reading the lookup it copied."""
+        """Embed the update's items and enter them into the lookup, staged (``in_place``:
+        into the lookup itself). Reads nothing the event loop writes and writes nothing it
+        reads, so it runs in a thread while ranking goes on reading the rows in use."""
         started = time.perf_counter()
         if not update.work:
             update.result = update.base
             return
         new = sum(1 for i in update.order if i not in update.base.index)
-        result = update.base if in_place else update.base.copy(len(update.base) + new)
+        result = update.base
+        if not in_place:  # (written into the lookup at ``install``; a copy where it must be)
+            base = update.base
+            result = lookup_patch.stage(base, new) or base.copy(
+                lookup_patch.capacity_for(base, new)
+            )
         if update.order:
             result.upsert(update.order, self.encoder.embed(update.messages))
         if update.deleted:
@@ -152,7 +159,10 @@ class LiveLookup:
         """Serve what ``compute`` made (on the event loop: a swap)."""
         if update.result is None or update.base is not self.lookup:
             raise RuntimeError("a lookup update must be computed from the lookup in use")
-        if update.result is not self.lookup:
+        if isinstance(update.result, lookup_patch.StagedLookup):
+            lookup_patch.install(update.result)  # (the rows it changed, into the lookup in use)
+            self._generation += 1
+        elif update.result is not self.lookup:
             self.lookup = update.result
             self._generation += 1
         self.embedded = update.order

@@ -33,6 +33,7 @@ from functools import partial
 import numpy as np
 
 from stream.domain import hubness, lookup_ivf, lookup_updates
+from stream.domain.lookup_buffers import Row, resized
 from stream.domain.row_top_k import entered
 from stream.domain.row_top_k import top_k as _top_k
 
@@ -43,8 +44,6 @@ HUB_K = 0
 #: ~2 minutes exactly here (the bundled grocery data's 68,260 stay exact)
 EXACT_MAX = 100_000
 _EMPTY = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64))
-#: what a buffer holds where no item is (by the buffer name's first part; others 0)
-_FILLS = {"rows": -1, "sims": -np.inf, "near": -np.inf, "active": False, "label": -1}
 
 
 class QueryTargetLookup:
@@ -116,7 +115,7 @@ class QueryTargetLookup:
         out.centroids = dict(self.centroids)  # (replaced, never written in place)
         out._capacity = max(n, capacity)
         out._buffers = {
-            name: _resized(name, buf, out._capacity, n) for name, buf in self._buffers.items()
+            name: resized(name, buf, out._capacity, n) for name, buf in self._buffers.items()
         }
         out._bind(n)
         return out
@@ -256,11 +255,14 @@ class QueryTargetLookup:
 
     def _store(self, role: str, block: np.ndarray, idx: np.ndarray, vals: np.ndarray) -> None:
         """Rows ranked by ``vals`` (the CSLS score when hub-aware); strength stays the cosine."""
-        self.rows[role][block] = idx
-        self.sims[role][block] = vals
         cos = np.where(idx >= 0, vals + self.hub[role][np.maximum(idx, 0)], 0.0)
-        self.strengths[role][block] = np.clip(cos, 0.0, 1.0)
-        self.lengths[role][block] = (idx >= 0).sum(axis=1)
+        row = Row(idx, vals, np.clip(cos, 0.0, 1.0), (idx >= 0).sum(axis=1))
+        self._write(role, block, row)
+
+    def _write(self, role: str, block: np.ndarray, row: Row) -> None:
+        """(A staged update journals this instead: ``lookup_patch``.)"""
+        self.rows[role][block], self.sims[role][block] = row.targets, row.sims
+        self.strengths[role][block], self.lengths[role][block] = row.strengths, row.lengths
 
     # -- incremental -----------------------------------------------------------------------------
     def _grow(self, n: int) -> None:
@@ -269,7 +271,7 @@ class QueryTargetLookup:
         if n > self._capacity:
             cap = max(n, 2 * self._capacity, 64)
             for name, old in list(self._buffers.items()):
-                self._buffers[name] = _resized(name, old, cap, len(self.ids))
+                self._buffers[name] = resized(name, old, cap, len(self.ids))
             self._capacity = cap
         self._bind(n)
 
@@ -312,7 +314,7 @@ class QueryTargetLookup:
         if held.size <= self.max_recompute:
             return held
         for role in ROLES:
-            ids, sims = self.rows[role][held], self.sims[role][held].copy()
+            ids, sims = self._held(role, held)
             sims[np.isin(ids, pos)] = -np.inf
             order = np.argsort(-sims, axis=1, kind="stable")
             ids = np.take_along_axis(ids, order, axis=1)
@@ -322,8 +324,17 @@ class QueryTargetLookup:
         return held[:0]
 
     def _rows_holding(self, pos: np.ndarray) -> np.ndarray:
-        held = [np.flatnonzero(np.isin(self.rows[r], pos).any(axis=1)) for r in ROLES]
-        return np.union1d(*held)
+        return np.union1d(*(self._holding(role, pos) for role in ROLES))
+
+    # what an update reads of the rows, so a staged one can read its own writes (``lookup_patch``)
+    def _holding(self, role: str, pos: np.ndarray) -> np.ndarray:
+        return np.flatnonzero(np.isin(self.rows[role], pos).any(axis=1))
+
+    def _held(self, role: str, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.rows[role][rows], self.sims[role][rows]  # (copies: callers write them)
+
+    def _kth(self, role: str, rows: np.ndarray | None = None) -> np.ndarray:
+        return self.sims[role][:, -1] if rows is None else self.sims[role][rows, -1]
 
     def _merge(self, pos: np.ndarray, chunk: int, roles: Sequence[str] = ROLES) -> None:
         """Enter the items ``pos`` into every row where they beat the current K-th target. The
@@ -339,13 +350,12 @@ class QueryTargetLookup:
                 block = np.arange(start, min(start + step, len(self.ids)))
                 sims = self.scores(role, q_emb[block] @ t_new.T, pos)
                 sims[np.isin(block, pos)] = -np.inf  # (and so never its own target)
-                at = np.nonzero(sims > self.sims[role][block, -1:])
+                at = np.nonzero(sims > self._kth(role, block)[:, None])
                 if not at[0].size:
                     continue
                 rows, local = np.unique(at[0], return_inverse=True)
                 idx, vals = entered(
-                    self.rows[role][block[rows]],
-                    self.sims[role][block[rows]],
+                    *self._held(role, block[rows]),
                     (local, at[1]),
                     pos,
                     sims[at],
@@ -381,15 +391,3 @@ class QueryTargetLookup:
             rows = np.where(top >= 0, np.take_along_axis(idx, np.maximum(top, 0), 1), -1)
             out._store(role, np.flatnonzero(known), rows, vals)
         return out
-
-
-def _resized(name: str, buf: np.ndarray, capacity: int, n: int) -> np.ndarray:
-    """Buffer ``name`` holding ``buf``'s first ``n`` items, with room for ``capacity``."""
-    axis = 1 if name == "embeddings" else 0
-    shape = list(buf.shape)
-    shape[axis] = capacity
-    out = np.empty(shape, dtype=buf.dtype)  # (each byte written once: a copy is ~GBs)
-    cut = (slice(None),) * axis + (slice(0, n),)
-    out[cut] = buf[cut]
-    out[(slice(None),) * axis + (slice(n, None),)] = _FILLS.get(name.split("_")[0], 0)
-    return out

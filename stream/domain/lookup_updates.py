@@ -148,7 +148,7 @@ def merge(lookup: QueryTargetLookup, pos: np.ndarray, chunk: int = 256) -> None:
     t_new = lookup.embeddings[2][pos]
     for ri, role in enumerate(_ROLES):
         lists = lists_of(lookup, role, others)
-        kth = lookup.sims[role][:, -1]
+        kth = lookup._kth(role)
         members, starts = lists.members, lists.starts
         q_emb, q_kth = lookup.embeddings[ri][members], kth[members]  # list by list
         centers, radius, lowest = _bounds(q_emb, q_kth, starts)
@@ -167,7 +167,7 @@ def merge(lookup: QueryTargetLookup, pos: np.ndarray, chunk: int = 256) -> None:
             vals.append(sims[hit])
         if rows and sum(r.size for r in rows):
             kept, local = np.unique(np.concatenate(rows), return_inverse=True)
-            old_i, old_v = lookup.rows[role][kept], lookup.sims[role][kept]
+            old_i, old_v = lookup._held(role, kept)
             at = (local, np.concatenate(cols))
             dense = partial(_block, lookup.embeddings[ri], kept, t_new)
             idx, out = entered(old_i, old_v, at, pos, np.concatenate(vals), lookup.k, dense)

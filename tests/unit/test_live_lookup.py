@@ -9,6 +9,7 @@ import pytest
 
 from stream.adapters.encoder import BUNDLED_MODEL_DIR, OnnxItemEncoder
 from stream.adapters.live_lookup import LiveLookup
+from stream.domain import lookup_patch
 from stream.domain.catalog import Catalog
 from stream.domain.lookup import QueryTargetLookup
 
@@ -79,3 +80,30 @@ def test_catalog_items_unknown_to_the_lookup_are_embedded_from_the_catalog(
     assert len(ll.lookup) == 25 and ll.lookup.ids == ll.catalog.ids
     assert np.isfinite(ll.lookup.embeddings).all()
     assert ll.related(22, "buy")[0].size == 10
+
+
+def test_a_threaded_update_copies_once_for_room_then_writes_into_the_lookup_in_use(
+    encoder: OnnxItemEncoder,
+) -> None:
+    """The first update with new items copies the lookup, with room for more; the next ones
+    are staged and written into that copy: the same object, the rows an in-place update
+    makes, a new version for the blend."""
+    ll, twin = live(encoder), live(encoder)
+    for step in (range(30, 33), range(33, 36)):
+        msgs = [item(i) for i in step] + [item(4, brand="b9")]
+        for target in (ll, twin):
+            for msg in msgs:
+                target.catalog.upsert(msg)
+        in_use, version = ll.lookup, ll.version
+        update = ll.prepare(msgs)
+        ll.compute(update)  # (what the runtime's thread does)
+        assert ll.lookup is in_use and len(in_use) == step.start  # nothing served yet
+        ll.install(update)
+        assert ll.version != version
+        twin.apply(msgs)
+        for q in range(len(twin.lookup)):
+            for role in ("view", "buy"):
+                assert ll.related(q, role)[0].tolist() == twin.related(q, role)[0].tolist()
+        staged = isinstance(update.result, lookup_patch.StagedLookup)
+        assert staged == (step.start == 33) and (ll.lookup is in_use) == staged
+    assert ll.lookup._capacity > len(ll.lookup)  # (room the first copy made)
