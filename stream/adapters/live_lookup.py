@@ -63,6 +63,8 @@ class LiveLookup:
         self._generation = 0
         #: ids embedded by the last ``apply``/``refill`` (the Qdrant `items` sync re-reads them)
         self.embedded: list[str] = []
+        #: False: every threaded update on a full copy, as before (the churn bench's baseline)
+        self.staged = True
 
     @property
     def version(self) -> tuple[int, int]:
@@ -145,13 +147,14 @@ class LiveLookup:
         result = update.base
         if not in_place:  # (written into the lookup at ``install``; a copy where it must be)
             base = update.base
-            result = lookup_patch.stage(base, new) or base.copy(
-                lookup_patch.capacity_for(base, new)
-            )
+            staged = lookup_patch.stage(base, new) if self.staged else None
+            result = staged or base.copy(lookup_patch.capacity_for(base, new))
         if update.order:
             result.upsert(update.order, self.encoder.embed(update.messages))
         if update.deleted:
             result.remove(update.deleted)
+        if isinstance(result, lookup_patch.StagedLookup):  # (a copy if it rewrote most rows)
+            result = lookup_patch.settled(result)
         update.result = result
         update.seconds = time.perf_counter() - started
 

@@ -82,12 +82,15 @@ def test_catalog_items_unknown_to_the_lookup_are_embedded_from_the_catalog(
     assert ll.related(22, "buy")[0].size == 10
 
 
+@pytest.mark.parametrize("share", [10.0, 0.0], ids=["journal", "rewrote most rows"])
 def test_a_threaded_update_copies_once_for_room_then_writes_into_the_lookup_in_use(
-    encoder: OnnxItemEncoder,
+    encoder: OnnxItemEncoder, share: float, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The first update with new items copies the lookup, with room for more; the next ones
-    are staged and written into that copy: the same object, the rows an in-place update
+    are staged and written into that copy (the same object; or, when the update rewrote most
+    rows, as on this small lookup, a copy made in the thread): the rows an in-place update
     makes, a new version for the blend."""
+    monkeypatch.setattr(lookup_patch, "COPY_SHARE", share)
     ll, twin = live(encoder), live(encoder)
     for step in (range(30, 33), range(33, 36)):
         msgs = [item(i) for i in step] + [item(4, brand="b9")]
@@ -104,6 +107,7 @@ def test_a_threaded_update_copies_once_for_room_then_writes_into_the_lookup_in_u
         for q in range(len(twin.lookup)):
             for role in ("view", "buy"):
                 assert ll.related(q, role)[0].tolist() == twin.related(q, role)[0].tolist()
-        staged = isinstance(update.result, lookup_patch.StagedLookup)
-        assert staged == (step.start == 33) and (ll.lookup is in_use) == staged
+        staged = step.start == 33 and share > 0
+        assert isinstance(update.result, lookup_patch.StagedLookup) == staged
+        assert (ll.lookup is in_use) == staged
     assert ll.lookup._capacity > len(ll.lookup)  # (room the first copy made)

@@ -90,8 +90,9 @@ CASES: dict[str, tuple[Callable[[], QueryTargetLookup], Update]] = {
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_a_staged_update_leaves_the_rows_in_use_then_installs_what_in_place_makes(
-    case: str,
+    case: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(lookup_patch, "COPY_SHARE", 10.0)  # (these small ones rewrite most rows)
     make, update = CASES[case]
     in_place, base = make(), make()
     update(in_place)
@@ -107,9 +108,37 @@ def test_a_staged_update_leaves_the_rows_in_use_then_installs_what_in_place_make
     assert_same(base, in_place)
 
 
-def test_the_cut_case_depends_on_reading_the_journal() -> None:
+@pytest.mark.parametrize("share", [0.0, 0.3])
+@pytest.mark.parametrize(
+    "case", ["a few changes and new items", "rows cut short by a release, then merged into"]
+)
+def test_a_stage_whose_journal_passes_the_share_turns_into_a_copy(
+    case: str, share: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At its first write (share 0) or on the way (journal and copy then both written into),
+    it leaves the lookup in use as it was and hands over a plain lookup: the in-place one."""
+    monkeypatch.setattr(lookup_patch, "COPY_SHARE", share)
+    make, update = CASES[case]
+    in_place, base = make(), make()
+    update(in_place)
+    before = snapshot(base)["rows_view"]
+    staged = lookup_patch.stage(base, new=len(in_place) - len(base))
+    assert staged is not None
+    update(staged)
+    assert staged.detached and not staged.journal
+    with pytest.raises(ValueError, match="swapped in"):
+        lookup_patch.install(staged)
+    settled = lookup_patch.settled(staged)
+    assert type(settled) is QueryTargetLookup and settled._capacity == base._capacity
+    assert not {"base", "journal", "_sorted", "touched"} & set(vars(settled))
+    np.testing.assert_array_equal(base.rows["view"], before)  # the lookup in use: as it was
+    assert_same(settled, in_place)
+
+
+def test_the_cut_case_depends_on_reading_the_journal(monkeypatch: pytest.MonkeyPatch) -> None:
     """What ``_kth`` and ``_held`` guard: a stage reading the lookup's own rows under its
     writes would merge new targets into the cut rows against their old K-th."""
+    monkeypatch.setattr(lookup_patch, "COPY_SHARE", 10.0)
     make, update = CASES["rows cut short by a release, then merged into"]
     in_place, base = make(), make()
     update(in_place)
@@ -133,11 +162,12 @@ def test_a_hub_aware_lookup_or_one_without_room_is_copied() -> None:
     assert lookup_patch.stage(full.copy(capacity=room), new=lookup_patch.SPARE_MIN + 1) is not None
 
 
-def test_the_summary_counts_the_rows_written() -> None:
+def test_the_summary_counts_the_rows_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lookup_patch, "COPY_SHARE", 10.0)
     make, update = CASES["a few changes and new items"]
     staged = lookup_patch.stage(make(), new=20)
     assert staged is not None
     update(staged)
     summary = lookup_patch.summary(staged)
     assert all(summary["rows"][r] >= 20 for r in ROLES)  # (at least the new items' own)
-    assert summary["journal_bytes"] > 20 * 10 * 8
+    assert summary["journal_bytes"] > 20 * 10 * 8 and not summary["copied"]
