@@ -18,8 +18,9 @@ Life cycle (all on the worker's event loop except the heavy parts, which run in 
 * before each user batch (``sync``) and every ``TICK_S`` (``tick``) the catalog messages that
   arrived since go into the lookup, in bounded batches, through ``LiveLookup``: new or changed
   items get their rows and enter others' rows, deletions stop being targets. Each batch is
-  computed in a thread on a copy of the lookup and swapped in whole: the loop never waits for
-  it (see ``sync``), so rows lag the catalog by one update. Stock needs no lookup work:
+  computed in a thread beside the lookup in use and its rows written in at once
+  (``stream.domain.lookup_patch``; a copy swapped in whole where it must be): the loop never
+  waits for it (see ``sync``), so rows lag the catalog by one update. Stock needs no lookup work:
   ranking's eligibility is the catalog's stock mask at read time. Every ``RELOAD_S`` the tick
   polls the pointer file and swaps in a newly published version (loaded and aligned in a
   thread, after any update in flight), re-embedding items it lacks.
@@ -62,7 +63,7 @@ APPLY_BATCH = 1024
 UPDATE_GAP_S = 0.2
 #: the most of its time the update thread computes: after an update of s seconds the next
 #: starts no sooner than s / UPDATE_DUTY after it started (a storm of catalog changes, or a
-#: trickle into a lookup too large to copy often, leaves the worker most of its core)
+#: trickle into a lookup too large to update often, leaves the worker most of its core)
 UPDATE_DUTY = 0.5
 K = 20
 
@@ -208,11 +209,12 @@ class PfeedRuntime:
         """Before each user batch is ranked: install an update the thread finished, start the
         next one. Never waits: an update of ~1,000 items into a 68k-item lookup takes ~1.3 s
         of CPU, which on the event loop stalled every user batch behind it; ranking now reads
-        the rows in use until the update is swapped in whole. A few messages wait for
-        ``UPDATE_GAP_S`` after the last start (a copy of the lookup is ~25 ms at 68k items,
-        and every new version re-makes the blend's rows), or for ``tick``; and no update
-        starts before the last one's rest (``UPDATE_DUTY``). Outside an event loop (tools,
-        tests) everything read so far is applied at once."""
+        the rows in use until the update is written in (``lookup_patch``) or swapped in
+        whole. A few messages wait for ``UPDATE_GAP_S`` after the last start (an update has
+        fixed costs: the embedding call, the journal written on the loop; and every new
+        version re-makes the blend's rows), or for ``tick``; and no update starts before the
+        last one's rest (``UPDATE_DUTY``). Outside an event loop (tools, tests) everything
+        read so far is applied at once."""
         self._advance(gap=UPDATE_GAP_S)
 
     def _advance(self, gap: float) -> None:
@@ -238,8 +240,18 @@ class PfeedRuntime:
                 self._installed(update, batch)
             else:
                 self._started = time.monotonic()
-                self._job = loop.run_in_executor(None, self.live.compute, update)
+                self._job = loop.create_task(self._compute(update))
                 self._running = update, batch
+
+    async def _compute(self, update: Update) -> None:
+        """The update in the thread, from the loop's next turn: so the ~30 ms of tokenising in
+        Python its embedding begins with do not share the GIL with the user batch that started
+        it. (Scratch runs of catalog_churn at 68k items, three each, the longest stall from the
+        update's arrival: 32–58 ms so, 45–93 ms started at once; 39–63 ms on a full copy,
+        whose ~26 ms delayed the tokenising the same way. This machine's noise is about as
+        wide.)"""
+        assert self.live is not None
+        await asyncio.get_running_loop().run_in_executor(None, self.live.compute, update)
 
     @property
     def updating(self) -> bool:

@@ -148,8 +148,10 @@ def staged_update(
     staged_s = time.perf_counter() - started
     written = lookup_patch.summary(staged)
     started = time.perf_counter()
-    result = lookup_patch.settled(staged)  # (the copy it turned into, if it did)
-    if result is staged:
+    result = lookup_patch.settled(staged)  # (the copy it turned into, if it did: the thread)
+    staged_s += time.perf_counter() - started
+    started = time.perf_counter()
+    if result is staged:  # (on the loop; a copy is swapped in)
         result = lookup_patch.install(staged)
     install_s = time.perf_counter() - started
     same = {r: bool(np.array_equal(result.rows[r], worker.rows[r])) for r in ROLES}

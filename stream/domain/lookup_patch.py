@@ -49,6 +49,7 @@ class StagedLookup(QueryTargetLookup):
     limit: int  # journal bytes past which it turns into a copy (``COPY_SHARE``)
     detached: bool  # it did: its own buffers, no journal
     touched: dict[str, np.ndarray]  # per role, the rows it wrote (``summary``)
+    added: dict[str, int]  # the new items' positions (the first map of its ``index``)
 
     def _write(self, role: str, block: np.ndarray, row: Row) -> None:
         self.touched[role][block] = True
@@ -142,7 +143,8 @@ def stage(base: QueryTargetLookup, new: int) -> StagedLookup | None:
     out.limit, out.detached = int(COPY_SHARE * lookup_bytes(base)), False
     out.touched = {role: np.zeros(base._capacity, dtype=bool) for role in ROLES}
     # its own names (their new entries go to the first map) and groupings; the same buffers
-    out.ids, out.index = list(base.ids), collections.ChainMap({}, base.index)  # type: ignore[assignment]
+    out.ids, out.added = list(base.ids), {}
+    out.index = collections.ChainMap(out.added, base.index)  # type: ignore[assignment]
     out.centroids, out._buffers = dict(base.centroids), dict(base._buffers)
     out._bind(len(base))
     return out
@@ -162,7 +164,7 @@ def install(staged: StagedLookup) -> QueryTargetLookup:
     base = staged.base
     first = len(base)
     base.ids.extend(staged.ids[first:])
-    base.index.update((item_id, first + j) for j, item_id in enumerate(staged.ids[first:]))
+    base.index.update(staged.added)
     base._bind(len(base))
     for role, block, row in staged.journal:
         base._write(role, block, row)
@@ -179,7 +181,7 @@ def settled(staged: StagedLookup) -> QueryTargetLookup:
     out = QueryTargetLookup.__new__(QueryTargetLookup)
     kept = set(vars(staged.base))  # (a lookup's attributes, not a stage's)
     out.__dict__.update({k: v for k, v in vars(staged).items() if k in kept})
-    out.index = dict(staged.index)
+    out.index = {**staged.base.index, **staged.added}  # (at C speed, unlike the ChainMap)
     return out
 
 

@@ -130,7 +130,7 @@ def test_a_stage_whose_journal_passes_the_share_turns_into_a_copy(
         lookup_patch.install(staged)
     settled = lookup_patch.settled(staged)
     assert type(settled) is QueryTargetLookup and settled._capacity == base._capacity
-    assert not {"base", "journal", "_sorted", "touched"} & set(vars(settled))
+    assert not {"base", "journal", "_sorted", "touched", "added"} & set(vars(settled))
     np.testing.assert_array_equal(base.rows["view"], before)  # the lookup in use: as it was
     assert_same(settled, in_place)
 
