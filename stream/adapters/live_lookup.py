@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -38,6 +38,8 @@ class Update:
     order: list[str]  # items to embed, in catalog order
     messages: list[Mapping[str, Any]]  # their catalog messages
     deleted: list[str]
+    #: token rows the token check made, by item (not those rebuilt from the catalog)
+    tokens: dict[str, np.ndarray] = field(default_factory=dict)
     result: QueryTargetLookup | None = None
     seconds: float = 0.0  # what ``compute`` took (wall clock)
 
@@ -113,6 +115,7 @@ class LiveLookup:
         """What ``messages`` change (cheap, on the event loop): the items whose content tokens
         changed or that the lookup lacks, in catalog order, and the deletions."""
         changed: dict[str, Mapping[str, Any]] = {}
+        tokens: dict[str, np.ndarray] = {}
         deleted: list[str] = []
         tokenizer = self.encoder.tokenizer
         for msg in messages:
@@ -121,11 +124,12 @@ class LiveLookup:
                 deleted.append(item_id)
                 changed.pop(item_id, None)
                 continue
-            content = tokenizer.encode(msg).tobytes()
+            row = tokenizer.encode(msg)
+            content = row.tobytes()
             if self._content.get(item_id) == content and item_id in self.lookup.index:
                 continue
             self._content[item_id] = content
-            changed[item_id] = msg
+            changed[item_id], tokens[item_id] = msg, row
         n = len(self.lookup.ids)
         if n > len(self.catalog.ids) or (n and self.lookup.ids[n - 1] != self.catalog.ids[n - 1]):
             self.replace(self.lookup)  # append-only: cheap check
@@ -133,12 +137,13 @@ class LiveLookup:
         for item_id in self.catalog.ids[n:]:  # catalog items the lookup has never seen
             changed.setdefault(item_id, self._from_catalog(item_id))
         order = sorted(changed, key=lambda i: self.catalog.index.get(i, len(self.catalog)))
-        return Update(self.lookup, order, [changed[i] for i in order], deleted)
+        return Update(self.lookup, order, [changed[i] for i in order], deleted, tokens)
 
     def compute(self, update: Update, in_place: bool = False) -> None:
         """Embed the update's items and enter them into the lookup, staged (``in_place``:
-        into the lookup itself). Reads nothing the event loop writes and writes nothing it
-        reads, so it runs in a thread while ranking goes on reading the rows in use."""
+        into the lookup itself). Reads nothing the event loop writes and writes no row, so it
+        runs in a thread while ranking goes on reading the rows in use. (A changed item's
+        embedding is written in place: a Qdrant user vector made meanwhile may use it.)"""
         started = time.perf_counter()
         if not update.work:
             update.result = update.base
@@ -150,7 +155,8 @@ class LiveLookup:
             staged = lookup_patch.stage(base, new) if self.staged else None
             result = staged or base.copy(lookup_patch.capacity_for(base, new))
         if update.order:
-            result.upsert(update.order, self.encoder.embed(update.messages))
+            rows = self._token_rows(update)
+            result.upsert(update.order, self.encoder.embed(update.messages, tokens=rows))
         if update.deleted:
             result.remove(update.deleted)
         if isinstance(result, lookup_patch.StagedLookup):  # (a copy if it rewrote most rows)
@@ -159,7 +165,8 @@ class LiveLookup:
         update.seconds = time.perf_counter() - started
 
     def install(self, update: Update) -> None:
-        """Serve what ``compute`` made (on the event loop: a swap)."""
+        """Serve what ``compute`` made (on the event loop, at once: the staged rows written
+        into the lookup in use, or a copy swapped in)."""
         if update.result is None or update.base is not self.lookup:
             raise RuntimeError("a lookup update must be computed from the lookup in use")
         if isinstance(update.result, lookup_patch.StagedLookup):
@@ -169,6 +176,15 @@ class LiveLookup:
             self.lookup = update.result
             self._generation += 1
         self.embedded = update.order
+
+    def _token_rows(self, update: Update) -> np.ndarray:
+        """The update's token rows: the token check's, the items rebuilt from the catalog's
+        encoded now."""
+        encode = self.encoder.tokenizer.encode
+        found = [update.tokens.get(item_id) for item_id in update.order]
+        return np.stack(
+            [encode(m) if r is None else r for r, m in zip(found, update.messages, strict=True)]
+        )
 
     def _from_catalog(self, item_id: str) -> dict[str, Any]:
         """A catalog message rebuilt from the catalog's features: the original's tokens up to the

@@ -111,3 +111,28 @@ def test_a_threaded_update_copies_once_for_room_then_writes_into_the_lookup_in_u
         assert isinstance(update.result, lookup_patch.StagedLookup) == staged
         assert (ll.lookup is in_use) == staged
     assert ll.lookup._capacity > len(ll.lookup)  # (room the first copy made)
+
+
+def test_an_update_embeds_from_the_token_checks_rows_without_tokenising_again(
+    encoder: OnnxItemEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ll = live(encoder, n=20)
+    for i in range(20, 23):  # catalog items the lookup never saw a message of
+        ll.catalog.upsert(item(i))
+    msgs = [item(i, brand="b7") for i in (2, 5, 23, 24)]
+    for msg in msgs:
+        ll.catalog.upsert(msg)
+    update = ll.prepare(msgs)
+    assert set(update.tokens) == {"p2", "p5", "p23", "p24"} and len(update.order) == 7
+    calls: list[str] = []
+    kind = type(encoder.tokenizer)  # (a frozen dataclass: patched on its class)
+    real = kind.encode
+    monkeypatch.setattr(kind, "encode", lambda self, m: calls.append(m["item_id"]) or real(self, m))
+    ll.compute(update, in_place=True)
+    assert sorted(calls) == ["p20", "p21", "p22"]  # only the ones rebuilt from the catalog
+    monkeypatch.undo()
+    rows = ll._token_rows(update)
+    np.testing.assert_array_equal(rows, encoder.tokenizer.encode_many(update.messages))
+    np.testing.assert_array_equal(
+        encoder.embed(update.messages, tokens=rows), encoder.embed(update.messages)
+    )
