@@ -253,6 +253,11 @@ class PfeedRuntime:
         assert self.live is not None
         await asyncio.get_running_loop().run_in_executor(None, self.live.compute, update)
 
+    def rested(self) -> None:
+        """Let the next update start at once, whatever the last one's rest (a bench's runs
+        each start alike: a rest left by the run before would delay one by a varying amount)."""
+        self._started = self._rest_until = 0.0
+
     @property
     def updating(self) -> bool:
         """Catalog messages read and not yet in the rows in use."""

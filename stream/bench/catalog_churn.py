@@ -134,6 +134,7 @@ async def one_run(scene: Scene, changes: list[dict[str, Any]], interval_s: float
             delays.append((now - t0, (now - due) * 1e3))
             due = max(due, now - interval_s)
 
+    rt.rested()  # (each run's update starts at the first user batch after the arrival)
     tasks = [asyncio.ensure_future(heartbeat()), asyncio.ensure_future(users())]
     await asyncio.sleep(ARRIVE_S)
     arrived = time.perf_counter()

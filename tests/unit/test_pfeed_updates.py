@@ -231,6 +231,14 @@ def test_after_an_update_the_thread_rests_before_the_next_even_for_a_full_batch(
         assert rt._job is None and rows(rt, "p31") == []
         await rt.settle()  # waits the rest out, then applies
         assert len(rows(rt, "p31")) == 20 and len(rows(rt, "p32")) == 20
+        arrive(rt, item(33))
+        arrive(rt, item(34))
+        rt.sync()
+        assert rt._job is None  # resting again
+        rt.rested()  # (what the churn bench does before each run)
+        rt.sync()
+        assert rt._job is not None
+        await rt.settle()
 
     asyncio.run(scenario())
 
