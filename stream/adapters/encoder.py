@@ -59,7 +59,7 @@ class OnnxItemEncoder:
     ) -> np.ndarray:
         """Embeddings of catalog messages, ``batch`` items per onnxruntime call. ``tokens``:
         their token rows, when the caller has them (a worker's update: its token check made
-        them on the event loop; tokenising again is ~10 ms of Python per 1,024 messages)."""
+        them on the event loop; tokenising again is 10–18 ms of Python per 1,024 messages)."""
         out = np.zeros((3, len(messages), self.dim), dtype=np.float32)
         starts: Iterable[int] = range(0, len(messages), batch)
         if progress:

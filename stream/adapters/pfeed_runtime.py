@@ -240,18 +240,8 @@ class PfeedRuntime:
                 self._installed(update, batch)
             else:
                 self._started = time.monotonic()
-                self._job = loop.create_task(self._compute(update))
+                self._job = loop.run_in_executor(None, self.live.compute, update)
                 self._running = update, batch
-
-    async def _compute(self, update: Update) -> None:
-        """The update in the thread, from the loop's next turn: so the ~30 ms of tokenising in
-        Python its embedding begins with do not share the GIL with the user batch that started
-        it. (Scratch runs of catalog_churn at 68k items, three each, the longest stall from the
-        update's arrival: 32–58 ms so, 45–93 ms started at once; 39–63 ms on a full copy,
-        whose ~26 ms delayed the tokenising the same way. This machine's noise is about as
-        wide.)"""
-        assert self.live is not None
-        await asyncio.get_running_loop().run_in_executor(None, self.live.compute, update)
 
     def rested(self) -> None:
         """Let the next update start at once, whatever the last one's rest (a bench's runs

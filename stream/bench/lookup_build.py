@@ -12,7 +12,9 @@ a catalog with that many variants), where the exact build's time is extrapolated
 largest measured one's cost per pair (marked so), and the approximate rows are compared with
 exact rows on a sample of queries (the build's own check). At every size it also times an
 update of ``UPDATE`` catalog changes into the built lookup both ways: every pair compared, as
-updates were, and as a worker does it now (``stream.domain.lookup_updates``).
+updates were, and as a worker does it now (``stream.domain.lookup_updates``); and that update
+staged beside the lookup, as a serving worker's thread computes it (``lookup_patch``), against
+the full copy of the lookup it used to make.
 
 Run::
 
