@@ -15,6 +15,7 @@ import pytest
 from stream.adapters import lookup_store
 from stream.adapters.encoder import BUNDLED_MODEL_DIR, OnnxItemEncoder
 from stream.adapters.pfeed_runtime import PfeedRuntime
+from stream.domain import lookup_patch
 from stream.domain.lookup import QueryTargetLookup
 from tests.unit.test_pfeed_runtime import item, rows, runtime
 
@@ -219,18 +220,23 @@ def test_after_an_update_the_thread_rests_before_the_next_even_for_a_full_batch(
     monkeypatch.setattr(pfeed_runtime, "APPLY_BATCH", 2)
     monkeypatch.setattr(pfeed_runtime, "UPDATE_DUTY", 0.05)  # rest: 20 × the update
     encoder.hold_s = 0.05  # the update computes ≥ 50 ms: ≥ 1 s of rest from its start
+    # (staged, though an update of a 30-item lookup rewrites most of its rows)
+    monkeypatch.setattr(lookup_patch, "COPY_SHARE", 10.0)
 
     async def scenario() -> None:
         arrive(rt, item(30))
         rt.sync()
         await rt.settle()
         assert len(rows(rt, "p30")) == 20
+        assert rt.live is not None
+        roomy = rt.live.lookup  # (the first new item's copy, with room for more)
         arrive(rt, item(31))
         arrive(rt, item(32))
         rt.sync()  # a full batch, but the thread rests
         assert rt._job is None and rows(rt, "p31") == []
         await rt.settle()  # waits the rest out, then applies
         assert len(rows(rt, "p31")) == 20 and len(rows(rt, "p32")) == 20
+        assert rt.live.lookup is roomy  # staged: its rows written into the lookup in use
         arrive(rt, item(33))
         arrive(rt, item(34))
         rt.sync()
