@@ -20,7 +20,7 @@ Run::
 
     python -m stream.bench.lookup_build --out reports/lookup
 
-It writes ``lookup_build.json``, ``lookup_build.md`` and ``lookup_build.png`` (~4 minutes).
+It writes ``lookup_build.json``, ``lookup_build.md`` and ``lookup_build.png`` (~6 minutes).
 """
 
 from __future__ import annotations
