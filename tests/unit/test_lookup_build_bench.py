@@ -29,8 +29,8 @@ def test_measure_builds_each_size_both_ways_and_the_larger_catalogs_approximatel
     for row in result["measured"] + result["larger"]:  # an update, both ways, at every size
         assert row["update_exact_s"] > 0 and row["update_worker_s"] > 0
         assert min(row["update_rows_identical"].values()) > 0.9
-        # staged: the worker way's rows (on these small catalogs an update rewrites most rows:
-        # its journal is about a copy's size; at 68k items it is a few percent of it)
+        # staged: the worker way's rows (on these small catalogs an update rewrites most rows
+        # and turns into a copy on the way; at 68k items its journal is ~1 % of a copy)
         assert all(row["update_staged_same_rows"].values()) and row["update_staged_s"] > 0
         assert row["update_journal_mb"] > 0 and row["update_copy_mb"] > 0
         assert min(row["update_rows_written"].values()) >= 150  # (the new items' own rows)

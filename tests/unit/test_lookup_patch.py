@@ -97,7 +97,7 @@ def test_a_staged_update_leaves_the_rows_in_use_then_installs_what_in_place_make
     in_place, base = make(), make()
     update(in_place)
     before = {k: v for k, v in snapshot(base).items() if not k.startswith(("emb", "act"))}
-    staged = lookup_patch.stage(base, new=in_place.__len__() - base.__len__())
+    staged = lookup_patch.stage(base, new=len(in_place) - len(base))
     assert staged is not None
     update(staged)
     assert staged.journal  # it wrote rows: into its journal
