@@ -135,6 +135,21 @@ def test_a_stage_whose_journal_passes_the_share_turns_into_a_copy(
     assert_same(settled, in_place)
 
 
+def test_a_journal_past_its_byte_limit_turns_into_a_copy_whatever_the_share(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(lookup_patch, "COPY_SHARE", 10.0)
+    monkeypatch.setattr(lookup_patch, "JOURNAL_MAX", 4096)
+    make, update = CASES["a few changes and new items"]
+    in_place, base = make(), make()
+    update(in_place)
+    staged = lookup_patch.stage(base, new=len(in_place) - len(base))
+    assert staged is not None and staged.limit == 4096
+    update(staged)
+    assert staged.detached and staged.journal_bytes > 4096
+    assert_same(lookup_patch.settled(staged), in_place)
+
+
 def test_the_cut_case_depends_on_reading_the_journal(monkeypatch: pytest.MonkeyPatch) -> None:
     """What ``_kth`` and ``_held`` guard: a stage reading the lookup's own rows under its
     writes would merge new targets into the cut rows against their old K-th."""
