@@ -336,18 +336,24 @@ class QueryTargetLookup:
     def _kth(self, role: str, rows: np.ndarray | None = None) -> np.ndarray:
         return self.sims[role][:, -1] if rows is None else self.sims[role][rows, -1]
 
-    def _merge(self, pos: np.ndarray, chunk: int, roles: Sequence[str] = ROLES) -> None:
-        """Enter the items ``pos`` into every row where they beat the current K-th target. The
-        rows of ``pos`` themselves are left alone: ``upsert`` recomputes them next (empty, a new
-        item's row took in every new item: most of a 1,024-item batch's merge)."""
+    def _merge(
+        self,
+        pos: np.ndarray,
+        chunk: int,
+        roles: Sequence[str] = ROLES,
+        only: np.ndarray | None = None,
+    ) -> None:
+        """Enter the items ``pos`` into every row (or the rows ``only``) where they beat its
+        K-th target; not into their own rows: ``upsert`` recomputes those next."""
         t_new = self.embeddings[2, pos]
         step = max(chunk, (1 << 22) // max(1, pos.size))  # rows per product: ≤ 4M similarities
+        every = np.arange(len(self.ids)) if only is None else only
         for ri, role in enumerate(ROLES):
             if role not in roles:
                 continue
             q_emb = self.embeddings[ri]
-            for start in range(0, len(self.ids), step):
-                block = np.arange(start, min(start + step, len(self.ids)))
+            for start in range(0, every.size, step):
+                block = every[start : start + step]
                 sims = self.scores(role, q_emb[block] @ t_new.T, pos)
                 sims[np.isin(block, pos)] = -np.inf  # (and so never its own target)
                 at = np.nonzero(sims > self._kth(role, block)[:, None])

@@ -47,8 +47,7 @@ RECOMPUTE_LISTS_MIN = 4 * CHECK
 #: fewest new targets entered through the query lists (fewer: the exact merge is cheaper
 #: than the lists' bounds; 68,260 items: 1,024 targets 0.50 → 0.09–0.20 s, 64 about even)
 MERGE_LISTS_MIN = 256
-#: share of the pairs the bound leaves above which the exact merge is cheaper (rows that a
-#: release cut short, whose K-th is -inf, take any target: their lists all pass)
+#: share of the pairs the bound leaves above which the exact merge is cheaper
 DENSE_SHARE = 0.25
 
 
@@ -142,19 +141,26 @@ def merge(lookup: QueryTargetLookup, pos: np.ndarray, chunk: int = 256) -> None:
     with the query lists that can hold such a row. A query q of a list whose members lie
     within ``r`` of their mean ``μ`` has ``q·t ≤ μ·t + r`` for a unit target t, so a list
     where ``μ·t + r`` is not above its members' lowest K-th similarity holds no row t beats
-    (measured on the grocery products' embeddings: 1–5 % of the pairs left to compare)."""
+    (measured on the grocery products' embeddings: 1–5 % of the pairs left to compare).
+
+    Rows with a free slot (K-th -inf: a release cut them short, or they hold fewer than K
+    targets) take any target: they stay out of the lists, whose bound they would open to every
+    target, and go through ``free_merge``. (In the lists, they had made most pairs pass
+    ``DENSE_SHARE``, and so every row go through the exact merge.)"""
     others = np.ones(len(lookup), dtype=bool)
     others[pos] = False  # their own rows are recomputed next
     t_new = lookup.embeddings[2][pos]
     for ri, role in enumerate(_ROLES):
-        lists = lists_of(lookup, role, others)
         kth = lookup._kth(role)
+        free = others & (kth[: len(lookup)] == -np.inf)
+        free_merge(lookup, role, np.flatnonzero(free), pos, chunk)  # (rows apart: any order)
+        lists = lists_of(lookup, role, others & ~free)
         members, starts = lists.members, lists.starts
         q_emb, q_kth = lookup.embeddings[ri][members], kth[members]  # list by list
         centers, radius, lowest = _bounds(q_emb, q_kth, starts)
         may = t_new @ centers.T + radius[None, :] + _SLACK > lowest[None, :]
         if (may @ np.diff(starts)).sum() > DENSE_SHARE * may.shape[0] * max(1, members.size):
-            lookup._merge(pos, chunk, (role,))  # rows cut short by a release take anything
+            lookup._merge(pos, chunk, (role,), np.flatnonzero(others & ~free))
             continue
         rows, cols, vals = [], [], []
         for c in np.flatnonzero(may.any(axis=0)).tolist():
@@ -172,6 +178,34 @@ def merge(lookup: QueryTargetLookup, pos: np.ndarray, chunk: int = 256) -> None:
             dense = partial(_block, lookup.embeddings[ri], kept, t_new)
             idx, out = entered(old_i, old_v, at, pos, np.concatenate(vals), lookup.k, dense)
             lookup._store(role, kept, idx, out)
+
+
+def free_merge(
+    lookup: QueryTargetLookup, role: str, rows: np.ndarray, pos: np.ndarray, chunk: int
+) -> None:
+    """Enter the targets ``pos`` into ``rows``, rows with ``f`` free slots (-inf at the end),
+    exactly as the exact merge does: each becomes the top K of its targets and every new one.
+    Only two kinds of new targets can enter such a row, so only they are offered: those above
+    its lowest target, and its ``f`` best (all it has room for below that). The exact merge
+    offered every pair (rows × targets) to a top-K: at 136,520 items, after a release had cut
+    ~130,000 rows short, ~5 s a role. Ties: every new target level with the ``f``-th best is
+    offered too, so ``entered`` orders them as the exact merge does."""
+    ri, t_new = _ROLES.index(role), lookup.embeddings[2][pos]
+    step = max(chunk, (1 << 22) // max(1, pos.size))  # rows per product: ≤ 4M similarities
+    for start in range(0, rows.size, step):
+        block = rows[start : start + step]
+        old_i, old_v = lookup._held(role, block)
+        finite = np.isfinite(old_v)
+        lowest = np.where(finite, old_v, np.inf).min(axis=1)  # (+inf: an empty row)
+        room = min(int(lookup.k - finite.sum(axis=1).min()), pos.size)
+        sims = _block(lookup.embeddings[ri], block, t_new)
+        if room == 1:
+            best = sims.max(axis=1)
+        else:
+            best = np.partition(sims, sims.shape[1] - room, axis=1)[:, sims.shape[1] - room]
+        hit, col = np.nonzero((sims > lowest[:, None]) | (sims >= best[:, None]))
+        idx, vals = entered(old_i, old_v, (hit, col), pos, sims[hit, col], lookup.k, sims.copy)
+        lookup._store(role, block, idx, vals)
 
 
 def _block(q_emb: np.ndarray, rows: np.ndarray, t_new: np.ndarray) -> np.ndarray:

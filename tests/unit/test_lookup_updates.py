@@ -51,6 +51,70 @@ def test_entering_a_large_batch_through_the_query_lists_is_exact(
         np.testing.assert_array_equal(lists.rows[role], exact.rows[role])
 
 
+def test_rows_cut_short_are_merged_on_their_own_and_the_rest_through_the_lists(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Changed items held by more rows than ``max_recompute`` are cut out of them: those rows
+    have a free slot and take any new target. They go through ``free_merge`` (offered only
+    what can enter), the others through the lists, no role through the exact merge of every
+    row, and the rows equal the exact merge's."""
+    emb = grouped(1200, groups=40)
+    batch = list(range(0, 900, 9))
+    monkeypatch.setattr(lookup_updates, "MERGE_LISTS_MIN", 10**9)
+    exact = built(emb, 900)
+    exact.max_recompute = 8
+    updated(exact, emb, 900, batch)
+    monkeypatch.setattr(lookup_updates, "MERGE_LISTS_MIN", 50)
+    lists = built(emb, 900)
+    lists.max_recompute = 8
+    every: list[int] = []  # per exact merge: how many rows it was asked to merge into
+    freed: list[int] = []
+    exact_merge, free_merge = QueryTargetLookup._merge, lookup_updates.free_merge
+
+    def spy(self: QueryTargetLookup, pos: np.ndarray, chunk: int, *args: object) -> None:
+        only = args[1] if len(args) > 1 else None
+        every.append(len(self) if only is None else len(only))  # type: ignore[arg-type]
+        exact_merge(self, pos, chunk, *args)  # type: ignore[arg-type]
+
+    def spy_free(lookup: QueryTargetLookup, role: str, rows: np.ndarray, *args: object) -> None:
+        freed.append(rows.size)
+        free_merge(lookup, role, rows, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(QueryTargetLookup, "_merge", spy)
+    monkeypatch.setattr(lookup_updates, "free_merge", spy_free)
+    updated(lists, emb, 900, batch)
+    assert max(freed) > 100 and all(n < len(lists) for n in every)
+    for role in ROLES:
+        np.testing.assert_array_equal(lists.rows[role], exact.rows[role])
+        # (products over other row blocks: float32 may differ in the last place)
+        np.testing.assert_allclose(lists.sims[role], exact.sims[role], rtol=1e-6)
+
+
+@pytest.mark.parametrize("room", [1, 3, 10], ids=["one free slot", "three", "empty rows"])
+def test_free_merge_leaves_the_rows_the_exact_merge_leaves(room: int) -> None:
+    """Rows with free slots (one, a few, all K), new targets that tie (two with the same
+    embedding): offered only what can enter, the rows come out as the exact merge's."""
+    emb = scattered(400)
+    emb[:, 301] = emb[:, 300]  # (a tie in every row for the best new target)
+    lookup = built(emb, 400)
+    pos, rows = np.arange(300, 340), np.arange(0, 300, 2)
+    for role in ROLES:
+        cut = (
+            np.arange(lookup.k)
+            >= lookup.k - np.random.default_rng(1).integers(1, room + 1, rows.size)[:, None]
+        )
+        ids, sims = lookup._held(role, rows)
+        ids[cut], sims[cut] = -1, -np.inf
+        lookup._store(role, rows, ids, sims)
+    exact = lookup.copy(len(lookup))
+    for role in ROLES:
+        exact._merge(pos, 7, (role,), rows)
+        lookup_updates.free_merge(lookup, role, rows, pos, 7)
+        np.testing.assert_array_equal(lookup.rows[role], exact.rows[role])
+        np.testing.assert_array_equal(lookup.sims[role], exact.sims[role])
+    assert (exact.rows["view"][rows] >= 300).any()  # new targets entered
+
+
 def test_above_exact_max_grouped_rows_come_from_the_target_lists_and_match() -> None:
     emb = grouped(4000, groups=60)
     exact = built(emb, 3000)
