@@ -85,6 +85,10 @@ CASES: dict[str, tuple[Callable[[], QueryTargetLookup], Update]] = {
         lambda: roomy(SMALL, 240, 300, max_recompute=8),
         arrive_and_change(SMALL, 240, [3, 50, 51, 90]),
     ),
+    "a large batch into rows cut short (free_merge)": (
+        lambda: roomy(LARGE, 1100, 1600, max_recompute=8),
+        arrive_and_change(LARGE, 1100, list(range(0, 1100, 4))),
+    ),
 }
 
 
