@@ -184,7 +184,8 @@ def free_merge(
     lookup: QueryTargetLookup, role: str, rows: np.ndarray, pos: np.ndarray, chunk: int
 ) -> None:
     """Enter the targets ``pos`` into ``rows``, rows with ``f`` free slots (-inf at the end),
-    exactly as the exact merge does: each becomes the top K of its targets and every new one.
+    exactly as the exact merge does: each becomes the top K of its targets and every new one
+    (raw cosines, as ``merge``, which runs only for lookups without hub scores).
     Only two kinds of new targets can enter such a row, so only they are offered: those above
     its lowest target, and its ``f`` best (all it has room for below that). The exact merge
     offered every pair (rows × targets) to a top-K: at 136,520 items, after a release had cut
