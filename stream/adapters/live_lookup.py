@@ -111,9 +111,12 @@ class LiveLookup:
         self.install(update)
         return len(update.order)
 
-    def prepare(self, messages: Sequence[Mapping[str, Any]]) -> Update:
+    def prepare(
+        self, messages: Sequence[Mapping[str, Any]], ahead: Mapping[str, np.ndarray] | None = None
+    ) -> Update:
         """What ``messages`` change (cheap, on the event loop): the items whose content tokens
-        changed or that the lookup lacks, in catalog order, and the deletions."""
+        changed or that the lookup lacks, in catalog order, and the deletions. ``ahead``: token
+        rows already made for some of these messages, by item (``token_ahead``)."""
         changed: dict[str, Mapping[str, Any]] = {}
         tokens: dict[str, np.ndarray] = {}
         deleted: list[str] = []
@@ -124,7 +127,9 @@ class LiveLookup:
                 deleted.append(item_id)
                 changed.pop(item_id, None)
                 continue
-            row = tokenizer.encode(msg)
+            row = ahead.get(item_id) if ahead else None
+            if row is None:
+                row = tokenizer.encode(msg)
             content = row.tobytes()
             if self._content.get(item_id) == content and item_id in self.lookup.index:
                 continue

@@ -45,6 +45,7 @@ from stream.adapters.encoder import OnnxItemEncoder
 from stream.adapters.item_sync import ItemSync, make_item_index
 from stream.adapters.live_lookup import LiveLookup, Update
 from stream.adapters.qdrant_items import ItemIndex
+from stream.adapters.token_ahead import TokensAhead
 from stream.domain import lookup_ivf
 from stream.domain.blended import BlendedRelations, blend_into
 from stream.domain.dense import DIM, query_vector, user_vector
@@ -88,6 +89,8 @@ class PfeedRuntime:
             engine, None, lookup_weight=lookup_weight, cooccurrence_weight=cooc_weight
         )
         self.live: LiveLookup | None = None
+        #: pending messages' token rows, made a slice a user batch before their update starts
+        self.ahead = TokensAhead(self.encoder.tokenizer.encode)
         self.reloader = lookup_store.LookupReloader(self.root)
         self.pending: dict[str, dict[str, Any]] = {}
         #: the update computing in a thread, and what it applies
@@ -231,10 +234,12 @@ class PfeedRuntime:
         while self.pending and self._job is None:
             now = time.monotonic()
             recent = now - self._started < gap and len(self.pending) < APPLY_BATCH
-            if loop is not None and (recent or now < self._rest_until):
-                return
+            if loop is not None:  # (tokenised a slice a batch, while waiting too: token_ahead)
+                ready = self.ahead.advance(self.pending, APPLY_BATCH)
+                if recent or now < self._rest_until or not ready:
+                    return
             batch = self._take()
-            update = self.live.prepare(batch)
+            update = self.live.prepare(batch, self.ahead.take(batch))
             if loop is None or not update.work:
                 self.live.compute(update, in_place=True)
                 self._installed(update, batch)
@@ -266,6 +271,8 @@ class PfeedRuntime:
             rest = self._rest_until - time.monotonic()
             if rest > 0 and self.pending and self._job is None:
                 await asyncio.sleep(rest)
+            while self.live is not None and not self.ahead.advance(self.pending, APPLY_BATCH):
+                await asyncio.sleep(0)  # (user batches between the slices)
             self._advance(gap=0.0)
             if self._job is None:
                 return
