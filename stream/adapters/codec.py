@@ -161,7 +161,12 @@ class Decoder:
         obj = self.decode(env)
         if isinstance(obj, DeadLetter):
             return obj
-        event = event_from_message(env.topic, obj)
+        try:
+            event = event_from_message(env.topic, obj)
+        except (TypeError, ValueError, OverflowError, KeyError) as exc:
+            # (a field the schema lets through that the event cannot hold: a dead letter, not
+            # an exception that fails the whole batch)
+            return env.dead("schema_violation", f"cannot read the event: {exc!r}"[:500])
         user = event.user_id.encode()
         if env.key is not None and env.key != user:
             return env.dead(

@@ -39,7 +39,9 @@ def event_from_message(topic: str, msg: Mapping[str, Any]) -> UserEvent:
         quantities = tuple(int(line.get("quantity", 1) or 1) for line in lines)
     elif "item_id" in msg:
         item_ids = (str(msg["item_id"]),)
-        quantities = (int(msg.get("quantity", 1) or 1),)
+        # (a field only where its topic's schema types it: elsewhere any value gets through,
+        # and ``int([None])`` raised in the decoder instead of making a dead letter)
+        quantities = (int(msg.get("quantity", 1) or 1) if topic == "carts" else 1,)
     else:
         item_ids, quantities = (), ()
     context = msg.get("context")
@@ -57,7 +59,7 @@ def event_from_message(topic: str, msg: Mapping[str, Any]) -> UserEvent:
         item_ids=item_ids,
         quantities=quantities,
         action=msg.get("action"),
-        dwell_ms=int(msg.get("dwell_ms", 0) or 0),
+        dwell_ms=int(msg.get("dwell_ms", 0) or 0) if topic == "dwell" else 0,
         filters=msg.get("filters"),
         query=query if isinstance(query, str) else None,
         context=where,

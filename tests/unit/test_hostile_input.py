@@ -113,6 +113,42 @@ NASTY: list[tuple[str, bytes | None, str]] = [
 ]
 
 
+@pytest.mark.parametrize(
+    ("topic", "field", "value"),
+    [
+        ("clicks", "quantity", [None]),  # (found by the mutation test above)
+        ("clicks", "quantity", "three"),
+        ("returns", "quantity", {"n": 1}),
+        ("clicks", "dwell_ms", "long"),
+        ("carts", "dwell_ms", [1]),
+    ],
+)
+def test_a_field_another_topic_types_is_ignored_where_the_schema_lets_anything_through(
+    topic: str, field: str, value: Any
+) -> None:
+    body = dict(load_schema(topic)["examples"][0]) | {"user_id": "u-1", "item_id": "i-1"}
+    result = decode(topic, orjson.dumps(body | {field: value}))
+    assert isinstance(result, UserEvent), result
+    assert result.quantities == decode(topic, orjson.dumps(body)).quantities  # type: ignore[union-attr]
+    assert result.dwell_ms == 0
+
+
+def test_an_event_the_decoder_cannot_read_is_a_dead_letter_not_an_exception(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Whatever else a schema lets through that an event cannot hold becomes a dead letter
+    (an exception would fail the worker's whole batch)."""
+    from stream.adapters import codec
+
+    def unreadable(topic: str, msg: Any) -> UserEvent:
+        raise ValueError("no such thing")
+
+    monkeypatch.setattr(codec, "event_from_message", unreadable)
+    result = decode("clicks", _example("clicks", user_id="u-1", item_id="i-1"))
+    assert isinstance(result, DeadLetter) and result.reason == "schema_violation"
+    assert "no such thing" in result.error
+
+
 @pytest.mark.parametrize(("topic", "raw", "reason"), NASTY)
 def test_nasty_corpus_is_dead_lettered_with_its_reason(
     topic: str, raw: bytes | None, reason: str
