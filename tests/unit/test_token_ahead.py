@@ -12,9 +12,12 @@ import numpy as np
 import pytest
 
 from stream.adapters import pfeed_runtime, token_ahead
-from stream.adapters.encoder import BUNDLED_MODEL_DIR, OnnxItemEncoder
+from stream.adapters.encoder import OnnxItemEncoder
 from stream.adapters.token_ahead import TokensAhead
-from tests.unit.test_pfeed_runtime import item, rows, runtime
+from tests.unit.test_pfeed_runtime import item, rows
+from tests.unit.test_pfeed_updates import arrive, encoder, started
+
+__all__ = ["encoder"]  # (the fixture: the bundled encoder, its gate open)
 
 
 def test_a_slice_at_a_time_in_pending_order_and_a_replaced_message_again() -> None:
@@ -41,16 +44,10 @@ def test_a_slice_at_a_time_in_pending_order_and_a_replaced_message_again() -> No
     assert ahead.take([{"item_id": "p7"}]) == {}
 
 
-@pytest.fixture(scope="module")
-def encoder() -> OnnxItemEncoder:
-    return OnnxItemEncoder(BUNDLED_MODEL_DIR)
-
-
 def test_an_update_starts_once_its_batch_is_tokenised_and_prepare_does_not_tokenise_again(
     tmp_path: Path, encoder: OnnxItemEncoder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    rt = runtime(tmp_path, encoder, [item(i) for i in range(30)], tmp_path / "lookup")
-    asyncio.run(rt.start())
+    rt = started(tmp_path, encoder)  # type: ignore[arg-type]
     monkeypatch.setattr(pfeed_runtime, "UPDATE_GAP_S", 0.0)
     monkeypatch.setattr(pfeed_runtime, "UPDATE_DUTY", 1e9)
     monkeypatch.setattr(token_ahead, "TOKEN_SLICE", 3)
@@ -67,13 +64,11 @@ def test_an_update_starts_once_its_batch_is_tokenised_and_prepare_does_not_token
 
     async def scenario() -> None:
         for i in range(30, 38):
-            rt.engine.catalog.upsert(item(i))
-            rt.on_item("catalog", item(i))
+            arrive(rt, item(i))
         changed = {**item(31), "title": "Another thing"}  # replaced after its slice
         rt.sync()
         assert rt._job is None and len(calls) == 3  # a slice, no update yet
-        rt.engine.catalog.upsert(changed)
-        rt.on_item("catalog", changed)
+        arrive(rt, changed)
         rt.sync()  # (p31 went to the end of the queue, as its message arrived last)
         assert rt._job is None and len(calls) == 6
         rt.sync()  # the last slice, p31 again (replaced), then the update starts
@@ -90,14 +85,12 @@ def test_an_update_starts_once_its_batch_is_tokenised_and_prepare_does_not_token
 def test_a_tick_tokenises_every_slice_and_applies_the_batch(
     tmp_path: Path, encoder: OnnxItemEncoder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    rt = runtime(tmp_path, encoder, [item(i) for i in range(30)], tmp_path / "lookup")
-    asyncio.run(rt.start())
+    rt = started(tmp_path, encoder)  # type: ignore[arg-type]
     monkeypatch.setattr(token_ahead, "TOKEN_SLICE", 2)
 
     async def scenario() -> None:
         for i in range(30, 37):
-            rt.engine.catalog.upsert(item(i))
-            rt.on_item("catalog", item(i))
+            arrive(rt, item(i))
         await rt.tick()
         assert not rt.updating and len(rt.ahead) == 0
         assert all(len(rows(rt, f"p{i}")) == 20 for i in range(30, 37))
