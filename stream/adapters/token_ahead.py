@@ -55,9 +55,10 @@ class TokensAhead:
         """The rows made ahead for ``batch``'s messages, by item (forgotten here)."""
         out: dict[str, np.ndarray] = {}
         for message in batch:
-            held = self._rows.pop(str(message["item_id"]), None)
+            item_id = str(message["item_id"])
+            held = self._rows.pop(item_id, None)
             if held is not None and held[0] is message and held[1] is not None:
-                out[str(message["item_id"])] = held[1]
+                out[item_id] = held[1]
         return out
 
     def __len__(self) -> int:

@@ -191,6 +191,8 @@ def free_merge(
     offered every pair (rows × targets) to a top-K: at 136,520 items, after a release had cut
     ~130,000 rows short, ~5 s a role. Ties: every new target level with the ``f``-th best is
     offered too, so ``entered`` orders them as the exact merge does."""
+    if not rows.size:  # (most updates: no row was cut short)
+        return
     ri, t_new = _ROLES.index(role), lookup.embeddings[2][pos]
     step = max(chunk, (1 << 22) // max(1, pos.size))  # rows per product: ≤ 4M similarities
     for start in range(0, rows.size, step):
