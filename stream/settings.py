@@ -49,6 +49,18 @@ def _positive(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+def _session_timeout(env: Mapping[str, str]) -> float:
+    """``RECSTREAM_SESSION_TIMEOUT_S``: at least 3 s, so the 1 s heartbeats can miss two."""
+    raw = env.get("RECSTREAM_SESSION_TIMEOUT_S") or "6"
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ValueError(f"RECSTREAM_SESSION_TIMEOUT_S must be a number, got {raw!r}") from exc
+    if not value >= 3.0:
+        raise ValueError(f"RECSTREAM_SESSION_TIMEOUT_S must be >= 3, got {raw!r}")
+    return value
+
+
 def _non_negative(env: Mapping[str, str], name: str, default: int) -> int:
     value = _int(env, name, default)
     if value < 0:
@@ -155,6 +167,10 @@ class Settings:
     follower_fetch_max_wait_ms: int = 100
     feeds: tuple[str, ...] = ("for_you",)
     rebalance_timeout_s: float = 6.0
+    #: the bundled broker only: a member silent this long leaves its group. That broker also
+    #: holds every JoinGroup until half of it has passed (in 1 s steps), so it is the wait of
+    #: every worker start, and of a group whose member was killed (DESIGN.md "Known limits")
+    session_timeout_s: float = 6.0
     #: a worker that cannot reach the broker this long exits non-zero (a supervisor restarts it)
     broker_down_exit_s: float = 30.0
     ranking_profile: str | None = None
@@ -244,6 +260,7 @@ class Settings:
             follower_fetch_max_wait_ms=_positive(env, "RECSTREAM_FOLLOWER_FETCH_MAX_WAIT_MS", 100),
             feeds=feeds or ("for_you",),
             rebalance_timeout_s=float(env.get("RECSTREAM_REBALANCE_TIMEOUT_S") or 6.0),
+            session_timeout_s=_session_timeout(env),
             broker_down_exit_s=float(env.get("RECSTREAM_BROKER_DOWN_EXIT_S") or 30.0),
             ranking_profile=env.get("RECSTREAM_RANKING_PROFILE") or None,
             pfeed=_int(env, "RECSTREAM_PFEED", 1) != 0,

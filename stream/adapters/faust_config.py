@@ -88,9 +88,9 @@ def _tansu_workarounds(settings: Settings) -> dict[str, Any]:
     return {
         # (No one-record-per-batch producer here: state is not a Faust Table, and our own
         # changelog recovery reads the end from fetch responses, which are right on Tansu.)
-        # Tansu holds every JoinGroup for the full rebalance timeout: 30 s+ per start otherwise.
+        # Tansu holds every JoinGroup until half the session timeout has passed (1 s steps).
         "broker_rebalance_timeout": settings.rebalance_timeout_s,
-        "broker_session_timeout": max(10.0, settings.rebalance_timeout_s),
+        "broker_session_timeout": settings.session_timeout_s,
         "broker_heartbeat_interval": 1.0,
     }
 

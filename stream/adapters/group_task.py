@@ -17,13 +17,14 @@ log = logging.getLogger(__name__)
 
 
 def group_kwargs(settings: Settings, flavour: str) -> dict[str, Any]:
-    """Timeouts: the bundled broker holds a JoinGroup for the whole rebalance timeout (DESIGN.md
-    "Known limits"), so keep it short there, as the Faust group does; Kafka's defaults else."""
+    """Timeouts: the bundled broker holds a JoinGroup until half the session timeout has passed
+    (``Settings.session_timeout_s``), so keep it short there, as the Faust group does; Kafka's
+    defaults else."""
     if flavour != "tansu":
         return {}
     return {
         "rebalance_timeout_ms": int(settings.rebalance_timeout_s * 1000),
-        "session_timeout_ms": int(max(10.0, settings.rebalance_timeout_s) * 1000),
+        "session_timeout_ms": int(settings.session_timeout_s * 1000),
         "heartbeat_interval_ms": 1000,
     }
 
