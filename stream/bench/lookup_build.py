@@ -68,6 +68,12 @@ def _timed_build(emb: np.ndarray, exact_max: int) -> tuple[QueryTargetLookup, fl
     return lookup, time.perf_counter() - started
 
 
+def _seconds(value: float) -> float:
+    """Three significant digits: a build of a few thousand items takes milliseconds since the
+    compiled top-k, which two decimals rounded to 0."""
+    return float(f"{value:.3g}")
+
+
 def both_ways(emb: np.ndarray) -> dict[str, Any]:
     """One catalog built exactly and approximately: seconds, ratio, what the check measured,
     and how many rows came out identical."""
@@ -78,7 +84,7 @@ def both_ways(emb: np.ndarray) -> dict[str, Any]:
         for role in ROLES
     }
     return _approximate(approx, approx_s, emb) | {
-        "exact_s": round(exact_s, 2),
+        "exact_s": _seconds(exact_s),
         "speedup": round(exact_s / approx_s, 2),
         "rows_identical": identical,
         "exact_ns_per_pair": round(exact_s / emb.shape[1] ** 2 * 1e9, 2),
@@ -120,9 +126,9 @@ def update_both_ways(built: QueryTargetLookup, emb: np.ndarray, seed: int = 1) -
         for role in ROLES
     }
     return {
-        "update_exact_s": round(times["exact"], 2),
-        "update_worker_s": round(times["worker"], 2),
-        "update_grouping_s": round(grouping, 2),
+        "update_exact_s": _seconds(times["exact"]),
+        "update_worker_s": _seconds(times["worker"]),
+        "update_grouping_s": _seconds(grouping),
         "update_rows_identical": same,
     } | staged_update(built, ids, moved, rows["worker"])
 
@@ -160,7 +166,7 @@ def staged_update(
     return {
         "update_copy_s": round(copy_s, 3),
         "update_copy_mb": round(copy_bytes / 2**20, 1),
-        "update_staged_s": round(staged_s, 2),
+        "update_staged_s": _seconds(staged_s),
         "update_kept_as": "staged" if result is room else "copy",
         "update_install_ms": round(install_s * 1e3, 2),
         "update_journal_mb": round(written["journal_bytes"] / 2**20, 2),
@@ -185,7 +191,7 @@ def _approximate(approx: QueryTargetLookup, seconds: float, emb: np.ndarray) -> 
     of ``UPDATE`` changes into it, both ways."""
     return {
         "items": len(approx),
-        "approximate_s": round(seconds, 2),
+        "approximate_s": _seconds(seconds),
         "approximate": bool(approx.recall),
         "sampled_recall": {r: round(v, 4) for r, v in approx.recall.items()},
     } | _update(approx, emb)

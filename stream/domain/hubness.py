@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from stream.domain.row_top_k import top_values
+
 
 def nearest(
     t_emb: np.ndarray, q_emb: np.ndarray, targets: np.ndarray, k: int, chunk: int = 256
@@ -25,7 +27,7 @@ def nearest(
         block = targets[start : start + chunk]
         sims = t_emb[block] @ q_emb.T
         sims[np.arange(block.size), block] = -np.inf  # never its own query
-        out[start : start + block.size] = _top(sims, k)
+        out[start : start + block.size] = top_values(sims, k)
     return out
 
 
@@ -33,7 +35,7 @@ def merged(near: np.ndarray, sims: np.ndarray) -> np.ndarray:
     """``near`` updated with new similarities ``sims`` (same rows): the top ``k`` of both."""
     if near.shape[1] == 0:
         return near
-    return _top(np.hstack([near, sims.astype(np.float32)]), near.shape[1])
+    return top_values(np.hstack([near, sims.astype(np.float32)]), near.shape[1])
 
 
 def mean_near(near: np.ndarray) -> np.ndarray:
@@ -42,12 +44,3 @@ def mean_near(near: np.ndarray) -> np.ndarray:
     count = finite.sum(axis=1)
     total = np.where(finite, near, 0.0).sum(axis=1)
     return np.where(count > 0, total / np.maximum(count, 1), 0.0).astype(np.float32)
-
-
-def _top(sims: np.ndarray, k: int) -> np.ndarray:
-    """Row-wise ``k`` largest values, descending (-inf padded when a row has fewer columns)."""
-    if sims.shape[1] < k:
-        pad = np.full((sims.shape[0], k - sims.shape[1]), -np.inf, dtype=sims.dtype)
-        sims = np.hstack([sims, pad])
-    part = np.partition(sims, sims.shape[1] - k, axis=1)[:, sims.shape[1] - k :]
-    return -np.sort(-part, axis=1)

@@ -18,6 +18,7 @@ from stream.domain import (
     dense,
     diversity_kernel,
     relation_kernels,
+    row_top_k,
     top_kernels,
     trending,
 )
@@ -31,6 +32,7 @@ WARM_UPS: tuple[Callable[[], float], ...] = (
     affinity.warm_up,
     trending.warm_up,
     dense.warm_up,
+    row_top_k.warm_up,  # (not ranking's: catalog updates', in their thread, after the start)
 )
 
 

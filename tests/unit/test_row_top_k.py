@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stream.domain.row_top_k import entered, merged
+from stream.domain.row_top_k import entered, merged, top_k, top_values
 
 
 def rows_and_candidates(
@@ -76,3 +76,51 @@ def test_entered_with_a_dense_block_leaves_the_dense_merge_s_rows_either_way(cut
     want_i, want_v = merged(ids, sims, new_ids, new, 5)
     assert got_i.tolist() == want_i.tolist()
     assert np.array_equal(got_v, want_v)
+
+
+def reference_top_k(sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """A full stable sort of each row: values descending, ties to the lower column; entries
+    that are not above -inf (-inf, NaN) never selected; a selected +inf keeps index -1."""
+    out_i = np.full((sims.shape[0], k), -1, dtype=np.int64)
+    out_v = np.full((sims.shape[0], k), -np.inf, dtype=np.float32)
+    for r, row in enumerate(sims):
+        order = [j for j in np.argsort(-row, kind="stable") if row[j] > -np.inf][:k]
+        out_v[r, : len(order)] = row[order]
+        out_i[r, : len(order)] = [j if np.isfinite(row[j]) else -1 for j in order]
+    return out_i, out_v
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_top_k_equals_a_stable_full_sort(seed: int, dtype: type) -> None:
+    """Random blocks with ties (values from a few levels), -inf and NaN entries, rows with
+    fewer finite columns than k, k above the column count, and +inf."""
+    rng = np.random.default_rng(seed)
+    n, cols, k = int(rng.integers(1, 40)), int(rng.integers(1, 300)), int(rng.integers(1, 30))
+    sims = rng.integers(0, 6, (n, cols)).astype(dtype) / 5 - 0.3
+    sims[rng.random((n, cols)) < 0.3] = -np.inf
+    sims[rng.random((n, cols)) < 0.02] = np.nan
+    sims[rng.random((n, cols)) < 0.01] = np.inf
+    sims[0] = -np.inf
+    got_i, got_v = top_k(sims, k)
+    want_i, want_v = reference_top_k(sims, k)
+    assert got_i.tolist() == want_i.tolist()
+    assert np.array_equal(got_v, want_v)
+
+
+def test_top_k_of_a_column_slice_reads_the_slice() -> None:
+    sims = np.arange(60, dtype=np.float32).reshape(6, 10)[:, ::-3]  # (not contiguous)
+    got_i, got_v = top_k(sims, 2)
+    assert got_i.tolist() == [[0, 1]] * 6
+    assert got_v[:, 0].tolist() == sims[:, 0].tolist()
+
+
+def test_top_k_of_nothing() -> None:
+    assert top_k(np.zeros((3, 0), dtype=np.float32), 4)[0].tolist() == [[-1] * 4] * 3
+    assert top_k(np.zeros((3, 5), dtype=np.float32), 0)[1].shape == (3, 0)
+
+
+def test_top_values_are_top_k_s_values() -> None:
+    rng = np.random.default_rng(3)
+    sims = rng.random((20, 50)).astype(np.float32)
+    assert np.array_equal(top_values(sims, 7), -np.sort(-sims, axis=1)[:, :7])
