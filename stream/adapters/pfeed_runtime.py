@@ -11,7 +11,7 @@ Life cycle (all on the worker's event loop except the heavy parts, which run in 
 * while the catalog replica catches up, ``on_item`` only records the latest message per item;
 * ``start`` (once the replica caught up, before the worker serves) loads the published version;
   if none exists it embeds the catalog with the bundled encoder and builds the lookup in a thread
-  (5k items: ~0.6 s embedding + ~1 s build here), then publishes it so a restart or another
+  (5k items: ~0.6 s embedding + ~0.3 s build here), then publishes it so a restart or another
   worker on the same folder loads it instead. Items of the catalog that the published version
   lacks are embedded and upserted; items it has are trusted (their content tokens are
   remembered, so replayed catalog messages cost no inference);
