@@ -55,9 +55,9 @@ def test_rows_cut_short_are_merged_on_their_own_and_the_rest_through_the_lists(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Changed items held by more rows than ``max_recompute`` are cut out of them: those rows
-    have a free slot and take any new target. They go through ``free_merge`` (offered only
-    what can enter), the others through the lists, no role through the exact merge of every
-    row, and the rows equal the exact merge's."""
+    have a free slot and take any new target. They go through ``free_merge`` (every new
+    target offered to each, compiled), the others through the lists, no role through the
+    exact merge of every row, and the rows equal the exact merge's."""
     emb = grouped(1200, groups=40)
     batch = list(range(0, 900, 9))
     monkeypatch.setattr(lookup_updates, "MERGE_LISTS_MIN", 10**9)
@@ -93,7 +93,7 @@ def test_rows_cut_short_are_merged_on_their_own_and_the_rest_through_the_lists(
 @pytest.mark.parametrize("room", [1, 3, 10], ids=["one free slot", "three", "empty rows"])
 def test_free_merge_leaves_the_rows_the_exact_merge_leaves(room: int) -> None:
     """Rows with free slots (one, a few, all K), new targets that tie (two with the same
-    embedding): offered only what can enter, the rows come out as the exact merge's."""
+    embedding): the rows come out as the exact merge's."""
     emb = scattered(400)
     emb[:, 301] = emb[:, 300]  # (a tie in every row for the best new target)
     lookup = built(emb, 400)

@@ -124,3 +124,22 @@ def test_top_values_are_top_k_s_values() -> None:
     rng = np.random.default_rng(3)
     sims = rng.random((20, 50)).astype(np.float32)
     assert np.array_equal(top_values(sims, 7), -np.sort(-sims, axis=1)[:, :7])
+
+
+@pytest.mark.parametrize("seed", range(10))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_merged_is_the_top_k_of_both_blocks_side_by_side(seed: int, dtype: type) -> None:
+    """The two blocks stacked (existing targets first), selected by the full sort, the ids
+    gathered back: ties between an existing target and a new one keep the existing first."""
+    rng = np.random.default_rng(seed)
+    n, k, c = int(rng.integers(1, 30)), int(rng.integers(1, 12)), int(rng.integers(1, 40))
+    ids, sims, new_ids, _ = rows_and_candidates(rng, n, k, c)
+    sims = np.round(sims * 4) / 4  # (ties within and across the blocks)
+    new = (rng.integers(0, 5, (n, c)) / 4).astype(dtype)
+    new[rng.random((n, c)) < 0.2] = -np.inf
+    both_i = np.hstack([ids, np.broadcast_to(new_ids, new.shape)])
+    top, want_v = reference_top_k(np.hstack([sims, new]), k)
+    want_i = np.where(top >= 0, np.take_along_axis(both_i, np.maximum(top, 0), 1), -1)
+    got_i, got_v = merged(ids, sims, new_ids, new, k)
+    assert got_i.tolist() == want_i.tolist()
+    assert np.array_equal(got_v, want_v)
