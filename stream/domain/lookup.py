@@ -34,7 +34,7 @@ import numpy as np
 
 from stream.domain import hubness, lookup_ivf, lookup_updates
 from stream.domain.lookup_buffers import Row, resized
-from stream.domain.row_top_k import entered
+from stream.domain.row_top_k import beaten_rows, merged
 from stream.domain.row_top_k import top_k as _top_k
 
 ROLES = ("view", "buy")
@@ -356,20 +356,13 @@ class QueryTargetLookup:
                 block = every[start : start + step]
                 sims = self.scores(role, q_emb[block] @ t_new.T, pos)
                 sims[np.isin(block, pos)] = -np.inf  # (and so never its own target)
-                at = np.nonzero(sims > self._kth(role, block)[:, None])
-                if not at[0].size:
+                rows = beaten_rows(sims, self._kth(role, block))
+                if not rows.size:
                     continue
-                rows, local = np.unique(at[0], return_inverse=True)
-                idx, vals = entered(
-                    *self._held(role, block[rows]),
-                    (local, at[1]),
-                    pos,
-                    sims[at],
-                    self.k,
-                    partial(sims.__getitem__, rows),
-                )
-                rows = block[rows]
-                self._store(role, rows, idx, vals)
+                # (a target at or below a row's K-th cannot enter it: offering every one is
+                # the merge of the beating ones, compiled)
+                idx, vals = merged(*self._held(role, block[rows]), pos, sims[rows], self.k)
+                self._store(role, block[rows], idx, vals)
 
     # -- alignment with a worker's catalog -------------------------------------------------------
     def aligned_to(self, catalog_ids: Sequence[str]) -> QueryTargetLookup:

@@ -108,6 +108,26 @@ def _flush(
         out_i[r, p] = best_i[p] if np.isfinite(best_v[p]) else -1
 
 
+def beaten_rows(sims: np.ndarray, kth: np.ndarray) -> np.ndarray:
+    """The rows of ``sims`` with a value above their ``kth`` (the rows a merge changes), in
+    order: one pass that stops at a row's first such value, where ``np.nonzero(sims > kth)``
+    made a boolean block and listed every entry (~1 s of an update at 273,040 items)."""
+    out = np.empty(sims.shape[0], dtype=np.int64)
+    return out[: _beaten_rows(sims, kth, out)]
+
+
+@numba.njit(cache=True, nogil=True)
+def _beaten_rows(sims: np.ndarray, kth: np.ndarray, out: np.ndarray) -> int:
+    count = 0
+    for r in range(sims.shape[0]):
+        for j in range(sims.shape[1]):
+            if sims[r, j] > kth[r]:
+                out[count] = r
+                count += 1
+                break
+    return count
+
+
 def warm_up() -> float:
     """Compile (or load from the cache) the kernel for the blocks the builds pass (float32
     similarities; float64 where a score's hub term is float64); returns the seconds it took."""
@@ -116,6 +136,7 @@ def warm_up() -> float:
         top_k(np.zeros((2, 3), dtype=dtype), 2)
     ids, sims = np.zeros((2, 2), dtype=np.int64), np.zeros((2, 2), dtype=np.float32)
     merged(ids, sims, np.zeros(3, dtype=np.int64), np.zeros((2, 3), dtype=np.float32), 2)
+    beaten_rows(sims, np.zeros(2, dtype=np.float32))
     return time.perf_counter() - started
 
 

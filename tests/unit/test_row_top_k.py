@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stream.domain.row_top_k import entered, merged, top_k, top_values
+from stream.domain.row_top_k import beaten_rows, entered, merged, top_k, top_values
 
 
 def rows_and_candidates(
@@ -143,3 +143,16 @@ def test_merged_is_the_top_k_of_both_blocks_side_by_side(seed: int, dtype: type)
     got_i, got_v = merged(ids, sims, new_ids, new, k)
     assert got_i.tolist() == want_i.tolist()
     assert np.array_equal(got_v, want_v)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_beaten_rows_are_the_rows_with_an_entry_above_their_kth(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n, c = int(rng.integers(1, 50)), int(rng.integers(1, 30))
+    sims = (rng.integers(0, 5, (n, c)) / 4).astype(np.float32)
+    sims[rng.random((n, c)) < 0.1] = np.nan
+    kth = (rng.integers(0, 6, n) / 4).astype(np.float32)
+    kth[rng.random(n) < 0.2] = -np.inf
+    want = np.unique(np.nonzero(sims > kth[:, None])[0])
+    assert beaten_rows(sims, kth).tolist() == want.tolist()
+    assert beaten_rows(sims[:, :0], kth).size == 0
