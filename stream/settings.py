@@ -169,7 +169,7 @@ class Settings:
     rebalance_timeout_s: float = 6.0
     #: the bundled broker only: a member silent this long leaves its group. That broker also
     #: holds every JoinGroup until half of it has passed (in 1 s steps), so it is the wait of
-    #: every worker start, and of a group whose member was killed (DESIGN.md "Known limits")
+    #: every worker start, and of a group whose member was killed (README, "Configuration")
     session_timeout_s: float = 6.0
     #: a worker that cannot reach the broker this long exits non-zero (a supervisor restarts it)
     broker_down_exit_s: float = 30.0

@@ -3,8 +3,8 @@
 Why: the exact build compares every item's query with every target, for both roles: ~4 ns a
 pair here since its top-k is compiled (40,000 items 6.6 s, a grocery catalog's 68,260 products
 20 s), so a catalog of a million items would take over an hour and one of 40 million ~78
-core-days. A worker
-that finds no published lookup builds one before it serves, so that is also its first start.
+core-days. A worker that finds no published lookup builds one before it serves, so that is
+also its first start.
 
 How: spherical k-means (seeded, on a sample) puts the active targets into ~2·√n lists; each
 query is compared only with the members of its ``nprobe`` nearest lists (by centroid), and

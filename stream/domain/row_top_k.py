@@ -1,8 +1,11 @@
-"""Row-wise top-k of a similarity block: the one selection every lookup build makes.
+"""Row-wise top-k of a similarity block: the one selection every lookup build makes, and
+the merges of new targets into existing rows that updates make.
 
 Kept apart from ``stream.domain.lookup`` because both of its builds use it, the exact one and
 the approximate one (``stream.domain.lookup_ivf``), and two builds that select alike leave
-the same rows wherever they compared the same targets.
+the same rows wherever they compared the same targets. The selections are compiled (numba,
+``nogil``: builds and updates run in a thread beside the event loop), all through one rule
+(``_offer``), so a build and a merge order ties alike.
 """
 
 from __future__ import annotations
@@ -129,8 +132,8 @@ def _beaten_rows(sims: np.ndarray, kth: np.ndarray, out: np.ndarray) -> int:
 
 
 def warm_up() -> float:
-    """Compile (or load from the cache) the kernel for the blocks the builds pass (float32
-    similarities; float64 where a score's hub term is float64); returns the seconds it took."""
+    """Compile (or load from the cache) the kernels for the blocks builds and updates pass
+    (float32 similarities, float64 too for ``top_k``); returns the seconds it took."""
     started = time.perf_counter()
     for dtype in (np.float32, np.float64):
         top_k(np.zeros((2, 3), dtype=dtype), 2)
