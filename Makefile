@@ -11,6 +11,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	# recbole is installed only for its bundled MovieLens-100K files; it is never imported.
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps recbole==1.2.1
+	# numba compiles the engine's kernels into its on-disk cache here, once, instead of in the
+	# first worker's start-up (~35 s of a first `make demo`, beside the broker and the lookup)
+	@echo "compiling the engine's kernels into numba's cache (once, ~15 s) ..."
+	$(PY) -m stream.domain.kernels
 	touch $(STAMP)
 
 install: $(STAMP)

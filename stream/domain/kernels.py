@@ -1,7 +1,9 @@
 """The compiled ranking kernels' warm-ups, in one list: what a worker runs before it serves.
 
-A kernel's first call loads it from numba's on-disk cache (~0.2 s for all of them), or
-compiles it after an install (~6 s). A worker pays that at start (``lifecycle``), not in its
+A kernel's first call loads it from numba's on-disk cache (~0.3 s for all of them), or
+compiles it (~32 s for all of them here, alone; ~35 s inside a first ``make demo``'s start-up,
+beside the broker and the lookup build). ``make install`` compiles them once
+(``python -m stream.domain.kernels``); a worker loads them at start (``lifecycle``), not in its
 first user's ranking; the bench's in-process runner pays it the same way before it times a
 burst (``stream.bench.inprocess.build_engine``): a kernel missing from this list would show
 there as a first burst ~0.4 s slow, as all of them did in a quick report's in-process burst
@@ -39,3 +41,7 @@ WARM_UPS: tuple[Callable[[], float], ...] = (
 def warm_up_all() -> float:
     """Every kernel loaded (or compiled); the seconds it took."""
     return sum(warm() for warm in WARM_UPS)
+
+
+if __name__ == "__main__":  # `make install`: compiled once into the cache, not at a start
+    print(f"kernels compiled (or loaded from the cache) in {warm_up_all():.1f} s")
