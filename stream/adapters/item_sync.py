@@ -95,14 +95,16 @@ class ItemSync:
     def pending(self) -> int:
         return len(self.upserts) + len(self.deletes) + len(self.stock)
 
-    async def flush(self) -> None:
-        """Write everything queued so far from a thread; on failure re-queue and log."""
+    async def flush(self, duty: float = WRITE_DUTY) -> None:
+        """Write everything queued so far from a thread; on failure re-queue and log. ``duty``:
+        the share of wall time the writing may take while chunks wait (1: no pauses, for a
+        worker's start, when no user is served yet and the loop has nothing to starve)."""
         if not self.pending:
             return
         upserts, deletes, stock = self.upserts, self.deletes, self.stock
         self.upserts, self.deletes, self.stock = {}, set(), {}
         try:
-            await asyncio.to_thread(self._write, upserts, deletes, stock)
+            await asyncio.to_thread(self._write, upserts, deletes, stock, duty)
         except Exception as exc:  # a serving copy: retried at the next flush
             self.failures += 1
             log.warning("Qdrant items write failed (%s); retrying with the next flush", exc)
@@ -117,6 +119,7 @@ class ItemSync:
         upserts: dict[str, tuple[dict[str, Any], np.ndarray]],
         deletes: set[str],
         stock: dict[str, int],
+        duty: float = WRITE_DUTY,
     ) -> None:
         entries = list(upserts.values())
         took = 0.0
@@ -124,8 +127,8 @@ class ItemSync:
             if start:
                 # Building an Edge point holds the GIL (~60 us an item: ~8 us per payload
                 # string), so a bulk catalog change written flat out starved the event loop
-                # for seconds; between chunks this thread sleeps, giving it 1 - WRITE_DUTY.
-                time.sleep(took * (1.0 / WRITE_DUTY - 1.0))
+                # for seconds; between chunks this thread sleeps, giving it 1 - duty.
+                time.sleep(took * (1.0 / duty - 1.0))
             began = time.perf_counter()
             part = entries[start : start + CHUNK]
             self._index().upsert([p for p, _ in part], np.stack([v for _, v in part]))

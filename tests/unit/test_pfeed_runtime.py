@@ -93,6 +93,27 @@ def test_builds_and_publishes_when_nothing_is_published_then_another_worker_load
     assert first.items is not None and first.items.count() == 40
 
 
+def test_the_first_sync_at_start_writes_without_pauses(
+    tmp_path: Path, encoder: OnnxItemEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing is served while ``start`` runs, so the first full sync of the `items` collection
+    is not paced for serving; later flushes are (``WRITE_DUTY``)."""
+    from stream.adapters import item_sync
+
+    slept: list[float] = []
+    monkeypatch.setattr(item_sync, "CHUNK", 8)
+    monkeypatch.setattr(item_sync.time, "sleep", slept.append)
+    rt = runtime(tmp_path, encoder, [item(i) for i in range(40)], tmp_path / "lookup")
+    asyncio.run(rt.start())
+    assert rt.items is not None and rt.items.count() == 40
+    assert len(slept) == 4 and not any(slept)
+    for i in range(40, 60):
+        rt.engine.catalog.upsert(item(i))
+        rt.on_item("catalog", item(i))
+    asyncio.run(rt.tick())
+    assert rt.items.count() == 60 and any(slept[4:])
+
+
 def test_catalog_messages_refresh_rows_and_qdrant_items(
     tmp_path: Path, encoder: OnnxItemEncoder
 ) -> None:
@@ -238,6 +259,12 @@ def test_a_bulk_item_write_leaves_the_gil_to_the_loop_between_chunks(
     assert Slow.calls == 3 and sync.written == 2 * item_sync.CHUNK + 1
     ratio = 1.0 / item_sync.WRITE_DUTY - 1.0
     assert slept == pytest.approx([0.01 * ratio, 0.01 * ratio])
+    # a worker's start (nothing served yet) writes at full duty: no pause between chunks
+    slept.clear()
+    for i in range(2 * item_sync.CHUNK + 1):
+        sync.put(item(i), vec, 2)
+    asyncio.run(sync.flush(duty=1.0))
+    assert Slow.calls == 6 and slept == [0.0, 0.0]
 
 
 def test_a_large_catalog_is_built_approximately_checked_and_said_so(
