@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps recbole==1.2.1
 	# numba compiles the engine's kernels into its on-disk cache here, once, instead of in the
 	# first worker's start-up (~35 s of a first `make demo`, beside the broker and the lookup)
-	@echo "compiling the engine's kernels into numba's cache (once, ~15 s) ..."
+	@echo "compiling the engine's kernels into numba's cache (once, ~30 s) ..."
 	$(PY) -m stream.domain.kernels
 	touch $(STAMP)
 
