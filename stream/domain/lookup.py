@@ -348,6 +348,8 @@ class QueryTargetLookup:
         t_new = self.embeddings[2, pos]
         step = max(chunk, (1 << 22) // max(1, pos.size))  # rows per product: ≤ 4M similarities
         every = np.arange(len(self.ids)) if only is None else only
+        own = np.zeros(len(self.ids), dtype=bool)
+        own[pos] = True
         for ri, role in enumerate(ROLES):
             if role not in roles:
                 continue
@@ -355,14 +357,16 @@ class QueryTargetLookup:
             for start in range(0, every.size, step):
                 block = every[start : start + step]
                 sims = self.scores(role, q_emb[block] @ t_new.T, pos)
-                sims[np.isin(block, pos)] = -np.inf  # (and so never its own target)
+                sims[own[block]] = -np.inf  # (and so never its own target)
                 rows = beaten_rows(sims, self._kth(role, block))
                 if not rows.size:
                     continue
                 # (a target at or below a row's K-th cannot enter it: offering every one is
                 # the merge of the beating ones, compiled)
-                idx, vals = merged(*self._held(role, block[rows]), pos, sims[rows], self.k)
-                self._store(role, block[rows], idx, vals)
+                if rows.size < block.size:  # (rows cut short: every one is beaten)
+                    block, sims = block[rows], sims[rows]
+                idx, vals = merged(*self._held(role, block), pos, sims, self.k)
+                self._store(role, block, idx, vals)
 
     # -- alignment with a worker's catalog -------------------------------------------------------
     def aligned_to(self, catalog_ids: Sequence[str]) -> QueryTargetLookup:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from stream.domain import lookup_ivf
-from stream.domain.row_top_k import entered, merged
+from stream.domain.row_top_k import entered
 
 if TYPE_CHECKING:
     from stream.domain.lookup import QueryTargetLookup
@@ -184,25 +184,15 @@ def merge(lookup: QueryTargetLookup, pos: np.ndarray, chunk: int = 256) -> None:
 def free_merge(
     lookup: QueryTargetLookup, role: str, rows: np.ndarray, pos: np.ndarray, chunk: int
 ) -> None:
-    """Enter the targets ``pos`` into ``rows``, rows with free slots (-inf at the end), exactly
-    as the exact merge does: each becomes the top K of its targets and every new one (raw
-    cosines, as ``merge``, which runs only for lookups without hub scores). Any new target can
-    take a free slot, so every one is offered to every row: the dense merge, compiled
-    (``row_top_k.merged``). Before it was compiled, numpy's dense merge took ~5 s a role at
-    136,520 items after a release had cut ~130,000 rows short, so only the targets that could
-    enter were offered (those above a row's lowest target and its best few: a partition, a
-    nonzero and a sparse entry, ~1.2 s a role); the compiled merge of every pair takes ~0.1 s
-    a role there."""
-    if not rows.size:  # (most updates: no row was cut short)
-        return
-    ri, t_new = _ROLES.index(role), lookup.embeddings[2][pos]
-    step = max(chunk, (1 << 22) // max(1, pos.size))  # rows per product: ≤ 4M similarities
-    for start in range(0, rows.size, step):
-        block = rows[start : start + step]
-        old_i, old_v = lookup._held(role, block)
-        sims = _block(lookup.embeddings[ri], block, t_new)
-        idx, vals = merged(old_i, old_v, pos, sims, lookup.k)
-        lookup._store(role, block, idx, vals)
+    """Enter the targets ``pos`` into ``rows``, rows with free slots (-inf at the end): the
+    exact merge over those rows alone (raw cosines, as ``merge``, which runs only for lookups
+    without hub scores). Any new target beats a free slot, so every one is offered to every
+    such row, through the compiled dense merge. Before that merge was compiled it took ~5 s a
+    role at 136,520 items after a release had cut ~130,000 rows short, so only the targets
+    that could enter were offered (a partition, a nonzero and a sparse entry, ~1.2 s a role);
+    compiled, ~0.1 s a role there."""
+    if rows.size:  # (most updates: no row was cut short)
+        lookup._merge(pos, chunk, (role,), rows)
 
 
 def _block(q_emb: np.ndarray, rows: np.ndarray, t_new: np.ndarray) -> np.ndarray:
