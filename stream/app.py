@@ -38,6 +38,7 @@ from stream.lifecycle import EXIT_AGENT_FAILED as EXIT_AGENT_FAILED
 from stream.lifecycle import Lifecycle, die
 from stream.pipeline import Pipeline
 from stream.plan import Durability, Record
+from stream.readiness import ASSIGNED_LOG
 from stream.settings import CONTROL_TOPICS, ITEM_TOPICS, USER_TOPICS, Settings
 
 log = logging.getLogger(__name__)
@@ -153,6 +154,7 @@ def create_app(
 
     def rebalanced(partitions: set[int] | None) -> None:
         """After a rebalance; ``partitions`` None: the assignment could not be read."""
+        log.info(ASSIGNED_LOG, "unknown" if partitions is None else sorted(partitions))
         pipeline.stock.stale = True  # users moved between workers
         store.forget_assignment()  # re-read changelog tails before serving partitions again
         if partitions is not None:

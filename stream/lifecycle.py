@@ -118,6 +118,8 @@ class Lifecycle(mode.Service):
             r.gc.freeze()  # what start-up built is not walked by every later full collection
         r.pipeline.ready.set()
         log.info(SERVING_LOG, time.monotonic() - self.started_at)
+        # an index rebuilt at an assignment before now was not checked against the stock then
+        await r.pipeline.check_held()
 
     async def on_stop(self) -> None:
         await self._stop_preparing()

@@ -44,6 +44,7 @@ from stream.domain.learning import GROUP_MAX, learned_records
 from stream.domain.profile import UserProfile
 from stream.plan import BatchPlan, Durability, Record, Send, UserWork
 from stream.stock_index import StockIndex
+from stream.stock_refresh import StockOuts, held_out_of_stock
 
 if TYPE_CHECKING:
     from stream.adapters.profile_runtime import ProfileRuntime
@@ -74,6 +75,8 @@ class Pipeline:
         self.metrics = metrics
         self.caught_up = caught_up
         self.stock = StockIndex(store, durability)
+        self.stock.on_rebuilt = self.check_held
+        self.stock_outs = StockOuts()
         self.erasures = Erasures()
         self.ready = asyncio.Event()
         #: live ranking profiles (per-user variant, shadow lists); None = the engine's own
@@ -276,26 +279,41 @@ class Pipeline:
         new list is stored in the profile like any other (a restart indexes the right lists)."""
         catalog = self.engine.catalog
         self.metrics.catalog_out_of_stock.set(int((catalog.available[: len(catalog)] <= 0).sum()))
+        item_id = catalog.ids[change.index]
+        self.stock_outs.note(item_id, change, message)
         if not change.went_out or not self.ready.is_set():
             # before ready the replica replays history (a restart): asking the Faust consumer
-            # for its assignment then crashed the worker (ConsumerNotStarted); such holders get
-            # a list without the item at their next event (ranking never shows it)
+            # for its assignment then crashed the worker (ConsumerNotStarted); the check of
+            # the rebuilt index at ready refreshes such holders (``check_held``)
             return
-        item_id = catalog.ids[change.index]
+        rebuilds = self.stock.rebuilds
         await self.stock.ensure()
-        # no later than this worker's clock: a refresh ranks *now*, and one stamped by a stock
-        # producer whose clock runs ahead would be dead-lettered as ``ts_ahead`` (the decoder's
-        # check), leaving the item in its holders' lists until their next event
-        ts = min(int(message["ts"]), int(time.time() * 1000))
+        if self.stock.rebuilds != rebuilds or self.stock.unchecked:
+            # rebuilt meanwhile, or not checked since its rebuild: the check of every held
+            # item covers this one (a no-op if the rebuild ran it already)
+            await self.check_held()
+            return
+        await self._refresh({user_id: item_id for user_id in self.stock.holding(item_id)})
+
+    async def check_held(self) -> None:
+        """Refresh every local user whose indexed list holds an item out of stock now, once
+        per rebuild of the index (``stream.stock_refresh``). Waits for ``ready``: before, the
+        catalog replica is still replaying the stock history."""
+        if not self.ready.is_set() or not self.stock.unchecked:
+            return
+        self.stock.unchecked = False
+        held = await held_out_of_stock(self.stock.holders, self.engine.catalog)
+        if held:
+            log.info("%d local users hold items out of stock since their last list", len(held))
+        await self._refresh(held)
+
+    async def _refresh(self, held: dict[str, str]) -> None:
+        """A `refresh` record per user (user → the out-of-stock item it answers), all sent."""
+        now_ms = int(time.time() * 1000)
         futures = []
-        for user_id in self.stock.holding(item_id):
-            body = {
-                "event_id": str(message["event_id"]),
-                "user_id": user_id,
-                "ts": ts,
-                "item_id": item_id,
-            }
-            futures.append(await self.send("refresh", user_id.encode(), orjson.dumps(body), None))
+        for user_id, item_id in held.items():
+            body = self.stock_outs.refresh(user_id, item_id, now_ms)
+            futures.append(await self.send("refresh", user_id.encode(), body, None))
         if futures:
             await asyncio.gather(*futures)
 

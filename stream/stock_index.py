@@ -13,6 +13,12 @@ stock-out rarely waits for one.
 
 A list committed while a rebuild runs is newer than what the rebuild may have read for that
 user: such users are noted and their committed lists win when the rebuilt index is swapped in.
+
+A rebuilt index is ``unchecked``: its lists were read from storage, and an item in them may
+have gone out of stock while no worker served those users (the worker was down, the partition
+was moving, or the stock-out came before the users' partitions were assigned). ``on_rebuilt``
+(the pipeline's check, ``Pipeline.check_held``) runs after every rebuild, so those users get
+a fresh list then instead of at their next event.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from stream.adapters.state_store import StateStore
 from stream.domain.holders import Holders
@@ -47,6 +53,10 @@ class StockIndex:
         self._touched: set[str] | None = None  # users whose list changed during a rebuild
         self._background: set[asyncio.Task[None]] = set()
         self.rebuilds = 0
+        #: the lists were read from storage and not yet checked against the stock since
+        self.unchecked = False
+        #: awaited after each rebuild, still holding the rebuild's lock (module docstring)
+        self.on_rebuilt: Callable[[], Awaitable[None]] | None = None
 
     def update(self, user_id: str, items: Sequence[str]) -> None:
         self.holders.update(user_id, items)
@@ -80,10 +90,13 @@ class StockIndex:
             log.warning("stock index rebuild failed; retried at the next stock-out", exc_info=True)
 
     async def ensure(self) -> None:
-        """Rebuild when stale; one rebuild at a time (a caller arriving meanwhile waits)."""
+        """Rebuild when stale, then ``on_rebuilt``; one rebuild at a time (a caller arriving
+        meanwhile waits)."""
         async with self._lock:
             if self.stale:
                 await self._rebuild()
+                if self.on_rebuilt is not None:
+                    await self.on_rebuilt()
 
     async def _rebuild(self) -> None:
         if self.durability is not None:
@@ -111,6 +124,7 @@ class StockIndex:
         finally:
             self._touched = None
         self.holders = fresh
+        self.unchecked = True
         self.rebuilds += 1
         log.info(
             "stock index rebuilt: %d users hold lists (%.2f s)",

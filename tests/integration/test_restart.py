@@ -1,4 +1,5 @@
-"""A restarted worker keeps its users' state and still refreshes their lists on a stock-out."""
+"""A restarted worker keeps its users' state and refreshes their lists on a stock-out: one
+while it was down (at its start), and one after."""
 
 from __future__ import annotations
 
@@ -8,11 +9,26 @@ from typing import Any
 
 import pytest
 
-from stream.tools import TopicReader
-from tests.conftest import new_deployment
+from stream.tools import TopicReader, produce
+from tests.conftest import Deployment, new_deployment
 from tests.integration.test_pipeline import CATALOG, event, now_ms, send_and_wait
 
 pytestmark = pytest.mark.integration
+
+
+def stock_out(event_id: str, item_id: str) -> dict[str, Any]:
+    return {"event_id": event_id, "item_id": item_id, "ts": now_ms(), "available": 0}
+
+
+async def refreshed_by(
+    dep: Deployment, event_id: str, produce_first: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The first list on `recommendations` answering ``event_id`` (after producing the stock
+    message ``produce_first``, if given)."""
+    async with TopicReader(dep.settings, "recommendations") as reader:
+        if produce_first is not None:
+            await produce(dep.settings, [("stock", produce_first)])
+        return await reader.wait_for(lambda m: m["trigger"]["event_id"] == event_id, timeout=30)
 
 
 def test_restart_keeps_state_and_stock_refreshes(broker: Any, tmp_path: Path) -> None:
@@ -25,23 +41,22 @@ def test_restart_keeps_state_and_stock_refreshes(broker: Any, tmp_path: Path) ->
     )
     assert worker.stop() == 0
     assert "SIGTERM received: stopping" in worker.log()  # a stop from outside says so
+    # while no worker serves the user, an item in their list goes out of stock
+    gone = first["items"][1]["item_id"]
+    dep.produce([("stock", stock_out("down-stock", gone))])
     again = dep.worker("w").start()  # same data dir: RocksDB state + changelog
     try:
         again.wait_ready()
+        # the restarted worker's check of the lists it indexed refreshes them without an event
+        # from the user, naming the stock event that took the item out
+        caught_up = asyncio.run(refreshed_by(dep, "down-stock"))
+        assert caught_up["user_id"] == "u-restart"
+        assert gone not in [it["item_id"] for it in caught_up["items"]]
         # no event from the user since the restart: only the rebuilt stock index knows them
-        victim = first["items"][0]["item_id"]
-        stock = {"event_id": "restart-stock", "item_id": victim, "ts": now_ms(), "available": 0}
-
-        async def refreshed() -> dict[str, Any]:
-            async with TopicReader(dep.settings, "recommendations") as reader:
-                from stream.tools import produce
-
-                await produce(dep.settings, [("stock", stock)])
-                return await reader.wait_for(
-                    lambda m: m["trigger"]["event_id"] == "restart-stock", timeout=30
-                )
-
-        message = asyncio.run(refreshed())
+        victim = caught_up["items"][0]["item_id"]
+        message = asyncio.run(
+            refreshed_by(dep, "restart-stock", stock_out("restart-stock", victim))
+        )
         assert message["user_id"] == "u-restart"
         assert victim not in [it["item_id"] for it in message["items"]]
         # and the profile itself survived the restart: its version continues

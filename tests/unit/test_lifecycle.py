@@ -47,6 +47,11 @@ def _rapp(order: list[str], *, caught_up: bool = True, pfeed_fails: bool = False
     gc = SimpleNamespace(
         install=lambda: order.append("gc"), set_gen0=lambda n: None, freeze=lambda: None
     )
+
+    async def check_held() -> None:  # the stock check of an index rebuilt before ready
+        assert ready.is_set(), "checked the held items while the stock history was replayed"
+        order.append("check")
+
     return SimpleNamespace(
         settings=Settings.from_env({}),
         metrics=Metrics(),
@@ -55,7 +60,7 @@ def _rapp(order: list[str], *, caught_up: bool = True, pfeed_fails: bool = False
         engine=SimpleNamespace(catalog=[], learner=SimpleNamespace(applied=0)),
         pfeed=Pfeed("pfeed", order, fail=pfeed_fails),
         gc=gc,
-        pipeline=SimpleNamespace(ready=ready),
+        pipeline=SimpleNamespace(ready=ready, check_held=check_held),
         items=None,
     )
 
@@ -76,7 +81,7 @@ def test_ready_is_set_last_after_profiles_catalog_lookup_and_kernels(deaths: lis
     order: list[str] = []
     rapp = _rapp(order)
     asyncio.run(lifecycle.Lifecycle(rapp)._prepare())
-    assert order == ["profiles", "replica", "pfeed", "gc"]
+    assert order == ["profiles", "replica", "pfeed", "gc", "check"]
     assert rapp.pipeline.ready.is_set()
     assert deaths == []
 

@@ -1,5 +1,6 @@
-"""A worker is waited for until it serves: Faust's group joined *and* the engine prepared, which
-since the engine is prepared during the join can come in either order."""
+"""A worker is waited for until it serves: Faust's group joined, the user partitions assigned
+*and* the engine prepared, which since the engine is prepared during the joins can come in any
+order."""
 
 from __future__ import annotations
 
@@ -12,17 +13,23 @@ from pathlib import Path
 import pytest
 
 from stream.local_worker import wait_ready
-from stream.readiness import READY_MARK, SERVING_LOG, is_serving
+from stream.readiness import ASSIGNED_LOG, READY_MARK, SERVING_LOG, is_serving
 
-JOINED = f"[2026-12-06 07:00:00,000] [1] [INFO] {READY_MARK} \n"
+FAUST_JOINED = f"[2026-12-06 07:00:00,000] [1] [INFO] {READY_MARK} \n"
+ASSIGNED = "[2026-12-06 07:00:00,100] [1] [INFO] " + ASSIGNED_LOG % [0, 1] + " \n"
+JOINED = FAUST_JOINED + ASSIGNED
 SERVING = "[2026-12-06 07:00:01,000] [1] [INFO] " + SERVING_LOG % 3.5 + "\n"
 
 
-def test_serving_needs_both_marks_in_either_order() -> None:
+def test_serving_needs_every_mark_in_any_order() -> None:
     assert not is_serving(JOINED)
     assert not is_serving(SERVING)
     assert is_serving(JOINED + SERVING)
     assert is_serving(SERVING + JOINED)
+    assert is_serving(ASSIGNED + SERVING + FAUST_JOINED)
+    # Faust's group joined and the engine ready, but the user group not yet assigned
+    assert not is_serving(FAUST_JOINED + SERVING)
+    assert not is_serving(ASSIGNED + SERVING)
 
 
 def test_wait_ready_waits_for_the_engine_after_the_join(tmp_path: Path) -> None:

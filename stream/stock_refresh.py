@@ -1,0 +1,70 @@
+"""Which local users must get a fresh list because an item in theirs is out of stock.
+
+Two moments ask: a stock-out seen live (its item's holders), and a stock index rebuilt from
+storage after a start or a rebalance (every holder of any item out of stock now). The second
+one catches the stock-outs nobody acted on: those the replica replayed before the worker was
+ready (it was down), and those that came while the users' partitions were moving or not yet
+assigned. Ranking never shows an item out of stock, so a list still holding one is stale; once
+refreshed, it holds none, and the next rebuild finds nothing to do for that user.
+
+A refresh names the stock event that took the item out (``StockOuts``), whichever moment sends
+it, so a reader can tell which stock-out a list answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from stream.domain.catalog import Catalog, StockChange
+from stream.domain.holders import Holders
+
+#: held items checked between two yields to the event loop (~1 ms of dictionary lookups)
+CHECK_CHUNK = 2000
+
+
+class StockOuts:
+    """The stock message (event id, ts) that took each item out of stock, while it is out.
+
+    Bounded by the catalog: an item's entry goes when it comes back."""
+
+    def __init__(self) -> None:
+        self.causes: dict[str, tuple[str, int]] = {}
+
+    def note(self, item_id: str, change: StockChange, message: Mapping[str, Any]) -> None:
+        if change.went_out:
+            self.causes[item_id] = (str(message["event_id"]), int(message["ts"]))
+        elif change.came_back:
+            self.causes.pop(item_id, None)
+
+    def refresh(self, user_id: str, item_id: str, now_ms: int) -> bytes:
+        """The `refresh` record asking ``user_id`` for a list without ``item_id``.
+
+        Stamped no later than this worker's clock: a refresh ranks *now*, and one stamped by a
+        stock producer whose clock runs ahead would be dead-lettered as ``ts_ahead`` (the
+        decoder's check), leaving the item in the list until the user's next event. An item
+        out with no stock message on record (none replayed yet) is named by the check itself.
+        """
+        event_id, ts = self.causes.get(item_id, (f"stock-check:{item_id}", now_ms))
+        body = {"event_id": event_id, "user_id": user_id, "ts": min(ts, now_ms), "item_id": item_id}
+        return orjson.dumps(body)
+
+
+async def held_out_of_stock(holders: Holders, catalog: Catalog) -> dict[str, str]:
+    """Each user whose indexed list holds an item out of stock now → the first such item found.
+
+    One entry per user: one refresh re-ranks the whole list. Yields to the event loop every
+    ``CHECK_CHUNK`` items, so batches keep flowing over a large index."""
+    index, available = catalog.index, catalog.available
+    held: dict[str, str] = {}
+    for n, (item_id, users) in enumerate(list(holders.by_item.items()), 1):
+        idx = index.get(item_id)
+        if idx is not None and available[idx] <= 0:
+            for user_id in users:
+                held.setdefault(user_id, item_id)
+        if n % CHECK_CHUNK == 0:
+            await asyncio.sleep(0)
+    return held

@@ -1,0 +1,164 @@
+"""Stock-outs nobody acted on: a rebuilt stock index is checked against the stock, once.
+
+The failure this guards against (seen in CI): a stock-out read before the worker's user
+partitions were assigned found an empty index, and the holders' lists kept the item until
+each user's next event. The same holds for stock-outs during a restart or a partition move."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+
+from stream.adapters.state_store import MemoryStore
+from stream.domain.catalog import Catalog, StockChange
+from stream.domain.holders import Holders
+from stream.domain.profile import UserProfile
+from stream.plan import Record
+from stream.stock_refresh import CHECK_CHUNK, StockOuts, held_out_of_stock
+from tests.unit.test_erasure import T0, Worker
+
+
+def stock(item: str, available: int, event_id: str, ts: int = T0) -> dict[str, object]:
+    return {"event_id": event_id, "item_id": item, "ts": ts, "available": available}
+
+
+def test_the_cause_is_kept_while_the_item_is_out_and_stamped_no_later_than_now() -> None:
+    outs = StockOuts()
+    outs.note("i1", StockChange(1, True, False), stock("i1", 0, "s-out", ts=T0 + 50))
+    body = orjson.loads(outs.refresh("u1", "i1", now_ms=T0 + 10))  # a clock running ahead
+    assert body == {"event_id": "s-out", "user_id": "u1", "ts": T0 + 10, "item_id": "i1"}
+    assert orjson.loads(outs.refresh("u1", "i1", now_ms=T0 + 99))["ts"] == T0 + 50
+    outs.note("i1", StockChange(1, False, True), stock("i1", 3, "s-back"))
+    body = orjson.loads(outs.refresh("u1", "i1", now_ms=T0 + 99))
+    assert body["event_id"] == "stock-check:i1" and body["ts"] == T0 + 99
+    assert outs.causes == {}
+
+
+def catalog_of(n: int, out: set[int]) -> Catalog:
+    catalog = Catalog()
+    for i in range(n):
+        catalog.upsert({"item_id": f"i{i}", "title": f"Item {i}"})
+        catalog.set_stock(f"i{i}", 0 if i in out else 5)
+    return catalog
+
+
+def test_held_out_of_stock_names_each_holder_once_and_ignores_unknown_items() -> None:
+    holders = Holders()
+    holders.update("a", ["i0", "i1", "i2"])  # two items out: one entry
+    holders.update("b", ["i0", "gone"])  # an item the catalog does not know: not a stock-out
+    holders.update("c", ["i2"])
+    held = asyncio.run(held_out_of_stock(holders, catalog_of(3, out={1, 2})))
+    assert set(held) == {"a", "c"}
+    assert held["a"] in {"i1", "i2"} and held["c"] == "i2"
+
+
+def test_held_out_of_stock_lets_other_tasks_run_between_chunks() -> None:
+    holders = Holders()
+    for i in range(3 * CHECK_CHUNK):
+        holders.update(f"u{i}", [f"i{i}"])
+    catalog = catalog_of(3 * CHECK_CHUNK, out={0, 3 * CHECK_CHUNK - 1})
+    ticks: list[int] = []
+
+    async def main() -> dict[str, str]:
+        done = asyncio.Event()
+
+        async def other() -> None:
+            while not done.is_set():
+                ticks.append(1)
+                await asyncio.sleep(0)
+
+        ticker = asyncio.create_task(other())
+        await asyncio.sleep(0)
+        before = len(ticks)
+        held = await held_out_of_stock(holders, catalog)
+        assert len(ticks) - before >= 2  # it yielded at least between its chunks
+        done.set()
+        await ticker
+        return held
+
+    assert asyncio.run(main()) == {"u0": "i0", f"u{3 * CHECK_CHUNK - 1}": f"i{3 * CHECK_CHUNK - 1}"}
+
+
+def stored(w: Worker, user: str, items: list[str]) -> None:
+    """A profile as a worker left it: its last for_you list holds ``items``."""
+    profile = UserProfile(user_id=user, last_items=items, version=1, last_ts=T0)
+    w.store.set(user, profile.to_bytes(), partition=0)
+
+
+def refreshes(w: Worker) -> list[dict[str, object]]:
+    return [orjson.loads(v) for t, v in w.sent if t == "refresh" and v is not None]
+
+
+def go_out(w: Worker, item: str, event_id: str) -> None:
+    """The replica applies a stock-out and tells the pipeline."""
+    change = w.engine.catalog.set_stock(item, 0)
+    assert change is not None and change.went_out
+    asyncio.run(w.pipeline.on_stock_change(change, stock(item, 0, event_id)))
+
+
+def test_a_stock_out_read_before_ready_refreshes_its_holders_at_ready() -> None:
+    w = Worker()
+    w.pipeline.ready.clear()  # a restart: the replica replays the stock history first
+    stored(w, "u1", ["i3", "i4"])
+    stored(w, "u2", ["i4", "i5"])
+    go_out(w, "i3", "s-out-3")
+    assert refreshes(w) == []  # nobody acted on it then
+    asyncio.run(w.pipeline.stock.ensure())  # the rebuild at the assignment, before ready
+    assert refreshes(w) == [] and w.pipeline.stock.unchecked  # the stock replay may be partial
+
+    async def at_ready() -> None:
+        w.pipeline.ready.set()
+        await w.pipeline.check_held()
+
+    asyncio.run(at_ready())
+    sent = refreshes(w)
+    assert [(m["user_id"], m["event_id"], m["item_id"]) for m in sent] == [
+        ("u1", "s-out-3", "i3")
+    ]  # named after the stock event that took the item out; u2 holds nothing out
+    asyncio.run(w.pipeline.check_held())
+    assert len(refreshes(w)) == 1  # once per rebuild
+    # the refresh, consumed like any other: a list without the item, answering that event
+    body = orjson.dumps(sent[0])
+    w.batch(Record("refresh", 0, 1, b"u1", body, T0 + 1))
+    lists = [orjson.loads(v) for t, v in w.sent if t == "recommendations" and v]
+    assert lists[-1]["trigger"] == {"event_id": "s-out-3", "topic": "stock", "ts": T0}
+    assert "i3" not in [it["item_id"] for it in lists[-1]["items"]]
+
+
+def test_a_stock_out_before_the_assignment_is_caught_by_the_rebuild_after_it() -> None:
+    w = Worker()
+    stored(w, "u1", ["i3", "i4"])
+    index = w.pipeline.stock
+    index.store = owned = _Owned(w.store)  # owns no partition yet
+    go_out(w, "i3", "s-out-3")  # the index rebuilds over no user: nobody to refresh
+    assert refreshes(w) == [] and index.rebuilds == 1
+    owned.assigned = True
+    index.stale = True  # the assignment (``stream.app``'s ``rebalanced``)
+    asyncio.run(index.ensure())
+    assert [(m["user_id"], m["event_id"]) for m in refreshes(w)] == [("u1", "s-out-3")]
+
+
+def test_a_live_stock_out_after_the_check_refreshes_only_its_holders() -> None:
+    w = Worker()
+    stored(w, "u1", ["i3", "i4"])
+    stored(w, "u2", ["i4", "i5"])
+    stored(w, "u3", ["i6"])
+    go_out(w, "i4", "s-out-4")  # first stock-out: rebuild + check (this item is in it)
+    assert sorted(m["user_id"] for m in refreshes(w)) == ["u1", "u2"]
+    go_out(w, "i6", "s-out-6")
+    assert [(m["user_id"], m["event_id"]) for m in refreshes(w)[2:]] == [("u3", "s-out-6")]
+
+
+class _Owned:
+    """A store seen through an assignment: no user is owned until its partitions are
+    assigned (``ChangelogStore.owned`` lists the users of the assigned partitions)."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self.store, self.assigned = store, False
+
+    def owned(self) -> list[tuple[int | None, str]]:
+        return list(self.store.owned()) if self.assigned else []
+
+    def get(self, key: str, partition: int | None = None) -> bytes | None:
+        return self.store.get(key, partition)
