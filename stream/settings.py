@@ -49,15 +49,16 @@ def _positive(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
-def _session_timeout(env: Mapping[str, str]) -> float:
-    """``RECSTREAM_SESSION_TIMEOUT_S``: at least 3 s, so the 1 s heartbeats can miss two."""
-    raw = env.get("RECSTREAM_SESSION_TIMEOUT_S") or "6"
+def _seconds(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    """A duration in seconds, at least ``minimum``: a typo or a NaN is refused by name at
+    start-up, not met later as a consumer's odd error or a check that never fires."""
+    raw = env.get(name) or str(default)
     try:
         value = float(raw)
     except ValueError as exc:
-        raise ValueError(f"RECSTREAM_SESSION_TIMEOUT_S must be a number, got {raw!r}") from exc
-    if not value >= 3.0:
-        raise ValueError(f"RECSTREAM_SESSION_TIMEOUT_S must be >= 3, got {raw!r}")
+        raise ValueError(f"{name} must be a number of seconds, got {raw!r}") from exc
+    if not value >= minimum:  # (NaN too)
+        raise ValueError(f"{name} must be >= {minimum:g}, got {raw!r}")
     return value
 
 
@@ -259,9 +260,10 @@ class Settings:
             fetch_max_wait_ms=_positive(env, "RECSTREAM_FETCH_MAX_WAIT_MS", 20),
             follower_fetch_max_wait_ms=_positive(env, "RECSTREAM_FOLLOWER_FETCH_MAX_WAIT_MS", 100),
             feeds=feeds or ("for_you",),
-            rebalance_timeout_s=float(env.get("RECSTREAM_REBALANCE_TIMEOUT_S") or 6.0),
-            session_timeout_s=_session_timeout(env),
-            broker_down_exit_s=float(env.get("RECSTREAM_BROKER_DOWN_EXIT_S") or 30.0),
+            rebalance_timeout_s=_seconds(env, "RECSTREAM_REBALANCE_TIMEOUT_S", 6.0, 1.0),
+            # at least 3 s, so the 1 s heartbeats can miss two
+            session_timeout_s=_seconds(env, "RECSTREAM_SESSION_TIMEOUT_S", 6.0, 3.0),
+            broker_down_exit_s=_seconds(env, "RECSTREAM_BROKER_DOWN_EXIT_S", 30.0, 1.0),
             ranking_profile=env.get("RECSTREAM_RANKING_PROFILE") or None,
             pfeed=_int(env, "RECSTREAM_PFEED", 1) != 0,
             gc_freeze=_int(env, "RECSTREAM_GC_FREEZE", 1) != 0,

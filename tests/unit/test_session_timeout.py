@@ -24,6 +24,23 @@ def test_too_short_or_unreadable_is_refused(raw: str) -> None:
         Settings.from_env({"RECSTREAM_SESSION_TIMEOUT_S": raw})
 
 
+@pytest.mark.parametrize(
+    ("name", "field", "default"),
+    [
+        ("RECSTREAM_REBALANCE_TIMEOUT_S", "rebalance_timeout_s", 6.0),
+        ("RECSTREAM_BROKER_DOWN_EXIT_S", "broker_down_exit_s", 30.0),
+    ],
+)
+def test_the_other_durations_are_read_and_checked_alike(
+    name: str, field: str, default: float
+) -> None:
+    assert getattr(Settings.from_env({}), field) == default
+    assert getattr(Settings.from_env({name: "2.5"}), field) == 2.5
+    for raw in ("0.5", "0", "-1", "soon", "nan"):
+        with pytest.raises(ValueError, match=name):
+            Settings.from_env({name: raw})
+
+
 def test_every_group_on_the_bundled_broker_uses_it(tmp_path: Path) -> None:
     s = Settings.from_env({"RECSTREAM_SESSION_TIMEOUT_S": "8", "RECSTREAM_DATA_DIR": str(tmp_path)})
     kwargs = group_kwargs(s, "tansu")
