@@ -297,8 +297,9 @@ class Pipeline:
 
     async def check_held(self) -> None:
         """Refresh every local user whose indexed list holds an item out of stock now, once
-        per rebuild of the index (``stream.stock_refresh``). Waits for ``ready``: before, the
-        catalog replica is still replaying the stock history."""
+        per rebuild of the index (``stream.stock_refresh``). Before ``ready`` it does nothing
+        and the index stays unchecked (the catalog replica is still replaying the stock
+        history then); the lifecycle calls it again once ready."""
         if not self.ready.is_set() or not self.stock.unchecked:
             return
         self.stock.unchecked = False
