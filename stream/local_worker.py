@@ -34,8 +34,8 @@ def wait_ready(
     since: int = 0,
     progress: bool = False,
 ) -> None:
-    """Block until the worker serves: its consumer group joined and its engine prepared (both
-    logged since ``since``, in either order; ``stream.readiness``)."""
+    """Block until the worker serves: Faust's group joined, its user partitions assigned and
+    its engine prepared (all logged since ``since``, in any order; ``stream.readiness``)."""
     start = time.monotonic()
     while time.monotonic() - start < timeout:
         text = log_path.read_text(errors="replace")[since:]
