@@ -44,7 +44,7 @@ from stream.domain.learning import GROUP_MAX, learned_records
 from stream.domain.profile import UserProfile
 from stream.plan import BatchPlan, Durability, Record, Send, UserWork
 from stream.stock_index import StockIndex
-from stream.stock_refresh import StockOuts, held_out_of_stock
+from stream.stock_refresh import SEND_CHUNK, StockOuts, held_out_of_stock
 
 if TYPE_CHECKING:
     from stream.adapters.profile_runtime import ProfileRuntime
@@ -312,9 +312,11 @@ class Pipeline:
         """A `refresh` record per user (user → the out-of-stock item it answers), all sent."""
         now_ms = int(time.time() * 1000)
         futures = []
-        for user_id, item_id in held.items():
+        for n, (user_id, item_id) in enumerate(held.items(), 1):
             body = self.stock_outs.refresh(user_id, item_id, now_ms)
             futures.append(await self.send("refresh", user_id.encode(), body, None))
+            if n % SEND_CHUNK == 0:
+                await asyncio.sleep(0)  # a check after a long downtime can send thousands
         if futures:
             await asyncio.gather(*futures)
 

@@ -24,6 +24,8 @@ from stream.domain.holders import Holders
 
 #: held items checked between two yields to the event loop (~1 ms of dictionary lookups)
 CHECK_CHUNK = 2000
+#: refresh records handed to the producer between two yields (each send ~10-20 µs)
+SEND_CHUNK = 500
 
 
 class StockOuts:

@@ -15,7 +15,7 @@ from stream.domain.catalog import Catalog, StockChange
 from stream.domain.holders import Holders
 from stream.domain.profile import UserProfile
 from stream.plan import Record
-from stream.stock_refresh import CHECK_CHUNK, StockOuts, held_out_of_stock
+from stream.stock_refresh import CHECK_CHUNK, SEND_CHUNK, StockOuts, held_out_of_stock
 from tests.unit.test_erasure import T0, Worker
 
 
@@ -162,3 +162,27 @@ class _Owned:
 
     def get(self, key: str, partition: int | None = None) -> bytes | None:
         return self.store.get(key, partition)
+
+
+def test_many_refreshes_let_other_tasks_run_while_they_are_sent() -> None:
+    w = Worker()
+    held = {f"u{n}": "i1" for n in range(3 * SEND_CHUNK)}
+    ticks: list[int] = []
+
+    async def main() -> None:
+        done = asyncio.Event()
+
+        async def other() -> None:
+            while not done.is_set():
+                ticks.append(len(w.sent))
+                await asyncio.sleep(0)
+
+        ticker = asyncio.create_task(other())
+        await asyncio.sleep(0)
+        await w.pipeline._refresh(held)
+        done.set()
+        await ticker
+
+    asyncio.run(main())
+    assert len(refreshes(w)) == 3 * SEND_CHUNK
+    assert any(0 < t < 3 * SEND_CHUNK for t in ticks)  # it ran while they were being sent
