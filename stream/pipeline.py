@@ -272,7 +272,8 @@ class Pipeline:
 
     # -- stock --------------------------------------------------------------------------------
     async def on_stock_change(self, change: StockChange, message: dict[str, Any]) -> None:
-        """Out of stock: every local user holding the item gets a fresh list now.
+        """Out of stock (or deleted from the catalog): every local user holding the item gets
+        a fresh list now.
 
         The re-ranking goes through the `refresh` control topic, keyed by user, so it runs in
         the user agent of the partition's owner: in order with the user's own events, and its

@@ -1,5 +1,8 @@
 """Which local users must get a fresh list because an item in theirs is out of stock.
 
+A deleted item counts as out of stock here: ranking never shows either (``ItemFeed`` reports a
+deletion as a stock change, caused by its catalog entry).
+
 Two moments ask: a stock-out seen live (its item's holders), and a stock index rebuilt from
 storage after a start or a rebalance (every holder of any item out of stock now). The second
 one catches the stock-outs nobody acted on: those the replica replayed before the worker was
@@ -37,8 +40,11 @@ class StockOuts:
         self.causes: dict[str, tuple[str, int]] = {}
 
     def note(self, item_id: str, change: StockChange, message: Mapping[str, Any]) -> None:
+        """``message``: the stock message, or for a deletion what ``ItemFeed`` made of its
+        catalog entry (a ``ts`` of None: an offline message without one)."""
         if change.went_out:
-            self.causes[item_id] = (str(message["event_id"]), int(message["ts"]))
+            ts = message.get("ts")
+            self.causes[item_id] = (str(message["event_id"]), -1 if ts is None else int(ts))
         elif change.came_back:
             self.causes.pop(item_id, None)
 
@@ -51,20 +57,22 @@ class StockOuts:
         out with no stock message on record (none replayed yet) is named by the check itself.
         """
         event_id, ts = self.causes.get(item_id, (f"stock-check:{item_id}", now_ms))
-        body = {"event_id": event_id, "user_id": user_id, "ts": min(ts, now_ms), "item_id": item_id}
+        ts = now_ms if ts < 0 else min(ts, now_ms)
+        body = {"event_id": event_id, "user_id": user_id, "ts": ts, "item_id": item_id}
         return orjson.dumps(body)
 
 
 async def held_out_of_stock(holders: Holders, catalog: Catalog) -> dict[str, str]:
-    """Each user whose indexed list holds an item out of stock now → the first such item found.
+    """Each user whose indexed list holds an item out of stock (or deleted from the catalog)
+    now → the first such item found.
 
     One entry per user: one refresh re-ranks the whole list. Yields to the event loop every
     ``CHECK_CHUNK`` items, so batches keep flowing over a large index."""
-    index, available = catalog.index, catalog.available
+    index, available, deleted = catalog.index, catalog.available, catalog.deleted
     held: dict[str, str] = {}
     for n, (item_id, users) in enumerate(list(holders.by_item.items()), 1):
         idx = index.get(item_id)
-        if idx is not None and available[idx] <= 0:
+        if idx is not None and (available[idx] <= 0 or deleted[idx]):
             for user_id in users:
                 held.setdefault(user_id, item_id)
         if n % CHECK_CHUNK == 0:

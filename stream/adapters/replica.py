@@ -192,7 +192,8 @@ class CatalogReplica:
             if kind == "catalog":
                 self.on_item(kind, message)
             for held in applied:
-                self.on_item("stock", dict(held.message))
+                if held.kind == "stock":  # (a deletion reached it as its catalog entry)
+                    self.on_item("stock", dict(held.message))
         for held in applied:
             await self._stock_changed(held.change, dict(held.message))
 

@@ -16,6 +16,10 @@ offline figure never rests on different item rules than the worker runs. The sub
   (``bounded_time``, as for catalog entries): a clock set hours ahead would otherwise make one
   level outrank every later one of its item for hours.
 
+A catalog message that deletes a shown item is reported like a stock-out (``Applied`` of kind
+"catalog"), and one that restores it like a restock: for the lists that hold the item the two
+are the same, so the worker refreshes its holders either way.
+
 A catalog message that repeats the item's last one (but for its ``ts`` and ``event_id``) changes
 nothing and is skipped (``unchanged``): full catalog dumps re-send mostly unchanged items, and
 each applied message costs the replica its upsert, the Pfeed re-embedding and every cached top
@@ -42,10 +46,13 @@ from stream.domain.catalog import Catalog, StockChange
 
 @dataclass(frozen=True, slots=True)
 class Applied:
-    """One stock change a message caused, with the stock message that caused it."""
+    """One change to whether an item may be shown, with the message that caused it: a stock
+    message (``kind`` "stock"), or a catalog entry that deleted or restored an item
+    (``kind`` "catalog"; its ``message`` then names the entry: event id, item id, ts)."""
 
     change: StockChange
     message: Mapping[str, Any]
+    kind: str = "stock"
 
 
 @dataclass
@@ -80,14 +87,34 @@ class ItemFeed:
     def apply(self, kind: str, message: Mapping[str, Any]) -> list[Applied]:
         """Apply one validated message ("catalog" or "stock"); the stock changes it caused."""
         if kind == "catalog":
+            known = self.catalog.index.get(str(message["item_id"]))
+            shown = known is not None and self._shown(known)
             idx = self.catalog.upsert(message)
             self._prints = _room_for(self._prints, idx, 0)
             self._prints[idx] = self._print_of(message)
             held = self.pending_stock.pop(str(message["item_id"]), None)
-            return [] if held is None else self.apply("stock", held)
+            deleted = [] if known is None else self._deletion(idx, shown, message)
+            return deleted + ([] if held is None else self.apply("stock", held))
         if kind != "stock":
             raise ValueError(f"not an item message kind: {kind!r}")
         return self._stock(message)
+
+    def _shown(self, idx: int) -> bool:
+        return bool(self.catalog.available[idx] > 0 and not self.catalog.deleted[idx])
+
+    def _deletion(self, idx: int, shown: bool, message: Mapping[str, Any]) -> list[Applied]:
+        """A known item's entry that deleted it (or restored it): for the lists that hold it,
+        the same as going out of stock (or coming back), so its holders are refreshed too."""
+        now = self._shown(idx)
+        if now == shown:
+            return []
+        item_id = str(message["item_id"])
+        cause = {
+            "event_id": str(message.get("event_id") or f"catalog:{item_id}"),
+            "item_id": item_id,
+            "ts": _ts(message),
+        }
+        return [Applied(StockChange(idx, shown, now), cause, kind="catalog")]
 
     def _stock(self, message: Mapping[str, Any]) -> list[Applied]:
         item_id, ts = str(message["item_id"]), _ts(message)

@@ -170,6 +170,27 @@ def test_a_stock_out_stamped_ahead_still_refreshes_its_holders_lists(live: Any) 
     dep.produce([("stock", restock)])  # (the worker is shared with the next tests)
 
 
+def test_a_deleted_item_leaves_its_holders_lists_without_a_user_event(live: Any) -> None:
+    """Deleting a product from the catalog acts on the lists holding it as a stock-out."""
+    dep, _ = live
+    clicked = [i for i in ITEMS if attr(i, "brand") == "zenith"][3:6]
+    rec = send_and_wait(dep, [event("clicks", "u-deleted", item_id=i) for i in clicked])
+    victim = rec["items"][0]["item_id"]
+    deletion = {**ITEMS[victim], "event_id": f"del-{next(_ids)}", "ts": now_ms(), "deleted": True}
+    try:
+        refreshed = send_and_wait(
+            dep,
+            [("catalog", deletion)],
+            match=lambda m: (
+                m["user_id"] == "u-deleted" and m["trigger"]["event_id"] == deletion["event_id"]
+            ),
+        )
+        assert victim not in [it["item_id"] for it in refreshed["items"]]
+        assert refreshed["trigger"]["topic"] == "stock"  # the refresh topic's contract
+    finally:  # restored (the worker is shared with the next tests)
+        dep.produce([("catalog", {**ITEMS[victim], "event_id": "restore", "ts": now_ms()})])
+
+
 def test_an_older_stock_out_arriving_after_a_restock_does_not_hide_the_item(live: Any) -> None:
     """Two systems publish one item's stock: its "out", stamped before the restock, is
     delivered after it. The latest level by ``ts`` wins, so the item stays in the lists and the

@@ -127,3 +127,34 @@ def test_a_stock_message_without_a_time_is_applied_in_arrival_order() -> None:
     untimed = {k: v for k, v in stock("a", 0).items() if k != "ts"}
     (applied,) = feed.apply("stock", untimed)  # (the evaluator's derived ones may lack ts)
     assert applied.change.went_out and feed.stale_stock == 0
+
+
+def test_deleting_a_shown_item_acts_on_lists_as_a_stock_out_and_restoring_it_as_a_restock() -> None:
+    feed = ItemFeed(Catalog())
+    feed.apply("catalog", entry("a"))
+    (gone,) = feed.apply("catalog", {**entry("a"), "deleted": True, "event_id": "del-a"})
+    assert gone.kind == "catalog"
+    assert gone.change.went_out and not gone.change.came_back
+    assert gone.change.index == feed.catalog.index["a"]
+    assert gone.message == {"event_id": "del-a", "item_id": "a", "ts": 1}
+    assert feed.apply("catalog", {**entry("a"), "deleted": True, "title": "x"}) == []  # still gone
+    (back,) = feed.apply("catalog", entry("a"))
+    assert back.change.came_back and not back.change.went_out and back.kind == "catalog"
+
+
+def test_a_deletion_changes_nothing_for_lists_when_the_item_was_not_shown() -> None:
+    feed = ItemFeed(Catalog())
+    assert feed.apply("catalog", {**entry("new"), "deleted": True}) == []  # never shown
+    feed.apply("catalog", entry("a"))
+    feed.apply("stock", stock("a", 0))
+    assert feed.apply("catalog", {**entry("a"), "deleted": True}) == []  # already out
+    assert feed.apply("catalog", entry("a")) == []  # restored, but still out of stock
+    (back,) = feed.apply("stock", stock("a", 4))
+    assert back.kind == "stock" and back.change.came_back
+
+
+def test_a_deletion_without_an_event_id_is_named_after_the_item() -> None:
+    feed = ItemFeed(Catalog())
+    feed.apply("catalog", entry("a"))
+    (gone,) = feed.apply("catalog", {"item_id": "a", "ts": 7, "deleted": True})
+    assert gone.message == {"event_id": "catalog:a", "item_id": "a", "ts": 7}

@@ -29,10 +29,13 @@ def test_the_cause_is_kept_while_the_item_is_out_and_stamped_no_later_than_now()
     body = orjson.loads(outs.refresh("u1", "i1", now_ms=T0 + 10))  # a clock running ahead
     assert body == {"event_id": "s-out", "user_id": "u1", "ts": T0 + 10, "item_id": "i1"}
     assert orjson.loads(outs.refresh("u1", "i1", now_ms=T0 + 99))["ts"] == T0 + 50
+    # a deletion from an offline message without a time: stamped now
+    outs.note("i2", StockChange(2, True, False), {"event_id": "catalog:i2", "ts": None})
+    assert orjson.loads(outs.refresh("u1", "i2", now_ms=T0 + 5))["ts"] == T0 + 5
     outs.note("i1", StockChange(1, False, True), stock("i1", 3, "s-back"))
     body = orjson.loads(outs.refresh("u1", "i1", now_ms=T0 + 99))
     assert body["event_id"] == "stock-check:i1" and body["ts"] == T0 + 99
-    assert outs.causes == {}
+    assert set(outs.causes) == {"i2"}
 
 
 def catalog_of(n: int, out: set[int]) -> Catalog:
@@ -48,9 +51,12 @@ def test_held_out_of_stock_names_each_holder_once_and_ignores_unknown_items() ->
     holders.update("a", ["i0", "i1", "i2"])  # two items out: one entry
     holders.update("b", ["i0", "gone"])  # an item the catalog does not know: not a stock-out
     holders.update("c", ["i2"])
-    held = asyncio.run(held_out_of_stock(holders, catalog_of(3, out={1, 2})))
-    assert set(held) == {"a", "c"}
-    assert held["a"] in {"i1", "i2"} and held["c"] == "i2"
+    catalog = catalog_of(4, out={1, 2})
+    holders.update("d", ["i3", "i0"])
+    catalog.upsert({"item_id": "i3", "title": "Item 3", "deleted": True})  # in stock, deleted
+    held = asyncio.run(held_out_of_stock(holders, catalog))
+    assert set(held) == {"a", "c", "d"}
+    assert held["a"] in {"i1", "i2"} and held["c"] == "i2" and held["d"] == "i3"
 
 
 def test_held_out_of_stock_lets_other_tasks_run_between_chunks() -> None:
