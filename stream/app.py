@@ -155,6 +155,7 @@ def create_app(
     def rebalanced(partitions: set[int] | None) -> None:
         """After a rebalance; ``partitions`` None: the assignment could not be read."""
         log.info(ASSIGNED_LOG, "unknown" if partitions is None else sorted(partitions))
+        pipeline.users_assigned = True
         pipeline.stock.stale = True  # users moved between workers
         store.forget_assignment()  # re-read changelog tails before serving partitions again
         if partitions is not None:

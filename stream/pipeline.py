@@ -79,6 +79,8 @@ class Pipeline:
         self.stock_outs = StockOuts()
         self.erasures = Erasures()
         self.ready = asyncio.Event()
+        #: the user topics' partitions were assigned at least once (``stream.app``)
+        self.users_assigned = False
         #: live ranking profiles (per-user variant, shadow lists); None = the engine's own
         self.profiles: ProfileRuntime | None = None
         #: the users' Qdrant vector (the Pfeed runtime swaps in the mean of query embeddings)

@@ -306,7 +306,8 @@ class Metrics(ProfileMetrics):
         self.start_time.set(time.time())
         self.ready = Gauge(
             "recstream_worker_ready",
-            "1 once the catalog replica has caught up and agents process events",
+            "1 once the engine is prepared (catalog replica caught up, lookup, kernels) and "
+            "the user partitions are assigned",
             registry=r,
         )
         self.gc_pause = Histogram(  # (observed from any thread: not a LoopHistogram)

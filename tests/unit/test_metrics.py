@@ -111,7 +111,7 @@ def fake_rapp(consumer: FakeConsumer) -> Any:
         settings=Settings(),
         engine=engine,
         writer=SimpleNamespace(pending=5, oldest_pending_seconds=0.25),
-        pipeline=SimpleNamespace(ready=asyncio.Event()),
+        pipeline=SimpleNamespace(ready=asyncio.Event(), users_assigned=False),
         faust_app=SimpleNamespace(_consumer=consumer),
         replica=FakeReplica(),
         store=SimpleNamespace(size_bytes=lambda: 4096, user_count=lambda: 7),
@@ -232,3 +232,18 @@ def test_a_reader_that_cannot_answer_hides_no_other_and_keeps_its_last_lag() -> 
     asyncio.run(sampler.sample())
     assert sample(m, lag, {"consumer": "replica", "topic": "stock", "partition": "0"}) == 4
     assert sample(m, lag, {"consumer": "group", "topic": "catalog", "partition": "0"}) == 9
+
+
+def test_a_worker_is_ready_once_its_engine_is_prepared_and_its_users_are_assigned() -> None:
+    m = Metrics()
+    rapp = fake_rapp(FakeConsumer(set(), {}, {}))
+    sampler = RuntimeSampler(m, rapp)
+    readiness = []
+    for prepared, assigned in ((False, False), (True, False), (False, True), (True, True)):
+        rapp.pipeline.ready = asyncio.Event()
+        if prepared:
+            rapp.pipeline.ready.set()
+        rapp.pipeline.users_assigned = assigned
+        asyncio.run(sampler.sample())
+        readiness.append(sample(m, "recstream_worker_ready"))
+    assert readiness == [0, 0, 0, 1]
