@@ -25,7 +25,7 @@ import orjson
 from stream.domain.catalog import Catalog, StockChange
 from stream.domain.holders import Holders
 
-#: held items checked between two yields to the event loop (~1 ms of dictionary lookups)
+#: held items or holders looked at between two yields to the event loop (~1 ms)
 CHECK_CHUNK = 2000
 #: refresh records handed to the producer between two yields (each send ~10-20 µs)
 SEND_CHUNK = 500
@@ -66,15 +66,25 @@ async def held_out_of_stock(holders: Holders, catalog: Catalog) -> dict[str, str
     """Each user whose indexed list holds an item out of stock (or deleted from the catalog)
     now → the first such item found.
 
-    One entry per user: one refresh re-ranks the whole list. Yields to the event loop every
-    ``CHECK_CHUNK`` items, so batches keep flowing over a large index."""
+    One entry per user: one refresh re-ranks the whole list. Yields to the event loop after
+    every ``CHECK_CHUNK`` items or holders looked at (a popular item can have hundreds of
+    thousands), so batches keep flowing over a large index."""
     index, available, deleted = catalog.index, catalog.available, catalog.deleted
     held: dict[str, str] = {}
-    for n, (item_id, users) in enumerate(list(holders.by_item.items()), 1):
+    work = 0
+    for item_id, users in list(holders.by_item.items()):
         idx = index.get(item_id)
+        work += 1
         if idx is not None and (available[idx] <= 0 or deleted[idx]):
-            for user_id in users:
-                held.setdefault(user_id, item_id)
-        if n % CHECK_CHUNK == 0:
+            members = list(users)  # (the set may change while this yields)
+            for start in range(0, len(members), CHECK_CHUNK):
+                for user_id in members[start : start + CHECK_CHUNK]:
+                    held.setdefault(user_id, item_id)
+                work += min(CHECK_CHUNK, len(members) - start)
+                if work >= CHECK_CHUNK:
+                    work = 0
+                    await asyncio.sleep(0)
+        if work >= CHECK_CHUNK:
+            work = 0
             await asyncio.sleep(0)
     return held

@@ -86,6 +86,33 @@ def test_held_out_of_stock_lets_other_tasks_run_between_chunks() -> None:
     assert asyncio.run(main()) == {"u0": "i0", f"u{3 * CHECK_CHUNK - 1}": f"i{3 * CHECK_CHUNK - 1}"}
 
 
+def test_one_item_held_by_many_is_checked_in_chunks_too() -> None:
+    holders = Holders()
+    for i in range(3 * CHECK_CHUNK):
+        holders.update(f"u{i}", ["i0"])
+    catalog = catalog_of(1, out={0})
+    ticks: list[int] = []
+
+    async def main() -> dict[str, str]:
+        done = asyncio.Event()
+
+        async def other() -> None:
+            while not done.is_set():
+                ticks.append(1)
+                await asyncio.sleep(0)
+
+        ticker = asyncio.create_task(other())
+        await asyncio.sleep(0)
+        before = len(ticks)
+        held = await held_out_of_stock(holders, catalog)
+        assert len(ticks) - before >= 2  # it yielded inside the one item's holders
+        done.set()
+        await ticker
+        return held
+
+    assert len(asyncio.run(main())) == 3 * CHECK_CHUNK
+
+
 def stored(w: Worker, user: str, items: list[str]) -> None:
     """A profile as a worker left it: its last for_you list holds ``items``."""
     profile = UserProfile(user_id=user, last_items=items, version=1, last_ts=T0)
