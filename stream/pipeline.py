@@ -299,10 +299,10 @@ class Pipeline:
         await self._refresh({user_id: item_id for user_id in self.stock.holding(item_id)})
 
     async def check_held(self) -> None:
-        """Refresh every local user whose indexed list holds an item out of stock now, once
-        per rebuild of the index (``stream.stock_refresh``). Before ``ready`` it does nothing
-        and the index stays unchecked (the catalog replica is still replaying the stock
-        history then); the lifecycle calls it again once ready."""
+        """Refresh every local user whose indexed list holds an item out of stock (or deleted)
+        now, once per rebuild of the index (``stream.stock_refresh``). Before ``ready`` it
+        does nothing and the index stays unchecked (the catalog replica is still replaying the
+        stock history then); the lifecycle calls it again once ready."""
         if not self.ready.is_set() or not self.stock.unchecked:
             return
         self.stock.unchecked = False

@@ -37,14 +37,15 @@ class StockOuts:
     Bounded by the catalog: an item's entry goes when it comes back."""
 
     def __init__(self) -> None:
-        self.causes: dict[str, tuple[str, int]] = {}
+        #: item → (event id, ts; None: the message had none)
+        self.causes: dict[str, tuple[str, int | None]] = {}
 
     def note(self, item_id: str, change: StockChange, message: Mapping[str, Any]) -> None:
         """``message``: the stock message, or for a deletion what ``ItemFeed`` made of its
         catalog entry (a ``ts`` of None: an offline message without one)."""
         if change.went_out:
             ts = message.get("ts")
-            self.causes[item_id] = (str(message["event_id"]), -1 if ts is None else int(ts))
+            self.causes[item_id] = (str(message["event_id"]), None if ts is None else int(ts))
         elif change.came_back:
             self.causes.pop(item_id, None)
 
@@ -56,8 +57,8 @@ class StockOuts:
         decoder's check), leaving the item in the list until the user's next event. An item
         out with no stock message on record (none replayed yet) is named by the check itself.
         """
-        event_id, ts = self.causes.get(item_id, (f"stock-check:{item_id}", now_ms))
-        ts = now_ms if ts < 0 else min(ts, now_ms)
+        event_id, ts = self.causes.get(item_id, (f"stock-check:{item_id}", None))
+        ts = now_ms if ts is None else min(ts, now_ms)
         body = {"event_id": event_id, "user_id": user_id, "ts": ts, "item_id": item_id}
         return orjson.dumps(body)
 
@@ -69,13 +70,13 @@ async def held_out_of_stock(holders: Holders, catalog: Catalog) -> dict[str, str
     One entry per user: one refresh re-ranks the whole list. Yields to the event loop after
     every ``CHECK_CHUNK`` items or holders looked at (a popular item can have hundreds of
     thousands), so batches keep flowing over a large index."""
-    index, available, deleted = catalog.index, catalog.available, catalog.deleted
+    index = catalog.index
     held: dict[str, str] = {}
     work = 0
     for item_id, users in list(holders.by_item.items()):
         idx = index.get(item_id)
         work += 1
-        if idx is not None and (available[idx] <= 0 or deleted[idx]):
+        if idx is not None and not catalog.is_eligible(idx):
             members = list(users)  # (the set may change while this yields)
             for start in range(0, len(members), CHECK_CHUNK):
                 for user_id in members[start : start + CHECK_CHUNK]:

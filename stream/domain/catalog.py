@@ -191,6 +191,11 @@ class Catalog:
         """Mask of items that may be shown at all: in stock and not deleted."""
         return (self.available[indexes] > 0) & ~self.deleted[indexes]
 
+    def is_eligible(self, idx: int) -> bool:
+        """``eligible`` for one item, without building arrays (the stock check asks per
+        held item)."""
+        return bool(self.available[idx] > 0) and not bool(self.deleted[idx])
+
     def members_of(self, fid: int) -> np.ndarray:
         """The items carrying feature ``fid``, in the order they got it."""
         members = self.items_by_feature.get(fid, {})

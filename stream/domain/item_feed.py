@@ -88,7 +88,7 @@ class ItemFeed:
         """Apply one validated message ("catalog" or "stock"); the stock changes it caused."""
         if kind == "catalog":
             known = self.catalog.index.get(str(message["item_id"]))
-            shown = known is not None and self._shown(known)
+            shown = known is not None and self.catalog.is_eligible(known)
             idx = self.catalog.upsert(message)
             self._prints = _room_for(self._prints, idx, 0)
             self._prints[idx] = self._print_of(message)
@@ -99,13 +99,10 @@ class ItemFeed:
             raise ValueError(f"not an item message kind: {kind!r}")
         return self._stock(message)
 
-    def _shown(self, idx: int) -> bool:
-        return bool(self.catalog.available[idx] > 0 and not self.catalog.deleted[idx])
-
     def _deletion(self, idx: int, shown: bool, message: Mapping[str, Any]) -> list[Applied]:
         """A known item's entry that deleted it (or restored it): for the lists that hold it,
         the same as going out of stock (or coming back), so its holders are refreshed too."""
-        now = self._shown(idx)
+        now = self.catalog.is_eligible(idx)
         if now == shown:
             return []
         item_id = str(message["item_id"])

@@ -7,6 +7,8 @@ each user's next event. The same holds for stock-outs during a restart or a part
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import orjson
 
@@ -17,6 +19,8 @@ from stream.domain.profile import UserProfile
 from stream.plan import Record
 from stream.stock_refresh import CHECK_CHUNK, SEND_CHUNK, StockOuts, held_out_of_stock
 from tests.unit.test_erasure import T0, Worker
+
+T = TypeVar("T")
 
 
 def stock(item: str, available: int, event_id: str, ts: int = T0) -> dict[str, object]:
@@ -59,31 +63,42 @@ def test_held_out_of_stock_names_each_holder_once_and_ignores_unknown_items() ->
     assert held["a"] in {"i1", "i2"} and held["c"] == "i2" and held["d"] == "i3"
 
 
-def test_held_out_of_stock_lets_other_tasks_run_between_chunks() -> None:
-    holders = Holders()
-    for i in range(3 * CHECK_CHUNK):
-        holders.update(f"u{i}", [f"i{i}"])
-    catalog = catalog_of(3 * CHECK_CHUNK, out={0, 3 * CHECK_CHUNK - 1})
+def beside_a_ticker(
+    work: Callable[[], Awaitable[T]], tick: Callable[[], int]
+) -> tuple[T, list[int]]:
+    """Run ``work`` beside another task that records ``tick()`` each time it gets the event
+    loop: ``work``'s result, and what was recorded while it ran."""
     ticks: list[int] = []
 
-    async def main() -> dict[str, str]:
+    async def main() -> T:
         done = asyncio.Event()
 
         async def other() -> None:
             while not done.is_set():
-                ticks.append(1)
+                ticks.append(tick())
                 await asyncio.sleep(0)
 
         ticker = asyncio.create_task(other())
         await asyncio.sleep(0)
         before = len(ticks)
-        held = await held_out_of_stock(holders, catalog)
-        assert len(ticks) - before >= 2  # it yielded at least between its chunks
+        result = await work()
+        del ticks[:before]
         done.set()
         await ticker
-        return held
+        return result
 
-    assert asyncio.run(main()) == {"u0": "i0", f"u{3 * CHECK_CHUNK - 1}": f"i{3 * CHECK_CHUNK - 1}"}
+    result = asyncio.run(main())
+    return result, ticks
+
+
+def test_held_out_of_stock_lets_other_tasks_run_between_chunks() -> None:
+    holders = Holders()
+    for i in range(3 * CHECK_CHUNK):
+        holders.update(f"u{i}", [f"i{i}"])
+    catalog = catalog_of(3 * CHECK_CHUNK, out={0, 3 * CHECK_CHUNK - 1})
+    held, ticks = beside_a_ticker(lambda: held_out_of_stock(holders, catalog), lambda: 1)
+    assert len(ticks) >= 2  # it yielded at least between its chunks
+    assert held == {"u0": "i0", f"u{3 * CHECK_CHUNK - 1}": f"i{3 * CHECK_CHUNK - 1}"}
 
 
 def test_one_item_held_by_many_is_checked_in_chunks_too() -> None:
@@ -91,26 +106,9 @@ def test_one_item_held_by_many_is_checked_in_chunks_too() -> None:
     for i in range(3 * CHECK_CHUNK):
         holders.update(f"u{i}", ["i0"])
     catalog = catalog_of(1, out={0})
-    ticks: list[int] = []
-
-    async def main() -> dict[str, str]:
-        done = asyncio.Event()
-
-        async def other() -> None:
-            while not done.is_set():
-                ticks.append(1)
-                await asyncio.sleep(0)
-
-        ticker = asyncio.create_task(other())
-        await asyncio.sleep(0)
-        before = len(ticks)
-        held = await held_out_of_stock(holders, catalog)
-        assert len(ticks) - before >= 2  # it yielded inside the one item's holders
-        done.set()
-        await ticker
-        return held
-
-    assert len(asyncio.run(main())) == 3 * CHECK_CHUNK
+    held, ticks = beside_a_ticker(lambda: held_out_of_stock(holders, catalog), lambda: 1)
+    assert len(ticks) >= 2  # it yielded inside the one item's holders
+    assert len(held) == 3 * CHECK_CHUNK
 
 
 def stored(w: Worker, user: str, items: list[str]) -> None:
@@ -200,22 +198,6 @@ class _Owned:
 def test_many_refreshes_let_other_tasks_run_while_they_are_sent() -> None:
     w = Worker()
     held = {f"u{n}": "i1" for n in range(3 * SEND_CHUNK)}
-    ticks: list[int] = []
-
-    async def main() -> None:
-        done = asyncio.Event()
-
-        async def other() -> None:
-            while not done.is_set():
-                ticks.append(len(w.sent))
-                await asyncio.sleep(0)
-
-        ticker = asyncio.create_task(other())
-        await asyncio.sleep(0)
-        await w.pipeline._refresh(held)
-        done.set()
-        await ticker
-
-    asyncio.run(main())
+    _, ticks = beside_a_ticker(lambda: w.pipeline._refresh(held), lambda: len(w.sent))
     assert len(refreshes(w)) == 3 * SEND_CHUNK
     assert any(0 < t < 3 * SEND_CHUNK for t in ticks)  # it ran while they were being sent
