@@ -44,7 +44,7 @@ from stream.domain.learning import GROUP_MAX, learned_records
 from stream.domain.profile import UserProfile
 from stream.plan import BatchPlan, Durability, Record, Send, UserWork
 from stream.stock_index import StockIndex
-from stream.stock_refresh import SEND_CHUNK, StockOuts, held_out_of_stock
+from stream.stock_refresh import SEND_CHUNK, Cause, StockOuts, cause_of, held_out_of_stock
 
 if TYPE_CHECKING:
     from stream.adapters.profile_runtime import ProfileRuntime
@@ -275,7 +275,8 @@ class Pipeline:
     # -- stock --------------------------------------------------------------------------------
     async def on_stock_change(self, change: StockChange, message: dict[str, Any]) -> None:
         """Out of stock (or deleted from the catalog): every local user holding the item gets
-        a fresh list now.
+        a fresh list now. Back (in stock, or restored): so does every local user whose list
+        lost it to that stock-out (``stream.domain.waiting``).
 
         The re-ranking goes through the `refresh` control topic, keyed by user, so it runs in
         the user agent of the partition's owner: in order with the user's own events, and its
@@ -284,10 +285,15 @@ class Pipeline:
         self.metrics.catalog_out_of_stock.set(int((catalog.available[: len(catalog)] <= 0).sum()))
         item_id = catalog.ids[change.index]
         self.stock_outs.note(item_id, change, message)
-        if not change.went_out or not self.ready.is_set():
+        if not self.ready.is_set():
             # before ready the replica replays history (a restart): asking the Faust consumer
             # for its assignment then crashed the worker (ConsumerNotStarted); the check of
             # the rebuilt index at ready refreshes such holders (``check_held``)
+            return
+        if change.came_back:
+            await self._refresh_waiting(item_id, change.index, message)
+            return
+        if not change.went_out:
             return
         rebuilds = self.stock.rebuilds
         await self.stock.ensure()
@@ -296,7 +302,18 @@ class Pipeline:
             # item covers this one (a no-op if the rebuild ran it already)
             await self.check_held()
             return
-        await self._refresh({user_id: item_id for user_id in self.stock.holding(item_id)})
+        holders = self.stock.holding(item_id)
+        self.stock.waiting.add(item_id, holders)
+        await self._refresh(dict.fromkeys(holders, item_id))
+
+    async def _refresh_waiting(self, item_id: str, idx: int, message: dict[str, Any]) -> None:
+        """The item is back: a refresh, answering ``message``, for each user still local whose
+        list lost it. Still deleted (restocked only), or still out (restored only): they wait."""
+        if not self.engine.catalog.is_eligible(idx):
+            return
+        local = self.stock.holders.by_user  # (users moved away or forgotten are not in it)
+        users = [u for u in sorted(self.stock.waiting.pop(item_id)) if u in local]
+        await self._refresh(dict.fromkeys(users, item_id), cause_of(message))
 
     async def check_held(self) -> None:
         """Refresh every local user whose indexed list holds an item out of stock (or deleted)
@@ -306,17 +323,19 @@ class Pipeline:
         if not self.ready.is_set() or not self.stock.unchecked:
             return
         self.stock.unchecked = False
-        held = await held_out_of_stock(self.stock.holders, self.engine.catalog)
+        held = await held_out_of_stock(self.stock.holders, self.engine.catalog, self.stock.waiting)
         if held:
             log.info("%d local users hold items out of stock since their last list", len(held))
         await self._refresh(held)
 
-    async def _refresh(self, held: dict[str, str]) -> None:
-        """A `refresh` record per user (user → the out-of-stock item it answers), all sent."""
+    async def _refresh(self, held: dict[str, str], cause: Cause | None = None) -> None:
+        """A `refresh` record per user (user → the item it answers: by default named after
+        the message that took that item out, else after ``cause``), all sent."""
+        self.metrics.restock_waiting.set(len(self.stock.waiting))
         now_ms = int(time.time() * 1000)
         futures = []
         for n, (user_id, item_id) in enumerate(held.items(), 1):
-            body = self.stock_outs.refresh(user_id, item_id, now_ms)
+            body = self.stock_outs.refresh(user_id, item_id, now_ms, cause)
             futures.append(await self.send("refresh", user_id.encode(), body, None))
             if n % SEND_CHUNK == 0:
                 await asyncio.sleep(0)  # a check after a long downtime can send thousands

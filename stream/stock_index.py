@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from stream.adapters.state_store import StateStore
 from stream.domain.holders import Holders
 from stream.domain.profile import stored_last_items
+from stream.domain.waiting import Waiting
 from stream.plan import Durability
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,9 @@ class StockIndex:
         self.store = store
         self.durability = durability
         self.holders = Holders()
+        #: users whose list lost an item to a stock-out, until it comes back (not rebuilt:
+        #: in memory only, see ``stream.domain.waiting``)
+        self.waiting = Waiting()
         #: after a (re)start or rebalance the index no longer matches the local users; it is
         #: rebuilt from the stored profiles' last lists before the next stock-out refresh
         self.stale = True
@@ -64,7 +68,9 @@ class StockIndex:
             self._touched.add(user_id)
 
     def drop(self, user_id: str) -> None:
+        """Forget a user (erasure): who they hold and what they wait for."""
         self.holders.drop(user_id)
+        self.waiting.drop(user_id)
         if self._touched is not None:
             self._touched.add(user_id)
 

@@ -24,6 +24,10 @@ import orjson
 
 from stream.domain.catalog import Catalog, StockChange
 from stream.domain.holders import Holders
+from stream.domain.waiting import Waiting
+
+#: the stock (or catalog) message a refresh answers: (event id, ts; None: it had none)
+Cause = tuple[str, int | None]
 
 #: held items or holders looked at between two yields to the event loop (~1 ms)
 CHECK_CHUNK = 2000
@@ -38,34 +42,43 @@ class StockOuts:
 
     def __init__(self) -> None:
         #: item → (event id, ts; None: the message had none)
-        self.causes: dict[str, tuple[str, int | None]] = {}
+        self.causes: dict[str, Cause] = {}
 
     def note(self, item_id: str, change: StockChange, message: Mapping[str, Any]) -> None:
         """``message``: the stock message, or for a deletion what ``ItemFeed`` made of its
         catalog entry (a ``ts`` of None: an offline message without one)."""
         if change.went_out:
-            ts = message.get("ts")
-            self.causes[item_id] = (str(message["event_id"]), None if ts is None else int(ts))
+            self.causes[item_id] = cause_of(message)
         elif change.came_back:
             self.causes.pop(item_id, None)
 
-    def refresh(self, user_id: str, item_id: str, now_ms: int) -> bytes:
-        """The `refresh` record asking ``user_id`` for a list without ``item_id``.
+    def refresh(self, user_id: str, item_id: str, now_ms: int, cause: Cause | None = None) -> bytes:
+        """The `refresh` record asking ``user_id`` for a list without ``item_id`` (``cause``:
+        the message it answers; by default the one that took the item out).
 
         Stamped no later than this worker's clock: a refresh ranks *now*, and one stamped by a
         stock producer whose clock runs ahead would be dead-lettered as ``ts_ahead`` (the
         decoder's check), leaving the item in the list until the user's next event. An item
         out with no stock message on record (none replayed yet) is named by the check itself.
         """
-        event_id, ts = self.causes.get(item_id, (f"stock-check:{item_id}", None))
+        event_id, ts = cause or self.causes.get(item_id, (f"stock-check:{item_id}", None))
         ts = now_ms if ts is None else min(ts, now_ms)
         body = {"event_id": event_id, "user_id": user_id, "ts": ts, "item_id": item_id}
         return orjson.dumps(body)
 
 
-async def held_out_of_stock(holders: Holders, catalog: Catalog) -> dict[str, str]:
+def cause_of(message: Mapping[str, Any]) -> Cause:
+    """A stock message's (event id, ts), or what ``ItemFeed`` made of a catalog entry's."""
+    ts = message.get("ts")
+    return str(message["event_id"]), None if ts is None else int(ts)
+
+
+async def held_out_of_stock(
+    holders: Holders, catalog: Catalog, waiting: Waiting | None = None
+) -> dict[str, str]:
     """Each user whose indexed list holds an item out of stock (or deleted from the catalog)
-    now → the first such item found.
+    now → the first such item found; every such item's holders are also noted in ``waiting``
+    (their refreshed lists lose it: they get it back when it comes back).
 
     One entry per user: one refresh re-ranks the whole list. Yields to the event loop after
     every ``CHECK_CHUNK`` items or holders looked at (a popular item can have hundreds of
@@ -78,6 +91,8 @@ async def held_out_of_stock(holders: Holders, catalog: Catalog) -> dict[str, str
         work += 1
         if idx is not None and not catalog.is_eligible(idx):
             members = list(users)  # (the set may change while this yields)
+            if waiting is not None:
+                waiting.add(item_id, members)
             for start in range(0, len(members), CHECK_CHUNK):
                 for user_id in members[start : start + CHECK_CHUNK]:
                     held.setdefault(user_id, item_id)

@@ -160,11 +160,17 @@ class Metrics(ProfileMetrics):
         )
         self.stock_refreshes = Counter(
             "recstream_stock_refreshes",
-            "Lists re-pushed because an item went out of stock",
+            "Lists re-pushed because an item went out of stock or came back",
             registry=r,
         )
         self.users_holding = Gauge(
             "recstream_users_with_lists", "Users with a live list on this worker", registry=r
+        )
+        self.restock_waiting = Gauge(
+            "recstream_restock_waiting",
+            "Users whose list lost an item out of stock, to refresh when it comes back "
+            "(summed over items)",
+            registry=r,
         )
 
     def _declare_qdrant(self) -> None:

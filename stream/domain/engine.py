@@ -277,9 +277,9 @@ class Engine:
         """Apply a burst of one user's events, then rank once (coalescing).
 
         A ``refresh`` event applies nothing; it asks for a fresh list as of its time (a held item
-        went out of stock, or the shop asks for one when a shopper arrives). The worker and the
-        offline evaluator both answer it here, so a list scored offline is a list the worker
-        would emit."""
+        went out of stock, one the list lost came back, or the shop asks for one when a shopper
+        arrives). The worker and the offline evaluator both answer it here, so a list scored
+        offline is a list the worker would emit."""
         updates, refreshes = split_refreshes(events)
         folded = self.apply_observed(state, user_id, updates)
         profile, applied = folded.profile, folded.applied
@@ -291,7 +291,7 @@ class Engine:
         self, profile: UserProfile, updates: list[UserEvent], refreshes: list[UserEvent]
     ) -> list[Recommendation]:
         """The lists for a burst whose ``updates`` were applied (empty: none was): they answer
-        its newest event; a burst of refreshes only is answered as a stock-out, as of its time."""
+        its newest event; a burst of refreshes only answers a stock change, as of its time."""
         if updates:
             last = newest(updates)
             now = max(profile.last_ts, last.ts, *(r.ts for r in refreshes))
@@ -299,7 +299,7 @@ class Engine:
         if refreshes:
             last = newest(refreshes)
             now = max(profile.last_ts, last.ts)
-            # refreshes are stock-outs by the topic's contract: the stock event is the trigger
+            # refreshes answer stock changes by the topic's contract: the stock event is the trigger
             return self.recommend(profile, Trigger(last.event_id, "stock", last.ts), now)
         return []
 

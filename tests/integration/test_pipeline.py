@@ -159,6 +159,33 @@ def test_out_of_stock_item_leaves_the_list_without_a_user_event(live: Any) -> No
         assert time.monotonic() < deadline, "restocked item never came back"
 
 
+def test_a_restocked_item_returns_to_the_lists_that_lost_it_without_a_user_event(
+    live: Any,
+) -> None:
+    """The victim matches the user's clicks on brand and category (not a popular item that
+    happened to lead: trending and co-occurrence move while the worker serves other tests),
+    so it is still among their best when it comes back."""
+    dep, _ = live
+    user = "u-restock"
+    clicked = [
+        i for i in ITEMS if attr(i, "brand") == "orbit" and attr(i, "category")[1] == "lamps"
+    ]
+    rec = send_and_wait(dep, [event("clicks", user, item_id=i) for i in clicked[:3]])
+    victim = next(i for i in item_ids(rec) if i in clicked[3:])  # the same brand and category
+    out = {"event_id": f"st-{next(_ids)}", "item_id": victim, "ts": now_ms(), "available": 0}
+    gone = send_and_wait(dep, [("stock", out)], match=lambda m: answers(m, user, out["event_id"]))
+    assert victim not in item_ids(gone)
+    restock = {**out, "event_id": f"st-{next(_ids)}", "ts": now_ms() + 1, "available": 5}
+    back = send_and_wait(
+        dep, [("stock", restock)], match=lambda m: answers(m, user, restock["event_id"])
+    )
+    assert back["trigger"]["topic"] == "stock" and victim in item_ids(back)
+
+
+def answers(message: dict[str, Any], user: str, event_id: str) -> bool:
+    return bool(message["user_id"] == user and message["trigger"]["event_id"] == event_id)
+
+
 def test_a_stock_out_stamped_ahead_still_refreshes_its_holders_lists(live: Any) -> None:
     """The stock topic's clock may run ahead of the worker's: the refresh the worker sends its
     holders is stamped no later than its own clock, so it is ranked now, not dead-lettered as
@@ -177,6 +204,7 @@ def test_a_deleted_item_leaves_its_holders_lists_without_a_user_event(live: Any)
     rec = send_and_wait(dep, [event("clicks", "u-deleted", item_id=i) for i in clicked])
     victim = rec["items"][0]["item_id"]
     deletion = {**ITEMS[victim], "event_id": f"del-{next(_ids)}", "ts": now_ms(), "deleted": True}
+    restore = {**ITEMS[victim], "event_id": f"restore-{next(_ids)}", "ts": now_ms() + 1}
     try:
         refreshed = send_and_wait(
             dep,
@@ -187,8 +215,17 @@ def test_a_deleted_item_leaves_its_holders_lists_without_a_user_event(live: Any)
         )
         assert victim not in [it["item_id"] for it in refreshed["items"]]
         assert refreshed["trigger"]["topic"] == "stock"  # the refresh topic's contract
-    finally:  # restored (the worker is shared with the next tests)
-        dep.produce([("catalog", {**ITEMS[victim], "event_id": "restore", "ts": now_ms()})])
+        # restored: back in the lists that lost it, as a restock
+        back = send_and_wait(
+            dep,
+            [("catalog", restore)],
+            match=lambda m: (
+                m["user_id"] == "u-deleted" and m["trigger"]["event_id"] == restore["event_id"]
+            ),
+        )
+        assert victim in item_ids(back)
+    finally:  # restored in any case (the worker is shared with the next tests)
+        dep.produce([("catalog", restore)])
 
 
 def test_an_older_stock_out_arriving_after_a_restock_does_not_hide_the_item(live: Any) -> None:

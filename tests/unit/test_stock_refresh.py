@@ -18,7 +18,7 @@ from stream.domain.holders import Holders
 from stream.domain.profile import UserProfile
 from stream.plan import Record
 from stream.stock_refresh import CHECK_CHUNK, SEND_CHUNK, StockOuts, held_out_of_stock
-from tests.unit.test_erasure import T0, Worker
+from tests.unit.test_erasure import T0, Worker, click, forget
 
 T = TypeVar("T")
 
@@ -201,3 +201,91 @@ def test_many_refreshes_let_other_tasks_run_while_they_are_sent() -> None:
     _, ticks = beside_a_ticker(lambda: w.pipeline._refresh(held), lambda: len(w.sent))
     assert len(refreshes(w)) == 3 * SEND_CHUNK
     assert any(0 < t < 3 * SEND_CHUNK for t in ticks)  # it ran while they were being sent
+
+
+def listed(w: Worker, user: str) -> list[str]:
+    """The items of ``user``'s newest for_you list sent."""
+    lists = [orjson.loads(v) for t, v in w.sent if t == "recommendations" and v]
+    mine = [m for m in lists if m["user_id"] == user and m["feed"] == "for_you"]
+    return [it["item_id"] for it in mine[-1]["items"]]
+
+
+def consume_refreshes(w: Worker, already: int) -> list[dict[str, object]]:
+    """The refresh records sent since ``already``, consumed as the user group would."""
+    fresh = refreshes(w)[already:]
+    for n, body in enumerate(fresh, 1):
+        user = str(body["user_id"])
+        w.batch(Record("refresh", 0, 100 + already + n, user.encode(), orjson.dumps(body)))
+    return fresh
+
+
+def come_back(w: Worker, item: str, event_id: str) -> None:
+    change = w.engine.catalog.set_stock(item, 5)
+    assert change is not None and change.came_back
+    asyncio.run(w.pipeline.on_stock_change(change, stock(item, 5, event_id, ts=T0 + 50)))
+
+
+def test_a_restock_gives_the_item_back_to_the_lists_that_lost_it() -> None:
+    w = Worker()
+    w.batch(click(1, "i1"), click(2, "i2", user="u2"))
+    victim = listed(w, "u1")[0]
+    assert victim in listed(w, "u2")
+    asyncio.run(w.pipeline.stock.ensure())  # built and checked at the start: the next is live
+    w.pipeline.stock.update("u3", ["i9"])  # holds something else: loses nothing
+    go_out(w, victim, "s-out")
+    assert sorted(m["user_id"] for m in consume_refreshes(w, 0)) == ["u1", "u2"]
+    assert victim not in listed(w, "u1") and victim not in listed(w, "u2")
+    assert w.pipeline.metrics.restock_waiting._value.get() == 2
+    come_back(w, victim, "s-back")
+    back = consume_refreshes(w, 2)
+    assert [(m["user_id"], m["event_id"], m["item_id"]) for m in back] == [
+        ("u1", "s-back", victim),
+        ("u2", "s-back", victim),
+    ]  # named after the restock, without an event of the users'
+    assert victim in listed(w, "u1") and victim in listed(w, "u2")
+    lists = [orjson.loads(v) for t, v in w.sent if t == "recommendations" and v]
+    assert lists[-1]["trigger"] == {"event_id": "s-back", "topic": "stock", "ts": T0 + 50}
+    assert len(w.pipeline.stock.waiting) == 0
+    assert w.pipeline.metrics.restock_waiting._value.get() == 0
+
+
+def test_a_deleted_item_restocked_waits_for_its_restore() -> None:
+    w = Worker()
+    w.batch(click(1, "i1"))
+    victim = listed(w, "u1")[0]
+    go_out(w, victim, "s-out")
+    consume_refreshes(w, 0)
+    w.engine.catalog.upsert({"item_id": victim, "title": "gone", "deleted": True})
+    come_back(w, victim, "s-back")  # in stock again, but deleted: not shown, nobody refreshed
+    assert len(refreshes(w)) == 1
+    restored = w.engine.catalog.upsert({"item_id": victim, "title": "back"})
+    assert restored is not None
+    change = StockChange(w.engine.catalog.index[victim], False, True)  # what ItemFeed reports
+    asyncio.run(w.pipeline.on_stock_change(change, {"event_id": "restore", "ts": None}))
+    assert [(m["user_id"], m["event_id"]) for m in consume_refreshes(w, 1)] == [("u1", "restore")]
+    assert victim in listed(w, "u1")
+
+
+def test_users_forgotten_or_moved_away_are_not_refreshed_at_the_restock() -> None:
+    w = Worker()
+    w.batch(click(1, "i1"), click(2, "i1", user="u2"), click(3, "i1", user="u3"))
+    victim = listed(w, "u1")[0]
+    go_out(w, victim, "s-out")
+    consume_refreshes(w, 0)
+    w.batch(forget(9, user="u2"))
+    assert "u2" not in set().union(*w.pipeline.stock.waiting.by_item.values())
+    w.pipeline.stock.holders.drop("u3")  # its partition moved to another worker
+    come_back(w, victim, "s-back")
+    assert [m["user_id"] for m in refreshes(w)[3:]] == ["u1"]
+
+
+def test_holders_found_by_the_check_after_a_rebuild_wait_for_the_restock_too() -> None:
+    w = Worker()
+    w.pipeline.ready.clear()
+    stored(w, "u1", ["i3", "i4"])
+    go_out(w, "i3", "s-out-3")  # while the worker was down
+    w.pipeline.ready.set()
+    asyncio.run(w.pipeline.stock.ensure())  # rebuilt, then checked at ready
+    assert [m["user_id"] for m in consume_refreshes(w, 0)] == ["u1"]
+    come_back(w, "i3", "s-back-3")
+    assert [(m["user_id"], m["event_id"]) for m in refreshes(w)[1:]] == [("u1", "s-back-3")]
