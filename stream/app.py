@@ -34,7 +34,6 @@ from stream.adapters.validation import get_validators
 from stream.domain.engine import Engine
 from stream.domain.profile import DEFAULT_PROFILE_CONFIG
 from stream.domain.ranking import load_ranking_profile
-from stream.domain.waiting import Waiting
 from stream.lifecycle import EXIT_AGENT_FAILED as EXIT_AGENT_FAILED
 from stream.lifecycle import Lifecycle, die
 from stream.pipeline import Pipeline
@@ -146,7 +145,6 @@ def create_app(
     replica.on_stock_change = pipeline.on_stock_change
     pipeline.profiles = profiles = ProfileRuntime(settings, engine, metrics)
     pipeline.learned_group_max = settings.learned_group_max
-    pipeline.stock.waiting = Waiting(settings.restock_waiting_max)
     pfeed = PfeedRuntime.for_worker(settings, engine) if settings.pfeed else None
     if pfeed is not None:
         replica.on_item = pfeed.on_item

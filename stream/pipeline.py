@@ -251,7 +251,7 @@ class Pipeline:
         for profile, rec, _ in plan.lists:
             if rec.feed != "for_you":
                 continue
-            self.stock.update(rec.user_id, [item.item_id for item in rec.items])
+            self.stock.update(rec.user_id, [item.item_id for item in rec.items], profile.lost)
             if self.writer is not None:
                 # built at the flush, if no newer list replaced it (the profile is this
                 # batch's own copy: the next batch decodes its own from the store)
@@ -259,6 +259,7 @@ class Pipeline:
                     rec.user_id, partial(_point, profile, rec, self.user_vector)
                 )
         self.metrics.users_holding.set(len(self.stock))
+        self.metrics.users_lost.set(len(self.stock.lost.by_user))
 
     # -- item topics (validation + accounting; the replica applies them) ----------------------
     async def handle_item_batch(self, records: Sequence[Record]) -> None:
@@ -276,7 +277,7 @@ class Pipeline:
     async def on_stock_change(self, change: StockChange, message: dict[str, Any]) -> None:
         """Out of stock (or deleted from the catalog): every local user holding the item gets
         a fresh list now. Back (in stock, or restored): so does every local user whose list
-        lost it to that stock-out (``stream.domain.waiting``).
+        lost it to the stock (``stream.domain.lost``).
 
         The re-ranking goes through the `refresh` control topic, keyed by user, so it runs in
         the user agent of the partition's owner: in order with the user's own events, and its
@@ -291,7 +292,7 @@ class Pipeline:
             # the rebuilt index at ready refreshes such holders (``check_held``)
             return
         if change.came_back:
-            await self._refresh_waiting(item_id, change.index, message)
+            await self._refresh_lost(item_id, change.index, message)
             return
         if not change.went_out:
             return
@@ -302,17 +303,16 @@ class Pipeline:
             # item covers this one (a no-op if the rebuild ran it already)
             await self.check_held()
             return
-        holders = self.stock.holding(item_id)
-        self.stock.waiting.add(item_id, holders)
-        await self._refresh(dict.fromkeys(holders, item_id))
+        await self._refresh(dict.fromkeys(self.stock.holding(item_id), item_id))
 
-    async def _refresh_waiting(self, item_id: str, idx: int, message: dict[str, Any]) -> None:
-        """The item is back: a refresh, answering ``message``, for each user still local whose
-        list lost it. Still deleted (restocked only), or still out (restored only): they wait."""
+    async def _refresh_lost(self, item_id: str, idx: int, message: dict[str, Any]) -> None:
+        """The item is back: a refresh, answering ``message``, for each local user whose list
+        lost it (their new list forgets it, listed or not). Still deleted (restocked only), or
+        still out (restored only): nothing yet."""
         if not self.engine.catalog.is_eligible(idx):
             return
-        local = self.stock.holders.by_user  # (users moved away or forgotten are not in it)
-        users = [u for u in sorted(self.stock.waiting.pop(item_id)) if u in local]
+        await self.stock.ensure()  # (after a rebalance: the lost items of the users now local)
+        users = self.stock.lost_by(item_id)
         await self._refresh(dict.fromkeys(users, item_id), cause_of(message))
 
     async def check_held(self) -> None:
@@ -323,7 +323,7 @@ class Pipeline:
         if not self.ready.is_set() or not self.stock.unchecked:
             return
         self.stock.unchecked = False
-        held = await held_out_of_stock(self.stock.holders, self.engine.catalog, self.stock.waiting)
+        held = await held_out_of_stock(self.stock.holders, self.engine.catalog)
         if held:
             log.info("%d local users hold items out of stock since their last list", len(held))
         await self._refresh(held)
@@ -331,7 +331,6 @@ class Pipeline:
     async def _refresh(self, held: dict[str, str], cause: Cause | None = None) -> None:
         """A `refresh` record per user (user → the item it answers: by default named after
         the message that took that item out, else after ``cause``), all sent."""
-        self.metrics.restock_waiting.set(len(self.stock.waiting))
         now_ms = int(time.time() * 1000)
         futures = []
         for n, (user_id, item_id) in enumerate(held.items(), 1):

@@ -184,9 +184,6 @@ class Settings:
     lookup_exact_max: int = 100_000
     #: relation strength = (w_lookup·lookup + w_cooc·co-occurrence) / weights present
     pfeed_weights: tuple[float, float] = (0.25, 1.0)
-    #: users remembered, summed over items out of stock, as having lost the item from their
-    #: list, to refresh when it comes back (``stream.domain.waiting``; 0 = no restock refresh)
-    restock_waiting_max: int = 1_000_000
     #: freeze the start-up heap out of garbage collection once ready (stream.adapters.gc_pauses)
     gc_freeze: bool = True
     #: allocations (net, of container objects) between two youngest-generation collections once
@@ -279,7 +276,6 @@ class Settings:
             else None,
             pfeed_weights=parse_weights(env.get("RECSTREAM_PFEED_WEIGHTS") or "0.25,1"),
             lookup_exact_max=_non_negative(env, "RECSTREAM_LOOKUP_EXACT_MAX", 100_000),
-            restock_waiting_max=_non_negative(env, "RECSTREAM_RESTOCK_WAITING_MAX", 1_000_000),
             lookup_dir=Path(env["RECSTREAM_LOOKUP_DIR"])
             if env.get("RECSTREAM_LOOKUP_DIR")
             else None,

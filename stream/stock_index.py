@@ -30,8 +30,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from stream.adapters.state_store import StateStore
 from stream.domain.holders import Holders
-from stream.domain.profile import stored_last_items
-from stream.domain.waiting import Waiting
+from stream.domain.profile import stored_lists
 from stream.plan import Durability
 
 log = logging.getLogger(__name__)
@@ -47,9 +46,9 @@ class StockIndex:
         self.store = store
         self.durability = durability
         self.holders = Holders()
-        #: users whose list lost an item to a stock-out, until it comes back (not rebuilt:
-        #: in memory only, see ``stream.domain.waiting``)
-        self.waiting = Waiting()
+        #: the items each user's list lost to stock-outs (``stream.domain.lost``): whom an
+        #: item's return refreshes (only users who lost some are in it)
+        self.lost = Holders()
         #: after a (re)start or rebalance the index no longer matches the local users; it is
         #: rebuilt from the stored profiles' last lists before the next stock-out refresh
         self.stale = True
@@ -62,20 +61,24 @@ class StockIndex:
         #: awaited after each rebuild, still holding the rebuild's lock (module docstring)
         self.on_rebuilt: Callable[[], Awaitable[None]] | None = None
 
-    def update(self, user_id: str, items: Sequence[str]) -> None:
-        self.holders.update(user_id, items)
+    def update(self, user_id: str, items: Sequence[str], lost: Sequence[str] = ()) -> None:
+        """A user's new list, and the items their lists lost to stock-outs."""
+        _index(self.holders, self.lost, user_id, items, lost)
         if self._touched is not None:
             self._touched.add(user_id)
 
     def drop(self, user_id: str) -> None:
-        """Forget a user (erasure): who they hold and what they wait for."""
         self.holders.drop(user_id)
-        self.waiting.drop(user_id)
+        self.lost.drop(user_id)
         if self._touched is not None:
             self._touched.add(user_id)
 
     def holding(self, item_id: str) -> list[str]:
         return self.holders.holding(item_id)
+
+    def lost_by(self, item_id: str) -> list[str]:
+        """The users whose lists lost ``item_id`` to the stock (sorted)."""
+        return self.lost.holding(item_id)
 
     def __len__(self) -> int:
         """Users with a list in the index."""
@@ -110,26 +113,27 @@ class StockIndex:
         started = time.perf_counter()
         self.stale = False  # a rebalance from here on marks it stale again
         self._touched = set()
-        fresh = Holders()
+        fresh, lost = Holders(), Holders()
         try:
             for n, (partition, user_id) in enumerate(self.store.owned(), 1):
                 raw = self.store.get(user_id, partition=partition)
                 if raw is not None:
-                    fresh.update(user_id, stored_last_items(raw))
+                    _index(fresh, lost, user_id, *stored_lists(raw))
                 if n % REBUILD_CHUNK == 0:
                     await asyncio.sleep(0)  # let batches run
             for user_id in self._touched:  # committed while this ran: newer than what it read
                 items = self.holders.by_user.get(user_id)
                 if items is None:
                     fresh.drop(user_id)
+                    lost.drop(user_id)
                 else:
-                    fresh.update(user_id, items)
+                    _index(fresh, lost, user_id, items, self.lost.by_user.get(user_id, ()))
         except BaseException:
             self.stale = True
             raise
         finally:
             self._touched = None
-        self.holders = fresh
+        self.holders, self.lost = fresh, lost
         self.unchecked = True
         self.rebuilds += 1
         log.info(
@@ -137,3 +141,15 @@ class StockIndex:
             len(fresh.by_user),
             time.perf_counter() - started,
         )
+
+
+def _index(
+    holders: Holders, lost: Holders, user_id: str, items: Sequence[str], gone: Sequence[str]
+) -> None:
+    """One user's list into ``holders``, and what it lost into ``lost`` (only users who lost
+    something are kept there)."""
+    holders.update(user_id, items)
+    if gone:
+        lost.update(user_id, gone)
+    else:
+        lost.drop(user_id)

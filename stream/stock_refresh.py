@@ -24,7 +24,6 @@ import orjson
 
 from stream.domain.catalog import Catalog, StockChange
 from stream.domain.holders import Holders
-from stream.domain.waiting import Waiting
 
 #: the stock (or catalog) message a refresh answers: (event id, ts; None: it had none)
 Cause = tuple[str, int | None]
@@ -73,12 +72,9 @@ def cause_of(message: Mapping[str, Any]) -> Cause:
     return str(message["event_id"]), None if ts is None else int(ts)
 
 
-async def held_out_of_stock(
-    holders: Holders, catalog: Catalog, waiting: Waiting | None = None
-) -> dict[str, str]:
+async def held_out_of_stock(holders: Holders, catalog: Catalog) -> dict[str, str]:
     """Each user whose indexed list holds an item out of stock (or deleted from the catalog)
-    now → the first such item found; every such item's holders are also noted in ``waiting``
-    (their refreshed lists lose it: they get it back when it comes back).
+    now → the first such item found.
 
     One entry per user: one refresh re-ranks the whole list. Yields to the event loop after
     every ``CHECK_CHUNK`` items or holders looked at (a popular item can have hundreds of
@@ -91,8 +87,6 @@ async def held_out_of_stock(
         work += 1
         if idx is not None and not catalog.is_eligible(idx):
             members = list(users)  # (the set may change while this yields)
-            if waiting is not None:
-                waiting.add(item_id, members)
             for start in range(0, len(members), CHECK_CHUNK):
                 for user_id in members[start : start + CHECK_CHUNK]:
                     held.setdefault(user_id, item_id)

@@ -166,10 +166,9 @@ class Metrics(ProfileMetrics):
         self.users_holding = Gauge(
             "recstream_users_with_lists", "Users with a live list on this worker", registry=r
         )
-        self.restock_waiting = Gauge(
-            "recstream_restock_waiting",
-            "Users whose list lost an item out of stock, to refresh when it comes back "
-            "(summed over items)",
+        self.users_lost = Gauge(
+            "recstream_users_with_lost_items",
+            "Users whose list lost items to stock-outs or deletions (refreshed when one returns)",
             registry=r,
         )
 

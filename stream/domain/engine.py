@@ -19,6 +19,7 @@ from stream.domain.dedup import keys as seen_keys
 from stream.domain.events import UserEvent
 from stream.domain.learned import RepeatModel
 from stream.domain.learning import Learner, Observation, observation_weight
+from stream.domain.lost import lost_items
 from stream.domain.profile import (
     DEFAULT_PROFILE_CONFIG,
     ProfileConfig,
@@ -258,7 +259,8 @@ class Engine:
         )
         for feed in self.feeds:
             items = lists[feed]
-            if feed == "for_you":
+            if feed == "for_you":  # (what it lost to the stock first: stream.domain.lost)
+                profile.lost = lost_items(profile.last_items, profile.lost, self.catalog)
                 profile.last_items = [item.item_id for item in items]
             out.append(
                 Recommendation(

@@ -20,11 +20,13 @@ from stream.domain.features import filter_features, is_price_bound
 # the stored form lives in profile_codec; its public names stay importable from here
 from stream.domain.profile_codec import COMPRESSED as COMPRESSED
 from stream.domain.profile_codec import HEADED as HEADED
+from stream.domain.profile_codec import LISTED as LISTED
 from stream.domain.profile_codec import MAX_STORED_JSON as MAX_STORED_JSON
 from stream.domain.profile_codec import ZSTD as ZSTD
 from stream.domain.profile_codec import decode_stored as decode_stored
 from stream.domain.profile_codec import encode_stored as encode_stored
 from stream.domain.profile_codec import stored_last_items as stored_last_items
+from stream.domain.profile_codec import stored_lists as stored_lists
 from stream.domain.profile_context import remember_context
 
 
@@ -105,6 +107,9 @@ class UserProfile:
     just_bought_ts: int = 0
     offsets: dict[str, int] = field(default_factory=dict)  # "topic:partition" -> last offset
     last_items: list[str] = field(default_factory=list)  # last emitted for_you list
+    #: items that left that list for being out of stock or deleted, while they are: a restock
+    #: refreshes this user (``stream.domain.lost``)
+    lost: list[str] = field(default_factory=list)
     #: the latest click context (device, locale, source) and search/click query, so ranking
     #: can condition boosts on where the user is and match what they typed
     context: dict[str, str] = field(default_factory=dict)
@@ -157,6 +162,8 @@ class UserProfile:
             body.update(tl=self.timeline, fs=self.firsts)
         if self.seen:
             body["d"] = self.seen
+        if self.lost:
+            body["lo"] = self.lost
         return body
 
     @classmethod
@@ -176,6 +183,7 @@ class UserProfile:
             just_bought_ts=d.get("bt", 0),
             offsets=d["o"],
             last_items=d.get("li", []),
+            lost=d.get("lo", []),
             context=d.get("cx", {}),
             query=d.get("qy", ""),
             query_ts=d.get("qt", 0),

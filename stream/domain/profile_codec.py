@@ -15,9 +15,13 @@ from typing import Any
 import orjson
 import zstandard
 
-#: format bytes of a stored profile. ``HEADED`` (written now): the byte, the body JSON's length
-#: and the last list's length (``_HEAD``: u32, u16, little-endian), the last for_you list's item
-#: ids joined by ``_SEP``, then a zstd frame (level 1) of the orjson body without that list.
+#: format bytes of a stored profile. ``LISTED`` (written now for a profile whose list lost items
+#: to stock-outs): the byte, the body JSON's length, the last list's and the lost items' lengths
+#: (``_HEAD2``: u32, u16, u16), both lists of ids joined by ``_SEP``, then the zstd frame of the
+#: body without them. ``HEADED`` (written now for every other profile): the byte, the body
+#: JSON's length and the last list's length (``_HEAD``: u32, u16, little-endian), the last
+#: for_you list's item ids joined by ``_SEP``, then a zstd frame (level 1) of the orjson body
+#: without that list.
 #: ``ZSTD`` (written until then): the same without the list up front (it is in the body).
 #: ``COMPRESSED``: the byte, then zlib (level 1) of the body. Plain JSON (the first format,
 #: starting with "{"). All are read, so existing data dirs and changelogs recover unchanged.
@@ -25,12 +29,18 @@ import zstandard
 #: Why the list up front: after a restart or rebalance the stock index reads the last list of
 #: every local user (``stored_last_items``); a full decode is ~50 µs a profile, i.e. 5 s of the
 #: event loop for 100k users. Read from the header it is a slice and a split. It costs ~60 B a
-#: profile (+4.5 % on the quick bench's users): ids repeated elsewhere compressed better.
+#: profile (+4.5 % on the quick bench's users): ids repeated elsewhere compressed better. The
+#: lost items (``UserProfile.lost``) are up front for the same reason: the rebuilt index of who
+#: lost what is what a restock refreshes. Written only when there are some, so every other
+#: profile keeps the bytes it had (a worker of an older release reads neither 0x04 nor 0x03
+#: before its own: upgrade every worker before a stock-out, as for 0x03).
+LISTED = b"\x04"
 HEADED = b"\x03"
 ZSTD = b"\x02"
 COMPRESSED = b"\x01"
 _LENGTH = struct.Struct("<I")
 _HEAD = struct.Struct("<IH")
+_HEAD2 = struct.Struct("<IHH")
 _SEP = "\x1f"  # (ids may hold any character: a list it cannot frame stays in the body)
 #: far above any bounded profile (a heavy one is ~40 KB of JSON)
 MAX_STORED_JSON = 16 * 2**20
@@ -60,25 +70,39 @@ def _decompressor() -> zstandard.ZstdDecompressor:
 
 
 def encode_stored(body: dict[str, Any]) -> bytes:
-    """``to_dict()`` fields → the stored form (``HEADED``, or ``ZSTD`` for a list the header
-    cannot frame)."""
-    last: list[str] = body.get("li") or []
-    joined = _SEP.join(last)
-    head = joined.encode()
-    if joined.count(_SEP) != max(0, len(last) - 1) or not all(last) or len(head) > 0xFFFF:
-        raw = orjson.dumps(body)  # an id the header cannot frame: the list stays in the body
+    """``to_dict()`` fields → the stored form (``LISTED`` or ``HEADED``, or ``ZSTD`` for lists
+    the header cannot frame)."""
+    last, lost = _frame(body.get("li") or []), _frame(body.get("lo") or [])
+    if last is None or lost is None:  # an id the header cannot frame: the lists stay in the body
+        raw = orjson.dumps(body)
         return ZSTD + _LENGTH.pack(len(raw)) + _compressor().compress(raw)
-    raw = orjson.dumps({k: v for k, v in body.items() if k != "li"})
-    return HEADED + _HEAD.pack(len(raw), len(head)) + head + _compressor().compress(raw)
+    raw = orjson.dumps({k: v for k, v in body.items() if k != "li" and k != "lo"})
+    if not lost:
+        return HEADED + _HEAD.pack(len(raw), len(last)) + last + _compressor().compress(raw)
+    head = _HEAD2.pack(len(raw), len(last), len(lost))
+    return LISTED + head + last + lost + _compressor().compress(raw)
+
+
+def _frame(ids: list[str]) -> bytes | None:
+    """Ids joined for a header, or None when they cannot be (a separator or an empty id in
+    one, or too long for its u16 length)."""
+    joined = _SEP.join(ids)
+    head = joined.encode()
+    if joined.count(_SEP) != max(0, len(ids) - 1) or not all(ids) or len(head) > 0xFFFF:
+        return None
+    return head
 
 
 def decode_stored(raw: bytes) -> dict[str, Any]:
     """A stored profile's fields, whichever format wrote it; ValueError on anything else."""
     head = raw[:1]
-    if head == HEADED:
-        (size, n), start = _HEAD.unpack_from(raw, 1), 1 + _HEAD.size
-        body = _unzstd(raw[start + n :], size)
-        body["li"] = _split(raw[start : start + n])
+    if head in (HEADED, LISTED):
+        last, lost, start = _lists(raw)
+        (size,) = _LENGTH.unpack_from(raw, 1)
+        body = _unzstd(raw[start:], size)
+        body["li"] = last
+        if lost:
+            body["lo"] = lost
         return body
     if head == ZSTD:
         (size,) = _LENGTH.unpack_from(raw, 1)
@@ -93,16 +117,32 @@ def decode_stored(raw: bytes) -> dict[str, Any]:
 
 
 def stored_last_items(raw: bytes) -> list[str]:
-    """The last for_you list of a stored profile: from the header when the format has one (no
-    decompression), else from the decoded body. ValueError on anything that is no profile."""
-    if raw[:1] == HEADED:
-        if len(raw) < 1 + _HEAD.size:
-            raise ValueError("stored profile: truncated header")
-        n, start = _HEAD.unpack_from(raw, 1)[1], 1 + _HEAD.size
-        if len(raw) < start + n:
-            raise ValueError("stored profile: truncated last list")
-        return _split(raw[start : start + n])
-    return list(decode_stored(raw).get("li", []))
+    """The last for_you list of a stored profile (see ``stored_lists``)."""
+    return stored_lists(raw)[0]
+
+
+def stored_lists(raw: bytes) -> tuple[list[str], list[str]]:
+    """The last for_you list of a stored profile and the items it lost to stock-outs: from the
+    header when the format has one (no decompression), else from the decoded body. ValueError
+    on anything that is no profile."""
+    if raw[:1] in (HEADED, LISTED):
+        last, lost, _ = _lists(raw)
+        return last, lost
+    body = decode_stored(raw)
+    return list(body.get("li", [])), list(body.get("lo", []))
+
+
+def _lists(raw: bytes) -> tuple[list[str], list[str], int]:
+    """A headed profile's two lists, and where its zstd frame starts."""
+    shape = _HEAD2 if raw[:1] == LISTED else _HEAD
+    if len(raw) < 1 + shape.size:
+        raise ValueError("stored profile: truncated header")
+    _, n, *rest = shape.unpack_from(raw, 1)
+    m = rest[0] if rest else 0
+    start = 1 + shape.size
+    if len(raw) < start + n + m:
+        raise ValueError("stored profile: truncated last list")
+    return _split(raw[start : start + n]), _split(raw[start + n : start + n + m]), start + n + m
 
 
 def _split(head: bytes) -> list[str]:

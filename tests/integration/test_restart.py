@@ -1,5 +1,5 @@
 """A restarted worker keeps its users' state and refreshes their lists on a stock-out: one
-while it was down (at its start), and one after."""
+while it was down (at its start), and one after; and on a restock after another restart."""
 
 from __future__ import annotations
 
@@ -64,3 +64,13 @@ def test_restart_keeps_state_and_stock_refreshes(broker: Any, tmp_path: Path) ->
         assert later["state_version"] == first["state_version"] + 1
     finally:
         again.stop()
+    # the lists lost both items to the stock: kept in the stored profile, so after another
+    # restart a restock still refreshes the user without an event of theirs
+    third = dep.worker("w").start()
+    try:
+        third.wait_ready()
+        back = {"event_id": "restart-back", "item_id": victim, "ts": now_ms(), "available": 4}
+        message = asyncio.run(refreshed_by(dep, "restart-back", back))
+        assert message["user_id"] == "u-restart" and message["trigger"]["topic"] == "stock"
+    finally:
+        third.stop()

@@ -20,12 +20,14 @@ from stream.domain.events import UserEvent
 from stream.domain.profile import (
     COMPRESSED,
     HEADED,
+    LISTED,
     ZSTD,
     UserProfile,
     apply_event,
     decode_stored,
     encode_stored,
     stored_last_items,
+    stored_lists,
 )
 
 HEAVY_ZLIB = Path(__file__).parent / "fixtures" / "profile_zlib_heavy.bin"
@@ -121,11 +123,44 @@ def test_the_last_list_reads_without_decoding_and_any_id_round_trips(last: list[
     assert raw[:1] == (HEADED if framable else ZSTD)  # else the list stays in the body
 
 
+@pytest.mark.parametrize(
+    ("last", "lost", "fmt"),
+    [
+        (["i3"], ["i9", "i8"], LISTED),
+        ([], ["i9"], LISTED),
+        (["i3"], [], HEADED),  # nothing lost: the bytes every profile had before
+        (["i3"], ["a\x1fb"], ZSTD),  # an id the header cannot frame: both lists in the body
+        (["", "i3"], ["i9"], ZSTD),
+    ],
+)
+def test_the_lost_items_read_without_decoding_too(
+    last: list[str], lost: list[str], fmt: bytes
+) -> None:
+    profile = small_profile()
+    profile.last_items, profile.lost = last, lost
+    raw = profile.to_bytes()
+    assert raw[:1] == fmt
+    assert stored_lists(raw) == (last, lost) and stored_last_items(raw) == last
+    assert UserProfile.from_bytes(raw) == profile
+    assert decode_stored(raw) == profile.to_dict()
+    assert profile.to_bytes() == raw
+    if fmt == LISTED:  # the body's JSON holds neither list
+        size = int.from_bytes(raw[1:5], "little")
+        rest = {k: v for k, v in profile.to_dict().items() if k not in ("li", "lo")}
+        assert size == len(orjson.dumps(rest))
+
+
 def test_a_truncated_header_is_a_value_error() -> None:
     raw = small_profile().to_bytes()
     for cut in (3, 8):
         with pytest.raises(ValueError, match="truncated"):
             stored_last_items(raw[:cut])
+    profile = small_profile()
+    profile.lost = ["i9"]
+    raw = profile.to_bytes()
+    for cut in (4, 9, 14):
+        with pytest.raises(ValueError, match="truncated"):
+            stored_lists(raw[:cut])
 
 
 def test_profile_parts_say_what_each_bounded_part_costs() -> None:

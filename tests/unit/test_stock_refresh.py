@@ -235,7 +235,10 @@ def test_a_restock_gives_the_item_back_to_the_lists_that_lost_it() -> None:
     go_out(w, victim, "s-out")
     assert sorted(m["user_id"] for m in consume_refreshes(w, 0)) == ["u1", "u2"]
     assert victim not in listed(w, "u1") and victim not in listed(w, "u2")
-    assert w.pipeline.metrics.restock_waiting._value.get() == 2
+    assert w.pipeline.stock.lost_by(victim) == ["u1", "u2"]
+    assert w.pipeline.metrics.users_lost._value.get() == 2
+    for user in ("u1", "u2"):  # in the stored profile: a restart's rebuild finds it
+        assert w.profile(user) is not None and w.profile(user).lost == [victim]
     come_back(w, victim, "s-back")
     back = consume_refreshes(w, 2)
     assert [(m["user_id"], m["event_id"], m["item_id"]) for m in back] == [
@@ -245,8 +248,8 @@ def test_a_restock_gives_the_item_back_to_the_lists_that_lost_it() -> None:
     assert victim in listed(w, "u1") and victim in listed(w, "u2")
     lists = [orjson.loads(v) for t, v in w.sent if t == "recommendations" and v]
     assert lists[-1]["trigger"] == {"event_id": "s-back", "topic": "stock", "ts": T0 + 50}
-    assert len(w.pipeline.stock.waiting) == 0
-    assert w.pipeline.metrics.restock_waiting._value.get() == 0
+    assert w.pipeline.stock.lost_by(victim) == [] and w.profile().lost == []
+    assert w.pipeline.metrics.users_lost._value.get() == 0
 
 
 def test_a_deleted_item_restocked_waits_for_its_restore() -> None:
@@ -273,8 +276,8 @@ def test_users_forgotten_or_moved_away_are_not_refreshed_at_the_restock() -> Non
     go_out(w, victim, "s-out")
     consume_refreshes(w, 0)
     w.batch(forget(9, user="u2"))
-    assert "u2" not in set().union(*w.pipeline.stock.waiting.by_item.values())
-    w.pipeline.stock.holders.drop("u3")  # its partition moved to another worker
+    assert w.pipeline.stock.lost_by(victim) == ["u1", "u3"]
+    w.pipeline.stock.drop("u3")  # (its partition moved to another worker)
     come_back(w, victim, "s-back")
     assert [m["user_id"] for m in refreshes(w)[3:]] == ["u1"]
 
@@ -289,3 +292,15 @@ def test_holders_found_by_the_check_after_a_rebuild_wait_for_the_restock_too() -
     assert [m["user_id"] for m in consume_refreshes(w, 0)] == ["u1"]
     come_back(w, "i3", "s-back-3")
     assert [(m["user_id"], m["event_id"]) for m in refreshes(w)[1:]] == [("u1", "s-back-3")]
+
+
+def test_who_lost_an_item_is_stored_so_a_restart_still_gives_it_back() -> None:
+    w = Worker()
+    w.batch(click(1, "i1"))
+    victim = listed(w, "u1")[0]
+    asyncio.run(w.pipeline.stock.ensure())
+    go_out(w, victim, "s-out")
+    consume_refreshes(w, 0)
+    w.restart()  # a new pipeline: its index is rebuilt from the stored profiles (headers)
+    come_back(w, victim, "s-back")
+    assert [(m["user_id"], m["event_id"]) for m in refreshes(w)[1:]] == [("u1", "s-back")]
