@@ -1,8 +1,9 @@
-"""Which local users hold which item in their last for_you list, so a stock-out re-ranks them.
+"""Which local users hold which item in their last for_you list, so a stock-out re-ranks them;
+and which lost which item to the stock (``stream.domain.lost``), so its return re-ranks them.
 
 The index lives in memory and is rebuilt from the stored profiles after a start or rebalance
 (the users a worker serves change then). A rebuild reads every local user's last list, so it
-must not hold the event loop: it reads the list from the stored header (``stored_last_items``,
+must not hold the event loop: it reads the lists from the stored header (``stored_lists``,
 no decompression for profiles written since that format) and yields to the loop every
 ``REBUILD_CHUNK`` users, so batches keep flowing while it runs. Before, it decoded every
 profile in one go: ~50 µs a user, 5 s of a frozen loop for 100k users at the first stock-out
