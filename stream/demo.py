@@ -4,7 +4,8 @@ Starts what is missing (the bundled broker unless RECSTREAM_KAFKA_BOOTSTRAP is s
 unless RECSTREAM_QDRANT_URL is set; one worker), loads the 84.51° Complete Journey data
 (simulated from real shopping patterns, per its authors), replays baskets as `orders` with
 time compression and prints live lists with their latency. Every 15 s it also takes the item
-most often shown out of stock (a derived event, marked as such) to show the stock logic, and,
+most often shown out of stock, or brings the last one back (derived events, marked as such), to
+show the stock logic, and,
 half-way between, lets the shopper of the latest list search for their #1 item's kind filtered
 to another brand (derived too), printing how much of their next list meets the filter.
 """
@@ -57,6 +58,10 @@ class LiveView:
         self.shown_items: collections.Counter[str] = collections.Counter()
         self.last_print = 0.0
         self.stock_refreshes = 0
+        #: items the stock demo took out, in order, and those still out (its next turn
+        #: brings the oldest back)
+        self.stocked_out: list[str] = []
+        self.still_out: list[str] = []
 
     def on_message(self, message: dict[str, Any]) -> None:
         self.received += 1
@@ -114,6 +119,31 @@ class LiveView:
         }
         return event, f"{user} searches '{title}' filtered to brand {other}"
 
+    def plan_stock(self, ts: int, tag: int) -> tuple[dict[str, Any], str] | None:
+        """The stock demo's next derived event, by turns: the item most often shown goes out
+        of stock (never the same twice), then comes back (None: nothing shown yet)."""
+        item: str | None
+        if self.still_out:
+            item, available = self.still_out.pop(0), 5
+            text = "is back in stock (derived event) → the lists that lost it get it back now"
+        else:
+            shown = (i for i, _ in self.shown_items.most_common() if i not in self.stocked_out)
+            item, available = next(shown, None), 0
+            if item is None:
+                return None
+            self.stocked_out.append(item)
+            self.still_out.append(item)
+            text = "goes out of stock (derived event) → lists holding it are re-pushed now"
+        event = {
+            "event_id": f"demo-stock-{item}-{tag}",
+            "item_id": item,
+            # the replay's clock, not the wall clock: the baskets keep their dataset dates, and
+            # a refresh ranks (and explains: "bought … days ago") at its trigger's time
+            "ts": ts,
+            "available": available,
+        }
+        return event, f"'{self.titles.get(item, item)}' ({item}) {text}"
+
     def summary(self, sent: int, now: float | None = None) -> str:
         since = (time.monotonic() if now is None else now) - self.window_s
         lat = sorted(ms for at, ms in self.latencies if at >= since)
@@ -153,7 +183,6 @@ async def _live(
     started = time.monotonic()
     last_summary = last_stock = started
     last_search = started - SEARCH_DEMO_EVERY_S / 2  # half-way between two stock demos
-    stocked_out: set[str] = set()
     async with TopicReader(settings, "recommendations") as reader:
         while seconds is None or time.monotonic() - started < seconds:
             for message in await reader.poll(100):
@@ -163,33 +192,12 @@ async def _live(
             if now - last_summary > SUMMARY_EVERY_S:
                 _say(view.summary(progress["sent"]))
                 last_summary = now
-            if now - last_stock > STOCK_DEMO_EVERY_S and view.shown_items:
-                item = next(
-                    (i for i, _ in view.shown_items.most_common() if i not in stocked_out), None
-                )
-                if item is not None:
-                    stocked_out.add(item)
-                    _say(
-                        f"** demo: '{titles.get(item, item)}' ({item}) goes out of stock "
-                        "(derived event) → lists holding it are re-pushed now"
-                    )
-                    await produce(
-                        settings,
-                        [
-                            (
-                                "stock",
-                                {
-                                    "event_id": f"demo-stock-{item}-{int(now)}",
-                                    "item_id": item,
-                                    # the replay's clock, not the wall clock: the baskets
-                                    # keep their dataset dates, and a refresh ranks (and
-                                    # explains: "bought … days ago") at its trigger's time
-                                    "ts": progress["ts"] or int(time.time() * 1000),
-                                    "available": 0,
-                                },
-                            )
-                        ],
-                    )
+            if now - last_stock > STOCK_DEMO_EVERY_S:
+                planned = view.plan_stock(progress["ts"] or int(time.time() * 1000), int(now))
+                if planned is not None:
+                    event, text = planned
+                    _say(f"** demo: {text}")
+                    await produce(settings, [("stock", event)])
                 last_stock = now
             if now - last_search > SEARCH_DEMO_EVERY_S:
                 planned = view.plan_search(progress["ts"] or int(time.time() * 1000), int(now))

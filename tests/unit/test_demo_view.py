@@ -60,3 +60,18 @@ def test_the_search_demo_filters_the_latest_shopper_to_another_brand() -> None:
     one_brand = LiveView({}, {"i1": ("CHEESE", "National")})
     one_brand.on_message(_list(10))
     assert one_brand.plan_search(ts=5, tag=1) is None
+
+
+def test_the_stock_demo_takes_the_most_shown_item_out_then_brings_it_back() -> None:
+    view = LiveView({"i1": "CHEESE"})
+    assert view.plan_stock(ts=5, tag=1) is None  # nothing shown yet
+    view.on_message(_list(10))  # i1 shown
+    out = view.plan_stock(ts=5, tag=1)
+    assert out is not None
+    assert out[0] == {"event_id": "demo-stock-i1-1", "item_id": "i1", "ts": 5, "available": 0}
+    assert "'CHEESE' (i1) goes out of stock" in out[1]
+    back = view.plan_stock(ts=9, tag=2)
+    assert back is not None
+    assert back[0] == {"event_id": "demo-stock-i1-2", "item_id": "i1", "ts": 9, "available": 5}
+    assert "'CHEESE' (i1) is back in stock" in back[1]
+    assert view.plan_stock(ts=9, tag=3) is None  # the only item shown was taken out once
