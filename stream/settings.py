@@ -17,7 +17,8 @@ USER_TOPICS: tuple[str, ...] = ("clicks", "dwell", "carts", "orders", "returns",
 ITEM_TOPICS: tuple[str, ...] = ("stock", "catalog")
 #: Control topics keyed by user_id, co-partitioned with the user topics and consumed by the same
 #: agent, so they reach the worker that owns the user's state, in order with the user's events:
-#: ``forget`` (right to erasure) and ``refresh`` (re-rank now: an item the user holds sold out).
+#: ``forget`` (right to erasure) and ``refresh`` (re-rank now: an item the user holds sold out,
+#: or one their list lost came back).
 CONTROL_TOPICS: tuple[str, ...] = ("forget", "refresh")
 #: ``learned``: observations from every applied event, followed by every worker (popularity and
 #: item relations survive restarts and are the same on every worker). ``recommendations-shadow``:
@@ -143,6 +144,10 @@ class Settings:
     #: 4,568 / 4,165 / 3,349 at 2,048, and 3,643 / 3,327 at 1,024 (history, "Twelfth Dec 6
     #: session"). Before, 1,024 rather than 256 (+25-33 % in drains, faust_batches).
     batch_max: int = 4096
+    #: `refresh` records taken per fetch of the user group, at most (0: no bound): a stock-out
+    #: or restock of a popular item sends one to every user who held it, and without a bound
+    #: those queued ahead of every user event of the fetches after them (``user_group``)
+    refresh_batch_max: int = 256
     #: what reads the user and control topics: "aiokafka", a bare consumer group
     #: (stream.adapters.user_group says why), or "faust", the Faust agent it replaced
     user_consumer: str = "aiokafka"
@@ -251,6 +256,7 @@ class Settings:
             max_event_ahead_ms=ahead,
             dedup_window_s=dedup_window_s,
             batch_max=_int(env, "RECSTREAM_BATCH_MAX", 4096),
+            refresh_batch_max=_non_negative(env, "RECSTREAM_REFRESH_BATCH_MAX", 256),
             user_consumer=_user_consumer(env.get("RECSTREAM_USER_CONSUMER") or "aiokafka"),
             batch_within_ms=_int(env, "RECSTREAM_BATCH_WITHIN_MS", 20),
             batch_backlog_min=_int(env, "RECSTREAM_BATCH_BACKLOG_MIN", 16),

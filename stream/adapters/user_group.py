@@ -25,6 +25,11 @@ keeps the agent.
   replays). Every worker of a deployment must read the user topics the same way: two groups
   would both apply every event.
 * A handler that raises is fatal (``stream.app._fatal``): the worker exits, never skips.
+* **Refreshes wait their turn**: a fetch takes at most ``refresh_batch_max`` records of the
+  `refresh` topic (the user topics' records are all taken). A stock-out or a restock of a
+  popular item sends a refresh to every local user who held it (tens of thousands, each a
+  ranking); taken whole, a fetch of them held every user event behind them for seconds. The
+  rest stays in the consumer's buffer for the next fetches.
 """
 
 from __future__ import annotations
@@ -131,6 +136,9 @@ class UserGroup(GroupTask):
         self.flavour = flavour
         self.batch_max = max(1, settings.batch_max)
         self._logical = {settings.topic(t): t for t in topics}
+        #: the `refresh` topic, when read and bounded (``_fetch``)
+        self._refresh = settings.topic("refresh") if "refresh" in topics else None
+        self.refresh_max = settings.refresh_batch_max
         self._backlog = 2 * self.batch_max if settings.backlog_by_partition else None
         self._busy = asyncio.Lock()  # held while a batch is handled
         self._handled: dict[TopicPartition, int] = {}  # next offset, not yet committed
@@ -176,11 +184,30 @@ class UserGroup(GroupTask):
         assert self.consumer is not None
         consumer = self.consumer
         while True:
-            fetched = await consumer.getmany(timeout_ms=self.settings.fetch_max_wait_ms)
+            fetched = await self._fetch(consumer)
             if fetched:
                 await self._handle_fetch(fetched)
             if time.monotonic() - self._last_commit >= COMMIT_INTERVAL_S:
                 await self.commit_handled()
+
+    async def _fetch(self, consumer: Any) -> dict[TopicPartition, list[Any]]:
+        """The next fetch's records: every user topic's, and at most ``refresh_max`` of the
+        `refresh` topic (module docstring). Refreshes are taken from what the consumer already
+        holds; only when it holds none does the fetch wait, for the user topics' records."""
+        wait = self.settings.fetch_max_wait_ms
+        assigned = consumer.assignment()
+        if self._refresh is None or self.refresh_max <= 0 or not assigned:
+            return dict(await consumer.getmany(timeout_ms=wait))
+        users = [tp for tp in assigned if tp.topic != self._refresh]
+        refresh = [tp for tp in assigned if tp.topic == self._refresh]
+        fetched: dict[TopicPartition, list[Any]] = {}
+        if refresh:
+            fetched.update(
+                await consumer.getmany(*refresh, timeout_ms=0, max_records=self.refresh_max)
+            )
+        if users:  # (no wait while refreshes drain: the next fetch comes after their batch)
+            fetched.update(await consumer.getmany(*users, timeout_ms=0 if fetched else wait))
+        return fetched
 
     async def _handle_fetch(self, fetched: dict[TopicPartition, list[Any]]) -> None:
         if self.settings.event_time_order:

@@ -177,3 +177,66 @@ def test_the_assignor_keeps_a_users_topics_on_one_member(members: int, partition
             owner.update({(topic, p): member for p in parts})
     for p in range(partitions):  # every topic's partition p has one owner, the same for all
         assert len({owner[(topic, p)] for topic in topics}) == 1
+
+
+class Buffered(FakeConsumer):
+    """What aiokafka's ``getmany`` does with records it already holds: only the partitions
+    asked for (all when none), at most ``max_records``, in partition order."""
+
+    def __init__(self, held: dict[TopicPartition, list[Msg]]) -> None:
+        super().__init__()
+        self.held = held
+        self.calls: list[tuple[tuple[TopicPartition, ...], int, int | None]] = []
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.held)
+
+    async def getmany(
+        self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
+    ) -> dict[TopicPartition, list[Msg]]:
+        self.calls.append((partitions, timeout_ms, max_records))
+        out: dict[TopicPartition, list[Msg]] = {}
+        room = max_records
+        for tp, msgs in self.held.items():
+            if (partitions and tp not in partitions) or not msgs or room == 0:
+                continue
+            take = msgs[: room if room is not None else len(msgs)]
+            self.held[tp] = msgs[len(take) :]
+            out[tp] = take
+            room = None if room is None else room - len(take)
+        return out
+
+
+REFRESH = TopicPartition("p-refresh", 1)
+
+
+def test_a_fetch_takes_every_user_event_but_a_bounded_share_of_refreshes() -> None:
+    """A restock of a popular item sends thousands of refreshes: taken whole, they held every
+    user event of the next fetches behind them; the rest waits in the consumer's buffer."""
+    settings = replace(Settings(), topic_prefix="p-", refresh_batch_max=256)
+    group = UserGroup(settings, ("clicks", "refresh"), lambda records: asyncio.sleep(0))
+    held = {
+        REFRESH: [Msg(n, 100) for n in range(600)],
+        CLICKS: [Msg(10, 300), Msg(11, 301)],
+    }
+    group.consumer = consumer = Buffered(held)  # type: ignore[assignment]
+    first = asyncio.run(group._fetch(consumer))
+    assert len(first[CLICKS]) == 2 and [m.offset for m in first[REFRESH]] == list(range(256))
+    assert consumer.calls[0] == ((REFRESH,), 0, 256)  # only takes what is held
+    assert consumer.calls[1][:2] == ((CLICKS,), 0)  # no wait: refreshes are there
+    sizes = [len(asyncio.run(group._fetch(consumer)).get(REFRESH, [])) for _ in range(3)]
+    assert sizes == [256, 88, 0]
+    assert consumer.calls[-1][:2] == ((CLICKS,), settings.fetch_max_wait_ms)  # none: it waits
+    unbounded = UserGroup(
+        replace(settings, refresh_batch_max=0), ("clicks", "refresh"), group.handle
+    )
+    consumer = Buffered({REFRESH: [Msg(n, 100) for n in range(600)]})
+    assert len(asyncio.run(unbounded._fetch(consumer))[REFRESH]) == 600
+    assert consumer.calls == [((), settings.fetch_max_wait_ms, None)]
+
+
+def test_the_bound_comes_from_the_environment() -> None:
+    assert Settings.from_env({}).refresh_batch_max == 256
+    assert Settings.from_env({"RECSTREAM_REFRESH_BATCH_MAX": "0"}).refresh_batch_max == 0
+    with pytest.raises(ValueError, match="RECSTREAM_REFRESH_BATCH_MAX"):
+        Settings.from_env({"RECSTREAM_REFRESH_BATCH_MAX": "-5"})
