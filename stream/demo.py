@@ -38,6 +38,18 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
+async def _derived(
+    settings: Settings, topic: str, planned: tuple[dict[str, Any], str] | None
+) -> None:
+    """Say and send one of the demo's derived events (nothing when none was planned)."""
+    from stream.tools import produce
+
+    if planned is not None:
+        event, text = planned
+        _say(f"** demo: {text}")
+        await produce(settings, [(topic, event)])
+
+
 class LiveView:
     """Prints a sample of lists as they arrive and a rolling summary line."""
 
@@ -117,7 +129,8 @@ class LiveView:
             "query": title,
             "filters": {"brand": other},
         }
-        return event, f"{user} searches '{title}' filtered to brand {other}"
+        text = f"{user} searches '{title}' filtered to brand {other} (derived event)"
+        return event, text + " → their list is re-ranked now"
 
     def plan_stock(self, ts: int, tag: int) -> tuple[dict[str, Any], str] | None:
         """The stock demo's next derived event, by turns: the item most often shown goes out
@@ -166,7 +179,7 @@ async def _live(
     speed: float,
     seconds: float | None,
 ) -> LiveView:
-    from stream.tools import TopicReader, produce, replay_to
+    from stream.tools import TopicReader, replay_to
 
     view = LiveView(titles, facts)
     progress = {"sent": 0, "ts": 0}
@@ -192,19 +205,12 @@ async def _live(
             if now - last_summary > SUMMARY_EVERY_S:
                 _say(view.summary(progress["sent"]))
                 last_summary = now
+            ts = progress["ts"] or int(time.time() * 1000)
             if now - last_stock > STOCK_DEMO_EVERY_S:
-                planned = view.plan_stock(progress["ts"] or int(time.time() * 1000), int(now))
-                if planned is not None:
-                    event, text = planned
-                    _say(f"** demo: {text}")
-                    await produce(settings, [("stock", event)])
+                await _derived(settings, "stock", view.plan_stock(ts, int(now)))
                 last_stock = now
             if now - last_search > SEARCH_DEMO_EVERY_S:
-                planned = view.plan_search(progress["ts"] or int(time.time() * 1000), int(now))
-                if planned is not None:
-                    event, text = planned
-                    _say(f"** demo: {text} (derived event) → their list is re-ranked now")
-                    await produce(settings, [("searches", event)])
+                await _derived(settings, "searches", view.plan_search(ts, int(now)))
                 last_search = now
             if replay_task.done() and not reader.messages:
                 exc = replay_task.exception()
