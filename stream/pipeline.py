@@ -44,7 +44,7 @@ from stream.domain.learning import GROUP_MAX, learned_records
 from stream.domain.profile import UserProfile
 from stream.plan import BatchPlan, Durability, Record, Send, UserWork
 from stream.stock_index import StockIndex
-from stream.stock_refresh import SEND_CHUNK, Cause, StockOuts, cause_of, held_out_of_stock
+from stream.stock_refresh import SEND_CHUNK, StockOuts, held_out_of_stock
 
 if TYPE_CHECKING:
     from stream.adapters.profile_runtime import ProfileRuntime
@@ -283,58 +283,56 @@ class Pipeline:
         the user agent of the partition's owner: in order with the user's own events, and its
         new list is stored in the profile like any other (a restart indexes the right lists)."""
         catalog = self.engine.catalog
-        self.metrics.catalog_out_of_stock.set(int((catalog.available[: len(catalog)] <= 0).sum()))
         item_id = catalog.ids[change.index]
         self.stock_outs.note(item_id, change, message)
+        if not (change.went_out or change.came_back):
+            return  # (a level that changes no list)
+        self.metrics.catalog_out_of_stock.set(int((catalog.available[: len(catalog)] <= 0).sum()))
         if not self.ready.is_set():
             # before ready the replica replays history (a restart): asking the Faust consumer
             # for its assignment then crashed the worker (ConsumerNotStarted); the check of
             # the rebuilt index at ready refreshes such holders (``check_held``)
             return
-        if change.came_back:
-            await self._refresh_lost(item_id, change.index, message)
-            return
-        if not change.went_out:
-            return
+        if change.came_back and not catalog.is_eligible(change.index):
+            return  # restocked but still deleted (or the reverse): still not shown
         rebuilds = self.stock.rebuilds
         await self.stock.ensure()
         if self.stock.rebuilds != rebuilds or self.stock.unchecked:
             # rebuilt meanwhile, or not checked since its rebuild: the check of every held
-            # item covers this one (a no-op if the rebuild ran it already)
+            # or lost item covers this one (a no-op if the rebuild ran it already)
             await self.check_held()
             return
-        await self._refresh(dict.fromkeys(self.stock.holding(item_id), item_id))
-
-    async def _refresh_lost(self, item_id: str, idx: int, message: dict[str, Any]) -> None:
-        """The item is back: a refresh, answering ``message``, for each local user whose list
-        lost it (their new list forgets it, listed or not). Still deleted (restocked only), or
-        still out (restored only): nothing yet."""
-        if not self.engine.catalog.is_eligible(idx):
-            return
-        await self.stock.ensure()  # (after a rebalance: the lost items of the users now local)
-        users = self.stock.lost_by(item_id)
-        await self._refresh(dict.fromkeys(users, item_id), cause_of(message))
+        # back: the users whose lists lost it (their new list forgets it, listed or not)
+        users = self.stock.lost_by(item_id) if change.came_back else self.stock.holding(item_id)
+        await self._refresh(dict.fromkeys(users, item_id))
 
     async def check_held(self) -> None:
         """Refresh every local user whose indexed list holds an item out of stock (or deleted)
-        now, once per rebuild of the index (``stream.stock_refresh``). Before ``ready`` it
-        does nothing and the index stays unchecked (the catalog replica is still replaying the
-        stock history then); the lifecycle calls it again once ready."""
+        now, or lost one that is back now, once per rebuild of the index
+        (``stream.stock_refresh``). Before ``ready`` it does nothing and the index stays
+        unchecked (the catalog replica is still replaying the stock history then); the
+        lifecycle calls it again once ready."""
         if not self.ready.is_set() or not self.stock.unchecked:
             return
         self.stock.unchecked = False
-        held = await held_out_of_stock(self.stock.holders, self.engine.catalog)
-        if held:
-            log.info("%d local users hold items out of stock since their last list", len(held))
-        await self._refresh(held)
+        catalog = self.engine.catalog
+        held = await held_out_of_stock(self.stock.holders, catalog)
+        back = await held_out_of_stock(self.stock.lost, catalog, back=True)
+        if held or back:
+            log.info(
+                "%d local users hold items out of stock since their last list, %d lost items "
+                "that are back",
+                len(held), len(back),
+            )  # fmt: skip
+        await self._refresh(back | held)  # (one refresh a user: it re-ranks the whole list)
 
-    async def _refresh(self, held: dict[str, str], cause: Cause | None = None) -> None:
-        """A `refresh` record per user (user → the item it answers: by default named after
-        the message that took that item out, else after ``cause``), all sent."""
+    async def _refresh(self, held: dict[str, str]) -> None:
+        """A `refresh` record per user (user → the item whose stock change it answers), all
+        sent."""
         now_ms = int(time.time() * 1000)
         futures = []
         for n, (user_id, item_id) in enumerate(held.items(), 1):
-            body = self.stock_outs.refresh(user_id, item_id, now_ms, cause)
+            body = self.stock_outs.refresh(user_id, item_id, now_ms)
             futures.append(await self.send("refresh", user_id.encode(), body, None))
             if n % SEND_CHUNK == 0:
                 await asyncio.sleep(0)  # a check after a long downtime can send thousands

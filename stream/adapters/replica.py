@@ -225,7 +225,9 @@ class CatalogReplica:
             self.learner.remote(obs)
 
     async def _stock_changed(self, change: StockChange, message: dict[str, Any]) -> None:
-        if (change.went_out or change.came_back) and self.on_stock_change is not None:
+        """Every applied stock message, changed or not: the pipeline names refreshes after the
+        message that put an item's stock where it is (``stock_refresh.StockOuts``)."""
+        if self.on_stock_change is not None:
             await self.on_stock_change(change, message)
 
     async def lag(self) -> dict[tuple[str, str, int], int]:

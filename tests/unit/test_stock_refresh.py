@@ -27,7 +27,7 @@ def stock(item: str, available: int, event_id: str, ts: int = T0) -> dict[str, o
     return {"event_id": event_id, "item_id": item, "ts": ts, "available": available}
 
 
-def test_the_cause_is_kept_while_the_item_is_out_and_stamped_no_later_than_now() -> None:
+def test_the_cause_is_kept_while_the_item_is_out_or_back_and_stamped_no_later_than_now() -> None:
     outs = StockOuts()
     outs.note("i1", StockChange(1, True, False), stock("i1", 0, "s-out", ts=T0 + 50))
     body = orjson.loads(outs.refresh("u1", "i1", now_ms=T0 + 10))  # a clock running ahead
@@ -37,9 +37,20 @@ def test_the_cause_is_kept_while_the_item_is_out_and_stamped_no_later_than_now()
     outs.note("i2", StockChange(2, True, False), {"event_id": "catalog:i2", "ts": None})
     assert orjson.loads(outs.refresh("u1", "i2", now_ms=T0 + 5))["ts"] == T0 + 5
     outs.note("i1", StockChange(1, False, True), stock("i1", 3, "s-back"))
-    body = orjson.loads(outs.refresh("u1", "i1", now_ms=T0 + 99))
-    assert body["event_id"] == "stock-check:i1" and body["ts"] == T0 + 99
-    assert set(outs.causes) == {"i2"}
+    body = orjson.loads(outs.refresh("u1", "i1", now_ms=T0 + 99))  # back: named after that
+    assert body["event_id"] == "s-back" and body["ts"] == T0
+    assert set(outs.causes) == {"i2"} and set(outs.returns) == {"i1"}
+    outs.note("i1", StockChange(1, True, False), stock("i1", 0, "s-out-again"))
+    assert set(outs.returns) == set() and outs.causes["i1"] == ("s-out-again", T0)
+    body = orjson.loads(outs.refresh("u1", "i7", now_ms=T0 + 99))  # no message on record
+    assert body["event_id"] == "stock-check:i7" and body["ts"] == T0 + 99
+    # a restock replayed before its item's catalog entry changes nothing the replica knew of:
+    # the first level seen in stock names the refresh, and later levels leave that name
+    outs.note("i7", StockChange(7, False, False), stock("i7", 4, "s-back-7"))
+    outs.note("i7", StockChange(7, False, False), stock("i7", 3, "s-level-7"))
+    assert orjson.loads(outs.refresh("u1", "i7", now_ms=T0 + 99))["event_id"] == "s-back-7"
+    outs.note("i2", StockChange(2, False, False), stock("i2", 0, "s-still-out"))  # out still
+    assert outs.causes["i2"][0] == "catalog:i2" and "i2" not in outs.returns
 
 
 def catalog_of(n: int, out: set[int]) -> Catalog:
@@ -304,3 +315,28 @@ def test_who_lost_an_item_is_stored_so_a_restart_still_gives_it_back() -> None:
     w.restart()  # a new pipeline: its index is rebuilt from the stored profiles (headers)
     come_back(w, victim, "s-back")
     assert [(m["user_id"], m["event_id"]) for m in refreshes(w)[1:]] == [("u1", "s-back")]
+
+
+def test_a_restock_while_the_worker_was_down_gives_the_item_back_at_ready() -> None:
+    w = Worker()
+    w.batch(click(1, "i1"))
+    victim = listed(w, "u1")[0]
+    asyncio.run(w.pipeline.stock.ensure())
+    go_out(w, victim, "s-out")
+    consume_refreshes(w, 0)
+    assert victim not in listed(w, "u1")
+    w.restart()
+    w.pipeline.ready.clear()  # the replica replays the stock history first
+    come_back(w, victim, "s-back")
+    assert len(refreshes(w)) == 1  # nobody acted on it then
+    asyncio.run(w.pipeline.stock.ensure())  # the rebuild at the assignment, before ready
+
+    async def at_ready() -> None:
+        w.pipeline.ready.set()
+        await w.pipeline.check_held()
+
+    asyncio.run(at_ready())
+    assert [(m["user_id"], m["event_id"]) for m in consume_refreshes(w, 1)] == [("u1", "s-back")]
+    assert victim in listed(w, "u1") and w.profile().lost == []
+    asyncio.run(w.pipeline.check_held())
+    assert len(refreshes(w)) == 2  # once per rebuild
