@@ -148,12 +148,7 @@ def test_a_stock_out_read_before_ready_refreshes_its_holders_at_ready() -> None:
     assert refreshes(w) == []  # nobody acted on it then
     asyncio.run(w.pipeline.stock.ensure())  # the rebuild at the assignment, before ready
     assert refreshes(w) == [] and w.pipeline.stock.unchecked  # the stock replay may be partial
-
-    async def at_ready() -> None:
-        w.pipeline.ready.set()
-        await w.pipeline.check_held()
-
-    asyncio.run(at_ready())
+    ready_now(w)
     sent = refreshes(w)
     assert [(m["user_id"], m["event_id"], m["item_id"]) for m in sent] == [
         ("u1", "s-out-3", "i3")
@@ -305,13 +300,29 @@ def test_holders_found_by_the_check_after_a_rebuild_wait_for_the_restock_too() -
     assert [(m["user_id"], m["event_id"]) for m in refreshes(w)[1:]] == [("u1", "s-back-3")]
 
 
-def test_who_lost_an_item_is_stored_so_a_restart_still_gives_it_back() -> None:
-    w = Worker()
+def lost_to_stock(w: Worker) -> str:
+    """u1's list loses its first item to a live stock-out ("s-out"); that item."""
     w.batch(click(1, "i1"))
     victim = listed(w, "u1")[0]
-    asyncio.run(w.pipeline.stock.ensure())
+    asyncio.run(w.pipeline.stock.ensure())  # built and checked: the stock-out is live
     go_out(w, victim, "s-out")
     consume_refreshes(w, 0)
+    return victim
+
+
+def ready_now(w: Worker) -> None:
+    """The worker becomes ready and runs the check, as the lifecycle does."""
+
+    async def at_ready() -> None:
+        w.pipeline.ready.set()
+        await w.pipeline.check_held()
+
+    asyncio.run(at_ready())
+
+
+def test_who_lost_an_item_is_stored_so_a_restart_still_gives_it_back() -> None:
+    w = Worker()
+    victim = lost_to_stock(w)
     w.restart()  # a new pipeline: its index is rebuilt from the stored profiles (headers)
     come_back(w, victim, "s-back")
     assert [(m["user_id"], m["event_id"]) for m in refreshes(w)[1:]] == [("u1", "s-back")]
@@ -319,23 +330,14 @@ def test_who_lost_an_item_is_stored_so_a_restart_still_gives_it_back() -> None:
 
 def test_a_restock_while_the_worker_was_down_gives_the_item_back_at_ready() -> None:
     w = Worker()
-    w.batch(click(1, "i1"))
-    victim = listed(w, "u1")[0]
-    asyncio.run(w.pipeline.stock.ensure())
-    go_out(w, victim, "s-out")
-    consume_refreshes(w, 0)
+    victim = lost_to_stock(w)
     assert victim not in listed(w, "u1")
     w.restart()
     w.pipeline.ready.clear()  # the replica replays the stock history first
     come_back(w, victim, "s-back")
     assert len(refreshes(w)) == 1  # nobody acted on it then
     asyncio.run(w.pipeline.stock.ensure())  # the rebuild at the assignment, before ready
-
-    async def at_ready() -> None:
-        w.pipeline.ready.set()
-        await w.pipeline.check_held()
-
-    asyncio.run(at_ready())
+    ready_now(w)
     assert [(m["user_id"], m["event_id"]) for m in consume_refreshes(w, 1)] == [("u1", "s-back")]
     assert victim in listed(w, "u1") and w.profile().lost == []
     asyncio.run(w.pipeline.check_held())
