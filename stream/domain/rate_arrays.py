@@ -21,6 +21,7 @@ last bit (``tests/unit/test_rate_arrays.py``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import repeat
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -139,8 +140,9 @@ def rates_for(
     if reader is None or reader.catalog is not catalog:
         reader = table.reader = RateArrays(table, catalog)
         table.mark_all_dirty()
-    get = catalog.index.get
-    idx = np.fromiter((get(i, -1) for i in item_ids), dtype=np.int64, count=len(item_ids))
+    idx = np.fromiter(
+        map(catalog.index.get, item_ids, repeat(-1)), dtype=np.int64, count=len(item_ids)
+    )  # (``map``: 15 µs for 185 ids, 23 with a generator)
     known = idx >= 0
     values = reader.rates(idx[known], strength).tolist()
     if known.all():
