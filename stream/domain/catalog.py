@@ -62,7 +62,9 @@ class Catalog:
         #: whole member list: 271 µs an update for the demo's 23,652 products re-published in
         #: another order, where a feature holds 19,201 of them; quadratic in a bulk import)
         self.items_by_feature: dict[int, dict[int, None]] = {}
-        self.version = 0  # bumps on every change that can alter candidate sets
+        #: bumps on every change that can alter who may be listed (new items, their features,
+        #: deletes, stock going out or coming back): the popular lists' epoch
+        self.version = 0
         self.attr_version = 0  # bumps only when item attributes, titles or flags change
         #: exact most-popular lists, overall and per feature (``stream.domain.top_lists``)
         self._tops = GrowingTops()  # the log of grown items the lists are merged with
@@ -118,6 +120,7 @@ class Catalog:
         """Apply a `catalog` message (create, update or delete); returns the item's index."""
         item_id = str(message["item_id"])
         idx = self.index.get(item_id)
+        before: tuple[list[int], bool] | None = None  # an existing item's features and delete
         if idx is None:
             idx = len(self.ids)
             if idx >= self.available.shape[0]:
@@ -129,11 +132,12 @@ class Catalog:
             ts = message.get("ts")
             self.first_seen[idx] = ts if isinstance(ts, int) and ts > 0 else 0
         else:
-            for fid in self.feature_ids[idx].tolist():  # Python ints: ~5x a numpy row's loop
-                if fid != PAD:
-                    members = self.items_by_feature.get(fid)
-                    if members is not None:
-                        members.pop(idx, None)
+            held = [fid for fid in self.feature_ids[idx].tolist() if fid != PAD]  # (Python ints)
+            before = held, bool(self.deleted[idx])
+            for fid in held:
+                members = self.items_by_feature.get(fid)
+                if members is not None:
+                    members.pop(idx, None)
         attributes = message.get("attributes")
         features = item_features(attributes if isinstance(attributes, Mapping) else None)
         row = [self._feature_id(f) for f in features]
@@ -153,7 +157,11 @@ class Catalog:
         self.deal[idx] = bool(flags.get("deal", False))
         self.new[idx] = bool(flags.get("new", False))
         self.deleted[idx] = bool(message.get("deleted", False))
-        self.version += 1
+        if before != (row, bool(self.deleted[idx])):
+            # who may be listed changed (a new item, other features, a delete or a restore);
+            # an edit of price, title, flags or attributes that map to the same features does
+            # not, so the popular lists (``tops_for_features``) are not rebuilt for it
+            self.version += 1
         self.attr_version += 1
         return idx
 

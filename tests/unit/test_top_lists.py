@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from stream.domain.catalog import Catalog
+from stream.domain.features import item_features
 from stream.domain.top_lists import best
 from stream.domain.trending import Trending
 from tests.unit import fast_rank_reference as reference
@@ -64,3 +65,60 @@ def test_best_is_one_total_order_whatever_the_ties() -> None:
     assert best(cands, 3, lambda c: keys[c]).tolist() == [3, 1, 0]
     assert best(cands, 4, lambda c: keys[c]).tolist() == [3, 1, 0, 2]
     assert best(cands, 10, lambda c: keys[c]).tolist() == [3, 1, 0, 2, 4, 5]
+
+
+Listing = tuple[tuple[str, ...], bool]  # an item's features and whether it is deleted
+
+
+def _edit(c: Catalog, rng: np.random.Generator, state: dict[str, Listing]) -> bool:
+    """One random catalog message: a new price, title and deal flag (its price band, a
+    feature, may change or not); a move to another category; a delete; a restore; or a new
+    item. Returns whether it changed who may be listed (``state``: each item's listing)."""
+    kind = str(rng.choice(["price", "move", "delete", "restore", "new"]))
+    item_id = f"new{len(state)}" if kind == "new" else f"i{int(rng.integers(0, 300))}"
+    features, deleted = state.get(item_id, (("category:c0",), False))
+    category = next(f for f in features if f.startswith("category:"))
+    if kind == "move":
+        category = f"category:c{(int(category[-1]) + 1) % 7}"
+    attributes = {"category": category.partition(":")[2], "brand": "b1"}
+    if kind == "price":
+        attributes["price"] = float(rng.choice([0.5, 0.7, 40.0]))
+    deleted = {"delete": True, "restore": False}.get(kind, deleted)
+    message = {"item_id": item_id, "title": f"{item_id} v{int(rng.integers(0, 100))}"}
+    c.upsert(
+        message
+        | {
+            "attributes": attributes,
+            "flags": {"deal": bool(rng.random() < 0.5)},
+            "deleted": deleted,
+        }
+    )
+    now = (tuple(item_features(attributes)), deleted)
+    changed = now != state.get(item_id)
+    state[item_id] = now
+    return changed
+
+
+def test_lists_stay_exact_through_catalog_edits_and_only_listing_changes_rebuild_them() -> None:
+    rng = np.random.default_rng(5)
+    c = Catalog()
+    for i in range(300):  # every item of brand b1, so a brand list holds moved ones too
+        c.upsert({"item_id": f"i{i}", "attributes": {"category": f"c{i % 7}", "brand": "b1"}})
+    state = {f"i{i}": (("category:" + f"c{i % 7}", "brand:b1"), False) for i in range(300)}
+    fids = [c.vocab[f] for f in ("category:c3", "brand:b1", "category:c0")]
+    bumps = [0, 0]  # edits that started a new epoch, edits that did not
+    for step in range(1500):
+        c.record_interaction(rng.choice(300, size=int(rng.integers(1, 4))).tolist(), 1.0)
+        if step % 7 == 0:
+            version = c.version
+            changed = _edit(c, rng, state)
+            assert c.version == version + changed
+            bumps[not changed] += 1
+        if rng.random() < 0.3:
+            fid = fids[int(rng.integers(0, 3))]
+            assert (
+                c.top_for_feature(fid, 40).tolist()
+                == reference.top_for_feature(c, fid, 40).tolist()
+            )
+            assert c.popular(60).tolist() == reference.popular(c, 60).tolist()
+    assert min(bumps) > 30  # both kinds of edit happened, many times
