@@ -70,7 +70,7 @@ class Catalog:
         self._tops = GrowingTops()  # the log of grown items the lists are merged with
         self._popular = PopularTops(self._tops, 100, by_feature=False)  # one row: 0
         self._by_feature = PopularTops(self._tops, 50, by_feature=True)  # row r: feature r
-        self._shrunk = 0  # popularity went down somewhere: the lists are rebuilt
+        self._shrunk = 0  # popularity set from a snapshot: every list is rebuilt
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -185,8 +185,10 @@ class Catalog:
             for i in indexes:  # in order, duplicates included, as ``np.add.at`` adds (see
                 popularity[i] += weight  # ``Trending.observe``: a scalar add is ~10x cheaper)
             self._tops.grew(indexes)
-            if weight < 0:
-                self._shrunk += 1
+            if weight < 0:  # only the lists these items belong to can change (``invalidate``)
+                self._popular.invalidate((0,))
+                fids = self.feature_ids[indexes].ravel().tolist()
+                self._by_feature.invalidate({f for f in fids if f != PAD})
 
     def restore_popularity(self, indexes: np.ndarray, values: np.ndarray) -> None:
         """Popularity from a snapshot (``stream.domain.learned_snapshot``): set, not added;

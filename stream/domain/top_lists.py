@@ -9,9 +9,12 @@ forward-decayed trending counts) only grow, so an item outside the top ``depth``
 only by growing itself. Each list therefore remembers the position in a log of grown items
 where it was last brought up to date, and a read merges the items grown since (a handful per
 burst) into it, in one compiled call (``top_kernels.merge_top``). Anything that can shrink a
-score or change who may be listed (stock, deletes, catalog edits, a trending rebase) starts a
-new ``epoch``, and lists are rebuilt in full. The catalog's popular lists (``PopularTops``)
-follow the same rules, kept in a table that one compiled call reads many lists of.
+score or change who may be listed (stock, deletes, catalog edits that change features, a
+trending rebase) starts a new ``epoch``, and lists are rebuilt in full. The catalog's popular
+lists (``PopularTops``) follow the same rules, kept in a table that one compiled call reads
+many lists of, except that an item whose popularity went down (a cart removal, a return)
+rebuilds only the lists it belongs to (``PopularTops.invalidate``): a new epoch for it made
+every list of every user rebuild at its next read.
 """
 
 from __future__ import annotations
@@ -218,6 +221,16 @@ class PopularTops:
             if stale < 0:
                 return out
             self._rebuild(int(names[stale]), end, arrays, members)
+
+    def invalidate(self, names: Iterable[int]) -> None:
+        """Lists ``names`` are rebuilt at their next read: a member's score went down, which
+        a merge cannot follow. The other lists stay as they are: an item that is not one of
+        their members cannot change them, whatever its score does."""
+        slots, marks = self._slots, self._marks
+        for name in names:
+            row = int(slots[name]) if 0 <= name < slots.size else -1
+            if row >= 0:
+                marks[row] = -1
 
     def _rebuild(
         self, name: int, end: int, arrays: Arrays, members: Callable[[int], np.ndarray]

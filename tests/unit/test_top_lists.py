@@ -79,7 +79,7 @@ def _edit(c: Catalog, rng: np.random.Generator, state: dict[str, Listing]) -> bo
     features, deleted = state.get(item_id, (("category:c0",), False))
     category = next(f for f in features if f.startswith("category:"))
     if kind == "move":
-        category = f"category:c{(int(category[-1]) + 1) % 7}"
+        category = f"category:c{(int(category[-1]) + 1) % 3}"
     attributes = {"category": category.partition(":")[2], "brand": "b1"}
     if kind == "price":
         attributes["price"] = float(rng.choice([0.5, 0.7, 40.0]))
@@ -99,17 +99,22 @@ def _edit(c: Catalog, rng: np.random.Generator, state: dict[str, Listing]) -> bo
     return changed
 
 
-def test_lists_stay_exact_through_catalog_edits_and_only_listing_changes_rebuild_them() -> None:
+def test_lists_stay_exact_through_catalog_edits_and_falling_scores() -> None:
+    """Edits that keep who may be listed start no new epoch; falling scores rebuild only the
+    lists of their items (``PopularTops.invalidate``); every read stays exact."""
     rng = np.random.default_rng(5)
     c = Catalog()
+    # three categories of ~100 items: more members than a list keeps (50), so an item that
+    # falls out of a list must be replaced by one the list did not hold
     for i in range(300):  # every item of brand b1, so a brand list holds moved ones too
-        c.upsert({"item_id": f"i{i}", "attributes": {"category": f"c{i % 7}", "brand": "b1"}})
-    state = {f"i{i}": (("category:" + f"c{i % 7}", "brand:b1"), False) for i in range(300)}
-    fids = [c.vocab[f] for f in ("category:c3", "brand:b1", "category:c0")]
+        c.upsert({"item_id": f"i{i}", "attributes": {"category": f"c{i % 3}", "brand": "b1"}})
+    state = {f"i{i}": (("category:" + f"c{i % 3}", "brand:b1"), False) for i in range(300)}
+    fids = [c.vocab[f] for f in ("category:c1", "brand:b1", "category:c0")]
     bumps = [0, 0]  # edits that started a new epoch, edits that did not
     for step in range(1500):
-        c.record_interaction(rng.choice(300, size=int(rng.integers(1, 4))).tolist(), 1.0)
-        if step % 7 == 0:
+        weight = float(rng.choice([1.0, 1.0, 2.0, -4.0]))  # (< 0: a removal, a return)
+        c.record_interaction(rng.choice(300, size=int(rng.integers(1, 4))).tolist(), weight)
+        if step % 29 == 0:  # (rarely enough that falling scores meet lists of the same epoch)
             version = c.version
             changed = _edit(c, rng, state)
             assert c.version == version + changed
@@ -117,8 +122,8 @@ def test_lists_stay_exact_through_catalog_edits_and_only_listing_changes_rebuild
         if rng.random() < 0.3:
             fid = fids[int(rng.integers(0, 3))]
             assert (
-                c.top_for_feature(fid, 40).tolist()
-                == reference.top_for_feature(c, fid, 40).tolist()
+                c.top_for_feature(fid, 50).tolist()  # (a list's whole depth: nothing spare)
+                == reference.top_for_feature(c, fid, 50).tolist()
             )
-            assert c.popular(60).tolist() == reference.popular(c, 60).tolist()
-    assert min(bumps) > 30  # both kinds of edit happened, many times
+            assert c.popular(100).tolist() == reference.popular(c, 100).tolist()
+    assert min(bumps) >= 3  # both kinds of edit happened
