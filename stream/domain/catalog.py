@@ -8,7 +8,7 @@ which is ~100x cheaper than Python dict loops over item attributes.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,14 +63,15 @@ class Catalog:
         #: another order, where a feature holds 19,201 of them; quadratic in a bulk import)
         self.items_by_feature: dict[int, dict[int, None]] = {}
         #: bumps on every change that can alter who may be listed (new items, their features,
-        #: deletes, stock going out or coming back): the popular lists' epoch
+        #: deletes, stock going out or coming back); each rebuilds the lists concerned
+        #: (``_relist``)
         self.version = 0
         self.attr_version = 0  # bumps only when item attributes, titles or flags change
         #: exact most-popular lists, overall and per feature (``stream.domain.top_lists``)
         self._tops = GrowingTops()  # the log of grown items the lists are merged with
         self._popular = PopularTops(self._tops, 100, by_feature=False)  # one row: 0
         self._by_feature = PopularTops(self._tops, 50, by_feature=True)  # row r: feature r
-        self._shrunk = 0  # popularity set from a snapshot: every list is rebuilt
+        self._epoch = 0  # popularity set from a snapshot: every popular list is rebuilt
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -158,10 +159,11 @@ class Catalog:
         self.new[idx] = bool(flags.get("new", False))
         self.deleted[idx] = bool(message.get("deleted", False))
         if before != (row, bool(self.deleted[idx])):
-            # who may be listed changed (a new item, other features, a delete or a restore);
-            # an edit of price, title, flags or attributes that map to the same features does
-            # not, so the popular lists (``tops_for_features``) are not rebuilt for it
+            # who may be listed changed (a new item, other features, a delete or a restore) in
+            # the lists of its features, old and new; an edit of price, title, flags or
+            # attributes that map to the same features changes no list
             self.version += 1
+            self._relist([*(before[0] if before else ()), *row])
         self.attr_version += 1
         return idx
 
@@ -176,6 +178,7 @@ class Catalog:
         came_back = before <= 0 and available > 0
         if went_out or came_back:
             self.version += 1
+            self._relist(self.feature_ids[idx].tolist())
         return StockChange(idx, went_out, came_back)
 
     def record_interaction(self, indexes: list[int], weight: float) -> None:
@@ -185,16 +188,24 @@ class Catalog:
             for i in indexes:  # in order, duplicates included, as ``np.add.at`` adds (see
                 popularity[i] += weight  # ``Trending.observe``: a scalar add is ~10x cheaper)
             self._tops.grew(indexes)
-            if weight < 0:  # only the lists these items belong to can change (``invalidate``)
-                self._popular.invalidate((0,))
-                fids = self.feature_ids[indexes].ravel().tolist()
-                self._by_feature.invalidate({f for f in fids if f != PAD})
+            if weight < 0:  # a merge follows growing scores only
+                self._relist(self.feature_ids[indexes].ravel().tolist())
+
+    def _relist(self, fids: Iterable[int]) -> None:
+        """The overall popular list and those of ``fids`` are rebuilt at their next read: who
+        may be in them, or an item's place, changed in a way merging cannot follow (it left
+        or joined them, or its popularity fell). The lists of other features do not hold the
+        item, so they stay as they are. (A new epoch for every such change, as before, made
+        every list rebuild at its next read: on 50,000 products in 20 categories, a
+        ranking's read of 12 lists after one catalog edit took 1,152 µs instead of 16.)"""
+        self._popular.invalidate((0,))
+        self._by_feature.invalidate({f for f in fids if f != PAD})
 
     def restore_popularity(self, indexes: np.ndarray, values: np.ndarray) -> None:
         """Popularity from a snapshot (``stream.domain.learned_snapshot``): set, not added;
         every popular list is rebuilt at its next read."""
         self.popularity[indexes] = values
-        self._shrunk += 1
+        self._epoch += 1
 
     # -- reads ---------------------------------------------------------------------------------
     def eligible(self, indexes: np.ndarray) -> np.ndarray:
@@ -229,8 +240,7 @@ class Catalog:
     def popular(self, k: int) -> np.ndarray:
         """Most popular eligible items: exact at every read, kept up to date incrementally
         (``top_lists.PopularTops``); ranked by popularity, ties by a per-item constant."""
-        epoch = self.version + self._shrunk
-        return self._popular.read(_OVERALL, k, epoch, self._top_arrays(), self._all_items)
+        return self._popular.read(_OVERALL, k, self._epoch, self._top_arrays(), self._all_items)
 
     def top_for_feature(self, fid: int, k: int) -> np.ndarray:
         """Most popular eligible items carrying feature ``fid`` (exact, like ``popular``)."""
@@ -240,5 +250,4 @@ class Catalog:
         """``top_for_feature(fid, k)`` of each of ``fids``, one after the other, in one call
         (what a ranking reads for its liked features)."""
         names = np.ascontiguousarray(fids, dtype=np.int64)
-        epoch = self.version + self._shrunk
-        return self._by_feature.read(names, k, epoch, self._top_arrays(), self.members_of)
+        return self._by_feature.read(names, k, self._epoch, self._top_arrays(), self.members_of)

@@ -12,9 +12,10 @@ burst) into it, in one compiled call (``top_kernels.merge_top``). Anything that 
 score or change who may be listed (stock, deletes, catalog edits that change features, a
 trending rebase) starts a new ``epoch``, and lists are rebuilt in full. The catalog's popular
 lists (``PopularTops``) follow the same rules, kept in a table that one compiled call reads
-many lists of, except that an item whose popularity went down (a cart removal, a return)
-rebuilds only the lists it belongs to (``PopularTops.invalidate``): a new epoch for it made
-every list of every user rebuild at its next read.
+many lists of, except that a change concerning one item (its popularity went down, its
+stock went out or came back, it was created, deleted or given other features) rebuilds only
+the lists it belongs to (``PopularTops.invalidate``): a new epoch for each made every list of
+every user rebuild at its next read.
 """
 
 from __future__ import annotations

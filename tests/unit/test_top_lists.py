@@ -100,8 +100,9 @@ def _edit(c: Catalog, rng: np.random.Generator, state: dict[str, Listing]) -> bo
 
 
 def test_lists_stay_exact_through_catalog_edits_and_falling_scores() -> None:
-    """Edits that keep who may be listed start no new epoch; falling scores rebuild only the
-    lists of their items (``PopularTops.invalidate``); every read stays exact."""
+    """Edits that keep who may be listed change no list; edits that change it, stock moves
+    and falling scores rebuild only the lists of their items (``PopularTops.invalidate``);
+    every read stays exact."""
     rng = np.random.default_rng(5)
     c = Catalog()
     # three categories of ~100 items: more members than a list keeps (50), so an item that
@@ -114,6 +115,8 @@ def test_lists_stay_exact_through_catalog_edits_and_falling_scores() -> None:
     for step in range(1500):
         weight = float(rng.choice([1.0, 1.0, 2.0, -4.0]))  # (< 0: a removal, a return)
         c.record_interaction(rng.choice(300, size=int(rng.integers(1, 4))).tolist(), weight)
+        if step % 11 == 0:  # stock moves, for an item of any list
+            c.set_stock(f"i{int(rng.integers(0, 300))}", int(rng.integers(0, 2)))
         if step % 29 == 0:  # (rarely enough that falling scores meet lists of the same epoch)
             version = c.version
             changed = _edit(c, rng, state)
@@ -127,3 +130,25 @@ def test_lists_stay_exact_through_catalog_edits_and_falling_scores() -> None:
             )
             assert c.popular(100).tolist() == reference.popular(c, 100).tolist()
     assert min(bumps) >= 3  # both kinds of edit happened
+
+
+def test_an_item_moved_deleted_or_out_of_stock_leaves_its_lists_at_once() -> None:
+    c = Catalog()
+    for i in range(120):
+        c.upsert({"item_id": f"i{i}", "attributes": {"category": f"c{i % 2}", "brand": "b1"}})
+    c.record_interaction([0] * 50, 1.0)  # i0 leads category c0 (and brand b1, and overall)
+    c0, c1, b1 = (c.vocab[f] for f in ("category:c0", "category:c1", "brand:b1"))
+    lists = (c.top_for_feature(c0, 50), c.top_for_feature(c1, 50), c.top_for_feature(b1, 50))
+    assert [0 in x.tolist() for x in lists] == [True, False, True] and c.popular(1)[0] == 0
+    c.upsert({"item_id": "i0", "attributes": {"category": "c1", "brand": "b1"}})  # moved
+    assert 0 not in c.top_for_feature(c0, 50).tolist()
+    assert c.top_for_feature(c1, 50)[0] == 0 and c.top_for_feature(b1, 50)[0] == 0
+    c.set_stock("i0", 0)  # out
+    assert 0 not in c.tops_for_features(np.array([c1, b1]), 50).tolist()
+    assert 0 not in c.popular(100).tolist()
+    c.set_stock("i0", 5)  # back
+    assert c.top_for_feature(c1, 50)[0] == 0 and c.popular(1)[0] == 0
+    c.upsert({"item_id": "i0", "attributes": {"category": "c1", "brand": "b1"}, "deleted": True})
+    assert 0 not in c.top_for_feature(c1, 50).tolist() and c.popular(1)[0] != 0
+    for lst, want in ((c.top_for_feature(c0, 50), c0), (c.top_for_feature(c1, 50), c1)):
+        assert lst.tolist() == reference.top_for_feature(c, want, 50).tolist()
