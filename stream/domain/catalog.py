@@ -17,6 +17,8 @@ from stream.domain.features import MAX_FEATURES_PER_ITEM, item_features, leaf_ca
 from stream.domain.top_lists import Arrays, GrowingTops, PopularTops
 
 PAD = 0  # feature id 0 is padding: its weight is always 0
+#: `catalog` messages kept in the change log (``Catalog.changed_since``): 8 bytes each
+MAX_CHANGES = 1 << 16
 _OVERALL = np.zeros(1, dtype=np.int64)  # the popular list's row in its table
 
 
@@ -67,6 +69,11 @@ class Catalog:
         #: (``_relist``)
         self.version = 0
         self.attr_version = 0  # bumps only when item attributes, titles or flags change
+        #: the items of every `catalog` message since position ``_changes_at``, in order, so a
+        #: read model over titles and features (``token_index``) updates only those items
+        #: instead of the whole catalog; kept at most ``MAX_CHANGES`` (older: rebuild)
+        self._changes: list[int] = []
+        self._changes_at = 0
         #: exact most-popular lists, overall and per feature (``stream.domain.top_lists``)
         self._tops = GrowingTops()  # the log of grown items the lists are merged with
         self._popular = PopularTops(self._tops, 100, by_feature=False)  # one row: 0
@@ -158,6 +165,7 @@ class Catalog:
         self.deal[idx] = bool(flags.get("deal", False))
         self.new[idx] = bool(flags.get("new", False))
         self.deleted[idx] = bool(message.get("deleted", False))
+        self._note_change(idx)
         if before != (row, bool(self.deleted[idx])):
             # who may be listed changed (a new item, other features, a delete or a restore) in
             # the lists of its features, old and new; an edit of price, title, flags or
@@ -166,6 +174,26 @@ class Catalog:
             self._relist([*(before[0] if before else ()), *row])
         self.attr_version += 1
         return idx
+
+    def _note_change(self, idx: int) -> None:
+        changes = self._changes
+        changes.append(idx)
+        if len(changes) > MAX_CHANGES:  # the older half goes: a reader behind it rebuilds
+            half = len(changes) // 2
+            del changes[:half]
+            self._changes_at += half
+
+    @property
+    def change_position(self) -> int:
+        """How many `catalog` messages this catalog has applied (``changed_since``'s clock)."""
+        return self._changes_at + len(self._changes)
+
+    def changed_since(self, position: int) -> list[int] | None:
+        """The items of the `catalog` messages applied since ``position`` (repeats kept), or
+        None when the log no longer reaches back that far: read everything again."""
+        if position < self._changes_at:
+            return None
+        return self._changes[position - self._changes_at :]
 
     def set_stock(self, item_id: str, available: int) -> StockChange | None:
         """Apply a `stock` message; None when the item is unknown."""

@@ -17,74 +17,17 @@ freshness — each roughly in [0, 1], each a column of ``signals.SIGNALS``.
 from __future__ import annotations
 
 import math
-import re
-import weakref
 
 import numpy as np
 
 from stream.domain.catalog import Catalog
 from stream.domain.profile import UserProfile
 from stream.domain.search_filters import NO_FILTERS, SearchFilters, filter_hits, filter_match
+from stream.domain.token_index import token_index as token_index
+from stream.domain.token_index import tokens as tokens
 
-_TOKEN = re.compile(r"[^\W_]{2,}")
 #: a user's query contributes at most this many tokens (longer text is noise here)
 MAX_QUERY_TOKENS = 12
-
-
-def tokens(text: str) -> list[str]:
-    """Lower-case word tokens of two or more letters/digits, deduplicated, in order."""
-    return list(dict.fromkeys(_TOKEN.findall(text.lower())))
-
-
-class TokenIndex:
-    """Which items carry a token in their title or category path, rebuilt lazily when item
-    attributes change (not on stock moves): an inverted index over the whole catalog."""
-
-    def __init__(self, catalog: Catalog) -> None:
-        self._catalog = catalog
-        self._version = -1
-        self._items: dict[str, np.ndarray] = {}
-        self._bands: np.ndarray = np.zeros(0, dtype=np.int64)
-
-    def _fresh(self) -> None:
-        catalog = self._catalog
-        if self._version == catalog.attr_version:
-            return
-        postings: dict[str, list[int]] = {}
-        for idx, title in enumerate(catalog.titles):
-            words = tokens(title)
-            for fid in catalog.feature_ids[idx].tolist():
-                name = catalog.vocab_names[fid]
-                if name.startswith("category:"):
-                    words.extend(tokens(name[9:]))
-            for word in set(words):
-                postings.setdefault(word, []).append(idx)
-        self._items = {w: np.asarray(ix, dtype=np.int64) for w, ix in postings.items()}
-        bands = np.full(len(catalog.vocab_names), -1, dtype=np.int64)
-        for fid, name in enumerate(catalog.vocab_names):
-            if name.startswith("price_band:") and name[11:].isdigit():
-                bands[fid] = int(name[11:])
-        self._bands = bands
-        self._version = catalog.attr_version
-
-    def items_with(self, token: str) -> np.ndarray:
-        self._fresh()
-        return self._items.get(token, np.zeros(0, dtype=np.int64))
-
-    def band_of_feature(self) -> np.ndarray:
-        """Price band per feature id (-1: not a price band)."""
-        self._fresh()
-        return self._bands
-
-
-_INDEXES: weakref.WeakKeyDictionary[Catalog, TokenIndex] = weakref.WeakKeyDictionary()
-
-
-def token_index(catalog: Catalog) -> TokenIndex:
-    index = _INDEXES.get(catalog)
-    if index is None:
-        index = _INDEXES[catalog] = TokenIndex(catalog)
-    return index
 
 
 def query_weight(profile: UserProfile, now_ms: float, tau_ms: float) -> float:
