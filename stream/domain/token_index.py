@@ -4,7 +4,7 @@ by item.
 
 Why item by item: the index used to be rebuilt from the whole catalog whenever any item's
 attributes changed. A price or deal-flag edit, which changes no word, then made the next
-ranking of a user with a recent query rebuild it: 242 ms on 20,000 products, 573 ms on
+ranking of a user with a recent query rebuild it: 242 ms on 20,000 products, 465-861 ms on
 60,000 (one deal edit, then one read), the event loop stalled for every user behind it, and
 again after the next edit. Now the catalog keeps a log of the items its messages touched
 (``Catalog.changed_since``) and the index re-reads only those: an item whose words did not
