@@ -18,19 +18,47 @@ from stream.domain.ranking_profile import Boost, FeedRules
 
 
 class FeatureMasks:
-    """Per-feature item masks of one catalog, rebuilt lazily when the catalog changes."""
+    """Per-feature item masks of one catalog, made at their first use and kept up to date
+    item by item from the catalog's change log (``Catalog.changed_since``): they were dropped
+    at every catalog message, so under a feed of price and deal edits every ranking rebuilt
+    the masks its rules name over the whole catalog. ``brand_of``'s table depends on feature
+    names only, which never change: it only grows with the vocabulary."""
 
     def __init__(self, catalog: Catalog) -> None:
         self._catalog = catalog
-        self._version = -1
+        self._read = catalog.change_position  # the change log's position the masks follow
         self._masks: dict[str, np.ndarray] = {}
         self._brand_of: np.ndarray | None = None
 
     def _fresh(self) -> None:
-        if self._version != self._catalog.attr_version:
+        catalog = self._catalog
+        position = catalog.change_position
+        if position == self._read:
+            return
+        changed = catalog.changed_since(self._read)
+        self._read = position
+        if changed is None:  # too far behind: made again at their next use
             self._masks.clear()
-            self._brand_of = None
-            self._version = self._catalog.attr_version
+            return
+        idx = np.fromiter(dict.fromkeys(changed), dtype=np.int64)
+        n = len(catalog)
+        for feature, mask in self._masks.items():
+            out = np.zeros(n, dtype=bool)  # (a new array: one handed out stays as it was)
+            out[: mask.size] = mask
+            out[idx] = self._carry(feature, idx)
+            self._masks[feature] = out
+
+    def _carry(self, feature: str, idx: np.ndarray) -> np.ndarray:
+        """Whether items ``idx`` carry ``feature`` (a flag, or a feature id in their row)."""
+        catalog = self._catalog
+        if feature == "deal":
+            return catalog.deal[idx]
+        if feature == "new":
+            return catalog.new[idx]
+        fid = catalog.vocab.get(feature)
+        if fid in (None, PAD):
+            return np.zeros(idx.size, dtype=bool)
+        return (catalog.feature_ids[idx] == fid).any(axis=1)
 
     def mask(self, feature: str) -> np.ndarray:
         """Items (dense indexes) carrying ``feature``; the flags ``deal``/``new`` count too."""
@@ -63,9 +91,11 @@ class FeatureMasks:
         """Feature id of each candidate's first ``brand:*`` feature (PAD when it has none)."""
         self._fresh()
         catalog = self._catalog
-        if self._brand_of is None or self._brand_of.size < len(catalog.vocab_names):
-            self._brand_of = np.array(
-                [name.startswith("brand:") for name in catalog.vocab_names], dtype=bool
+        names, known = catalog.vocab_names, 0 if self._brand_of is None else self._brand_of.size
+        if self._brand_of is None or known < len(names):
+            more = np.array([name.startswith("brand:") for name in names[known:]], dtype=bool)
+            self._brand_of = (
+                more if self._brand_of is None else np.concatenate([self._brand_of, more])
             )
         feats = catalog.feature_ids[cands]
         is_brand = self._brand_of[feats]
