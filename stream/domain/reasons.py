@@ -8,7 +8,6 @@ feature is explained through an item the user looked at that carries it, or not 
 from __future__ import annotations
 
 import functools
-import weakref
 from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
@@ -19,6 +18,7 @@ import numpy as np
 from stream.domain.affinity import FeatureWeights
 from stream.domain.catalog import Catalog
 from stream.domain.diversity_kernel import liked_order
+from stream.domain.per_catalog import PerCatalog
 from stream.domain.profile import UserProfile
 from stream.domain.search_filters import in_range, search_filters
 
@@ -214,15 +214,12 @@ class _Names:
         self.table: list[str | None] = []
 
 
-_NAMES: weakref.WeakKeyDictionary[Catalog, _Names] = weakref.WeakKeyDictionary()
+_NAMES: PerCatalog[_Names] = PerCatalog(lambda _: _Names())
 
 
 def readable_names(catalog: Catalog) -> list[str | None]:
     """Per feature id, its ``readable`` name (None: said to nobody)."""
-    names = _NAMES.get(catalog)
-    if names is None:
-        names = _NAMES[catalog] = _Names()
-    table, vocab = names.table, catalog.vocab_names
+    table, vocab = _NAMES.of(catalog).table, catalog.vocab_names
     if len(table) < len(vocab):
         table.extend(readable(name) for name in vocab[len(table) :])
     return table

@@ -8,12 +8,12 @@ of numpy gathers and products — no Python loop per item, whatever the rules sa
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterable, Mapping
 
 import numpy as np
 
 from stream.domain.catalog import PAD, Catalog
+from stream.domain.per_catalog import PerCatalog
 from stream.domain.ranking_profile import Boost, FeedRules
 
 
@@ -104,15 +104,12 @@ class FeatureMasks:
         return np.where(is_brand.any(axis=1), brand, PAD)
 
 
-_MASKS: weakref.WeakKeyDictionary[Catalog, FeatureMasks] = weakref.WeakKeyDictionary()
+_MASKS: PerCatalog[FeatureMasks] = PerCatalog(FeatureMasks)
 
 
 def masks_of(catalog: Catalog) -> FeatureMasks:
     """The catalog's masks, kept as long as the catalog lives (one per worker)."""
-    masks = _MASKS.get(catalog)
-    if masks is None:
-        masks = _MASKS[catalog] = FeatureMasks(catalog)
-    return masks
+    return _MASKS.of(catalog)
 
 
 def applying(rules: Iterable[Boost], context: Mapping[str, str]) -> list[Boost]:

@@ -15,11 +15,11 @@ no longer reaches back to (more than ``catalog.MAX_CHANGES`` messages unread) re
 from __future__ import annotations
 
 import re
-import weakref
 
 import numpy as np
 
 from stream.domain.catalog import Catalog
+from stream.domain.per_catalog import PerCatalog
 
 _TOKEN = re.compile(r"[^\W_]{2,}")
 _NONE = np.zeros(0, dtype=np.int64)
@@ -127,12 +127,9 @@ class TokenIndex:
         self._bands = np.concatenate([self._bands, more])
 
 
-_INDEXES: weakref.WeakKeyDictionary[Catalog, TokenIndex] = weakref.WeakKeyDictionary()
+_INDEXES: PerCatalog[TokenIndex] = PerCatalog(TokenIndex)
 
 
 def token_index(catalog: Catalog) -> TokenIndex:
     """The catalog's index (one per catalog, made at its first use)."""
-    index = _INDEXES.get(catalog)
-    if index is None:
-        index = _INDEXES[catalog] = TokenIndex(catalog)
-    return index
+    return _INDEXES.of(catalog)
