@@ -19,8 +19,15 @@ from stream.local_worker import scrape_metrics, spawn_worker, stop_worker, wait_
 from stream.settings import Settings
 from stream.tools import produce
 from stream.worker import prepare
+from tests import signals_teardown
 
 _prefixes = itertools.count()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In every pytest process (the controller and each xdist worker): a signal stops what
+    the tests started (``tests.signals_teardown``)."""
+    signals_teardown.install()
 
 
 @pytest.fixture(scope="session")
