@@ -68,7 +68,6 @@ class Catalog:
         #: deletes, stock going out or coming back); each rebuilds the lists concerned
         #: (``_relist``)
         self.version = 0
-        self.attr_version = 0  # bumps only when item attributes, titles or flags change
         #: the items of every `catalog` message since position ``_changes_at``, in order, so a
         #: read model over titles and features (``token_index``) updates only those items
         #: instead of the whole catalog; kept at most ``MAX_CHANGES`` (older: rebuild)
@@ -172,7 +171,6 @@ class Catalog:
             # attributes that map to the same features changes no list
             self.version += 1
             self._relist([*(before[0] if before else ()), *row])
-        self.attr_version += 1
         return idx
 
     def _note_change(self, idx: int) -> None:

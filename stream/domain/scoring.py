@@ -1,7 +1,7 @@
 """Vectorised business rules over one scored candidate set: boosts, buries, exclusions, pins.
 
 A profile names item features (``brand:acme``, ``category:trousers``, ``deal``); the catalog
-answers "which items carry it" once per catalog version as a boolean mask over all items
+answers "which items carry it" as a boolean mask over all items, kept up to date item by item
 (``FeatureMasks``), so applying any number of rules to a few hundred candidates is a handful
 of numpy gathers and products — no Python loop per item, whatever the rules say.
 """

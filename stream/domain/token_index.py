@@ -63,7 +63,7 @@ class TokenIndex:
     def _fresh(self) -> None:
         catalog = self._catalog
         position = catalog.change_position
-        if position == self._read and len(self._bands) == len(catalog.vocab_names):
+        if position == self._read:  # (the vocabulary grows only with catalog messages)
             return
         changed = catalog.changed_since(self._read) if self._read >= 0 else None
         if changed is None:  # never built, or too far behind: every item
