@@ -27,7 +27,7 @@ from stream.domain.context_signals import (
     query_weight,
 )
 from stream.domain.learned import RepeatModel
-from stream.domain.profile import DEFAULT_PROFILE_CONFIG, ProfileConfig, UserProfile
+from stream.domain.profile import DEFAULT_PROFILE_CONFIG, ProfileConfig, UserProfile, decayed
 from stream.domain.query_rows import QueryRows, read_query_rows
 from stream.domain.ranking_profile import FEEDS
 from stream.domain.recent_relation import recent_from_rows
@@ -248,19 +248,13 @@ def _repeat_scores(
     rates: dict[str, float],
     banned: set[str],
 ) -> dict[int, float]:
-    """Re-buy propensity × the user's decayed purchase count (relative to their strongest).
-
-    ``decayed`` inlined, with the same operations (the same floats): a grocery household
-    holds ~200-300 purchases; on the grocery bench's households (185 on average) 83 µs a ranking
-    against 94 with the call."""
+    """Re-buy propensity × the user's decayed purchase count (relative to their strongest)."""
     memory: dict[int, float] = {}
-    index, rate_of, exp, tau = catalog.index.get, rates.get, math.exp, cfg.repeat_tau_ms
+    index, rate_of, tau = catalog.index.get, rates.get, cfg.repeat_tau_ms
     for item_id, (n, ts) in profile.purchases.items():
         idx = index(item_id)
         if idx is not None and item_id not in banned:
-            memory[idx] = rate_of(item_id, 1.0) * (
-                n * exp(-(now_ms - ts) / tau) if now_ms > ts else n
-            )
+            memory[idx] = rate_of(item_id, 1.0) * decayed(n, ts, now_ms, tau)
     top = max(memory.values(), default=0.0)
     return {i: v / top for i, v in memory.items()} if top > 0 else {}
 

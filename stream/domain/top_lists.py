@@ -224,9 +224,9 @@ class PopularTops:
             self._rebuild(int(names[stale]), end, arrays, members)
 
     def invalidate(self, names: Iterable[int]) -> None:
-        """Lists ``names`` are rebuilt at their next read: a member's score went down, which
-        a merge cannot follow. The other lists stay as they are: an item that is not one of
-        their members cannot change them, whatever its score does."""
+        """Lists ``names`` are rebuilt at their next read: one of their items left or joined
+        them, or its score went down, which a merge cannot follow. The other lists stay as
+        they are: an item that is not one of their members cannot change them."""
         slots, marks = self._slots, self._marks
         for name in names:
             row = int(slots[name]) if 0 <= name < slots.size else -1
