@@ -24,7 +24,11 @@ import os, time
 from pathlib import Path
 
 def test_holds_a_broker(broker):
-    Path(os.environ["BROKER_PID_FILE"]).write_text(str(broker.process.pid))
+    # written whole, then renamed: the outer test must never read a half-written file
+    path = Path(os.environ["BROKER_PID_FILE"])
+    part = path.with_suffix(".part")
+    part.write_text(str(broker.process.pid))
+    os.replace(part, path)
     time.sleep(120)
 """
 
@@ -52,6 +56,7 @@ def test_a_stopped_suite_stops_its_broker(
         cmd, cwd=tmp_path, env=env, start_new_session=True,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
+    broker = 0
     try:
         deadline = time.monotonic() + 60
         while not pid_file.exists() and time.monotonic() < deadline:
@@ -72,3 +77,5 @@ def test_a_stopped_suite_stops_its_broker(
         if suite.poll() is None:
             os.killpg(suite.pid, signal.SIGKILL)
             suite.wait()
+        if broker and _alive(broker):  # its own session: a failed run must not leave it
+            os.kill(broker, signal.SIGKILL)
